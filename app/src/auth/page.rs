@@ -1,0 +1,122 @@
+use super::api::{Login, Logout, Register, current_user, registration_open};
+use crate::error::AppError;
+use leptos::prelude::*;
+use leptos_router::components::Redirect;
+use types::UserInfo;
+
+/// The console's view of who is signed in, shared through context.
+#[derive(Clone, Copy)]
+pub struct Session {
+    pub user: Resource<Result<Option<UserInfo>, AppError>>,
+    pub login: ServerAction<Login>,
+    pub logout: ServerAction<Logout>,
+    pub register: ServerAction<Register>,
+}
+
+impl Session {
+    pub fn provide() -> Session {
+        let login = ServerAction::<Login>::new();
+        let logout = ServerAction::<Logout>::new();
+        let register = ServerAction::<Register>::new();
+        let user = Resource::new(
+            move || {
+                (
+                    login.version().get(),
+                    logout.version().get(),
+                    register.version().get(),
+                )
+            },
+            |_| current_user(),
+        );
+        let session = Session {
+            user,
+            login,
+            logout,
+            register,
+        };
+        provide_context(session);
+        session
+    }
+}
+
+#[component]
+pub fn LoginPage() -> impl IntoView {
+    let session = expect_context::<Session>();
+    let show_password = RwSignal::new(false);
+    let registering = RwSignal::new(false);
+    let open = Resource::new(|| (), |_| registration_open());
+    let error = move || {
+        let action = if registering.get() {
+            session.register.value().get()
+        } else {
+            session.login.value().get()
+        };
+        action.and_then(Result::err).map(|e| e.message)
+    };
+    let signed_in = move || {
+        Suspend::new(async move {
+            matches!(session.user.await, Ok(Some(_))).then(|| view! { <Redirect path="/"/> })
+        })
+    };
+    let password_type = move || {
+        if show_password.get() {
+            "text"
+        } else {
+            "password"
+        }
+    };
+    let fields = move || {
+        view! {
+            <label>
+                "Username"
+                <input name="username" autocomplete="username" required minlength="3" maxlength="32"/>
+            </label>
+            <label>
+                "Password"
+                <input name="password" type=password_type autocomplete="current-password" required/>
+            </label>
+            <label class="check">
+                <input
+                    type="checkbox"
+                    data-testid="show-password"
+                    on:change=move |ev| show_password.set(event_target_checked(&ev))
+                />
+                "Show password"
+            </label>
+        }
+    };
+    view! {
+        <Transition>{signed_in}</Transition>
+        <section class="auth-card">
+            <h1>{move || if registering.get() { "Create an account" } else { "Sign in to Tollgate" }}</h1>
+            <Show
+                when=move || registering.get()
+                fallback=move || {
+                    view! {
+                        <ActionForm action=session.login>
+                            {fields()}
+                            <button type="submit" class="primary">"Sign in"</button>
+                        </ActionForm>
+                    }
+                }
+            >
+                <ActionForm action=session.register>
+                    {fields()}
+                    <button type="submit" class="primary">"Create account"</button>
+                </ActionForm>
+            </Show>
+            <Show when=move || error().is_some()>
+                <p class="error" role="alert">{error}</p>
+            </Show>
+            <Transition>
+                {move || Suspend::new(async move {
+                    matches!(open.await, Ok(true)).then(|| view! {
+                        <button class="link" on:click=move |_| registering.update(|r| *r = !*r)>
+                            {move || if registering.get() { "I have an account" } else { "Create an account" }}
+                        </button>
+                    })
+                })}
+            </Transition>
+        </section>
+    }
+}

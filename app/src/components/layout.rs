@@ -1,0 +1,39 @@
+use crate::auth::Session;
+use leptos::prelude::*;
+use types::Role;
+
+/// The console frame: brand, navigation for the signed-in user, and sign-out.
+#[component]
+pub fn Layout(children: Children) -> impl IntoView {
+    let session = expect_context::<Session>();
+    let nav = move || {
+        Suspend::new(async move {
+            session.user.await.ok().flatten().map(|user| {
+            let is_admin = user.role == Role::Admin;
+            view! {
+                <nav class="nav">
+                    <a href="/">"Dashboard"</a>
+                    <Show when=move || is_admin>
+                        <a href="/admin">"Users"</a>
+                    </Show>
+                </nav>
+                <div class="whoami">
+                    <span class="muted" data-testid="whoami">{user.username.clone()}</span>
+                    <ActionForm action=session.logout>
+                        <button type="submit" class="small" data-testid="sign-out">"Sign out"</button>
+                    </ActionForm>
+                </div>
+            }
+        })
+        })
+    };
+    view! {
+        <div class="shell">
+            <header class="topbar">
+                <a class="brand" href="/">"Tollgate"</a>
+                <Transition>{nav}</Transition>
+            </header>
+            <main class="content">{children()}</main>
+        </div>
+    }
+}

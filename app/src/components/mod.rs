@@ -1,0 +1,5 @@
+mod layout;
+mod not_found;
+
+pub use layout::Layout;
+pub use not_found::NotFound;

@@ -1,0 +1,196 @@
+//! The error every server function and REST route answers with. The service error's meaning is
+//! mapped to a kind, and the kind to an HTTP status and an OpenAI error type, here and only here.
+
+use leptos::server_fn::codec::JsonEncoding;
+use leptos::server_fn::error::{FromServerFnError, ServerFnErrorErr};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    Invalid,
+    Unauthorized,
+    InsufficientQuota,
+    Forbidden,
+    NotFound,
+    Conflict,
+    PayloadTooLarge,
+    RateLimited,
+    Unavailable,
+    Internal,
+    /// The call did not reach the server or its answer was unreadable (client side only).
+    Transport,
+}
+
+impl ErrorKind {
+    pub const fn status(self) -> u16 {
+        match self {
+            ErrorKind::Invalid => 400,
+            ErrorKind::Unauthorized => 401,
+            ErrorKind::InsufficientQuota => 402,
+            ErrorKind::Forbidden => 403,
+            ErrorKind::NotFound => 404,
+            ErrorKind::Conflict => 409,
+            ErrorKind::PayloadTooLarge => 413,
+            ErrorKind::RateLimited => 429,
+            ErrorKind::Unavailable => 503,
+            ErrorKind::Internal | ErrorKind::Transport => 500,
+        }
+    }
+
+    /// OpenAI's `error.type` for this kind.
+    pub const fn openai_type(self) -> &'static str {
+        match self {
+            ErrorKind::Invalid
+            | ErrorKind::NotFound
+            | ErrorKind::Conflict
+            | ErrorKind::PayloadTooLarge => "invalid_request_error",
+            ErrorKind::Unauthorized => "authentication_error",
+            ErrorKind::InsufficientQuota => "insufficient_quota",
+            ErrorKind::Forbidden => "permission_error",
+            ErrorKind::RateLimited => "rate_limit_error",
+            ErrorKind::Unavailable | ErrorKind::Internal | ErrorKind::Transport => "server_error",
+        }
+    }
+
+    /// OpenAI's `error.code` for this kind.
+    pub const fn code(self) -> &'static str {
+        match self {
+            ErrorKind::Invalid => "invalid_request",
+            ErrorKind::Unauthorized => "unauthorized",
+            ErrorKind::InsufficientQuota => "insufficient_quota",
+            ErrorKind::Forbidden => "forbidden",
+            ErrorKind::NotFound => "not_found",
+            ErrorKind::Conflict => "conflict",
+            ErrorKind::PayloadTooLarge => "payload_too_large",
+            ErrorKind::RateLimited => "rate_limit_exceeded",
+            ErrorKind::Unavailable => "service_unavailable",
+            ErrorKind::Internal | ErrorKind::Transport => "internal_error",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppError {
+    pub kind: ErrorKind,
+    pub message: String,
+    /// The field at fault, for `Invalid`.
+    pub param: Option<String>,
+    pub retry_after_secs: Option<u64>,
+    pub request_id: Option<String>,
+}
+
+impl AppError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        AppError {
+            kind,
+            message: message.into(),
+            param: None,
+            retry_after_secs: None,
+            request_id: None,
+        }
+    }
+}
+
+impl fmt::Display for AppError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for AppError {}
+
+impl FromServerFnError for AppError {
+    type Encoder = JsonEncoding;
+
+    fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
+        let kind = match value {
+            ServerFnErrorErr::Args(_) | ServerFnErrorErr::MissingArg(_) => ErrorKind::Invalid,
+            ServerFnErrorErr::Request(_) | ServerFnErrorErr::Deserialization(_) => {
+                ErrorKind::Transport
+            }
+            _ => ErrorKind::Internal,
+        };
+        AppError::new(kind, value.to_string())
+    }
+}
+
+#[cfg(feature = "ssr")]
+mod ssr {
+    use super::*;
+    use service::Error;
+
+    impl From<Error> for AppError {
+        /// The one mapping from a service error's meaning to what a client is told. Internal
+        /// causes are logged here, once, and never sent. Inside a server function the response
+        /// status is set to match.
+        fn from(e: Error) -> Self {
+            let (kind, message, param, retry) = match e {
+                Error::NotFound(what) => {
+                    (ErrorKind::NotFound, format!("{what} not found"), None, None)
+                }
+                Error::Unauthorized(m) => (ErrorKind::Unauthorized, m.to_string(), None, None),
+                Error::Forbidden(m) => (ErrorKind::Forbidden, m.to_string(), None, None),
+                Error::Invalid { field, reason } => (
+                    ErrorKind::Invalid,
+                    format!("invalid {field}: {reason}"),
+                    Some(field.to_string()),
+                    None,
+                ),
+                Error::Conflict(what) => (
+                    ErrorKind::Conflict,
+                    format!("{what} already exists"),
+                    None,
+                    None,
+                ),
+                e @ Error::RateLimited { retry_after } => (
+                    ErrorKind::RateLimited,
+                    e.to_string(),
+                    None,
+                    Some(retry_after.as_secs().max(1)),
+                ),
+                Error::InsufficientBalance => (
+                    ErrorKind::InsufficientQuota,
+                    "insufficient balance".to_string(),
+                    None,
+                    None,
+                ),
+                Error::Unavailable(what) => {
+                    tracing::warn!(part = %what, "dependency unavailable");
+                    (
+                        ErrorKind::Unavailable,
+                        "service temporarily unavailable".to_string(),
+                        None,
+                        Some(1),
+                    )
+                }
+                Error::Internal(cause) => {
+                    tracing::error!(error = ?cause, "internal error");
+                    (
+                        ErrorKind::Internal,
+                        "internal error".to_string(),
+                        None,
+                        None,
+                    )
+                }
+            };
+            let err = AppError {
+                kind,
+                message,
+                param,
+                retry_after_secs: retry,
+                request_id: service::telemetry::current_request_id(),
+            };
+            if let Some(res) = leptos::prelude::use_context::<leptos_axum::ResponseOptions>() {
+                if let Ok(status) = http::StatusCode::from_u16(kind.status()) {
+                    res.set_status(status);
+                }
+                if let Some(secs) = err.retry_after_secs {
+                    res.insert_header(http::header::RETRY_AFTER, http::HeaderValue::from(secs));
+                }
+            }
+            err
+        }
+    }
+}

@@ -1,0 +1,56 @@
+//! The Tollgate console: Leptos components by domain, each domain's server functions beside its
+//! page. Server functions are one-line adapters over the `service` crate (ssr only).
+
+pub mod admin;
+pub mod auth;
+pub mod components;
+pub mod dashboard;
+pub mod error;
+#[cfg(feature = "ssr")]
+pub mod ssr;
+
+use leptos::prelude::*;
+use leptos_meta::{MetaTags, Title, provide_meta_context};
+use leptos_router::components::{Route, Router, Routes};
+use leptos_router::{SsrMode, path};
+
+pub use error::{AppError, ErrorKind};
+
+/// The HTML document around the app.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8"/>
+                <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <link rel="stylesheet" id="leptos" href="/pkg/tollgate.css"/>
+                <link rel="icon" href="/favicon.ico"/>
+                <HydrationScripts options/>
+                <MetaTags/>
+            </head>
+            <body>
+                <App/>
+            </body>
+        </html>
+    }
+}
+
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    auth::Session::provide();
+    view! {
+        <Title text="Tollgate"/>
+        <Router>
+            <components::Layout>
+                <Routes fallback=|| view! { <components::NotFound/> }>
+                    // Async: the page waits for its data, so redirects and 403s are real statuses.
+                    <Route path=path!("/") view=dashboard::DashboardPage ssr=SsrMode::Async/>
+                    <Route path=path!("/login") view=auth::LoginPage ssr=SsrMode::Async/>
+                    <Route path=path!("/admin") view=admin::AdminPage ssr=SsrMode::Async/>
+                </Routes>
+            </components::Layout>
+        </Router>
+    }
+}

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Starts the release build on a fresh SQLite database and a free port, runs Playwright against
+# it, and stops it. Exit code: Playwright's.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(dirname "$here")"
+bin="${TOLLGATE_BIN:?TOLLGATE_BIN must point at the release binary}"
+site="${TOLLGATE_SITE:-$root/target/site}"
+work="$(mktemp -d)"
+port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+export TOLLGATE_ADMIN_PASSWORD="e2e-admin-$(python3 -c 'import secrets; print(secrets.token_hex(6))')"
+TOLLGATE__SERVER__PORT="$port" \
+TOLLGATE__SERVER__SITE_ROOT="$site" \
+TOLLGATE__DATABASE__URL="sqlite://$work/e2e.db" \
+TOLLGATE__LOG__DIR="$work/logs" \
+  "$bin" --config "$root/config/config.yaml" >"$work/server.log" 2>&1 &
+pid=$!
+cleanup() { kill -TERM "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+for _ in $(seq 1 200); do
+  if curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1; then break; fi
+  if ! kill -0 "$pid" 2>/dev/null; then cat "$work/server.log"; echo "e2e: server exited" >&2; exit 1; fi
+  sleep 0.1
+done
+cd "$here"
+export TOLLGATE_E2E_URL="http://127.0.0.1:$port"
+status=0
+npx playwright test || status=$?
+if [ "$status" -ne 0 ]; then echo "--- server log ---"; tail -n 50 "$work/server.log"; fi
+exit "$status"

@@ -1,0 +1,96 @@
+import { test, expect, Page } from "@playwright/test";
+
+const ADMIN_PASSWORD = process.env.TOLLGATE_ADMIN_PASSWORD ?? "";
+
+// Fails the test on any console error or failed request (a broken wasm-opt shows up here).
+function watchErrors(page: Page): string[] {
+  const errors: string[] = [];
+  page.on("console", (msg) => {
+    if (msg.type() === "error") errors.push(msg.text());
+  });
+  page.on("pageerror", (err) => errors.push(err.message));
+  return errors;
+}
+
+async function hydrated(page: Page) {
+  // frontend/src/lib.rs marks the body once the wasm module has hydrated the page.
+  await page.waitForSelector("body[data-hydrated]", { state: "attached" });
+}
+
+async function signIn(page: Page, username: string, password: string) {
+  await page.goto("/login");
+  await hydrated(page);
+  await page.getByLabel("Username").fill(username);
+  await page.getByLabel("Password", { exact: true }).fill(password);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await expect(page.getByRole("heading", { name: "Dashboard" })).toBeVisible();
+}
+
+test("admin signs in, uses the console and signs out", async ({ page }) => {
+  const errors = watchErrors(page);
+  await page.goto("/");
+  await expect(page).toHaveURL(/\/login$/);
+  await hydrated(page);
+
+  // Client-side interaction: the password field reveals its text.
+  const password = page.getByLabel("Password", { exact: true });
+  await expect(password).toHaveAttribute("type", "password");
+  await page.getByTestId("show-password").check();
+  await expect(password).toHaveAttribute("type", "text");
+
+  // A wrong password is refused with a message, and no session.
+  await page.getByLabel("Username").fill("admin");
+  await password.fill("not-the-password");
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await expect(page.getByRole("alert")).toContainText("invalid username or password");
+
+  await password.fill(ADMIN_PASSWORD);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await expect(page.getByRole("heading", { name: "Dashboard" })).toBeVisible();
+  await expect(page.getByTestId("username")).toHaveText("admin");
+  await expect(page.getByTestId("role")).toHaveText("admin");
+  await expect(page.getByTestId("balance")).toHaveText("$0.00");
+
+  // Client-side interaction on the dashboard: balance in integer units.
+  await page.getByTestId("balance-toggle").click();
+  await expect(page.getByTestId("balance")).toHaveText("0 units");
+
+  // Admin page: create a user, then filter the table as you type.
+  await page.getByRole("link", { name: "Users" }).click();
+  await expect(page.getByRole("heading", { name: "Users" })).toBeVisible();
+  await page.getByPlaceholder("username").fill("playwright-user");
+  await page.getByPlaceholder("password (8+ characters)").fill("playwright-pass");
+  await page.getByRole("button", { name: "Create" }).click();
+  await expect(page.getByTestId("user-row").filter({ hasText: "playwright-user" })).toBeVisible();
+  await page.getByTestId("user-filter").fill("playwright");
+  await expect(page.getByTestId("user-row")).toHaveCount(1);
+  await page.getByTestId("user-filter").fill("");
+  await expect(page.getByTestId("user-row")).toHaveCount(2);
+
+  await page.getByTestId("sign-out").click();
+  await expect(page).toHaveURL(/\/login$/);
+  await page.goto("/");
+  await expect(page).toHaveURL(/\/login$/);
+  expect(errors).toEqual([]);
+});
+
+test("a plain user cannot reach the admin page", async ({ page }) => {
+  const errors = watchErrors(page);
+  await signIn(page, "playwright-user", "playwright-pass");
+  await expect(page.getByTestId("role")).toHaveText("user");
+  await expect(page.getByRole("link", { name: "Users" })).toHaveCount(0);
+
+  await page.goto("/admin");
+  await expect(page.getByTestId("forbidden")).toBeVisible();
+  await expect(page.getByTestId("users-table")).toHaveCount(0);
+  await page.getByTestId("sign-out").click();
+  await expect(page).toHaveURL(/\/login$/);
+  // The only console errors allowed are the 403 the admin server function answered.
+  expect(errors.filter((e) => !e.includes("403"))).toEqual([]);
+});
+
+test("unknown pages answer 404", async ({ page }) => {
+  const res = await page.goto("/no/such/page");
+  expect(res?.status()).toBe(404);
+  await expect(page.getByText("There is no page here.")).toBeVisible();
+});

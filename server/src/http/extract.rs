@@ -1,0 +1,84 @@
+//! Extractors: JSON bodies with OpenAI-shaped rejections, and the admin principal.
+
+use super::error::ApiError;
+use app::ErrorKind;
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use service::Services;
+use service::accounts::{self, Actor};
+use std::net::SocketAddr;
+
+/// `Json<T>` whose rejection is a 400 (or 413) in OpenAI's error shape.
+pub struct ApiJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for ApiJson<T>
+where
+    S: Send + Sync,
+    T: serde::de::DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        use axum::extract::rejection::JsonRejection;
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(ApiJson(v)),
+            Err(JsonRejection::BytesRejection(r))
+                if r.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE =>
+            {
+                Err(ApiError::new(
+                    ErrorKind::PayloadTooLarge,
+                    "request body too large",
+                ))
+            }
+            Err(r) => Err(ApiError::new(ErrorKind::Invalid, r.body_text())),
+        }
+    }
+}
+
+/// Someone acting on the admin API: a session cookie (whose role the service checks) or the
+/// configured `admin.api_token` as a Bearer token.
+pub struct AdminActor(pub Actor);
+
+impl<S> FromRequestParts<S> for AdminActor
+where
+    Services: axum::extract::FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let svc = <Services as axum::extract::FromRef<S>>::from_ref(state);
+        if let Some(bearer) = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+        {
+            return if svc.config.admin.api_token.matches(bearer.trim()) {
+                Ok(AdminActor(Actor::AdminToken))
+            } else {
+                Err(ApiError::new(
+                    ErrorKind::Unauthorized,
+                    "invalid admin token",
+                ))
+            };
+        }
+        let token = app::ssr::session_token(&svc.config, &parts.headers).ok_or_else(|| {
+            ApiError::new(
+                ErrorKind::Unauthorized,
+                "sign in or present the admin token",
+            )
+        })?;
+        Ok(AdminActor(Actor::User(
+            accounts::authenticate(&svc, &token).await?,
+        )))
+    }
+}
+
+/// The peer address, when the server was started with connect info.
+pub fn peer(parts: &Parts) -> Option<SocketAddr> {
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0)
+}

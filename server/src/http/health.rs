@@ -1,0 +1,64 @@
+//! Liveness, readiness and Prometheus metrics.
+
+use super::AppState;
+use axum::Json;
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use serde_json::json;
+use service::Services;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+}
+
+/// The process is up and serving.
+async fn healthz() -> impl IntoResponse {
+    Json(json!({ "status": "ok" }))
+}
+
+/// The process can do its work: database (and Redis when configured) answer. 503 otherwise.
+async fn readyz(State(svc): State<Services>) -> impl IntoResponse {
+    if svc.shutdown.is_triggered() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "draining" })),
+        );
+    }
+    match svc.ready().await {
+        Ok(()) => (StatusCode::OK, Json(json!({ "status": "ready" }))),
+        Err(reason) => {
+            tracing::warn!(%reason, "not ready");
+            let part = reason.split(':').next().unwrap_or("dependency").to_string();
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({ "status": "unavailable", "failing": part })),
+            )
+        }
+    }
+}
+
+async fn metrics(State(svc): State<Services>) -> impl IntoResponse {
+    let (size, idle) = svc.db.pool_stats();
+    let idle = i64::try_from(idle).unwrap_or(i64::MAX);
+    svc.metrics
+        .db_connections
+        .with_label_values(&["idle"])
+        .set(idle);
+    svc.metrics
+        .db_connections
+        .with_label_values(&["active"])
+        .set(i64::from(size) - idle);
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        svc.metrics.render(),
+    )
+}

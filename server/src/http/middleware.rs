@@ -1,0 +1,145 @@
+//! Cross-cutting HTTP behaviour: request ids, metrics and access logs (`observe`), and refusing
+//! cross-site requests that would act with a session cookie (`same_origin`).
+
+use super::error::ApiError;
+use app::ErrorKind;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderValue, Method, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use service::Services;
+use service::telemetry::REQUEST_ID;
+use std::time::Instant;
+
+const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// A caller's request id is kept when it is short and plain; otherwise a new one is made.
+fn request_id(req: &Request) -> String {
+    req.headers()
+        .get(REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 64
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+        .map(str::to_string)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string())
+}
+
+/// Route label: the matched template, never the raw path (bounded cardinality).
+fn route_label(req: &Request) -> String {
+    if let Some(p) = req.extensions().get::<MatchedPath>() {
+        return p.as_str().to_string();
+    }
+    let path = req.uri().path();
+    if path.starts_with("/pkg/") {
+        "/pkg/{file}".into()
+    } else {
+        "unmatched".into()
+    }
+}
+
+fn method_label(m: &Method) -> &'static str {
+    match *m {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
+pub async fn observe(State(svc): State<Services>, req: Request, next: Next) -> Response {
+    let id = request_id(&req);
+    let route = route_label(&req);
+    let method = method_label(req.method());
+    let path = req.uri().path().to_string();
+    let started = Instant::now();
+    let mut res = REQUEST_ID.scope(id.clone(), next.run(req)).await;
+    let elapsed = started.elapsed();
+    let status = res.status();
+    svc.metrics
+        .http_requests
+        .with_label_values(&[route.as_str(), method, status.as_str()])
+        .inc();
+    svc.metrics
+        .http_duration
+        .with_label_values(&[route.as_str(), method])
+        .observe(elapsed.as_secs_f64());
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        res.headers_mut().insert(REQUEST_ID_HEADER, v);
+    }
+    let ms = elapsed.as_secs_f64() * 1000.0;
+    if status.is_server_error() {
+        tracing::warn!(request_id = %id, %method, %path, status = status.as_u16(), duration_ms = ms, "request failed");
+    } else if status.is_client_error() {
+        tracing::info!(request_id = %id, %method, %path, status = status.as_u16(), duration_ms = ms, "request refused");
+    } else {
+        tracing::debug!(request_id = %id, %method, %path, status = status.as_u16(), duration_ms = ms, "request");
+    }
+    res
+}
+
+/// The origin (`scheme://host[:port]`) part of a URL.
+fn origin_of(url: &str) -> &str {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    match url[after_scheme..].find('/') {
+        Some(i) => &url[..after_scheme + i],
+        None => url,
+    }
+}
+
+/// Refuses state-changing requests that a browser sent from another site: every server
+/// function, and any unsafe method that carries the session cookie. Browsers always send
+/// `Sec-Fetch-Site` or `Origin` on such requests; clients that send neither are not browsers
+/// and carry no ambient credentials.
+pub async fn same_origin(State(svc): State<Services>, req: Request, next: Next) -> Response {
+    let unsafe_method = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    let path = req.uri().path();
+    let cookie_auth =
+        app::ssr::session_token(&svc.config, req.headers()).is_some() && !path.starts_with("/v1/");
+    if unsafe_method && (path.starts_with("/_sfn/") || cookie_auth) {
+        let headers = req.headers();
+        let site = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok());
+        let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
+        let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+        let allowed = match (site, origin) {
+            (Some(site), _) if !matches!(site, "same-origin" | "none") => false,
+            (_, Some(origin)) => {
+                let public = &svc.config.server.public_url;
+                (!public.is_empty() && origin_of(public).eq_ignore_ascii_case(origin))
+                    || host.is_some_and(|h| {
+                        origin
+                            .split_once("://")
+                            .is_some_and(|(_, rest)| rest.eq_ignore_ascii_case(h))
+                    })
+            }
+            _ => true,
+        };
+        if !allowed {
+            tracing::info!(%path, ?origin, ?site, "cross-site request refused");
+            return ApiError::new(ErrorKind::Forbidden, "cross-site request refused")
+                .into_response();
+        }
+    }
+    next.run(req).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::origin_of;
+
+    #[test]
+    fn origin_drops_the_path() {
+        assert_eq!(
+            origin_of("https://gw.example.com/console"),
+            "https://gw.example.com"
+        );
+        assert_eq!(origin_of("http://127.0.0.1:9701"), "http://127.0.0.1:9701");
+    }
+}

@@ -1,0 +1,68 @@
+//! The one router. Adapters here are thin: they parse, call `service`, and answer.
+
+pub mod admin;
+pub mod error;
+pub mod extract;
+pub mod health;
+pub mod middleware;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, FromRef};
+use leptos::prelude::{LeptosOptions, provide_context};
+use leptos_axum::{LeptosRoutes as _, file_and_error_handler_with_context, generate_route_list};
+use service::Services;
+use tower_http::limit::RequestBodyLimitLayer;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub svc: Services,
+    pub leptos: LeptosOptions,
+}
+
+impl FromRef<AppState> for LeptosOptions {
+    fn from_ref(s: &AppState) -> Self {
+        s.leptos.clone()
+    }
+}
+
+impl FromRef<AppState> for Services {
+    fn from_ref(s: &AppState) -> Self {
+        s.svc.clone()
+    }
+}
+
+pub fn router(svc: Services, leptos: LeptosOptions) -> Router {
+    let state = AppState {
+        svc: svc.clone(),
+        leptos: leptos.clone(),
+    };
+    let context = {
+        let svc = svc.clone();
+        move || provide_context(svc.clone())
+    };
+    let shell = {
+        let leptos = leptos.clone();
+        move || app::shell(leptos.clone())
+    };
+    let routes = generate_route_list(app::App);
+    let max_body = svc.config.server.max_body_bytes;
+    Router::new()
+        .merge(health::routes())
+        .nest("/api/admin", admin::routes())
+        .leptos_routes_with_context(&state, routes, context.clone(), shell)
+        .fallback(file_and_error_handler_with_context::<AppState, _>(
+            context,
+            app::shell,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            svc.clone(),
+            middleware::same_origin,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            svc,
+            middleware::observe,
+        ))
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(RequestBodyLimitLayer::new(max_body))
+        .with_state(state)
+}

@@ -1,0 +1,95 @@
+use crate::http;
+use leptos::prelude::LeptosOptions;
+use service::Services;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+/// Where the compiled site is and what it is called (cargo-leptos output).
+pub fn leptos_options(svc: &Services, addr: SocketAddr) -> LeptosOptions {
+    LeptosOptions::builder()
+        .output_name(option_env!("LEPTOS_OUTPUT_NAME").unwrap_or("tollgate"))
+        .site_root(svc.config.server.site_root.to_string_lossy().to_string())
+        .site_pkg_dir("pkg")
+        .site_addr(addr)
+        .build()
+}
+
+/// Serves until `stop` resolves, then drains open requests for at most `server.drain_seconds`.
+/// Long-lived work watches `svc.shutdown`, which is triggered when the drain begins.
+pub async fn serve(
+    svc: Services,
+    listener: TcpListener,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use axum::serve::ListenerExt as _;
+    let addr = listener.local_addr()?;
+    let router = http::router(svc.clone(), leptos_options(&svc, addr));
+    // TCP_NODELAY on every accepted connection: without it a response's body waits for the
+    // client's delayed ACK (~40 ms).
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY");
+        }
+    });
+    let drain = Duration::from_secs(svc.config.server.drain_seconds);
+    let shutdown = svc.shutdown.clone();
+    let signal = {
+        let shutdown = shutdown.clone();
+        async move {
+            stop.await;
+            tracing::info!(
+                drain_seconds = drain.as_secs(),
+                "shutting down: draining open requests"
+            );
+            shutdown.trigger();
+        }
+    };
+    let server = axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(signal);
+    let mut server = tokio::spawn(server.into_future());
+    tokio::select! {
+        res = &mut server => return res.map_err(std::io::Error::other)?,
+        () = shutdown.wait() => {}
+    }
+    match tokio::time::timeout(drain, &mut server).await {
+        Ok(res) => res.map_err(std::io::Error::other)?,
+        Err(_) => {
+            tracing::warn!("drain deadline reached; closing the remaining connections");
+            server.abort();
+            Ok(())
+        }
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

@@ -1,0 +1,133 @@
+use crate::both_backends;
+use crate::common::*;
+use serde_json::{Value, json};
+
+both_backends!(
+    admin_api_creates_and_reads_users,
+    admin_api_names_the_field_of_bad_input
+);
+
+async fn admin_api_creates_and_reads_users(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let client = TestApp::bare_client();
+    let res = client
+        .post(app.url("/api/admin/users"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({ "username": "Frank", "password": "frank-password", "role": "user" }))
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(res.status(), 201);
+    let created: Value = res.json().await.expect("json");
+    let id = created["id"].as_i64().expect("id");
+    assert_eq!(
+        created["username"], "frank",
+        "usernames are stored lowercase"
+    );
+    assert!(created.get("password").is_none() && created.get("password_hash").is_none());
+
+    let got: Value = client
+        .get(app.url(&format!("/api/admin/users/{id}")))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(got["balance"], "0.00");
+    assert_eq!(got["status"], "active");
+
+    let hash: String = sqlx::query_scalar("SELECT password_hash FROM users WHERE id = $1")
+        .bind(id)
+        .fetch_one(app.svc.db.pool())
+        .await
+        .expect("row");
+    assert!(hash.starts_with("$argon2id$"), "{hash}");
+
+    let dup = client
+        .post(app.url("/api/admin/users"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({ "username": "frank", "password": "another-password" }))
+        .send()
+        .await
+        .expect("dup");
+    assert_eq!(dup.status(), 409);
+
+    let list: Vec<Value> = client
+        .get(app.url("/api/admin/users"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    let names: Vec<&str> = list.iter().filter_map(|u| u["username"].as_str()).collect();
+    assert_eq!(names, ["admin", "frank"]);
+
+    let missing = client
+        .get(app.url("/api/admin/users/999999"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(missing.status(), 404);
+    app.stop().await;
+}
+
+async fn admin_api_names_the_field_of_bad_input(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let client = TestApp::bare_client();
+    let post = |body: Value| {
+        client
+            .post(app.url("/api/admin/users"))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&body)
+            .send()
+    };
+    let res = post(json!({ "username": "x", "password": "long-enough-pw" }))
+        .await
+        .expect("post");
+    assert_eq!(res.status(), 400);
+    let body: Value = res.json().await.expect("json");
+    assert_eq!(body["error"]["param"], "username");
+    assert_eq!(body["error"]["type"], "invalid_request_error");
+
+    let res = post(json!({ "username": "grace", "password": "short" }))
+        .await
+        .expect("post");
+    assert_eq!(res.status(), 400);
+    assert_eq!(
+        res.json::<Value>().await.expect("json")["error"]["param"],
+        "password"
+    );
+
+    let res = post(json!({ "username": "grace", "password": "long-enough-pw", "role": "root" }))
+        .await
+        .expect("post");
+    assert_eq!(res.status(), 400);
+    assert!(res.text().await.expect("text").contains("role"));
+
+    let res = client
+        .post(app.url("/api/admin/users"))
+        .bearer_auth(ADMIN_TOKEN)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(res.status(), 400);
+    let body: Value = res.json().await.expect("json error body");
+    assert!(body["error"]["message"].as_str().is_some());
+
+    let res = client
+        .post(app.url("/api/admin/users/1/status"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({ "status": "disabled" }))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(res.status(), 400, "the last administrator stays enabled");
+    app.stop().await;
+}

@@ -1,0 +1,8 @@
+//! Black-box tests: the real server over real HTTP, on SQLite and on PostgreSQL + Redis.
+
+mod common;
+
+mod admin;
+mod auth;
+mod config;
+mod ops;

@@ -1,0 +1,231 @@
+use crate::both_backends;
+use crate::common::*;
+use serde_json::Value;
+
+both_backends!(
+    health_and_metrics_answer,
+    readyz_turns_503_when_the_database_is_gone,
+    pages_render_with_the_right_status,
+    oversized_bodies_are_refused
+);
+
+/// Checks that every line is Prometheus text exposition: a comment, or `name{labels} value`.
+fn assert_prometheus_text(text: &str) {
+    assert!(!text.is_empty());
+    for line in text.lines().filter(|l| !l.is_empty()) {
+        if let Some(rest) = line.strip_prefix('#') {
+            let mut words = rest.split_whitespace();
+            let kind = words.next().expect("comment kind");
+            assert!(kind == "HELP" || kind == "TYPE", "bad comment: {line}");
+            continue;
+        }
+        let (series, value) = line.rsplit_once(' ').expect("series and value");
+        value
+            .parse::<f64>()
+            .unwrap_or_else(|_| panic!("bad value in {line}"));
+        let name = series.split('{').next().expect("name");
+        assert!(
+            !name.is_empty()
+                && name
+                    .chars()
+                    .enumerate()
+                    .all(|(i, c)| c.is_ascii_alphabetic()
+                        || c == '_'
+                        || c == ':'
+                        || (i > 0 && c.is_ascii_digit())),
+            "bad metric name in {line}"
+        );
+        if let Some(labels) = series.strip_prefix(name)
+            && !labels.is_empty()
+        {
+            assert!(
+                labels.starts_with('{') && labels.ends_with('}'),
+                "bad labels in {line}"
+            );
+            for pair in labels[1..labels.len() - 1]
+                .split("\",")
+                .filter(|p| !p.is_empty())
+            {
+                let (k, v) = pair
+                    .split_once("=\"")
+                    .unwrap_or_else(|| panic!("bad label {pair} in {line}"));
+                assert!(
+                    !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+                    "{line}"
+                );
+                assert!(!v.contains('\n'));
+            }
+        }
+    }
+}
+
+async fn health_and_metrics_answer(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let client = TestApp::bare_client();
+    let health = client
+        .get(app.url("/healthz"))
+        .send()
+        .await
+        .expect("healthz");
+    assert_eq!(health.status(), 200);
+    assert!(health.headers().get("x-request-id").is_some());
+    let ready = client.get(app.url("/readyz")).send().await.expect("readyz");
+    assert_eq!(ready.status(), 200);
+    let _ = client
+        .get(app.url("/no/such/page"))
+        .send()
+        .await
+        .expect("404");
+
+    let res = client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics");
+    assert_eq!(res.status(), 200);
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .expect("ascii")
+            .starts_with("text/plain")
+    );
+    let text = res.text().await.expect("text");
+    assert_prometheus_text(&text);
+    assert!(
+        text.contains(
+            r#"tollgate_http_requests_total{method="GET",route="/healthz",status="200"} 1"#
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            r#"tollgate_http_requests_total{method="GET",route="unmatched",status="404"} 1"#
+        ),
+        "{text}"
+    );
+    assert!(text.contains("tollgate_http_request_duration_seconds_bucket"));
+    assert!(text.contains(r#"tollgate_db_pool_connections{state="idle"}"#));
+    assert!(text.contains("tollgate_build_info{"));
+    assert!(
+        !text.contains("/no/such/page"),
+        "raw paths must not become labels"
+    );
+    app.stop().await;
+}
+
+async fn readyz_turns_503_when_the_database_is_gone(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let client = TestApp::bare_client();
+    assert_eq!(
+        client
+            .get(app.url("/readyz"))
+            .send()
+            .await
+            .expect("readyz")
+            .status(),
+        200
+    );
+    match backend {
+        Backend::Sqlite => {
+            let file = app.storage.dir.join("tollgate.db");
+            std::fs::remove_file(&file).expect("remove the database file");
+        }
+        Backend::Postgres => {
+            let name = app.storage.pg_name.clone().expect("pg name");
+            let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&pg_admin_url())
+                .await
+                .expect("admin conn");
+            sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
+                .execute(&mut conn)
+                .await
+                .expect("drop");
+        }
+    }
+    let res = client.get(app.url("/readyz")).send().await.expect("readyz");
+    assert_eq!(res.status(), 503);
+    let body: Value = res.json().await.expect("json");
+    assert_eq!(body["failing"], "database");
+    // Liveness is not readiness: the process still answers.
+    assert_eq!(
+        client
+            .get(app.url("/healthz"))
+            .send()
+            .await
+            .expect("healthz")
+            .status(),
+        200
+    );
+    app.stop().await;
+}
+
+async fn pages_render_with_the_right_status(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let client = TestApp::bare_client();
+    let login = client
+        .get(app.url("/login"))
+        .send()
+        .await
+        .expect("login page");
+    assert_eq!(login.status(), 200);
+    let html = login.text().await.expect("html");
+    assert!(html.contains("Sign in to Tollgate"), "{html}");
+    assert!(
+        html.contains("/pkg/tollgate"),
+        "hydration scripts are linked"
+    );
+
+    // Signed-out visitors are sent to the login page by a real redirect.
+    let home = client
+        .get(app.url("/"))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .expect("home");
+    assert_eq!(home.status(), 302);
+    assert_eq!(home.headers()["location"], "/login");
+
+    let missing = client
+        .get(app.url("/definitely/not/here"))
+        .send()
+        .await
+        .expect("404 page");
+    assert_eq!(missing.status(), 404);
+    assert!(
+        missing
+            .text()
+            .await
+            .expect("html")
+            .contains("There is no page here.")
+    );
+    app.stop().await;
+}
+
+async fn oversized_bodies_are_refused(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |c| c.server.max_body_bytes = 4096).await;
+    let res = TestApp::bare_client()
+        .post(app.url("/api/admin/users"))
+        .bearer_auth(ADMIN_TOKEN)
+        .header("content-type", "application/json")
+        .body(format!(
+            r#"{{"username":"big","password":"{}"}}"#,
+            "x".repeat(10_000)
+        ))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(res.status(), 413);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_shutdown_finishes_open_requests_and_refuses_readiness() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    assert!(!app.svc.shutdown.is_triggered());
+    let svc = app.svc.clone();
+    let storage = app.shutdown().await;
+    assert!(
+        svc.shutdown.is_triggered(),
+        "the drain signals long-lived work"
+    );
+    storage.destroy().await;
+}

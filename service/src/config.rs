@@ -1,0 +1,536 @@
+//! One typed configuration: `config/config.yaml` (or `--config PATH`), `${ENV}` interpolation in
+//! the file's strings, then `TOLLGATE__SECTION__KEY` environment overrides. Unknown keys and bad
+//! values stop startup with an error that names the key.
+
+use crate::secret::SecretString;
+use serde::Deserialize;
+use serde_yaml::{Mapping, Value};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+const ENV_PREFIX: &str = "TOLLGATE__";
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub database: DatabaseConfig,
+    pub redis: RedisConfig,
+    pub log: LogConfig,
+    pub session: SessionConfig,
+    pub auth: AuthConfig,
+    pub storage: StorageConfig,
+    pub admin: AdminConfig,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    pub host: String,
+    pub port: u16,
+    /// The URL people use to reach this gateway. `https://…` turns on `Secure` cookies, and its
+    /// origin is the one cross-site checks accept. Empty: the request's own Host.
+    pub public_url: String,
+    /// Where cargo-leptos put the compiled site (wasm, js, css, assets).
+    pub site_root: PathBuf,
+    pub max_body_bytes: usize,
+    /// How long a graceful shutdown waits for open requests and streams.
+    pub drain_seconds: u64,
+    /// Take the client IP from `X-Forwarded-For` (only behind a trusted load balancer).
+    pub trust_forwarded_for: bool,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            host: "127.0.0.1".into(),
+            port: 9701,
+            public_url: String::new(),
+            site_root: PathBuf::from("target/site"),
+            max_body_bytes: 10 * 1024 * 1024,
+            drain_seconds: 30,
+            trust_forwarded_for: false,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// `sqlite://PATH` (created if missing) or `postgres://…`.
+    pub url: SecretString,
+    pub max_connections: u32,
+    pub acquire_timeout_seconds: u64,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: SecretString::new("sqlite://data/tollgate.db"),
+            max_connections: 16,
+            acquire_timeout_seconds: 5,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedisConfig {
+    /// Empty: in-process limiter and caches (one instance). `redis://…`: shared by all instances.
+    pub url: SecretString,
+    /// Prefix of every key this instance writes.
+    pub prefix: String,
+    /// Upper bound of any one Redis call.
+    pub timeout_ms: u64,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        Self {
+            url: SecretString::default(),
+            prefix: "tollgate:".into(),
+            timeout_ms: 250,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Pretty,
+    Json,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// A tracing filter: `info`, `debug`, `info,sqlx=warn`, …
+    pub level: String,
+    pub format: LogFormat,
+    /// Directory of the daily-rotated log files; empty: stdout only.
+    pub dir: String,
+    /// Rotated files older than this are removed.
+    pub retention_days: u32,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            level: "info".into(),
+            format: LogFormat::Pretty,
+            dir: "logs".into(),
+            retention_days: 14,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionConfig {
+    pub cookie_name: String,
+    /// A session unused this long ends.
+    pub idle_timeout_minutes: u64,
+    /// A session ends this long after sign-in, used or not.
+    pub absolute_timeout_hours: u64,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self {
+            cookie_name: "tollgate_session".into(),
+            idle_timeout_minutes: 720,
+            absolute_timeout_hours: 168,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Let anyone create an account on the login page.
+    pub allow_registration: bool,
+    /// Failed sign-ins allowed per account within the window, then 429.
+    pub max_failures_per_account: u32,
+    /// Failed sign-ins allowed per client IP within the window, then 429.
+    pub max_failures_per_ip: u32,
+    pub failure_window_seconds: u64,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            allow_registration: false,
+            max_failures_per_account: 5,
+            max_failures_per_ip: 30,
+            failure_window_seconds: 900,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageKind {
+    #[default]
+    Local,
+    S3,
+}
+
+/// Object storage for log archives (used by the operations jobs).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    pub kind: StorageKind,
+    pub local_dir: PathBuf,
+    pub s3: S3Config,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            kind: StorageKind::Local,
+            local_dir: PathBuf::from("data/objects"),
+            s3: S3Config::default(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct S3Config {
+    pub bucket: String,
+    pub region: String,
+    /// Custom endpoint for S3-compatible stores (MinIO, R2, …); empty: AWS.
+    pub endpoint: String,
+    pub prefix: String,
+    pub access_key_id: SecretString,
+    pub secret_access_key: SecretString,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// Bearer token for `/api/admin/*` (scripts); empty disables token access.
+    pub api_token: SecretString,
+}
+
+/// A configuration that cannot be used; names the key at fault.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.key.is_empty() {
+            write!(f, "config: {}", self.message)
+        } else {
+            write!(f, "config: {}: {}", self.key, self.message)
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn err(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        key: key.into(),
+        message: message.into(),
+    }
+}
+
+impl Config {
+    /// Loads the file (when given or when `config/config.yaml` exists), then the environment.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let default_path = Path::new("config/config.yaml");
+        let text = match path {
+            Some(p) => Some(
+                std::fs::read_to_string(p)
+                    .map_err(|e| err("", format!("cannot read {}: {e}", p.display())))?,
+            ),
+            None if default_path.exists() => Some(
+                std::fs::read_to_string(default_path)
+                    .map_err(|e| err("", format!("cannot read {}: {e}", default_path.display())))?,
+            ),
+            None => None,
+        };
+        Self::from_sources(text.as_deref(), std::env::vars(), |name| {
+            std::env::var(name).ok()
+        })
+    }
+
+    /// Builds a config from YAML text, override variables and a lookup for `${NAME}`.
+    pub fn from_sources(
+        yaml: Option<&str>,
+        overrides: impl IntoIterator<Item = (String, String)>,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let mut root = match yaml {
+            Some(text) => serde_yaml::from_str::<Value>(text)
+                .map_err(|e| err("", format!("invalid YAML: {e}")))?,
+            None => Value::Mapping(Mapping::new()),
+        };
+        if root.is_null() {
+            root = Value::Mapping(Mapping::new());
+        }
+        interpolate(&mut root, "", &lookup)?;
+        let mut from_env = Vec::new();
+        for (name, value) in overrides {
+            let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
+            let path: Vec<String> = rest.split("__").map(|s| s.to_ascii_lowercase()).collect();
+            if path.iter().any(String::is_empty) {
+                return Err(err(name.clone(), "malformed override name"));
+            }
+            set_path(&mut root, &path, scalar(&value))
+                .map_err(|m| err(path.join("."), format!("{m} (from {name})")))?;
+            from_env.push((path.join("."), name));
+        }
+        let config: Config = serde_path_to_error::deserialize(root).map_err(|e| {
+            let key = e.path().to_string();
+            let key = if key == "." { String::new() } else { key };
+            let mut message = e.inner().to_string();
+            if let Some((_, var)) = from_env
+                .iter()
+                .find(|(p, _)| key.starts_with(p.as_str()) || p.starts_with(&key))
+                && !key.is_empty()
+            {
+                message.push_str(&format!(" (from {var})"));
+            }
+            err(key, message)
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let url = &self.server.public_url;
+        if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(err(
+                "server.public_url",
+                "must start with http:// or https://",
+            ));
+        }
+        if self.server.max_body_bytes < 1024 {
+            return Err(err("server.max_body_bytes", "must be at least 1024"));
+        }
+        let db = self.database.url.expose();
+        if !(db.starts_with("sqlite:")
+            || db.starts_with("postgres://")
+            || db.starts_with("postgresql://"))
+        {
+            return Err(err(
+                "database.url",
+                "must start with sqlite: or postgres://",
+            ));
+        }
+        if self.database.max_connections == 0 {
+            return Err(err("database.max_connections", "must be at least 1"));
+        }
+        let redis = self.redis.url.expose();
+        if !(redis.is_empty() || redis.starts_with("redis://") || redis.starts_with("rediss://")) {
+            return Err(err(
+                "redis.url",
+                "must be empty or start with redis:// or rediss://",
+            ));
+        }
+        if self.redis.timeout_ms == 0 {
+            return Err(err("redis.timeout_ms", "must be at least 1"));
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+            return Err(err(
+                "log.level",
+                format!("not a log filter: {:?}", self.log.level),
+            ));
+        }
+        if self.log.retention_days == 0 {
+            return Err(err("log.retention_days", "must be at least 1"));
+        }
+        if self.session.cookie_name.is_empty()
+            || !self
+                .session
+                .cookie_name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
+            return Err(err(
+                "session.cookie_name",
+                "must be a non-empty token of letters, digits, _ or -",
+            ));
+        }
+        if self.session.idle_timeout_minutes == 0 {
+            return Err(err("session.idle_timeout_minutes", "must be at least 1"));
+        }
+        if self.session.absolute_timeout_hours == 0 {
+            return Err(err("session.absolute_timeout_hours", "must be at least 1"));
+        }
+        if self.auth.max_failures_per_account == 0 || self.auth.max_failures_per_ip == 0 {
+            return Err(err(
+                "auth.max_failures_per_account",
+                "failure limits must be at least 1",
+            ));
+        }
+        if self.auth.failure_window_seconds == 0 {
+            return Err(err("auth.failure_window_seconds", "must be at least 1"));
+        }
+        if self.storage.kind == StorageKind::S3 && self.storage.s3.bucket.is_empty() {
+            return Err(err("storage.s3.bucket", "required when storage.kind is s3"));
+        }
+        Ok(())
+    }
+
+    /// True when cookies must carry `Secure`.
+    pub fn secure_cookies(&self) -> bool {
+        self.server.public_url.starts_with("https://")
+    }
+}
+
+/// An override's text as YAML: numbers and booleans become typed, lists stay lists, and anything
+/// else (including text that happens to look like a mapping) stays a string.
+fn scalar(text: &str) -> Value {
+    if text.is_empty() {
+        return Value::String(String::new());
+    }
+    match serde_yaml::from_str::<Value>(text) {
+        Ok(v @ (Value::Bool(_) | Value::Number(_) | Value::Sequence(_))) => v,
+        _ => Value::String(text.to_string()),
+    }
+}
+
+fn set_path(root: &mut Value, path: &[String], value: Value) -> Result<(), String> {
+    let mut node = root;
+    for (i, key) in path.iter().enumerate() {
+        if node.is_null() {
+            *node = Value::Mapping(Mapping::new());
+        }
+        let Value::Mapping(map) = node else {
+            return Err(format!("{} is not a section", path[..i].join(".")));
+        };
+        let k = Value::String(key.clone());
+        if i + 1 == path.len() {
+            map.insert(k, value);
+            return Ok(());
+        }
+        node = map.entry(k).or_insert(Value::Null);
+    }
+    Ok(())
+}
+
+/// Replaces `${NAME}` in every string of the file with the environment variable NAME.
+fn interpolate(
+    node: &mut Value,
+    at: &str,
+    lookup: &impl Fn(&str) -> Option<String>,
+) -> Result<(), ConfigError> {
+    match node {
+        Value::String(s) if s.contains("${") => {
+            let mut out = String::with_capacity(s.len());
+            let mut rest = s.as_str();
+            while let Some(start) = rest.find("${") {
+                out.push_str(&rest[..start]);
+                let after = &rest[start + 2..];
+                let end = after.find('}').ok_or_else(|| err(at, "unclosed ${"))?;
+                let name = &after[..end];
+                let value = lookup(name)
+                    .ok_or_else(|| err(at, format!("environment variable {name} is not set")))?;
+                out.push_str(&value);
+                rest = &after[end + 1..];
+            }
+            out.push_str(rest);
+            *s = out;
+        }
+        Value::Mapping(map) => {
+            for (k, v) in map.iter_mut() {
+                let key = k.as_str().unwrap_or("?");
+                let path = if at.is_empty() {
+                    key.to_string()
+                } else {
+                    format!("{at}.{key}")
+                };
+                interpolate(v, &path, lookup)?;
+            }
+        }
+        Value::Sequence(seq) => {
+            for (i, v) in seq.iter_mut().enumerate() {
+                interpolate(v, &format!("{at}[{i}]"), lookup)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(yaml: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let vars: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let lookup = |name: &str| {
+            env.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+        };
+        Config::from_sources(Some(yaml), vars.clone(), lookup)
+    }
+
+    #[test]
+    fn defaults_need_no_file() {
+        let c = Config::from_sources(None, Vec::new(), |_| None).expect("defaults are valid");
+        assert_eq!(c.server.port, 9701);
+        assert_eq!(c.database.url.expose(), "sqlite://data/tollgate.db");
+        assert!(c.redis.url.is_empty());
+        assert!(!c.auth.allow_registration);
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let c = load(
+            "server:\n  port: 9000\n",
+            &[
+                ("TOLLGATE__SERVER__PORT", "9801"),
+                ("TOLLGATE__LOG__FORMAT", "json"),
+            ],
+        )
+        .expect("valid");
+        assert_eq!(c.server.port, 9801);
+        assert_eq!(c.log.format, LogFormat::Json);
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let e = load("server:\n  prot: 1\n", &[]).expect_err("unknown key");
+        assert!(e.to_string().contains("prot"), "{e}");
+        let e = load("", &[("TOLLGATE__SERVER__BOGUS", "1")]).expect_err("unknown env key");
+        assert!(e.to_string().contains("bogus"), "{e}");
+    }
+
+    #[test]
+    fn bad_value_is_named() {
+        let e = load("server:\n  port: high\n", &[]).expect_err("bad value");
+        assert_eq!(e.key, "server.port");
+        let e = load("", &[("TOLLGATE__SERVER__PORT", "99999")]).expect_err("out of range");
+        assert_eq!(e.key, "server.port");
+        let e = load("database:\n  url: mysql://x\n", &[]).expect_err("scheme");
+        assert_eq!(e.key, "database.url");
+    }
+
+    #[test]
+    fn interpolates_environment_into_strings() {
+        let c = load("admin:\n  api_token: \"${TOKEN}\"\n", &[("TOKEN", "t-123")]).expect("valid");
+        assert!(c.admin.api_token.matches("t-123"));
+        let e = load("admin:\n  api_token: \"${MISSING}\"\n", &[]).expect_err("missing var");
+        assert_eq!(e.key, "admin.api_token");
+    }
+
+    #[test]
+    fn override_text_that_looks_like_yaml_stays_a_string() {
+        let c = load("", &[("TOLLGATE__SERVER__HOST", "a: b")]).expect("valid");
+        assert_eq!(c.server.host, "a: b");
+    }
+}

@@ -1,0 +1,137 @@
+//! The database: one pool over SQLite (embedded default) or PostgreSQL (production), chosen by the
+//! URL scheme. Queries are written once with `$N` placeholders, which both engines accept.
+//! SQL lives only in `repo` modules.
+
+use crate::config::DatabaseConfig;
+use anyhow::Context as _;
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::migrate::Migrator;
+use sqlx::{Any, AnyPool, Connection as _, Executor as _, Transaction};
+use std::path::PathBuf;
+use std::time::Duration;
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/postgres");
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Clone, Debug)]
+pub struct Db {
+    pool: AnyPool,
+    backend: Backend,
+    /// The SQLite file, when the backend is SQLite: readiness checks that it still exists.
+    sqlite_file: Option<PathBuf>,
+}
+
+/// A write transaction. On SQLite it took the write lock up front (`BEGIN IMMEDIATE`).
+pub type WriteTx = Transaction<'static, Any>;
+
+impl Db {
+    /// Connects, creating a SQLite file and its directory when missing, and applies migrations.
+    pub async fn connect(cfg: &DatabaseConfig) -> anyhow::Result<Db> {
+        install_default_drivers();
+        let url = cfg.url.expose();
+        let (backend, url, sqlite_file) = if let Some(rest) = url.strip_prefix("sqlite:") {
+            let path = rest.trim_start_matches("//");
+            let file = path.split('?').next().unwrap_or(path);
+            let file = PathBuf::from(file);
+            if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
+            }
+            let url = if path.contains('?') {
+                format!("sqlite://{path}")
+            } else {
+                format!("sqlite://{path}?mode=rwc")
+            };
+            (Backend::Sqlite, url, Some(file))
+        } else {
+            (Backend::Postgres, url.to_string(), None)
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(cfg.max_connections)
+            .acquire_timeout(Duration::from_secs(cfg.acquire_timeout_seconds))
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        conn.execute(
+                            "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; \
+                             PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
+                        )
+                        .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await
+            .context("connecting to the database")?;
+        let migrator = match backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator.run(&pool).await.context("applying migrations")?;
+        Ok(Db {
+            pool,
+            backend,
+            sqlite_file,
+        })
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Starts a write transaction: `BEGIN IMMEDIATE` on SQLite (a deferred BEGIN that later writes
+    /// can fail with SQLITE_BUSY without waiting), a plain BEGIN on PostgreSQL.
+    pub async fn begin_write(&self) -> Result<WriteTx, sqlx::Error> {
+        match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        }
+    }
+
+    /// Readiness: a round trip within `timeout`, and for SQLite the file still in place.
+    pub async fn ping(&self, timeout: Duration) -> Result<(), String> {
+        if let Some(file) = &self.sqlite_file
+            && !file.exists()
+        {
+            return Err(format!("database file {} is gone", file.display()));
+        }
+        let check = async {
+            let mut conn = self.pool.acquire().await?;
+            conn.ping().await?;
+            sqlx::query("SELECT 1")
+                .execute(&mut *conn)
+                .await
+                .map(|_| ())
+        };
+        match tokio::time::timeout(timeout, check).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err("database did not answer in time".into()),
+        }
+    }
+
+    /// Pool size and idle connections, for the metrics endpoint.
+    pub fn pool_stats(&self) -> (u32, usize) {
+        (self.pool.size(), self.pool.num_idle())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// True when a database error is a unique-constraint violation.
+pub fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}

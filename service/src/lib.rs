@@ -1,0 +1,25 @@
+//! Tollgate's one service layer: every business rule lives here, once. The HTTP routes, the
+//! OpenAI-compatible proxy and the console's server functions are thin adapters over it.
+//! Nothing here knows about Leptos or HTTP status codes.
+
+pub mod accounts;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod jobs;
+pub mod metrics;
+pub mod ratelimit;
+pub mod secret;
+pub mod state;
+pub mod telemetry;
+
+pub use error::Error;
+pub use state::Services;
+
+/// Milliseconds since the Unix epoch: the one clock of the service layer.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}

@@ -1,0 +1,89 @@
+//! Every metric Tollgate exports, declared once. Labels are bounded: route templates, never raw
+//! paths, user ids or key ids.
+
+use prometheus::{
+    HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    pub http_requests: IntCounterVec,
+    pub http_duration: HistogramVec,
+    pub db_connections: IntGaugeVec,
+    pub db_connections_max: IntGauge,
+}
+
+impl Metrics {
+    pub fn new(db_max_connections: u32) -> Self {
+        let registry =
+            Registry::new_custom(Some("tollgate".into()), None).expect("valid metric prefix");
+        let http_requests = IntCounterVec::new(
+            Opts::new(
+                "http_requests_total",
+                "HTTP requests by route template, method and status",
+            ),
+            &["route", "method", "status"],
+        )
+        .expect("valid metric");
+        let http_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "http_request_duration_seconds",
+                "HTTP request latency until the response head",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                10.0,
+            ]),
+            &["route", "method"],
+        )
+        .expect("valid metric");
+        let db_connections = IntGaugeVec::new(
+            Opts::new("db_pool_connections", "Database pool connections by state"),
+            &["state"],
+        )
+        .expect("valid metric");
+        let db_connections_max = IntGauge::new(
+            "db_pool_max_connections",
+            "Configured maximum of database connections",
+        )
+        .expect("valid metric");
+        db_connections_max.set(i64::from(db_max_connections));
+        let build_info = IntGaugeVec::new(
+            Opts::new("build_info", "Build information; the value is always 1"),
+            &["version", "profile"],
+        )
+        .expect("valid metric");
+        let profile = if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        };
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION"), profile])
+            .set(1);
+        for c in [
+            Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(http_duration.clone()),
+            Box::new(db_connections.clone()),
+            Box::new(db_connections_max.clone()),
+            Box::new(build_info),
+        ] {
+            registry.register(c).expect("metric registered once");
+        }
+        Metrics {
+            registry,
+            http_requests,
+            http_duration,
+            db_connections,
+            db_connections_max,
+        }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        TextEncoder::new()
+            .encode_to_string(&self.registry.gather())
+            .unwrap_or_default()
+    }
+}

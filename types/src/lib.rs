@@ -1,0 +1,8 @@
+//! Wasm-safe types shared by the console, the server functions and the REST API.
+//! Only serde here: this crate compiles to WebAssembly.
+
+mod money;
+mod user;
+
+pub use money::{Credits, MoneyParseError, UNITS_PER_USD};
+pub use user::{NewUser, Role, UserInfo, UserStatus};
