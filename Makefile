@@ -12,16 +12,28 @@ export npm_config_cache ?= $(CACHE)/npm
 # The pinned wasm-opt (npm binaryen) must come before any other on PATH.
 export PATH := $(TOLLGATE_TOOLS)/node_modules/.bin:$(HOME)/.cargo/bin:$(PATH)
 export CARGO_TERM_COLOR ?= never
+# cargo-leptos looks for the server binary here (it would guess a path inside the clone).
+export LEPTOS_BIN_TARGET_DIR := $(CARGO_TARGET_DIR)
 
 BIN := $(CARGO_TARGET_DIR)/release/tollgate
+VENV := $(CACHE)/venv
+OPENAI_VERSION := 3.57.0
+export TOLLGATE_TEST_PYTHON := $(VENV)/bin/python
 
-.PHONY: run build test bench tools services lint unit e2e clean
+.PHONY: run build test bench tools services pyenv lint unit e2e clean
 
 tools:
 	@scripts/install-tools.sh
 
 services:
 	@scripts/ensure-services.sh
+
+## A venv with the official openai client, for the real-client tests.
+pyenv:
+	@if ! $(VENV)/bin/python -c 'import openai, sys; sys.exit(openai.__version__ != "$(OPENAI_VERSION)")' 2>/dev/null; then \
+	  echo "[tools] creating $(VENV) with openai==$(OPENAI_VERSION)"; \
+	  python3 -m venv $(VENV) && $(VENV)/bin/pip install -q "openai==$(OPENAI_VERSION)"; \
+	fi
 
 ## Release build of the binary and the console (wasm, js, css).
 build: tools
@@ -37,7 +49,7 @@ lint: tools
 	cargo clippy -p frontend --target wasm32-unknown-unknown --locked -- -D warnings
 
 ## Unit and integration tests on SQLite and on PostgreSQL + Redis.
-unit: tools services
+unit: tools services pyenv
 	cargo nextest run --workspace --exclude frontend --locked --profile ci
 
 ## Playwright on Chromium against the release build.
@@ -47,8 +59,11 @@ e2e: build
 
 test: lint unit e2e
 
-bench: tools
-	@echo "make bench: no benchmark is defined yet; the gateway-core issue adds the load benchmark."
+## Load benchmark: gateway vs. mock upstream, SQLite then PostgreSQL (see scripts/bench.sh).
+bench: build services
+	@command -v oha >/dev/null 2>&1 && oha --version | grep -q "1.16.0" || cargo install oha --locked --version 1.16.0
+	cargo build --release -p server --bin mock-upstream
+	TOLLGATE_BIN=$(BIN) MOCK_BIN=$(CARGO_TARGET_DIR)/release/mock-upstream scripts/bench.sh
 
 clean:
 	rm -rf target data logs end2end/test-results end2end/playwright-report

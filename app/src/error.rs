@@ -16,8 +16,11 @@ pub enum ErrorKind {
     NotFound,
     Conflict,
     PayloadTooLarge,
+    Unprocessable,
     RateLimited,
+    BadGateway,
     Unavailable,
+    GatewayTimeout,
     Internal,
     /// The call did not reach the server or its answer was unreadable (client side only).
     Transport,
@@ -33,8 +36,11 @@ impl ErrorKind {
             ErrorKind::NotFound => 404,
             ErrorKind::Conflict => 409,
             ErrorKind::PayloadTooLarge => 413,
+            ErrorKind::Unprocessable => 422,
             ErrorKind::RateLimited => 429,
+            ErrorKind::BadGateway => 502,
             ErrorKind::Unavailable => 503,
+            ErrorKind::GatewayTimeout => 504,
             ErrorKind::Internal | ErrorKind::Transport => 500,
         }
     }
@@ -45,12 +51,17 @@ impl ErrorKind {
             ErrorKind::Invalid
             | ErrorKind::NotFound
             | ErrorKind::Conflict
-            | ErrorKind::PayloadTooLarge => "invalid_request_error",
+            | ErrorKind::PayloadTooLarge
+            | ErrorKind::Unprocessable => "invalid_request_error",
             ErrorKind::Unauthorized => "authentication_error",
             ErrorKind::InsufficientQuota => "insufficient_quota",
             ErrorKind::Forbidden => "permission_error",
             ErrorKind::RateLimited => "rate_limit_error",
-            ErrorKind::Unavailable | ErrorKind::Internal | ErrorKind::Transport => "server_error",
+            ErrorKind::BadGateway
+            | ErrorKind::Unavailable
+            | ErrorKind::GatewayTimeout
+            | ErrorKind::Internal
+            | ErrorKind::Transport => "server_error",
         }
     }
 
@@ -64,8 +75,11 @@ impl ErrorKind {
             ErrorKind::NotFound => "not_found",
             ErrorKind::Conflict => "conflict",
             ErrorKind::PayloadTooLarge => "payload_too_large",
+            ErrorKind::Unprocessable => "unprocessable_entity",
             ErrorKind::RateLimited => "rate_limit_exceeded",
+            ErrorKind::BadGateway => "bad_gateway",
             ErrorKind::Unavailable => "service_unavailable",
+            ErrorKind::GatewayTimeout => "gateway_timeout",
             ErrorKind::Internal | ErrorKind::Transport => "internal_error",
         }
     }
@@ -77,6 +91,9 @@ pub struct AppError {
     pub message: String,
     /// The field at fault, for `Invalid`.
     pub param: Option<String>,
+    /// A more specific OpenAI `error.code` than the kind's (e.g. `model_not_found`).
+    #[serde(default)]
+    pub code: Option<String>,
     pub retry_after_secs: Option<u64>,
     pub request_id: Option<String>,
 }
@@ -87,6 +104,7 @@ impl AppError {
             kind,
             message: message.into(),
             param: None,
+            code: None,
             retry_after_secs: None,
             request_id: None,
         }
@@ -126,7 +144,13 @@ mod ssr {
         /// causes are logged here, once, and never sent. Inside a server function the response
         /// status is set to match.
         fn from(e: Error) -> Self {
+            let mut code = None;
             let (kind, message, param, retry) = match e {
+                Error::NotFound("model") => {
+                    code = Some("model_not_found".to_string());
+                    let m = "the model does not exist or is not available".to_string();
+                    (ErrorKind::NotFound, m, Some("model".to_string()), None)
+                }
                 Error::NotFound(what) => {
                     (ErrorKind::NotFound, format!("{what} not found"), None, None)
                 }
@@ -156,6 +180,19 @@ mod ssr {
                     None,
                     None,
                 ),
+                Error::Upstream { failure, message } => {
+                    use service::proxy::UpstreamFailure as F;
+                    let kind = match failure {
+                        F::Rejected(404) => ErrorKind::NotFound,
+                        F::Rejected(413) => ErrorKind::PayloadTooLarge,
+                        F::Rejected(422) => ErrorKind::Unprocessable,
+                        F::Rejected(_) => ErrorKind::Invalid,
+                        F::BadGateway => ErrorKind::BadGateway,
+                        F::Unavailable => ErrorKind::Unavailable,
+                        F::Timeout => ErrorKind::GatewayTimeout,
+                    };
+                    (kind, message, None, None)
+                }
                 Error::Unavailable(what) => {
                     tracing::warn!(part = %what, "dependency unavailable");
                     (
@@ -179,6 +216,7 @@ mod ssr {
                 kind,
                 message,
                 param,
+                code,
                 retry_after_secs: retry,
                 request_id: service::telemetry::current_request_id(),
             };

@@ -2,7 +2,7 @@
 //! connects and migrates the database, creates the first administrator, and serves.
 
 use service::config::Config;
-use service::{Services, accounts, jobs, telemetry};
+use service::{Services, accounts, telemetry};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -81,9 +81,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     }
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     tracing::info!(addr = %listener.local_addr()?, "tollgate listening");
-    let housekeeping = tokio::spawn(jobs::housekeeping(svc.clone()));
     server::startup::serve(svc.clone(), listener, server::startup::shutdown_signal()).await?;
-    housekeeping.abort();
     svc.db.close().await;
     tracing::info!("tollgate stopped");
     Ok(())

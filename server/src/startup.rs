@@ -33,6 +33,7 @@ pub async fn serve(
             tracing::debug!(error = %e, "could not set TCP_NODELAY");
         }
     });
+    let background = svc.start_background();
     let drain = Duration::from_secs(svc.config.server.drain_seconds);
     let shutdown = svc.shutdown.clone();
     let signal = {
@@ -52,18 +53,22 @@ pub async fn serve(
     )
     .with_graceful_shutdown(signal);
     let mut server = tokio::spawn(server.into_future());
-    tokio::select! {
-        res = &mut server => return res.map_err(std::io::Error::other)?,
-        () = shutdown.wait() => {}
-    }
-    match tokio::time::timeout(drain, &mut server).await {
-        Ok(res) => res.map_err(std::io::Error::other)?,
-        Err(_) => {
-            tracing::warn!("drain deadline reached; closing the remaining connections");
-            server.abort();
-            Ok(())
-        }
-    }
+    let result = tokio::select! {
+        res = &mut server => res.map_err(std::io::Error::other).and_then(|r| r),
+        () = shutdown.wait() => match tokio::time::timeout(drain, &mut server).await {
+            Ok(res) => res.map_err(std::io::Error::other).and_then(|r| r),
+            Err(_) => {
+                tracing::warn!("drain deadline reached; closing the remaining connections");
+                server.abort();
+                let _ = server.await;
+                Ok(())
+            }
+        },
+    };
+    // Every request has ended (and settled): report the last usage and write the last logs.
+    shutdown.trigger();
+    background.stop().await;
+    result
 }
 
 /// Resolves on SIGTERM or SIGINT.

@@ -5,8 +5,10 @@
 use crate::secret::SecretString;
 use serde::Deserialize;
 use serde_yaml::{Mapping, Value};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use types::Credits;
 
 const ENV_PREFIX: &str = "TOLLGATE__";
 
@@ -21,6 +23,172 @@ pub struct Config {
     pub auth: AuthConfig,
     pub storage: StorageConfig,
     pub admin: AdminConfig,
+    pub gateway: GatewayConfig,
+    pub billing: BillingConfig,
+    /// Upstream endpoints, loaded into the database at startup (editable at runtime).
+    pub channels: Vec<ChannelConfig>,
+    /// Public model name -> ordered fallback list of upstream model names.
+    pub model_mapping: BTreeMap<String, Vec<String>>,
+    /// Model -> prices in USD per 1M tokens, as decimal strings.
+    pub pricing: BTreeMap<String, PriceConfig>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelConfig {
+    pub name: String,
+    pub base_url: String,
+    #[serde(default)]
+    pub api_key: SecretString,
+    #[serde(default)]
+    pub models: Vec<String>,
+    #[serde(default)]
+    pub priority: i64,
+    #[serde(default = "one")]
+    pub weight: u32,
+    #[serde(default = "connect_ms")]
+    pub connect_timeout_ms: u64,
+    #[serde(default = "first_byte_ms")]
+    pub first_byte_timeout_ms: u64,
+    #[serde(default = "idle_ms")]
+    pub idle_timeout_ms: u64,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+}
+
+fn one() -> u32 {
+    1
+}
+fn connect_ms() -> u64 {
+    5_000
+}
+fn first_byte_ms() -> u64 {
+    60_000
+}
+fn idle_ms() -> u64 {
+    120_000
+}
+fn yes() -> bool {
+    true
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PriceConfig {
+    pub input_per_1m: String,
+    pub output_per_1m: String,
+    #[serde(default)]
+    pub cached_input_per_1m: Option<String>,
+    /// A flat price per request, in USD.
+    #[serde(default)]
+    pub per_request: Option<String>,
+}
+
+/// A price in integer units, parsed exactly from the config's decimal strings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ParsedPrice {
+    pub input_per_1m: i64,
+    pub output_per_1m: i64,
+    pub cached_input_per_1m: i64,
+    pub per_request: i64,
+}
+
+impl PriceConfig {
+    pub fn parse(&self, model: &str) -> Result<ParsedPrice, ConfigError> {
+        let field = |name: &str, text: &str| {
+            Credits::parse_usd(text)
+                .map_err(|e| err(format!("pricing.{model}.{name}"), e.to_string()))
+                .and_then(|c| {
+                    if c.units() < 0 {
+                        Err(err(
+                            format!("pricing.{model}.{name}"),
+                            "must not be negative",
+                        ))
+                    } else {
+                        Ok(c.units())
+                    }
+                })
+        };
+        let input = field("input_per_1m", &self.input_per_1m)?;
+        Ok(ParsedPrice {
+            input_per_1m: input,
+            output_per_1m: field("output_per_1m", &self.output_per_1m)?,
+            cached_input_per_1m: match &self.cached_input_per_1m {
+                Some(t) => field("cached_input_per_1m", t)?,
+                None => input,
+            },
+            per_request: match &self.per_request {
+                Some(t) => field("per_request", t)?,
+                None => 0,
+            },
+        })
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GatewayConfig {
+    /// Upstream attempts per request (first try plus fallbacks).
+    pub max_attempts: u32,
+    /// Upper bound of all attempts together, before the first byte reaches the client.
+    pub max_total_seconds: u64,
+    /// How long a failing channel is skipped before it is probed again.
+    pub cooldown_seconds: u64,
+    /// Consecutive failures that open a channel's circuit.
+    pub failure_threshold: u32,
+    /// Usage log rows waiting to be written (bounded queue).
+    pub usage_queue: usize,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            max_attempts: 3,
+            max_total_seconds: 120,
+            cooldown_seconds: 30,
+            failure_threshold: 3,
+            usage_queue: 10_000,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BillingConfig {
+    /// Output tokens reserved for a request that does not set `max_tokens`.
+    pub default_max_tokens: u32,
+    /// How often used units are reported to the database.
+    pub report_interval_ms: u64,
+    /// A grant unused this long is reported and closed.
+    pub idle_close_ms: u64,
+    /// Grants of an instance that has not heartbeated this long are closed by the sweeper.
+    pub sweep_after_seconds: u64,
+    /// User group -> price multiplier as a decimal string ("1.5").
+    pub group_multipliers: BTreeMap<String, String>,
+}
+
+impl Default for BillingConfig {
+    fn default() -> Self {
+        Self {
+            default_max_tokens: 4096,
+            report_interval_ms: 1000,
+            idle_close_ms: 2000,
+            sweep_after_seconds: 15,
+            group_multipliers: BTreeMap::new(),
+        }
+    }
+}
+
+/// A multiplier in thousandths, parsed exactly: "1.5" -> 1500.
+pub fn parse_multiplier(key: &str, text: &str) -> Result<i64, ConfigError> {
+    let c = Credits::parse_usd(text).map_err(|e| err(key, e.to_string()))?;
+    if c.units() < 0 || c.units() % 1000 != 0 {
+        return Err(err(
+            key,
+            "must be a non-negative decimal with at most 3 decimal places",
+        ));
+    }
+    Ok(c.units() / 1000)
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -378,6 +546,50 @@ impl Config {
         if self.storage.kind == StorageKind::S3 && self.storage.s3.bucket.is_empty() {
             return Err(err("storage.s3.bucket", "required when storage.kind is s3"));
         }
+        if self.gateway.max_attempts == 0 {
+            return Err(err("gateway.max_attempts", "must be at least 1"));
+        }
+        if self.gateway.usage_queue == 0 {
+            return Err(err("gateway.usage_queue", "must be at least 1"));
+        }
+        if self.billing.report_interval_ms == 0 {
+            return Err(err("billing.report_interval_ms", "must be at least 1"));
+        }
+        let mut names = std::collections::HashSet::new();
+        for (i, ch) in self.channels.iter().enumerate() {
+            if ch.name.trim().is_empty() {
+                return Err(err(format!("channels[{i}].name"), "must not be empty"));
+            }
+            if !names.insert(ch.name.as_str()) {
+                return Err(err(
+                    format!("channels[{i}].name"),
+                    format!("duplicate channel {:?}", ch.name),
+                ));
+            }
+            if !(ch.base_url.starts_with("http://") || ch.base_url.starts_with("https://")) {
+                return Err(err(
+                    format!("channels[{i}].base_url"),
+                    "must start with http:// or https://",
+                ));
+            }
+            if ch.weight == 0 {
+                return Err(err(format!("channels[{i}].weight"), "must be at least 1"));
+            }
+        }
+        for (model, targets) in &self.model_mapping {
+            if targets.is_empty() {
+                return Err(err(
+                    format!("model_mapping.{model}"),
+                    "needs at least one upstream model",
+                ));
+            }
+        }
+        for (model, price) in &self.pricing {
+            price.parse(model)?;
+        }
+        for (group, text) in &self.billing.group_multipliers {
+            parse_multiplier(&format!("billing.group_multipliers.{group}"), text)?;
+        }
         Ok(())
     }
 
@@ -526,6 +738,57 @@ mod tests {
         assert!(c.admin.api_token.matches("t-123"));
         let e = load("admin:\n  api_token: \"${MISSING}\"\n", &[]).expect_err("missing var");
         assert_eq!(e.key, "admin.api_token");
+    }
+
+    #[test]
+    fn gateway_sections_follow_the_contract() {
+        let yaml = r#"
+channels:
+  - { name: openai-main, base_url: "https://api.example.com/v1", api_key: "${OPENAI_KEY}",
+      models: [gpt-4o-mini, text-embedding-3-small], priority: 0, weight: 1 }
+model_mapping:
+  deepseek-chat: [deepseek-chat, hs-deepseek-v3-250324]
+pricing:
+  gpt-4o-mini: { input_per_1m: "0.15", output_per_1m: "0.60", cached_input_per_1m: "0.075" }
+admin:
+  api_token: "${TOLLGATE_ADMIN_TOKEN}"
+"#;
+        let c = load(
+            yaml,
+            &[("OPENAI_KEY", "sk-up"), ("TOLLGATE_ADMIN_TOKEN", "adm")],
+        )
+        .expect("valid");
+        assert_eq!(c.channels[0].api_key.expose(), "sk-up");
+        assert_eq!(
+            c.channels[0].models,
+            ["gpt-4o-mini", "text-embedding-3-small"]
+        );
+        assert_eq!(
+            c.model_mapping["deepseek-chat"],
+            ["deepseek-chat", "hs-deepseek-v3-250324"]
+        );
+        let p = c.pricing["gpt-4o-mini"]
+            .parse("gpt-4o-mini")
+            .expect("price");
+        assert_eq!(
+            (p.input_per_1m, p.output_per_1m, p.cached_input_per_1m),
+            (150_000, 600_000, 75_000)
+        );
+    }
+
+    #[test]
+    fn bad_prices_and_channels_are_named() {
+        let e = load(
+            "pricing:\n  m: { input_per_1m: \"0.1234567\", output_per_1m: \"1\" }\n",
+            &[],
+        )
+        .expect_err("precision");
+        assert_eq!(e.key, "pricing.m.input_per_1m");
+        let e =
+            load("channels:\n  - { name: a, base_url: \"ftp://x\" }\n", &[]).expect_err("scheme");
+        assert_eq!(e.key, "channels[0].base_url");
+        assert_eq!(parse_multiplier("k", "1.5"), Ok(1500));
+        assert!(parse_multiplier("k", "1.0005").is_err());
     }
 
     #[test]

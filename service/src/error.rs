@@ -21,6 +21,11 @@ pub enum Error {
     InsufficientBalance,
     #[error("service unavailable: {0}")]
     Unavailable(String),
+    #[error("upstream: {message}")]
+    Upstream {
+        failure: crate::proxy::UpstreamFailure,
+        message: String,
+    },
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -40,7 +45,7 @@ impl From<sqlx::Error> for Error {
             sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
                 Error::Unavailable("database".into())
             }
-            _ => Error::Internal(anyhow::Error::new(e).context("database")),
+            _ => Error::Internal(anyhow::Error::new(e)),
         }
     }
 }

@@ -3,15 +3,21 @@
 //! Nothing here knows about Leptos or HTTP status codes.
 
 pub mod accounts;
+pub mod billing;
+pub mod catalog;
 pub mod config;
 pub mod db;
 pub mod error;
 pub mod jobs;
+pub mod keys;
 pub mod metrics;
+pub mod proxy;
 pub mod ratelimit;
+pub mod routing;
 pub mod secret;
 pub mod state;
 pub mod telemetry;
+pub mod usage;
 
 pub use error::Error;
 pub use state::Services;

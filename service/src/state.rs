@@ -1,16 +1,20 @@
 //! `Services`: the one cloneable context built in `main` and handed to every adapter (axum state,
 //! Leptos context). No globals; nothing opened per request.
 
+use crate::billing::{CreditManager, PriceBook};
 use crate::config::Config;
 use crate::db::Db;
+use crate::keys::KeyCache;
 use crate::metrics::Metrics;
 use crate::ratelimit::Limiter;
+use crate::routing::Routing;
+use crate::usage::{UsageRecord, UsageSink};
 use anyhow::Context as _;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use std::ops::Deref;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 #[derive(Clone)]
 pub struct Services(Arc<Inner>);
@@ -22,6 +26,12 @@ pub struct Inner {
     pub limiter: Limiter,
     pub metrics: Metrics,
     pub shutdown: Shutdown,
+    pub keys: KeyCache,
+    pub routing: Routing,
+    pub credit: Arc<CreditManager>,
+    pub usage: UsageSink,
+    prices: RwLock<Arc<PriceBook>>,
+    usage_rx: Mutex<Option<mpsc::Receiver<UsageRecord>>>,
 }
 
 impl Deref for Services {
@@ -58,14 +68,76 @@ impl Services {
             None => Limiter::local(),
         };
         let metrics = Metrics::new(config.database.max_connections);
-        Ok(Services(Arc::new(Inner {
+        let credit = CreditManager::new(
+            db.clone(),
+            crate::billing::credit::uuid_like(),
+            Duration::from_millis(config.billing.idle_close_ms),
+        );
+        let (usage, usage_rx) = UsageSink::new(config.gateway.usage_queue);
+        let routing = Routing::new(&config.gateway);
+        let svc = Services(Arc::new(Inner {
             config,
             db,
             redis,
             limiter,
             metrics,
             shutdown: Shutdown::new(),
-        })))
+            keys: KeyCache::default(),
+            routing,
+            credit,
+            usage,
+            prices: RwLock::new(Arc::new(PriceBook::default())),
+            usage_rx: Mutex::new(Some(usage_rx)),
+        }));
+        crate::catalog::sync_from_config(&svc)
+            .await
+            .context("applying channels, mappings and prices")?;
+        Ok(svc)
+    }
+
+    /// The current price book (an immutable snapshot).
+    pub fn prices(&self) -> Arc<PriceBook> {
+        self.prices
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    pub fn set_prices(&self, book: PriceBook) {
+        *self
+            .prices
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(book);
+    }
+
+    /// Starts the credit reporter, the usage writer and housekeeping. They stop, after a final
+    /// flush, when the returned handle's `stop` is called (after the HTTP server has drained).
+    pub fn start_background(&self) -> Background {
+        let (tx, rx) = watch::channel(false);
+        let stopped = |mut rx: watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|v| *v).await;
+        };
+        let mut tasks = Vec::new();
+        let billing = &self.config.billing;
+        tasks.push(tokio::spawn(self.credit.clone().run(
+            Duration::from_millis(billing.report_interval_ms),
+            Duration::from_secs(billing.sweep_after_seconds),
+            stopped(rx.clone()),
+        )));
+        if let Some(usage_rx) = self
+            .usage_rx
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+        {
+            tasks.push(tokio::spawn(crate::usage::writer(
+                self.db.clone(),
+                usage_rx,
+                stopped(rx.clone()),
+            )));
+        }
+        tasks.push(tokio::spawn(crate::jobs::housekeeping(self.clone())));
+        Background { stop: tx, tasks }
     }
 
     /// Readiness of the parts this instance depends on; the error names the part that is down.
@@ -83,6 +155,22 @@ impl Services {
                 .map_err(|e| format!("redis: {e}"))?;
         }
         Ok(())
+    }
+}
+
+/// The background tasks of one instance.
+pub struct Background {
+    stop: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Background {
+    /// Reports all credit usage, closes grants, writes queued usage logs, and waits for it.
+    pub async fn stop(self) {
+        self.stop.send_replace(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
     }
 }
 

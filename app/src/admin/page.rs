@@ -77,9 +77,9 @@ fn UserAdmin(
             <h2>"Create a user"</h2>
             <div class="inline-form">
             <ActionForm action=create>
-                <input name="username" placeholder="username" required minlength="3" maxlength="32"/>
-                <input name="password" type="password" placeholder="password (8+ characters)" required minlength="8"/>
-                <select name="role">
+                <input name="username" aria-label="New username" placeholder="username" required minlength="3" maxlength="32"/>
+                <input name="password" type="password" aria-label="New password" placeholder="password (8+ characters)" required minlength="8"/>
+                <select name="role" aria-label="Role">
                     <option value="user" selected>"user"</option>
                     <option value="admin">"admin"</option>
                 </select>
@@ -96,6 +96,7 @@ fn UserAdmin(
                 <input
                     type="search"
                     placeholder="Filter by username"
+                    aria-label="Filter users"
                     data-testid="user-filter"
                     prop:value=move || filter.get()
                     on:input=move |ev| filter.set(event_target_value(&ev))

@@ -1,11 +1,23 @@
 use crate::auth::Session;
 use leptos::prelude::*;
+use leptos_router::hooks::use_navigate;
 use types::Role;
 
 /// The console frame: brand, navigation for the signed-in user, and sign-out.
 #[component]
 pub fn Layout(children: Children) -> impl IntoView {
     let session = expect_context::<Session>();
+    // Once signed out, leave whatever page this was for the login page.
+    let navigate = use_navigate();
+    Effect::watch(
+        move || session.logout.value().get(),
+        move |done, _, _| {
+            if matches!(done, Some(Ok(()))) {
+                navigate("/login", Default::default());
+            }
+        },
+        false,
+    );
     let nav = move || {
         Suspend::new(async move {
             session.user.await.ok().flatten().map(|user| {

@@ -38,7 +38,7 @@ impl IntoResponse for ApiError {
                 "message": e.message,
                 "type": e.kind.openai_type(),
                 "param": e.param,
-                "code": e.kind.code(),
+                "code": e.code.clone().unwrap_or_else(|| e.kind.code().to_string()),
                 "request_id": e.request_id.or_else(service::telemetry::current_request_id),
             }
         });

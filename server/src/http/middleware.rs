@@ -60,7 +60,23 @@ pub async fn observe(State(svc): State<Services>, req: Request, next: Next) -> R
     let method = method_label(req.method());
     let path = req.uri().path().to_string();
     let started = Instant::now();
+    let api = path.starts_with("/v1/") || path.starts_with("/api/");
     let mut res = REQUEST_ID.scope(id.clone(), next.run(req)).await;
+    // A body-limit refusal from a layer is plain text: give API clients the OpenAI shape.
+    if api && res.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+        let json = res
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+        if !json {
+            res = REQUEST_ID
+                .scope(id.clone(), async {
+                    ApiError::new(ErrorKind::PayloadTooLarge, "request body too large")
+                        .into_response()
+                })
+                .await;
+        }
+    }
     let elapsed = started.elapsed();
     let status = res.status();
     svc.metrics

@@ -5,6 +5,7 @@ pub mod error;
 pub mod extract;
 pub mod health;
 pub mod middleware;
+pub mod openai;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, FromRef};
@@ -49,20 +50,22 @@ pub fn router(svc: Services, leptos: LeptosOptions) -> Router {
     Router::new()
         .merge(health::routes())
         .nest("/api/admin", admin::routes())
+        .nest("/v1", openai::routes())
         .leptos_routes_with_context(&state, routes, context.clone(), shell)
         .fallback(file_and_error_handler_with_context::<AppState, _>(
             context,
             app::shell,
         ))
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(RequestBodyLimitLayer::new(max_body))
         .layer(axum::middleware::from_fn_with_state(
             svc.clone(),
             middleware::same_origin,
         ))
+        // Outermost: every response, refusals by the layers above included, gets an id and a metric.
         .layer(axum::middleware::from_fn_with_state(
             svc,
             middleware::observe,
         ))
-        .layer(DefaultBodyLimit::max(max_body))
-        .layer(RequestBodyLimitLayer::new(max_body))
         .with_state(state)
 }

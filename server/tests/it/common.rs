@@ -153,6 +153,11 @@ impl TestApp {
 
     /// Starts an instance on an existing storage (for several instances sharing one database).
     pub async fn spawn_on(storage: Storage, tweak: impl FnOnce(&mut Config)) -> TestApp {
+        // Warnings and errors of the server, shown by the test runner when a test fails.
+        let _ = tracing_subscriber::fmt()
+            .with_test_writer()
+            .with_env_filter("warn")
+            .try_init();
         let mut config = storage.config();
         tweak(&mut config);
         let svc = Services::build(config).await.expect("services");

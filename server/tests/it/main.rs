@@ -1,8 +1,11 @@
 //! Black-box tests: the real server over real HTTP, on SQLite and on PostgreSQL + Redis.
 
 mod common;
+mod mock;
 
 mod admin;
 mod auth;
 mod config;
+mod gateway;
 mod ops;
+mod python;

@@ -135,3 +135,34 @@ impl Db {
 pub fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
 }
+
+/// `($1, $2, …), ($k+1, …)`: `rows` groups of `width` numbered placeholders starting after
+/// `offset`. Numbered placeholders work on both engines (`QueryBuilder<Any>` writes `?`, which
+/// PostgreSQL refuses).
+pub fn placeholders(rows: usize, width: usize, offset: usize) -> String {
+    let mut s = String::with_capacity(rows * width * 5);
+    for r in 0..rows {
+        if r > 0 {
+            s.push_str(", ");
+        }
+        s.push('(');
+        for c in 0..width {
+            if c > 0 {
+                s.push_str(", ");
+            }
+            s.push('$');
+            s.push_str(&(offset + r * width + c + 1).to_string());
+        }
+        s.push(')');
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn numbers_placeholders_row_by_row() {
+        assert_eq!(super::placeholders(2, 3, 0), "($1, $2, $3), ($4, $5, $6)");
+        assert_eq!(super::placeholders(1, 2, 1), "($2, $3)");
+    }
+}

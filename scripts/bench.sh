@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# make bench: the gateway under a fixed load, next to the mock upstream measured directly.
+# Gateway pinned to CPU 0; mock upstream and load generator pinned to CPU 1. Auth, billing and
+# usage logging are all on. Runs on SQLite, then PostgreSQL (+ Redis).
+set -euo pipefail
+BIN="${TOLLGATE_BIN:?}"
+MOCK="${MOCK_BIN:?}"
+DURATION="${BENCH_SECONDS:-10}"
+CONNS="${BENCH_CONNECTIONS:-64}"
+work="$(mktemp -d)"
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+hwm_kb() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
+tck="$(getconf CLK_TCK)"
+
+mock_port="$(free_port)"
+taskset -c 1 "$MOCK" --port "$mock_port" >"$work/mock.log" 2>&1 &
+pids+=($!)
+
+# oha: $1 url, $2 body, $3 extra args; prints "rps p50_ms p99_ms count"
+load() {
+  local url="$1" body="$2"; shift 2
+  taskset -c 1 oha --no-tui --output-format json -m POST -H "content-type: application/json" \
+    -H "authorization: Bearer ${KEY:-none}" -d "$body" "$@" "$url" >"$work/oha.json" 2>/dev/null
+  python3 - "$work/oha.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+s = r["summary"]; p = r["latencyPercentiles"]
+ok = sum(v for k, v in r.get("statusCodeDistribution", {}).items() if k.startswith("2"))
+print(f'{s["requestsPerSec"]:.0f} {p["p50"]*1000:.3f} {p["p99"]*1000:.3f} {ok}')
+PY
+}
+
+run_backend() {
+  local name="$1" db_url="$2" redis_url="$3"
+  local port; port="$(free_port)"
+  local token="bench-admin-token"
+  cat >"$work/bench.yaml" <<YAML
+server: { port: $port }
+database: { url: "$db_url", max_connections: 16 }
+redis: { url: "$redis_url", prefix: "tgbench:$$:" }
+log: { level: warn, dir: "" }
+admin: { api_token: "$token" }
+channels:
+  - { name: mock, base_url: "http://127.0.0.1:$mock_port/v1", api_key: "k", models: [gpt-4o-mini] }
+pricing:
+  gpt-4o-mini: { input_per_1m: "0.15", output_per_1m: "0.60" }
+YAML
+  TOLLGATE_ADMIN_PASSWORD=bench-password-1 taskset -c 0 "$BIN" --config "$work/bench.yaml" >"$work/gw-$name.log" 2>&1 &
+  local gw=$!
+  pids+=($gw)
+  for _ in $(seq 1 100); do curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
+  local api="http://127.0.0.1:$port/api/admin"
+  local uid
+  uid="$(curl -fsS -H "authorization: Bearer $token" -H 'content-type: application/json' \
+    -d '{"username":"bench","password":"bench-password","role":"user"}' "$api/users" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')"
+  curl -fsS -H "authorization: Bearer $token" -H 'content-type: application/json' \
+    -d '{"amount":"1000000","reason":"bench"}' "$api/users/$uid/balance" >/dev/null
+  KEY="$(curl -fsS -H "authorization: Bearer $token" -H 'content-type: application/json' \
+    -d "{\"user_id\":$uid,\"name\":\"bench\"}" "$api/keys" | python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')"
+  export KEY
+  local chat='{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hello there world"}],"max_tokens":16}'
+  local stream='{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hello there world"}],"max_tokens":16,"stream":true}'
+  echo "== $name: $DURATION s per run, $CONNS connections; gateway on CPU 0, mock + load on CPU 1"
+  printf '%-34s %10s %9s %9s %12s\n' "run" "req/s" "p50 ms" "p99 ms" "CPU us/req"
+  for kind in chat stream; do
+    local body; [ "$kind" = chat ] && body="$chat" || body="$stream"
+    load "http://127.0.0.1:$port/v1/chat/completions" "$body" -z 2s -c "$CONNS" >/dev/null   # warm-up
+    read -r mrps mp50 mp99 _ < <(load "http://127.0.0.1:$mock_port/v1/chat/completions" "$body" -z "${DURATION}s" -c "$CONNS")
+    local t0; t0="$(cpu_ticks "$gw")"
+    read -r grps gp50 gp99 gok < <(load "http://127.0.0.1:$port/v1/chat/completions" "$body" -z "${DURATION}s" -c "$CONNS")
+    local t1; t1="$(cpu_ticks "$gw")"
+    local cpu_us; cpu_us="$(python3 -c "print(f'{($t1-$t0)/$tck*1e6/max($gok,1):.1f}')")"
+    printf '%-34s %10s %9s %9s %12s\n' "mock direct ($kind)" "$mrps" "$mp50" "$mp99" "-"
+    printf '%-34s %10s %9s %9s %12s\n' "through gateway ($kind)" "$grps" "$gp50" "$gp99" "$cpu_us"
+    printf '%-34s %10s %9s %9s\n' "gateway added ($kind)" "" "$(python3 -c "print(f'{$gp50-$mp50:.3f}')")" "$(python3 -c "print(f'{$gp99-$mp99:.3f}')")"
+  done
+  read -r _ mp50 mp99 _ < <(load "http://127.0.0.1:$mock_port/v1/chat/completions" "$chat" -z "${DURATION}s" -c 32 -q 2000)
+  read -r grps gp50 gp99 _ < <(load "http://127.0.0.1:$port/v1/chat/completions" "$chat" -z "${DURATION}s" -c 32 -q 2000)
+  printf '%-34s %10s %9s %9s\n' "at 2000 req/s (chat)" "$grps" "$gp50" "$gp99"
+  printf '%-34s %10s %9s %9s\n' "gateway added at 2000 req/s" "" "$(python3 -c "print(f'{$gp50-$mp50:.3f}')")" "$(python3 -c "print(f'{$gp99-$mp99:.3f}')")"
+  local slow='{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"max_tokens":16,"stream":true,"mock":{"chunks":20,"chunk_delay_ms":100}}'
+  read -r srps _ _ sok < <(load "http://127.0.0.1:$port/v1/chat/completions" "$slow" -z "${DURATION}s" -c 1000)
+  echo "1000 concurrent 2-second streams: $srps streams/s completed ($sok ok); gateway peak RSS $(( $(hwm_kb "$gw") / 1024 )) MB"
+  kill -TERM "$gw"; wait "$gw" 2>/dev/null || true
+}
+
+run_backend sqlite "sqlite://$work/bench.db" ""
+pg_db="tg_bench_$$"
+psql -h 127.0.0.1 -U postgres -qc "CREATE DATABASE $pg_db" >/dev/null
+run_backend postgres "postgres://postgres@127.0.0.1:5432/$pg_db" "redis://127.0.0.1:6379"
+psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS $pg_db WITH (FORCE)" >/dev/null

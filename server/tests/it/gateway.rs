@@ -1,0 +1,896 @@
+//! The gateway core end to end: the real server, the mock upstream as a separate process, real
+//! SQLite/PostgreSQL (+ Redis). Assertions cover the HTTP answers and the money in the database.
+
+use crate::both_backends;
+use crate::common::*;
+use crate::mock::Mock;
+use futures_util::StreamExt as _;
+use serde_json::{Value, json};
+use service::config::{ChannelConfig, Config, PriceConfig};
+use service::secret::SecretString;
+use std::time::{Duration, Instant};
+
+both_backends!(
+    chat_is_relayed_and_charged_exactly,
+    streams_are_relayed_and_usage_is_hidden_unless_asked,
+    omitted_usage_is_estimated,
+    a_cut_stream_ends_with_an_error_and_is_charged_partially,
+    a_client_disconnect_cancels_the_upstream_and_charges_once,
+    fallback_serves_from_the_next_channel_and_charges_once,
+    client_errors_are_not_retried_and_cost_nothing,
+    all_channels_down_is_503_and_costs_nothing,
+    concurrent_spends_never_overdraw_the_balance,
+    a_key_spend_cap_is_enforced_like_the_balance,
+    bad_requests_get_openai_shaped_errors,
+    embeddings_and_models_are_served,
+    key_secrets_appear_nowhere_after_creation,
+);
+
+pub fn channel(name: &str, base_url: String, models: &[&str], priority: i64) -> ChannelConfig {
+    ChannelConfig {
+        name: name.into(),
+        base_url,
+        api_key: SecretString::new("upstream-secret-key"),
+        models: models.iter().map(|m| m.to_string()).collect(),
+        priority,
+        weight: 1,
+        connect_timeout_ms: 2_000,
+        first_byte_timeout_ms: 5_000,
+        idle_timeout_ms: 5_000,
+        enabled: true,
+    }
+}
+
+fn price(input: &str, output: &str, per_request: Option<&str>) -> PriceConfig {
+    PriceConfig {
+        input_per_1m: input.into(),
+        output_per_1m: output.into(),
+        cached_input_per_1m: None,
+        per_request: per_request.map(str::to_string),
+    }
+}
+
+pub struct Gw {
+    pub app: TestApp,
+    pub mock: Mock,
+    pub key: String,
+    pub user_id: i64,
+}
+
+/// Fast reporting, one mock channel serving three priced models.
+pub fn base_config(c: &mut Config, mock: &Mock) {
+    c.billing.report_interval_ms = 50;
+    c.billing.idle_close_ms = 100;
+    c.billing.sweep_after_seconds = 2;
+    c.channels = vec![channel(
+        "primary",
+        mock.url(""),
+        &["gpt-4o-mini", "text-embedding-3-small", "flat"],
+        0,
+    )];
+    c.pricing
+        .insert("gpt-4o-mini".into(), price("0.15", "0.60", None));
+    c.pricing
+        .insert("text-embedding-3-small".into(), price("0.02", "0", None));
+    c.pricing
+        .insert("flat".into(), price("0", "0", Some("0.0001")));
+}
+
+pub async fn credit(app: &TestApp, user_id: i64, usd: &str) {
+    let res = TestApp::bare_client()
+        .post(app.url(&format!("/api/admin/users/{user_id}/balance")))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({ "amount": usd, "reason": "test credit" }))
+        .send()
+        .await
+        .expect("credit");
+    assert_eq!(
+        res.status(),
+        200,
+        "{}",
+        res.text().await.unwrap_or_default()
+    );
+}
+
+pub async fn create_key(app: &TestApp, body: Value) -> Value {
+    let res = TestApp::bare_client()
+        .post(app.url("/api/admin/keys"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&body)
+        .send()
+        .await
+        .expect("create key");
+    assert_eq!(
+        res.status(),
+        201,
+        "{}",
+        res.text().await.unwrap_or_default()
+    );
+    res.json().await.expect("json")
+}
+
+impl Gw {
+    pub async fn start(
+        backend: Backend,
+        balance_usd: &str,
+        tweak: impl FnOnce(&mut Config, &Mock),
+    ) -> Gw {
+        let mock = Mock::start();
+        let app = TestApp::spawn_with(backend, |c| {
+            base_config(c, &mock);
+            tweak(c, &mock);
+        })
+        .await;
+        let user_id = app.create_user("alice", "alice-password", "user").await;
+        credit(&app, user_id, balance_usd).await;
+        let key = create_key(&app, json!({ "user_id": user_id, "name": "test" })).await["key"]
+            .as_str()
+            .expect("key")
+            .to_string();
+        Gw {
+            app,
+            mock,
+            key,
+            user_id,
+        }
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> reqwest::Response {
+        TestApp::bare_client()
+            .post(self.app.url(path))
+            .bearer_auth(&self.key)
+            .json(&body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn scalar(&self, sql: &str) -> i64 {
+        sqlx::query_scalar::<_, i64>(sql)
+            .bind(self.user_id)
+            .fetch_one(self.app.svc.db.pool())
+            .await
+            .expect(sql)
+    }
+
+    pub async fn balance(&self) -> i64 {
+        self.scalar("SELECT balance FROM users WHERE id = $1").await
+    }
+
+    /// Waits until every grant is closed and `usage_rows` usage rows are written, then checks
+    /// the money invariants: balance = Σ ledger.amount, reserved = Σ ledger.hold = 0.
+    pub async fn settled(&self, usage_rows: i64) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let open = self
+                .scalar("SELECT COUNT(*) FROM credit_grants WHERE user_id = $1 AND status = 'open'")
+                .await;
+            let rows = self
+                .scalar("SELECT COUNT(*) FROM usage_logs WHERE user_id = $1")
+                .await;
+            if open == 0 && rows >= usage_rows {
+                assert_eq!(rows, usage_rows, "usage rows");
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "not settled: {open} open grants, {rows} usage rows"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let balance = self.balance().await;
+        let sum = self
+            .scalar(
+                "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM ledger WHERE user_id = $1",
+            )
+            .await;
+        let holds = self
+            .scalar("SELECT CAST(COALESCE(SUM(hold), 0) AS BIGINT) FROM ledger WHERE user_id = $1")
+            .await;
+        let reserved = self
+            .scalar("SELECT reserved FROM users WHERE id = $1")
+            .await;
+        assert_eq!(balance, sum, "balance = sum of the ledger");
+        assert_eq!((reserved, holds), (0, 0), "no money left held");
+        assert!(balance >= 0);
+    }
+
+    pub async fn last_usage(&self) -> (i64, String, Option<String>, i64, i64) {
+        sqlx::query_as("SELECT cost, usage_source, error_class, prompt_tokens, completion_tokens FROM usage_logs WHERE user_id = $1 ORDER BY id DESC LIMIT 1")
+            .bind(self.user_id)
+            .fetch_one(self.app.svc.db.pool())
+            .await
+            .expect("usage row")
+    }
+
+    pub async fn stop(self) {
+        self.app.stop().await;
+    }
+}
+
+fn hello() -> Value {
+    json!([{ "role": "user", "content": "hello there world" }])
+}
+
+/// Prompt 3 tokens × $0.15/1M + completion 6 × $0.60/1M = 4.05 units, charged as 5.
+const HELLO_COST: i64 = 5;
+
+async fn chat_is_relayed_and_charged_exactly(backend: Backend) {
+    let gw = Gw::start(backend, "1", |_, _| {}).await;
+    let res = gw
+        .post(
+            "/v1/chat/completions",
+            json!({ "model": "gpt-4o-mini", "messages": hello(), "max_tokens": 50 }),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.expect("json");
+    assert_eq!(body["model"], "gpt-4o-mini");
+    assert_eq!(
+        body["choices"][0]["message"]["content"],
+        "Hello from the mock upstream."
+    );
+    assert_eq!(body["usage"]["prompt_tokens"], 3);
+    assert_eq!(body["usage"]["completion_tokens"], 6);
+    gw.settled(1).await;
+    assert_eq!(gw.balance().await, 1_000_000 - HELLO_COST);
+    let (cost, source, class, prompt, completion) = gw.last_usage().await;
+    assert_eq!(
+        (cost, source.as_str(), class, prompt, completion),
+        (HELLO_COST, "upstream", None, 3, 6)
+    );
+    let version = gw
+        .scalar("SELECT price_version FROM usage_logs WHERE user_id = $1")
+        .await;
+    assert_eq!(version, 1);
+    let upstream = gw.mock.requests().await;
+    assert_eq!(upstream.len(), 1);
+    assert_eq!(upstream[0]["authorization"], "Bearer upstream-secret-key");
+    assert_eq!(
+        upstream[0]["body"]["max_tokens"], 50,
+        "the body passes through unchanged"
+    );
+    gw.stop().await;
+}
+
+async fn sse_payloads(res: reqwest::Response) -> Vec<String> {
+    let text = res.text().await.expect("stream");
+    text.split("\n\n")
+        .filter_map(|e| e.strip_prefix("data: "))
+        .map(str::to_string)
+        .collect()
+}
+
+async fn streams_are_relayed_and_usage_is_hidden_unless_asked(backend: Backend) {
+    let gw = Gw::start(backend, "1", |_, _| {}).await;
+    let res = gw
+        .post(
+            "/v1/chat/completions",
+            json!({ "model": "gpt-4o-mini", "messages": hello(), "stream": true }),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .expect("ascii")
+            .starts_with("text/event-stream")
+    );
+    let events = sse_payloads(res).await;
+    assert_eq!(events.last().map(String::as_str), Some("[DONE]"));
+    let chunks: Vec<Value> = events
+        .iter()
+        .filter(|e| *e != "[DONE]")
+        .map(|e| serde_json::from_str(e).expect("json"))
+        .collect();
+    let text: String = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    assert_eq!(text, "Hello from the mock upstream.");
+    assert!(
+        chunks.iter().all(|c| c.get("usage").is_none()),
+        "usage not asked for, not shown"
+    );
+    assert!(chunks.iter().all(|c| c["model"] == "gpt-4o-mini"));
+    let upstream = gw.mock.requests().await;
+    assert_eq!(
+        upstream[0]["include_usage"], true,
+        "the gateway always asks the upstream for usage"
+    );
+
+    let res = gw
+        .post(
+            "/v1/chat/completions",
+            json!({ "model": "gpt-4o-mini", "messages": hello(), "stream": true, "stream_options": { "include_usage": true } }),
+        )
+        .await;
+    let events = sse_payloads(res).await;
+    let usage: Vec<Value> = events
+        .iter()
+        .filter(|e| *e != "[DONE]")
+        .map(|e| serde_json::from_str::<Value>(e).expect("json"))
+        .filter(|c| c.get("usage").is_some())
+        .collect();
+    assert_eq!(usage.len(), 1);
+    assert_eq!(usage[0]["usage"]["completion_tokens"], 6);
+    gw.settled(2).await;
+    assert_eq!(gw.balance().await, 1_000_000 - 2 * HELLO_COST);
+    gw.stop().await;
+}
+
+async fn omitted_usage_is_estimated(backend: Backend) {
+    let gw = Gw::start(backend, "1", |_, _| {}).await;
+    for stream in [false, true] {
+        let res = gw
+            .post(
+                "/v1/chat/completions",
+                json!({ "model": "gpt-4o-mini", "messages": hello(), "stream": stream, "mock": { "omit_usage": true } }),
+            )
+            .await;
+        assert_eq!(res.status(), 200);
+        let _ = res.text().await.expect("body");
+        gw.settled(if stream { 2 } else { 1 }).await;
+        let (cost, source, _, prompt, completion) = gw.last_usage().await;
+        assert_eq!(source, "estimated");
+        assert!(prompt > 0 && completion > 0, "{prompt} {completion}");
+        assert!(cost > 0, "an upstream without usage is not free");
+    }
+    gw.stop().await;
+}
+
+async fn a_cut_stream_ends_with_an_error_and_is_charged_partially(backend: Backend) {
+    let gw = Gw::start(backend, "1", |_, _| {}).await;
+    let res = gw
+        .post(
+            "/v1/chat/completions",
+            json!({ "model": "gpt-4o-mini", "messages": hello(), "stream": true, "mock": { "cut_after": 2 } }),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let events = sse_payloads(res).await;
+    assert!(
+        !events.iter().any(|e| e == "[DONE]"),
+        "never a fake [DONE]: {events:?}"
+    );
+    let last: Value = serde_json::from_str(events.last().expect("events")).expect("json");
+    assert_eq!(last["error"]["type"], "server_error");
+    gw.settled(1).await;
+    let (cost, source, class, _, completion) = gw.last_usage().await;
+    assert_eq!(source, "partial");
+    assert_eq!(class.as_deref(), Some("upstream_cut"));
+    assert_eq!(completion, 2, "the two chunks generated before the cut");
+    assert!(cost > 0);
+    assert_eq!(gw.balance().await, 1_000_000 - cost);
+    gw.stop().await;
+}
+
+async fn a_client_disconnect_cancels_the_upstream_and_charges_once(backend: Backend) {
+    let gw = Gw::start(backend, "1", |_, _| {}).await;
+    let res = gw
+        .post(
+            "/v1/chat/completions",
+            json!({ "model": "gpt-4o-mini", "messages": hello(), "stream": true,
+                    "mock": { "chunks": 200, "chunk_delay_ms": 50 } }),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let mut body = res.bytes_stream();
+    let first = body.next().await.expect("a chunk").expect("bytes");
+    assert!(!first.is_empty());
+    drop(body);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let reqs = gw.mock.requests().await;
+        if reqs[0]["outcome"] == "cancelled" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the upstream was not cancelled: {}",
+            reqs[0]["outcome"]
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    gw.settled(1).await;
+    let (cost, source, class, _, completion) = gw.last_usage().await;
+    assert_eq!(class.as_deref(), Some("client_cancelled"));
+    assert_eq!(source, "partial");
+    assert!(
+        completion < 200,
+        "only what was generated before the cancel: {completion}"
+    );
+    assert!(cost > 0);
+    assert_eq!(gw.balance().await, 1_000_000 - cost, "charged once");
+    gw.stop().await;
+}
+
+async fn fallback_serves_from_the_next_channel_and_charges_once(backend: Backend) {
+    for (directives, label) in [
+        ("status=503", "503"),
+        ("status=429,retry_after=30", "429"),
+        ("delay_ms=3000", "timeout"),
+    ] {
+        let gw = Gw::start(backend, "1", |c, mock| {
+            let mut bad = channel("bad", mock.url(directives), &["gpt-4o-mini"], 10);
+            bad.first_byte_timeout_ms = 300;
+            c.channels.push(bad);
+        })
+        .await;
+        let res = gw
+            .post(
+                "/v1/chat/completions",
+                json!({ "model": "gpt-4o-mini", "messages": hello() }),
+            )
+            .await;
+        assert_eq!(res.status(), 200, "{label}");
+        let reqs = gw.mock.requests().await;
+        assert_eq!(
+            reqs.len(),
+            2,
+            "{label}: first the bad channel, then the good one"
+        );
+        assert_eq!(reqs[0]["prefix"], directives);
+        assert_eq!(reqs[1]["prefix"], "");
+        gw.settled(1).await;
+        assert_eq!(
+            gw.balance().await,
+            1_000_000 - HELLO_COST,
+            "{label}: one charge"
+        );
+        assert_eq!(
+            gw.scalar("SELECT attempts FROM usage_logs WHERE user_id = $1")
+                .await,
+            2
+        );
+        if label == "429" {
+            // Retry-After cools the channel down: the next request goes straight to the good one.
+            let res = gw
+                .post(
+                    "/v1/chat/completions",
+                    json!({ "model": "gpt-4o-mini", "messages": hello() }),
+                )
+                .await;
+            assert_eq!(res.status(), 200);
+            assert_eq!(gw.mock.requests().await.len(), 3);
+        }
+        gw.stop().await;
+    }
+}
+
+async fn client_errors_are_not_retried_and_cost_nothing(backend: Backend) {
+    let gw = Gw::start(backend, "1", |c, mock| {
+        c.channels.push(channel(
+            "picky",
+            mock.url("status=400"),
+            &["gpt-4o-mini"],
+            10,
+        ));
+    })
+    .await;
+    let res = gw
+        .post(
+            "/v1/chat/completions",
+            json!({ "model": "gpt-4o-mini", "messages": hello() }),
+        )
+        .await;
+    assert_eq!(res.status(), 400);
+    let body: Value = res.json().await.expect("json");
+    assert_eq!(body["error"]["type"], "invalid_request_error");
+    assert_eq!(gw.mock.requests().await.len(), 1, "400 is never retried");
+    gw.settled(1).await;
+    assert_eq!(gw.balance().await, 1_000_000);
+    gw.stop().await;
+}
+
+async fn all_channels_down_is_503_and_costs_nothing(backend: Backend) {
+    let gw = Gw::start(backend, "1", |c, mock| {
+        c.channels = vec![
+            channel("a", mock.url("status=503"), &["gpt-4o-mini"], 1),
+            channel("b", mock.url("status=502"), &["gpt-4o-mini"], 0),
+        ];
+    })
+    .await;
+    let res = gw
+        .post(
+            "/v1/chat/completions",
+            json!({ "model": "gpt-4o-mini", "messages": hello(), "stream": true }),
+        )
+        .await;
+    assert_eq!(res.status(), 503);
+    let body: Value = res.json().await.expect("json");
+    assert_eq!(body["error"]["type"], "server_error");
+    assert!(
+        !body.to_string().contains("127.0.0.1"),
+        "no upstream host reaches the client: {body}"
+    );
+    gw.settled(1).await;
+    assert_eq!(gw.balance().await, 1_000_000);
+    gw.stop().await;
+}
+
+/// 50 simultaneous requests of exactly 100 units each against a balance of 1000.
+async fn fifty_against_a_thousand(urls: &[String], key: &str) -> (usize, usize) {
+    let client = TestApp::bare_client();
+    let calls = (0..50).map(|i| {
+        let client = client.clone();
+        let url = format!("{}/v1/chat/completions", urls[i % urls.len()]);
+        async move {
+            client
+                .post(url)
+                .bearer_auth(key)
+                .json(&json!({ "model": "flat", "messages": [{ "role": "user", "content": "x" }], "max_tokens": 1 }))
+                .send()
+                .await
+                .expect("request")
+                .status()
+                .as_u16()
+        }
+    });
+    let statuses = futures_util::future::join_all(calls).await;
+    let ok = statuses.iter().filter(|s| **s == 200).count();
+    let refused = statuses.iter().filter(|s| **s == 402).count();
+    (ok, refused)
+}
+
+async fn concurrent_spends_never_overdraw_the_balance(backend: Backend) {
+    let gw = Gw::start(backend, "0.001", |_, _| {}).await;
+    let (ok, refused) = fifty_against_a_thousand(std::slice::from_ref(&gw.app.base), &gw.key).await;
+    assert_eq!((ok, refused), (10, 40));
+    gw.settled(50).await;
+    assert_eq!(gw.balance().await, 0);
+    gw.stop().await;
+}
+
+/// The same, with two gateway processes sharing one database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_sharing_a_database_never_overdraw() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let gw = Gw::start(backend, "0.001", |_, _| {}).await;
+        let mock_url = gw.mock.url("");
+        let other = TestApp::spawn_on(gw.app.storage.clone(), |c| {
+            c.billing.report_interval_ms = 50;
+            c.billing.idle_close_ms = 100;
+            c.channels = vec![channel("primary", mock_url, &["flat"], 0)];
+            c.pricing
+                .insert("flat".into(), price("0", "0", Some("0.0001")));
+        })
+        .await;
+        let (ok, refused) =
+            fifty_against_a_thousand(&[gw.app.base.clone(), other.base.clone()], &gw.key).await;
+        assert_eq!((ok, refused), (10, 40), "{backend:?}");
+        other.shutdown().await;
+        gw.settled(50).await;
+        assert_eq!(gw.balance().await, 0);
+        gw.stop().await;
+    }
+}
+
+async fn a_key_spend_cap_is_enforced_like_the_balance(backend: Backend) {
+    let gw = Gw::start(backend, "1", |_, _| {}).await;
+    let capped = create_key(
+        &gw.app,
+        json!({ "user_id": gw.user_id, "name": "capped", "spend_cap": "0.0003" }),
+    )
+    .await;
+    let secret = capped["key"].as_str().expect("key");
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        let res = TestApp::bare_client()
+            .post(gw.app.url("/v1/chat/completions"))
+            .bearer_auth(secret)
+            .json(&json!({ "model": "flat", "messages": hello(), "max_tokens": 1 }))
+            .send()
+            .await
+            .expect("request");
+        statuses.push(res.status().as_u16());
+    }
+    assert_eq!(statuses, [200, 200, 200, 402, 402]);
+    gw.settled(5).await;
+    assert_eq!(gw.balance().await, 1_000_000 - 300);
+    let spent: i64 = sqlx::query_scalar("SELECT spent FROM api_keys WHERE id = $1")
+        .bind(capped["id"].as_i64().expect("id"))
+        .fetch_one(gw.app.svc.db.pool())
+        .await
+        .expect("spent");
+    assert_eq!(spent, 300);
+    gw.stop().await;
+}
+
+async fn bad_requests_get_openai_shaped_errors(backend: Backend) {
+    let gw = Gw::start(backend, "0.000001", |c, _| {
+        c.server.max_body_bytes = 64 * 1024
+    })
+    .await;
+    let client = TestApp::bare_client();
+    let url = gw.app.url("/v1/chat/completions");
+    let check = |status: u16, code: &'static str, param: Option<&'static str>| {
+        move |res: (u16, Value)| {
+            assert_eq!(res.0, status, "{}", res.1);
+            assert_eq!(res.1["error"]["code"], code, "{}", res.1);
+            assert!(
+                res.1["error"]["message"]
+                    .as_str()
+                    .is_some_and(|m| !m.is_empty())
+            );
+            if let Some(p) = param {
+                assert_eq!(res.1["error"]["param"], p, "{}", res.1);
+            }
+        }
+    };
+    let send = |req: reqwest::RequestBuilder| async move {
+        let res = req.send().await.expect("request");
+        (
+            res.status().as_u16(),
+            res.json::<Value>().await.expect("json error"),
+        )
+    };
+    check(401, "unauthorized", None)(
+        send(client.post(&url).bearer_auth("sk-wrong").json(&json!({}))).await,
+    );
+    check(401, "unauthorized", None)(send(client.post(&url).json(&json!({}))).await);
+    check(400, "invalid_request", Some("body"))(
+        send(
+            client
+                .post(&url)
+                .bearer_auth(&gw.key)
+                .header("content-type", "application/json")
+                .body("{nope"),
+        )
+        .await,
+    );
+    check(400, "invalid_request", Some("max_tokens"))(
+        send(
+            client
+                .post(&url)
+                .bearer_auth(&gw.key)
+                .json(&json!({"model": "gpt-4o-mini", "messages": hello(), "max_tokens": -1})),
+        )
+        .await,
+    );
+    check(400, "invalid_request", Some("stream"))(
+        send(
+            client
+                .post(&url)
+                .bearer_auth(&gw.key)
+                .json(&json!({"model": "gpt-4o-mini", "messages": hello(), "stream": "yes"})),
+        )
+        .await,
+    );
+    check(400, "invalid_request", Some("messages"))(
+        send(
+            client
+                .post(&url)
+                .bearer_auth(&gw.key)
+                .json(&json!({"model": "gpt-4o-mini"})),
+        )
+        .await,
+    );
+    check(404, "model_not_found", Some("model"))(
+        send(
+            client
+                .post(&url)
+                .bearer_auth(&gw.key)
+                .json(&json!({"model": "no-such-model", "messages": hello()})),
+        )
+        .await,
+    );
+    check(402, "insufficient_quota", None)(
+        send(
+            client
+                .post(&url)
+                .bearer_auth(&gw.key)
+                .json(&json!({"model": "gpt-4o-mini", "messages": hello()})),
+        )
+        .await,
+    );
+    let big = "x".repeat(100 * 1024);
+    check(413, "payload_too_large", None)(
+        send(
+            client
+                .post(&url)
+                .bearer_auth(&gw.key)
+                .header("content-type", "application/json")
+                .body(big),
+        )
+        .await,
+    );
+    let limited = create_key(&gw.app, json!({"user_id": gw.user_id, "name": "limited", "allowed_models": ["flat"], "allowed_ips": ["10.9.9.9"]})).await;
+    let secret = limited["key"].as_str().expect("key");
+    check(403, "forbidden", None)(
+        send(
+            client
+                .post(&url)
+                .bearer_auth(secret)
+                .json(&json!({"model": "gpt-4o-mini", "messages": hello()})),
+        )
+        .await,
+    );
+    let id = create_key(&gw.app, json!({"user_id": gw.user_id, "name": "soon-off"})).await;
+    let (kid, ksecret) = (
+        id["id"].as_i64().expect("id"),
+        id["key"].as_str().expect("key").to_string(),
+    );
+    let res = client
+        .post(gw.app.url(&format!("/api/admin/keys/{kid}/status")))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({"status": "disabled"}))
+        .send()
+        .await
+        .expect("disable");
+    assert_eq!(res.status(), 200);
+    check(401, "unauthorized", None)(
+        send(client.get(gw.app.url("/v1/models")).bearer_auth(&ksecret)).await,
+    );
+    // The failures are logged and cost nothing.
+    gw.settled(6).await;
+    assert_eq!(gw.balance().await, 1);
+    gw.stop().await;
+}
+
+async fn embeddings_and_models_are_served(backend: Backend) {
+    let gw = Gw::start(backend, "1", |c, _| {
+        c.model_mapping.insert(
+            "smart".into(),
+            vec!["missing-upstream".into(), "gpt-4o-mini".into()],
+        );
+        c.pricing
+            .insert("smart".into(), price("0.15", "0.60", None));
+    })
+    .await;
+    let res = gw
+        .post(
+            "/v1/embeddings",
+            json!({ "model": "text-embedding-3-small", "input": "one two three four" }),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.expect("json");
+    assert_eq!(
+        body["data"][0]["embedding"].as_array().map(Vec::len),
+        Some(8)
+    );
+    assert_eq!(body["usage"]["prompt_tokens"], 4);
+
+    let res = gw
+        .post(
+            "/v1/chat/completions",
+            json!({ "model": "smart", "messages": hello() }),
+        )
+        .await;
+    assert_eq!(res.status(), 200, "mapped through the fallback list");
+    let body: Value = res.json().await.expect("json");
+    assert_eq!(
+        body["model"], "smart",
+        "the client sees the name it asked for"
+    );
+    let reqs = gw.mock.requests().await;
+    assert_eq!(
+        reqs.last().expect("request")["model"],
+        "gpt-4o-mini",
+        "the upstream sees its own name"
+    );
+
+    let client = TestApp::bare_client();
+    let list: Value = client
+        .get(gw.app.url("/v1/models"))
+        .bearer_auth(&gw.key)
+        .send()
+        .await
+        .expect("models")
+        .json()
+        .await
+        .expect("json");
+    let ids: Vec<&str> = list["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .filter_map(|m| m["id"].as_str())
+        .collect();
+    assert!(
+        ids.contains(&"gpt-4o-mini") && ids.contains(&"smart") && ids.contains(&"flat"),
+        "{ids:?}"
+    );
+    let one = client
+        .get(gw.app.url("/v1/models/smart"))
+        .bearer_auth(&gw.key)
+        .send()
+        .await
+        .expect("model");
+    assert_eq!(one.status(), 200);
+    let limited = create_key(
+        &gw.app,
+        json!({"user_id": gw.user_id, "name": "one-model", "allowed_models": ["flat"]}),
+    )
+    .await;
+    let secret = limited["key"].as_str().expect("key");
+    let list: Value = client
+        .get(gw.app.url("/v1/models"))
+        .bearer_auth(secret)
+        .send()
+        .await
+        .expect("models")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(list["data"].as_array().map(Vec::len), Some(1));
+    let hidden = client
+        .get(gw.app.url("/v1/models/smart"))
+        .bearer_auth(secret)
+        .send()
+        .await
+        .expect("model");
+    assert_eq!(hidden.status(), 404);
+    gw.settled(2).await;
+    gw.stop().await;
+}
+
+async fn key_secrets_appear_nowhere_after_creation(backend: Backend) {
+    let gw = Gw::start(backend, "1", |_, _| {}).await;
+    let res = gw
+        .post(
+            "/v1/chat/completions",
+            json!({ "model": "gpt-4o-mini", "messages": hello() }),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    gw.settled(1).await;
+    let secret = gw.key.clone();
+    assert!(
+        secret.starts_with("sk-") && secret.len() >= 3 + 22,
+        "≥128 bits of base62"
+    );
+    // Every text column of every table.
+    let tables = [
+        "users",
+        "sessions",
+        "api_keys",
+        "channels",
+        "model_mappings",
+        "prices",
+        "ledger",
+        "credit_grants",
+        "usage_logs",
+        "instances",
+    ];
+    for table in tables {
+        let rows = sqlx::query(&format!("SELECT * FROM {table}"))
+            .fetch_all(gw.app.svc.db.pool())
+            .await
+            .expect("rows");
+        for row in rows {
+            use sqlx::Row as _;
+            for i in 0..row.len() {
+                if let Ok(Some(text)) = row.try_get::<Option<String>, _>(i) {
+                    assert!(
+                        !text.contains(&secret[3..]),
+                        "the key secret is stored in {table}"
+                    );
+                }
+            }
+        }
+    }
+    let listing = TestApp::bare_client()
+        .get(gw.app.url("/api/admin/keys"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("keys");
+    let text = listing.text().await.expect("text");
+    assert!(
+        !text.contains(&secret[3..]) && text.contains("sk-"),
+        "{text}"
+    );
+    let channels = TestApp::bare_client()
+        .get(gw.app.url("/api/admin/channels"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("channels");
+    let text = channels.text().await.expect("text");
+    assert!(
+        !text.contains("upstream-secret-key") && text.contains("has_api_key"),
+        "{text}"
+    );
+    gw.stop().await;
+}

@@ -1,0 +1,61 @@
+//! The repo's mock upstream, run as its own process.
+
+use serde_json::Value;
+use std::io::{BufRead as _, BufReader};
+use std::process::{Child, Command, Stdio};
+
+pub struct Mock {
+    pub base: String,
+    child: Child,
+}
+
+impl Mock {
+    pub fn start() -> Mock {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_mock-upstream"))
+            .arg("--port")
+            .arg("0")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start mock-upstream");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("mock address");
+        let addr = line
+            .trim()
+            .strip_prefix("listening on ")
+            .expect("listening line")
+            .to_string();
+        Mock {
+            base: format!("http://{addr}"),
+            child,
+        }
+    }
+
+    /// A base URL for a channel whose requests get these directives (e.g. `status=503`).
+    pub fn url(&self, directives: &str) -> String {
+        if directives.is_empty() {
+            format!("{}/v1", self.base)
+        } else {
+            format!("{}/m/{directives}/v1", self.base)
+        }
+    }
+
+    pub async fn requests(&self) -> Vec<Value> {
+        reqwest::get(format!("{}/_mock/requests", self.base))
+            .await
+            .expect("mock log")
+            .json()
+            .await
+            .expect("json")
+    }
+}
+
+impl Drop for Mock {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

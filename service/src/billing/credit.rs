@@ -1,0 +1,381 @@
+//! Credit control in the style of telecom online charging (RFC 4006): an instance obtains a
+//! *credit grant* for an account from the database in one conditional transaction
+//! (`balance - reserved >= amount`), serves many requests from it in memory (reserve the worst
+//! case, settle the exact cost, give back the rest), and reports used units in batches: every
+//! `billing.report_interval_ms`, at once when a grant runs low, when the account goes idle
+//! (the grant is then closed and its unused part released), and at shutdown.
+//!
+//! Guarantees: the database never lets holds exceed a balance, charges only consume holds, so
+//! no request can overdraw; a batch is charged once (idempotent on its id); a crash loses at most
+//! the unreported usage of the last interval (never more than the grant), and the sweeper
+//! releases grants whose instance stopped heartbeating.
+
+use super::repo;
+use crate::Error;
+use crate::db::Db;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::Notify;
+
+/// Whose money: a user, or a user through a key with its own spend cap.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct AccountId {
+    pub user_id: i64,
+    /// Set only for keys with a spend cap: their grants also hold against the key.
+    pub capped_key: Option<i64>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    grant_id: Option<String>,
+    topups: u32,
+    granted: i64,
+    reported: i64,
+    pending: i64,
+    inflight: i64,
+    /// Cost beyond what the grant covered (a request that used more than its reservation).
+    overage: i64,
+    last_used: Option<Instant>,
+    window_start: Option<Instant>,
+    window_spend: i64,
+    /// Spend of the last full one-second window; sizes prefetching under sustained load.
+    rate: i64,
+}
+
+impl State {
+    fn free(&self) -> i64 {
+        self.granted - self.reported - self.pending - self.inflight
+    }
+
+    fn note_spend(&mut self, cost: i64, now: Instant) {
+        match self.window_start {
+            Some(start) if now.duration_since(start) < Duration::from_secs(1) => {
+                self.window_spend += cost
+            }
+            Some(start) => {
+                // A window closed; a gap of more than one window means the load is not sustained.
+                self.rate = if now.duration_since(start) < Duration::from_secs(2) {
+                    self.window_spend
+                } else {
+                    0
+                };
+                self.window_start = Some(now);
+                self.window_spend = cost;
+            }
+            None => {
+                self.window_start = Some(now);
+                self.window_spend = cost;
+            }
+        }
+    }
+}
+
+struct Account {
+    id: AccountId,
+    state: Mutex<State>,
+    /// Serializes this account's database work (top-ups, reports, closing).
+    db_lock: tokio::sync::Mutex<()>,
+}
+
+impl Account {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+pub struct CreditManager {
+    db: Db,
+    instance_id: String,
+    accounts: Mutex<HashMap<AccountId, Arc<Account>>>,
+    wake: Notify,
+    idle_close: Duration,
+}
+
+/// Money reserved for one request. Settle it with the exact cost; dropping it unsettled
+/// releases the reservation (the request cost nothing).
+pub struct Reservation {
+    account: Arc<Account>,
+    amount: i64,
+    manager: Arc<CreditManager>,
+    settled: bool,
+}
+
+impl Reservation {
+    pub fn amount(&self) -> i64 {
+        self.amount
+    }
+
+    /// Charges `cost` (which may exceed the reservation) and frees the rest. Exactly once.
+    pub fn settle(mut self, cost: i64) {
+        self.finish(cost.max(0));
+    }
+
+    fn finish(&mut self, cost: i64) {
+        if self.settled {
+            return;
+        }
+        self.settled = true;
+        let now = Instant::now();
+        let low = {
+            let mut st = self.account.lock();
+            st.inflight -= self.amount;
+            let covered = cost.min(st.free().max(0));
+            st.pending += covered;
+            st.overage += cost - covered;
+            st.last_used = Some(now);
+            st.note_spend(cost, now);
+            st.overage > 0 || st.free() * 5 < st.granted
+        };
+        if low {
+            self.manager.wake.notify_one();
+        }
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        self.finish(0);
+    }
+}
+
+impl CreditManager {
+    pub fn new(db: Db, instance_id: String, idle_close: Duration) -> Arc<CreditManager> {
+        Arc::new(CreditManager {
+            db,
+            instance_id,
+            accounts: Mutex::new(HashMap::new()),
+            wake: Notify::new(),
+            idle_close,
+        })
+    }
+
+    pub fn instance_id(&self) -> &str {
+        &self.instance_id
+    }
+
+    fn account(&self, id: AccountId) -> Arc<Account> {
+        let mut map = self
+            .accounts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.entry(id)
+            .or_insert_with(|| {
+                Arc::new(Account {
+                    id,
+                    state: Mutex::new(State::default()),
+                    db_lock: tokio::sync::Mutex::new(()),
+                })
+            })
+            .clone()
+    }
+
+    /// Reserves `amount` for a request, topping the grant up from the database when needed.
+    pub async fn reserve(
+        self: &Arc<Self>,
+        id: AccountId,
+        amount: i64,
+    ) -> Result<Reservation, Error> {
+        let amount = amount.max(0);
+        let account = self.account(id);
+        let grant = |st: &mut State| {
+            st.inflight += amount;
+            st.last_used = Some(Instant::now());
+        };
+        {
+            let mut st = account.lock();
+            if st.free() >= amount && st.overage == 0 {
+                grant(&mut st);
+                return Ok(Reservation {
+                    account: account.clone(),
+                    amount,
+                    manager: self.clone(),
+                    settled: false,
+                });
+            }
+        }
+        let _db = account.db_lock.lock().await;
+        let (need, prefetch, grant_id, seq) = {
+            let mut st = account.lock();
+            if st.free() >= amount && st.overage == 0 {
+                grant(&mut st);
+                return Ok(Reservation {
+                    account: account.clone(),
+                    amount,
+                    manager: self.clone(),
+                    settled: false,
+                });
+            }
+            let need = amount - st.free().min(amount) + st.overage.max(0);
+            // Prefetch about a second of spend, but only under sustained load: a burst gets
+            // exactly what it needs, so that instances sharing a balance do not hoard it.
+            let prefetch = st.rate.saturating_sub(st.free().max(0)).max(0);
+            let id = st.grant_id.clone().unwrap_or_else(uuid_like);
+            st.topups += 1;
+            (need, prefetch, id, st.topups)
+        };
+        let mut got = None;
+        for amt in [need.saturating_add(prefetch), need] {
+            if amt == 0 {
+                got = Some(0);
+                break;
+            }
+            match repo::hold(&self.db, &self.instance_id, id, &grant_id, seq, amt).await {
+                Ok(true) => {
+                    got = Some(amt);
+                    break;
+                }
+                Ok(false) if prefetch > 0 && amt != need => continue,
+                Ok(false) => break,
+                Err(e) => return Err(e),
+            }
+        }
+        let Some(amt) = got else {
+            return Err(Error::InsufficientBalance);
+        };
+        let mut st = account.lock();
+        st.grant_id = Some(grant_id);
+        st.granted += amt;
+        // The overage that forced this top-up is now covered by the grant.
+        st.pending += st.overage;
+        st.overage = 0;
+        grant(&mut st);
+        Ok(Reservation {
+            account: account.clone(),
+            amount,
+            manager: self.clone(),
+            settled: false,
+        })
+    }
+
+    /// Reports used units of every account, and closes idle grants. `closing`: close them all.
+    pub async fn flush(&self, closing: bool) -> Result<(), Error> {
+        let accounts: Vec<Arc<Account>> = {
+            let map = self
+                .accounts
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            map.values().cloned().collect()
+        };
+        let mut first_error = None;
+        for account in accounts {
+            if let Err(e) = self.flush_account(&account, closing).await {
+                tracing::warn!(user.id = account.id.user_id, error = %e, "reporting credit usage failed");
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    async fn flush_account(&self, account: &Arc<Account>, closing: bool) -> Result<(), Error> {
+        let _db = account.db_lock.lock().await;
+        let (grant_id, pending, overage, idle) = {
+            let st = account.lock();
+            let idle =
+                st.inflight == 0 && st.last_used.is_none_or(|t| t.elapsed() >= self.idle_close);
+            (st.grant_id.clone(), st.pending, st.overage, idle)
+        };
+        let Some(grant_id) = grant_id else {
+            return Ok(());
+        };
+        if pending > 0 {
+            let batch = uuid_like();
+            repo::charge(&self.db, account.id, &grant_id, pending, &batch).await?;
+            let mut st = account.lock();
+            st.pending -= pending;
+            st.reported += pending;
+        }
+        if overage > 0 {
+            let charged = repo::charge_overage(&self.db, account.id, overage, &uuid_like()).await?;
+            if charged < overage {
+                tracing::warn!(
+                    user.id = account.id.user_id,
+                    uncollected = overage - charged,
+                    "usage beyond the balance could not be charged"
+                );
+            }
+            account.lock().overage -= overage;
+        }
+        if closing || idle {
+            let unused = {
+                let st = account.lock();
+                if !(closing || (st.inflight == 0 && st.pending == 0)) {
+                    return Ok(());
+                }
+                st.granted - st.reported
+            };
+            repo::close_grant(&self.db, account.id, &grant_id, unused.max(0)).await?;
+            let mut st = account.lock();
+            *st = State {
+                rate: st.rate,
+                window_start: st.window_start,
+                window_spend: st.window_spend,
+                ..State::default()
+            };
+            drop(st);
+            if !closing {
+                let mut map = self
+                    .accounts
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                // Forget the account unless a request grabbed it meanwhile.
+                if Arc::strong_count(account) <= 2 {
+                    map.remove(&account.id);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The reporter: runs until `stop` resolves, then reports and closes everything.
+    pub async fn run(
+        self: Arc<Self>,
+        interval: Duration,
+        sweep_after: Duration,
+        stop: impl std::future::Future<Output = ()>,
+    ) {
+        tokio::pin!(stop);
+        let mut last_sweep = Instant::now() - sweep_after;
+        loop {
+            if let Err(e) = repo::heartbeat(&self.db, &self.instance_id).await {
+                tracing::warn!(error = %e, "instance heartbeat failed");
+            }
+            let _ = self.flush(false).await;
+            if last_sweep.elapsed() >= sweep_after / 3 {
+                last_sweep = Instant::now();
+                match repo::sweep(&self.db, &self.instance_id, sweep_after).await {
+                    Ok(n) if n > 0 => {
+                        tracing::info!(grants = n, "closed grants of stopped instances")
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "grant sweep failed"),
+                }
+            }
+            tokio::select! {
+                () = tokio::time::sleep(interval) => {},
+                () = self.wake.notified() => {},
+                () = &mut stop => break,
+            }
+        }
+        for attempt in 0..5 {
+            match self.flush(true).await {
+                Ok(()) => break,
+                Err(e) => {
+                    tracing::warn!(attempt, error = %e, "final credit report failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
+        let _ = repo::retire(&self.db, &self.instance_id).await;
+    }
+}
+
+/// A random 128-bit id in hex.
+pub fn uuid_like() -> String {
+    use rand::RngCore as _;
+    let mut b = [0u8; 16];
+    rand::rng().fill_bytes(&mut b);
+    hex::encode(b)
+}

@@ -1,0 +1,144 @@
+//! Prices and the cost of a request, in exact integer arithmetic.
+
+use std::collections::HashMap;
+
+/// A model's price, in units (1e-6 USD) per 1M tokens, plus a flat per-request price.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Price {
+    pub version: i64,
+    pub input_per_1m: i64,
+    pub output_per_1m: i64,
+    pub cached_input_per_1m: i64,
+    pub per_request: i64,
+}
+
+/// Token counts of one request.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub prompt: u64,
+    pub completion: u64,
+    /// Of the prompt tokens, how many were served from the upstream's cache.
+    pub cached: u64,
+}
+
+pub const MULTIPLIER_ONE: i64 = 1000;
+
+impl Price {
+    /// The cost in units, rounded up once per request: ceil(Σ tokens × price × multiplier / 1e9).
+    pub fn cost(&self, u: &Usage, multiplier_milli: i64) -> i64 {
+        let cached = u.cached.min(u.prompt);
+        let uncached = u.prompt - cached;
+        let term =
+            |tokens: u64, price: i64| i128::from(tokens).saturating_mul(i128::from(price.max(0)));
+        let total = term(uncached, self.input_per_1m)
+            .saturating_add(term(cached, self.cached_input_per_1m))
+            .saturating_add(term(u.completion, self.output_per_1m))
+            .saturating_add(term(1_000_000, self.per_request));
+        let numer = total.saturating_mul(i128::from(multiplier_milli.max(0)));
+        let denom: i128 = 1_000_000 * i128::from(MULTIPLIER_ONE);
+        let cost = numer / denom + i128::from(numer % denom != 0);
+        i64::try_from(cost).unwrap_or(i64::MAX)
+    }
+}
+
+/// Every active price and group multiplier, as one immutable snapshot.
+#[derive(Clone, Debug, Default)]
+pub struct PriceBook {
+    pub prices: HashMap<String, Price>,
+    pub multipliers: HashMap<String, i64>,
+}
+
+impl PriceBook {
+    pub fn price(&self, model: &str) -> Option<Price> {
+        self.prices.get(model).copied()
+    }
+
+    pub fn multiplier(&self, group: &str) -> i64 {
+        self.multipliers
+            .get(group)
+            .copied()
+            .unwrap_or(MULTIPLIER_ONE)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn price(input: i64, output: i64, cached: i64, per_request: i64) -> Price {
+        Price {
+            version: 1,
+            input_per_1m: input,
+            output_per_1m: output,
+            cached_input_per_1m: cached,
+            per_request,
+        }
+    }
+
+    #[test]
+    fn charges_exactly_and_rounds_up_once() {
+        // gpt-4o-mini: $0.15 / $0.60 / $0.075 per 1M tokens.
+        let p = price(150_000, 600_000, 75_000, 0);
+        let u = Usage {
+            prompt: 1_000_000,
+            completion: 1_000_000,
+            cached: 0,
+        };
+        assert_eq!(p.cost(&u, MULTIPLIER_ONE), 750_000);
+        // 10 prompt tokens cost 1.5 units: rounded up to 2, once.
+        assert_eq!(
+            p.cost(
+                &Usage {
+                    prompt: 10,
+                    completion: 0,
+                    cached: 0
+                },
+                MULTIPLIER_ONE
+            ),
+            2
+        );
+        assert_eq!(p.cost(&Usage::default(), MULTIPLIER_ONE), 0);
+    }
+
+    #[test]
+    fn cached_tokens_use_the_cached_price() {
+        let p = price(1_000_000, 0, 500_000, 0);
+        let u = Usage {
+            prompt: 100,
+            completion: 0,
+            cached: 40,
+        };
+        assert_eq!(p.cost(&u, MULTIPLIER_ONE), 60 + 20);
+        // More cached than prompt tokens is clamped.
+        assert_eq!(
+            p.cost(
+                &Usage {
+                    prompt: 10,
+                    completion: 0,
+                    cached: 99
+                },
+                MULTIPLIER_ONE
+            ),
+            5
+        );
+    }
+
+    #[test]
+    fn per_request_price_and_group_multiplier() {
+        let p = price(0, 0, 0, 100);
+        assert_eq!(p.cost(&Usage::default(), MULTIPLIER_ONE), 100);
+        assert_eq!(p.cost(&Usage::default(), 1500), 150);
+        assert_eq!(p.cost(&Usage::default(), 0), 0);
+    }
+
+    #[test]
+    fn huge_usage_saturates_instead_of_overflowing() {
+        let p = price(i64::MAX, i64::MAX, i64::MAX, i64::MAX);
+        let u = Usage {
+            prompt: u64::MAX,
+            completion: u64::MAX,
+            cached: 0,
+        };
+        assert_eq!(p.cost(&u, MULTIPLIER_ONE), i64::MAX);
+    }
+}

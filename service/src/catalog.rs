@@ -1,0 +1,211 @@
+//! What the gateway sells and where it sends it: channels, model mappings and prices. Declared in
+//! the config (applied at every start), editable by administrators at runtime; every change
+//! swaps the in-memory routing table or price book at once.
+
+use crate::accounts::Actor;
+use crate::billing::{self, PriceBook};
+use crate::config::{ParsedPrice, PriceConfig};
+use crate::routing::{ChannelInput, ChannelView, repo};
+use crate::{Error, Services};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use types::Credits;
+
+fn require_admin(actor: &Actor) -> Result<(), Error> {
+    if actor.is_admin() {
+        Ok(())
+    } else {
+        Err(Error::Forbidden("administrators only"))
+    }
+}
+
+/// Applies the config's channels, mappings and prices to the database, then loads them.
+pub async fn sync_from_config(svc: &Services) -> Result<(), Error> {
+    let cfg = &svc.config;
+    for ch in &cfg.channels {
+        let input = ChannelInput {
+            name: ch.name.clone(),
+            base_url: ch.base_url.clone(),
+            api_key: (!ch.api_key.is_empty()).then(|| ch.api_key.expose().to_string()),
+            models: ch.models.clone(),
+            priority: ch.priority,
+            weight: ch.weight,
+            connect_timeout_ms: ch.connect_timeout_ms,
+            first_byte_timeout_ms: ch.first_byte_timeout_ms,
+            idle_timeout_ms: ch.idle_timeout_ms,
+            enabled: ch.enabled,
+        };
+        repo::upsert(&svc.db, None, &input).await?;
+    }
+    for (model, targets) in &cfg.model_mapping {
+        repo::set_mapping(&svc.db, model, targets).await?;
+    }
+    for (model, price) in &cfg.pricing {
+        let parsed = price
+            .parse(model)
+            .map_err(|e| Error::invalid("pricing", e.to_string()))?;
+        // Several instances starting at once may race to add the same version: retry once.
+        if billing::set_price(&svc.db, model, &parsed).await.is_err() {
+            billing::set_price(&svc.db, model, &parsed).await?;
+        }
+    }
+    reload(svc).await
+}
+
+/// Reloads the routing table and the price book from the database.
+pub async fn reload(svc: &Services) -> Result<(), Error> {
+    repo::load(&svc.db, &svc.routing).await?;
+    let book: PriceBook = billing::load_prices(&svc.db, &svc.config).await?;
+    svc.set_prices(book);
+    Ok(())
+}
+
+pub async fn list_channels(svc: &Services, actor: &Actor) -> Result<Vec<ChannelView>, Error> {
+    require_admin(actor)?;
+    repo::list(&svc.db).await
+}
+
+pub async fn save_channel(
+    svc: &Services,
+    actor: &Actor,
+    id: Option<i64>,
+    input: ChannelInput,
+) -> Result<ChannelView, Error> {
+    require_admin(actor)?;
+    input.validate()?;
+    let id = repo::upsert(&svc.db, id, &input).await?;
+    reload(svc).await?;
+    tracing::info!(channel.id = id, channel = %input.name, "channel saved");
+    repo::get(&svc.db, id)
+        .await?
+        .ok_or(Error::NotFound("channel"))
+}
+
+pub async fn delete_channel(svc: &Services, actor: &Actor, id: i64) -> Result<(), Error> {
+    require_admin(actor)?;
+    if !repo::delete(&svc.db, id).await? {
+        return Err(Error::NotFound("channel"));
+    }
+    reload(svc).await
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Mapping {
+    pub model: String,
+    pub targets: Vec<String>,
+}
+
+pub async fn list_mappings(svc: &Services, actor: &Actor) -> Result<Vec<Mapping>, Error> {
+    require_admin(actor)?;
+    Ok(repo::mappings(&svc.db)
+        .await?
+        .into_iter()
+        .map(|(model, targets)| Mapping { model, targets })
+        .collect())
+}
+
+pub async fn set_mapping(
+    svc: &Services,
+    actor: &Actor,
+    model: &str,
+    targets: Vec<String>,
+) -> Result<Mapping, Error> {
+    require_admin(actor)?;
+    if model.trim().is_empty() || model.len() > 256 {
+        return Err(Error::invalid("model", "must be 1 to 256 characters"));
+    }
+    if targets.is_empty() || targets.iter().any(|t| t.trim().is_empty()) {
+        return Err(Error::invalid(
+            "targets",
+            "must list at least one upstream model name",
+        ));
+    }
+    repo::set_mapping(&svc.db, model, &targets).await?;
+    reload(svc).await?;
+    Ok(Mapping {
+        model: model.to_string(),
+        targets,
+    })
+}
+
+pub async fn delete_mapping(svc: &Services, actor: &Actor, model: &str) -> Result<(), Error> {
+    require_admin(actor)?;
+    if !repo::delete_mapping(&svc.db, model).await? {
+        return Err(Error::NotFound("mapping"));
+    }
+    reload(svc).await
+}
+
+/// A price as the admin API shows it: USD decimal strings per 1M tokens.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PriceView {
+    pub model: String,
+    pub version: i64,
+    pub input_per_1m: String,
+    pub output_per_1m: String,
+    pub cached_input_per_1m: String,
+    pub per_request: String,
+}
+
+pub async fn list_prices(svc: &Services) -> Result<Vec<PriceView>, Error> {
+    let book = svc.prices();
+    let sorted: BTreeMap<&String, &billing::Price> = book.prices.iter().collect();
+    let usd = |u: i64| Credits::from_units(u).to_usd_string();
+    Ok(sorted
+        .into_iter()
+        .map(|(m, p)| PriceView {
+            model: m.clone(),
+            version: p.version,
+            input_per_1m: usd(p.input_per_1m),
+            output_per_1m: usd(p.output_per_1m),
+            cached_input_per_1m: usd(p.cached_input_per_1m),
+            per_request: usd(p.per_request),
+        })
+        .collect())
+}
+
+pub async fn set_price(
+    svc: &Services,
+    actor: &Actor,
+    model: &str,
+    price: PriceConfig,
+) -> Result<PriceView, Error> {
+    require_admin(actor)?;
+    if model.trim().is_empty() || model.len() > 256 {
+        return Err(Error::invalid("model", "must be 1 to 256 characters"));
+    }
+    let parsed: ParsedPrice = price.parse(model).map_err(|e| {
+        let field = [
+            "input_per_1m",
+            "output_per_1m",
+            "cached_input_per_1m",
+            "per_request",
+        ]
+        .into_iter()
+        .find(|f| e.key.ends_with(f))
+        .unwrap_or("price");
+        Error::invalid(field, e.message)
+    })?;
+    billing::set_price(&svc.db, model, &parsed).await?;
+    reload(svc).await?;
+    list_prices(svc)
+        .await?
+        .into_iter()
+        .find(|p| p.model == model)
+        .ok_or(Error::NotFound("price"))
+}
+
+pub async fn delete_price(svc: &Services, actor: &Actor, model: &str) -> Result<(), Error> {
+    require_admin(actor)?;
+    let mut tx = svc.db.begin_write().await?;
+    let n = sqlx::query("UPDATE prices SET active = 0 WHERE model = $1 AND active = 1")
+        .bind(model)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    tx.commit().await?;
+    if n == 0 {
+        return Err(Error::NotFound("price"));
+    }
+    reload(svc).await
+}

@@ -1,0 +1,301 @@
+//! API keys: `sk-` + 48 base62 characters (≈285 bits) from the OS CSPRNG. Stored as a SHA-256
+//! digest and a display prefix; the secret is returned once, at creation. Lookups go through a
+//! short-lived in-process cache that every change on this instance invalidates at once (other
+//! instances see a change within `CACHE_TTL`).
+
+mod cidr;
+pub mod repo;
+
+pub use cidr::IpNet;
+
+use crate::accounts::Actor;
+use crate::{Error, Services, now_ms};
+use rand::Rng as _;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use subtle::ConstantTimeEq as _;
+use types::{Credits, UserStatus};
+
+const SECRET_LEN: usize = 48;
+const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+pub const CACHE_TTL: Duration = Duration::from_secs(5);
+
+/// What a key may do, as the proxy needs it on every request.
+#[derive(Clone, Debug)]
+pub struct KeyAuth {
+    pub id: i64,
+    pub user_id: i64,
+    pub user_group: String,
+    pub prefix: String,
+    pub digest: [u8; 32],
+    pub active: bool,
+    pub expires_at: Option<i64>,
+    pub allowed_models: Vec<String>,
+    pub allowed_ips: Vec<IpNet>,
+    pub spend_cap: Option<i64>,
+}
+
+impl KeyAuth {
+    pub fn allows_model(&self, model: &str) -> bool {
+        self.allowed_models.is_empty() || self.allowed_models.iter().any(|m| m == model)
+    }
+}
+
+/// A key as the admin API shows it: never the secret or its digest.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct KeyView {
+    pub id: i64,
+    pub user_id: i64,
+    pub name: String,
+    pub prefix: String,
+    pub status: String,
+    pub expires_at: Option<i64>,
+    pub allowed_models: Vec<String>,
+    pub allowed_ips: Vec<String>,
+    /// USD decimal string, when capped.
+    pub spend_cap: Option<String>,
+    pub spent: String,
+    pub rpm: Option<i64>,
+    pub tpm: Option<i64>,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+}
+
+/// A newly created key: the view plus the secret, shown this once.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CreatedKey {
+    #[serde(flatten)]
+    pub view: KeyView,
+    pub key: String,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewKey {
+    pub user_id: i64,
+    pub name: String,
+    #[serde(default)]
+    pub expires_at: Option<i64>,
+    #[serde(default)]
+    pub allowed_models: Vec<String>,
+    #[serde(default)]
+    pub allowed_ips: Vec<String>,
+    /// USD decimal string.
+    #[serde(default)]
+    pub spend_cap: Option<String>,
+    #[serde(default)]
+    pub rpm: Option<i64>,
+    #[serde(default)]
+    pub tpm: Option<i64>,
+}
+
+/// A cached key and when it was read.
+type Cached = (Arc<KeyAuth>, Instant);
+
+#[derive(Default)]
+pub struct KeyCache {
+    map: Mutex<HashMap<[u8; 32], Cached>>,
+}
+
+impl KeyCache {
+    fn get(&self, digest: &[u8; 32]) -> Option<Arc<KeyAuth>> {
+        let map = self.map.lock().ok()?;
+        map.get(digest)
+            .filter(|(_, at)| at.elapsed() < CACHE_TTL)
+            .map(|(k, _)| k.clone())
+    }
+
+    fn put(&self, key: Arc<KeyAuth>) {
+        if let Ok(mut map) = self.map.lock() {
+            if map.len() > 100_000 {
+                map.retain(|_, (_, at)| at.elapsed() < CACHE_TTL);
+            }
+            map.insert(key.digest, (key, Instant::now()));
+        }
+    }
+
+    /// Forgets every cached key (after any change to keys or users).
+    pub fn clear(&self) {
+        if let Ok(mut map) = self.map.lock() {
+            map.clear();
+        }
+    }
+}
+
+pub fn digest(secret: &str) -> [u8; 32] {
+    Sha256::digest(secret.as_bytes()).into()
+}
+
+fn new_secret() -> String {
+    let mut rng = rand::rng(); // ChaCha-based CSPRNG seeded and reseeded from the OS
+    let mut s = String::with_capacity(3 + SECRET_LEN);
+    s.push_str("sk-");
+    for _ in 0..SECRET_LEN {
+        s.push(BASE62[rng.random_range(0..BASE62.len())] as char);
+    }
+    s
+}
+
+/// Resolves a presented secret into its key, checking status, expiry, owner and client IP.
+pub async fn authenticate(
+    svc: &Services,
+    secret: &str,
+    client_ip: Option<IpAddr>,
+) -> Result<Arc<KeyAuth>, Error> {
+    const BAD: Error = Error::Unauthorized("invalid API key");
+    if !secret.starts_with("sk-") || secret.len() > 200 {
+        return Err(BAD);
+    }
+    let d = digest(secret);
+    let key = match svc.keys.get(&d) {
+        Some(k) => k,
+        None => {
+            let k = Arc::new(
+                repo::find_auth(&svc.db, &hex::encode(d))
+                    .await?
+                    .ok_or(BAD)?,
+            );
+            svc.keys.put(k.clone());
+            k
+        }
+    };
+    if !bool::from(key.digest.ct_eq(&d)) || !key.active {
+        return Err(BAD);
+    }
+    if key.expires_at.is_some_and(|t| t <= now_ms()) {
+        return Err(Error::Unauthorized("API key expired"));
+    }
+    if !key.allowed_ips.is_empty()
+        && !client_ip.is_some_and(|ip| key.allowed_ips.iter().any(|n| n.contains(ip)))
+    {
+        return Err(Error::Forbidden("client IP not allowed for this key"));
+    }
+    Ok(key)
+}
+
+fn require_admin(actor: &Actor) -> Result<(), Error> {
+    if actor.is_admin() {
+        Ok(())
+    } else {
+        Err(Error::Forbidden("administrators only"))
+    }
+}
+
+pub async fn create(svc: &Services, actor: &Actor, new: NewKey) -> Result<CreatedKey, Error> {
+    require_admin(actor)?;
+    let name = new.name.trim();
+    if name.is_empty() || name.chars().count() > 64 {
+        return Err(Error::invalid("name", "must be 1 to 64 characters"));
+    }
+    let user = crate::accounts::repo::get(&svc.db, new.user_id)
+        .await?
+        .ok_or(Error::invalid("user_id", "no such user"))?;
+    if user.status != UserStatus::Active {
+        return Err(Error::invalid("user_id", "user is disabled"));
+    }
+    let ips = new
+        .allowed_ips
+        .iter()
+        .map(|s| {
+            s.parse::<IpNet>()
+                .map_err(|e| Error::invalid("allowed_ips", format!("{s:?}: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let cap = match &new.spend_cap {
+        Some(t) => {
+            let c =
+                Credits::parse_usd(t).map_err(|e| Error::invalid("spend_cap", e.to_string()))?;
+            if c.units() < 0 {
+                return Err(Error::invalid("spend_cap", "must not be negative"));
+            }
+            Some(c.units())
+        }
+        None => None,
+    };
+    for (field, v) in [("rpm", new.rpm), ("tpm", new.tpm)] {
+        if v.is_some_and(|v| v <= 0) {
+            return Err(Error::invalid(field, "must be positive"));
+        }
+    }
+    if new.allowed_models.iter().any(|m| m.trim().is_empty()) {
+        return Err(Error::invalid(
+            "allowed_models",
+            "model names must not be empty",
+        ));
+    }
+    let secret = new_secret();
+    let prefix = format!("{}…", &secret[..9]);
+    let id = repo::insert(
+        &svc.db,
+        &repo::InsertKey {
+            user_id: user.id,
+            name,
+            digest_hex: &hex::encode(digest(&secret)),
+            prefix: &prefix,
+            expires_at: new.expires_at,
+            allowed_models: &new.allowed_models,
+            allowed_ips: &ips.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            spend_cap: cap,
+            rpm: new.rpm,
+            tpm: new.tpm,
+            now: now_ms(),
+        },
+    )
+    .await?;
+    let view = repo::get(&svc.db, id)
+        .await?
+        .ok_or(Error::NotFound("key"))?;
+    tracing::info!(key.id = id, key.prefix = %prefix, user.id = user.id, "API key created");
+    Ok(CreatedKey { view, key: secret })
+}
+
+pub async fn list(
+    svc: &Services,
+    actor: &Actor,
+    user_id: Option<i64>,
+) -> Result<Vec<KeyView>, Error> {
+    require_admin(actor)?;
+    repo::list(&svc.db, user_id).await
+}
+
+pub async fn set_status(
+    svc: &Services,
+    actor: &Actor,
+    id: i64,
+    active: bool,
+) -> Result<KeyView, Error> {
+    require_admin(actor)?;
+    if !repo::set_status(&svc.db, id, if active { "active" } else { "disabled" }).await? {
+        return Err(Error::NotFound("key"));
+    }
+    svc.keys.clear();
+    repo::get(&svc.db, id).await?.ok_or(Error::NotFound("key"))
+}
+
+pub async fn delete(svc: &Services, actor: &Actor, id: i64) -> Result<(), Error> {
+    require_admin(actor)?;
+    if !repo::delete(&svc.db, id).await? {
+        return Err(Error::NotFound("key"));
+    }
+    svc.keys.clear();
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_long_random_base62() {
+        let a = new_secret();
+        let b = new_secret();
+        assert!(a.starts_with("sk-") && a.len() == 3 + SECRET_LEN);
+        assert!(a[3..].bytes().all(|c| BASE62.contains(&c)));
+        assert_ne!(a, b);
+        assert_ne!(digest(&a), digest(&b));
+    }
+}

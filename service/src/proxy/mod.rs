@@ -1,0 +1,705 @@
+//! The OpenAI-compatible relay: validate, route, reserve credit, call the upstream with fallback
+//! before the first byte, relay (SSE event by event), count tokens, settle the exact cost, log.
+//! Every `/v1` entry point calls [`relay`]; nothing here knows about axum.
+
+pub mod sse;
+pub mod tokens;
+
+use crate::billing::{self, Price, Reservation, Usage};
+use crate::keys::KeyAuth;
+use crate::routing::Candidate;
+use crate::usage::UsageRecord;
+use crate::{Error, Services, now_ms};
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt as _};
+use serde::Serialize;
+use serde_json::Value;
+use sse::UpstreamUsage;
+use std::collections::VecDeque;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Endpoint {
+    Chat,
+    Completions,
+    Embeddings,
+}
+
+impl Endpoint {
+    fn path(self) -> &'static str {
+        match self {
+            Endpoint::Chat => "/chat/completions",
+            Endpoint::Completions => "/completions",
+            Endpoint::Embeddings => "/embeddings",
+        }
+    }
+}
+
+/// Who is calling and since when.
+pub struct CallContext {
+    pub key: Arc<KeyAuth>,
+    pub request_id: String,
+    pub client_ip: Option<IpAddr>,
+    pub started: Instant,
+}
+
+pub type EventStream = Pin<Box<dyn Stream<Item = Result<Bytes, std::io::Error>> + Send>>;
+
+pub enum ProxyBody {
+    Json(Bytes),
+    Events(EventStream),
+}
+
+pub struct ProxyResponse {
+    pub body: ProxyBody,
+}
+
+/// Why an upstream call failed, for the client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UpstreamFailure {
+    /// The upstream refused the request itself (400/404/413/422): the client's to fix.
+    Rejected(u16),
+    /// The upstream answered with something unusable, or refused our credentials.
+    BadGateway,
+    /// No upstream could serve the request.
+    Unavailable,
+    /// The upstream did not answer in time.
+    Timeout,
+}
+
+struct Parsed {
+    body: serde_json::Map<String, Value>,
+    model: String,
+    stream: bool,
+    completion_bound: u64,
+}
+
+fn field_u64(
+    body: &serde_json::Map<String, Value>,
+    name: &'static str,
+) -> Result<Option<u64>, Error> {
+    match body.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v
+            .as_u64()
+            .map(Some)
+            .ok_or_else(|| Error::invalid(name, "must be a non-negative integer")),
+    }
+}
+
+fn parse(svc: &Services, endpoint: Endpoint, raw: &[u8]) -> Result<Parsed, Error> {
+    let body: Value = serde_json::from_slice(raw)
+        .map_err(|e| Error::invalid("body", format!("invalid JSON: {e}")))?;
+    let Value::Object(body) = body else {
+        return Err(Error::invalid("body", "must be a JSON object"));
+    };
+    let model = match body.get("model") {
+        Some(Value::String(m)) if !m.trim().is_empty() && m.len() <= 256 => m.clone(),
+        Some(Value::String(_)) => {
+            return Err(Error::invalid("model", "must be a non-empty model name"));
+        }
+        Some(_) => return Err(Error::invalid("model", "must be a string")),
+        None => return Err(Error::invalid("model", "is required")),
+    };
+    let stream = match body.get("stream") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err(Error::invalid("stream", "must be a boolean")),
+    };
+    if stream && endpoint == Endpoint::Embeddings {
+        return Err(Error::invalid("stream", "embeddings cannot be streamed"));
+    }
+    match endpoint {
+        Endpoint::Chat => match body.get("messages") {
+            Some(Value::Array(m)) if !m.is_empty() => {}
+            Some(Value::Array(_)) => return Err(Error::invalid("messages", "must not be empty")),
+            Some(_) => return Err(Error::invalid("messages", "must be an array")),
+            None => return Err(Error::invalid("messages", "is required")),
+        },
+        Endpoint::Completions => {
+            if body.get("prompt").is_none() {
+                return Err(Error::invalid("prompt", "is required"));
+            }
+        }
+        Endpoint::Embeddings => {
+            if body.get("input").is_none() {
+                return Err(Error::invalid("input", "is required"));
+            }
+        }
+    }
+    let max = field_u64(&body, "max_completion_tokens")?.or(field_u64(&body, "max_tokens")?);
+    let n = field_u64(&body, "n")?.unwrap_or(1);
+    if n == 0 || n > 128 {
+        return Err(Error::invalid("n", "must be between 1 and 128"));
+    }
+    let completion_bound = match endpoint {
+        Endpoint::Embeddings => 0,
+        _ => max
+            .unwrap_or(u64::from(svc.config.billing.default_max_tokens))
+            .saturating_mul(n),
+    };
+    Ok(Parsed {
+        body,
+        model,
+        stream,
+        completion_bound,
+    })
+}
+
+/// Relays one `/v1` call. On `Err`, nothing was charged.
+pub async fn relay(
+    svc: &Services,
+    ctx: &CallContext,
+    endpoint: Endpoint,
+    raw: Bytes,
+) -> Result<ProxyResponse, Error> {
+    let Parsed {
+        mut body,
+        model,
+        stream,
+        completion_bound,
+    } = parse(svc, endpoint, &raw)?;
+    if !ctx.key.allows_model(&model) {
+        return Err(Error::Forbidden("this API key may not use this model"));
+    }
+    let candidates = svc.routing.candidates(&model)?;
+    let book = svc.prices();
+    let price = book
+        .price(&model)
+        .or_else(|| {
+            candidates
+                .iter()
+                .find_map(|c| book.price(&c.upstream_model))
+        })
+        .ok_or(Error::Forbidden("no price is set for this model"))?;
+    let multiplier = book.multiplier(&ctx.key.user_group);
+    // Worst case: every byte of the body a prompt token (BPE never yields more tokens than bytes
+    // of text), plus every allowed output token.
+    let bound = Usage {
+        prompt: raw.len() as u64 + 16,
+        completion: completion_bound,
+        cached: 0,
+    };
+    let reservation = svc
+        .credit
+        .reserve(
+            billing::account_for(&ctx.key),
+            price.cost(&bound, multiplier),
+        )
+        .await?;
+
+    let client_wants_usage = body
+        .get("stream_options")
+        .and_then(|o| o.get("include_usage"))
+        .and_then(Value::as_bool)
+        == Some(true);
+    if stream {
+        let opts = body
+            .entry("stream_options")
+            .or_insert_with(|| Value::Object(serde_json::Map::new()));
+        if let Value::Object(o) = opts {
+            o.insert("include_usage".into(), Value::Bool(true));
+        } else {
+            *opts = serde_json::json!({"include_usage": true});
+        }
+    }
+
+    let gw = &svc.config.gateway;
+    let deadline = ctx.started + Duration::from_secs(gw.max_total_seconds);
+    let mut last = UpstreamFailure::Unavailable;
+    let mut attempts = 0u32;
+    for cand in candidates.iter().take(gw.max_attempts as usize) {
+        let now = Instant::now();
+        if now >= deadline {
+            last = UpstreamFailure::Timeout;
+            break;
+        }
+        attempts += 1;
+        body.insert("model".into(), Value::String(cand.upstream_model.clone()));
+        let payload = serde_json::to_vec(&body).map_err(anyhow::Error::from)?;
+        let ch = &cand.channel;
+        let request = ch
+            .client
+            .post(format!("{}{}", ch.base_url, endpoint.path()))
+            .bearer_auth(ch.api_key.expose())
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(payload);
+        let wait = ch.first_byte_timeout.min(deadline - now);
+        let resp = match tokio::time::timeout(wait, request.send()).await {
+            Err(_) => {
+                tracing::warn!(channel = %ch.name, attempt = attempts, "upstream timed out before the headers");
+                svc.routing.failed(ch, None);
+                last = UpstreamFailure::Timeout;
+                continue;
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(channel = %ch.name, attempt = attempts, error = %without_url(&e), "upstream unreachable");
+                svc.routing.failed(ch, None);
+                last = if e.is_timeout() {
+                    UpstreamFailure::Timeout
+                } else {
+                    UpstreamFailure::Unavailable
+                };
+                continue;
+            }
+            Ok(Ok(r)) => r,
+        };
+        let status = resp.status().as_u16();
+        if (200..300).contains(&status) {
+            svc.routing.succeeded(ch);
+            let call = Call {
+                svc: svc.clone(),
+                reservation,
+                price,
+                multiplier,
+                request: Arc::new(Value::Object(body)),
+                log: base_log(ctx, &model, cand, attempts, stream),
+                started: ctx.started,
+            };
+            return if stream {
+                Ok(stream_response(
+                    call,
+                    resp,
+                    cand,
+                    &model,
+                    client_wants_usage,
+                ))
+            } else {
+                complete_response(call, resp, cand, endpoint, &model).await
+            };
+        }
+        if status == 429 || status >= 500 {
+            let retry_after = (status == 429)
+                .then(|| {
+                    resp.headers()
+                        .get(reqwest::header::RETRY_AFTER)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.trim().parse::<u64>().ok())
+                })
+                .flatten()
+                .map(Duration::from_secs)
+                .or((status == 429).then_some(Duration::from_secs(1)));
+            tracing::warn!(channel = %ch.name, attempt = attempts, status, "upstream failed; trying the next channel");
+            svc.routing.failed(ch, retry_after);
+            last = UpstreamFailure::Unavailable;
+            continue;
+        }
+        // 4xx: the request itself is at fault (or our credentials are); never retried.
+        let message = upstream_message(resp).await;
+        return Err(match status {
+            401 | 403 => {
+                tracing::error!(channel = %ch.name, status, "upstream refused the channel's credentials");
+                Error::Upstream {
+                    failure: UpstreamFailure::BadGateway,
+                    message: "the upstream refused the gateway's credentials".into(),
+                }
+            }
+            400 | 404 | 413 | 422 => Error::Upstream {
+                failure: UpstreamFailure::Rejected(status),
+                message,
+            },
+            _ => Error::Upstream {
+                failure: UpstreamFailure::Rejected(400),
+                message,
+            },
+        });
+    }
+    drop(reservation);
+    Err(match last {
+        UpstreamFailure::Timeout => Error::Upstream {
+            failure: last,
+            message: "the upstream did not answer in time".into(),
+        },
+        _ => Error::Upstream {
+            failure: UpstreamFailure::Unavailable,
+            message: "no upstream is available for this model".into(),
+        },
+    })
+}
+
+/// A reqwest error's text without its URL (no upstream host reaches a client or a log line).
+fn without_url(e: &reqwest::Error) -> String {
+    let mut s = e.to_string();
+    if let Some(url) = e.url() {
+        s = s.replace(url.as_str(), "<upstream>");
+    }
+    s
+}
+
+/// The upstream's error message, bounded, with anything key-like masked.
+async fn upstream_message(resp: reqwest::Response) -> String {
+    let bytes = tokio::time::timeout(Duration::from_secs(5), resp.bytes())
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or_default();
+    let text = serde_json::from_slice::<Value>(&bytes)
+        .ok()
+        .and_then(|v| {
+            v.pointer("/error/message")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| String::from_utf8_lossy(&bytes[..bytes.len().min(512)]).into_owned());
+    mask_secrets(&text.chars().take(500).collect::<String>())
+}
+
+/// Masks `sk-…` tokens and URLs in upstream text.
+pub fn mask_secrets(text: &str) -> String {
+    text.split(' ')
+        .map(|w| {
+            if w.contains("sk-") || w.contains("://") {
+                "[redacted]".to_string()
+            } else {
+                w.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn base_log(
+    ctx: &CallContext,
+    model: &str,
+    cand: &Candidate,
+    attempts: u32,
+    stream: bool,
+) -> UsageRecord {
+    UsageRecord {
+        request_id: ctx.request_id.clone(),
+        user_id: ctx.key.user_id,
+        key_id: Some(ctx.key.id),
+        key_prefix: Some(ctx.key.prefix.clone()),
+        model: model.to_string(),
+        served_model: Some(cand.upstream_model.clone()),
+        channel_id: Some(cand.channel.id),
+        attempts,
+        stream,
+        usage_source: "none",
+        status: 200,
+        client_ip: ctx.client_ip.map(|ip| ip.to_string()),
+        created_at: now_ms(),
+        ..UsageRecord::default()
+    }
+}
+
+/// The failure row of a request that got no upstream answer (nothing charged).
+pub fn record_failure(
+    svc: &Services,
+    ctx: &CallContext,
+    model: Option<&str>,
+    status: u16,
+    class: &str,
+) {
+    svc.usage.record(UsageRecord {
+        request_id: ctx.request_id.clone(),
+        user_id: ctx.key.user_id,
+        key_id: Some(ctx.key.id),
+        key_prefix: Some(ctx.key.prefix.clone()),
+        model: model.unwrap_or("").to_string(),
+        usage_source: "none",
+        status,
+        error_class: Some(class.to_string()),
+        latency_ms: ctx.started.elapsed().as_millis() as u64,
+        client_ip: ctx.client_ip.map(|ip| ip.to_string()),
+        created_at: now_ms(),
+        ..UsageRecord::default()
+    });
+}
+
+/// What settling a served request needs.
+struct Call {
+    svc: Services,
+    reservation: Reservation,
+    price: Price,
+    multiplier: i64,
+    request: Arc<Value>,
+    log: UsageRecord,
+    started: Instant,
+}
+
+impl Call {
+    /// Charges the exact cost, once, and queues the usage row.
+    fn settle(
+        self,
+        usage: Option<UpstreamUsage>,
+        generated: &str,
+        complete: bool,
+        error_class: Option<&str>,
+        ttft: Option<Duration>,
+    ) {
+        let model = self.log.model.clone();
+        let (u, source) = match usage {
+            Some(u) => (
+                Usage {
+                    prompt: u.prompt,
+                    completion: u.completion,
+                    cached: u.cached,
+                },
+                "upstream",
+            ),
+            None => (
+                Usage {
+                    prompt: tokens::prompt_tokens(&model, &self.request),
+                    completion: tokens::count(&model, generated),
+                    cached: 0,
+                },
+                if complete { "estimated" } else { "partial" },
+            ),
+        };
+        let cost = self.price.cost(&u, self.multiplier);
+        self.reservation.settle(cost);
+        let mut log = self.log;
+        log.prompt_tokens = u.prompt;
+        log.completion_tokens = u.completion;
+        log.cached_tokens = u.cached;
+        log.cost = cost;
+        log.price_version = Some(self.price.version);
+        log.usage_source = source;
+        log.error_class = error_class.map(str::to_string);
+        log.latency_ms = self.started.elapsed().as_millis() as u64;
+        log.ttft_ms = ttft.map(|d| d.as_millis() as u64);
+        self.svc.usage.record(log);
+    }
+}
+
+async fn complete_response(
+    call: Call,
+    resp: reqwest::Response,
+    cand: &Candidate,
+    endpoint: Endpoint,
+    model: &str,
+) -> Result<ProxyResponse, Error> {
+    let bytes = match tokio::time::timeout(cand.channel.idle_timeout, resp.bytes()).await {
+        Ok(Ok(b)) => b,
+        Ok(Err(e)) => {
+            tracing::warn!(channel = %cand.channel.name, error = %without_url(&e), "upstream body failed");
+            return Err(Error::Upstream {
+                failure: UpstreamFailure::BadGateway,
+                message: "the upstream response was cut".into(),
+            });
+        }
+        Err(_) => {
+            return Err(Error::Upstream {
+                failure: UpstreamFailure::Timeout,
+                message: "the upstream did not answer in time".into(),
+            });
+        }
+    };
+    let Ok(mut v) = serde_json::from_slice::<Value>(&bytes) else {
+        return Err(Error::Upstream {
+            failure: UpstreamFailure::BadGateway,
+            message: "the upstream sent an invalid response".into(),
+        });
+    };
+    let usage = sse::usage_of(&v).map(|u| {
+        if endpoint == Endpoint::Embeddings {
+            UpstreamUsage { completion: 0, ..u }
+        } else {
+            u
+        }
+    });
+    let mut text = String::new();
+    sse::append_text(&v, &mut text);
+    if let Some(m) = v.get_mut("model") {
+        *m = Value::String(model.to_string());
+    }
+    let ttft = call.started.elapsed();
+    call.settle(usage, &text, true, None, Some(ttft));
+    Ok(ProxyResponse {
+        body: ProxyBody::Json(Bytes::from(
+            serde_json::to_vec(&v).map_err(anyhow::Error::from)?,
+        )),
+    })
+}
+
+/// How a stream ended, for billing and the log.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum End {
+    Complete,
+    UpstreamCut,
+    ClientGone,
+}
+
+struct Relay {
+    upstream: Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>,
+    framer: sse::Framer,
+    idle: Duration,
+    model: String,
+    rewrite: bool,
+    client_wants_usage: bool,
+    text: String,
+    usage: Option<UpstreamUsage>,
+    saw_done: bool,
+    finished: bool,
+    out: VecDeque<Bytes>,
+    ttft: Option<Duration>,
+    call: Option<Call>,
+}
+
+impl Relay {
+    fn on_event(&mut self, event: &[u8]) {
+        let Some(data) = sse::data_of(event) else {
+            let mut raw = event.to_vec();
+            raw.extend_from_slice(b"\n\n");
+            self.out.push_back(Bytes::from(raw));
+            return;
+        };
+        if data == b"[DONE]" {
+            self.saw_done = true;
+            self.out.push_back(sse::frame(b"[DONE]"));
+            return;
+        }
+        let Ok(mut v) = serde_json::from_slice::<Value>(&data) else {
+            self.out.push_back(sse::frame(&data));
+            return;
+        };
+        if self.ttft.is_none()
+            && v.get("choices")
+                .and_then(Value::as_array)
+                .is_some_and(|c| !c.is_empty())
+        {
+            self.ttft = self.call.as_ref().map(|c| c.started.elapsed());
+        }
+        sse::append_text(&v, &mut self.text);
+        if let Some(u) = sse::usage_of(&v) {
+            self.usage = Some(u);
+            let usage_only = v
+                .get("choices")
+                .and_then(Value::as_array)
+                .is_none_or(Vec::is_empty);
+            if usage_only && !self.client_wants_usage {
+                return;
+            }
+            if !self.client_wants_usage
+                && let Some(o) = v.as_object_mut()
+            {
+                o.remove("usage");
+            }
+        }
+        if self.rewrite
+            && let Some(m) = v.get_mut("model")
+        {
+            *m = Value::String(self.model.clone());
+        }
+        self.out.push_back(sse::frame(v.to_string().as_bytes()));
+    }
+
+    fn end(&mut self, how: End) {
+        if let Some(call) = self.call.take() {
+            let class = match how {
+                End::Complete => None,
+                End::UpstreamCut => Some("upstream_cut"),
+                End::ClientGone => Some("client_cancelled"),
+            };
+            call.settle(
+                self.usage,
+                &self.text,
+                how == End::Complete,
+                class,
+                self.ttft,
+            );
+        }
+    }
+
+    fn cut(&mut self, why: &str) {
+        tracing::warn!(model = %self.model, reason = why, "upstream stream ended early");
+        self.out.push_back(sse::error_event(why));
+        self.finished = true;
+        self.end(End::UpstreamCut);
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        // The client went away before the end: the upstream request is dropped with us (so it
+        // is cancelled at once), and what was generated so far is charged, once.
+        self.end(End::ClientGone);
+    }
+}
+
+fn stream_response(
+    call: Call,
+    resp: reqwest::Response,
+    cand: &Candidate,
+    model: &str,
+    client_wants_usage: bool,
+) -> ProxyResponse {
+    let relay = Relay {
+        upstream: Box::pin(resp.bytes_stream()),
+        framer: sse::Framer::default(),
+        idle: cand.channel.idle_timeout,
+        model: model.to_string(),
+        rewrite: cand.upstream_model != model,
+        client_wants_usage,
+        text: String::new(),
+        usage: None,
+        saw_done: false,
+        finished: false,
+        out: VecDeque::new(),
+        ttft: None,
+        call: Some(call),
+    };
+    let stream = futures_util::stream::unfold(relay, |mut r| async move {
+        loop {
+            if let Some(b) = r.out.pop_front() {
+                return Some((Ok(b), r));
+            }
+            if r.finished {
+                return None;
+            }
+            match tokio::time::timeout(r.idle, r.upstream.next()).await {
+                Err(_) => r.cut("the upstream stream stalled"),
+                Ok(Some(Err(_))) => r.cut("the upstream stream was interrupted"),
+                Ok(None) if !r.saw_done => r.cut("the upstream stream ended without completing"),
+                Ok(None) => {
+                    r.finished = true;
+                    r.end(End::Complete);
+                }
+                Ok(Some(Ok(chunk))) => {
+                    r.framer.push(&chunk);
+                    while let Some(ev) = r.framer.next_event() {
+                        r.on_event(&ev);
+                    }
+                }
+            }
+        }
+    });
+    ProxyResponse {
+        body: ProxyBody::Events(Box::pin(stream)),
+    }
+}
+
+/// A model as `/v1/models` lists it.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct ModelInfo {
+    pub id: String,
+    pub object: &'static str,
+    pub created: i64,
+    pub owned_by: &'static str,
+}
+
+/// The models this key may use.
+pub fn models(svc: &Services, key: &KeyAuth) -> Vec<ModelInfo> {
+    svc.routing
+        .public_models()
+        .into_iter()
+        .filter(|m| key.allows_model(m))
+        .map(|id| ModelInfo {
+            id,
+            object: "model",
+            created: 0,
+            owned_by: "tollgate",
+        })
+        .collect()
+}
+
+pub fn model(svc: &Services, key: &KeyAuth, id: &str) -> Result<ModelInfo, Error> {
+    models(svc, key)
+        .into_iter()
+        .find(|m| m.id == id)
+        .ok_or(Error::NotFound("model"))
+}

@@ -1,0 +1,265 @@
+//! Channels and model routing: a public model name resolves through `model_mapping` into an
+//! ordered list of upstream model names; each resolves to the enabled channels serving it, higher
+//! `priority` first, weighted-random within a priority. Failing channels are cooled down (a
+//! circuit breaker) and tried again once the cooldown passes. The table is an immutable snapshot,
+//! swapped whole after every change.
+
+pub mod repo;
+
+use crate::Error;
+use crate::config::GatewayConfig;
+use crate::now_ms;
+use crate::secret::SecretString;
+use rand::Rng as _;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+#[derive(Default, Debug)]
+pub struct Health {
+    failures: AtomicU32,
+    open_until_ms: AtomicI64,
+}
+
+pub struct Channel {
+    pub id: i64,
+    pub name: String,
+    pub base_url: String,
+    pub api_key: SecretString,
+    pub models: Vec<String>,
+    pub priority: i64,
+    pub weight: u32,
+    pub first_byte_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub enabled: bool,
+    pub client: reqwest::Client,
+    pub health: Arc<Health>,
+}
+
+/// A channel as the admin API shows it: the upstream key is write-only.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ChannelView {
+    pub id: i64,
+    pub name: String,
+    pub base_url: String,
+    pub models: Vec<String>,
+    pub priority: i64,
+    pub weight: u32,
+    pub connect_timeout_ms: u64,
+    pub first_byte_timeout_ms: u64,
+    pub idle_timeout_ms: u64,
+    pub enabled: bool,
+    pub has_api_key: bool,
+}
+
+/// A channel as an administrator writes it.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelInput {
+    pub name: String,
+    pub base_url: String,
+    #[serde(default)]
+    pub api_key: Option<String>,
+    #[serde(default)]
+    pub models: Vec<String>,
+    #[serde(default)]
+    pub priority: i64,
+    #[serde(default = "one")]
+    pub weight: u32,
+    #[serde(default = "connect_ms")]
+    pub connect_timeout_ms: u64,
+    #[serde(default = "first_byte_ms")]
+    pub first_byte_timeout_ms: u64,
+    #[serde(default = "idle_ms")]
+    pub idle_timeout_ms: u64,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+}
+
+fn one() -> u32 {
+    1
+}
+fn connect_ms() -> u64 {
+    5_000
+}
+fn first_byte_ms() -> u64 {
+    60_000
+}
+fn idle_ms() -> u64 {
+    120_000
+}
+fn yes() -> bool {
+    true
+}
+
+impl ChannelInput {
+    pub fn validate(&self) -> Result<(), Error> {
+        if self.name.trim().is_empty() || self.name.chars().count() > 64 {
+            return Err(Error::invalid("name", "must be 1 to 64 characters"));
+        }
+        if !(self.base_url.starts_with("http://") || self.base_url.starts_with("https://")) {
+            return Err(Error::invalid(
+                "base_url",
+                "must start with http:// or https://",
+            ));
+        }
+        if self.weight == 0 {
+            return Err(Error::invalid("weight", "must be at least 1"));
+        }
+        if self.models.iter().any(|m| m.trim().is_empty()) {
+            return Err(Error::invalid("models", "model names must not be empty"));
+        }
+        for (field, v) in [
+            ("connect_timeout_ms", self.connect_timeout_ms),
+            ("first_byte_timeout_ms", self.first_byte_timeout_ms),
+            ("idle_timeout_ms", self.idle_timeout_ms),
+        ] {
+            if v == 0 {
+                return Err(Error::invalid(field, "must be at least 1"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One place to send a request: a channel and the model name it knows.
+#[derive(Clone)]
+pub struct Candidate {
+    pub channel: Arc<Channel>,
+    pub upstream_model: String,
+}
+
+#[derive(Default)]
+pub struct Table {
+    pub channels: Vec<Arc<Channel>>,
+    pub mappings: HashMap<String, Vec<String>>,
+}
+
+pub struct Routing {
+    table: RwLock<Arc<Table>>,
+    health: Mutex<HashMap<i64, Arc<Health>>>,
+    cooldown: Duration,
+    threshold: u32,
+}
+
+impl Routing {
+    pub fn new(cfg: &GatewayConfig) -> Routing {
+        Routing {
+            table: RwLock::new(Arc::new(Table::default())),
+            health: Mutex::new(HashMap::new()),
+            cooldown: Duration::from_secs(cfg.cooldown_seconds),
+            threshold: cfg.failure_threshold.max(1),
+        }
+    }
+
+    pub fn snapshot(&self) -> Arc<Table> {
+        self.table
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    pub fn health_of(&self, channel_id: i64) -> Arc<Health> {
+        self.health
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(channel_id)
+            .or_default()
+            .clone()
+    }
+
+    pub fn install(&self, table: Table) {
+        *self
+            .table
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(table);
+    }
+
+    /// Every model name a client can ask for: mapped names and names channels serve directly.
+    pub fn public_models(&self) -> Vec<String> {
+        let t = self.snapshot();
+        let mut names: Vec<String> = t.mappings.keys().cloned().collect();
+        for ch in t.channels.iter().filter(|c| c.enabled) {
+            names.extend(ch.models.iter().cloned());
+        }
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    /// Where to send `model`, in the order to try. Cooling channels go last (probed if all fail).
+    pub fn candidates(&self, model: &str) -> Result<Vec<Candidate>, Error> {
+        let t = self.snapshot();
+        let direct = [model.to_string()];
+        let targets: &[String] = t.mappings.get(model).map_or(&direct[..], Vec::as_slice);
+        let now = now_ms();
+        let mut ready = Vec::new();
+        let mut cooling = Vec::new();
+        let mut rng = rand::rng();
+        for target in targets {
+            let mut serving: Vec<&Arc<Channel>> = t
+                .channels
+                .iter()
+                .filter(|c| c.enabled && c.models.iter().any(|m| m == target))
+                .collect();
+            // Higher priority first; weighted random order within a priority.
+            let mut keyed: Vec<(i64, f64, &Arc<Channel>)> = serving
+                .drain(..)
+                .map(|c| {
+                    let u: f64 = rng.random_range(f64::EPSILON..1.0);
+                    (c.priority, u.powf(1.0 / f64::from(c.weight)), c)
+                })
+                .collect();
+            keyed.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.total_cmp(&a.1)));
+            for (_, _, c) in keyed {
+                let cand = Candidate {
+                    channel: c.clone(),
+                    upstream_model: target.clone(),
+                };
+                if c.health.open_until_ms.load(Ordering::Relaxed) > now {
+                    cooling.push(cand)
+                } else {
+                    ready.push(cand)
+                }
+            }
+        }
+        if ready.is_empty() && cooling.is_empty() {
+            return Err(Error::NotFound("model"));
+        }
+        ready.extend(cooling);
+        Ok(ready)
+    }
+
+    pub fn succeeded(&self, ch: &Channel) {
+        ch.health.failures.store(0, Ordering::Relaxed);
+        ch.health.open_until_ms.store(0, Ordering::Relaxed);
+    }
+
+    /// Counts a failure; `retry_after` (from a 429) cools the channel down at once.
+    pub fn failed(&self, ch: &Channel, retry_after: Option<Duration>) {
+        let n = ch.health.failures.fetch_add(1, Ordering::Relaxed) + 1;
+        let cool = match retry_after {
+            Some(d) => Some(d.min(Duration::from_secs(3600))),
+            None if n >= self.threshold => Some(self.cooldown),
+            None => None,
+        };
+        if let Some(d) = cool {
+            let until = now_ms() + i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 4);
+            ch.health.open_until_ms.store(until, Ordering::Relaxed);
+            tracing::warn!(channel = %ch.name, cooldown_ms = d.as_millis() as u64, "channel cooling down");
+        }
+    }
+}
+
+/// An HTTP client for one channel: no redirects (SSRF), TCP_NODELAY, bounded connect time.
+pub fn client(connect_timeout: Duration) -> Result<reqwest::Client, Error> {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .tcp_nodelay(true)
+        .connect_timeout(connect_timeout)
+        .pool_idle_timeout(Duration::from_secs(90))
+        .build()
+        .map_err(|e| Error::Internal(anyhow::anyhow!("building an HTTP client: {e}")))
+}

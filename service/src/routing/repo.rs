@@ -1,0 +1,222 @@
+//! SQL for channels and model mappings.
+
+use super::{Channel, ChannelInput, ChannelView, Routing, Table, client};
+use crate::db::{Db, is_unique_violation};
+use crate::secret::SecretString;
+use crate::{Error, now_ms};
+use sqlx::Row as _;
+use sqlx::any::AnyRow;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+const COLUMNS: &str = "id, name, base_url, api_key, models, priority, weight, connect_timeout_ms, \
+                       first_byte_timeout_ms, idle_timeout_ms, enabled";
+
+struct Row {
+    view: ChannelView,
+    api_key: String,
+}
+
+fn row(r: &AnyRow) -> Result<Row, Error> {
+    let models: String = r.try_get("models")?;
+    let api_key: String = r.try_get("api_key")?;
+    let ms = |name: &str| -> Result<u64, Error> {
+        Ok(u64::try_from(r.try_get::<i64, _>(name)?).unwrap_or(0))
+    };
+    Ok(Row {
+        view: ChannelView {
+            id: r.try_get("id")?,
+            name: r.try_get("name")?,
+            base_url: r.try_get("base_url")?,
+            models: serde_json::from_str(&models).unwrap_or_default(),
+            priority: r.try_get("priority")?,
+            weight: u32::try_from(r.try_get::<i64, _>("weight")?)
+                .unwrap_or(1)
+                .max(1),
+            connect_timeout_ms: ms("connect_timeout_ms")?,
+            first_byte_timeout_ms: ms("first_byte_timeout_ms")?,
+            idle_timeout_ms: ms("idle_timeout_ms")?,
+            enabled: r.try_get::<i64, _>("enabled")? != 0,
+            has_api_key: !api_key.is_empty(),
+        },
+        api_key,
+    })
+}
+
+/// Loads channels and mappings into a fresh routing table.
+pub async fn load(db: &Db, routing: &Routing) -> Result<(), Error> {
+    let sql = format!("SELECT {COLUMNS} FROM channels ORDER BY id");
+    let rows = sqlx::query(&sql).fetch_all(db.pool()).await?;
+    let mut channels = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let Row { view, api_key } = row(r)?;
+        channels.push(Arc::new(Channel {
+            id: view.id,
+            name: view.name,
+            base_url: view.base_url.trim_end_matches('/').to_string(),
+            api_key: SecretString::new(api_key),
+            models: view.models,
+            priority: view.priority,
+            weight: view.weight,
+            first_byte_timeout: Duration::from_millis(view.first_byte_timeout_ms),
+            idle_timeout: Duration::from_millis(view.idle_timeout_ms),
+            enabled: view.enabled,
+            client: client(Duration::from_millis(view.connect_timeout_ms))?,
+            health: routing.health_of(view.id),
+        }));
+    }
+    let mappings: Vec<(String, String)> =
+        sqlx::query_as("SELECT model, targets FROM model_mappings")
+            .fetch_all(db.pool())
+            .await?;
+    let mappings: HashMap<String, Vec<String>> = mappings
+        .into_iter()
+        .map(|(m, t)| (m, serde_json::from_str(&t).unwrap_or_default()))
+        .collect();
+    routing.install(Table { channels, mappings });
+    Ok(())
+}
+
+pub async fn list(db: &Db) -> Result<Vec<ChannelView>, Error> {
+    let sql = format!("SELECT {COLUMNS} FROM channels ORDER BY id");
+    let rows = sqlx::query(&sql).fetch_all(db.pool()).await?;
+    rows.iter().map(|r| row(r).map(|r| r.view)).collect()
+}
+
+pub async fn get(db: &Db, id: i64) -> Result<Option<ChannelView>, Error> {
+    let sql = format!("SELECT {COLUMNS} FROM channels WHERE id = $1");
+    let r = sqlx::query(&sql).bind(id).fetch_optional(db.pool()).await?;
+    Ok(r.as_ref().map(row).transpose()?.map(|r| r.view))
+}
+
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// Creates a channel, or updates the one with the same name (`id` given: that one).
+pub async fn upsert(db: &Db, id: Option<i64>, c: &ChannelInput) -> Result<i64, Error> {
+    let now = now_ms();
+    let models = serde_json::to_string(&c.models).map_err(anyhow::Error::from)?;
+    let mut tx = db.begin_write().await?;
+    let existing: Option<i64> = match id {
+        Some(id) => {
+            sqlx::query_scalar("SELECT id FROM channels WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?
+        }
+        None => {
+            sqlx::query_scalar("SELECT id FROM channels WHERE name = $1")
+                .bind(&c.name)
+                .fetch_optional(&mut *tx)
+                .await?
+        }
+    };
+    if id.is_some() && existing.is_none() {
+        tx.rollback().await?;
+        return Err(Error::NotFound("channel"));
+    }
+    let result = match existing {
+        Some(id) => {
+            sqlx::query(
+                "UPDATE channels SET name = $1, base_url = $2, api_key = COALESCE($3, api_key), models = $4, priority = $5, \
+                 weight = $6, connect_timeout_ms = $7, first_byte_timeout_ms = $8, idle_timeout_ms = $9, enabled = $10, \
+                 updated_at = $11 WHERE id = $12",
+            )
+            .bind(&c.name)
+            .bind(&c.base_url)
+            .bind(c.api_key.as_deref())
+            .bind(&models)
+            .bind(c.priority)
+            .bind(i64::from(c.weight))
+            .bind(to_i64(c.connect_timeout_ms))
+            .bind(to_i64(c.first_byte_timeout_ms))
+            .bind(to_i64(c.idle_timeout_ms))
+            .bind(i64::from(c.enabled))
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map(|_| id)
+        }
+        None => {
+            sqlx::query_scalar(
+                "INSERT INTO channels (name, base_url, api_key, models, priority, weight, connect_timeout_ms, \
+                 first_byte_timeout_ms, idle_timeout_ms, enabled, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) RETURNING id",
+            )
+            .bind(&c.name)
+            .bind(&c.base_url)
+            .bind(c.api_key.as_deref().unwrap_or(""))
+            .bind(&models)
+            .bind(c.priority)
+            .bind(i64::from(c.weight))
+            .bind(to_i64(c.connect_timeout_ms))
+            .bind(to_i64(c.first_byte_timeout_ms))
+            .bind(to_i64(c.idle_timeout_ms))
+            .bind(i64::from(c.enabled))
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await
+        }
+    };
+    let id = result.map_err(|e| {
+        if is_unique_violation(&e) {
+            Error::Conflict("channel name")
+        } else {
+            e.into()
+        }
+    })?;
+    tx.commit().await?;
+    Ok(id)
+}
+
+pub async fn delete(db: &Db, id: i64) -> Result<bool, Error> {
+    let mut tx = db.begin_write().await?;
+    let n = sqlx::query("DELETE FROM channels WHERE id = $1")
+        .bind(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    tx.commit().await?;
+    Ok(n == 1)
+}
+
+pub async fn mappings(db: &Db) -> Result<Vec<(String, Vec<String>)>, Error> {
+    let rows: Vec<(String, String)> =
+        sqlx::query_as("SELECT model, targets FROM model_mappings ORDER BY model")
+            .fetch_all(db.pool())
+            .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(m, t)| (m, serde_json::from_str(&t).unwrap_or_default()))
+        .collect())
+}
+
+pub async fn set_mapping(db: &Db, model: &str, targets: &[String]) -> Result<(), Error> {
+    let targets = serde_json::to_string(targets).map_err(anyhow::Error::from)?;
+    let mut tx = db.begin_write().await?;
+    sqlx::query(
+        "INSERT INTO model_mappings (model, targets, updated_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (model) DO UPDATE SET targets = excluded.targets, updated_at = excluded.updated_at",
+    )
+    .bind(model)
+    .bind(targets)
+    .bind(now_ms())
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+pub async fn delete_mapping(db: &Db, model: &str) -> Result<bool, Error> {
+    let mut tx = db.begin_write().await?;
+    let n = sqlx::query("DELETE FROM model_mappings WHERE model = $1")
+        .bind(model)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    tx.commit().await?;
+    Ok(n == 1)
+}
