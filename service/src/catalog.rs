@@ -52,6 +52,50 @@ pub async fn sync_from_config(svc: &Services) -> Result<(), Error> {
     reload(svc).await
 }
 
+/// A cheap summary of the catalog tables: it changes whenever a row is added, changed or removed.
+pub async fn fingerprint(svc: &Services) -> Result<Vec<i64>, Error> {
+    let (a, b): (i64, i64) = sqlx::query_as(
+        "SELECT CAST(COALESCE(MAX(updated_at), 0) AS BIGINT), COUNT(*) FROM channels",
+    )
+    .fetch_one(svc.db.pool())
+    .await?;
+    let (c, d): (i64, i64) = sqlx::query_as(
+        "SELECT CAST(COALESCE(MAX(updated_at), 0) AS BIGINT), COUNT(*) FROM model_mappings",
+    )
+    .fetch_one(svc.db.pool())
+    .await?;
+    let (e, f): (i64, i64) = sqlx::query_as(
+        "SELECT CAST(COALESCE(MAX(id), 0) AS BIGINT), COUNT(*) FROM prices WHERE active = 1",
+    )
+    .fetch_one(svc.db.pool())
+    .await?;
+    Ok(vec![a, b, c, d, e, f])
+}
+
+/// Keeps this instance's routing table and prices in step with changes other instances made:
+/// polls the fingerprint every `every` and reloads when it moved. Runs until shutdown.
+pub async fn follow_changes(svc: Services, every: std::time::Duration) {
+    let mut last = fingerprint(&svc).await.ok();
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(every) => {},
+            () = svc.shutdown.wait() => return,
+        }
+        match fingerprint(&svc).await {
+            Ok(now) if last.as_ref() != Some(&now) => {
+                if let Err(e) = reload(&svc).await {
+                    tracing::warn!(error = %e, "reloading channels and prices failed");
+                    continue;
+                }
+                tracing::info!("channels, mappings or prices changed: reloaded");
+                last = Some(now);
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "checking for catalog changes failed"),
+        }
+    }
+}
+
 /// Reloads the routing table and the price book from the database.
 pub async fn reload(svc: &Services) -> Result<(), Error> {
     repo::load(&svc.db, &svc.routing).await?;

@@ -16,6 +16,9 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
+/// How soon an instance sees channel, mapping and price changes made on another instance.
+pub const CATALOG_POLL: Duration = Duration::from_secs(2);
+
 #[derive(Clone)]
 pub struct Services(Arc<Inner>);
 
@@ -137,6 +140,10 @@ impl Services {
             )));
         }
         tasks.push(tokio::spawn(crate::jobs::housekeeping(self.clone())));
+        tasks.push(tokio::spawn(crate::catalog::follow_changes(
+            self.clone(),
+            CATALOG_POLL,
+        )));
         Background { stop: tx, tasks }
     }
 

@@ -825,7 +825,38 @@ async fn embeddings_and_models_are_served(backend: Backend) {
     gw.stop().await;
 }
 
+/// Collects everything the server logs (this test runs in its own process under nextest).
+#[derive(Clone, Default)]
+struct Capture(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Capture {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("capture").extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
+    type Writer = Capture;
+    fn make_writer(&'a self) -> Capture {
+        self.clone()
+    }
+}
+
 async fn key_secrets_appear_nowhere_after_creation(backend: Backend) {
+    let logs = Capture::default();
+    let installed = tracing_subscriber::fmt()
+        .with_env_filter("debug")
+        .with_ansi(false)
+        .with_writer(logs.clone())
+        .try_init();
+    assert!(
+        installed.is_ok(),
+        "the log capture must be the process's subscriber"
+    );
     let gw = Gw::start(backend, "1", |_, _| {}).await;
     let res = gw
         .post(
@@ -892,5 +923,78 @@ async fn key_secrets_appear_nowhere_after_creation(backend: Backend) {
         !text.contains("upstream-secret-key") && text.contains("has_api_key"),
         "{text}"
     );
+    gw.stop().await;
+    let logged = String::from_utf8(logs.0.lock().expect("capture").clone()).expect("utf-8");
+    assert!(
+        logged.contains("API key created"),
+        "the capture saw the server's logs"
+    );
+    assert!(
+        !logged.contains(&secret[3..]),
+        "the key secret is in the logs"
+    );
+    assert!(
+        !logged.contains("upstream-secret-key"),
+        "the upstream key is in the logs"
+    );
+    assert!(
+        !logged.contains(ADMIN_TOKEN) && !logged.contains(ADMIN_PASSWORD),
+        "an admin secret is in the logs"
+    );
+}
+
+/// An administrator's change on one instance reaches the others without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn catalog_changes_reach_other_instances() {
+    let gw = Gw::start(Backend::Postgres, "1", |_, _| {}).await;
+    let mock_url = gw.mock.url("");
+    let other = TestApp::spawn_on(gw.app.storage.clone(), |c| {
+        base_config(c, &Mock::with_base(&mock_url))
+    })
+    .await;
+    let res = TestApp::bare_client()
+        .put(gw.app.url("/api/admin/model-mappings/house-model"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({ "targets": ["gpt-4o-mini"] }))
+        .send()
+        .await
+        .expect("mapping");
+    assert_eq!(res.status(), 200);
+    let res = TestApp::bare_client()
+        .put(gw.app.url("/api/admin/prices/house-model"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({ "input_per_1m": "1", "output_per_1m": "2" }))
+        .send()
+        .await
+        .expect("price");
+    assert_eq!(
+        res.status(),
+        200,
+        "{}",
+        res.text().await.unwrap_or_default()
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut refused = 0;
+    loop {
+        let res = TestApp::bare_client()
+            .post(other.url("/v1/chat/completions"))
+            .bearer_auth(&gw.key)
+            .json(&json!({ "model": "house-model", "messages": hello() }))
+            .send()
+            .await
+            .expect("chat");
+        if res.status() == 200 {
+            break;
+        }
+        refused += 1;
+        assert!(
+            Instant::now() < deadline,
+            "the other instance never saw the new model: {}",
+            res.status()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    other.shutdown().await;
+    gw.settled(refused + 1).await;
     gw.stop().await;
 }

@@ -6,7 +6,7 @@ use std::process::{Child, Command, Stdio};
 
 pub struct Mock {
     pub base: String,
-    child: Child,
+    child: Option<Child>,
 }
 
 impl Mock {
@@ -30,7 +30,15 @@ impl Mock {
             .to_string();
         Mock {
             base: format!("http://{addr}"),
-            child,
+            child: Some(child),
+        }
+    }
+
+    /// A handle on a mock that another `Mock` runs (for building URLs only).
+    pub fn with_base(v1_url: &str) -> Mock {
+        Mock {
+            base: v1_url.trim_end_matches("/v1").to_string(),
+            child: None,
         }
     }
 
@@ -55,7 +63,9 @@ impl Mock {
 
 impl Drop for Mock {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
