@@ -23,19 +23,7 @@ fn require_admin(actor: &Actor) -> Result<(), Error> {
 pub async fn sync_from_config(svc: &Services) -> Result<(), Error> {
     let cfg = &svc.config;
     for ch in &cfg.channels {
-        let input = ChannelInput {
-            name: ch.name.clone(),
-            base_url: ch.base_url.clone(),
-            api_key: (!ch.api_key.is_empty()).then(|| ch.api_key.expose().to_string()),
-            models: ch.models.clone(),
-            priority: ch.priority,
-            weight: ch.weight,
-            connect_timeout_ms: ch.connect_timeout_ms,
-            first_byte_timeout_ms: ch.first_byte_timeout_ms,
-            idle_timeout_ms: ch.idle_timeout_ms,
-            enabled: ch.enabled,
-        };
-        repo::upsert(&svc.db, None, &input).await?;
+        repo::upsert(&svc.db, None, ch).await?;
     }
     for (model, targets) in &cfg.model_mapping {
         repo::set_mapping(&svc.db, model, targets).await?;

@@ -33,44 +33,8 @@ pub struct Config {
     pub pricing: BTreeMap<String, PriceConfig>,
 }
 
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ChannelConfig {
-    pub name: String,
-    pub base_url: String,
-    #[serde(default)]
-    pub api_key: SecretString,
-    #[serde(default)]
-    pub models: Vec<String>,
-    #[serde(default)]
-    pub priority: i64,
-    #[serde(default = "one")]
-    pub weight: u32,
-    #[serde(default = "connect_ms")]
-    pub connect_timeout_ms: u64,
-    #[serde(default = "first_byte_ms")]
-    pub first_byte_timeout_ms: u64,
-    #[serde(default = "idle_ms")]
-    pub idle_timeout_ms: u64,
-    #[serde(default = "yes")]
-    pub enabled: bool,
-}
-
-fn one() -> u32 {
-    1
-}
-fn connect_ms() -> u64 {
-    5_000
-}
-fn first_byte_ms() -> u64 {
-    60_000
-}
-fn idle_ms() -> u64 {
-    120_000
-}
-fn yes() -> bool {
-    true
-}
+/// A channel as the config (and the admin API) declare it.
+pub use crate::routing::ChannelInput as ChannelConfig;
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -557,23 +521,17 @@ impl Config {
         }
         let mut names = std::collections::HashSet::new();
         for (i, ch) in self.channels.iter().enumerate() {
-            if ch.name.trim().is_empty() {
-                return Err(err(format!("channels[{i}].name"), "must not be empty"));
-            }
+            ch.validate().map_err(|e| match e {
+                crate::Error::Invalid { field, reason } => {
+                    err(format!("channels[{i}].{field}"), reason)
+                }
+                other => err(format!("channels[{i}]"), other.to_string()),
+            })?;
             if !names.insert(ch.name.as_str()) {
                 return Err(err(
                     format!("channels[{i}].name"),
                     format!("duplicate channel {:?}", ch.name),
                 ));
-            }
-            if !(ch.base_url.starts_with("http://") || ch.base_url.starts_with("https://")) {
-                return Err(err(
-                    format!("channels[{i}].base_url"),
-                    "must start with http:// or https://",
-                ));
-            }
-            if ch.weight == 0 {
-                return Err(err(format!("channels[{i}].weight"), "must be at least 1"));
             }
         }
         for (model, targets) in &self.model_mapping {
@@ -758,7 +716,10 @@ admin:
             &[("OPENAI_KEY", "sk-up"), ("TOLLGATE_ADMIN_TOKEN", "adm")],
         )
         .expect("valid");
-        assert_eq!(c.channels[0].api_key.expose(), "sk-up");
+        assert_eq!(
+            c.channels[0].api_key.as_ref().map(SecretString::expose),
+            Some("sk-up")
+        );
         assert_eq!(
             c.channels[0].models,
             ["gpt-4o-mini", "text-embedding-3-small"]

@@ -30,7 +30,7 @@ pub fn channel(name: &str, base_url: String, models: &[&str], priority: i64) -> 
     ChannelConfig {
         name: name.into(),
         base_url,
-        api_key: SecretString::new("upstream-secret-key"),
+        api_key: Some(SecretString::new("upstream-secret-key")),
         models: models.iter().map(|m| m.to_string()).collect(),
         priority,
         weight: 1,

@@ -86,6 +86,9 @@ impl Account {
     }
 }
 
+/// How long the reporter lets wake-ups gather before acting on them.
+const WAKE_DEBOUNCE: Duration = Duration::from_millis(10);
+
 pub struct CreditManager {
     db: Db,
     instance_id: String,
@@ -127,7 +130,8 @@ impl Reservation {
             st.overage += cost - covered;
             st.last_used = Some(now);
             st.note_spend(cost, now);
-            st.overage > 0 || st.free() * 5 < st.granted
+            // Less than half a second of spend left: top up ahead of need.
+            st.overage > 0 || (st.rate > 0 && st.free() * 2 < st.rate)
         };
         if low {
             self.manager.wake.notify_one();
@@ -172,6 +176,22 @@ impl CreditManager {
             .clone()
     }
 
+    /// Takes `amount` from the grant in memory, if it covers it.
+    fn take(self: &Arc<Self>, account: &Arc<Account>, amount: i64) -> Option<Reservation> {
+        let mut st = account.lock();
+        if st.free() < amount || st.overage != 0 {
+            return None;
+        }
+        st.inflight += amount;
+        st.last_used = Some(Instant::now());
+        Some(Reservation {
+            account: account.clone(),
+            amount,
+            manager: self.clone(),
+            settled: false,
+        })
+    }
+
     /// Reserves `amount` for a request, topping the grant up from the database when needed.
     pub async fn reserve(
         self: &Arc<Self>,
@@ -180,41 +200,46 @@ impl CreditManager {
     ) -> Result<Reservation, Error> {
         let amount = amount.max(0);
         let account = self.account(id);
-        let grant = |st: &mut State| {
-            st.inflight += amount;
-            st.last_used = Some(Instant::now());
-        };
-        {
-            let mut st = account.lock();
-            if st.free() >= amount && st.overage == 0 {
-                grant(&mut st);
-                return Ok(Reservation {
-                    account: account.clone(),
-                    amount,
-                    manager: self.clone(),
-                    settled: false,
-                });
-            }
+        if let Some(r) = self.take(&account, amount) {
+            return Ok(r);
         }
         let _db = account.db_lock.lock().await;
-        let (need, prefetch, grant_id, seq) = {
-            let mut st = account.lock();
-            if st.free() >= amount && st.overage == 0 {
-                grant(&mut st);
-                return Ok(Reservation {
-                    account: account.clone(),
-                    amount,
-                    manager: self.clone(),
-                    settled: false,
-                });
-            }
-            let need = amount - st.free().min(amount) + st.overage.max(0);
+        if let Some(r) = self.take(&account, amount) {
+            return Ok(r);
+        }
+        let (need, prefetch) = {
+            let st = account.lock();
+            let free = st.free().max(0);
             // Prefetch about a second of spend, but only under sustained load: a burst gets
             // exactly what it needs, so that instances sharing a balance do not hoard it.
-            let prefetch = st.rate.saturating_sub(st.free().max(0)).max(0);
-            let id = st.grant_id.clone().unwrap_or_else(uuid_like);
+            (
+                amount - free.min(amount) + st.overage.max(0),
+                st.rate.saturating_sub(free).max(0),
+            )
+        };
+        if !self.top_up(&account, need, prefetch).await? {
+            return Err(Error::InsufficientBalance);
+        }
+        // The top-up covered this request (and any overage): grant it.
+        let mut st = account.lock();
+        st.inflight += amount;
+        st.last_used = Some(Instant::now());
+        drop(st);
+        Ok(Reservation {
+            account: account.clone(),
+            amount,
+            manager: self.clone(),
+            settled: false,
+        })
+    }
+
+    /// Holds `need` (plus `prefetch` when the balance allows) more for the account's grant.
+    /// False when not even `need` can be held. Call with the account's `db_lock` held.
+    async fn top_up(&self, account: &Account, need: i64, prefetch: i64) -> Result<bool, Error> {
+        let (grant_id, seq) = {
+            let mut st = account.lock();
             st.topups += 1;
-            (need, prefetch, id, st.topups)
+            (st.grant_id.clone().unwrap_or_else(uuid_like), st.topups)
         };
         let mut got = None;
         for amt in [need.saturating_add(prefetch), need] {
@@ -222,32 +247,25 @@ impl CreditManager {
                 got = Some(0);
                 break;
             }
-            match repo::hold(&self.db, &self.instance_id, id, &grant_id, seq, amt).await {
-                Ok(true) => {
+            match repo::hold(&self.db, &self.instance_id, account.id, &grant_id, seq, amt).await? {
+                true => {
                     got = Some(amt);
                     break;
                 }
-                Ok(false) if prefetch > 0 && amt != need => continue,
-                Ok(false) => break,
-                Err(e) => return Err(e),
+                false if prefetch > 0 && amt != need => continue,
+                false => break,
             }
         }
-        let Some(amt) = got else {
-            return Err(Error::InsufficientBalance);
-        };
+        let Some(amt) = got else { return Ok(false) };
         let mut st = account.lock();
-        st.grant_id = Some(grant_id);
-        st.granted += amt;
-        // The overage that forced this top-up is now covered by the grant.
+        if amt > 0 {
+            st.grant_id = Some(grant_id);
+            st.granted += amt;
+        }
+        // An overage that forced this top-up is now covered by the grant.
         st.pending += st.overage;
         st.overage = 0;
-        grant(&mut st);
-        Ok(Reservation {
-            account: account.clone(),
-            amount,
-            manager: self.clone(),
-            settled: false,
-        })
+        Ok(true)
     }
 
     /// Reports used units of every account, and closes idle grants. `closing`: close them all.
@@ -298,15 +316,35 @@ impl CreditManager {
             }
             account.lock().overage -= overage;
         }
-        if closing || idle {
-            let unused = {
+        if !(closing || idle) {
+            // Sustained load with less than half a second of spend left: top up now, so that
+            // requests do not wait for the database.
+            let (rate, free) = {
                 let st = account.lock();
+                (st.rate, st.free().max(0))
+            };
+            if rate > 0 && free * 2 < rate {
+                self.top_up(account, 0, rate - free).await?;
+            }
+            return Ok(());
+        }
+        {
+            let (unused, granted) = {
+                let mut st = account.lock();
                 if !(closing || (st.inflight == 0 && st.pending == 0)) {
                     return Ok(());
                 }
-                st.granted - st.reported
+                // No more requests from this grant: a request arriving now waits for `db_lock`
+                // and then opens a new grant.
+                let granted = st.granted;
+                st.granted = st.reported + st.pending + st.inflight;
+                (granted - st.reported, granted)
             };
-            repo::close_grant(&self.db, account.id, &grant_id, unused.max(0)).await?;
+            if let Err(e) = repo::close_grant(&self.db, account.id, &grant_id, unused.max(0)).await
+            {
+                account.lock().granted = granted;
+                return Err(e);
+            }
             let mut st = account.lock();
             *st = State {
                 rate: st.rate,
@@ -338,9 +376,13 @@ impl CreditManager {
     ) {
         tokio::pin!(stop);
         let mut last_sweep = Instant::now() - sweep_after;
+        let mut last_beat = Instant::now() - interval;
         loop {
-            if let Err(e) = repo::heartbeat(&self.db, &self.instance_id).await {
-                tracing::warn!(error = %e, "instance heartbeat failed");
+            if last_beat.elapsed() >= interval {
+                last_beat = Instant::now();
+                if let Err(e) = repo::heartbeat(&self.db, &self.instance_id).await {
+                    tracing::warn!(error = %e, "instance heartbeat failed");
+                }
             }
             let _ = self.flush(false).await;
             if last_sweep.elapsed() >= sweep_after / 3 {
@@ -355,7 +397,10 @@ impl CreditManager {
             }
             tokio::select! {
                 () = tokio::time::sleep(interval) => {},
-                () = self.wake.notified() => {},
+                () = self.wake.notified() => {
+                    // Let a burst of wake-ups become one pass.
+                    tokio::time::sleep(WAKE_DEBOUNCE).await;
+                },
                 () = &mut stop => break,
             }
         }

@@ -54,14 +54,15 @@ pub struct ChannelView {
     pub has_api_key: bool,
 }
 
-/// A channel as an administrator writes it.
+/// A channel as the config declares it and an administrator writes it. A missing `api_key` keeps
+/// the stored one.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChannelInput {
     pub name: String,
     pub base_url: String,
     #[serde(default)]
-    pub api_key: Option<String>,
+    pub api_key: Option<SecretString>,
     #[serde(default)]
     pub models: Vec<String>,
     #[serde(default)]
