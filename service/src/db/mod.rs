@@ -126,6 +126,36 @@ impl Db {
         (self.pool.size(), self.pool.num_idle())
     }
 
+    /// Placeholder number `n` (1-based) in this engine's best form: `$n` on PostgreSQL, an
+    /// anonymous `?` on SQLite. (sqlx binds SQLite parameters by looking up their names, which
+    /// SQLite does by walking a list: named placeholders make a large batch quadratic.)
+    pub fn param(&self, n: usize) -> String {
+        match self.backend {
+            Backend::Sqlite => "?".to_string(),
+            Backend::Postgres => format!("${n}"),
+        }
+    }
+
+    /// `(p1, p2, …), (pk+1, …)`: `rows` groups of `width` placeholders, numbered after `offset`.
+    /// Used for batched statements; a statement uses one placeholder form throughout.
+    pub fn placeholders(&self, rows: usize, width: usize, offset: usize) -> String {
+        let mut s = String::with_capacity(rows * width * 5);
+        for r in 0..rows {
+            if r > 0 {
+                s.push_str(", ");
+            }
+            s.push('(');
+            for c in 0..width {
+                if c > 0 {
+                    s.push_str(", ");
+                }
+                s.push_str(&self.param(offset + r * width + c + 1));
+            }
+            s.push(')');
+        }
+        s
+    }
+
     pub async fn close(&self) {
         self.pool.close().await;
     }
@@ -134,35 +164,4 @@ impl Db {
 /// True when a database error is a unique-constraint violation.
 pub fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
-}
-
-/// `($1, $2, …), ($k+1, …)`: `rows` groups of `width` numbered placeholders starting after
-/// `offset`. Numbered placeholders work on both engines (`QueryBuilder<Any>` writes `?`, which
-/// PostgreSQL refuses).
-pub fn placeholders(rows: usize, width: usize, offset: usize) -> String {
-    let mut s = String::with_capacity(rows * width * 5);
-    for r in 0..rows {
-        if r > 0 {
-            s.push_str(", ");
-        }
-        s.push('(');
-        for c in 0..width {
-            if c > 0 {
-                s.push_str(", ");
-            }
-            s.push('$');
-            s.push_str(&(offset + r * width + c + 1).to_string());
-        }
-        s.push(')');
-    }
-    s
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn numbers_placeholders_row_by_row() {
-        assert_eq!(super::placeholders(2, 3, 0), "($1, $2, $3), ($4, $5, $6)");
-        assert_eq!(super::placeholders(1, 2, 1), "($2, $3)");
-    }
 }

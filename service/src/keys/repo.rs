@@ -165,8 +165,11 @@ pub async fn touch(db: &Db, ids: &[i64], now: i64) -> Result<(), Error> {
     if ids.is_empty() {
         return Ok(());
     }
-    let list = crate::db::placeholders(1, ids.len(), 1);
-    let sql = format!("UPDATE api_keys SET last_used_at = $1 WHERE id IN {list}");
+    let list = db.placeholders(1, ids.len(), 1);
+    let sql = format!(
+        "UPDATE api_keys SET last_used_at = {} WHERE id IN {list}",
+        db.param(1)
+    );
     let mut q = sqlx::query(&sql).bind(now);
     for id in ids {
         q = q.bind(*id);

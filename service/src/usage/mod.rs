@@ -133,7 +133,7 @@ async fn insert(db: &Db, rows: &[UsageRecord]) -> Result<(), Error> {
         "INSERT INTO usage_logs (request_id, user_id, key_id, key_prefix, model, served_model, channel_id, attempts, \
          stream, prompt_tokens, completion_tokens, cached_tokens, cost, price_version, usage_source, status, \
          error_class, latency_ms, ttft_ms, client_ip, created_at) VALUES {}",
-        crate::db::placeholders(rows.len(), 21, 0)
+        db.placeholders(rows.len(), 21, 0)
     );
     let mut q = sqlx::query(&sql);
     for r in rows {
