@@ -695,6 +695,25 @@ async fn bad_requests_get_openai_shaped_errors(backend: Backend) {
         )
         .await,
     );
+    check(404, "not_found", None)(
+        send(
+            client
+                .get(gw.app.url("/v1/no-such-endpoint"))
+                .bearer_auth(&gw.key),
+        )
+        .await,
+    );
+    let res = client
+        .get(&url)
+        .bearer_auth(&gw.key)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(res.status(), 405);
+    assert_eq!(
+        res.json::<Value>().await.expect("json")["error"]["type"],
+        "invalid_request_error"
+    );
     let limited = create_key(&gw.app, json!({"user_id": gw.user_id, "name": "limited", "allowed_models": ["flat"], "allowed_ips": ["10.9.9.9"]})).await;
     let secret = limited["key"].as_str().expect("key");
     check(403, "forbidden", None)(

@@ -38,7 +38,8 @@ pub struct UsageSink {
     tx: mpsc::Sender<UsageRecord>,
 }
 
-const BATCH: usize = 500;
+/// Rows per insert: small enough that encoding one batch never stalls the runtime for long.
+const BATCH: usize = 128;
 const LINGER: Duration = Duration::from_millis(200);
 
 impl UsageSink {
