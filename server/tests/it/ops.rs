@@ -145,6 +145,17 @@ async fn readyz_turns_503_when_the_database_is_gone(backend: Backend) {
     assert_eq!(res.status(), 503);
     let body: Value = res.json().await.expect("json");
     assert_eq!(body["failing"], "database");
+    if backend == Backend::Sqlite {
+        // Background work keeps using the database; it must not recreate the file empty.
+        tokio::time::sleep(service::state::CATALOG_POLL + std::time::Duration::from_millis(500))
+            .await;
+        assert!(
+            !app.storage.dir.join("tollgate.db").exists(),
+            "the database file was recreated"
+        );
+        let res = client.get(app.url("/readyz")).send().await.expect("readyz");
+        assert_eq!(res.status(), 503);
+    }
     // Liveness is not readiness: the process still answers.
     assert_eq!(
         client

@@ -43,10 +43,20 @@ impl Db {
                 std::fs::create_dir_all(dir)
                     .with_context(|| format!("creating {}", dir.display()))?;
             }
+            // Create the file once, here; the pool then opens it read-write only, so that a
+            // database file removed under a running gateway is never silently recreated empty.
+            if !file.exists() {
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .truncate(false)
+                    .write(true)
+                    .open(&file)
+                    .with_context(|| format!("creating {}", file.display()))?;
+            }
             let url = if path.contains('?') {
                 format!("sqlite://{path}")
             } else {
-                format!("sqlite://{path}?mode=rwc")
+                format!("sqlite://{path}?mode=rw")
             };
             (Backend::Sqlite, url, Some(file))
         } else {
