@@ -45,6 +45,27 @@ impl ErrorKind {
         }
     }
 
+    /// The kind of an HTTP error status, for errors that did not come from the service (a
+    /// framework rejection, an unknown route). Statuses without a kind of their own map to
+    /// `Invalid` (4xx) or `Internal` (5xx); the caller keeps the original status.
+    pub const fn from_status(status: u16) -> ErrorKind {
+        match status {
+            401 => ErrorKind::Unauthorized,
+            402 => ErrorKind::InsufficientQuota,
+            403 => ErrorKind::Forbidden,
+            404 => ErrorKind::NotFound,
+            409 => ErrorKind::Conflict,
+            413 => ErrorKind::PayloadTooLarge,
+            422 => ErrorKind::Unprocessable,
+            429 => ErrorKind::RateLimited,
+            502 => ErrorKind::BadGateway,
+            503 => ErrorKind::Unavailable,
+            504 => ErrorKind::GatewayTimeout,
+            500..=599 => ErrorKind::Internal,
+            _ => ErrorKind::Invalid,
+        }
+    }
+
     /// OpenAI's `error.type` for this kind.
     pub const fn openai_type(self) -> &'static str {
         match self {

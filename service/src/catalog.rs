@@ -40,36 +40,16 @@ pub async fn sync_from_config(svc: &Services) -> Result<(), Error> {
     reload(svc).await
 }
 
-/// A cheap summary of the catalog tables: it changes whenever a row is added, changed or removed.
-pub async fn fingerprint(svc: &Services) -> Result<Vec<i64>, Error> {
-    let (a, b): (i64, i64) = sqlx::query_as(
-        "SELECT CAST(COALESCE(MAX(updated_at), 0) AS BIGINT), COUNT(*) FROM channels",
-    )
-    .fetch_one(svc.db.pool())
-    .await?;
-    let (c, d): (i64, i64) = sqlx::query_as(
-        "SELECT CAST(COALESCE(MAX(updated_at), 0) AS BIGINT), COUNT(*) FROM model_mappings",
-    )
-    .fetch_one(svc.db.pool())
-    .await?;
-    let (e, f): (i64, i64) = sqlx::query_as(
-        "SELECT CAST(COALESCE(MAX(id), 0) AS BIGINT), COUNT(*) FROM prices WHERE active = 1",
-    )
-    .fetch_one(svc.db.pool())
-    .await?;
-    Ok(vec![a, b, c, d, e, f])
-}
-
 /// Keeps this instance's routing table and prices in step with changes other instances made:
 /// polls the fingerprint every `every` and reloads when it moved. Runs until shutdown.
 pub async fn follow_changes(svc: Services, every: std::time::Duration) {
-    let mut last = fingerprint(&svc).await.ok();
+    let mut last = repo::fingerprint(&svc.db).await.ok();
     loop {
         tokio::select! {
             () = tokio::time::sleep(every) => {},
             () = svc.shutdown.wait() => return,
         }
-        match fingerprint(&svc).await {
+        match repo::fingerprint(&svc.db).await {
             Ok(now) if last.as_ref() != Some(&now) => {
                 if let Err(e) = reload(&svc).await {
                     tracing::warn!(error = %e, "reloading channels and prices failed");
@@ -229,14 +209,7 @@ pub async fn set_price(
 
 pub async fn delete_price(svc: &Services, actor: &Actor, model: &str) -> Result<(), Error> {
     require_admin(actor)?;
-    let mut tx = svc.db.begin_write().await?;
-    let n = sqlx::query("UPDATE prices SET active = 0 WHERE model = $1 AND active = 1")
-        .bind(model)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-    tx.commit().await?;
-    if n == 0 {
+    if !billing::repo::deactivate_price(&svc.db, model).await? {
         return Err(Error::NotFound("price"));
     }
     reload(svc).await

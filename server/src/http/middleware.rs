@@ -62,20 +62,10 @@ pub async fn observe(State(svc): State<Services>, req: Request, next: Next) -> R
     let started = Instant::now();
     let api = path.starts_with("/v1/") || path.starts_with("/api/");
     let mut res = REQUEST_ID.scope(id.clone(), next.run(req)).await;
-    // A body-limit refusal from a layer is plain text: give API clients the OpenAI shape.
-    if api && res.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-        let json = res
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-        if !json {
-            res = REQUEST_ID
-                .scope(id.clone(), async {
-                    ApiError::new(ErrorKind::PayloadTooLarge, "request body too large")
-                        .into_response()
-                })
-                .await;
-        }
+    // API clients always get errors in OpenAI's shape, also from framework rejections (a path or
+    // query that does not parse, a body limit, a wrong method, an unknown route).
+    if api && (res.status().is_client_error() || res.status().is_server_error()) && !is_json(&res) {
+        res = REQUEST_ID.scope(id.clone(), as_api_error(res)).await;
     }
     let elapsed = started.elapsed();
     let status = res.status();
@@ -101,6 +91,39 @@ pub async fn observe(State(svc): State<Services>, req: Request, next: Next) -> R
     res
 }
 
+fn is_json(res: &Response) -> bool {
+    res.headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"))
+}
+
+/// Rewrites a plain error response as an OpenAI-shaped one with the same status.
+async fn as_api_error(res: Response) -> Response {
+    let status = res.status();
+    let plain = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/plain"));
+    let text = if plain {
+        axum::body::to_bytes(res.into_body(), 1024)
+            .await
+            .ok()
+            .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+            .filter(|t| !t.is_empty())
+    } else {
+        None
+    };
+    let message = text.unwrap_or_else(|| {
+        status
+            .canonical_reason()
+            .unwrap_or("error")
+            .to_ascii_lowercase()
+    });
+    let mut out = ApiError::new(ErrorKind::from_status(status.as_u16()), message).into_response();
+    *out.status_mut() = status;
+    out
+}
+
 /// The origin (`scheme://host[:port]`) part of a URL.
 fn origin_of(url: &str) -> &str {
     let after_scheme = url.find("://").map_or(0, |i| i + 3);
@@ -117,9 +140,12 @@ fn origin_of(url: &str) -> &str {
 pub async fn same_origin(State(svc): State<Services>, req: Request, next: Next) -> Response {
     let unsafe_method = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     let path = req.uri().path();
-    let cookie_auth =
-        app::ssr::session_token(&svc.config, req.headers()).is_some() && !path.starts_with("/v1/");
-    if unsafe_method && (path.starts_with("/_sfn/") || cookie_auth) {
+    // Safe methods and the Bearer-authenticated `/v1` API skip the check without parsing cookies.
+    let applies = unsafe_method
+        && !path.starts_with("/v1/")
+        && (path.starts_with("/_sfn/")
+            || app::ssr::session_token(&svc.config, req.headers()).is_some());
+    if applies {
         let headers = req.headers();
         let site = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok());
         let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());

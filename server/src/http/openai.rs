@@ -26,22 +26,11 @@ pub fn routes() -> Router<AppState> {
         .route("/models", get(list_models))
         .route("/models/{*model}", get(get_model))
         .fallback(unknown_endpoint)
-        .method_not_allowed_fallback(wrong_method)
 }
 
 /// Unknown `/v1` paths answer in OpenAI's shape, not with the console's 404 page.
 async fn unknown_endpoint() -> ApiError {
     ApiError::new(app::ErrorKind::NotFound, "unknown endpoint")
-}
-
-async fn wrong_method() -> Response {
-    let mut res = ApiError::new(
-        app::ErrorKind::Invalid,
-        "method not allowed for this endpoint",
-    )
-    .into_response();
-    *res.status_mut() = axum::http::StatusCode::METHOD_NOT_ALLOWED;
-    res
 }
 
 /// The API key of a `/v1` request (`Authorization: Bearer sk-…` or `x-api-key`), checked.

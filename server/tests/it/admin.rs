@@ -129,5 +129,36 @@ async fn admin_api_names_the_field_of_bad_input(backend: Backend) {
         .await
         .expect("post");
     assert_eq!(res.status(), 400, "the last administrator stays enabled");
+
+    // Rejections by the framework itself answer in the same JSON shape, with the right status.
+    for (method, path, status) in [
+        (reqwest::Method::GET, "/api/admin/users/not-a-number", 400),
+        (reqwest::Method::GET, "/api/admin/users?limit=many", 400),
+        (reqwest::Method::DELETE, "/api/admin/users", 405),
+        (reqwest::Method::GET, "/api/no/such/route", 404),
+    ] {
+        let res = client
+            .request(method, app.url(path))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(res.status(), status, "{path}");
+        assert!(res.headers().get("x-request-id").is_some());
+        let body: Value = res
+            .json()
+            .await
+            .unwrap_or_else(|e| panic!("{path}: not JSON: {e}"));
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "{path}: {body}"
+        );
+        assert!(
+            body["error"]["request_id"].as_str().is_some(),
+            "{path}: {body}"
+        );
+    }
     app.stop().await;
 }

@@ -129,20 +129,19 @@ pub async fn insert_session(
     ip: Option<&str>,
     user_agent: Option<&str>,
 ) -> Result<(), Error> {
-    let mut tx = db.begin_write().await?;
-    sqlx::query(
-        "INSERT INTO sessions (id, user_id, created_at, last_seen_at, expires_at, ip, user_agent) \
-         VALUES ($1, $2, $3, $3, $4, $5, $6)",
+    db.write(
+        sqlx::query(
+            "INSERT INTO sessions (id, user_id, created_at, last_seen_at, expires_at, ip, user_agent) \
+             VALUES ($1, $2, $3, $3, $4, $5, $6)",
+        )
+        .bind(id)
+        .bind(user_id)
+        .bind(now)
+        .bind(expires_at)
+        .bind(ip)
+        .bind(user_agent),
     )
-    .bind(id)
-    .bind(user_id)
-    .bind(now)
-    .bind(expires_at)
-    .bind(ip)
-    .bind(user_agent)
-    .execute(&mut *tx)
     .await?;
-    tx.commit().await?;
     Ok(())
 }
 

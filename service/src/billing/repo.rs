@@ -396,3 +396,13 @@ pub async fn adjust(
     tx.commit().await?;
     Ok(balance)
 }
+
+/// Retires a model's active price (its versions stay for the records). False when it had none.
+pub async fn deactivate_price(db: &Db, model: &str) -> Result<bool, Error> {
+    Ok(db
+        .write(
+            sqlx::query("UPDATE prices SET active = 0 WHERE model = $1 AND active = 1").bind(model),
+        )
+        .await?
+        > 0)
+}

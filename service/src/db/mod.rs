@@ -109,6 +109,17 @@ impl Db {
         }
     }
 
+    /// Runs one writing statement in its own write transaction; returns the rows it affected.
+    pub async fn write<'q>(
+        &self,
+        statement: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>,
+    ) -> Result<u64, sqlx::Error> {
+        let mut tx = self.begin_write().await?;
+        let n = statement.execute(&mut *tx).await?.rows_affected();
+        tx.commit().await?;
+        Ok(n)
+    }
+
     /// Readiness: a round trip within `timeout`, and for SQLite the file still in place.
     pub async fn ping(&self, timeout: Duration) -> Result<(), String> {
         if let Some(file) = &self.sqlite_file

@@ -127,15 +127,14 @@ pub async fn find_auth(db: &Db, digest_hex: &str) -> Result<Option<KeyAuth>, Err
 }
 
 pub async fn set_status(db: &Db, id: i64, status: &str) -> Result<bool, Error> {
-    let mut tx = db.begin_write().await?;
-    let n = sqlx::query("UPDATE api_keys SET status = $1 WHERE id = $2")
-        .bind(status)
-        .bind(id)
-        .execute(&mut *tx)
+    Ok(db
+        .write(
+            sqlx::query("UPDATE api_keys SET status = $1 WHERE id = $2")
+                .bind(status)
+                .bind(id),
+        )
         .await?
-        .rows_affected();
-    tx.commit().await?;
-    Ok(n == 1)
+        == 1)
 }
 
 /// Deletes a key that holds no reservation (open grants keep it until they close).

@@ -117,50 +117,35 @@ pub async fn upsert(db: &Db, id: Option<i64>, c: &ChannelInput) -> Result<i64, E
         tx.rollback().await?;
         return Err(Error::NotFound("channel"));
     }
-    let result = match existing {
-        Some(id) => {
-            sqlx::query(
-                "UPDATE channels SET name = $1, base_url = $2, api_key = COALESCE($3, api_key), models = $4, priority = $5, \
-                 weight = $6, connect_timeout_ms = $7, first_byte_timeout_ms = $8, idle_timeout_ms = $9, enabled = $10, \
-                 updated_at = $11 WHERE id = $12",
-            )
-            .bind(&c.name)
-            .bind(&c.base_url)
-            .bind(c.api_key.as_ref().map(SecretString::expose))
-            .bind(&models)
-            .bind(c.priority)
-            .bind(i64::from(c.weight))
-            .bind(to_i64(c.connect_timeout_ms))
-            .bind(to_i64(c.first_byte_timeout_ms))
-            .bind(to_i64(c.idle_timeout_ms))
-            .bind(i64::from(c.enabled))
-            .bind(now)
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .map(|_| id)
+    // Both statements take the same parameters $1..$11 (the update adds the id as $12).
+    let sql = match existing {
+        Some(_) => {
+            "UPDATE channels SET name = $1, base_url = $2, api_key = COALESCE($3, api_key), models = $4, \
+             priority = $5, weight = $6, connect_timeout_ms = $7, first_byte_timeout_ms = $8, \
+             idle_timeout_ms = $9, enabled = $10, updated_at = $11 WHERE id = $12 RETURNING id"
         }
         None => {
-            sqlx::query_scalar(
-                "INSERT INTO channels (name, base_url, api_key, models, priority, weight, connect_timeout_ms, \
-                 first_byte_timeout_ms, idle_timeout_ms, enabled, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) RETURNING id",
-            )
-            .bind(&c.name)
-            .bind(&c.base_url)
-            .bind(c.api_key.as_ref().map_or("", SecretString::expose))
-            .bind(&models)
-            .bind(c.priority)
-            .bind(i64::from(c.weight))
-            .bind(to_i64(c.connect_timeout_ms))
-            .bind(to_i64(c.first_byte_timeout_ms))
-            .bind(to_i64(c.idle_timeout_ms))
-            .bind(i64::from(c.enabled))
-            .bind(now)
-            .fetch_one(&mut *tx)
-            .await
+            "INSERT INTO channels (name, base_url, api_key, models, priority, weight, connect_timeout_ms, \
+             first_byte_timeout_ms, idle_timeout_ms, enabled, created_at, updated_at) \
+             VALUES ($1, $2, COALESCE($3, ''), $4, $5, $6, $7, $8, $9, $10, $11, $11) RETURNING id"
         }
     };
+    let mut q = sqlx::query_scalar::<_, i64>(sql)
+        .bind(&c.name)
+        .bind(&c.base_url)
+        .bind(c.api_key.as_ref().map(SecretString::expose))
+        .bind(&models)
+        .bind(c.priority)
+        .bind(i64::from(c.weight))
+        .bind(to_i64(c.connect_timeout_ms))
+        .bind(to_i64(c.first_byte_timeout_ms))
+        .bind(to_i64(c.idle_timeout_ms))
+        .bind(i64::from(c.enabled))
+        .bind(now);
+    if let Some(id) = existing {
+        q = q.bind(id);
+    }
+    let result = q.fetch_one(&mut *tx).await;
     let id = result.map_err(|e| {
         if is_unique_violation(&e) {
             Error::Conflict("channel name")
@@ -173,14 +158,10 @@ pub async fn upsert(db: &Db, id: Option<i64>, c: &ChannelInput) -> Result<i64, E
 }
 
 pub async fn delete(db: &Db, id: i64) -> Result<bool, Error> {
-    let mut tx = db.begin_write().await?;
-    let n = sqlx::query("DELETE FROM channels WHERE id = $1")
-        .bind(id)
-        .execute(&mut *tx)
+    Ok(db
+        .write(sqlx::query("DELETE FROM channels WHERE id = $1").bind(id))
         .await?
-        .rows_affected();
-    tx.commit().await?;
-    Ok(n == 1)
+        == 1)
 }
 
 pub async fn mappings(db: &Db) -> Result<Vec<(String, Vec<String>)>, Error> {
@@ -196,27 +177,37 @@ pub async fn mappings(db: &Db) -> Result<Vec<(String, Vec<String>)>, Error> {
 
 pub async fn set_mapping(db: &Db, model: &str, targets: &[String]) -> Result<(), Error> {
     let targets = serde_json::to_string(targets).map_err(anyhow::Error::from)?;
-    let mut tx = db.begin_write().await?;
-    sqlx::query(
-        "INSERT INTO model_mappings (model, targets, updated_at) VALUES ($1, $2, $3) \
-         ON CONFLICT (model) DO UPDATE SET targets = excluded.targets, updated_at = excluded.updated_at",
+    db.write(
+        sqlx::query(
+            "INSERT INTO model_mappings (model, targets, updated_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (model) DO UPDATE SET targets = excluded.targets, updated_at = excluded.updated_at",
+        )
+        .bind(model)
+        .bind(targets)
+        .bind(now_ms()),
     )
-    .bind(model)
-    .bind(targets)
-    .bind(now_ms())
-    .execute(&mut *tx)
     .await?;
-    tx.commit().await?;
     Ok(())
 }
 
 pub async fn delete_mapping(db: &Db, model: &str) -> Result<bool, Error> {
-    let mut tx = db.begin_write().await?;
-    let n = sqlx::query("DELETE FROM model_mappings WHERE model = $1")
-        .bind(model)
-        .execute(&mut *tx)
+    Ok(db
+        .write(sqlx::query("DELETE FROM model_mappings WHERE model = $1").bind(model))
         .await?
-        .rows_affected();
-    tx.commit().await?;
-    Ok(n == 1)
+        == 1)
+}
+
+/// A cheap summary of channels, mappings and active prices: it changes whenever a row is added,
+/// changed or removed (instances poll it to follow each other's admin changes).
+pub async fn fingerprint(db: &Db) -> Result<Vec<i64>, Error> {
+    let mut out = Vec::with_capacity(6);
+    for sql in [
+        "SELECT CAST(COALESCE(MAX(updated_at), 0) AS BIGINT), COUNT(*) FROM channels",
+        "SELECT CAST(COALESCE(MAX(updated_at), 0) AS BIGINT), COUNT(*) FROM model_mappings",
+        "SELECT CAST(COALESCE(MAX(id), 0) AS BIGINT), COUNT(*) FROM prices WHERE active = 1",
+    ] {
+        let (a, b): (i64, i64) = sqlx::query_as(sql).fetch_one(db.pool()).await?;
+        out.extend([a, b]);
+    }
+    Ok(out)
 }
