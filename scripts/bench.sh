@@ -15,6 +15,7 @@ trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 hwm_kb() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
+rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null; }
 tck="$(getconf CLK_TCK)"
 
 mock_port="$(free_port)"
@@ -84,8 +85,15 @@ YAML
   printf '%-34s %10s %9s %9s\n' "at 2000 req/s (chat)" "$grps" "$gp50" "$gp99"
   printf '%-34s %10s %9s %9s\n' "gateway added at 2000 req/s" "" "$(python3 -c "print(f'{$gp50-$mp50:.3f}')")" "$(python3 -c "print(f'{$gp99-$mp99:.3f}')")"
   local slow='{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"max_tokens":16,"stream":true,"mock":{"chunks":20,"chunk_delay_ms":100}}'
+  # RSS at 1,000 concurrent streams: VmRSS sampled through that run (the process-lifetime
+  # VmHWM also counts the earlier full-speed runs).
+  ( peak=0; while r="$(rss_kb "$gw")" && [ -n "$r" ]; do
+      [ "$r" -gt "$peak" ] && peak="$r" && echo "$peak" >"$work/rss-$name"; sleep 0.05; done ) &
+  local sampler=$!
   read -r srps _ _ sok < <(load "http://127.0.0.1:$port/v1/chat/completions" "$slow" -z "${DURATION}s" -c 1000)
-  echo "1000 concurrent 2-second streams: $srps streams/s completed ($sok ok); gateway peak RSS $(( $(hwm_kb "$gw") / 1024 )) MB"
+  kill "$sampler" 2>/dev/null || true; wait "$sampler" 2>/dev/null || true
+  echo "1000 concurrent 2-second streams: $srps streams/s completed ($sok ok)"
+  echo "gateway RSS: peak $(( $(cat "$work/rss-$name") / 1024 )) MB during the 1000 streams; process-lifetime VmHWM $(( $(hwm_kb "$gw") / 1024 )) MB"
   kill -TERM "$gw"; wait "$gw" 2>/dev/null || true
 }
 

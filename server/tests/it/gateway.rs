@@ -20,6 +20,7 @@ both_backends!(
     client_errors_are_not_retried_and_cost_nothing,
     all_channels_down_is_503_and_costs_nothing,
     concurrent_spends_never_overdraw_the_balance,
+    a_burst_on_an_idle_account_shares_its_top_ups,
     a_key_spend_cap_is_enforced_like_the_balance,
     bad_requests_get_openai_shaped_errors,
     embeddings_and_models_are_served,
@@ -509,10 +510,10 @@ async fn all_channels_down_is_503_and_costs_nothing(backend: Backend) {
     gw.stop().await;
 }
 
-/// 50 simultaneous requests of exactly 100 units each against a balance of 1000.
-async fn fifty_against_a_thousand(urls: &[String], key: &str) -> (usize, usize) {
+/// `n` simultaneous requests of exactly 100 units each ("flat"), spread over `urls`; their statuses.
+async fn flat_burst(urls: &[String], key: &str, n: usize) -> Vec<u16> {
     let client = TestApp::bare_client();
-    let calls = (0..50).map(|i| {
+    let calls = (0..n).map(|i| {
         let client = client.clone();
         let url = format!("{}/v1/chat/completions", urls[i % urls.len()]);
         async move {
@@ -527,7 +528,12 @@ async fn fifty_against_a_thousand(urls: &[String], key: &str) -> (usize, usize) 
                 .as_u16()
         }
     });
-    let statuses = futures_util::future::join_all(calls).await;
+    futures_util::future::join_all(calls).await
+}
+
+/// 50 simultaneous requests of exactly 100 units each against a balance of 1000.
+async fn fifty_against_a_thousand(urls: &[String], key: &str) -> (usize, usize) {
+    let statuses = flat_burst(urls, key, 50).await;
     let ok = statuses.iter().filter(|s| **s == 200).count();
     let refused = statuses.iter().filter(|s| **s == 402).count();
     (ok, refused)
@@ -539,6 +545,28 @@ async fn concurrent_spends_never_overdraw_the_balance(backend: Backend) {
     assert_eq!((ok, refused), (10, 40));
     gw.settled(50).await;
     assert_eq!(gw.balance().await, 0);
+    gw.stop().await;
+}
+
+/// A burst on an idle account: the requests that find the grant short queue for one top-up
+/// that covers them all, instead of one database round trip each (which made the first second
+/// of a burst wait in line for the database).
+async fn a_burst_on_an_idle_account_shares_its_top_ups(backend: Backend) {
+    const BURST: usize = 64;
+    let gw = Gw::start(backend, "1", |_, _| {}).await;
+    let statuses = flat_burst(std::slice::from_ref(&gw.app.base), &gw.key, BURST).await;
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    gw.settled(BURST as i64).await;
+    let top_ups = gw
+        .scalar("SELECT COUNT(*) FROM ledger WHERE user_id = $1 AND kind = 'grant'")
+        .await;
+    // Each request costs exactly its reservation, so without sharing every one of them needs a
+    // top-up of its own.
+    assert!(
+        top_ups <= BURST as i64 / 4,
+        "{top_ups} top-ups for a burst of {BURST}"
+    );
+    assert_eq!(gw.balance().await, 1_000_000 - 100 * BURST as i64);
     gw.stop().await;
 }
 

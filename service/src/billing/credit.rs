@@ -34,14 +34,20 @@ struct State {
     reported: i64,
     pending: i64,
     inflight: i64,
+    /// Reservations of requests waiting for a top-up: the next top-up covers them all at once.
+    waiting: i64,
     /// Cost beyond what the grant covered (a request that used more than its reservation).
     overage: i64,
     last_used: Option<Instant>,
     window_start: Option<Instant>,
     window_spend: i64,
-    /// Spend of the last full one-second window; sizes prefetching under sustained load.
-    rate: i64,
+    /// Spend of the last full one-second window.
+    last_window: i64,
 }
+
+/// The spend rate is measured over one-second windows; a window younger than this is
+/// projected from at least this much time, so that the first requests do not look like a flood.
+const MIN_PROJECTION: Duration = Duration::from_millis(100);
 
 impl State {
     fn free(&self) -> i64 {
@@ -55,7 +61,7 @@ impl State {
             }
             Some(start) => {
                 // A window closed; a gap of more than one window means the load is not sustained.
-                self.rate = if now.duration_since(start) < Duration::from_secs(2) {
+                self.last_window = if now.duration_since(start) < Duration::from_secs(2) {
                     self.window_spend
                 } else {
                     0
@@ -68,6 +74,31 @@ impl State {
                 self.window_spend = cost;
             }
         }
+    }
+
+    /// About one second of spend: the last full window's, or the current window's projected
+    /// to a second when that is more (a burst that just began). Sizes prefetching.
+    fn rate(&self, now: Instant) -> i64 {
+        let Some(start) = self.window_start else {
+            return 0;
+        };
+        let elapsed = now.duration_since(start);
+        if elapsed >= Duration::from_secs(2) {
+            return 0;
+        }
+        if elapsed >= Duration::from_secs(1) {
+            return self.window_spend.max(self.last_window);
+        }
+        let ms = elapsed.max(MIN_PROJECTION).as_millis() as i64;
+        let projected = i64::try_from(i128::from(self.window_spend) * 1000 / i128::from(ms))
+            .unwrap_or(i64::MAX);
+        projected.max(self.last_window)
+    }
+
+    /// Less than half a second of spend left: time to top up ahead of need.
+    fn low(&self, now: Instant) -> bool {
+        let rate = self.rate(now);
+        self.overage > 0 || (rate > 0 && self.free() * 2 < rate)
     }
 }
 
@@ -83,6 +114,25 @@ impl Account {
         self.state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// A request's place in the queue for a top-up; leaves it however the request ends.
+struct Waiter<'a> {
+    account: &'a Account,
+    amount: i64,
+}
+
+impl<'a> Waiter<'a> {
+    fn new(account: &'a Account, amount: i64) -> Self {
+        account.lock().waiting += amount;
+        Waiter { account, amount }
+    }
+}
+
+impl Drop for Waiter<'_> {
+    fn drop(&mut self) {
+        self.account.lock().waiting -= self.amount;
     }
 }
 
@@ -130,8 +180,7 @@ impl Reservation {
             st.overage += cost - covered;
             st.last_used = Some(now);
             st.note_spend(cost, now);
-            // Less than half a second of spend left: top up ahead of need.
-            st.overage > 0 || (st.rate > 0 && st.free() * 2 < st.rate)
+            st.low(now)
         };
         if low {
             self.manager.wake.notify_one();
@@ -193,6 +242,7 @@ impl CreditManager {
     }
 
     /// Reserves `amount` for a request, topping the grant up from the database when needed.
+    /// Requests that find the grant short queue for one top-up that covers all of them.
     pub async fn reserve(
         self: &Arc<Self>,
         id: AccountId,
@@ -203,6 +253,7 @@ impl CreditManager {
         if let Some(r) = self.take(&account, amount) {
             return Ok(r);
         }
+        let waiter = Waiter::new(&account, amount);
         let _db = account.db_lock.lock().await;
         if let Some(r) = self.take(&account, amount) {
             return Ok(r);
@@ -210,17 +261,29 @@ impl CreditManager {
         let (need, prefetch) = {
             let st = account.lock();
             let free = st.free().max(0);
-            // Prefetch about a second of spend, but only under sustained load: a burst gets
-            // exactly what it needs, so that instances sharing a balance do not hoard it.
+            // Everyone queued behind this request is covered by the same top-up (`waiting`
+            // includes this request). Prefetch about a second of spend; a burst that just began
+            // projects its rate from its first moments, so it needs few round trips to catch up.
+            let wanted = st.waiting.max(amount);
             (
-                amount - free.min(amount) + st.overage.max(0),
-                st.rate.saturating_sub(free).max(0),
+                wanted - free.min(wanted) + st.overage.max(0),
+                st.rate(Instant::now()).saturating_sub(free).max(0),
             )
         };
-        if !self.top_up(&account, need, prefetch).await? {
+        self.top_up(&account, need, prefetch).await?;
+        if let Some(r) = self.take(&account, amount) {
+            return Ok(r);
+        }
+        // The balance could not cover the whole queue (or the others took what came): this
+        // request on its own.
+        let need = {
+            let st = account.lock();
+            amount - st.free().max(0).min(amount) + st.overage.max(0)
+        };
+        if !self.top_up(&account, need, 0).await? {
             return Err(Error::InsufficientBalance);
         }
-        // The top-up covered this request (and any overage): grant it.
+        drop(waiter);
         let mut st = account.lock();
         st.inflight += amount;
         st.last_used = Some(Instant::now());
@@ -321,7 +384,7 @@ impl CreditManager {
             // requests do not wait for the database.
             let (rate, free) = {
                 let st = account.lock();
-                (st.rate, st.free().max(0))
+                (st.rate(Instant::now()), st.free().max(0))
             };
             if rate > 0 && free * 2 < rate {
                 self.top_up(account, 0, rate - free).await?;
@@ -347,7 +410,9 @@ impl CreditManager {
             }
             let mut st = account.lock();
             *st = State {
-                rate: st.rate,
+                // Requests queued for the next grant keep their place.
+                waiting: st.waiting,
+                last_window: st.last_window,
                 window_start: st.window_start,
                 window_spend: st.window_spend,
                 ..State::default()
