@@ -16,6 +16,9 @@ pub fn leptos_options(svc: &Services, addr: SocketAddr) -> LeptosOptions {
         .build()
 }
 
+/// How long requests get to finish after the drain deadline ended their streams.
+const HALT_GRACE: Duration = Duration::from_secs(2);
+
 /// Serves until `stop` resolves, then drains open requests for at most `server.drain_seconds`.
 /// Long-lived work watches `svc.shutdown`, which is triggered when the drain begins.
 pub async fn serve(
@@ -58,15 +61,26 @@ pub async fn serve(
         () = shutdown.wait() => match tokio::time::timeout(drain, &mut server).await {
             Ok(res) => res.map_err(std::io::Error::other).and_then(|r| r),
             Err(_) => {
-                tracing::warn!("drain deadline reached; closing the remaining connections");
-                server.abort();
-                let _ = server.await;
-                Ok(())
+                // Streams still open end now with an error event and are charged for what was
+                // generated; what still runs after a grace period is dropped.
+                tracing::warn!("drain deadline reached; ending the remaining streams");
+                svc.halt.trigger();
+                match tokio::time::timeout(HALT_GRACE, &mut server).await {
+                    Ok(res) => res.map_err(std::io::Error::other).and_then(|r| r),
+                    Err(_) => {
+                        tracing::warn!("closing the remaining connections");
+                        server.abort();
+                        let _ = server.await;
+                        Ok(())
+                    }
+                }
             }
         },
     };
-    // Every request has ended (and settled): report the last usage and write the last logs.
+    // Every request has ended; once the settlements still counting tokens are done, report the
+    // last usage and write the last logs.
     shutdown.trigger();
+    svc.settled().await;
     background.stop().await;
     result
 }

@@ -29,10 +29,16 @@ pub struct Inner {
     pub limiter: Limiter,
     pub metrics: Metrics,
     pub shutdown: Shutdown,
+    /// The drain deadline passed: streams still open end now (and are settled).
+    pub halt: Shutdown,
     pub keys: KeyCache,
     pub routing: Routing,
     pub credit: Arc<CreditManager>,
     pub usage: UsageSink,
+    /// Settlements that count tokens (no upstream usage) run on one thread of their own, so the
+    /// runtime never waits for a tokenizer; shutdown waits for them (`settling`).
+    counter: Mutex<std::sync::mpsc::Sender<Box<dyn FnOnce() + Send>>>,
+    settling: watch::Sender<usize>,
     prices: RwLock<Arc<PriceBook>>,
     usage_rx: Mutex<Option<mpsc::Receiver<UsageRecord>>>,
 }
@@ -78,6 +84,7 @@ impl Services {
         );
         let (usage, usage_rx) = UsageSink::new(config.gateway.usage_queue);
         let routing = Routing::new(&config.gateway);
+        let counter = spawn_counter(tokio::runtime::Handle::current())?;
         let svc = Services(Arc::new(Inner {
             config,
             db,
@@ -85,10 +92,13 @@ impl Services {
             limiter,
             metrics,
             shutdown: Shutdown::new(),
+            halt: Shutdown::new(),
             keys: KeyCache::default(),
             routing,
             credit,
             usage,
+            counter: Mutex::new(counter),
+            settling: watch::channel(0).0,
             prices: RwLock::new(Arc::new(PriceBook::default())),
             usage_rx: Mutex::new(Some(usage_rx)),
         }));
@@ -111,6 +121,39 @@ impl Services {
             .prices
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(book);
+    }
+
+    /// Runs `work` (a settlement that counts tokens) on the token-counting thread;
+    /// [`Services::settled`] waits for it.
+    pub fn settle_off_runtime(&self, work: impl FnOnce() + Send + 'static) {
+        /// Counts the settlement down however it ends: done, panicked, or never run.
+        struct Done(watch::Sender<usize>);
+        impl Drop for Done {
+            fn drop(&mut self) {
+                self.0.send_modify(|n| *n -= 1);
+            }
+        }
+        self.settling.send_modify(|n| *n += 1);
+        let done = Done(self.settling.clone());
+        let job: Box<dyn FnOnce() + Send> = Box::new(move || {
+            let _done = done;
+            work();
+        });
+        let sent = self
+            .counter
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .send(job);
+        if let Err(std::sync::mpsc::SendError(job)) = sent {
+            // The thread is gone (it only ends when this process tears down): settle here.
+            job();
+        }
+    }
+
+    /// Resolves when no settlement is waiting for or running on the token-counting thread.
+    pub async fn settled(&self) {
+        let mut rx = self.settling.subscribe();
+        let _ = rx.wait_for(|n| *n == 0).await;
     }
 
     /// Starts the credit reporter, the usage writer and housekeeping. They stop, after a final
@@ -163,6 +206,26 @@ impl Services {
         }
         Ok(())
     }
+}
+
+/// The token-counting thread: runs settlement jobs in order, inside the runtime's context (they
+/// queue usage rows). Ends when the last sender is dropped.
+fn spawn_counter(
+    rt: tokio::runtime::Handle,
+) -> anyhow::Result<std::sync::mpsc::Sender<Box<dyn FnOnce() + Send>>> {
+    let (tx, rx) = std::sync::mpsc::channel::<Box<dyn FnOnce() + Send>>();
+    std::thread::Builder::new()
+        .name("tollgate-tokens".into())
+        .spawn(move || {
+            let _rt = rt.enter();
+            while let Ok(job) = rx.recv() {
+                if std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)).is_err() {
+                    tracing::error!("a settlement panicked while counting tokens");
+                }
+            }
+        })
+        .context("starting the token-counting thread")?;
+    Ok(tx)
 }
 
 /// The background tasks of one instance.

@@ -16,6 +16,7 @@ both_backends!(
     omitted_usage_is_estimated,
     a_cut_stream_ends_with_an_error_and_is_charged_partially,
     a_client_disconnect_cancels_the_upstream_and_charges_once,
+    a_stream_ended_by_the_drain_deadline_is_charged_before_the_last_report,
     fallback_serves_from_the_next_channel_and_charges_once,
     client_errors_are_not_retried_and_cost_nothing,
     all_channels_down_is_503_and_costs_nothing,
@@ -207,6 +208,24 @@ impl Gw {
     pub async fn stop(self) {
         self.app.stop().await;
     }
+
+    /// A 10-second stream (200 chunks, 50 ms apart), open, with its first chunk read.
+    pub async fn long_stream(
+        &self,
+    ) -> impl futures_util::Stream<Item = reqwest::Result<axum::body::Bytes>> + Unpin + use<> {
+        let res = self
+            .post(
+                "/v1/chat/completions",
+                json!({ "model": "gpt-4o-mini", "messages": hello(), "stream": true,
+                        "mock": { "chunks": 200, "chunk_delay_ms": 50 } }),
+            )
+            .await;
+        assert_eq!(res.status(), 200);
+        let mut body = Box::pin(res.bytes_stream());
+        let first = body.next().await.expect("a chunk").expect("bytes");
+        assert!(!first.is_empty());
+        body
+    }
 }
 
 fn hello() -> Value {
@@ -368,17 +387,7 @@ async fn a_cut_stream_ends_with_an_error_and_is_charged_partially(backend: Backe
 
 async fn a_client_disconnect_cancels_the_upstream_and_charges_once(backend: Backend) {
     let gw = Gw::start(backend, "1", |_, _| {}).await;
-    let res = gw
-        .post(
-            "/v1/chat/completions",
-            json!({ "model": "gpt-4o-mini", "messages": hello(), "stream": true,
-                    "mock": { "chunks": 200, "chunk_delay_ms": 50 } }),
-        )
-        .await;
-    assert_eq!(res.status(), 200);
-    let mut body = res.bytes_stream();
-    let first = body.next().await.expect("a chunk").expect("bytes");
-    assert!(!first.is_empty());
+    let body = gw.long_stream().await;
     drop(body);
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -404,6 +413,67 @@ async fn a_client_disconnect_cancels_the_upstream_and_charges_once(backend: Back
     assert!(cost > 0);
     assert_eq!(gw.balance().await, 1_000_000 - cost, "charged once");
     gw.stop().await;
+}
+
+/// A stream still open at the drain deadline is ended by the server; its tokens are counted off
+/// the runtime, and the last credit report and usage write wait for that settlement.
+async fn a_stream_ended_by_the_drain_deadline_is_charged_before_the_last_report(backend: Backend) {
+    let gw = Gw::start(backend, "1", |c, _| c.server.drain_seconds = 1).await;
+    let mut body = gw.long_stream().await;
+    let reader = tokio::spawn(async move {
+        let mut text = Vec::new();
+        while let Some(Ok(b)) = body.next().await {
+            text.extend_from_slice(&b);
+        }
+        String::from_utf8_lossy(&text).into_owned()
+    });
+    let Gw {
+        app,
+        mock: _upstream,
+        user_id,
+        ..
+    } = gw;
+    let storage = app.shutdown().await;
+    let tail = reader.await.expect("reader");
+    assert!(
+        tail.contains("the gateway is shutting down") && !tail.contains("[DONE]"),
+        "the stream ends with an error event, never [DONE]: {tail}"
+    );
+    let db = service::db::Db::connect(&storage.config().database)
+        .await
+        .expect("db");
+    let (cost, source, class): (i64, String, Option<String>) =
+        sqlx::query_as("SELECT cost, usage_source, error_class FROM usage_logs WHERE user_id = $1")
+            .bind(user_id)
+            .fetch_one(db.pool())
+            .await
+            .expect("the usage row was written before the process stopped");
+    assert_eq!(
+        (source.as_str(), class.as_deref()),
+        ("partial", Some("server_shutdown"))
+    );
+    assert!(cost > 0);
+    let (balance, reserved): (i64, i64) =
+        sqlx::query_as("SELECT balance, reserved FROM users WHERE id = $1")
+            .bind(user_id)
+            .fetch_one(db.pool())
+            .await
+            .expect("user");
+    assert_eq!(
+        (balance, reserved),
+        (1_000_000 - cost, 0),
+        "charged once, nothing held"
+    );
+    let open: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM credit_grants WHERE user_id = $1 AND status = 'open'",
+    )
+    .bind(user_id)
+    .fetch_one(db.pool())
+    .await
+    .expect("grants");
+    assert_eq!(open, 0);
+    db.close().await;
+    storage.destroy().await;
 }
 
 async fn fallback_serves_from_the_next_channel_and_charges_once(backend: Backend) {

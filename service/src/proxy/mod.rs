@@ -422,7 +422,9 @@ struct Call {
 }
 
 impl Call {
-    /// Charges the exact cost, once, and queues the usage row.
+    /// Charges the exact cost, once, and queues the usage row. Without upstream usage the
+    /// tokens are counted on the token-counting thread: loading a tokenizer table or counting a
+    /// long prompt never stalls the runtime.
     fn settle(
         self,
         usage: Option<UpstreamUsage>,
@@ -431,25 +433,40 @@ impl Call {
         error_class: Option<&str>,
         ttft: Option<Duration>,
     ) {
-        let model = self.log.model.clone();
-        let (u, source) = match usage {
-            Some(u) => (
-                Usage {
+        let error_class = error_class.map(str::to_string);
+        match usage {
+            Some(u) => {
+                let u = Usage {
                     prompt: u.prompt,
                     completion: u.completion,
                     cached: u.cached,
-                },
-                "upstream",
-            ),
-            None => (
-                Usage {
-                    prompt: tokens::prompt_tokens(&model, &self.request),
-                    completion: tokens::count(&model, generated),
-                    cached: 0,
-                },
-                if complete { "estimated" } else { "partial" },
-            ),
-        };
+                };
+                self.finish(u, "upstream", error_class, ttft);
+            }
+            None => {
+                let generated = generated.to_string();
+                let svc = self.svc.clone();
+                svc.settle_off_runtime(move || {
+                    let model = &self.log.model;
+                    let u = Usage {
+                        prompt: tokens::prompt_tokens(model, &self.request),
+                        completion: tokens::count(model, &generated),
+                        cached: 0,
+                    };
+                    let source = if complete { "estimated" } else { "partial" };
+                    self.finish(u, source, error_class, ttft);
+                });
+            }
+        }
+    }
+
+    fn finish(
+        self,
+        u: Usage,
+        source: &'static str,
+        error_class: Option<String>,
+        ttft: Option<Duration>,
+    ) {
         let cost = self.price.cost(&u, self.multiplier);
         self.reservation.settle(cost);
         let mut log = self.log;
@@ -459,7 +476,7 @@ impl Call {
         log.cost = cost;
         log.price_version = Some(self.price.version);
         log.usage_source = source;
-        log.error_class = error_class.map(str::to_string);
+        log.error_class = error_class;
         log.latency_ms = self.started.elapsed().as_millis() as u64;
         log.ttft_ms = ttft.map(|d| d.as_millis() as u64);
         self.svc.usage.record(log);
@@ -522,6 +539,7 @@ enum End {
     Complete,
     UpstreamCut,
     ClientGone,
+    Halted,
 }
 
 struct Relay {
@@ -594,6 +612,7 @@ impl Relay {
                 End::Complete => None,
                 End::UpstreamCut => Some("upstream_cut"),
                 End::ClientGone => Some("client_cancelled"),
+                End::Halted => Some("server_shutdown"),
             };
             call.settle(
                 self.usage,
@@ -610,6 +629,15 @@ impl Relay {
         self.out.push_back(sse::error_event(why));
         self.finished = true;
         self.end(End::UpstreamCut);
+    }
+
+    /// The drain deadline passed: end the stream with an error event, charging what was
+    /// generated, so that the last credit report and usage write include it.
+    fn halt(&mut self) {
+        self.out
+            .push_back(sse::error_event("the gateway is shutting down"));
+        self.finished = true;
+        self.end(End::Halted);
     }
 }
 
@@ -628,6 +656,7 @@ fn stream_response(
     model: &str,
     client_wants_usage: bool,
 ) -> ProxyResponse {
+    let halt = call.svc.halt.clone();
     let relay = Relay {
         upstream: Box::pin(resp.bytes_stream()),
         framer: sse::Framer::default(),
@@ -643,15 +672,23 @@ fn stream_response(
         ttft: None,
         call: Some(call),
     };
-    let stream = futures_util::stream::unfold(relay, |mut r| async move {
+    let stream = futures_util::stream::unfold((relay, halt), |(mut r, halt)| async move {
         loop {
             if let Some(b) = r.out.pop_front() {
-                return Some((Ok(b), r));
+                return Some((Ok(b), (r, halt)));
             }
             if r.finished {
                 return None;
             }
-            match tokio::time::timeout(r.idle, r.upstream.next()).await {
+            let next = tokio::select! {
+                biased;
+                () = halt.wait() => {
+                    r.halt();
+                    continue;
+                }
+                next = tokio::time::timeout(r.idle, r.upstream.next()) => next,
+            };
+            match next {
                 Err(_) => r.cut("the upstream stream stalled"),
                 Ok(Some(Err(_))) => r.cut("the upstream stream was interrupted"),
                 Ok(None) if !r.saw_done => r.cut("the upstream stream ended without completing"),
