@@ -37,7 +37,7 @@ pub struct Inner {
     pub usage: UsageSink,
     /// Settlements that count tokens (no upstream usage) run on one thread of their own, so the
     /// runtime never waits for a tokenizer; shutdown waits for them (`settling`).
-    counter: Mutex<std::sync::mpsc::Sender<Box<dyn FnOnce() + Send>>>,
+    counter: std::sync::mpsc::Sender<Box<dyn FnOnce() + Send>>,
     settling: watch::Sender<usize>,
     prices: RwLock<Arc<PriceBook>>,
     usage_rx: Mutex<Option<mpsc::Receiver<UsageRecord>>>,
@@ -97,7 +97,7 @@ impl Services {
             routing,
             credit,
             usage,
-            counter: Mutex::new(counter),
+            counter,
             settling: watch::channel(0).0,
             prices: RwLock::new(Arc::new(PriceBook::default())),
             usage_rx: Mutex::new(Some(usage_rx)),
@@ -139,12 +139,7 @@ impl Services {
             let _done = done;
             work();
         });
-        let sent = self
-            .counter
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .send(job);
-        if let Err(std::sync::mpsc::SendError(job)) = sent {
+        if let Err(std::sync::mpsc::SendError(job)) = self.counter.send(job) {
             // The thread is gone (it only ends when this process tears down): settle here.
             job();
         }
@@ -259,6 +254,11 @@ impl Shutdown {
 
     pub fn is_triggered(&self) -> bool {
         *self.0.borrow()
+    }
+
+    /// A receiver of the signal, for a loop that waits on it many times.
+    pub fn watch(&self) -> watch::Receiver<bool> {
+        self.0.subscribe()
     }
 
     /// Resolves once shutdown has begun.

@@ -656,7 +656,7 @@ fn stream_response(
     model: &str,
     client_wants_usage: bool,
 ) -> ProxyResponse {
-    let halt = call.svc.halt.clone();
+    let halt = call.svc.halt.watch();
     let relay = Relay {
         upstream: Box::pin(resp.bytes_stream()),
         framer: sse::Framer::default(),
@@ -672,7 +672,7 @@ fn stream_response(
         ttft: None,
         call: Some(call),
     };
-    let stream = futures_util::stream::unfold((relay, halt), |(mut r, halt)| async move {
+    let stream = futures_util::stream::unfold((relay, halt), |(mut r, mut halt)| async move {
         loop {
             if let Some(b) = r.out.pop_front() {
                 return Some((Ok(b), (r, halt)));
@@ -682,7 +682,7 @@ fn stream_response(
             }
             let next = tokio::select! {
                 biased;
-                () = halt.wait() => {
+                _ = halt.wait_for(|v| *v) => {
                     r.halt();
                     continue;
                 }
