@@ -4,7 +4,7 @@
 use super::error::ApiError;
 use app::ErrorKind;
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderValue, Method, header};
+use axum::http::{HeaderValue, Method, StatusCode, Version, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use service::Services;
@@ -61,6 +61,7 @@ pub async fn observe(State(svc): State<Services>, req: Request, next: Next) -> R
     let path = req.uri().path().to_string();
     let started = Instant::now();
     let api = path.starts_with("/v1/") || path.starts_with("/api/");
+    let http1_body = req.version() <= Version::HTTP_11 && has_body(&req);
     let mut res = REQUEST_ID.scope(id.clone(), next.run(req)).await;
     // API clients always get errors in OpenAI's shape, also from framework rejections (a path or
     // query that does not parse, a body limit, a wrong method, an unknown route).
@@ -80,6 +81,18 @@ pub async fn observe(State(svc): State<Services>, req: Request, next: Next) -> R
     if let Ok(v) = HeaderValue::from_str(&id) {
         res.headers_mut().insert(REQUEST_ID_HEADER, v);
     }
+    // A request refused before its body was read (too large, or by the key or admin check, which
+    // run first) leaves the body unread, and the server then closes the connection after the
+    // answer; saying so keeps a client from sending its next request down a closing connection.
+    if http1_body
+        && matches!(
+            status,
+            StatusCode::PAYLOAD_TOO_LARGE | StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
+        )
+    {
+        res.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     let ms = elapsed.as_secs_f64() * 1000.0;
     if status.is_server_error() {
         tracing::warn!(request_id = %id, %method, %path, status = status.as_u16(), duration_ms = ms, "request failed");
@@ -89,6 +102,14 @@ pub async fn observe(State(svc): State<Services>, req: Request, next: Next) -> R
         tracing::debug!(request_id = %id, %method, %path, status = status.as_u16(), duration_ms = ms, "request");
     }
     res
+}
+
+fn has_body(req: &Request) -> bool {
+    req.headers().contains_key(header::TRANSFER_ENCODING)
+        || req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .is_some_and(|v| v.as_bytes() != b"0")
 }
 
 fn is_json(res: &Response) -> bool {
