@@ -6,6 +6,7 @@ use crate::config::Config;
 use crate::db::Db;
 use crate::keys::KeyCache;
 use crate::metrics::Metrics;
+use crate::proxy::tokens::Tokenizer;
 use crate::ratelimit::Limiter;
 use crate::routing::Routing;
 use crate::usage::{UsageRecord, UsageSink};
@@ -37,7 +38,7 @@ pub struct Inner {
     pub usage: UsageSink,
     /// Settlements that count tokens (no upstream usage) run on one thread of their own, so the
     /// runtime never waits for a tokenizer; shutdown waits for them (`settling`).
-    counter: std::sync::mpsc::Sender<Box<dyn FnOnce() + Send>>,
+    counter: std::sync::mpsc::Sender<CountingJob>,
     settling: watch::Sender<usize>,
     prices: RwLock<Arc<PriceBook>>,
     usage_rx: Mutex<Option<mpsc::Receiver<UsageRecord>>>,
@@ -125,7 +126,7 @@ impl Services {
 
     /// Runs `work` (a settlement that counts tokens) on the token-counting thread;
     /// [`Services::settled`] waits for it.
-    pub fn settle_off_runtime(&self, work: impl FnOnce() + Send + 'static) {
+    pub fn settle_off_runtime(&self, work: impl FnOnce(&Tokenizer) + Send + 'static) {
         /// Counts the settlement down however it ends: done, panicked, or never run.
         struct Done(watch::Sender<usize>);
         impl Drop for Done {
@@ -135,13 +136,13 @@ impl Services {
         }
         self.settling.send_modify(|n| *n += 1);
         let done = Done(self.settling.clone());
-        let job: Box<dyn FnOnce() + Send> = Box::new(move || {
+        let job: CountingJob = Box::new(move |tokenizer| {
             let _done = done;
-            work();
+            work(tokenizer);
         });
         if let Err(std::sync::mpsc::SendError(job)) = self.counter.send(job) {
             // The thread is gone (it only ends when this process tears down): settle here.
-            job();
+            job(&Tokenizer::default());
         }
     }
 
@@ -203,18 +204,24 @@ impl Services {
     }
 }
 
-/// The token-counting thread: runs settlement jobs in order, inside the runtime's context (they
-/// queue usage rows). Ends when the last sender is dropped.
+/// A settlement that counts tokens, run on the token-counting thread with its tokenizer.
+type CountingJob = Box<dyn FnOnce(&Tokenizer) + Send>;
+
+/// The token-counting thread: owns the tokenizer and runs settlement jobs in order, inside the
+/// runtime's context (they queue usage rows). Ends when the last sender is dropped.
 fn spawn_counter(
     rt: tokio::runtime::Handle,
-) -> anyhow::Result<std::sync::mpsc::Sender<Box<dyn FnOnce() + Send>>> {
-    let (tx, rx) = std::sync::mpsc::channel::<Box<dyn FnOnce() + Send>>();
+) -> anyhow::Result<std::sync::mpsc::Sender<CountingJob>> {
+    let (tx, rx) = std::sync::mpsc::channel::<CountingJob>();
     std::thread::Builder::new()
         .name("tollgate-tokens".into())
         .spawn(move || {
             let _rt = rt.enter();
+            let tokenizer = Tokenizer::default();
             while let Ok(job) = rx.recv() {
-                if std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)).is_err() {
+                if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&tokenizer)))
+                    .is_err()
+                {
                     tracing::error!("a settlement panicked while counting tokens");
                 }
             }

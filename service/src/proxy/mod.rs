@@ -446,11 +446,11 @@ impl Call {
             None => {
                 let generated = generated.to_string();
                 let svc = self.svc.clone();
-                svc.settle_off_runtime(move || {
+                svc.settle_off_runtime(move |tokenizer| {
                     let model = &self.log.model;
                     let u = Usage {
-                        prompt: tokens::prompt_tokens(model, &self.request),
-                        completion: tokens::count(model, &generated),
+                        prompt: tokenizer.prompt_tokens(model, &self.request),
+                        completion: tokenizer.count(model, &generated),
                         cached: 0,
                     };
                     let source = if complete { "estimated" } else { "partial" };
