@@ -33,6 +33,7 @@ within_1ms() {
   curl -fsS "http://127.0.0.1:$1/metrics" | awk '/^tollgate_http_request_duration_seconds_bucket\{method="POST",route="\/v1\/chat\/completions"/ {
     if ($1 ~ /le="0.001"/) a = $2; if ($1 ~ /le="\+Inf"/) t = $2 } END { print a + 0, t + 0 }'
 }
+credit_waits() { curl -fsS "http://127.0.0.1:$1/metrics" | awk '/^tollgate_credit_waits_total / {print $2}'; }
 rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null; }
 tck="$(getconf CLK_TCK)"
 
@@ -100,10 +101,12 @@ YAML
   done
   read -r _ mp50 mp99 _ < <(load "http://127.0.0.1:$mock_port/v1/chat/completions" "$chat" -z "${DURATION}s" -c 32 -q 2000)
   local before; before="$(within_1ms "$port")"
+  local waits0; waits0="$(credit_waits "$port")"
   read -r grps gp50 gp99 _ < <(load "http://127.0.0.1:$port/v1/chat/completions" "$chat" -z "${DURATION}s" -c 32 -q 2000)
   local own; own="$(python3 -c "b,t='$before'.split(); a,u='$(within_1ms "$port")'.split(); print(f'{(int(a)-int(b))/max(int(u)-int(t),1)*100:.1f}')")"
   printf '%-34s %10s %9s %9s\n' "at 2000 req/s (chat)" "$grps" "$gp50" "$gp99"
   echo "  answered by the gateway within 1 ms (its own histogram, upstream hop included): $own%"
+  echo "  requests that waited for a credit top-up from the database: $(( $(credit_waits "$port") - waits0 ))"
   printf '%-34s %10s %9s %9s\n' "gateway added at 2000 req/s" "" "$(python3 -c "print(f'{$gp50-$mp50:.3f}')")" "$(python3 -c "print(f'{$gp99-$mp99:.3f}')")"
   local slow='{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"max_tokens":16,"stream":true,"mock":{"chunks":20,"chunk_delay_ms":100}}'
   # RSS at 1,000 concurrent streams: VmRSS sampled through that run (the process-lifetime

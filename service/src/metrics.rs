@@ -2,7 +2,8 @@
 //! paths, user ids or key ids.
 
 use prometheus::{
-    HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 #[derive(Clone)]
@@ -12,6 +13,9 @@ pub struct Metrics {
     pub http_duration: HistogramVec,
     pub db_connections: IntGaugeVec,
     pub db_connections_max: IntGauge,
+    /// Requests whose reservation did not fit the instance's credit grant and waited for a top-up
+    /// from the database (the grant is sized so that, under steady load, almost none do).
+    pub credit_waits: IntCounter,
 }
 
 impl Metrics {
@@ -49,6 +53,11 @@ impl Metrics {
         )
         .expect("valid metric");
         db_connections_max.set(i64::from(db_max_connections));
+        let credit_waits = IntCounter::new(
+            "credit_waits_total",
+            "Requests that waited for the database to top up their account's credit grant",
+        )
+        .expect("valid metric");
         let build_info = IntGaugeVec::new(
             Opts::new("build_info", "Build information; the value is always 1"),
             &["version", "profile"],
@@ -67,6 +76,7 @@ impl Metrics {
             Box::new(http_duration.clone()),
             Box::new(db_connections.clone()),
             Box::new(db_connections_max.clone()),
+            Box::new(credit_waits.clone()),
             Box::new(build_info),
         ] {
             registry.register(c).expect("metric registered once");
@@ -77,6 +87,7 @@ impl Metrics {
             http_duration,
             db_connections,
             db_connections_max,
+            credit_waits,
         }
     }
 

@@ -82,6 +82,7 @@ impl Services {
             db.clone(),
             crate::billing::credit::uuid_like(),
             Duration::from_millis(config.billing.idle_close_ms),
+            metrics.credit_waits.clone(),
         );
         let (usage, usage_rx) = UsageSink::new(config.gateway.usage_queue);
         let routing = Routing::new(&config.gateway);

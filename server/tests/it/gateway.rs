@@ -631,6 +631,21 @@ async fn a_burst_on_an_idle_account_shares_its_top_ups(backend: Backend) {
         "{top_ups} top-ups for a burst of {BURST}"
     );
     assert_eq!(gw.balance().await, 1_000_000 - 100 * BURST as i64);
+    // The account had no grant, so at least its first request waited for the database; the
+    // metric counts such waits (and a request waits at most once).
+    let metrics = reqwest::get(gw.app.url("/metrics"))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    let waits: usize = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("tollgate_credit_waits_total "))
+        .expect("credit waits metric")
+        .parse()
+        .expect("a count");
+    assert!((1..=BURST).contains(&waits), "{waits} waits");
     gw.stop().await;
 }
 

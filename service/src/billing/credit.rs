@@ -145,6 +145,7 @@ pub struct CreditManager {
     accounts: Mutex<HashMap<AccountId, Arc<Account>>>,
     wake: Notify,
     idle_close: Duration,
+    waits: prometheus::IntCounter,
 }
 
 /// Money reserved for one request. Settle it with the exact cost; dropping it unsettled
@@ -195,13 +196,19 @@ impl Drop for Reservation {
 }
 
 impl CreditManager {
-    pub fn new(db: Db, instance_id: String, idle_close: Duration) -> Arc<CreditManager> {
+    pub fn new(
+        db: Db,
+        instance_id: String,
+        idle_close: Duration,
+        waits: prometheus::IntCounter,
+    ) -> Arc<CreditManager> {
         Arc::new(CreditManager {
             db,
             instance_id,
             accounts: Mutex::new(HashMap::new()),
             wake: Notify::new(),
             idle_close,
+            waits,
         })
     }
 
@@ -253,6 +260,7 @@ impl CreditManager {
         if let Some(r) = self.take(&account, amount) {
             return Ok(r);
         }
+        self.waits.inc();
         let waiter = Waiter::new(&account, amount);
         let _db = account.db_lock.lock().await;
         if let Some(r) = self.take(&account, amount) {
