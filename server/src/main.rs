@@ -78,6 +78,8 @@ fn main() -> ExitCode {
 
 async fn run(config: Config) -> anyhow::Result<()> {
     let addr = format!("{}:{}", config.server.host, config.server.port);
+    // Before anything else: a stop request during start-up drains once serving begins.
+    let stop = server::startup::shutdown_signal()?;
     let svc = Services::build(config).await?;
     if let Some(generated) =
         accounts::bootstrap_admin(&svc, std::env::var("TOLLGATE_ADMIN_PASSWORD").ok()).await?
@@ -87,7 +89,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     }
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     tracing::info!(addr = %listener.local_addr()?, "tollgate listening");
-    server::startup::serve(svc.clone(), listener, server::startup::shutdown_signal()).await?;
+    server::startup::serve(svc.clone(), listener, stop).await?;
     svc.db.close().await;
     tracing::info!("tollgate stopped");
     Ok(())
