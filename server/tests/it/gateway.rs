@@ -22,6 +22,7 @@ both_backends!(
     all_channels_down_is_503_and_costs_nothing,
     concurrent_spends_never_overdraw_the_balance,
     a_burst_on_an_idle_account_shares_its_top_ups,
+    a_burst_resuming_after_a_pause_starts_from_its_last_rate,
     a_key_spend_cap_is_enforced_like_the_balance,
     bad_requests_get_openai_shaped_errors,
     embeddings_and_models_are_served,
@@ -153,6 +154,22 @@ impl Gw {
             .fetch_one(self.app.svc.db.pool())
             .await
             .expect(sql)
+    }
+
+    /// `tollgate_credit_waits_total`: requests that waited for a top-up from the database.
+    pub async fn credit_waits(&self) -> u64 {
+        let metrics = reqwest::get(self.app.url("/metrics"))
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("tollgate_credit_waits_total "))
+            .expect("credit waits metric")
+            .parse()
+            .expect("a count")
     }
 
     pub async fn balance(&self) -> i64 {
@@ -633,19 +650,36 @@ async fn a_burst_on_an_idle_account_shares_its_top_ups(backend: Backend) {
     assert_eq!(gw.balance().await, 1_000_000 - 100 * BURST as i64);
     // The account had no grant, so at least its first request waited for the database; the
     // metric counts such waits (and a request waits at most once).
-    let metrics = reqwest::get(gw.app.url("/metrics"))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
-    let waits: usize = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("tollgate_credit_waits_total "))
-        .expect("credit waits metric")
-        .parse()
-        .expect("a count");
-    assert!((1..=BURST).contains(&waits), "{waits} waits");
+    let waits = gw.credit_waits().await;
+    assert!((1..=BURST as u64).contains(&waits), "{waits} waits");
+    gw.stop().await;
+}
+
+/// An account whose grant closed for idleness keeps its last rate for a while: when its load
+/// resumes, the first top-up covers about a second of that rate, so only the request that found
+/// no grant waits for the database (before, the rate was forgotten and the resumed load waited
+/// again and again while its rate was measured anew).
+async fn a_burst_resuming_after_a_pause_starts_from_its_last_rate(backend: Backend) {
+    const BEFORE: i64 = 20;
+    const AFTER: i64 = 10;
+    // Requests in a row do not leave the grant idle for 500 ms, even on a loaded machine.
+    let gw = Gw::start(backend, "1", |c, _| c.billing.idle_close_ms = 500).await;
+    let base = std::slice::from_ref(&gw.app.base);
+    for _ in 0..BEFORE {
+        assert_eq!(flat_burst(base, &gw.key, 1).await, [200]);
+    }
+    gw.settled(BEFORE).await;
+    // Longer than the two seconds after which the measured rate lapses. The last active
+    // second saw at least half of the 20 requests (they take well under 2 s), and after the
+    // pause 10 more come: the first top-up covers them all.
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    let before = gw.credit_waits().await;
+    for _ in 0..AFTER {
+        assert_eq!(flat_burst(base, &gw.key, 1).await, [200]);
+    }
+    assert_eq!(gw.credit_waits().await - before, 1, "waits after the pause");
+    gw.settled(BEFORE + AFTER).await;
+    assert_eq!(gw.balance().await, 1_000_000 - 100 * (BEFORE + AFTER));
     gw.stop().await;
 }
 

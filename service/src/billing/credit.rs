@@ -43,11 +43,19 @@ struct State {
     window_spend: i64,
     /// Spend of the last full one-second window.
     last_window: i64,
+    /// When the last grant closed for idleness, and the spend rate it had then: the first
+    /// top-up of a burst that resumes within `RESUME_MEMORY` is sized by it, so the burst does
+    /// not start with one database round trip per handful of requests.
+    resume: Option<(Instant, i64)>,
 }
 
 /// The spend rate is measured over one-second windows; a window younger than this is
 /// projected from at least this much time, so that the first requests do not look like a flood.
 const MIN_PROJECTION: Duration = Duration::from_millis(100);
+
+/// How long an account idle since its grant closed keeps its last rate (and its place in the
+/// manager), for the first top-up when it resumes.
+const RESUME_MEMORY: Duration = Duration::from_secs(60);
 
 impl State {
     fn free(&self) -> i64 {
@@ -93,6 +101,22 @@ impl State {
         let projected = i64::try_from(i128::from(self.window_spend) * 1000 / i128::from(ms))
             .unwrap_or(i64::MAX);
         projected.max(self.last_window)
+    }
+
+    /// The rate the account had when its last grant closed, while that is recent.
+    fn resumed_rate(&self, now: Instant) -> i64 {
+        match self.resume {
+            Some((closed, rate)) if now.duration_since(closed) < RESUME_MEMORY => rate,
+            _ => 0,
+        }
+    }
+
+    /// Nothing held and nothing worth remembering: the manager may forget the account.
+    fn forgettable(&self, now: Instant) -> bool {
+        self.grant_id.is_none()
+            && self.inflight == 0
+            && self.waiting == 0
+            && self.resumed_rate(now) == 0
     }
 
     /// Less than half a second of spend left: time to top up ahead of need.
@@ -271,11 +295,14 @@ impl CreditManager {
             let free = st.free().max(0);
             // Everyone queued behind this request is covered by the same top-up (`waiting`
             // includes this request). Prefetch about a second of spend; a burst that just began
-            // projects its rate from its first moments, so it needs few round trips to catch up.
+            // projects its rate from its first moments, so it needs few round trips to catch up,
+            // and a burst that resumes after a pause starts from the rate it had before.
             let wanted = st.waiting.max(amount);
+            let now = Instant::now();
+            let rate = st.rate(now).max(st.resumed_rate(now));
             (
                 wanted - free.min(wanted) + st.overage.max(0),
-                st.rate(Instant::now()).saturating_sub(free).max(0),
+                rate.saturating_sub(free).max(0),
             )
         };
         self.top_up(&account, need, prefetch).await?;
@@ -332,6 +359,8 @@ impl CreditManager {
         if amt > 0 {
             st.grant_id = Some(grant_id);
             st.granted += amt;
+            // The pause is over: the rate is measured afresh from here.
+            st.resume = None;
         }
         // An overage that forced this top-up is now covered by the grant.
         st.pending += st.overage;
@@ -367,6 +396,9 @@ impl CreditManager {
             (st.grant_id.clone(), st.pending, st.overage, idle)
         };
         let Some(grant_id) = grant_id else {
+            if !closing {
+                self.forget_if_stale(account);
+            }
             return Ok(());
         };
         if pending > 0 {
@@ -417,27 +449,32 @@ impl CreditManager {
                 return Err(e);
             }
             let mut st = account.lock();
+            // The spend of the last active second, remembered for a resuming burst.
+            let rate = st.window_spend.max(st.last_window);
             *st = State {
                 // Requests queued for the next grant keep their place.
                 waiting: st.waiting,
                 last_window: st.last_window,
                 window_start: st.window_start,
                 window_spend: st.window_spend,
+                resume: (rate > 0).then(|| (Instant::now(), rate)),
                 ..State::default()
             };
-            drop(st);
-            if !closing {
-                let mut map = self
-                    .accounts
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                // Forget the account unless a request grabbed it meanwhile.
-                if Arc::strong_count(account) <= 2 {
-                    map.remove(&account.id);
-                }
-            }
         }
         Ok(())
+    }
+
+    /// Drops an account without a grant from the manager once its last rate is stale, unless a
+    /// request holds it (the map lock orders this against `account()` handing it out).
+    fn forget_if_stale(&self, account: &Arc<Account>) {
+        let mut map = self
+            .accounts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // The map's reference and the caller's: nobody else has it.
+        if Arc::strong_count(account) <= 2 && account.lock().forgettable(Instant::now()) {
+            map.remove(&account.id);
+        }
     }
 
     /// The reporter: runs until `stop` resolves, then reports and closes everything.
