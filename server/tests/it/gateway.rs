@@ -27,6 +27,7 @@ both_backends!(
     bad_requests_get_openai_shaped_errors,
     embeddings_and_models_are_served,
     key_secrets_appear_nowhere_after_creation,
+    usage_rows_keep_every_field_and_a_clean_stop_loses_none,
 );
 
 pub fn channel(name: &str, base_url: String, models: &[&str], priority: i64) -> ChannelConfig {
@@ -1157,4 +1158,94 @@ async fn catalog_changes_reach_other_instances() {
     other.shutdown().await;
     gw.settled(refused + 1).await;
     gw.stop().await;
+}
+
+/// Usage rows written in batches (more than one, with awkward text and every optional field
+/// both set and empty) come back from the database field for field, after a clean stop.
+async fn usage_rows_keep_every_field_and_a_clean_stop_loses_none(backend: Backend) {
+    use service::usage::UsageRecord;
+    use sqlx::Row as _;
+    let app = TestApp::spawn(backend).await;
+    let sources = ["upstream", "estimated", "partial", "none"];
+    let rows: Vec<UsageRecord> = (0..300u64)
+        .map(|n| {
+            let full = n % 2 == 0;
+            UsageRecord {
+                request_id: format!("req-{n}"),
+                user_id: 7_000 + (n % 3) as i64,
+                key_id: full.then_some(n as i64),
+                key_prefix: full.then(|| format!("sk-{n:04}")),
+                model: format!("m\"odel\\ 模型 {n}\n\u{1F600}'"),
+                served_model: full.then(|| "upstream/ä".to_string()),
+                channel_id: full.then_some(3),
+                attempts: (n % 4) as u32,
+                stream: !full,
+                prompt_tokens: if n == 1 { i64::MAX as u64 } else { n * 11 },
+                completion_tokens: n * 13,
+                cached_tokens: n % 5,
+                cost: if n == 2 {
+                    i64::MAX
+                } else {
+                    n as i64 * 1_000_003
+                },
+                price_version: full.then_some(n as i64 + 1),
+                usage_source: sources[(n % 4) as usize],
+                status: if full { 200 } else { 502 },
+                error_class: (!full).then(|| "upstream_error".to_string()),
+                latency_ms: n * 17,
+                ttft_ms: full.then_some(n),
+                client_ip: full.then(|| "2001:db8::1".to_string()),
+                created_at: 1_790_000_000_000 + n as i64,
+            }
+        })
+        .collect();
+    for r in &rows {
+        app.svc.usage.record(r.clone());
+    }
+    let storage = app.shutdown().await;
+    let db = service::db::Db::connect(&storage.config().database)
+        .await
+        .expect("reopen");
+    let stored = sqlx::query("SELECT * FROM usage_logs ORDER BY created_at")
+        .fetch_all(db.pool())
+        .await
+        .expect("usage rows");
+    let text = |r: &sqlx::any::AnyRow, c: &str| r.try_get::<Option<String>, _>(c).expect(c);
+    let int = |r: &sqlx::any::AnyRow, c: &str| r.try_get::<Option<i64>, _>(c).expect(c);
+    let num = |r: &sqlx::any::AnyRow, c: &str| int(r, c).expect(c);
+    let back: Vec<UsageRecord> = stored
+        .iter()
+        .map(|r| UsageRecord {
+            request_id: text(r, "request_id").expect("request_id"),
+            user_id: num(r, "user_id"),
+            key_id: int(r, "key_id"),
+            key_prefix: text(r, "key_prefix"),
+            model: text(r, "model").expect("model"),
+            served_model: text(r, "served_model"),
+            channel_id: int(r, "channel_id"),
+            attempts: num(r, "attempts") as u32,
+            stream: num(r, "stream") == 1,
+            prompt_tokens: num(r, "prompt_tokens") as u64,
+            completion_tokens: num(r, "completion_tokens") as u64,
+            cached_tokens: num(r, "cached_tokens") as u64,
+            cost: num(r, "cost"),
+            price_version: int(r, "price_version"),
+            usage_source: sources
+                .into_iter()
+                .find(|s| Some(s.to_string()) == text(r, "usage_source"))
+                .expect("a known usage source"),
+            status: num(r, "status") as u16,
+            error_class: text(r, "error_class"),
+            latency_ms: num(r, "latency_ms") as u64,
+            ttft_ms: int(r, "ttft_ms").map(|v| v as u64),
+            client_ip: text(r, "client_ip"),
+            created_at: num(r, "created_at"),
+        })
+        .collect();
+    assert_eq!(back.len(), rows.len(), "every queued row is written");
+    for (got, want) in back.iter().zip(&rows) {
+        assert_eq!(got, want);
+    }
+    db.close().await;
+    storage.destroy().await;
 }
