@@ -11,6 +11,9 @@ pub struct Metrics {
     registry: Registry,
     pub http_requests: IntCounterVec,
     pub http_duration: HistogramVec,
+    /// Per proxied request, the time until the response head minus the time spent waiting on
+    /// upstreams: what the gateway itself adds (auth, routing, billing, relaying).
+    pub gateway_overhead: HistogramVec,
     pub db_connections: IntGaugeVec,
     pub db_connections_max: IntGauge,
     /// Requests whose reservation did not fit the instance's credit grant and waited for a top-up
@@ -40,6 +43,18 @@ impl Metrics {
                 10.0,
             ]),
             &["route", "method"],
+        )
+        .expect("valid metric");
+        let gateway_overhead = HistogramVec::new(
+            HistogramOpts::new(
+                "gateway_overhead_seconds",
+                "Latency the gateway adds to a proxied request: time until the response head \
+                 minus time waiting on upstreams",
+            )
+            .buckets(vec![
+                0.0001, 0.00025, 0.0005, 0.00075, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1,
+            ]),
+            &["route"],
         )
         .expect("valid metric");
         let db_connections = IntGaugeVec::new(
@@ -74,6 +89,7 @@ impl Metrics {
         for c in [
             Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(http_duration.clone()),
+            Box::new(gateway_overhead.clone()),
             Box::new(db_connections.clone()),
             Box::new(db_connections_max.clone()),
             Box::new(credit_waits.clone()),
@@ -85,6 +101,7 @@ impl Metrics {
             registry,
             http_requests,
             http_duration,
+            gateway_overhead,
             db_connections,
             db_connections_max,
             credit_waits,

@@ -9,7 +9,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use service::Services;
 use service::telemetry::REQUEST_ID;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 const REQUEST_ID_HEADER: &str = "x-request-id";
 
@@ -54,6 +54,11 @@ fn method_label(m: &Method) -> &'static str {
     }
 }
 
+/// Set on a response served by an upstream: how long the request waited on upstreams. The
+/// rest of its time until the response head is the gateway's own overhead.
+#[derive(Clone, Copy, Debug)]
+pub struct UpstreamTime(pub Duration);
+
 pub async fn observe(State(svc): State<Services>, req: Request, next: Next) -> Response {
     let id = request_id(&req);
     let route = route_label(&req);
@@ -70,6 +75,12 @@ pub async fn observe(State(svc): State<Services>, req: Request, next: Next) -> R
     }
     let elapsed = started.elapsed();
     let status = res.status();
+    if let Some(UpstreamTime(upstream)) = res.extensions().get::<UpstreamTime>() {
+        svc.metrics
+            .gateway_overhead
+            .with_label_values(&[route.as_str()])
+            .observe(elapsed.saturating_sub(*upstream).as_secs_f64());
+    }
     svc.metrics
         .http_requests
         .with_label_values(&[route.as_str(), method, status.as_str()])

@@ -85,24 +85,30 @@ async fn relay(svc: Services, key: ApiKey, endpoint: Endpoint, body: Bytes) -> R
         started: Instant::now(),
     };
     match proxy::relay(&svc, &ctx, endpoint, body.clone()).await {
-        Ok(res) => match res.body {
-            ProxyBody::Json(bytes) => (
-                [(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/json"),
-                )],
-                bytes,
-            )
-                .into_response(),
-            ProxyBody::Events(stream) => Response::builder()
-                .header(header::CONTENT_TYPE, "text/event-stream")
-                .header(header::CACHE_CONTROL, "no-cache")
-                .header("x-accel-buffering", "no")
-                .body(Body::from_stream(stream))
-                .unwrap_or_else(|_| {
-                    ApiError::new(app::ErrorKind::Internal, "response").into_response()
-                }),
-        },
+        Ok(res) => {
+            let mut response = match res.body {
+                ProxyBody::Json(bytes) => (
+                    [(
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("application/json"),
+                    )],
+                    bytes,
+                )
+                    .into_response(),
+                ProxyBody::Events(stream) => Response::builder()
+                    .header(header::CONTENT_TYPE, "text/event-stream")
+                    .header(header::CACHE_CONTROL, "no-cache")
+                    .header("x-accel-buffering", "no")
+                    .body(Body::from_stream(stream))
+                    .unwrap_or_else(|_| {
+                        ApiError::new(app::ErrorKind::Internal, "response").into_response()
+                    }),
+            };
+            response
+                .extensions_mut()
+                .insert(super::middleware::UpstreamTime(res.upstream));
+            response
+        }
         Err(e) => {
             let err = AppError::from(e);
             let model = serde_json::from_slice::<serde_json::Value>(&body)

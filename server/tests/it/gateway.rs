@@ -28,6 +28,7 @@ both_backends!(
     embeddings_and_models_are_served,
     key_secrets_appear_nowhere_after_creation,
     usage_rows_keep_every_field_and_a_clean_stop_loses_none,
+    the_overhead_metric_leaves_out_the_upstream_wait,
 );
 
 pub fn channel(name: &str, base_url: String, models: &[&str], priority: i64) -> ChannelConfig {
@@ -157,8 +158,8 @@ impl Gw {
             .expect(sql)
     }
 
-    /// `tollgate_credit_waits_total`: requests that waited for a top-up from the database.
-    pub async fn credit_waits(&self) -> u64 {
+    /// A metric's value from `/metrics`: the line that starts with `series` (name and labels).
+    pub async fn metric(&self, series: &str) -> f64 {
         let metrics = reqwest::get(self.app.url("/metrics"))
             .await
             .expect("metrics")
@@ -167,10 +168,15 @@ impl Gw {
             .expect("text");
         metrics
             .lines()
-            .find_map(|l| l.strip_prefix("tollgate_credit_waits_total "))
-            .expect("credit waits metric")
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+            .unwrap_or_else(|| panic!("no {series} in the metrics"))
             .parse()
-            .expect("a count")
+            .expect("a number")
+    }
+
+    /// `tollgate_credit_waits_total`: requests that waited for a top-up from the database.
+    pub async fn credit_waits(&self) -> u64 {
+        self.metric("tollgate_credit_waits_total").await as u64
     }
 
     pub async fn balance(&self) -> i64 {
@@ -1248,4 +1254,39 @@ async fn usage_rows_keep_every_field_and_a_clean_stop_loses_none(backend: Backen
     }
     db.close().await;
     storage.destroy().await;
+}
+
+/// The overhead histogram holds what the gateway adds, not what it waits for: a call and a
+/// stream whose upstream holds its headers 300 ms each take longer than that, and add little.
+async fn the_overhead_metric_leaves_out_the_upstream_wait(backend: Backend) {
+    let gw = Gw::start(backend, "1", |_, _| {}).await;
+    for stream in [false, true] {
+        let res = gw
+            .post(
+                "/v1/chat/completions",
+                json!({ "model": "gpt-4o-mini", "messages": hello(), "max_tokens": 50,
+                        "stream": stream, "mock": { "delay_ms": 300 } }),
+            )
+            .await;
+        assert_eq!(res.status(), 200);
+        res.bytes().await.expect("body");
+    }
+    let route = r#"{route="/v1/chat/completions"}"#;
+    let count = gw
+        .metric(&format!("tollgate_gateway_overhead_seconds_count{route}"))
+        .await;
+    let overhead = gw
+        .metric(&format!("tollgate_gateway_overhead_seconds_sum{route}"))
+        .await;
+    let total = gw
+        .metric(r#"tollgate_http_request_duration_seconds_sum{method="POST",route="/v1/chat/completions"}"#)
+        .await;
+    assert_eq!(count, 2.0, "one observation per served request");
+    assert!(total >= 0.6, "the two requests took {total} s in all");
+    assert!(
+        overhead > 0.0 && overhead < 0.3,
+        "overhead {overhead} s: the upstream's 0.6 s must not be in it"
+    );
+    gw.settled(2).await;
+    gw.stop().await;
 }

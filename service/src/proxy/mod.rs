@@ -55,6 +55,9 @@ pub enum ProxyBody {
 
 pub struct ProxyResponse {
     pub body: ProxyBody,
+    /// Time spent waiting on upstreams, every attempt included (for a stream: until its
+    /// headers). The rest of the request's time, until the response head, is the gateway's own.
+    pub upstream: Duration,
 }
 
 /// Why an upstream call failed, for the client.
@@ -211,6 +214,7 @@ pub async fn relay(
     let deadline = ctx.started + Duration::from_secs(gw.max_total_seconds);
     let mut last = UpstreamFailure::Unavailable;
     let mut attempts = 0u32;
+    let mut upstream = Duration::ZERO;
     for cand in candidates.iter().take(gw.max_attempts as usize) {
         let now = Instant::now();
         if now >= deadline {
@@ -228,7 +232,10 @@ pub async fn relay(
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(payload);
         let wait = ch.first_byte_timeout.min(deadline - now);
-        let resp = match tokio::time::timeout(wait, request.send()).await {
+        let sent = Instant::now();
+        let answer = tokio::time::timeout(wait, request.send()).await;
+        upstream += sent.elapsed();
+        let resp = match answer {
             Err(_) => {
                 tracing::warn!(channel = %ch.name, attempt = attempts, "upstream timed out before the headers");
                 svc.routing.failed(ch, None);
@@ -266,9 +273,10 @@ pub async fn relay(
                     cand,
                     &model,
                     client_wants_usage,
+                    upstream,
                 ))
             } else {
-                complete_response(call, resp, cand, endpoint, &model).await
+                complete_response(call, resp, cand, endpoint, &model, upstream).await
             };
         }
         if status == 429 || status >= 500 {
@@ -489,8 +497,12 @@ async fn complete_response(
     cand: &Candidate,
     endpoint: Endpoint,
     model: &str,
+    mut upstream: Duration,
 ) -> Result<ProxyResponse, Error> {
-    let bytes = match tokio::time::timeout(cand.channel.idle_timeout, resp.bytes()).await {
+    let reading = Instant::now();
+    let body = tokio::time::timeout(cand.channel.idle_timeout, resp.bytes()).await;
+    upstream += reading.elapsed();
+    let bytes = match body {
         Ok(Ok(b)) => b,
         Ok(Err(e)) => {
             tracing::warn!(channel = %cand.channel.name, error = %without_url(&e), "upstream body failed");
@@ -530,6 +542,7 @@ async fn complete_response(
         body: ProxyBody::Json(Bytes::from(
             serde_json::to_vec(&v).map_err(anyhow::Error::from)?,
         )),
+        upstream,
     })
 }
 
@@ -655,6 +668,7 @@ fn stream_response(
     cand: &Candidate,
     model: &str,
     client_wants_usage: bool,
+    upstream: Duration,
 ) -> ProxyResponse {
     let halt = call.svc.halt.watch();
     let relay = Relay {
@@ -707,6 +721,7 @@ fn stream_response(
     });
     ProxyResponse {
         body: ProxyBody::Events(Box::pin(stream)),
+        upstream,
     }
 }
 
