@@ -596,6 +596,8 @@ impl Relay {
             self.ttft = self.call.as_ref().map(|c| c.started.elapsed());
         }
         sse::append_text(&v, &mut self.text);
+        // An event the gateway leaves as it is goes out as the upstream sent it.
+        let mut changed = false;
         if let Some(u) = sse::usage_of(&v) {
             self.usage = Some(u);
             let usage_only = v
@@ -609,14 +611,20 @@ impl Relay {
                 && let Some(o) = v.as_object_mut()
             {
                 o.remove("usage");
+                changed = true;
             }
         }
         if self.rewrite
             && let Some(m) = v.get_mut("model")
         {
             *m = Value::String(self.model.clone());
+            changed = true;
         }
-        self.out.push_back(sse::frame(v.to_string().as_bytes()));
+        if changed {
+            self.out.push_back(sse::frame(v.to_string().as_bytes()));
+        } else {
+            self.out.push_back(sse::frame(&data));
+        }
     }
 
     fn end(&mut self, how: End) {

@@ -77,11 +77,16 @@ pub fn usage_of(v: &Value) -> Option<UpstreamUsage> {
         completion: n("completion_tokens")
             .or_else(|| n("output_tokens"))
             .unwrap_or(0),
-        cached: v
-            .pointer("/usage/prompt_tokens_details/cached_tokens")
+        cached: at(v, &["usage", "prompt_tokens_details", "cached_tokens"])
             .and_then(Value::as_u64)
             .unwrap_or(0),
     })
+}
+
+/// The value at a path of object keys. (`Value::pointer` allocates to unescape each step; this
+/// runs for every streamed event.)
+fn at<'v>(v: &'v Value, path: &[&str]) -> Option<&'v Value> {
+    path.iter().try_fold(v, |v, key| v.get(key))
 }
 
 /// Text generated in a chunk (chat deltas or completion text).
@@ -89,18 +94,18 @@ pub fn append_text(v: &Value, out: &mut String) {
     if let Some(choices) = v.get("choices").and_then(Value::as_array) {
         for c in choices {
             for p in [
-                "/delta/content",
-                "/text",
-                "/message/content",
-                "/delta/reasoning_content",
+                &["delta", "content"][..],
+                &["text"],
+                &["message", "content"],
+                &["delta", "reasoning_content"],
             ] {
-                if let Some(s) = c.pointer(p).and_then(Value::as_str) {
+                if let Some(s) = at(c, p).and_then(Value::as_str) {
                     out.push_str(s);
                 }
             }
-            if let Some(calls) = c.pointer("/delta/tool_calls").and_then(Value::as_array) {
+            if let Some(calls) = at(c, &["delta", "tool_calls"]).and_then(Value::as_array) {
                 for call in calls {
-                    if let Some(s) = call.pointer("/function/arguments").and_then(Value::as_str) {
+                    if let Some(s) = at(call, &["function", "arguments"]).and_then(Value::as_str) {
                         out.push_str(s);
                     }
                 }
@@ -109,12 +114,16 @@ pub fn append_text(v: &Value, out: &mut String) {
     }
 }
 
-/// One event's worth of output, in SSE framing.
+/// One event's worth of output, in SSE framing: each line of the payload on a `data:` line of
+/// its own (a multi-line payload, as [`data_of`] joins it, goes out as the same event).
 pub fn frame(payload: &[u8]) -> Bytes {
     let mut b = BytesMut::with_capacity(payload.len() + 8);
-    b.extend_from_slice(b"data: ");
-    b.extend_from_slice(payload);
-    b.extend_from_slice(b"\n\n");
+    for line in payload.split(|b| *b == b'\n') {
+        b.extend_from_slice(b"data: ");
+        b.extend_from_slice(line);
+        b.extend_from_slice(b"\n");
+    }
+    b.extend_from_slice(b"\n");
     b.freeze()
 }
 
@@ -165,6 +174,27 @@ mod tests {
         let mut s = String::new();
         append_text(&d, &mut s);
         assert_eq!(s, "Hi");
+        let more: Value = serde_json::from_str(
+            r#"{"choices":[{"text":"a","delta":{"reasoning_content":"b","tool_calls":[{"function":{"arguments":"c"}}]}},{"message":{"content":"d"}}]}"#,
+        )
+        .expect("json");
+        append_text(&more, &mut s);
+        assert_eq!(s, "Hiabcd");
         assert!(data_of(b": keep-alive").is_none());
+    }
+
+    #[test]
+    fn a_multi_line_payload_goes_out_as_one_event() {
+        let payload = b"{\n  \"a\": 1,\n\n  \"b\": 2\n}";
+        let mut f = Framer::default();
+        f.push(&frame(payload));
+        f.push(&frame(b"[DONE]"));
+        let first = f.next_event().expect("an event");
+        assert_eq!(data_of(&first).expect("data"), payload);
+        assert_eq!(
+            data_of(&f.next_event().expect("[DONE]")).expect("data"),
+            b"[DONE]"
+        );
+        assert!(f.is_empty());
     }
 }
