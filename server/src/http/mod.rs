@@ -12,17 +12,20 @@ use axum::extract::{DefaultBodyLimit, FromRef};
 use leptos::prelude::{LeptosOptions, provide_context};
 use leptos_axum::{LeptosRoutes as _, file_and_error_handler_with_context, generate_route_list};
 use service::Services;
+use std::sync::Arc;
 use tower_http::limit::RequestBodyLimitLayer;
 
+/// The router's state. axum clones it for every request, so each part is one pointer to copy
+/// (`LeptosOptions` itself is a dozen fields, copied only for the console's handlers).
 #[derive(Clone)]
 pub struct AppState {
     pub svc: Services,
-    pub leptos: LeptosOptions,
+    pub leptos: Arc<LeptosOptions>,
 }
 
 impl FromRef<AppState> for LeptosOptions {
     fn from_ref(s: &AppState) -> Self {
-        s.leptos.clone()
+        (*s.leptos).clone()
     }
 }
 
@@ -35,7 +38,7 @@ impl FromRef<AppState> for Services {
 pub fn router(svc: Services, leptos: LeptosOptions) -> Router {
     let state = AppState {
         svc: svc.clone(),
-        leptos: leptos.clone(),
+        leptos: Arc::new(leptos.clone()),
     };
     let context = {
         let svc = svc.clone();
