@@ -42,8 +42,13 @@ pub async fn sync_from_config(svc: &Services) -> Result<(), Error> {
 
 /// Keeps this instance's routing table and prices in step with changes other instances made:
 /// polls the fingerprint every `every` and reloads when it moved. Runs until shutdown.
+///
+/// The fingerprint is read before the reload it triggers, so a change landing during a reload
+/// moves it again for the next poll. There is no baseline at start: the first poll reloads, since
+/// a fingerprint read now could already include a change that the table loaded at startup
+/// missed, and that change would never be picked up.
 pub async fn follow_changes(svc: Services, every: std::time::Duration) {
-    let mut last = repo::fingerprint(&svc.db).await.ok();
+    let mut last: Option<Vec<i64>> = None;
     loop {
         tokio::select! {
             () = tokio::time::sleep(every) => {},

@@ -198,12 +198,14 @@ pub async fn delete_mapping(db: &Db, model: &str) -> Result<bool, Error> {
 }
 
 /// A cheap summary of channels, mappings and active prices: it changes whenever a row is added,
-/// changed or removed (instances poll it to follow each other's admin changes).
+/// changed or removed (instances poll it to follow each other's admin changes). The sum of the
+/// update times, not their maximum: a change written by an instance whose clock is behind still
+/// moves it.
 pub async fn fingerprint(db: &Db) -> Result<Vec<i64>, Error> {
     let mut out = Vec::with_capacity(6);
     for sql in [
-        "SELECT CAST(COALESCE(MAX(updated_at), 0) AS BIGINT), COUNT(*) FROM channels",
-        "SELECT CAST(COALESCE(MAX(updated_at), 0) AS BIGINT), COUNT(*) FROM model_mappings",
+        "SELECT CAST(COALESCE(SUM(updated_at), 0) AS BIGINT), COUNT(*) FROM channels",
+        "SELECT CAST(COALESCE(SUM(updated_at), 0) AS BIGINT), COUNT(*) FROM model_mappings",
         "SELECT CAST(COALESCE(MAX(id), 0) AS BIGINT), COUNT(*) FROM prices WHERE active = 1",
     ] {
         let (a, b): (i64, i64) = sqlx::query_as(sql).fetch_one(db.pool()).await?;
