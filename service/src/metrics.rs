@@ -19,6 +19,9 @@ pub struct Metrics {
     /// Requests whose reservation did not fit the instance's credit grant and waited for a top-up
     /// from the database (the grant is sized so that, under steady load, almost none do).
     pub credit_waits: IntCounter,
+    /// Usage rows not written: refused by the database for their content, beyond the queue and
+    /// its overflow, or still held when a shutdown outlasted the database's outage.
+    pub usage_rows_dropped: IntCounter,
 }
 
 impl Metrics {
@@ -73,6 +76,11 @@ impl Metrics {
             "Requests that waited for the database to top up their account's credit grant",
         )
         .expect("valid metric");
+        let usage_rows_dropped = IntCounter::new(
+            "usage_rows_dropped_total",
+            "Usage log rows that were not written (each is also logged as an error)",
+        )
+        .expect("valid metric");
         let build_info = IntGaugeVec::new(
             Opts::new("build_info", "Build information; the value is always 1"),
             &["version", "profile"],
@@ -93,6 +101,7 @@ impl Metrics {
             Box::new(db_connections.clone()),
             Box::new(db_connections_max.clone()),
             Box::new(credit_waits.clone()),
+            Box::new(usage_rows_dropped.clone()),
             Box::new(build_info),
         ] {
             registry.register(c).expect("metric registered once");
@@ -105,6 +114,7 @@ impl Metrics {
             db_connections,
             db_connections_max,
             credit_waits,
+            usage_rows_dropped,
         }
     }
 

@@ -9,13 +9,13 @@ use crate::metrics::Metrics;
 use crate::proxy::tokens::Tokenizer;
 use crate::ratelimit::Limiter;
 use crate::routing::Routing;
-use crate::usage::{UsageRecord, UsageSink};
+use crate::usage::{UsageQueue, UsageSink};
 use anyhow::Context as _;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use std::ops::Deref;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 /// How soon an instance sees channel, mapping and price changes made on another instance.
 pub const CATALOG_POLL: Duration = Duration::from_secs(2);
@@ -41,7 +41,7 @@ pub struct Inner {
     counter: std::sync::mpsc::Sender<CountingJob>,
     settling: watch::Sender<usize>,
     prices: RwLock<Arc<PriceBook>>,
-    usage_rx: Mutex<Option<mpsc::Receiver<UsageRecord>>>,
+    usage_rx: Mutex<Option<UsageQueue>>,
 }
 
 impl Deref for Services {
@@ -84,7 +84,10 @@ impl Services {
             Duration::from_millis(config.billing.idle_close_ms),
             metrics.credit_waits.clone(),
         );
-        let (usage, usage_rx) = UsageSink::new(config.gateway.usage_queue);
+        let (usage, usage_rx) = UsageSink::new(
+            config.gateway.usage_queue,
+            metrics.usage_rows_dropped.clone(),
+        );
         let routing = Routing::new(&config.gateway);
         let counter = spawn_counter(tokio::runtime::Handle::current())?;
         let svc = Services(Arc::new(Inner {

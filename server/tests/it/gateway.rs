@@ -28,6 +28,7 @@ both_backends!(
     embeddings_and_models_are_served,
     key_secrets_appear_nowhere_after_creation,
     usage_rows_keep_every_field_and_a_clean_stop_loses_none,
+    a_refused_usage_row_does_not_take_its_batch_with_it,
     the_overhead_metric_leaves_out_the_upstream_wait,
 );
 
@@ -1170,7 +1171,6 @@ async fn catalog_changes_reach_other_instances() {
 /// both set and empty) come back from the database field for field, after a clean stop.
 async fn usage_rows_keep_every_field_and_a_clean_stop_loses_none(backend: Backend) {
     use service::usage::UsageRecord;
-    use sqlx::Row as _;
     let app = TestApp::spawn(backend).await;
     let sources = ["upstream", "estimated", "partial", "none"];
     let rows: Vec<UsageRecord> = (0..300u64)
@@ -1209,17 +1209,29 @@ async fn usage_rows_keep_every_field_and_a_clean_stop_loses_none(backend: Backen
         app.svc.usage.record(r.clone());
     }
     let storage = app.shutdown().await;
+    let back = stored_usage(&storage).await;
+    assert_eq!(back.len(), rows.len(), "every queued row is written");
+    for (got, want) in back.iter().zip(&rows) {
+        assert_eq!(got, want);
+    }
+    storage.destroy().await;
+}
+
+/// Every usage row in a stopped instance's database, oldest first, read back into records.
+async fn stored_usage(storage: &Storage) -> Vec<service::usage::UsageRecord> {
+    use service::usage::UsageRecord;
+    use sqlx::Row as _;
     let db = service::db::Db::connect(&storage.config().database)
         .await
         .expect("reopen");
-    let stored = sqlx::query("SELECT * FROM usage_logs ORDER BY created_at")
+    let stored = sqlx::query("SELECT * FROM usage_logs ORDER BY created_at, id")
         .fetch_all(db.pool())
         .await
         .expect("usage rows");
     let text = |r: &sqlx::any::AnyRow, c: &str| r.try_get::<Option<String>, _>(c).expect(c);
     let int = |r: &sqlx::any::AnyRow, c: &str| r.try_get::<Option<i64>, _>(c).expect(c);
     let num = |r: &sqlx::any::AnyRow, c: &str| int(r, c).expect(c);
-    let back: Vec<UsageRecord> = stored
+    let back = stored
         .iter()
         .map(|r| UsageRecord {
             request_id: text(r, "request_id").expect("request_id"),
@@ -1236,7 +1248,7 @@ async fn usage_rows_keep_every_field_and_a_clean_stop_loses_none(backend: Backen
             cached_tokens: num(r, "cached_tokens") as u64,
             cost: num(r, "cost"),
             price_version: int(r, "price_version"),
-            usage_source: sources
+            usage_source: ["upstream", "estimated", "partial", "none"]
                 .into_iter()
                 .find(|s| Some(s.to_string()) == text(r, "usage_source"))
                 .expect("a known usage source"),
@@ -1248,11 +1260,113 @@ async fn usage_rows_keep_every_field_and_a_clean_stop_loses_none(backend: Backen
             created_at: num(r, "created_at"),
         })
         .collect();
-    assert_eq!(back.len(), rows.len(), "every queued row is written");
-    for (got, want) in back.iter().zip(&rows) {
-        assert_eq!(got, want);
-    }
     db.close().await;
+    back
+}
+
+/// A plain usage row with the given number in its request id and time.
+fn usage_row(n: i64) -> service::usage::UsageRecord {
+    service::usage::UsageRecord {
+        request_id: format!("req-{n}"),
+        user_id: 1,
+        model: "gpt-4o-mini".into(),
+        usage_source: "upstream",
+        status: 200,
+        created_at: 1_790_000_000_000 + n,
+        ..Default::default()
+    }
+}
+
+fn request_ids(rows: &[service::usage::UsageRecord]) -> Vec<String> {
+    rows.iter().map(|r| r.request_id.clone()).collect()
+}
+
+/// A row the database refuses (here: a usage source its CHECK does not allow) is set apart from
+/// its batch and dropped alone, counted; a NUL in a model name is stored as U+FFFD instead of
+/// failing the batch (PostgreSQL's text cannot hold it).
+async fn a_refused_usage_row_does_not_take_its_batch_with_it(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let dropped = app.svc.metrics.usage_rows_dropped.clone();
+    for n in 0..50 {
+        let mut r = usage_row(n);
+        if n == 7 {
+            r.model = "gpt\0mini".into();
+        }
+        if n == 31 {
+            r.usage_source = "bogus";
+        }
+        app.svc.usage.record(r);
+    }
+    let storage = app.shutdown().await;
+    let back = stored_usage(&storage).await;
+    let want: Vec<String> = (0..50)
+        .filter(|n| *n != 31)
+        .map(|n| format!("req-{n}"))
+        .collect();
+    assert_eq!(
+        request_ids(&back),
+        want,
+        "all but the refused row are written"
+    );
+    assert_eq!(back[7].model, "gpt\u{FFFD}mini");
+    assert_eq!(dropped.get(), 1, "the refused row is counted");
+    storage.destroy().await;
+}
+
+/// The database goes away for longer than any fixed number of retries would cover (connections
+/// refused, the open ones killed): the rows queued meanwhile wait and are written when it comes
+/// back. The queue is small here, so the rows beyond it and its overflow are dropped and counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_rows_wait_out_a_database_outage() {
+    use sqlx::Connection as _;
+    let app = TestApp::spawn_with(Backend::Postgres, |c| c.gateway.usage_queue = 50).await;
+    let name = app.storage.pg_name.clone().expect("a PostgreSQL database");
+    let dropped = app.svc.metrics.usage_rows_dropped.clone();
+    for n in 0..100 {
+        app.svc.usage.record(usage_row(n));
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (written,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM usage_logs")
+            .fetch_one(app.svc.db.pool())
+            .await
+            .expect("count");
+        if written == 100 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{written} of 100 rows written");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut admin = sqlx::PgConnection::connect(&pg_admin_url())
+        .await
+        .expect("admin connection");
+    for sql in [
+        format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false"),
+        format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"),
+    ] {
+        sqlx::query(&sql).execute(&mut admin).await.expect(&sql);
+    }
+    // The writer takes this row alone and keeps failing to write it.
+    app.svc.usage.record(usage_row(100));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // 50 fill the queue, 50 wait beyond it, 100 are dropped.
+    for n in 101..301 {
+        app.svc.usage.record(usage_row(n));
+    }
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    sqlx::query(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"))
+        .execute(&mut admin)
+        .await
+        .expect("allow connections");
+    let storage = app.shutdown().await;
+    let back = stored_usage(&storage).await;
+    let want: Vec<String> = (0..201).map(|n| format!("req-{n}")).collect();
+    assert_eq!(request_ids(&back), want, "every kept row is written, once");
+    assert_eq!(
+        dropped.get(),
+        100,
+        "the rows beyond the queue and its overflow"
+    );
     storage.destroy().await;
 }
 

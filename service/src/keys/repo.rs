@@ -159,8 +159,13 @@ pub async fn delete(db: &Db, id: i64) -> Result<bool, Error> {
     Ok(true)
 }
 
-/// Records when keys were last used (batched by the usage writer).
-pub async fn touch(db: &Db, ids: &[i64], now: i64) -> Result<(), Error> {
+/// Records when keys were last used (batched by the usage writer, inside its transaction).
+pub async fn touch(
+    db: &Db,
+    tx: &mut crate::db::WriteTx,
+    ids: &[i64],
+    now: i64,
+) -> Result<(), sqlx::Error> {
     if ids.is_empty() {
         return Ok(());
     }
@@ -173,6 +178,6 @@ pub async fn touch(db: &Db, ids: &[i64], now: i64) -> Result<(), Error> {
     for id in ids {
         q = q.bind(*id);
     }
-    q.execute(db.pool()).await?;
+    q.execute(&mut **tx).await?;
     Ok(())
 }
