@@ -80,7 +80,7 @@ impl Services {
         let metrics = Metrics::new(config.database.max_connections);
         let credit = CreditManager::new(
             db.clone(),
-            crate::billing::credit::uuid_like(),
+            crate::random_id(),
             Duration::from_millis(config.billing.idle_close_ms),
             metrics.credit_waits.clone(),
         );

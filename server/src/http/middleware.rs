@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 
 const REQUEST_ID_HEADER: &str = "x-request-id";
 
-/// A caller's request id is kept when it is short and plain; otherwise a new one is made.
+/// A caller's request id is kept when it is short and plain; otherwise a new one is made (from
+/// the thread's random generator: a v4 UUID asked the kernel for every id).
 fn request_id(req: &Request) -> String {
     req.headers()
         .get(REQUEST_ID_HEADER)
@@ -25,7 +26,7 @@ fn request_id(req: &Request) -> String {
                     .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         })
         .map(str::to_string)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string())
+        .unwrap_or_else(service::random_id)
 }
 
 /// Route label: the matched template, never the raw path (bounded cardinality).

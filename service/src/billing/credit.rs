@@ -337,7 +337,10 @@ impl CreditManager {
         let (grant_id, seq) = {
             let mut st = account.lock();
             st.topups += 1;
-            (st.grant_id.clone().unwrap_or_else(uuid_like), st.topups)
+            (
+                st.grant_id.clone().unwrap_or_else(crate::random_id),
+                st.topups,
+            )
         };
         let mut got = None;
         for amt in [need.saturating_add(prefetch), need] {
@@ -402,14 +405,15 @@ impl CreditManager {
             return Ok(());
         };
         if pending > 0 {
-            let batch = uuid_like();
+            let batch = crate::random_id();
             repo::charge(&self.db, account.id, &grant_id, pending, &batch).await?;
             let mut st = account.lock();
             st.pending -= pending;
             st.reported += pending;
         }
         if overage > 0 {
-            let charged = repo::charge_overage(&self.db, account.id, overage, &uuid_like()).await?;
+            let charged =
+                repo::charge_overage(&self.db, account.id, overage, &crate::random_id()).await?;
             if charged < overage {
                 tracing::warn!(
                     user.id = account.id.user_id,
@@ -525,12 +529,4 @@ impl CreditManager {
         }
         let _ = repo::retire(&self.db, &self.instance_id).await;
     }
-}
-
-/// A random 128-bit id in hex.
-pub fn uuid_like() -> String {
-    use rand::RngCore as _;
-    let mut b = [0u8; 16];
-    rand::rng().fill_bytes(&mut b);
-    hex::encode(b)
 }
