@@ -128,14 +128,15 @@ pub async fn set_mapping(
     targets: Vec<String>,
 ) -> Result<Mapping, Error> {
     require_admin(actor)?;
-    if model.trim().is_empty() || model.len() > 256 {
-        return Err(Error::invalid("model", "must be 1 to 256 characters"));
-    }
-    if targets.is_empty() || targets.iter().any(|t| t.trim().is_empty()) {
+    Error::check_text("model", model, 256)?;
+    if targets.is_empty() {
         return Err(Error::invalid(
             "targets",
             "must list at least one upstream model name",
         ));
+    }
+    for t in &targets {
+        Error::check_text("targets", t, 256)?;
     }
     repo::set_mapping(&svc.db, model, &targets).await?;
     reload(svc).await?;
@@ -188,9 +189,7 @@ pub async fn set_price(
     price: PriceConfig,
 ) -> Result<PriceView, Error> {
     require_admin(actor)?;
-    if model.trim().is_empty() || model.len() > 256 {
-        return Err(Error::invalid("model", "must be 1 to 256 characters"));
-    }
+    Error::check_text("model", model, 256)?;
     let parsed: ParsedPrice = price.parse(model).map_err(|e| {
         let field = [
             "input_per_1m",

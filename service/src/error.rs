@@ -37,6 +37,21 @@ impl Error {
             reason: reason.into(),
         }
     }
+
+    /// Checks a name or note as people type it: 1 to `max` characters, not all blank, and no
+    /// control character (PostgreSQL's text cannot hold a NUL; a line break in a name misleads).
+    pub fn check_text(field: &'static str, text: &str, max: usize) -> Result<(), Error> {
+        if text.trim().is_empty() || text.chars().count() > max {
+            return Err(Error::invalid(
+                field,
+                format!("must be 1 to {max} characters"),
+            ));
+        }
+        if text.chars().any(char::is_control) {
+            return Err(Error::invalid(field, "must not contain control characters"));
+        }
+        Ok(())
+    }
 }
 
 impl From<sqlx::Error> for Error {

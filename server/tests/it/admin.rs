@@ -160,5 +160,89 @@ async fn admin_api_names_the_field_of_bad_input(backend: Backend) {
             "{path}: {body}"
         );
     }
+
+    // Names with a NUL or a line break, and channel addresses or keys an HTTP request cannot
+    // carry, are refused with the field named: nothing is stored, and nothing fails later.
+    let uid = app.create_user("heidi", "heidi-password", "user").await;
+    let balance = format!("/api/admin/users/{uid}/balance");
+    let (post, put) = (reqwest::Method::POST, reqwest::Method::PUT);
+    let channel = |extra: Value| {
+        let mut c = json!({ "name": "c", "base_url": "http://upstream.test/v1" });
+        for (k, v) in extra.as_object().expect("an object") {
+            c[k] = v.clone();
+        }
+        c
+    };
+    for (method, path, body, field) in [
+        (
+            &post,
+            "/api/admin/keys",
+            json!({ "user_id": uid, "name": "a\u{0}b" }),
+            "name",
+        ),
+        (
+            &post,
+            "/api/admin/channels",
+            channel(json!({ "base_url": "http://exa mple/v1" })),
+            "base_url",
+        ),
+        (
+            &post,
+            "/api/admin/channels",
+            channel(json!({ "base_url": "upstream.test/v1" })),
+            "base_url",
+        ),
+        (
+            &post,
+            "/api/admin/channels",
+            channel(json!({ "api_key": "k\r\nx-injected: 1" })),
+            "api_key",
+        ),
+        (
+            &post,
+            "/api/admin/channels",
+            channel(json!({ "name": "c\nd" })),
+            "name",
+        ),
+        (
+            &post,
+            "/api/admin/channels",
+            channel(json!({ "models": ["m\u{0}"] })),
+            "models",
+        ),
+        (
+            &put,
+            "/api/admin/model-mappings/m",
+            json!({ "targets": ["a\u{0}"] }),
+            "targets",
+        ),
+        (
+            &post,
+            balance.as_str(),
+            json!({ "amount": "1", "reason": "a\u{0}" }),
+            "reason",
+        ),
+    ] {
+        let res = client
+            .request(method.clone(), app.url(path))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&body)
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(res.status(), 400, "{path} {body}");
+        let answer: Value = res.json().await.expect("json");
+        assert_eq!(answer["error"]["param"], field, "{path} {body}: {answer}");
+    }
+    let channels: Vec<Value> = client
+        .get(app.url("/api/admin/channels"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("channels")
+        .json()
+        .await
+        .expect("json");
+    assert!(channels.is_empty(), "nothing was stored: {channels:?}");
     app.stop().await;
 }

@@ -124,9 +124,7 @@ pub async fn adjust_balance(
         return Err(Error::invalid("amount", "must not be zero"));
     }
     let reason = reason.trim();
-    if reason.is_empty() || reason.chars().count() > 200 {
-        return Err(Error::invalid("reason", "must be 1 to 200 characters"));
-    }
+    Error::check_text("reason", reason, 200)?;
     let balance =
         repo::adjust(&svc.db, user_id, amount.units(), "adjustment", reason, None).await?;
     tracing::info!(

@@ -188,9 +188,7 @@ fn require_admin(actor: &Actor) -> Result<(), Error> {
 pub async fn create(svc: &Services, actor: &Actor, new: NewKey) -> Result<CreatedKey, Error> {
     require_admin(actor)?;
     let name = new.name.trim();
-    if name.is_empty() || name.chars().count() > 64 {
-        return Err(Error::invalid("name", "must be 1 to 64 characters"));
-    }
+    Error::check_text("name", name, 64)?;
     let user = crate::accounts::repo::get(&svc.db, new.user_id)
         .await?
         .ok_or(Error::invalid("user_id", "no such user"))?;

@@ -21,22 +21,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Endpoint {
-    Chat,
-    Completions,
-    Embeddings,
-}
-
-impl Endpoint {
-    fn path(self) -> &'static str {
-        match self {
-            Endpoint::Chat => "/chat/completions",
-            Endpoint::Completions => "/completions",
-            Endpoint::Embeddings => "/embeddings",
-        }
-    }
-}
+pub use crate::routing::Endpoint;
 
 /// Who is calling and since when.
 pub struct CallContext {
@@ -225,12 +210,14 @@ pub async fn relay(
         body.insert("model".into(), Value::String(cand.upstream_model.clone()));
         let payload = serde_json::to_vec(&body).map_err(anyhow::Error::from)?;
         let ch = &cand.channel;
-        let request = ch
+        let mut request = ch
             .client
-            .post(format!("{}{}", ch.base_url, endpoint.path()))
-            .bearer_auth(ch.api_key.expose())
+            .post(ch.upstream.url(endpoint))
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(payload);
+        if let Some(auth) = ch.upstream.auth() {
+            request = request.header(reqwest::header::AUTHORIZATION, auth.clone());
+        }
         let wait = ch.first_byte_timeout.min(deadline - now);
         let sent = Instant::now();
         let answer = tokio::time::timeout(wait, request.send()).await;

@@ -26,8 +26,7 @@ pub struct Health {
 pub struct Channel {
     pub id: i64,
     pub name: String,
-    pub base_url: String,
-    pub api_key: SecretString,
+    pub upstream: Upstream,
     pub models: Vec<String>,
     pub priority: i64,
     pub weight: u32,
@@ -36,6 +35,74 @@ pub struct Channel {
     pub enabled: bool,
     pub client: reqwest::Client,
     pub health: Arc<Health>,
+}
+
+/// What a request asks of an upstream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Endpoint {
+    Chat,
+    Completions,
+    Embeddings,
+}
+
+impl Endpoint {
+    const ALL: [Endpoint; 3] = [Endpoint::Chat, Endpoint::Completions, Endpoint::Embeddings];
+
+    /// The path after a channel's base URL.
+    pub fn path(self) -> &'static str {
+        match self {
+            Endpoint::Chat => "/chat/completions",
+            Endpoint::Completions => "/completions",
+            Endpoint::Embeddings => "/embeddings",
+        }
+    }
+}
+
+/// A channel's addresses and credentials, checked and parsed once, when the channel is written
+/// and when the routing table loads (building and parsing the URL of every request took about
+/// 2.5% of the gateway's CPU).
+pub struct Upstream {
+    urls: [reqwest::Url; 3],
+    /// `Bearer <api key>`, marked sensitive; none when the channel has no key.
+    auth: Option<reqwest::header::HeaderValue>,
+}
+
+impl Upstream {
+    pub fn new(base_url: &str, api_key: &str) -> Result<Upstream, Error> {
+        let base = base_url.trim_end_matches('/');
+        let parse = |e: Endpoint| {
+            reqwest::Url::parse(&format!("{base}{}", e.path()))
+                .ok()
+                .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+                .ok_or_else(|| {
+                    Error::invalid("base_url", "must be an http:// or https:// URL with a host")
+                })
+        };
+        let urls = [
+            parse(Endpoint::ALL[0])?,
+            parse(Endpoint::ALL[1])?,
+            parse(Endpoint::ALL[2])?,
+        ];
+        let auth = if api_key.is_empty() {
+            None
+        } else {
+            let mut v = reqwest::header::HeaderValue::from_str(&format!("Bearer {api_key}"))
+                .map_err(|_| {
+                    Error::invalid("api_key", "must be printable ASCII, without line breaks")
+                })?;
+            v.set_sensitive(true);
+            Some(v)
+        };
+        Ok(Upstream { urls, auth })
+    }
+
+    pub fn url(&self, endpoint: Endpoint) -> reqwest::Url {
+        self.urls[endpoint as usize].clone()
+    }
+
+    pub fn auth(&self) -> Option<&reqwest::header::HeaderValue> {
+        self.auth.as_ref()
+    }
 }
 
 /// A channel as the admin API shows it: the upstream key is write-only.
@@ -97,20 +164,16 @@ fn yes() -> bool {
 
 impl ChannelInput {
     pub fn validate(&self) -> Result<(), Error> {
-        if self.name.trim().is_empty() || self.name.chars().count() > 64 {
-            return Err(Error::invalid("name", "must be 1 to 64 characters"));
-        }
-        if !(self.base_url.starts_with("http://") || self.base_url.starts_with("https://")) {
-            return Err(Error::invalid(
-                "base_url",
-                "must start with http:// or https://",
-            ));
-        }
+        Error::check_text("name", &self.name, 64)?;
+        Upstream::new(
+            &self.base_url,
+            self.api_key.as_ref().map_or("", SecretString::expose),
+        )?;
         if self.weight == 0 {
             return Err(Error::invalid("weight", "must be at least 1"));
         }
-        if self.models.iter().any(|m| m.trim().is_empty()) {
-            return Err(Error::invalid("models", "model names must not be empty"));
+        for m in &self.models {
+            Error::check_text("models", m, 256)?;
         }
         for (field, v) in [
             ("connect_timeout_ms", self.connect_timeout_ms),

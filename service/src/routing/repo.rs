@@ -1,6 +1,6 @@
 //! SQL for channels and model mappings.
 
-use super::{Channel, ChannelInput, ChannelView, Routing, Table, client};
+use super::{Channel, ChannelInput, ChannelView, Routing, Table, Upstream, client};
 use crate::db::{Db, is_unique_violation};
 use crate::secret::SecretString;
 use crate::{Error, now_ms};
@@ -51,11 +51,19 @@ pub async fn load(db: &Db, routing: &Routing) -> Result<(), Error> {
     let mut channels = Vec::with_capacity(rows.len());
     for r in &rows {
         let Row { view, api_key } = row(r)?;
+        // Rows are checked when written; one that is not valid now (written by an older
+        // version) is left out of routing, and says so.
+        let upstream = match Upstream::new(&view.base_url, &api_key) {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::error!(channel = %view.name, error = %e, "channel not routed: its stored address or key is invalid");
+                continue;
+            }
+        };
         channels.push(Arc::new(Channel {
             id: view.id,
             name: view.name,
-            base_url: view.base_url.trim_end_matches('/').to_string(),
-            api_key: SecretString::new(api_key),
+            upstream,
             models: view.models,
             priority: view.priority,
             weight: view.weight,
