@@ -547,6 +547,8 @@ struct Relay {
     framer: sse::Framer,
     idle: Duration,
     model: String,
+    /// The model's name as a JSON string, spliced into chunks that name another.
+    model_json: String,
     rewrite: bool,
     client_wants_usage: bool,
     text: String,
@@ -559,47 +561,110 @@ struct Relay {
 }
 
 impl Relay {
-    fn on_event(&mut self, event: &[u8]) {
-        let Some(data) = sse::data_of(event) else {
-            let mut raw = event.to_vec();
-            raw.extend_from_slice(b"\n\n");
-            self.out.push_back(Bytes::from(raw));
+    fn on_event(&mut self, event: sse::Event) {
+        let Some(data) = sse::data_of(event.lines()) else {
+            self.out.push_back(event.whole());
             return;
         };
-        if data == b"[DONE]" {
+        if *data == *b"[DONE]" {
             self.saw_done = true;
-            self.out.push_back(sse::frame(b"[DONE]"));
+            self.out.push_back(event.whole());
             return;
         }
-        let Ok(mut v) = serde_json::from_slice::<Value>(&data) else {
-            self.out.push_back(sse::frame(&data));
+        let Ok(chunk) = serde_json::from_slice::<sse::Chunk<'_>>(&data) else {
+            // Not JSON, or fields of other types than usual: read it as a `Value`.
+            let out = self.on_value(&data);
+            self.emit(out, &event);
             return;
         };
-        if self.ttft.is_none()
-            && v.get("choices")
-                .and_then(Value::as_array)
-                .is_some_and(|c| !c.is_empty())
-        {
-            self.ttft = self.call.as_ref().map(|c| c.started.elapsed());
+        if chunk.has_choices() {
+            self.first_token();
         }
-        sse::append_text(&v, &mut self.text);
-        // An event the gateway leaves as it is goes out as the upstream sent it.
-        let mut changed = false;
-        if let Some(u) = sse::usage_of(&v) {
+        chunk.append_text(&mut self.text);
+        if let Some(u) = chunk.usage() {
             self.usage = Some(u);
-            let usage_only = v
-                .get("choices")
-                .and_then(Value::as_array)
-                .is_none_or(Vec::is_empty);
-            if usage_only && !self.client_wants_usage {
+            if !self.client_wants_usage {
+                if !chunk.has_choices() {
+                    return; // usage alone, which the client did not ask for
+                }
+                // Usage riding on a chunk with content: taking the field out needs the document.
+                let out = self.edit(&data);
+                self.emit(out, &event);
                 return;
             }
-            if !self.client_wants_usage
-                && let Some(o) = v.as_object_mut()
-            {
-                o.remove("usage");
-                changed = true;
+        }
+        if self.rewrite {
+            let out = match chunk.model_span(&data) {
+                Some(span) => Some(sse::frame_parts(&[
+                    &data[..span.start],
+                    self.model_json.as_bytes(),
+                    &data[span.end..],
+                ])),
+                None => self.edit(&data),
+            };
+            self.emit(out, &event);
+            return;
+        }
+        self.out.push_back(event.whole());
+    }
+
+    /// Queues `out`, or the event as it came when there is nothing else to send (`None`). A
+    /// replacement empty of bytes drops the event.
+    fn emit(&mut self, out: Option<Bytes>, event: &sse::Event) {
+        match out {
+            Some(b) if b.is_empty() => {}
+            Some(b) => self.out.push_back(b),
+            None => self.out.push_back(event.whole()),
+        }
+    }
+
+    fn first_token(&mut self) {
+        if self.ttft.is_none() {
+            self.ttft = self.call.as_ref().map(|c| c.started.elapsed());
+        }
+    }
+
+    /// The reading of a chunk of unusual shape through a `Value`: what [`Relay::on_event`] does
+    /// with a typed chunk, for any JSON. `None` relays the event as it came; empty bytes drop it.
+    fn on_value(&mut self, data: &[u8]) -> Option<Bytes> {
+        let v = serde_json::from_slice::<Value>(data).ok()?;
+        let has_choices = v
+            .get("choices")
+            .and_then(Value::as_array)
+            .is_some_and(|c| !c.is_empty());
+        if has_choices {
+            self.first_token();
+        }
+        sse::append_text(&v, &mut self.text);
+        let mut edit = self.rewrite;
+        if let Some(u) = sse::usage_of(&v) {
+            self.usage = Some(u);
+            if !self.client_wants_usage {
+                if !has_choices {
+                    return Some(Bytes::new());
+                }
+                edit = true;
             }
+        }
+        if edit { self.edit_value(v) } else { None }
+    }
+
+    /// The chunk with its usage taken out (unless the client asked for it) and its model named
+    /// as the client asked.
+    fn edit(&self, data: &[u8]) -> Option<Bytes> {
+        serde_json::from_slice::<Value>(data)
+            .ok()
+            .and_then(|v| self.edit_value(v))
+    }
+
+    fn edit_value(&self, mut v: Value) -> Option<Bytes> {
+        let mut changed = false;
+        if !self.client_wants_usage
+            && sse::usage_of(&v).is_some()
+            && let Some(o) = v.as_object_mut()
+        {
+            o.remove("usage");
+            changed = true;
         }
         if self.rewrite
             && let Some(m) = v.get_mut("model")
@@ -607,11 +672,7 @@ impl Relay {
             *m = Value::String(self.model.clone());
             changed = true;
         }
-        if changed {
-            self.out.push_back(sse::frame(v.to_string().as_bytes()));
-        } else {
-            self.out.push_back(sse::frame(&data));
-        }
+        changed.then(|| sse::frame(v.to_string().as_bytes()))
     }
 
     fn end(&mut self, how: End) {
@@ -671,6 +732,7 @@ fn stream_response(
         framer: sse::Framer::default(),
         idle: cand.channel.idle_timeout,
         model: model.to_string(),
+        model_json: Value::String(model.to_string()).to_string(),
         rewrite: cand.upstream_model != model,
         client_wants_usage,
         text: String::new(),
@@ -708,7 +770,7 @@ fn stream_response(
                 Ok(Some(Ok(chunk))) => {
                     r.framer.push(&chunk);
                     while let Some(ev) = r.framer.next_event() {
-                        r.on_event(&ev);
+                        r.on_event(ev);
                     }
                 }
             }

@@ -3,7 +3,10 @@
 //! not ask for it), generated text kept for estimation when usage never comes.
 
 use bytes::{Bytes, BytesMut};
+use serde::Deserialize;
 use serde_json::Value;
+use serde_json::value::RawValue;
+use std::borrow::Cow;
 
 /// Splits a byte stream into complete events (separated by a blank line).
 #[derive(Default)]
@@ -11,27 +14,47 @@ pub struct Framer {
     buf: BytesMut,
 }
 
+/// One event as the upstream sent it.
+pub struct Event {
+    whole: Bytes,
+    /// Where its lines end (the blank line that ends the event follows).
+    end: usize,
+}
+
+impl Event {
+    /// The event's lines, without the blank line that ends it.
+    pub fn lines(&self) -> &[u8] {
+        &self.whole[..self.end]
+    }
+
+    /// The event and its ending, byte for byte as it came: what goes out when it is relayed
+    /// unchanged (a shared view, not a copy).
+    pub fn whole(&self) -> Bytes {
+        self.whole.clone()
+    }
+}
+
 impl Framer {
     pub fn push(&mut self, chunk: &[u8]) {
         self.buf.extend_from_slice(chunk);
     }
 
-    /// The next complete event, without its terminating blank line.
-    pub fn next_event(&mut self) -> Option<Bytes> {
+    /// The next complete event (a view of the buffer, not a copy).
+    pub fn next_event(&mut self) -> Option<Event> {
         let b = &self.buf[..];
-        let mut i = 0;
-        while i + 1 < b.len() {
-            if b[i] == b'\n' && b[i + 1] == b'\n' {
-                let ev = self.buf.split_to(i).freeze();
-                let _ = self.buf.split_to(2);
-                return Some(ev);
+        let mut from = 0;
+        while let Some(n) = b[from..].iter().position(|c| *c == b'\n') {
+            let i = from + n;
+            let ending = match &b[i + 1..] {
+                [b'\n', ..] => 2,
+                [b'\r', b'\n', ..] => 3,
+                _ => 0,
+            };
+            if ending > 0 {
+                let whole = self.buf.split_to(i + ending).freeze();
+                return Some(Event { whole, end: i });
             }
-            if b[i] == b'\n' && b[i + 1] == b'\r' && i + 2 < b.len() && b[i + 2] == b'\n' {
-                let ev = self.buf.split_to(i).freeze();
-                let _ = self.buf.split_to(3);
-                return Some(ev);
-            }
-            i += 1;
+            from = i + 1;
         }
         None
     }
@@ -42,22 +65,151 @@ impl Framer {
 }
 
 /// The `data:` payload of an event (multi-line data joined with `\n`); `None` for comments etc.
-pub fn data_of(event: &[u8]) -> Option<Vec<u8>> {
-    let mut out: Option<Vec<u8>> = None;
+/// A single data line, the usual case, is borrowed.
+pub fn data_of(event: &[u8]) -> Option<Cow<'_, [u8]>> {
+    let mut out: Option<Cow<'_, [u8]>> = None;
     for line in event.split(|b| *b == b'\n') {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if let Some(rest) = line.strip_prefix(b"data:") {
             let rest = rest.strip_prefix(b" ").unwrap_or(rest);
             match &mut out {
                 Some(v) => {
+                    let v = v.to_mut();
                     v.push(b'\n');
                     v.extend_from_slice(rest);
                 }
-                None => out = Some(rest.to_vec()),
+                None => out = Some(Cow::Borrowed(rest)),
             }
         }
     }
     out
+}
+
+/// What the gateway reads of a streamed chunk, borrowed from its payload where it can be. Parsing
+/// this instead of a whole `Value` skips building a map for every event. A chunk whose fields
+/// have other types than these fails to parse and is read as a `Value` instead.
+#[derive(Deserialize)]
+pub struct Chunk<'a> {
+    #[serde(default, borrow)]
+    choices: Option<Vec<Choice<'a>>>,
+    #[serde(default)]
+    usage: Option<UsageFields>,
+    #[serde(default, borrow)]
+    model: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct Choice<'a> {
+    #[serde(default, borrow)]
+    delta: Option<Delta<'a>>,
+    #[serde(default, borrow)]
+    text: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    message: Option<Message<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Delta<'a> {
+    #[serde(default, borrow)]
+    content: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    reasoning_content: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    tool_calls: Option<Vec<ToolCall<'a>>>,
+}
+
+#[derive(Deserialize)]
+struct Message<'a> {
+    #[serde(default, borrow)]
+    content: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct ToolCall<'a> {
+    #[serde(default, borrow)]
+    function: Option<Function<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Function<'a> {
+    #[serde(default, borrow)]
+    arguments: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct UsageFields {
+    prompt_tokens: Option<u64>,
+    input_tokens: Option<u64>,
+    completion_tokens: Option<u64>,
+    output_tokens: Option<u64>,
+    #[serde(default)]
+    prompt_tokens_details: Option<TokenDetails>,
+}
+
+#[derive(Deserialize)]
+struct TokenDetails {
+    cached_tokens: Option<u64>,
+}
+
+impl Chunk<'_> {
+    pub fn has_choices(&self) -> bool {
+        self.choices.as_ref().is_some_and(|c| !c.is_empty())
+    }
+
+    /// The usage it reports, read as [`usage_of`] reads it.
+    pub fn usage(&self) -> Option<UpstreamUsage> {
+        let u = self.usage.as_ref()?;
+        Some(UpstreamUsage {
+            prompt: u.prompt_tokens.or(u.input_tokens)?,
+            completion: u.completion_tokens.or(u.output_tokens).unwrap_or(0),
+            cached: u
+                .prompt_tokens_details
+                .as_ref()
+                .and_then(|d| d.cached_tokens)
+                .unwrap_or(0),
+        })
+    }
+
+    /// Text generated in it, as [`append_text`] finds it in a `Value`.
+    pub fn append_text(&self, out: &mut String) {
+        for c in self.choices.iter().flatten() {
+            let delta = c.delta.as_ref();
+            for s in [
+                delta.and_then(|d| d.content.as_deref()),
+                c.text.as_deref(),
+                c.message.as_ref().and_then(|m| m.content.as_deref()),
+                delta.and_then(|d| d.reasoning_content.as_deref()),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                out.push_str(s);
+            }
+            for call in delta
+                .and_then(|d| d.tool_calls.as_ref())
+                .into_iter()
+                .flatten()
+            {
+                if let Some(s) = call.function.as_ref().and_then(|f| f.arguments.as_deref()) {
+                    out.push_str(s);
+                }
+            }
+        }
+    }
+
+    /// Where in `payload` (the text this chunk was parsed from) the value of its `model` field
+    /// lies; `None` when it has none.
+    pub fn model_span(&self, payload: &[u8]) -> Option<std::ops::Range<usize>> {
+        span_in(self.model?.get(), payload)
+    }
+}
+
+/// Where `part`, a slice of `whole` (a raw value borrowed from the text it was parsed from), lies
+/// in it; `None` when it is not inside.
+pub fn span_in(part: &str, whole: &[u8]) -> Option<std::ops::Range<usize>> {
+    let start = (part.as_ptr() as usize).checked_sub(whole.as_ptr() as usize)?;
+    let end = start + part.len();
+    (end <= whole.len()).then_some(start..end)
 }
 
 /// Usage as upstreams report it.
@@ -117,13 +269,25 @@ pub fn append_text(v: &Value, out: &mut String) {
 /// One event's worth of output, in SSE framing: each line of the payload on a `data:` line of
 /// its own (a multi-line payload, as [`data_of`] joins it, goes out as the same event).
 pub fn frame(payload: &[u8]) -> Bytes {
-    let mut b = BytesMut::with_capacity(payload.len() + 8);
-    for line in payload.split(|b| *b == b'\n') {
-        b.extend_from_slice(b"data: ");
-        b.extend_from_slice(line);
-        b.extend_from_slice(b"\n");
+    frame_parts(&[payload])
+}
+
+/// [`frame`] of the payload that the parts make together, written in one buffer.
+pub fn frame_parts(parts: &[&[u8]]) -> Bytes {
+    let len: usize = parts.iter().map(|p| p.len()).sum();
+    let mut b = BytesMut::with_capacity(len + 16);
+    b.extend_from_slice(b"data: ");
+    for part in parts {
+        let mut lines = part.split(|c| *c == b'\n');
+        if let Some(first) = lines.next() {
+            b.extend_from_slice(first);
+        }
+        for line in lines {
+            b.extend_from_slice(b"\ndata: ");
+            b.extend_from_slice(line);
+        }
     }
-    b.extend_from_slice(b"\n");
+    b.extend_from_slice(b"\n\n");
     b.freeze()
 }
 
@@ -137,22 +301,98 @@ pub fn error_event(message: &str) -> Bytes {
 mod tests {
     use super::*;
 
-    #[test]
-    fn frames_events_split_anywhere_and_of_any_length() {
-        let long = "x".repeat(200_000);
-        let input = format!("data: {{\"a\":\"{long}\"}}\n\ndata: [DONE]\r\n\r\n");
+    fn events_of(input: &[u8], piece: usize) -> (Vec<Event>, Framer) {
         let mut f = Framer::default();
         let mut events = Vec::new();
-        for chunk in input.as_bytes().chunks(7) {
+        for chunk in input.chunks(piece) {
             f.push(chunk);
             while let Some(e) = f.next_event() {
                 events.push(e);
             }
         }
+        (events, f)
+    }
+
+    #[test]
+    fn frames_events_split_anywhere_and_of_any_length() {
+        let long = "x".repeat(200_000);
+        let input = format!("data: {{\"a\":\"{long}\"}}\n\ndata: [DONE]\r\n\r\n");
+        let (events, f) = events_of(input.as_bytes(), 7);
         assert_eq!(events.len(), 2);
-        assert_eq!(data_of(&events[0]).expect("data").len(), long.len() + 8);
-        assert_eq!(data_of(&events[1]).expect("data"), b"[DONE]");
+        assert_eq!(
+            data_of(events[0].lines()).expect("data").len(),
+            long.len() + 8
+        );
+        assert_eq!(&*data_of(events[1].lines()).expect("data"), b"[DONE]");
         assert!(f.is_empty());
+    }
+
+    #[test]
+    fn an_event_relayed_as_it_is_keeps_every_byte() {
+        let input: &[u8] =
+            b"data: {\"a\":1}\r\n\r\n: keep-alive\n\nevent: x\ndata: 1\ndata: 2\n\ndata: [DONE]\n\n";
+        for piece in [1, 3, input.len()] {
+            let (events, f) = events_of(input, piece);
+            let whole: Vec<u8> = events.iter().flat_map(Event::whole).collect();
+            assert_eq!(whole, input, "in pieces of {piece}");
+            assert!(f.is_empty());
+        }
+        let (events, _) = events_of(input, 5);
+        assert_eq!(&*data_of(events[2].lines()).expect("data"), b"1\n2");
+        assert!(matches!(data_of(events[0].lines()), Some(Cow::Borrowed(_))));
+    }
+
+    /// The typed reading of a chunk finds the same text and usage as the reading of a `Value`,
+    /// including escaped strings (which cannot be borrowed) and absent or null fields.
+    #[test]
+    fn a_chunk_reads_as_its_value_does() {
+        for payload in [
+            r#"{"choices":[],"usage":{"prompt_tokens":9,"completion_tokens":4,"prompt_tokens_details":{"cached_tokens":2}}}"#,
+            r#"{"choices":[{"delta":{"content":"Hi \"there\"\n\u00e9"}}],"usage":null,"model":"m"}"#,
+            r#"{"choices":[{"text":"a","delta":{"reasoning_content":"b","tool_calls":[{"function":{"arguments":"c"}},{"id":"x"}]}},{"message":{"content":"d"}}]}"#,
+            r#"{"choices":[{"delta":{"content":null,"role":"assistant"},"finish_reason":null}]}"#,
+            r#"{"usage":{"input_tokens":5,"output_tokens":6,"prompt_tokens_details":null}}"#,
+            r#"{"usage":{"completion_tokens":6}}"#,
+            r#"{"id":"x","object":"chat.completion.chunk"}"#,
+        ] {
+            let v: Value = serde_json::from_str(payload).expect("json");
+            let chunk: Chunk<'_> = serde_json::from_str(payload).expect("a chunk");
+            assert_eq!(chunk.usage(), usage_of(&v), "{payload}");
+            let (mut typed, mut dynamic) = (String::new(), String::new());
+            chunk.append_text(&mut typed);
+            append_text(&v, &mut dynamic);
+            assert_eq!(typed, dynamic, "{payload}");
+            assert_eq!(
+                chunk.has_choices(),
+                v["choices"].as_array().is_some_and(|c| !c.is_empty())
+            );
+        }
+        // Other shapes are left to the `Value` reading.
+        for payload in [
+            r#"{"choices":[{"delta":{"content":[{"type":"text","text":"a"}]}}]}"#,
+            r#"{"usage":{"prompt_tokens":"9"}}"#,
+            r#"{"model":"a","model":"b"}"#,
+        ] {
+            assert!(
+                serde_json::from_str::<Chunk<'_>>(payload).is_err(),
+                "{payload}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_model_is_replaced_in_place() {
+        let payload = br#"{"id":"x","model" : "up\"stream","choices":[]}"#;
+        let chunk: Chunk<'_> = serde_json::from_slice(payload).expect("a chunk");
+        let span = chunk.model_span(payload).expect("a model");
+        assert_eq!(&payload[span.clone()], br#""up\"stream""#);
+        let out = frame_parts(&[&payload[..span.start], br#""pub""#, &payload[span.end..]]);
+        assert_eq!(
+            &out[..],
+            &b"data: {\"id\":\"x\",\"model\" : \"pub\",\"choices\":[]}\n\n"[..]
+        );
+        let none: Chunk<'_> = serde_json::from_slice(br#"{"choices":[]}"#).expect("a chunk");
+        assert!(none.model_span(payload).is_none());
     }
 
     #[test]
@@ -190,11 +430,9 @@ mod tests {
         f.push(&frame(payload));
         f.push(&frame(b"[DONE]"));
         let first = f.next_event().expect("an event");
-        assert_eq!(data_of(&first).expect("data"), payload);
-        assert_eq!(
-            data_of(&f.next_event().expect("[DONE]")).expect("data"),
-            b"[DONE]"
-        );
+        assert_eq!(&*data_of(first.lines()).expect("data"), payload);
+        let done = f.next_event().expect("[DONE]");
+        assert_eq!(&*data_of(done.lines()).expect("data"), b"[DONE]");
         assert!(f.is_empty());
     }
 }
