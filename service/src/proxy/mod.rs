@@ -59,10 +59,154 @@ pub enum UpstreamFailure {
 }
 
 struct Parsed {
-    body: serde_json::Map<String, Value>,
+    out: Outgoing,
     model: String,
     stream: bool,
     completion_bound: u64,
+    client_wants_usage: bool,
+}
+
+/// The body a request goes upstream with: the client's, with `model` naming the upstream's model
+/// and, for a stream, usage asked for (`stream_options.include_usage`).
+enum Outgoing {
+    /// The usual request: the client's bytes, edited where they stand.
+    Spliced {
+        raw: Bytes,
+        /// Where the top-level object opens.
+        brace: usize,
+        /// The `model` value.
+        model: std::ops::Range<usize>,
+        /// Add `"stream_options":{"include_usage":true}` (a stream whose body has no
+        /// `stream_options`).
+        ask_usage: bool,
+    },
+    /// Any other request, read as a document and written again.
+    Document(serde_json::Map<String, Value>),
+}
+
+/// Asks for usage in a stream whose body has no `stream_options`.
+const ASK_USAGE: &[u8] = br#""stream_options":{"include_usage":true},"#;
+
+impl Outgoing {
+    /// The body for a candidate serving `upstream_model`.
+    fn body(&mut self, upstream_model: &str) -> Result<Bytes, Error> {
+        let name = Value::String(upstream_model.to_string()).to_string();
+        match self {
+            Outgoing::Spliced {
+                raw,
+                brace,
+                model,
+                ask_usage,
+            } => {
+                if !*ask_usage && raw[model.clone()] == *name.as_bytes() {
+                    return Ok(raw.clone());
+                }
+                let insert = if *ask_usage { ASK_USAGE } else { b"" };
+                let mut b = bytes::BytesMut::with_capacity(raw.len() + insert.len() + name.len());
+                b.extend_from_slice(&raw[..=*brace]);
+                b.extend_from_slice(insert);
+                b.extend_from_slice(&raw[*brace + 1..model.start]);
+                b.extend_from_slice(name.as_bytes());
+                b.extend_from_slice(&raw[model.end..]);
+                Ok(b.freeze())
+            }
+            Outgoing::Document(body) => {
+                body.insert("model".into(), Value::String(upstream_model.to_string()));
+                Ok(Bytes::from(
+                    serde_json::to_vec(body).map_err(anyhow::Error::from)?,
+                ))
+            }
+        }
+    }
+}
+
+/// The fields of a request the gateway reads, borrowed from its body: reading this instead of a
+/// whole `Value` skips building a map of every message. A field of another type, or a request
+/// that would be refused, is left to the `Value` reading, which gives the errors.
+#[derive(serde::Deserialize)]
+struct Head<'a> {
+    #[serde(default, borrow)]
+    model: Option<&'a serde_json::value::RawValue>,
+    stream: Option<bool>,
+    messages: Option<Vec<serde::de::IgnoredAny>>,
+    prompt: Option<serde::de::IgnoredAny>,
+    input: Option<serde::de::IgnoredAny>,
+    max_tokens: Option<u64>,
+    max_completion_tokens: Option<u64>,
+    n: Option<u64>,
+    /// Present, whatever its value (`null` too).
+    #[serde(default, borrow, deserialize_with = "present")]
+    stream_options: Option<&'a serde_json::value::RawValue>,
+}
+
+fn present<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<&'de serde_json::value::RawValue>, D::Error> {
+    serde::Deserialize::deserialize(d).map(Some)
+}
+
+#[derive(serde::Deserialize)]
+struct StreamOptions {
+    include_usage: Option<bool>,
+}
+
+/// The usual request, read without building a document; `None` sends it to [`parse`]'s full
+/// reading (which refuses what is wrong with it, or handles its unusual shape).
+fn parse_fast(endpoint: Endpoint, raw: &Bytes, default_max_tokens: u64) -> Option<Parsed> {
+    let brace = raw.iter().position(|b| !b.is_ascii_whitespace())?;
+    if raw[brace] != b'{' {
+        return None;
+    }
+    let head: Head<'_> = serde_json::from_slice(raw).ok()?;
+    let model_raw = head.model?;
+    let model: String = serde_json::from_str(model_raw.get()).ok()?;
+    if model.trim().is_empty() || model.len() > 256 {
+        return None;
+    }
+    let model_span = sse::span_in(model_raw.get(), raw)?;
+    let stream = head.stream.unwrap_or(false);
+    let present = match endpoint {
+        Endpoint::Chat => head.messages.is_some_and(|m| !m.is_empty()),
+        Endpoint::Completions => head.prompt.is_some(),
+        Endpoint::Embeddings => head.input.is_some() && !stream,
+    };
+    let n = head.n.unwrap_or(1);
+    if !present || n == 0 || n > 128 {
+        return None;
+    }
+    let client_wants_usage = match head.stream_options {
+        None => false,
+        Some(o) => {
+            serde_json::from_str::<Option<StreamOptions>>(o.get())
+                .ok()?
+                .and_then(|o| o.include_usage)
+                == Some(true)
+        }
+    };
+    // A stream_options that needs include_usage set inside it is left to the document reading.
+    if stream && !client_wants_usage && head.stream_options.is_some() {
+        return None;
+    }
+    let completion_bound = match endpoint {
+        Endpoint::Embeddings => 0,
+        _ => head
+            .max_completion_tokens
+            .or(head.max_tokens)
+            .unwrap_or(default_max_tokens)
+            .saturating_mul(n),
+    };
+    Some(Parsed {
+        out: Outgoing::Spliced {
+            raw: raw.clone(),
+            brace,
+            model: model_span,
+            ask_usage: stream && head.stream_options.is_none(),
+        },
+        model,
+        stream,
+        completion_bound,
+        client_wants_usage,
+    })
 }
 
 fn field_u64(
@@ -78,10 +222,23 @@ fn field_u64(
     }
 }
 
-fn parse(svc: &Services, endpoint: Endpoint, raw: &[u8]) -> Result<Parsed, Error> {
+fn parse(endpoint: Endpoint, raw: &Bytes, default_max_tokens: u64) -> Result<Parsed, Error> {
+    if let Some(p) = parse_fast(endpoint, raw, default_max_tokens) {
+        return Ok(p);
+    }
+    parse_document(endpoint, raw, default_max_tokens)
+}
+
+/// The full reading of a request, as a document: the reference for [`parse_fast`], and where
+/// every refusal comes from.
+fn parse_document(
+    endpoint: Endpoint,
+    raw: &[u8],
+    default_max_tokens: u64,
+) -> Result<Parsed, Error> {
     let body: Value = serde_json::from_slice(raw)
         .map_err(|e| Error::invalid("body", format!("invalid JSON: {e}")))?;
-    let Value::Object(body) = body else {
+    let Value::Object(mut body) = body else {
         return Err(Error::invalid("body", "must be a JSON object"));
     };
     let model = match body.get("model") {
@@ -125,15 +282,29 @@ fn parse(svc: &Services, endpoint: Endpoint, raw: &[u8]) -> Result<Parsed, Error
     }
     let completion_bound = match endpoint {
         Endpoint::Embeddings => 0,
-        _ => max
-            .unwrap_or(u64::from(svc.config.billing.default_max_tokens))
-            .saturating_mul(n),
+        _ => max.unwrap_or(default_max_tokens).saturating_mul(n),
     };
+    let client_wants_usage = body
+        .get("stream_options")
+        .and_then(|o| o.get("include_usage"))
+        .and_then(Value::as_bool)
+        == Some(true);
+    if stream {
+        let opts = body
+            .entry("stream_options")
+            .or_insert_with(|| Value::Object(serde_json::Map::new()));
+        if let Value::Object(o) = opts {
+            o.insert("include_usage".into(), Value::Bool(true));
+        } else {
+            *opts = serde_json::json!({"include_usage": true});
+        }
+    }
     Ok(Parsed {
-        body,
+        out: Outgoing::Document(body),
         model,
         stream,
         completion_bound,
+        client_wants_usage,
     })
 }
 
@@ -145,11 +316,16 @@ pub async fn relay(
     raw: Bytes,
 ) -> Result<ProxyResponse, Error> {
     let Parsed {
-        mut body,
+        mut out,
         model,
         stream,
         completion_bound,
-    } = parse(svc, endpoint, &raw)?;
+        client_wants_usage,
+    } = parse(
+        endpoint,
+        &raw,
+        u64::from(svc.config.billing.default_max_tokens),
+    )?;
     if !ctx.key.allows_model(&model) {
         return Err(Error::Forbidden("this API key may not use this model"));
     }
@@ -179,22 +355,6 @@ pub async fn relay(
         )
         .await?;
 
-    let client_wants_usage = body
-        .get("stream_options")
-        .and_then(|o| o.get("include_usage"))
-        .and_then(Value::as_bool)
-        == Some(true);
-    if stream {
-        let opts = body
-            .entry("stream_options")
-            .or_insert_with(|| Value::Object(serde_json::Map::new()));
-        if let Value::Object(o) = opts {
-            o.insert("include_usage".into(), Value::Bool(true));
-        } else {
-            *opts = serde_json::json!({"include_usage": true});
-        }
-    }
-
     let gw = &svc.config.gateway;
     let deadline = ctx.started + Duration::from_secs(gw.max_total_seconds);
     let mut last = UpstreamFailure::Unavailable;
@@ -207,8 +367,7 @@ pub async fn relay(
             break;
         }
         attempts += 1;
-        body.insert("model".into(), Value::String(cand.upstream_model.clone()));
-        let payload = serde_json::to_vec(&body).map_err(anyhow::Error::from)?;
+        let payload = out.body(&cand.upstream_model)?;
         let ch = &cand.channel;
         let mut request = ch
             .client
@@ -249,7 +408,7 @@ pub async fn relay(
                 reservation,
                 price,
                 multiplier,
-                request: Arc::new(Value::Object(body)),
+                request: raw.clone(),
                 log: base_log(ctx, &model, cand, attempts, stream),
                 started: ctx.started,
             };
@@ -411,7 +570,8 @@ struct Call {
     reservation: Reservation,
     price: Price,
     multiplier: i64,
-    request: Arc<Value>,
+    /// The client's body, read again only when its prompt must be counted.
+    request: Bytes,
     log: UsageRecord,
     started: Instant,
 }
@@ -444,7 +604,10 @@ impl Call {
                 svc.settle_off_runtime(move |tokenizer| {
                     let model = &self.log.model;
                     let u = Usage {
-                        prompt: tokenizer.prompt_tokens(model, &self.request),
+                        prompt: tokenizer.prompt_tokens(
+                            model,
+                            &serde_json::from_slice(&self.request).unwrap_or(Value::Null),
+                        ),
                         completion: tokenizer.count(model, &generated),
                         cached: 0,
                     };
@@ -505,32 +668,63 @@ async fn complete_response(
             });
         }
     };
-    let Ok(mut v) = serde_json::from_slice::<Value>(&bytes) else {
-        return Err(Error::Upstream {
-            failure: UpstreamFailure::BadGateway,
-            message: "the upstream sent an invalid response".into(),
-        });
-    };
-    let usage = sse::usage_of(&v).map(|u| {
+    let (usage, text, body) = read_response(&bytes, model)?;
+    let usage = usage.map(|u| {
         if endpoint == Endpoint::Embeddings {
             UpstreamUsage { completion: 0, ..u }
         } else {
             u
         }
     });
+    let ttft = call.started.elapsed();
+    call.settle(usage, &text, true, None, Some(ttft));
+    Ok(ProxyResponse {
+        body: ProxyBody::Json(body),
+        upstream,
+    })
+}
+
+/// An upstream's answer to a non-stream call: its usage, the text it generated when it reports
+/// no usage (to count), and the body for the client, naming the model the client asked for. The
+/// usual answer is read without building a document and goes out as it came, or with only its
+/// model's name replaced (an embedding's thousands of numbers are neither parsed nor written
+/// again); any other shape is read as a `Value`.
+fn read_response(
+    bytes: &Bytes,
+    model: &str,
+) -> Result<(Option<UpstreamUsage>, String, Bytes), Error> {
     let mut text = String::new();
+    if let Ok(chunk) = serde_json::from_slice::<sse::Chunk<'_>>(bytes) {
+        let usage = chunk.usage();
+        if usage.is_none() {
+            chunk.append_text(&mut text);
+        }
+        let name = Value::String(model.to_string()).to_string();
+        let body = match chunk.model_span(bytes) {
+            Some(span) if bytes[span.clone()] != *name.as_bytes() => {
+                let mut b = bytes::BytesMut::with_capacity(bytes.len() + name.len());
+                b.extend_from_slice(&bytes[..span.start]);
+                b.extend_from_slice(name.as_bytes());
+                b.extend_from_slice(&bytes[span.end..]);
+                b.freeze()
+            }
+            _ => bytes.clone(),
+        };
+        return Ok((usage, text, body));
+    }
+    let Ok(mut v) = serde_json::from_slice::<Value>(bytes) else {
+        return Err(Error::Upstream {
+            failure: UpstreamFailure::BadGateway,
+            message: "the upstream sent an invalid response".into(),
+        });
+    };
+    let usage = sse::usage_of(&v);
     sse::append_text(&v, &mut text);
     if let Some(m) = v.get_mut("model") {
         *m = Value::String(model.to_string());
     }
-    let ttft = call.started.elapsed();
-    call.settle(usage, &text, true, None, Some(ttft));
-    Ok(ProxyResponse {
-        body: ProxyBody::Json(Bytes::from(
-            serde_json::to_vec(&v).map_err(anyhow::Error::from)?,
-        )),
-        upstream,
-    })
+    let body = Bytes::from(serde_json::to_vec(&v).map_err(anyhow::Error::from)?);
+    Ok((usage, text, body))
 }
 
 /// How a stream ended, for billing and the log.
@@ -811,4 +1005,180 @@ pub fn model(svc: &Services, key: &KeyAuth, id: &str) -> Result<ModelInfo, Error
         .into_iter()
         .find(|m| m.id == id)
         .ok_or(Error::NotFound("model"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outgoing(p: &mut Parsed, upstream_model: &str) -> Value {
+        let body = p.out.body(upstream_model).expect("a body");
+        serde_json::from_slice(&body).expect("the body is JSON")
+    }
+
+    /// The edits made in place give the same request as the document reading, for the usual
+    /// shapes; the rest is left to the document reading.
+    #[test]
+    fn the_usual_request_is_edited_in_place_as_the_document_would_be() {
+        let cases = [
+            (
+                Endpoint::Chat,
+                r#"{"model":"m","messages":[{"role":"user","content":"hi"}]}"#,
+            ),
+            (
+                Endpoint::Chat,
+                " \n{ \"messages\" : [{\"role\":\"user\",\"content\":\"a \\\"q\\\" \\u00e9\"}],\n \"model\" : \"m\\u0031\", \"max_tokens\": 7, \"n\": 2, \"stream\": true }",
+            ),
+            (
+                Endpoint::Chat,
+                r#"{"model":"m","messages":[1],"stream":true,"stream_options":{"include_usage":true}}"#,
+            ),
+            (
+                Endpoint::Chat,
+                r#"{"model":"m","messages":[1],"stream":false,"stream_options":null}"#,
+            ),
+            (
+                Endpoint::Chat,
+                r#"{"model":"m","messages":[1],"max_completion_tokens":3,"max_tokens":9,"stream":null}"#,
+            ),
+            (
+                Endpoint::Completions,
+                r#"{"prompt":["a","b"],"model":"m","stream":true}"#,
+            ),
+            (Endpoint::Embeddings, r#"{"input":"x","model":"m"}"#),
+        ];
+        for (endpoint, body) in cases {
+            let raw = Bytes::from(body);
+            let mut fast =
+                parse_fast(endpoint, &raw, 100).unwrap_or_else(|| panic!("fast: {body}"));
+            assert!(matches!(fast.out, Outgoing::Spliced { .. }));
+            let mut doc = parse_document(endpoint, &raw, 100).expect(body);
+            assert_eq!(
+                (
+                    &fast.model,
+                    fast.stream,
+                    fast.completion_bound,
+                    fast.client_wants_usage
+                ),
+                (
+                    &doc.model,
+                    doc.stream,
+                    doc.completion_bound,
+                    doc.client_wants_usage
+                ),
+                "{body}"
+            );
+            for upstream in ["m", "other-\"model\""] {
+                assert_eq!(
+                    outgoing(&mut fast, upstream),
+                    outgoing(&mut doc, upstream),
+                    "{body}"
+                );
+            }
+        }
+        // Unchanged: the client's bytes themselves.
+        let raw = Bytes::from(r#"{"model":"m","messages":[1]}"#);
+        let mut p = parse_fast(Endpoint::Chat, &raw, 1).expect("usual");
+        assert_eq!(p.out.body("m").expect("body"), raw);
+    }
+
+    #[test]
+    fn unusual_or_wrong_requests_get_the_document_reading() {
+        for (endpoint, body) in [
+            (Endpoint::Chat, r#"["m"]"#),
+            (Endpoint::Chat, r#"{"model":"m","messages":[]}"#),
+            (Endpoint::Chat, r#"{"model":null,"messages":[1]}"#),
+            (
+                Endpoint::Chat,
+                r#"{"model":"m","model":"n","messages":[1]}"#,
+            ),
+            (Endpoint::Chat, r#"{"model":" ","messages":[1]}"#),
+            (
+                Endpoint::Chat,
+                r#"{"model":"m","messages":[1],"max_tokens":-1}"#,
+            ),
+            (Endpoint::Chat, r#"{"model":"m","messages":[1],"n":0}"#),
+            (
+                Endpoint::Chat,
+                r#"{"model":"m","messages":[1],"stream":true,"stream_options":{}}"#,
+            ),
+            (
+                Endpoint::Chat,
+                r#"{"model":"m","messages":[1],"stream":true,"stream_options":null}"#,
+            ),
+            (
+                Endpoint::Chat,
+                r#"{"model":"m","messages":[1],"stream_options":{"include_usage":"yes"}}"#,
+            ),
+            (Endpoint::Completions, r#"{"model":"m","prompt":null}"#),
+            (
+                Endpoint::Embeddings,
+                r#"{"model":"m","input":"x","stream":true}"#,
+            ),
+        ] {
+            assert!(
+                parse_fast(endpoint, &Bytes::from(body), 1).is_none(),
+                "{body}"
+            );
+        }
+        // The document reading still takes what is valid among them.
+        let raw =
+            Bytes::from(r#"{"model":"m","messages":[1],"stream":true,"stream_options":null}"#);
+        let mut p = parse(Endpoint::Chat, &raw, 1).expect("valid");
+        assert_eq!(
+            outgoing(&mut p, "u")["stream_options"]["include_usage"],
+            true
+        );
+        assert!(
+            parse(
+                Endpoint::Completions,
+                &Bytes::from(r#"{"model":"m","prompt":null}"#),
+                1
+            )
+            .is_ok()
+        );
+        assert!(
+            parse(
+                Endpoint::Chat,
+                &Bytes::from(r#"{"model":"m","messages":[]}"#),
+                1
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn an_answer_goes_out_as_it_came_with_only_the_model_renamed() {
+        let answer = br#"{"id":"c","model":"up-model","choices":[{"message":{"content":"Hi \"x\""}}],"usage":{"prompt_tokens":3,"completion_tokens":2}}"#;
+        let (usage, text, body) =
+            read_response(&Bytes::from_static(answer), "pub").expect("an answer");
+        assert_eq!(usage.map(|u| (u.prompt, u.completion)), Some((3, 2)));
+        assert!(text.is_empty(), "text is only gathered to count it");
+        assert_eq!(
+            &body[..],
+            &br#"{"id":"c","model":"pub","choices":[{"message":{"content":"Hi \"x\""}}],"usage":{"prompt_tokens":3,"completion_tokens":2}}"#[..]
+        );
+        // Numbers stay as written: nothing is parsed into floats and written again.
+        let embedding = Bytes::from_static(
+            br#"{"object":"list","data":[{"embedding":[0.10000000000000001,1e-7,-0.0]}],"model":"pub","usage":{"prompt_tokens":1,"total_tokens":1}}"#,
+        );
+        let (_, _, body) = read_response(&embedding, "pub").expect("an answer");
+        assert_eq!(body, embedding);
+        // No usage: the text is gathered for counting.
+        let (usage, text, _) = read_response(
+            &Bytes::from_static(br#"{"choices":[{"text":"a"},{"message":{"content":"b"}}]}"#),
+            "pub",
+        )
+        .expect("an answer");
+        assert_eq!((usage, text.as_str()), (None, "ab"));
+        // Another shape is read as a document, and still renamed.
+        let (_, _, body) = read_response(
+            &Bytes::from_static(br#"{"model":"up","choices":[{"message":{"content":[{"type":"text","text":"a"}]}}]}"#),
+            "pub",
+        )
+        .expect("an answer");
+        let v: Value = serde_json::from_slice(&body).expect("json");
+        assert_eq!(v["model"], "pub");
+        assert!(read_response(&Bytes::from_static(b"{not json"), "pub").is_err());
+    }
 }
