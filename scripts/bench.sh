@@ -10,10 +10,12 @@ CONNS="${BENCH_CONNECTIONS:-64}"
 work="$(mktemp -d)"
 pids=()
 moved=()
+niced=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true
-  # Give PostgreSQL and Redis back the CPUs they had.
+  # Give PostgreSQL and Redis back the CPUs and priority they had.
   for m in "${moved[@]}"; do taskset -apc "${m#*:}" "${m%%:*}" >/dev/null 2>&1 || true; done
+  db_restore
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -24,6 +26,25 @@ for p in $(pgrep -x postgres; pgrep -x redis-server); do
   cpus="$(taskset -pc "$p" 2>/dev/null | awk -F': ' '{print $2}')" || continue
   [ -n "$cpus" ] && taskset -apc 1 "$p" >/dev/null 2>&1 && moved+=("$p:$cpus")
 done
+
+# During the latency run the database servers yield the load core to the mock and the load
+# generator (SCHED_IDLE: they run when it is otherwise idle, which at 2,000 req/s it mostly is):
+# their bursts of work (a batch of usage rows, a credit report) would otherwise hold the mock's
+# answers for a millisecond or more, which on a database host of their own they do not. The
+# throughput runs leave them at their own priority, as they must keep up there.
+db_yield() {
+  for p in $(pgrep -x postgres; pgrep -x redis-server); do
+    local ni; ni="$(ps -o ni= -p "$p" 2>/dev/null | tr -d ' ')" || continue
+    [ -n "$ni" ] && chrt -i -a -p 0 "$p" >/dev/null 2>&1 && niced+=("$p:$ni")
+  done
+}
+# Back to the normal policy: the processes changed, and any forked from them meanwhile.
+db_restore() {
+  [ "${#niced[@]}" -eq 0 ] && return 0
+  for p in $(pgrep -x postgres; pgrep -x redis-server); do chrt -o -a -p 0 "$p" >/dev/null 2>&1 || true; done
+  for m in "${niced[@]}"; do renice -n "${m#*:}" -p "${m%%:*}" >/dev/null 2>&1 || true; done
+  niced=()
+}
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
@@ -117,14 +138,16 @@ YAML
     printf '%-34s %10s %9s %9s %12s\n' "through gateway ($kind)" "$grps" "$gp50" "$gp99" "$cpu_us"
     printf '%-34s %10s %9s %9s\n' "gateway added ($kind)" "" "$(python3 -c "print(f'{$gp50-$mp50:.3f}')")" "$(python3 -c "print(f'{$gp99-$mp99:.3f}')")"
   done
+  db_yield
   read -r _ mp50 mp99 _ < <(load "http://127.0.0.1:$mock_port/v1/chat/completions" "$chat" -z "${DURATION}s" -c 32 -q 2000)
   local before; before="$(within_1ms "$port")"
   local waits0; waits0="$(credit_waits "$port")"
   local over0; over0="$(overhead "$port")"
   read -r grps gp50 gp99 _ < <(load "http://127.0.0.1:$port/v1/chat/completions" "$chat" -z "${DURATION}s" -c 32 -q 2000)
+  db_restore
   local within p50b p99b; read -r within p50b p99b < <(overhead_summary "$over0" "$(overhead "$port")")
   local own; own="$(python3 -c "b,t='$before'.split(); a,u='$(within_1ms "$port")'.split(); print(f'{(int(a)-int(b))/max(int(u)-int(t),1)*100:.1f}')")"
-  printf '%-34s %10s %9s %9s\n' "at 2000 req/s (chat)" "$grps" "$gp50" "$gp99"
+  printf '%-34s %10s %9s %9s\n' "at 2000 req/s (chat; DB when idle)" "$grps" "$gp50" "$gp99"
   echo "  answered by the gateway within 1 ms (its own histogram, upstream hop included): $own%"
   echo "  requests that waited for a credit top-up from the database: $(( $(credit_waits "$port") - waits0 ))"
   echo "  gateway overhead (its own histogram, upstream wait excluded): $within% within 1 ms; p50 <= $p50b ms, p99 <= $p99b ms"
