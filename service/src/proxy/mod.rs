@@ -102,13 +102,13 @@ impl Outgoing {
                     return Ok(raw.clone());
                 }
                 let insert = if *ask_usage { ASK_USAGE } else { b"" };
-                let mut b = bytes::BytesMut::with_capacity(raw.len() + insert.len() + name.len());
-                b.extend_from_slice(&raw[..=*brace]);
-                b.extend_from_slice(insert);
-                b.extend_from_slice(&raw[*brace + 1..model.start]);
-                b.extend_from_slice(name.as_bytes());
-                b.extend_from_slice(&raw[model.end..]);
-                Ok(b.freeze())
+                Ok(concat(&[
+                    &raw[..=*brace],
+                    insert,
+                    &raw[*brace + 1..model.start],
+                    name.as_bytes(),
+                    &raw[model.end..],
+                ]))
             }
             Outgoing::Document(body) => {
                 body.insert("model".into(), Value::String(upstream_model.to_string()));
@@ -118,6 +118,15 @@ impl Outgoing {
             }
         }
     }
+}
+
+/// The parts, one after the other, in one buffer: how a body is edited in place.
+fn concat(parts: &[&[u8]]) -> Bytes {
+    let mut b = bytes::BytesMut::with_capacity(parts.iter().map(|p| p.len()).sum());
+    for p in parts {
+        b.extend_from_slice(p);
+    }
+    b.freeze()
 }
 
 /// The fields of a request the gateway reads, borrowed from its body: reading this instead of a
@@ -702,11 +711,7 @@ fn read_response(
         let name = Value::String(model.to_string()).to_string();
         let body = match chunk.model_span(bytes) {
             Some(span) if bytes[span.clone()] != *name.as_bytes() => {
-                let mut b = bytes::BytesMut::with_capacity(bytes.len() + name.len());
-                b.extend_from_slice(&bytes[..span.start]);
-                b.extend_from_slice(name.as_bytes());
-                b.extend_from_slice(&bytes[span.end..]);
-                b.freeze()
+                concat(&[&bytes[..span.start], name.as_bytes(), &bytes[span.end..]])
             }
             _ => bytes.clone(),
         };
