@@ -406,6 +406,8 @@ fn column_list() -> String {
 /// which the server unpacks. Encoding a batch as thousands of bound values kept the gateway's
 /// event loop busy for about 0.6 ms per batch (up to 5 ms), delaying every request on that
 /// core; serializing it is a quarter of that. One statement for any batch size, prepared once.
+/// The parameter is read as `jsonb`, parsed once: as `json`, each of a row's 21 `->>` parsed the
+/// row's text again, and PostgreSQL spent about 40% more CPU per request.
 static POSTGRES_INSERT: LazyLock<String> = LazyLock::new(|| {
     let values: Vec<String> = COLUMNS
         .iter()
@@ -419,7 +421,7 @@ static POSTGRES_INSERT: LazyLock<String> = LazyLock::new(|| {
         })
         .collect();
     format!(
-        "INSERT INTO usage_logs ({}) SELECT {} FROM json_array_elements($1::json) AS e",
+        "INSERT INTO usage_logs ({}) SELECT {} FROM jsonb_array_elements($1::jsonb) AS e",
         column_list(),
         values.join(", ")
     )
