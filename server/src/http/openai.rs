@@ -111,13 +111,7 @@ async fn relay(svc: Services, key: ApiKey, endpoint: Endpoint, body: Bytes) -> R
         }
         Err(e) => {
             let err = AppError::from(e);
-            let model = serde_json::from_slice::<serde_json::Value>(&body)
-                .ok()
-                .and_then(|v| {
-                    v.get("model")
-                        .and_then(|m| m.as_str())
-                        .map(|m| m.chars().take(256).collect::<String>())
-                });
+            let model = proxy::requested_model(&body);
             proxy::record_failure(
                 &svc,
                 &ctx,

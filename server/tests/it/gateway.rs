@@ -596,6 +596,16 @@ async fn all_channels_down_is_503_and_costs_nothing(backend: Backend) {
     );
     gw.settled(1).await;
     assert_eq!(gw.balance().await, 1_000_000);
+    let (model, status): (String, i64) =
+        sqlx::query_as("SELECT model, status FROM usage_logs ORDER BY id DESC LIMIT 1")
+            .fetch_one(gw.app.svc.db.pool())
+            .await
+            .expect("the failure's usage row");
+    assert_eq!(
+        (model.as_str(), status),
+        ("gpt-4o-mini", 503),
+        "the failure is logged with the model asked for"
+    );
     gw.stop().await;
 }
 

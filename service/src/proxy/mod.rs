@@ -90,7 +90,7 @@ const ASK_USAGE: &[u8] = br#""stream_options":{"include_usage":true},"#;
 impl Outgoing {
     /// The body for a candidate serving `upstream_model`.
     fn body(&mut self, upstream_model: &str) -> Result<Bytes, Error> {
-        let name = Value::String(upstream_model.to_string()).to_string();
+        let name = quoted(upstream_model);
         match self {
             Outgoing::Spliced {
                 raw,
@@ -118,6 +118,27 @@ impl Outgoing {
             }
         }
     }
+}
+
+/// A model name as a JSON string, quotes and escapes included: what is spliced into a body.
+fn quoted(name: &str) -> String {
+    Value::String(name.to_string()).to_string()
+}
+
+/// A requested model name the gateway takes: not blank, at most 256 bytes.
+fn model_name_ok(name: &str) -> bool {
+    !name.trim().is_empty() && name.len() <= 256
+}
+
+/// The model a request names, for the log of a request that failed: only that field is read
+/// (the body may be large, and it was already read once).
+pub fn requested_model(raw: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Named {
+        model: Option<String>,
+    }
+    let model = serde_json::from_slice::<Named>(raw).ok()?.model?;
+    Some(model.chars().take(256).collect())
 }
 
 /// The parts, one after the other, in one buffer: how a body is edited in place.
@@ -169,7 +190,7 @@ fn parse_fast(endpoint: Endpoint, raw: &Bytes, default_max_tokens: u64) -> Optio
     let head: Head<'_> = serde_json::from_slice(raw).ok()?;
     let model_raw = head.model?;
     let model: String = serde_json::from_str(model_raw.get()).ok()?;
-    if model.trim().is_empty() || model.len() > 256 {
+    if !model_name_ok(&model) {
         return None;
     }
     let model_span = sse::span_in(model_raw.get(), raw)?;
@@ -251,7 +272,7 @@ fn parse_document(
         return Err(Error::invalid("body", "must be a JSON object"));
     };
     let model = match body.get("model") {
-        Some(Value::String(m)) if !m.trim().is_empty() && m.len() <= 256 => m.clone(),
+        Some(Value::String(m)) if model_name_ok(m) => m.clone(),
         Some(Value::String(_)) => {
             return Err(Error::invalid("model", "must be a non-empty model name"));
         }
@@ -708,7 +729,7 @@ fn read_response(
         if usage.is_none() {
             chunk.append_text(&mut text);
         }
-        let name = Value::String(model.to_string()).to_string();
+        let name = quoted(model);
         let body = match chunk.model_span(bytes) {
             Some(span) if bytes[span.clone()] != *name.as_bytes() => {
                 concat(&[&bytes[..span.start], name.as_bytes(), &bytes[span.end..]])
@@ -931,7 +952,7 @@ fn stream_response(
         framer: sse::Framer::default(),
         idle: cand.channel.idle_timeout,
         model: model.to_string(),
-        model_json: Value::String(model.to_string()).to_string(),
+        model_json: quoted(model),
         rewrite: cand.upstream_model != model,
         client_wants_usage,
         text: String::new(),
