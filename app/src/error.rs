@@ -215,7 +215,11 @@ mod ssr {
                     (kind, message, None, None)
                 }
                 Error::Unavailable(what) => {
-                    tracing::warn!(part = %what, "dependency unavailable");
+                    static LOG: service::telemetry::Throttle =
+                        service::telemetry::Throttle::per_second();
+                    if let Some(held) = LOG.ready() {
+                        tracing::warn!(part = %what, similar_since_last = held, "dependency unavailable");
+                    }
                     (
                         ErrorKind::Unavailable,
                         "service temporarily unavailable".to_string(),

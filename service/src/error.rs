@@ -54,20 +54,27 @@ impl Error {
     }
 }
 
+/// The database's own words on an outage, logged at most once a second.
+static DB_DOWN_LOG: crate::telemetry::Throttle = crate::telemetry::Throttle::per_second();
+static REDIS_DOWN_LOG: crate::telemetry::Throttle = crate::telemetry::Throttle::per_second();
+
 impl From<sqlx::Error> for Error {
     fn from(e: sqlx::Error) -> Self {
-        match &e {
-            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-                Error::Unavailable("database".into())
+        if crate::db::is_unavailable(&e) {
+            if let Some(held) = DB_DOWN_LOG.ready() {
+                tracing::warn!(error = %e, similar_since_last = held, "database unavailable");
             }
-            _ => Error::Internal(anyhow::Error::new(e)),
+            return Error::Unavailable("database".into());
         }
+        Error::Internal(anyhow::Error::new(e))
     }
 }
 
 impl From<redis::RedisError> for Error {
     fn from(e: redis::RedisError) -> Self {
-        tracing::warn!(error = %e, "redis error");
+        if let Some(held) = REDIS_DOWN_LOG.ready() {
+            tracing::warn!(error = %e, similar_since_last = held, "redis unavailable");
+        }
         Error::Unavailable("redis".into())
     }
 }

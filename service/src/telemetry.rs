@@ -17,6 +17,42 @@ tokio::task_local! {
     pub static REQUEST_ID: String;
 }
 
+/// Lets a log line through at most once per period: an outage that fails every request is
+/// said once a second, not once per request. Lines held back are counted and reported with the
+/// next one let through.
+pub struct Throttle {
+    last_ms: std::sync::atomic::AtomicI64,
+    held: std::sync::atomic::AtomicU64,
+    period_ms: i64,
+}
+
+impl Throttle {
+    pub const fn per_second() -> Throttle {
+        Throttle {
+            last_ms: std::sync::atomic::AtomicI64::new(i64::MIN),
+            held: std::sync::atomic::AtomicU64::new(0),
+            period_ms: 1000,
+        }
+    }
+
+    /// `Some(lines held back since the last one)` when this line may be logged.
+    pub fn ready(&self) -> Option<u64> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let now = crate::now_ms();
+        let last = self.last_ms.load(Relaxed);
+        if now.saturating_sub(last) >= self.period_ms
+            && self
+                .last_ms
+                .compare_exchange(last, now, Relaxed, Relaxed)
+                .is_ok()
+        {
+            return Some(self.held.swap(0, Relaxed));
+        }
+        self.held.fetch_add(1, Relaxed);
+        None
+    }
+}
+
 /// The current request's id, when called inside a request.
 pub fn current_request_id() -> Option<String> {
     REQUEST_ID.try_with(Clone::clone).ok()

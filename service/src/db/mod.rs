@@ -142,6 +142,15 @@ impl Db {
         }
     }
 
+    /// The database's clock in Unix milliseconds, as an SQL expression: leases are judged by
+    /// this one clock, never by an instance's own wall clock.
+    pub fn now_sql(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite => "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)",
+            Backend::Postgres => "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)",
+        }
+    }
+
     /// Pool size and idle connections, for the metrics endpoint.
     pub fn pool_stats(&self) -> (u32, usize) {
         (self.pool.size(), self.pool.num_idle())
@@ -182,7 +191,64 @@ impl Db {
     }
 }
 
+/// Splits `items` into runs whose lengths are powers of two, largest first (at most `max`, a
+/// power of two): a batched statement then has one of a few shapes, so each connection's cache
+/// of prepared statements stays small whatever the batch sizes.
+pub fn pow2_chunks<T>(items: &[T], max: usize) -> impl Iterator<Item = &[T]> {
+    let mut rest = items;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let n = max.min(1 << rest.len().ilog2());
+        let (head, tail) = rest.split_at(n);
+        rest = tail;
+        Some(head)
+    })
+}
+
 /// True when a database error is a unique-constraint violation.
 pub fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}
+
+/// True when the database cannot serve anyone right now (it refuses connections, is starting
+/// up or shutting down, or is out of connections), as opposed to refusing this statement.
+pub fn is_unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(d) => d.code().is_some_and(|c| {
+            // PostgreSQL: connection exceptions (08), insufficient resources (53), operator
+            // intervention (57P01-57P03: shutdown, crash, cannot connect now), and 55000 as a
+            // database answers while it does not allow connections. SQLite: busy and locked.
+            c.starts_with("08")
+                || c.starts_with("53")
+                || matches!(
+                    c.as_ref(),
+                    "57P01" | "57P02" | "57P03" | "55000" | "5" | "6" | "261" | "517" | "773"
+                )
+        }),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn batches_split_into_a_few_shapes() {
+        let items: Vec<u32> = (0..300).collect();
+        let sizes: Vec<usize> = super::pow2_chunks(&items, 128).map(<[u32]>::len).collect();
+        assert_eq!(sizes, [128, 128, 32, 8, 4]);
+        let joined: Vec<u32> = super::pow2_chunks(&items, 128).flatten().copied().collect();
+        assert_eq!(joined, items);
+        assert_eq!(super::pow2_chunks(&items[..0], 128).count(), 0);
+        let sizes: Vec<usize> = super::pow2_chunks(&items[..7], 4)
+            .map(<[u32]>::len)
+            .collect();
+        assert_eq!(sizes, [4, 2, 1]);
+    }
 }

@@ -169,15 +169,18 @@ pub async fn touch(
     if ids.is_empty() {
         return Ok(());
     }
-    let list = db.placeholders(1, ids.len(), 1);
-    let sql = format!(
-        "UPDATE api_keys SET last_used_at = {} WHERE id IN {list}",
-        db.param(1)
-    );
-    let mut q = sqlx::query(&sql).bind(now);
-    for id in ids {
-        q = q.bind(*id);
+    // Lists of a few lengths only (powers of two), so that each connection caches few shapes.
+    for chunk in crate::db::pow2_chunks(ids, 64) {
+        let list = db.placeholders(1, chunk.len(), 1);
+        let sql = format!(
+            "UPDATE api_keys SET last_used_at = {} WHERE id IN {list}",
+            db.param(1)
+        );
+        let mut q = sqlx::query(&sql).bind(now);
+        for id in chunk {
+            q = q.bind(*id);
+        }
+        q.execute(&mut **tx).await?;
     }
-    q.execute(&mut **tx).await?;
     Ok(())
 }

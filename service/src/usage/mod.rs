@@ -442,38 +442,42 @@ async fn insert(db: &Db, rows: &[UsageRecord]) -> Result<(), sqlx::Error> {
         }
         // SQLite binds values natively on its own thread, which is cheaper than unpacking JSON
         // there (its ->> parses the row again for every column).
+        // Statements of a few sizes only (powers of two): each pooled connection caches the
+        // statements it prepared, and one per batch size grew memory under load.
         Backend::Sqlite => {
-            let sql = format!(
-                "INSERT INTO usage_logs ({}) VALUES {}",
-                column_list(),
-                db.placeholders(rows.len(), COLUMNS.len(), 0)
-            );
-            let mut q = sqlx::query(&sql);
-            for r in rows.iter().map(Row::from) {
-                q = q
-                    .bind(r.0)
-                    .bind(r.1)
-                    .bind(r.2)
-                    .bind(r.3)
-                    .bind(r.4)
-                    .bind(r.5)
-                    .bind(r.6)
-                    .bind(r.7)
-                    .bind(r.8)
-                    .bind(r.9)
-                    .bind(r.10)
-                    .bind(r.11)
-                    .bind(r.12)
-                    .bind(r.13)
-                    .bind(r.14)
-                    .bind(r.15)
-                    .bind(r.16)
-                    .bind(r.17)
-                    .bind(r.18)
-                    .bind(r.19)
-                    .bind(r.20);
+            for chunk in crate::db::pow2_chunks(rows, BATCH) {
+                let sql = format!(
+                    "INSERT INTO usage_logs ({}) VALUES {}",
+                    column_list(),
+                    db.placeholders(chunk.len(), COLUMNS.len(), 0)
+                );
+                let mut q = sqlx::query(&sql);
+                for r in chunk.iter().map(Row::from) {
+                    q = q
+                        .bind(r.0)
+                        .bind(r.1)
+                        .bind(r.2)
+                        .bind(r.3)
+                        .bind(r.4)
+                        .bind(r.5)
+                        .bind(r.6)
+                        .bind(r.7)
+                        .bind(r.8)
+                        .bind(r.9)
+                        .bind(r.10)
+                        .bind(r.11)
+                        .bind(r.12)
+                        .bind(r.13)
+                        .bind(r.14)
+                        .bind(r.15)
+                        .bind(r.16)
+                        .bind(r.17)
+                        .bind(r.18)
+                        .bind(r.19)
+                        .bind(r.20);
+                }
+                q.execute(&mut *tx).await?;
             }
-            q.execute(&mut *tx).await?;
         }
     }
     let mut keys: Vec<i64> = rows.iter().filter_map(|r| r.key_id).collect();
