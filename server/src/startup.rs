@@ -80,7 +80,14 @@ pub async fn serve(
     // Every request has ended; once the settlements still counting tokens are done, report the
     // last usage and write the last logs.
     shutdown.trigger();
-    svc.settled().await;
+    // Calls whose clients left go on to their end (bounded by the upstream timeouts); they get
+    // the drain time once more, then the last report goes out without them.
+    if tokio::time::timeout(drain + HALT_GRACE, svc.settled())
+        .await
+        .is_err()
+    {
+        tracing::warn!("calls still running after the drain; reporting without them");
+    }
     background.stop().await;
     result
 }

@@ -10,6 +10,7 @@ pub mod db;
 pub mod error;
 pub mod jobs;
 pub mod keys;
+pub mod kv;
 pub mod metrics;
 pub mod proxy;
 pub mod ratelimit;

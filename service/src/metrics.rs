@@ -22,6 +22,9 @@ pub struct Metrics {
     /// Usage rows not written: refused by the database for their content, beyond the queue and
     /// its overflow, or still held when a shutdown outlasted the database's outage.
     pub usage_rows_dropped: IntCounter,
+    /// Units served that could not be charged: usage beyond a reservation, or served from a
+    /// grant that was taken over, when the balance was already spent elsewhere.
+    pub credit_uncollected: IntCounter,
 }
 
 impl Metrics {
@@ -76,6 +79,11 @@ impl Metrics {
             "Requests that waited for the database to top up their account's credit grant",
         )
         .expect("valid metric");
+        let credit_uncollected = IntCounter::new(
+            "credit_uncollected_units_total",
+            "Units (1e-6 USD) served that the balance could not cover when they were charged",
+        )
+        .expect("valid metric");
         let usage_rows_dropped = IntCounter::new(
             "usage_rows_dropped_total",
             "Usage log rows that were not written (each is also logged as an error)",
@@ -102,6 +110,7 @@ impl Metrics {
             Box::new(db_connections_max.clone()),
             Box::new(credit_waits.clone()),
             Box::new(usage_rows_dropped.clone()),
+            Box::new(credit_uncollected.clone()),
             Box::new(build_info),
         ] {
             registry.register(c).expect("metric registered once");
@@ -115,6 +124,7 @@ impl Metrics {
             db_connections_max,
             credit_waits,
             usage_rows_dropped,
+            credit_uncollected,
         }
     }
 

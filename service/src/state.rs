@@ -1,17 +1,18 @@
 //! `Services`: the one cloneable context built in `main` and handed to every adapter (axum state,
 //! Leptos context). No globals; nothing opened per request.
 
+use crate::billing::credit::{CreditMetrics, LeaseTiming};
 use crate::billing::{CreditManager, PriceBook};
 use crate::config::Config;
 use crate::db::Db;
 use crate::keys::KeyCache;
+use crate::kv::RedisLink;
 use crate::metrics::Metrics;
 use crate::proxy::tokens::Tokenizer;
 use crate::ratelimit::Limiter;
 use crate::routing::Routing;
 use crate::usage::{UsageQueue, UsageSink};
 use anyhow::Context as _;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use std::ops::Deref;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -26,7 +27,7 @@ pub struct Services(Arc<Inner>);
 pub struct Inner {
     pub config: Config,
     pub db: Db,
-    pub redis: Option<ConnectionManager>,
+    pub redis: Option<RedisLink>,
     pub limiter: Limiter,
     pub metrics: Metrics,
     pub shutdown: Shutdown,
@@ -59,31 +60,27 @@ impl Services {
         let redis = if config.redis.url.is_empty() {
             None
         } else {
-            let client = redis::Client::open(config.redis.url.expose()).context("redis.url")?;
-            let cfg = ConnectionManagerConfig::new()
-                .set_connection_timeout(timeout.max(Duration::from_secs(1)))
-                .set_response_timeout(timeout)
-                .set_number_of_retries(2);
-            let conn = tokio::time::timeout(
-                Duration::from_secs(5),
-                client.get_connection_manager_with_config(cfg),
-            )
-            .await
-            .context("connecting to redis timed out")?
-            .context("connecting to redis")?;
-            Some(conn)
+            let link =
+                RedisLink::connect(config.redis.url.expose(), timeout, Duration::from_secs(5))
+                    .await
+                    .context("connecting to redis")?;
+            Some(link)
         };
         let limiter = match &redis {
-            Some(conn) => Limiter::redis(conn.clone(), &config.redis.prefix, timeout),
+            Some(link) => Limiter::redis(link.clone(), &config.redis.prefix),
             None => Limiter::local(),
         };
         let metrics = Metrics::new(config.database.max_connections);
         let credit = CreditManager::new(
             db.clone(),
-            crate::random_id(),
+            LeaseTiming::new(Duration::from_secs(config.billing.sweep_after_seconds)),
             Duration::from_millis(config.billing.idle_close_ms),
-            metrics.credit_waits.clone(),
+            CreditMetrics {
+                waits: metrics.credit_waits.clone(),
+                uncollected: metrics.credit_uncollected.clone(),
+            },
         );
+        credit.start().await.context("starting the credit lease")?;
         let (usage, usage_rx) = UsageSink::new(
             config.gateway.usage_queue,
             metrics.usage_rows_dropped.clone(),
@@ -131,15 +128,7 @@ impl Services {
     /// Runs `work` (a settlement that counts tokens) on the token-counting thread;
     /// [`Services::settled`] waits for it.
     pub fn settle_off_runtime(&self, work: impl FnOnce(&Tokenizer) + Send + 'static) {
-        /// Counts the settlement down however it ends: done, panicked, or never run.
-        struct Done(watch::Sender<usize>);
-        impl Drop for Done {
-            fn drop(&mut self) {
-                self.0.send_modify(|n| *n -= 1);
-            }
-        }
-        self.settling.send_modify(|n| *n += 1);
-        let done = Done(self.settling.clone());
+        let done = self.in_flight();
         let job: CountingJob = Box::new(move |tokenizer| {
             let _done = done;
             work(tokenizer);
@@ -150,7 +139,15 @@ impl Services {
         }
     }
 
-    /// Resolves when no settlement is waiting for or running on the token-counting thread.
+    /// Work that must end before the last credit report and usage write at shutdown (a
+    /// settlement, a call that goes on after its client left): [`Services::settled`] waits
+    /// until every guard is dropped, however the work ends.
+    pub fn in_flight(&self) -> InFlight {
+        self.settling.send_modify(|n| *n += 1);
+        InFlight(self.settling.clone())
+    }
+
+    /// Resolves when no settlement or other [`InFlight`] work is left.
     pub async fn settled(&self) {
         let mut rx = self.settling.subscribe();
         let _ = rx.wait_for(|n| *n == 0).await;
@@ -167,7 +164,6 @@ impl Services {
         let billing = &self.config.billing;
         tasks.push(tokio::spawn(self.credit.clone().run(
             Duration::from_millis(billing.report_interval_ms),
-            Duration::from_secs(billing.sweep_after_seconds),
             stopped(rx.clone()),
         )));
         if let Some(usage_rx) = self
@@ -196,15 +192,23 @@ impl Services {
             .ping(Duration::from_secs(2))
             .await
             .map_err(|e| format!("database: {e}"))?;
-        if let Some(conn) = &self.redis {
-            let mut conn = conn.clone();
-            let timeout =
-                Duration::from_millis(self.config.redis.timeout_ms).max(Duration::from_millis(500));
-            crate::ratelimit::bounded::<String>(timeout, redis::cmd("PING").query_async(&mut conn))
-                .await
-                .map_err(|e| format!("redis: {e}"))?;
+        if let Some(link) = &self.redis {
+            link.call(|mut conn| async move {
+                redis::cmd("PING").query_async::<String>(&mut conn).await
+            })
+            .await
+            .map_err(|e| format!("redis: {e}"))?;
         }
         Ok(())
+    }
+}
+
+/// Counts a piece of in-flight work down however it ends: done, panicked, or never run.
+pub struct InFlight(watch::Sender<usize>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n -= 1);
     }
 }
 

@@ -17,6 +17,7 @@ use service::proxy::{self, CallContext, Endpoint, ProxyBody};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
+use tracing::Instrument as _;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -77,14 +78,39 @@ impl FromRequestParts<AppState> for ApiKey {
     }
 }
 
+/// Relays a call on a task of its own: a client that leaves does not cancel it. A non-stream
+/// answer is read to its end and charged (the upstream bills for it either way), a stream whose
+/// client left before its first byte is cancelled and charged as partial, and every call that
+/// reached an upstream leaves its usage row. Shutdown waits for these tasks (`in_flight`).
 async fn relay(svc: Services, key: ApiKey, endpoint: Endpoint, body: Bytes) -> Response {
+    let request_id = service::telemetry::current_request_id().unwrap_or_default();
     let ctx = CallContext {
         key: key.key,
-        request_id: service::telemetry::current_request_id().unwrap_or_default(),
+        request_id: request_id.clone(),
         client_ip: key.client_ip,
         started: Instant::now(),
     };
-    match proxy::relay(&svc, &ctx, endpoint, body.clone()).await {
+    let in_flight = svc.in_flight();
+    let call = async move {
+        let _in_flight = in_flight;
+        respond(&svc, &ctx, endpoint, body).await
+    };
+    let task = tokio::spawn(
+        service::telemetry::REQUEST_ID
+            .scope(request_id, call)
+            .instrument(tracing::Span::current()),
+    );
+    match task.await {
+        Ok(response) => response,
+        Err(e) => {
+            tracing::error!(error = %e, "a relay task failed");
+            ApiError::new(app::ErrorKind::Internal, "internal error").into_response()
+        }
+    }
+}
+
+async fn respond(svc: &Services, ctx: &CallContext, endpoint: Endpoint, body: Bytes) -> Response {
+    match proxy::relay(svc, ctx, endpoint, body).await {
         Ok(res) => {
             let mut response = match res.body {
                 ProxyBody::Json(bytes) => (
@@ -109,16 +135,9 @@ async fn relay(svc: Services, key: ApiKey, endpoint: Endpoint, body: Bytes) -> R
                 .insert(super::middleware::UpstreamTime(res.upstream));
             response
         }
-        Err(e) => {
-            let err = AppError::from(e);
-            let model = proxy::requested_model(&body);
-            proxy::record_failure(
-                &svc,
-                &ctx,
-                model.as_deref(),
-                err.kind.status(),
-                err.kind.code(),
-            );
+        Err(proxy::Failed { error, trace }) => {
+            let err = AppError::from(error);
+            proxy::record_failure(svc, ctx, trace, err.kind.status(), err.kind.code());
             ApiError(err).into_response()
         }
     }

@@ -6,6 +6,7 @@ mod mock;
 mod admin;
 mod auth;
 mod config;
+mod faults;
 mod gateway;
 mod ops;
 mod python;

@@ -4,7 +4,6 @@
 use super::credit::AccountId;
 use crate::db::{Db, WriteTx, is_unique_violation};
 use crate::{Error, now_ms};
-use std::time::Duration;
 
 #[expect(clippy::too_many_arguments, reason = "one column each")]
 async fn ledger(
@@ -36,17 +35,89 @@ async fn ledger(
     Ok(())
 }
 
-/// Holds `amount` more for grant `grant_id` (creating it on first use). False when the balance
-/// (or the key's cap) cannot cover it; then nothing changed.
+/// What a hold came to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hold {
+    Held,
+    /// The balance (or the key's cap) cannot cover it; nothing changed.
+    Short,
+    /// This instance's lease is gone (another instance took its grants over): nothing changed.
+    Fenced,
+}
+
+/// What a charge came to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Charged {
+    /// Charged now, or by an earlier try of the same batch.
+    Done,
+    /// The grant was taken over (closed) by another instance: nothing changed.
+    Fenced,
+}
+
+/// Renews this instance's lease inside `tx`: false when the lease is gone (fenced).
+async fn renew_in(
+    tx: &mut WriteTx,
+    db: &Db,
+    instance: &str,
+    lease_ms: i64,
+) -> Result<bool, sqlx::Error> {
+    let sql = format!(
+        "UPDATE instances SET heartbeat_at = $1, lease_until = {} + $2 WHERE id = $3",
+        db.now_sql()
+    );
+    let n = sqlx::query(&sql)
+        .bind(now_ms())
+        .bind(lease_ms)
+        .bind(instance)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+    Ok(n == 1)
+}
+
+/// Starts a lease for a new instance identity.
+pub async fn register(db: &Db, instance: &str, lease_ms: i64) -> Result<(), Error> {
+    let sql = format!(
+        "INSERT INTO instances (id, started_at, heartbeat_at, lease_until) VALUES ($1, $2, $2, {} + $3)",
+        db.now_sql()
+    );
+    db.write(
+        sqlx::query(&sql)
+            .bind(instance)
+            .bind(now_ms())
+            .bind(lease_ms),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Renews this instance's lease for `lease_ms` from now by the database's clock. False when it
+/// is gone: another instance took it over, and this identity may hold nothing more.
+pub async fn renew(db: &Db, instance: &str, lease_ms: i64) -> Result<bool, Error> {
+    let mut tx = db.begin_write().await?;
+    let alive = renew_in(&mut tx, db, instance, lease_ms).await?;
+    tx.commit().await?;
+    Ok(alive)
+}
+
+/// Holds `amount` more for grant `grant_id` (opening it when `existing` is false), renewing the
+/// instance's lease in the same transaction: a hold proves the lease alive.
+#[expect(clippy::too_many_arguments, reason = "one column each")]
 pub async fn hold(
     db: &Db,
     instance: &str,
+    lease_ms: i64,
     acct: AccountId,
     grant_id: &str,
+    existing: bool,
     seq: u32,
     amount: i64,
-) -> Result<bool, Error> {
+) -> Result<Hold, Error> {
     let mut tx = db.begin_write().await?;
+    if !renew_in(&mut tx, db, instance, lease_ms).await? {
+        tx.rollback().await?;
+        return Ok(Hold::Fenced);
+    }
     let balance: Option<i64> = sqlx::query_scalar(
         "UPDATE users SET reserved = reserved + $1 WHERE id = $2 AND status = 'active' AND balance - reserved >= $1 RETURNING balance",
     )
@@ -56,7 +127,7 @@ pub async fn hold(
     .await?;
     let Some(balance) = balance else {
         tx.rollback().await?;
-        return Ok(false);
+        return Ok(Hold::Short);
     };
     if let Some(key) = acct.capped_key {
         let ok = sqlx::query(
@@ -69,18 +140,27 @@ pub async fn hold(
         .rows_affected();
         if ok != 1 {
             tx.rollback().await?;
-            return Ok(false);
+            return Ok(Hold::Short);
         }
     }
     let now = now_ms();
-    let n = sqlx::query("UPDATE credit_grants SET amount = amount + $1, updated_at = $2 WHERE id = $3 AND status = 'open'")
+    if existing {
+        let n = sqlx::query(
+            "UPDATE credit_grants SET amount = amount + $1, updated_at = $2 \
+             WHERE id = $3 AND instance_id = $4 AND status = 'open'",
+        )
         .bind(amount)
         .bind(now)
         .bind(grant_id)
+        .bind(instance)
         .execute(&mut *tx)
         .await?
         .rows_affected();
-    if n == 0 {
+        if n == 0 {
+            tx.rollback().await?;
+            return Ok(Hold::Fenced);
+        }
+    } else {
         sqlx::query(
             "INSERT INTO credit_grants (id, user_id, key_id, instance_id, amount, used, status, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, 0, 'open', $6, $6)",
@@ -108,18 +188,48 @@ pub async fn hold(
     )
     .await?;
     tx.commit().await?;
-    Ok(true)
+    Ok(Hold::Held)
 }
 
-/// Charges `used` units of grant `grant_id` (consuming its hold). Idempotent on `batch`.
+/// What batch `batch` charged, when an earlier try of it went through (its answer was lost).
+async fn charged_already(db: &Db, batch: &str) -> Result<Option<i64>, Error> {
+    Ok(
+        sqlx::query_scalar("SELECT -amount FROM ledger WHERE kind = 'charge' AND reference = $1")
+            .bind(batch)
+            .fetch_optional(db.pool())
+            .await?,
+    )
+}
+
+/// Charges `used` units of grant `grant_id` (consuming its hold). Idempotent on `batch`: a try
+/// repeated with the same batch charges nothing more. The grant's open status is the fence: a
+/// grant another instance took over refuses the charge.
 pub async fn charge(
     db: &Db,
     acct: AccountId,
     grant_id: &str,
     used: i64,
     batch: &str,
-) -> Result<(), Error> {
+) -> Result<Charged, Error> {
     let mut tx = db.begin_write().await?;
+    let n = sqlx::query(
+        "UPDATE credit_grants SET used = used + $1, updated_at = $2 \
+         WHERE id = $3 AND status = 'open' AND amount - used >= $1",
+    )
+    .bind(used)
+    .bind(now_ms())
+    .bind(grant_id)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if n == 0 {
+        tx.rollback().await?;
+        return Ok(if charged_already(db, batch).await?.is_some() {
+            Charged::Done
+        } else {
+            Charged::Fenced
+        });
+    }
     let balance: Option<i64> = sqlx::query_scalar(
         "UPDATE users SET balance = balance - $1, reserved = reserved - $1 \
          WHERE id = $2 AND reserved >= $1 AND balance >= $1 RETURNING balance",
@@ -131,7 +241,7 @@ pub async fn charge(
     let Some(balance) = balance else {
         tx.rollback().await?;
         return Err(Error::Internal(anyhow::anyhow!(
-            "charge of {used} exceeds the hold of user {}",
+            "charge of {used} exceeds what user {} has reserved",
             acct.user_id
         )));
     };
@@ -144,12 +254,6 @@ pub async fn charge(
         .execute(&mut *tx)
         .await?;
     }
-    sqlx::query("UPDATE credit_grants SET used = used + $1, updated_at = $2 WHERE id = $3")
-        .bind(used)
-        .bind(now_ms())
-        .bind(grant_id)
-        .execute(&mut *tx)
-        .await?;
     match ledger(
         &mut tx,
         acct.user_id,
@@ -166,21 +270,25 @@ pub async fn charge(
         Ok(()) => {}
         Err(e) if is_unique_violation(&e) => {
             tx.rollback().await?;
-            return Ok(()); // this batch was charged already
+            return Ok(Charged::Done); // this batch was charged already
         }
         Err(e) => return Err(e.into()),
     }
     tx.commit().await?;
-    Ok(())
+    Ok(Charged::Done)
 }
 
-/// Charges usage beyond a grant from the free balance, as far as it goes; returns what it charged.
+/// Charges usage that no grant covers from the free balance, as far as it goes; returns what it
+/// charged. Idempotent on `batch`: a repeated try returns what the first one charged.
 pub async fn charge_overage(
     db: &Db,
     acct: AccountId,
     amount: i64,
     batch: &str,
 ) -> Result<i64, Error> {
+    if let Some(charged) = charged_already(db, batch).await? {
+        return Ok(charged);
+    }
     for _ in 0..3 {
         let mut tx = db.begin_write().await?;
         let free: i64 = sqlx::query_scalar("SELECT balance - reserved FROM users WHERE id = $1")
@@ -229,27 +337,36 @@ pub async fn charge_overage(
     Ok(0)
 }
 
-/// Closes a grant, releasing its unused hold.
-pub async fn close_grant(
-    db: &Db,
-    acct: AccountId,
-    grant_id: &str,
-    unused: i64,
-) -> Result<(), Error> {
+/// Closes a grant, releasing what it held and did not use (read from the grant as it stands
+/// when closed). False when it was closed already (taken over by another instance).
+pub async fn close_grant(db: &Db, grant_id: &str) -> Result<bool, Error> {
     let mut tx = db.begin_write().await?;
-    let n = sqlx::query("UPDATE credit_grants SET status = 'closed', closed_at = $1, updated_at = $1 WHERE id = $2 AND status = 'open'")
+    let closed = close_in(&mut tx, grant_id, "").await?;
+    tx.commit().await?;
+    Ok(closed)
+}
+
+/// Closes grant `grant_id` if it is open (and `extra`, a condition on the grant, holds) and
+/// releases its unused hold, inside `tx`.
+async fn close_in(tx: &mut WriteTx, grant_id: &str, extra: &str) -> Result<bool, Error> {
+    let sql = format!(
+        "UPDATE credit_grants SET status = 'closed', closed_at = $1, updated_at = $1 \
+         WHERE id = $2 AND status = 'open'{extra} RETURNING user_id, key_id, amount - used"
+    );
+    let row: Option<(i64, Option<i64>, i64)> = sqlx::query_as(&sql)
         .bind(now_ms())
         .bind(grant_id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-    if n == 0 {
-        tx.rollback().await?;
-        return Ok(()); // closed already (by the sweeper, say)
-    }
-    release(&mut tx, acct, unused, &format!("{grant_id}:close")).await?;
-    tx.commit().await?;
-    Ok(())
+        .fetch_optional(&mut **tx)
+        .await?;
+    let Some((user_id, key_id, unused)) = row else {
+        return Ok(false);
+    };
+    let acct = AccountId {
+        user_id,
+        capped_key: key_id,
+    };
+    release(tx, acct, unused, &format!("{grant_id}:close")).await?;
+    Ok(true)
 }
 
 async fn release(
@@ -287,64 +404,70 @@ async fn release(
     Ok(())
 }
 
-pub async fn heartbeat(db: &Db, instance: &str) -> Result<(), Error> {
-    let now = now_ms();
-    let mut tx = db.begin_write().await?;
-    let n = sqlx::query("UPDATE instances SET heartbeat_at = $1 WHERE id = $2")
-        .bind(now)
-        .bind(instance)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-    if n == 0 {
-        sqlx::query("INSERT INTO instances (id, started_at, heartbeat_at) VALUES ($1, $2, $2)")
-            .bind(instance)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-    }
-    tx.commit().await?;
-    Ok(())
-}
-
+/// Ends this instance's lease at a clean stop (its grants are closed already).
 pub async fn retire(db: &Db, instance: &str) -> Result<(), Error> {
-    sqlx::query("DELETE FROM instances WHERE id = $1")
-        .bind(instance)
-        .execute(db.pool())
+    db.write(sqlx::query("DELETE FROM instances WHERE id = $1").bind(instance))
         .await?;
     Ok(())
 }
 
-/// Closes open grants of instances that stopped heartbeating; returns how many.
-pub async fn sweep(db: &Db, me: &str, after: Duration) -> Result<u64, Error> {
-    let cutoff = now_ms() - i64::try_from(after.as_millis()).unwrap_or(i64::MAX / 2);
-    let rows: Vec<(String, i64, Option<i64>, i64, i64)> = sqlx::query_as(
-        "SELECT g.id, g.user_id, g.key_id, g.amount, g.used FROM credit_grants g \
-         LEFT JOIN instances i ON i.id = g.instance_id \
-         WHERE g.status = 'open' AND g.instance_id <> $1 AND (i.id IS NULL OR i.heartbeat_at < $2)",
-    )
+/// Takes over the grants of instances whose lease ended more than `margin_ms` ago by the
+/// database's clock: each such instance's row is deleted (its fencing token revoked) and its
+/// grants closed in one transaction, so an owner that was paused and comes back finds both gone
+/// and spends nothing more from them. Grants of no instance at all (left by a stop whose last
+/// report failed) are closed too. Returns how many grants were closed.
+pub async fn sweep(db: &Db, me: &str, margin_ms: i64) -> Result<u64, Error> {
+    let expired = format!("lease_until < {} - $2", db.now_sql());
+    let stale: Vec<String> = sqlx::query_scalar(&format!(
+        "SELECT id FROM instances WHERE id <> $1 AND {expired}"
+    ))
     .bind(me)
-    .bind(cutoff)
+    .bind(margin_ms)
     .fetch_all(db.pool())
     .await?;
     let mut closed = 0;
-    for (id, user_id, key_id, amount, used) in rows {
-        close_grant(
-            db,
-            AccountId {
-                user_id,
-                capped_key: key_id,
-            },
-            &id,
-            amount - used,
+    for instance in stale {
+        let mut tx = db.begin_write().await?;
+        let fenced = sqlx::query(&format!(
+            "DELETE FROM instances WHERE id = $1 AND {expired}"
+        ))
+        .bind(&instance)
+        .bind(margin_ms)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if fenced == 1 {
+            let grants: Vec<String> = sqlx::query_scalar(
+                "SELECT id FROM credit_grants WHERE instance_id = $1 AND status = 'open'",
+            )
+            .bind(&instance)
+            .fetch_all(&mut *tx)
+            .await?;
+            for g in grants {
+                closed += u64::from(close_in(&mut tx, &g, "").await?);
+            }
+            tracing::warn!(instance = %instance, "took over the credit lease of an instance that stopped renewing it");
+        }
+        tx.commit().await?;
+    }
+    let orphans: Vec<String> = sqlx::query_scalar(
+        "SELECT g.id FROM credit_grants g WHERE g.status = 'open' AND g.instance_id <> $1 \
+         AND NOT EXISTS (SELECT 1 FROM instances i WHERE i.id = g.instance_id)",
+    )
+    .bind(me)
+    .fetch_all(db.pool())
+    .await?;
+    for g in orphans {
+        let mut tx = db.begin_write().await?;
+        let n = close_in(
+            &mut tx,
+            &g,
+            " AND NOT EXISTS (SELECT 1 FROM instances i WHERE i.id = credit_grants.instance_id)",
         )
         .await?;
-        closed += 1;
+        closed += u64::from(n);
+        tx.commit().await?;
     }
-    sqlx::query("DELETE FROM instances WHERE heartbeat_at < $1")
-        .bind(cutoff)
-        .execute(db.pool())
-        .await?;
     Ok(closed)
 }
 
@@ -358,27 +481,35 @@ pub async fn adjust(
     reference: Option<&str>,
 ) -> Result<i64, Error> {
     let mut tx = db.begin_write().await?;
+    // Written so that no arithmetic can leave 64 bits: the balance must stay at most
+    // i64::MAX (`balance <= $4`) and at least what is held (`balance - reserved >= $5`).
     let balance: Option<i64> = sqlx::query_scalar(
-        "UPDATE users SET balance = balance + $1, updated_at = $2 WHERE id = $3 AND balance + $1 >= reserved RETURNING balance",
+        "UPDATE users SET balance = balance + $1, updated_at = $2 \
+         WHERE id = $3 AND balance <= $4 AND balance - reserved >= $5 RETURNING balance",
     )
     .bind(amount)
     .bind(now_ms())
     .bind(user_id)
+    .bind(i64::MAX - amount.max(0))
+    .bind(amount.min(0).saturating_neg())
     .fetch_optional(&mut *tx)
     .await?;
     let Some(balance) = balance else {
         tx.rollback().await?;
-        let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM users WHERE id = $1")
+        let current: Option<i64> = sqlx::query_scalar("SELECT balance FROM users WHERE id = $1")
             .bind(user_id)
             .fetch_optional(db.pool())
             .await?;
-        return Err(if exists.is_some() {
-            Error::invalid(
+        return Err(match current {
+            None => Error::NotFound("user"),
+            Some(b) if amount > 0 && b > i64::MAX - amount => Error::invalid(
+                "amount",
+                "would take the balance past the largest amount it can hold",
+            ),
+            Some(_) => Error::invalid(
                 "amount",
                 "the balance cannot go below zero (or below what is reserved)",
-            )
-        } else {
-            Error::NotFound("user")
+            ),
         });
     };
     ledger(

@@ -252,7 +252,50 @@ fn field_u64(
     }
 }
 
+/// How deeply a request's JSON may nest: serde_json's own limit for documents, applied to the
+/// fast reading too (which skips what it does not read without counting levels). Deeper
+/// requests are refused before any upstream sees them.
+const MAX_DEPTH: usize = 128;
+
+/// True when `raw` nests arrays and objects deeper than `max` (strings are skipped; the scan
+/// does not judge whether the JSON is valid, the reading after it does).
+fn nests_deeper_than(raw: &[u8], max: usize) -> bool {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for &b in raw {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
 fn parse(endpoint: Endpoint, raw: &Bytes, default_max_tokens: u64) -> Result<Parsed, Error> {
+    if nests_deeper_than(raw, MAX_DEPTH) {
+        return Err(Error::invalid(
+            "body",
+            format!("nests arrays and objects more than {MAX_DEPTH} levels deep"),
+        ));
+    }
     if let Some(p) = parse_fast(endpoint, raw, default_max_tokens) {
         return Ok(p);
     }
@@ -338,12 +381,49 @@ fn parse_document(
     })
 }
 
-/// Relays one `/v1` call. On `Err`, nothing was charged.
+/// A call that got no usable answer (nothing was charged), with how far it went.
+pub struct Failed {
+    pub error: Error,
+    pub trace: Trace,
+}
+
+/// How far a call went: what its failure row records.
+#[derive(Debug, Default)]
+pub struct Trace {
+    /// The model the request named, when it could be read.
+    pub model: Option<String>,
+    /// Upstream attempts made, and the last one's channel and upstream model.
+    pub attempts: u32,
+    pub channel_id: Option<i64>,
+    pub served_model: Option<String>,
+}
+
+/// Relays one `/v1` call. On `Err`, nothing was charged; the caller records the failure
+/// ([`record_failure`]) with the status it answers.
 pub async fn relay(
     svc: &Services,
     ctx: &CallContext,
     endpoint: Endpoint,
     raw: Bytes,
+) -> Result<ProxyResponse, Failed> {
+    let mut trace = Trace::default();
+    match relay_traced(svc, ctx, endpoint, raw.clone(), &mut trace).await {
+        Ok(res) => Ok(res),
+        Err(error) => {
+            if trace.model.is_none() {
+                trace.model = requested_model(&raw);
+            }
+            Err(Failed { error, trace })
+        }
+    }
+}
+
+async fn relay_traced(
+    svc: &Services,
+    ctx: &CallContext,
+    endpoint: Endpoint,
+    raw: Bytes,
+    trace: &mut Trace,
 ) -> Result<ProxyResponse, Error> {
     let Parsed {
         mut out,
@@ -356,6 +436,7 @@ pub async fn relay(
         &raw,
         u64::from(svc.config.billing.default_max_tokens),
     )?;
+    trace.model = Some(model.clone());
     if !ctx.key.allows_model(&model) {
         return Err(Error::Forbidden("this API key may not use this model"));
     }
@@ -397,6 +478,9 @@ pub async fn relay(
             break;
         }
         attempts += 1;
+        trace.attempts = attempts;
+        trace.channel_id = Some(cand.channel.id);
+        trace.served_model = Some(cand.upstream_model.clone());
         let payload = out.body(&cand.upstream_model)?;
         let ch = &cand.channel;
         let mut request = ch
@@ -470,6 +554,15 @@ pub async fn relay(
             svc.routing.failed(ch, retry_after);
             last = UpstreamFailure::Unavailable;
             continue;
+        }
+        if !(400..500).contains(&status) {
+            // A redirect (never followed: that would be SSRF) or another status no OpenAI
+            // upstream answers with: the upstream is at fault, and the client is told which.
+            tracing::warn!(channel = %ch.name, status, "upstream answered with an unexpected status");
+            return Err(Error::Upstream {
+                failure: UpstreamFailure::BadGateway,
+                message: format!("the upstream answered with HTTP status {status}"),
+            });
         }
         // 4xx: the request itself is at fault (or our credentials are); never retried.
         let message = upstream_message(resp).await;
@@ -570,20 +663,18 @@ fn base_log(
     }
 }
 
-/// The failure row of a request that got no upstream answer (nothing charged).
-pub fn record_failure(
-    svc: &Services,
-    ctx: &CallContext,
-    model: Option<&str>,
-    status: u16,
-    class: &str,
-) {
+/// The failure row of a call that got no usable answer (nothing charged): what it asked for,
+/// how many upstream attempts it made and the last one's channel, the status it was answered.
+pub fn record_failure(svc: &Services, ctx: &CallContext, failed: Trace, status: u16, class: &str) {
     svc.usage.record(UsageRecord {
         request_id: ctx.request_id.clone(),
         user_id: ctx.key.user_id,
         key_id: Some(ctx.key.id),
         key_prefix: Some(ctx.key.prefix.clone()),
-        model: model.unwrap_or("").to_string(),
+        model: failed.model.unwrap_or_default(),
+        served_model: failed.served_model,
+        channel_id: failed.channel_id,
+        attempts: failed.attempts,
         usage_source: "none",
         status,
         error_class: Some(class.to_string()),
@@ -933,8 +1024,13 @@ impl Relay {
 impl Drop for Relay {
     fn drop(&mut self) {
         // The client went away before the end: the upstream request is dropped with us (so it
-        // is cancelled at once), and what was generated so far is charged, once.
-        self.end(End::ClientGone);
+        // is cancelled at once), and what was generated so far is charged, once. A client that
+        // leaves once `[DONE]` came got the whole answer.
+        self.end(if self.saw_done {
+            End::Complete
+        } else {
+            End::ClientGone
+        });
     }
 }
 

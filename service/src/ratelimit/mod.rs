@@ -2,7 +2,7 @@
 //! instance sees the same counts. Every Redis call is bounded by `redis.timeout_ms`.
 
 use crate::Error;
-use redis::aio::ConnectionManager;
+use crate::kv::RedisLink;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -10,11 +10,7 @@ use std::time::{Duration, Instant};
 #[derive(Clone)]
 pub enum Limiter {
     Local(Arc<Mutex<HashMap<String, Window>>>),
-    Redis {
-        conn: ConnectionManager,
-        prefix: String,
-        timeout: Duration,
-    },
+    Redis { link: RedisLink, prefix: String },
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -37,11 +33,10 @@ impl Limiter {
         Limiter::Local(Arc::new(Mutex::new(HashMap::new())))
     }
 
-    pub fn redis(conn: ConnectionManager, prefix: &str, timeout: Duration) -> Self {
+    pub fn redis(link: RedisLink, prefix: &str) -> Self {
         Limiter::Redis {
-            conn,
+            link,
             prefix: format!("{prefix}rl:"),
-            timeout,
         }
     }
 
@@ -64,22 +59,18 @@ impl Limiter {
                     },
                 })
             }
-            Limiter::Redis {
-                conn,
-                prefix,
-                timeout,
-            } => {
-                let mut conn = conn.clone();
+            Limiter::Redis { link, prefix } => {
                 let k = format!("{prefix}{key}");
-                let (hits, ttl): (Option<u32>, i64) = bounded(
-                    *timeout,
-                    redis::pipe()
-                        .get(&k)
-                        .cmd("PTTL")
-                        .arg(&k)
-                        .query_async(&mut conn),
-                )
-                .await?;
+                let (hits, ttl): (Option<u32>, i64) = link
+                    .call(|mut conn| async move {
+                        redis::pipe()
+                            .get(&k)
+                            .cmd("PTTL")
+                            .arg(&k)
+                            .query_async(&mut conn)
+                            .await
+                    })
+                    .await?;
                 Ok(Count {
                     hits: hits.unwrap_or(0),
                     resets_in: Duration::from_millis(ttl.max(0).unsigned_abs()),
@@ -115,32 +106,57 @@ impl Limiter {
                     resets_in: w.ends - now,
                 })
             }
-            Limiter::Redis {
-                conn,
-                prefix,
-                timeout,
-            } => {
-                let mut conn = conn.clone();
+            Limiter::Redis { link, prefix } => {
                 let k = format!("{prefix}{key}");
                 let ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX).max(1);
-                let (hits, _, ttl): (u32, i64, i64) = bounded(
-                    *timeout,
-                    redis::pipe()
-                        .atomic()
-                        .incr(&k, 1u32)
-                        .cmd("PEXPIRE")
-                        .arg(&k)
-                        .arg(ms)
-                        .arg("NX")
-                        .cmd("PTTL")
-                        .arg(&k)
-                        .query_async(&mut conn),
-                )
-                .await?;
+                let (hits, _, ttl): (u32, i64, i64) = link
+                    .call(|mut conn| async move {
+                        redis::pipe()
+                            .atomic()
+                            .incr(&k, 1u32)
+                            .cmd("PEXPIRE")
+                            .arg(&k)
+                            .arg(ms)
+                            .arg("NX")
+                            .cmd("PTTL")
+                            .arg(&k)
+                            .query_async(&mut conn)
+                            .await
+                    })
+                    .await?;
                 Ok(Count {
                     hits,
                     resets_in: Duration::from_millis(ttl.max(0).unsigned_abs()),
                 })
+            }
+        }
+    }
+
+    /// Takes one hit back from `key`'s current window (an attempt that turned out legitimate).
+    pub async fn forgive(&self, key: &str) -> Result<(), Error> {
+        match self {
+            Limiter::Local(map) => {
+                let mut map = map
+                    .lock()
+                    .map_err(|_| anyhow::anyhow!("limiter lock poisoned"))?;
+                if let Some(w) = map.get_mut(key) {
+                    w.count = w.count.saturating_sub(1);
+                }
+                Ok(())
+            }
+            Limiter::Redis { link, prefix } => {
+                let k = format!("{prefix}{key}");
+                // Only a live window is decremented (never below zero, never without expiry).
+                let script = redis::Script::new(
+                    "local n = redis.call('GET', KEYS[1]) \
+                     if n and tonumber(n) > 0 then return redis.call('DECR', KEYS[1]) end \
+                     return 0",
+                );
+                link.call(
+                    |mut conn| async move { script.key(&k).invoke_async::<i64>(&mut conn).await },
+                )
+                .await?;
+                Ok(())
             }
         }
     }
@@ -154,33 +170,17 @@ impl Limiter {
                     .remove(key);
                 Ok(())
             }
-            Limiter::Redis {
-                conn,
-                prefix,
-                timeout,
-            } => {
-                let mut conn = conn.clone();
+            Limiter::Redis { link, prefix } => {
                 let k = format!("{prefix}{key}");
-                bounded::<i64>(*timeout, redis::cmd("DEL").arg(&k).query_async(&mut conn)).await?;
+                link.call(|mut conn| async move {
+                    redis::cmd("DEL")
+                        .arg(&k)
+                        .query_async::<i64>(&mut conn)
+                        .await
+                })
+                .await?;
                 Ok(())
             }
-        }
-    }
-}
-
-/// Runs one Redis call with an upper bound on its time.
-pub async fn bounded<T>(
-    timeout: Duration,
-    call: impl std::future::Future<Output = redis::RedisResult<T>>,
-) -> Result<T, Error> {
-    match tokio::time::timeout(timeout, call).await {
-        Ok(r) => Ok(r?),
-        Err(_) => {
-            tracing::warn!(
-                timeout_ms = timeout.as_millis() as u64,
-                "redis call timed out"
-            );
-            Err(Error::Unavailable("redis".into()))
         }
     }
 }

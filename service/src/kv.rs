@@ -1,0 +1,141 @@
+//! The Redis connection: one multiplexed connection shared by every caller, which comes back by
+//! itself after any outage. A call that finds it broken fails at once (no caller waits for a
+//! reconnect), and the first such call starts one reconnect loop in the background (backoff from
+//! 100 ms to 1 s) that runs until Redis answers again, whatever is called meanwhile.
+
+use crate::Error;
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, Client, RedisResult};
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+#[derive(Clone)]
+pub struct RedisLink(Arc<Inner>);
+
+struct Inner {
+    client: Client,
+    config: AsyncConnectionConfig,
+    conn: Mutex<Option<MultiplexedConnection>>,
+    reconnecting: AtomicBool,
+    /// The bound of every call.
+    timeout: Duration,
+}
+
+const BACKOFF_MIN: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+impl RedisLink {
+    /// Connects (within `connect_timeout`); every later call is bounded by `timeout`.
+    pub async fn connect(
+        url: &str,
+        timeout: Duration,
+        connect_timeout: Duration,
+    ) -> Result<RedisLink, anyhow::Error> {
+        let client = Client::open(url)?;
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(connect_timeout)
+            .set_response_timeout(timeout);
+        let conn = tokio::time::timeout(
+            connect_timeout,
+            client.get_multiplexed_async_connection_with_config(&config),
+        )
+        .await
+        .map_err(|_| anyhow::anyhow!("connecting to redis timed out"))??;
+        Ok(RedisLink(Arc::new(Inner {
+            client,
+            config,
+            conn: Mutex::new(Some(conn)),
+            reconnecting: AtomicBool::new(false),
+            timeout,
+        })))
+    }
+
+    pub fn timeout(&self) -> Duration {
+        self.0.timeout
+    }
+
+    /// Runs one call on the connection, bounded by the timeout. A connection error or a
+    /// timeout drops the connection and starts a reconnect.
+    pub async fn call<T, F, Fut>(&self, f: F) -> Result<T, Error>
+    where
+        F: FnOnce(MultiplexedConnection) -> Fut,
+        Fut: Future<Output = RedisResult<T>>,
+    {
+        let Some(conn) = self.current() else {
+            self.reconnect();
+            return Err(Error::Unavailable("redis".into()));
+        };
+        match tokio::time::timeout(self.0.timeout, f(conn)).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => {
+                if e.is_io_error()
+                    || e.is_connection_dropped()
+                    || e.is_connection_refusal()
+                    || e.is_timeout()
+                {
+                    self.drop_connection();
+                }
+                Err(e.into())
+            }
+            Err(_) => {
+                // A stalled server: start over on a fresh connection.
+                self.drop_connection();
+                Err(redis::RedisError::from(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "redis call timed out",
+                ))
+                .into())
+            }
+        }
+    }
+
+    fn current(&self) -> Option<MultiplexedConnection> {
+        self.0
+            .conn
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    fn drop_connection(&self) {
+        *self
+            .0
+            .conn
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+        self.reconnect();
+    }
+
+    /// Starts the reconnect loop unless one runs.
+    fn reconnect(&self) {
+        if self.0.reconnecting.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let inner = self.0.clone();
+        tokio::spawn(async move {
+            let mut backoff = BACKOFF_MIN;
+            loop {
+                let attempt = tokio::time::timeout(
+                    inner.timeout.max(BACKOFF_MAX),
+                    inner
+                        .client
+                        .get_multiplexed_async_connection_with_config(&inner.config),
+                )
+                .await;
+                if let Ok(Ok(conn)) = attempt {
+                    *inner
+                        .conn
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(conn);
+                    inner.reconnecting.store(false, Ordering::Release);
+                    tracing::info!("reconnected to redis");
+                    return;
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(BACKOFF_MAX);
+            }
+        });
+    }
+}
