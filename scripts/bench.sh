@@ -6,6 +6,7 @@ set -euo pipefail
 BIN="${TOLLGATE_BIN:?}"
 MOCK="${MOCK_BIN:?}"
 DURATION="${BENCH_SECONDS:-10}"
+SOAK="${BENCH_SOAK_SECONDS:-60}"
 CONNS="${BENCH_CONNECTIONS:-64}"
 work="$(mktemp -d)"
 pids=()
@@ -162,6 +163,15 @@ YAML
   kill "$sampler" 2>/dev/null || true; wait "$sampler" 2>/dev/null || true
   echo "1000 concurrent 2-second streams: $srps streams/s completed ($sok ok)"
   echo "gateway RSS: peak $(( $(cat "$work/rss-$name") / 1024 )) MB during the 1000 streams; process-lifetime VmHWM $(( $(hwm_kb "$gw") / 1024 )) MB"
+  # Memory soak: a steady 600 req/s (usage batches of every size), RSS sampled every 10 s. A
+  # statement cache that grows with each new batch size, or any other leak, shows as a climb.
+  local series=""
+  load "http://127.0.0.1:$port/v1/chat/completions" "$chat" -z "${SOAK}s" -c 16 -q 600 >"$work/soak-$name" &
+  local soak=$!
+  for _ in $(seq 1 $(( SOAK / 10 ))); do sleep 10; series="$series $(( $(rss_kb "$gw") / 1024 ))"; done
+  wait "$soak" || true
+  read -r sorps _ _ sook <"$work/soak-$name"
+  echo "memory soak, $SOAK s at $sorps req/s ($sook ok): RSS MB every 10 s:$series"
   kill -TERM "$gw"; wait "$gw" 2>/dev/null || true
 }
 

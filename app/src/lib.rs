@@ -18,6 +18,8 @@ pub use error::{AppError, ErrorKind};
 
 /// The HTML document around the app.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    ssr::content_security_policy();
     view! {
         <!DOCTYPE html>
         <html lang="en">

@@ -122,3 +122,24 @@ pub async fn current_user(svc: &Services) -> Result<AuthUser, AppError> {
 pub async fn current_actor(svc: &Services) -> Result<Actor, AppError> {
     Ok(Actor::User(current_user(svc).await?))
 }
+
+/// The page's Content-Security-Policy: scripts only from this origin and the inline hydration
+/// script that carries this response's nonce (WebAssembly compiled by it), no framing, no
+/// plugins, forms only to this origin.
+pub fn content_security_policy() {
+    let (Some(nonce), Some(res)) = (
+        leptos::nonce::use_nonce(),
+        use_context::<leptos_axum::ResponseOptions>(),
+    ) else {
+        return;
+    };
+    let policy = format!(
+        "default-src 'self'; script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'; \
+         style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; \
+         font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; \
+         frame-ancestors 'none'"
+    );
+    if let Ok(v) = http::HeaderValue::from_str(&policy) {
+        res.insert_header(http::header::CONTENT_SECURITY_POLICY, v);
+    }
+}

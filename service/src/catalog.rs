@@ -89,7 +89,7 @@ pub async fn save_channel(
     input: ChannelInput,
 ) -> Result<ChannelView, Error> {
     require_admin(actor)?;
-    input.validate()?;
+    input.validate(svc.config.gateway.allow_metadata_upstreams)?;
     let id = repo::upsert(&svc.db, id, &input).await?;
     reload(svc).await?;
     tracing::info!(channel.id = id, channel = %input.name, "channel saved");

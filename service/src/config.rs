@@ -102,6 +102,10 @@ pub struct GatewayConfig {
     pub failure_threshold: u32,
     /// Usage log rows waiting to be written (bounded queue).
     pub usage_queue: usize,
+    /// Allow channels whose base_url is a cloud metadata address (169.254.0.0/16,
+    /// fd00:ec2::254, metadata.google.internal): off, since such an upstream would hand the
+    /// instance's cloud credentials to whoever can set a channel.
+    pub allow_metadata_upstreams: bool,
 }
 
 impl Default for GatewayConfig {
@@ -112,6 +116,7 @@ impl Default for GatewayConfig {
             cooldown_seconds: 30,
             failure_threshold: 3,
             usage_queue: 10_000,
+            allow_metadata_upstreams: false,
         }
     }
 }
@@ -125,7 +130,9 @@ pub struct BillingConfig {
     pub report_interval_ms: u64,
     /// A grant unused this long is reported and closed.
     pub idle_close_ms: u64,
-    /// Grants of an instance that has not heartbeated this long are closed by the sweeper.
+    /// The credit lease: an instance that could not renew its lease for this long stops
+    /// spending from its grants; other instances take them over after this plus a quarter
+    /// (at least a second more).
     pub sweep_after_seconds: u64,
     /// User group -> price multiplier as a decimal string ("1.5").
     pub group_multipliers: BTreeMap<String, String>,
@@ -437,7 +444,7 @@ impl Config {
         Ok(config)
     }
 
-    fn validate(&self) -> Result<(), ConfigError> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         let url = &self.server.public_url;
         if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {
             return Err(err(
@@ -519,14 +526,18 @@ impl Config {
         if self.billing.report_interval_ms == 0 {
             return Err(err("billing.report_interval_ms", "must be at least 1"));
         }
+        if self.billing.sweep_after_seconds == 0 {
+            return Err(err("billing.sweep_after_seconds", "must be at least 1"));
+        }
         let mut names = std::collections::HashSet::new();
         for (i, ch) in self.channels.iter().enumerate() {
-            ch.validate().map_err(|e| match e {
-                crate::Error::Invalid { field, reason } => {
-                    err(format!("channels[{i}].{field}"), reason)
-                }
-                other => err(format!("channels[{i}]"), other.to_string()),
-            })?;
+            ch.validate(self.gateway.allow_metadata_upstreams)
+                .map_err(|e| match e {
+                    crate::Error::Invalid { field, reason } => {
+                        err(format!("channels[{i}].{field}"), reason)
+                    }
+                    other => err(format!("channels[{i}]"), other.to_string()),
+                })?;
             if !names.insert(ch.name.as_str()) {
                 return Err(err(
                     format!("channels[{i}].name"),

@@ -93,6 +93,17 @@ pub async fn observe(State(svc): State<Services>, req: Request, next: Next) -> R
     if let Ok(v) = HeaderValue::from_str(&id) {
         res.headers_mut().insert(REQUEST_ID_HEADER, v);
     }
+    // No page of ours is framed, and no answer is sniffed into another type.
+    let headers = res.headers_mut();
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
     // A request refused before its body was read (too large, or by the key or admin check, which
     // run first) leaves the body unread, and the server then closes the connection after the
     // answer; saying so keeps a client from sending its next request down a closing connection.

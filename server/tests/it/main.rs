@@ -8,5 +8,6 @@ mod auth;
 mod config;
 mod faults;
 mod gateway;
+mod hardening;
 mod ops;
 mod python;

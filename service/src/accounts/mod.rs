@@ -105,15 +105,18 @@ pub async fn login(
     let account_key = format!("login:acct:{name}");
     let ip_key = client.ip.map(|ip| format!("login:ip:{ip}"));
 
-    let acct = svc.limiter.count(&account_key).await?;
-    if acct.hits >= auth.max_failures_per_account {
+    // Every attempt is counted before its password is checked, so that concurrent guesses
+    // cannot all pass a check made before any of them was counted; a success takes its own
+    // attempt back.
+    let acct = svc.limiter.hit(&account_key, window).await?;
+    if acct.hits > auth.max_failures_per_account {
         return Err(Error::RateLimited {
             retry_after: acct.resets_in,
         });
     }
     if let Some(k) = &ip_key {
-        let ip = svc.limiter.count(k).await?;
-        if ip.hits >= auth.max_failures_per_ip {
+        let ip = svc.limiter.hit(k, window).await?;
+        if ip.hits > auth.max_failures_per_ip {
             return Err(Error::RateLimited {
                 retry_after: ip.resets_in,
             });
@@ -131,10 +134,6 @@ pub async fn login(
     };
     let ok = password::verify(password, stored).await?;
     let Some(info) = info.filter(|_| ok) else {
-        svc.limiter.hit(&account_key, window).await?;
-        if let Some(k) = &ip_key {
-            svc.limiter.hit(k, window).await?;
-        }
         tracing::info!(user.name = %name, client.ip = ?client.ip, "sign-in refused");
         return Err(Error::Unauthorized(UNAUTHORIZED_LOGIN));
     };
@@ -142,6 +141,9 @@ pub async fn login(
         return Err(Error::Forbidden("this account is disabled"));
     }
     svc.limiter.clear(&account_key).await?;
+    if let Some(k) = &ip_key {
+        svc.limiter.forgive(k).await?;
+    }
     if let Some(old) = previous_token {
         repo::delete_session(&svc.db, &session_id(old)).await?;
     }
@@ -314,6 +316,8 @@ pub async fn set_user_status(
         }
     }
     repo::set_status(&svc.db, id, status, now_ms()).await?;
+    // The user's keys answer for the user's status: none may work from the cache now.
+    svc.keys.clear();
     tracing::info!(actor.id = ?actor.user_id(), user.id = id, status = status.as_str(), "user status changed");
     repo::get(&svc.db, id).await?.ok_or(Error::NotFound("user"))
 }

@@ -69,8 +69,26 @@ pub struct Upstream {
 }
 
 impl Upstream {
-    pub fn new(base_url: &str, api_key: &str) -> Result<Upstream, Error> {
+    /// Checks and parses a channel's address: an http(s) URL with a host (written as such:
+    /// `http:///x` is not read as host `x`), and not a cloud metadata address unless
+    /// `allow_metadata` (`gateway.allow_metadata_upstreams`).
+    pub fn new(base_url: &str, api_key: &str, allow_metadata: bool) -> Result<Upstream, Error> {
         let base = base_url.trim_end_matches('/');
+        let bad = || Error::invalid("base_url", "must be an http:// or https:// URL with a host");
+        let authority = base
+            .strip_prefix("http://")
+            .or_else(|| base.strip_prefix("https://"))
+            .ok_or_else(bad)?;
+        if authority.is_empty() || authority.starts_with(['/', '?', '#', '@', ':']) {
+            return Err(bad());
+        }
+        let parsed = reqwest::Url::parse(base).map_err(|_| bad())?;
+        if !allow_metadata && is_metadata_host(&parsed) {
+            return Err(Error::invalid(
+                "base_url",
+                "is a cloud metadata address (set gateway.allow_metadata_upstreams to allow it)",
+            ));
+        }
         let parse = |e: Endpoint| {
             reqwest::Url::parse(&format!("{base}{}", e.path()))
                 .ok()
@@ -103,6 +121,28 @@ impl Upstream {
 
     pub fn auth(&self) -> Option<&reqwest::header::HeaderValue> {
         self.auth.as_ref()
+    }
+}
+
+/// The addresses where clouds serve instance credentials: an upstream there would let whoever
+/// can set a channel read them through the gateway.
+fn is_metadata_host(url: &reqwest::Url) -> bool {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    match bare.parse::<IpAddr>() {
+        // 169.254.0.0/16 (link-local: AWS, GCP, Azure, OpenStack) and Alibaba's address.
+        Ok(IpAddr::V4(ip)) => ip.is_link_local() || ip == Ipv4Addr::new(100, 100, 100, 200),
+        Ok(IpAddr::V6(ip)) => {
+            ip == Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254)
+                || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_link_local())
+        }
+        Err(_) => {
+            let d = bare.trim_end_matches('.').to_ascii_lowercase();
+            d == "metadata.google.internal" || d == "metadata" || d == "instance-data"
+        }
     }
 }
 
@@ -164,11 +204,12 @@ fn yes() -> bool {
 }
 
 impl ChannelInput {
-    pub fn validate(&self) -> Result<(), Error> {
+    pub fn validate(&self, allow_metadata: bool) -> Result<(), Error> {
         Error::check_text("name", &self.name, 64)?;
         Upstream::new(
             &self.base_url,
             self.api_key.as_ref().map_or("", SecretString::expose),
+            allow_metadata,
         )?;
         if self.weight == 0 {
             return Err(Error::invalid("weight", "must be at least 1"));
@@ -207,6 +248,8 @@ pub struct Routing {
     health: Mutex<HashMap<i64, Arc<Health>>>,
     cooldown: Duration,
     threshold: u32,
+    /// `gateway.allow_metadata_upstreams`.
+    pub allow_metadata: bool,
 }
 
 impl Routing {
@@ -216,6 +259,7 @@ impl Routing {
             health: Mutex::new(HashMap::new()),
             cooldown: Duration::from_secs(cfg.cooldown_seconds),
             threshold: cfg.failure_threshold.max(1),
+            allow_metadata: cfg.allow_metadata_upstreams,
         }
     }
 

@@ -53,7 +53,7 @@ pub async fn load(db: &Db, routing: &Routing) -> Result<(), Error> {
         let Row { view, api_key } = row(r)?;
         // Rows are checked when written; one that is not valid now (written by an older
         // version) is left out of routing, and says so.
-        let upstream = match Upstream::new(&view.base_url, &api_key) {
+        let upstream = match Upstream::new(&view.base_url, &api_key, routing.allow_metadata) {
             Ok(u) => u,
             Err(e) => {
                 tracing::error!(channel = %view.name, error = %e, "channel not routed: its stored address or key is invalid");

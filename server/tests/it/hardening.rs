@@ -1,0 +1,367 @@
+//! Bad input and hostile clients: concurrent password guesses, JSON nested to exhaust a parser,
+//! amounts past 64 bits, channel addresses that are not what they seem, upstream redirects,
+//! framing and sniffing, and what the usage log says of calls that failed.
+
+use crate::both_backends;
+use crate::common::*;
+use crate::gateway::Gw;
+use serde_json::{Value, json};
+
+both_backends!(
+    concurrent_wrong_passwords_cannot_pass_the_throttle,
+    deeply_nested_requests_are_refused_before_any_upstream,
+    a_credit_past_the_largest_balance_is_refused_with_the_field_named,
+    an_upstream_redirect_is_a_502_that_names_its_status,
+    failed_calls_are_logged_with_their_attempts_and_channel,
+    a_stream_closed_right_after_done_is_complete,
+    disabling_a_user_stops_their_keys_at_once,
+);
+
+/// Fifty wrong passwords at once for one account: each attempt is counted before its password
+/// is checked, so no more than the limit are checked at all.
+async fn concurrent_wrong_passwords_cannot_pass_the_throttle(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |c| c.auth.max_failures_per_account = 5).await;
+    let answers = futures_util::future::join_all((0..50).map(|_| async {
+        app.login(&TestApp::client(), "admin", "wrong")
+            .await
+            .status()
+    }))
+    .await;
+    let checked = answers.iter().filter(|s| s.as_u16() == 401).count();
+    let throttled = answers.iter().filter(|s| s.as_u16() == 429).count();
+    assert_eq!((checked, throttled), (5, 45), "{answers:?}");
+    app.stop().await;
+}
+
+fn nested(depth: usize) -> String {
+    format!("{}1{}", "[".repeat(depth), "]".repeat(depth))
+}
+
+/// `messages` nested 10,000 arrays deep is refused with a 400 naming the body, and never reaches
+/// an upstream (which might choke on it, cooling the channel down for every tenant); 100 levels
+/// pass.
+async fn deeply_nested_requests_are_refused_before_any_upstream(backend: Backend) {
+    let gw = Gw::start(backend, "1", |_, _| {}).await;
+    for depth in [10_000, 129] {
+        let body = format!(
+            r#"{{"model":"gpt-4o-mini","messages":[{{"role":"user","content":"hi","x":{}}}]}}"#,
+            nested(depth)
+        );
+        let res = TestApp::bare_client()
+            .post(gw.app.url("/v1/chat/completions"))
+            .bearer_auth(&gw.key)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(res.status(), 400, "depth {depth}");
+        let err: Value = res.json().await.expect("json");
+        assert_eq!(err["error"]["param"], "body", "{err}");
+    }
+    // A string full of brackets is not nesting.
+    let res = gw
+        .post(
+            "/v1/chat/completions",
+            json!({ "model": "gpt-4o-mini",
+                    "messages": [{ "role": "user", "content": "[".repeat(500) }],
+                    "x": serde_json::from_str::<Value>(&nested(100)).expect("json") }),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        gw.mock.requests().await.len(),
+        1,
+        "only the valid call went upstream"
+    );
+    gw.stop().await;
+}
+
+/// A credit that would take the balance past 64 bits is a 400 on `amount`, and the balance
+/// stays as it was.
+async fn a_credit_past_the_largest_balance_is_refused_with_the_field_named(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let uid = app.create_user("rich", "rich-password", "user").await;
+    let client = TestApp::bare_client();
+    let credit = |amount: &'static str| {
+        client
+            .post(app.url(&format!("/api/admin/users/{uid}/balance")))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&json!({ "amount": amount, "reason": "big" }))
+            .send()
+    };
+    assert_eq!(credit("9000000000000").await.expect("first").status(), 200);
+    let res = credit("9000000000000").await.expect("second");
+    assert_eq!(res.status(), 400);
+    let err: Value = res.json().await.expect("json");
+    assert_eq!(err["error"]["param"], "amount", "{err}");
+    let user: Value = client
+        .get(app.url(&format!("/api/admin/users/{uid}")))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("user")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        user["balance_units"], 9_000_000_000_000_000_000_i64,
+        "{user}"
+    );
+    app.stop().await;
+}
+
+/// An upstream that redirects (never followed) is the upstream's fault: a 502 whose message
+/// names its status, not a 400 with an empty message.
+async fn an_upstream_redirect_is_a_502_that_names_its_status(backend: Backend) {
+    let gw = Gw::start(backend, "1", |c, mock| {
+        c.channels[0].base_url = mock.url("status=302")
+    })
+    .await;
+    let res = gw
+        .post(
+            "/v1/chat/completions",
+            json!({ "model": "gpt-4o-mini", "messages": [{ "role": "user", "content": "hi" }] }),
+        )
+        .await;
+    assert_eq!(res.status(), 502);
+    let err: Value = res.json().await.expect("json");
+    let message = err["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("302"), "{err}");
+    gw.stop().await;
+}
+
+/// A call whose upstream failed is logged with the attempts it made and the last channel and
+/// model it tried, not as if no upstream had been called.
+async fn failed_calls_are_logged_with_their_attempts_and_channel(backend: Backend) {
+    let gw = Gw::start(backend, "1", |c, mock| {
+        let second = crate::gateway::channel("second", mock.url("status=503"), &["gpt-4o-mini"], 0);
+        c.channels[0].base_url = mock.url("status=500");
+        c.channels[0].priority = 1;
+        c.channels.push(second);
+    })
+    .await;
+    let res = gw
+        .post(
+            "/v1/chat/completions",
+            json!({ "model": "gpt-4o-mini", "messages": [{ "role": "user", "content": "hi" }] }),
+        )
+        .await;
+    assert_eq!(res.status(), 503);
+    gw.app.svc.credit.flush(false).await.expect("flush");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let row: (i64, Option<i64>, Option<String>, String, i64) = loop {
+        let row = sqlx::query_as(
+            "SELECT attempts, channel_id, served_model, model, status FROM usage_logs WHERE user_id = $1",
+        )
+        .bind(gw.user_id)
+        .fetch_optional(gw.app.svc.db.pool())
+        .await
+        .expect("row");
+        if let Some(r) = row {
+            break r;
+        }
+        assert!(std::time::Instant::now() < deadline, "no usage row");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let second: i64 = sqlx::query_scalar("SELECT id FROM channels WHERE name = 'second'")
+        .fetch_one(gw.app.svc.db.pool())
+        .await
+        .expect("channel");
+    assert_eq!(
+        row,
+        (
+            2,
+            Some(second),
+            Some("gpt-4o-mini".into()),
+            "gpt-4o-mini".into(),
+            503
+        )
+    );
+    gw.stop().await;
+}
+
+/// A client that reads a stream to `[DONE]` and hangs up at once got the whole answer: the
+/// call is logged complete, not cancelled.
+async fn a_stream_closed_right_after_done_is_complete(backend: Backend) {
+    use futures_util::StreamExt as _;
+    let gw = Gw::start(backend, "1", |_, _| {}).await;
+    for _ in 0..5 {
+        let res = gw
+            .post(
+                "/v1/chat/completions",
+                json!({ "model": "gpt-4o-mini", "stream": true,
+                        "messages": [{ "role": "user", "content": "hi" }] }),
+            )
+            .await;
+        let mut body = res.bytes_stream();
+        let mut seen = Vec::new();
+        while let Some(chunk) = body.next().await {
+            seen.extend_from_slice(&chunk.expect("bytes"));
+            if seen.windows(6).any(|w| w == b"[DONE]") {
+                break;
+            }
+        }
+        drop(body);
+    }
+    gw.settled(5).await;
+    let cancelled: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM usage_logs WHERE user_id = $1 AND error_class IS NOT NULL",
+    )
+    .bind(gw.user_id)
+    .fetch_one(gw.app.svc.db.pool())
+    .await
+    .expect("count");
+    assert_eq!(cancelled, 0);
+    gw.stop().await;
+}
+
+/// A user disabled while their key sits in the cache: the key is refused at once, as invalid
+/// (401), not as a call short of money.
+async fn disabling_a_user_stops_their_keys_at_once(backend: Backend) {
+    let gw = Gw::start(backend, "1", |_, _| {}).await;
+    let call = json!({ "model": "gpt-4o-mini", "messages": [{ "role": "user", "content": "hi" }] });
+    assert_eq!(
+        gw.post("/v1/chat/completions", call.clone()).await.status(),
+        200
+    );
+    let res = TestApp::bare_client()
+        .post(
+            gw.app
+                .url(&format!("/api/admin/users/{}/status", gw.user_id)),
+        )
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({ "status": "disabled" }))
+        .send()
+        .await
+        .expect("disable");
+    assert_eq!(res.status(), 200);
+    assert_eq!(gw.post("/v1/chat/completions", call).await.status(), 401);
+    gw.stop().await;
+}
+
+/// Channel addresses: a URL must name its host (`http://` and `http:///x` do not), and cloud
+/// metadata addresses are refused unless `gateway.allow_metadata_upstreams` says otherwise;
+/// local upstreams stay allowed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn channel_addresses_need_a_host_and_are_never_metadata_endpoints() {
+    for allow in [false, true] {
+        let app = TestApp::spawn_with(Backend::Sqlite, |c| {
+            c.gateway.allow_metadata_upstreams = allow;
+        })
+        .await;
+        let post = |name: &str, base_url: &str| {
+            TestApp::bare_client()
+                .post(app.url("/api/admin/channels"))
+                .bearer_auth(ADMIN_TOKEN)
+                .json(&json!({ "name": name, "base_url": base_url, "models": ["m"] }))
+                .send()
+        };
+        for (i, url) in ["http://", "http:///nohost", "https://?x", "http://@/v1"]
+            .iter()
+            .enumerate()
+        {
+            let res = post(&format!("bad{i}"), url).await.expect("post");
+            assert_eq!(res.status(), 400, "{url}");
+            let err: Value = res.json().await.expect("json");
+            assert_eq!(err["error"]["param"], "base_url", "{url}");
+        }
+        for (i, url) in [
+            "http://169.254.169.254/latest",
+            "http://[fd00:ec2::254]/v1",
+            "http://metadata.google.internal/v1",
+        ]
+        .iter()
+        .enumerate()
+        {
+            let res = post(&format!("meta{i}"), url).await.expect("post");
+            let want = if allow { 201 } else { 400 };
+            assert_eq!(res.status(), want, "{url} with allow = {allow}");
+        }
+        let res = post("local", "http://127.0.0.1:11434/v1")
+            .await
+            .expect("post");
+        assert_eq!(res.status(), 201, "a local upstream (Ollama, vLLM)");
+        app.stop().await;
+    }
+    // The config is checked the same way at startup.
+    let c = service::config::Config {
+        channels: vec![crate::gateway::channel(
+            "meta",
+            "http://169.254.169.254/v1".into(),
+            &["m"],
+            0,
+        )],
+        ..service::config::Config::default()
+    };
+    let e = c.validate().expect_err("a metadata channel in the config");
+    assert_eq!(e.key, "channels[0].base_url");
+}
+
+/// Every console page carries a nonce-based Content-Security-Policy whose nonce is the one on
+/// the page's scripts, and no answer may be framed or sniffed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_carry_a_nonce_policy_and_no_answer_is_framed_or_sniffed() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let client = TestApp::bare_client();
+    let res = client.get(app.url("/login")).send().await.expect("page");
+    assert_eq!(res.status(), 200);
+    let csp = res.headers()["content-security-policy"]
+        .to_str()
+        .expect("ascii")
+        .to_string();
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert!(csp.contains("object-src 'none'"), "{csp}");
+    let nonce = csp
+        .split("'nonce-")
+        .nth(1)
+        .and_then(|r| r.split('\'').next())
+        .expect("a nonce in script-src")
+        .to_string();
+    assert!(nonce.len() >= 16, "{nonce}");
+    assert_eq!(res.headers()["x-frame-options"], "DENY");
+    assert_eq!(res.headers()["x-content-type-options"], "nosniff");
+    let html = res.text().await.expect("html");
+    assert!(
+        html.contains(&format!("nonce=\"{nonce}\"")),
+        "the scripts carry the nonce"
+    );
+    // A second page gets a nonce of its own.
+    let again = client.get(app.url("/login")).send().await.expect("page");
+    let csp2 = again.headers()["content-security-policy"]
+        .to_str()
+        .expect("ascii");
+    assert!(!csp2.contains(&nonce));
+    let api = client.get(app.url("/v1/models")).send().await.expect("api");
+    assert_eq!(api.status(), 401);
+    assert_eq!(api.headers()["x-content-type-options"], "nosniff");
+    app.stop().await;
+}
+
+/// The limits hyper applies before the router, as the README states them: a request head past
+/// about 400 KB is a 431 and a path past 64 KB a 414; the server stays up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_heads_get_the_documented_statuses() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let client = TestApp::bare_client();
+    let res = client
+        .get(app.url("/v1/models"))
+        .header("x-big", "a".repeat(1 << 20))
+        .send()
+        .await
+        .expect("big header");
+    assert_eq!(res.status(), 431);
+    let res = client
+        .get(app.url(&format!("/v1/{}", "p".repeat(100 * 1024))))
+        .send()
+        .await
+        .expect("long path");
+    assert_eq!(res.status(), 414);
+    let res = client
+        .get(app.url("/healthz"))
+        .send()
+        .await
+        .expect("healthz");
+    assert_eq!(res.status(), 200);
+    app.stop().await;
+}
