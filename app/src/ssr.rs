@@ -1,17 +1,17 @@
-//! Server-side helpers shared by the server functions and the REST adapters: the request's
-//! session cookie, client address, and the cookie we set.
+//! Server-side helpers of the server functions: the services, the request, its signed-in user
+//! (as the server's session layer resolved it) and the cookies they set. What the REST routes
+//! share with them lives in `service::web`.
 
 use crate::error::{AppError, ErrorKind};
 use axum::extract::ConnectInfo;
-use http::HeaderMap;
-use http::header::{COOKIE, SET_COOKIE, USER_AGENT};
+use http::header::SET_COOKIE;
 use http::request::Parts;
 use leptos::prelude::use_context;
 use service::Services;
 use service::accounts::{self, Actor, AuthUser, ClientMeta};
 use service::config::Config;
-use std::net::{IpAddr, SocketAddr};
-use std::time::Duration;
+use service::web::CurrentUser;
+use std::net::SocketAddr;
 
 /// The services, as provided to every server function.
 pub fn services() -> Result<Services, AppError> {
@@ -25,79 +25,15 @@ pub fn parts() -> Result<Parts, AppError> {
         .ok_or_else(|| AppError::new(ErrorKind::Internal, "request missing from context"))
 }
 
-/// The value of cookie `name`, if the request carries it.
-pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.trim_matches('"').to_string())
-        .filter(|v| !v.is_empty())
-}
+pub use service::web::{clear_session_cookie, session_cookie, session_token};
 
-/// The session token of this request, if any.
-pub fn session_token(config: &Config, headers: &HeaderMap) -> Option<String> {
-    cookie(headers, &config.session.cookie_name)
-}
-
-/// The client address: the peer, or the first `X-Forwarded-For` hop when configured to trust it.
-pub fn client_ip(config: &Config, headers: &HeaderMap, peer: Option<SocketAddr>) -> Option<IpAddr> {
-    if config.server.trust_forwarded_for {
-        let forwarded = headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
-            .and_then(|v| v.trim().parse().ok());
-        if forwarded.is_some() {
-            return forwarded;
-        }
-    }
-    peer.map(|p| p.ip())
-}
-
+/// The client's address and user agent of the request being served.
 pub fn client_meta(config: &Config, parts: &Parts) -> ClientMeta {
     let peer = parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0);
-    ClientMeta {
-        ip: client_ip(config, &parts.headers, peer),
-        user_agent: parts
-            .headers
-            .get(USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string),
-    }
-}
-
-/// `Set-Cookie` for a new session: HttpOnly, SameSite=Lax, Secure behind https.
-pub fn session_cookie(config: &Config, token: &str, max_age: Duration) -> String {
-    let secure = if config.secure_cookies() {
-        "; Secure"
-    } else {
-        ""
-    };
-    format!(
-        "{}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{secure}",
-        config.session.cookie_name,
-        max_age.as_secs()
-    )
-}
-
-/// `Set-Cookie` that removes the session cookie.
-pub fn clear_session_cookie(config: &Config) -> String {
-    let secure = if config.secure_cookies() {
-        "; Secure"
-    } else {
-        ""
-    };
-    format!(
-        "{}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{secure}",
-        config.session.cookie_name
-    )
+    service::web::client_meta(config, &parts.headers, peer)
 }
 
 /// Adds a `Set-Cookie` to the server function's response.
@@ -110,19 +46,41 @@ pub fn set_cookie(value: &str) {
     }
 }
 
+/// The signed-in user of this request, if any: as the server's session layer resolved it (once
+/// per request), or resolved here when no layer ran.
+pub async fn signed_in(svc: &Services) -> Result<Option<AuthUser>, AppError> {
+    let parts = parts()?;
+    if let Some(CurrentUser(user)) = parts.extensions.get::<CurrentUser>() {
+        return Ok(user.clone());
+    }
+    let Some(token) = session_token(&svc.config, &parts.headers) else {
+        return Ok(None);
+    };
+    match accounts::authenticate(svc, &token).await {
+        Ok(user) => Ok(Some(user)),
+        Err(service::Error::Unauthorized(_)) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// The signed-in user of this request, or `Unauthorized`.
 pub async fn current_user(svc: &Services) -> Result<AuthUser, AppError> {
-    let parts = parts()?;
-    let token = session_token(&svc.config, &parts.headers)
-        .ok_or_else(|| AppError::from(service::Error::Unauthorized("not signed in")))?;
-    Ok(accounts::authenticate(svc, &token).await?)
+    signed_in(svc)
+        .await?
+        .ok_or_else(|| AppError::from(service::Error::Unauthorized("not signed in")))
 }
 
-/// The signed-in user as an actor of admin rules.
-pub async fn current_actor(svc: &Services) -> Result<Actor, AppError> {
-    Ok(Actor::User(current_user(svc).await?))
+/// The signed-in administrator of this request: `Unauthorized` when nobody is signed in,
+/// `Forbidden` for anyone else. Every admin server function starts here (and the service checks
+/// again).
+pub async fn current_admin(svc: &Services) -> Result<Actor, AppError> {
+    let actor = Actor::User(current_user(svc).await?);
+    if actor.is_admin() {
+        Ok(actor)
+    } else {
+        Err(service::Error::Forbidden("administrators only").into())
+    }
 }
-
 /// The page's Content-Security-Policy: scripts only from this origin and the inline hydration
 /// script that carries this response's nonce (WebAssembly compiled by it), no framing, no
 /// plugins, forms only to this origin.

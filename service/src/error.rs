@@ -1,7 +1,8 @@
-//! What can go wrong in the service layer, by meaning. Adapters map each variant to a status in
-//! one place (server/src/http/error.rs, app/src/error.rs).
+//! What can go wrong in the service layer, by meaning. [`Error::kind`] and [`Error::into_info`]
+//! are the one mapping to what a client is told; the adapters only render it.
 
 use std::time::Duration;
+use types::{ErrorInfo, ErrorKind};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -31,6 +32,70 @@ pub enum Error {
 }
 
 impl Error {
+    /// What kind of error this is for a client: the one place a meaning becomes a kind (and so
+    /// an HTTP status, an OpenAI type and a code, in `types::ErrorKind`).
+    pub fn kind(&self) -> ErrorKind {
+        use crate::proxy::UpstreamFailure as F;
+        match self {
+            Error::NotFound(_) => ErrorKind::NotFound,
+            Error::Unauthorized(_) => ErrorKind::Unauthorized,
+            Error::Forbidden(_) => ErrorKind::Forbidden,
+            Error::Invalid { .. } => ErrorKind::Invalid,
+            Error::Conflict(_) => ErrorKind::Conflict,
+            Error::RateLimited { .. } => ErrorKind::RateLimited,
+            Error::InsufficientBalance => ErrorKind::InsufficientQuota,
+            Error::Unavailable(_) => ErrorKind::Unavailable,
+            Error::Upstream { failure, .. } => match failure {
+                F::Rejected(404) => ErrorKind::NotFound,
+                F::Rejected(413) => ErrorKind::PayloadTooLarge,
+                F::Rejected(422) => ErrorKind::Unprocessable,
+                F::Rejected(_) => ErrorKind::Invalid,
+                F::BadGateway => ErrorKind::BadGateway,
+                F::Unavailable => ErrorKind::Unavailable,
+                F::Timeout => ErrorKind::GatewayTimeout,
+            },
+            Error::Internal(_) => ErrorKind::Internal,
+        }
+    }
+
+    /// The error as a client is told it. Internal causes are logged here, once, and never
+    /// sent; a dependency that is down is logged at most once a second.
+    pub fn into_info(self) -> ErrorInfo {
+        let kind = self.kind();
+        let mut info = ErrorInfo::new(kind, String::new());
+        info.request_id = crate::telemetry::current_request_id();
+        info.message = match self {
+            Error::NotFound("model") => {
+                info.code = Some("model_not_found".into());
+                info.param = Some("model".into());
+                "the model does not exist or is not available".into()
+            }
+            Error::Invalid { field, reason } => {
+                info.param = Some(field.to_string());
+                format!("invalid {field}: {reason}")
+            }
+            e @ Error::RateLimited { retry_after } => {
+                info.retry_after_secs = Some(retry_after.as_secs().max(1));
+                e.to_string()
+            }
+            Error::Upstream { message, .. } => message,
+            Error::Unavailable(what) => {
+                static LOG: crate::telemetry::Throttle = crate::telemetry::Throttle::per_second();
+                if let Some(held) = LOG.ready() {
+                    tracing::warn!(part = %what, similar_since_last = held, "dependency unavailable");
+                }
+                info.retry_after_secs = Some(1);
+                "service temporarily unavailable".into()
+            }
+            Error::Internal(cause) => {
+                tracing::error!(error = ?cause, "internal error");
+                "internal error".into()
+            }
+            e => e.to_string(),
+        };
+        info
+    }
+
     pub fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
         Error::Invalid {
             field,

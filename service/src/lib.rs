@@ -19,6 +19,7 @@ pub mod secret;
 pub mod state;
 pub mod telemetry;
 pub mod usage;
+pub mod web;
 
 pub use error::Error;
 pub use state::Services;

@@ -1,8 +1,10 @@
 //! Wasm-safe types shared by the console, the server functions and the REST API.
 //! Only serde here: this crate compiles to WebAssembly.
 
+mod error;
 mod money;
 mod user;
 
+pub use error::{ErrorInfo, ErrorKind};
 pub use money::{Credits, MoneyParseError, UNITS_PER_USD};
 pub use user::{NewUser, Role, UserInfo, UserStatus};

@@ -8,7 +8,7 @@ use types::UserInfo;
 pub async fn list_users() -> Result<Vec<UserInfo>, AppError> {
     use crate::ssr::*;
     let svc = services()?;
-    let actor = current_actor(&svc).await?;
+    let actor = current_admin(&svc).await?;
     Ok(service::accounts::list_users(&svc, &actor, 500, 0).await?)
 }
 
@@ -20,7 +20,7 @@ pub async fn create_user(
 ) -> Result<UserInfo, AppError> {
     use crate::ssr::*;
     let svc = services()?;
-    let actor = current_actor(&svc).await?;
+    let actor = current_admin(&svc).await?;
     let role = role
         .parse()
         .map_err(|()| service::Error::invalid("role", "must be user or admin"))?;
@@ -36,7 +36,7 @@ pub async fn create_user(
 pub async fn set_user_status(id: i64, status: String) -> Result<UserInfo, AppError> {
     use crate::ssr::*;
     let svc = services()?;
-    let actor = current_actor(&svc).await?;
+    let actor = current_admin(&svc).await?;
     let status = status
         .parse()
         .map_err(|()| service::Error::invalid("status", "must be active or disabled"))?;

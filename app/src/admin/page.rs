@@ -36,7 +36,7 @@ pub fn AdminPage() -> impl IntoView {
                             <p>"Your account cannot open this page."</p>
                         </div>
                     }.into_any(),
-                    Err(e) => view! { <p class="error" role="alert">{e.message}</p> }.into_any(),
+                    Err(e) => view! { <p class="error" role="alert">{e.0.message}</p> }.into_any(),
                 }
             })}
         </Transition>
@@ -63,14 +63,14 @@ fn UserAdmin(
             .value()
             .get()
             .and_then(Result::err)
-            .map(|e| e.message)
+            .map(|e| e.0.message)
     };
     let status_error = move || {
         set_status
             .value()
             .get()
             .and_then(Result::err)
-            .map(|e| e.message)
+            .map(|e| e.0.message)
     };
     view! {
         <section class="panel">

@@ -40,14 +40,9 @@ pub async fn logout() -> Result<(), AppError> {
 pub async fn current_user() -> Result<Option<UserInfo>, AppError> {
     use crate::ssr::*;
     let svc = services()?;
-    let parts = parts()?;
-    let Some(token) = session_token(&svc.config, &parts.headers) else {
-        return Ok(None);
-    };
-    match service::accounts::authenticate(&svc, &token).await {
-        Ok(user) => Ok(Some(service::accounts::me(&svc, &user).await?)),
-        Err(service::Error::Unauthorized(_)) => Ok(None),
-        Err(e) => Err(e.into()),
+    match signed_in(&svc).await? {
+        Some(user) => Ok(Some(service::accounts::me(&svc, &user).await?)),
+        None => Ok(None),
     }
 }
 

@@ -51,7 +51,7 @@ pub fn LoginPage() -> impl IntoView {
         } else {
             session.login.value().get()
         };
-        action.and_then(Result::err).map(|e| e.message)
+        action.and_then(Result::err).map(|e| e.0.message)
     };
     let signed_in = move || {
         Suspend::new(async move {

@@ -12,7 +12,7 @@ pub fn DashboardPage() -> impl IntoView {
                 match session.user.await {
                     Ok(Some(user)) => view! { <Overview user/> }.into_any(),
                     Ok(None) => view! { <Redirect path="/login"/> }.into_any(),
-                    Err(e) => view! { <p class="error" role="alert">{e.message}</p> }.into_any(),
+                    Err(e) => view! { <p class="error" role="alert">{e.0.message}</p> }.into_any(),
                 }
             })}
         </Transition>

@@ -34,7 +34,7 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/prices", get(list_prices))
         .route("/prices/{*model}", put(set_price).delete(delete_price))
-        .fallback(|| async { ApiError::new(app::ErrorKind::NotFound, "unknown endpoint") })
+        .fallback(|| async { ApiError::new(types::ErrorKind::NotFound, "unknown endpoint") })
 }
 
 #[derive(Deserialize)]

@@ -1,16 +1,16 @@
 //! REST errors in OpenAI's shape: `{"error":{"message","type","param","code","request_id"}}`.
 
-use app::{AppError, ErrorKind};
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
+use types::{ErrorInfo, ErrorKind};
 
-pub struct ApiError(pub AppError);
+pub struct ApiError(pub ErrorInfo);
 
 impl ApiError {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        let mut e = AppError::new(kind, message);
+        let mut e = ErrorInfo::new(kind, message);
         e.request_id = service::telemetry::current_request_id();
         ApiError(e)
     }
@@ -18,13 +18,7 @@ impl ApiError {
 
 impl From<service::Error> for ApiError {
     fn from(e: service::Error) -> Self {
-        ApiError(AppError::from(e))
-    }
-}
-
-impl From<AppError> for ApiError {
-    fn from(e: AppError) -> Self {
-        ApiError(e)
+        ApiError(e.into_info())
     }
 }
 
@@ -38,7 +32,7 @@ impl IntoResponse for ApiError {
                 "message": e.message,
                 "type": e.kind.openai_type(),
                 "param": e.param,
-                "code": e.code.clone().unwrap_or_else(|| e.kind.code().to_string()),
+                "code": e.code(),
                 "request_id": e.request_id.or_else(service::telemetry::current_request_id),
             }
         });

@@ -1,12 +1,13 @@
 //! Extractors: JSON bodies with OpenAI-shaped rejections, and the admin principal.
 
 use super::error::ApiError;
-use app::ErrorKind;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use service::Services;
 use service::accounts::{self, Actor};
+use service::web::{self, CurrentUser};
 use std::net::SocketAddr;
+use types::ErrorKind;
 
 /// `Json<T>` whose rejection is a 400 (or 413) in OpenAI's error shape.
 pub struct ApiJson<T>(pub T);
@@ -35,8 +36,10 @@ where
     }
 }
 
-/// Someone acting on the admin API: a session cookie (whose role the service checks) or the
-/// configured `admin.api_token` as a Bearer token.
+/// Someone acting on the admin API: an administrator's session (as the session layer resolved
+/// it) or the configured `admin.api_token` as a Bearer token. Everyone else is refused here,
+/// once for every `/api/admin` route: 401 when signed out, 403 when not an administrator. The
+/// service checks the role again.
 pub struct AdminActor(pub Actor);
 
 impl<S> FromRequestParts<S> for AdminActor
@@ -63,15 +66,25 @@ where
                 ))
             };
         }
-        let token = app::ssr::session_token(&svc.config, &parts.headers).ok_or_else(|| {
-            ApiError::new(
+        let user = match parts.extensions.get::<CurrentUser>() {
+            Some(CurrentUser(user)) => user.clone(),
+            // The session layer could not resolve it (the database failed): say why.
+            None => match web::session_token(&svc.config, &parts.headers) {
+                Some(token) => Some(accounts::authenticate(&svc, &token).await?),
+                None => None,
+            },
+        };
+        let Some(user) = user else {
+            return Err(ApiError::new(
                 ErrorKind::Unauthorized,
                 "sign in or present the admin token",
-            )
-        })?;
-        Ok(AdminActor(Actor::User(
-            accounts::authenticate(&svc, &token).await?,
-        )))
+            ));
+        };
+        let actor = Actor::User(user);
+        if !actor.is_admin() {
+            return Err(ApiError::new(ErrorKind::Forbidden, "administrators only"));
+        }
+        Ok(AdminActor(actor))
     }
 }
 

@@ -2,7 +2,6 @@
 //! cross-site requests that would act with a session cookie (`same_origin`).
 
 use super::error::ApiError;
-use app::ErrorKind;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, Version, header};
 use axum::middleware::Next;
@@ -10,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use service::Services;
 use service::telemetry::REQUEST_ID;
 use std::time::{Duration, Instant};
+use types::ErrorKind;
 
 const REQUEST_ID_HEADER: &str = "x-request-id";
 
@@ -177,6 +177,32 @@ fn origin_of(url: &str) -> &str {
     }
 }
 
+/// Resolves the request's session once, into its extensions (`service::web::CurrentUser`), for
+/// the admin routes, the console's pages and its server functions. The `/v1` API and the
+/// compiled assets carry no session and skip it. When the database cannot answer, nothing is
+/// stored and the handler that needs the user resolves it itself, to report the failure.
+pub async fn resolve_session(
+    State(svc): State<Services>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let path = req.uri().path();
+    if !(path.starts_with("/v1/") || path.starts_with("/pkg/")) {
+        let user = match service::web::session_token(&svc.config, req.headers()) {
+            None => Some(None),
+            Some(token) => match service::accounts::authenticate(&svc, &token).await {
+                Ok(user) => Some(Some(user)),
+                Err(service::Error::Unauthorized(_)) => Some(None),
+                Err(_) => None,
+            },
+        };
+        if let Some(user) = user {
+            req.extensions_mut().insert(service::web::CurrentUser(user));
+        }
+    }
+    next.run(req).await
+}
+
 /// Refuses state-changing requests that a browser sent from another site: every server
 /// function, and any unsafe method that carries the session cookie. Browsers always send
 /// `Sec-Fetch-Site` or `Origin` on such requests; clients that send neither are not browsers
@@ -188,7 +214,7 @@ pub async fn same_origin(State(svc): State<Services>, req: Request, next: Next) 
     let applies = unsafe_method
         && !path.starts_with("/v1/")
         && (path.starts_with("/_sfn/")
-            || app::ssr::session_token(&svc.config, req.headers()).is_some());
+            || service::web::session_token(&svc.config, req.headers()).is_some());
     if applies {
         let headers = req.headers();
         let site = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok());

@@ -63,6 +63,10 @@ pub fn router(svc: Services, leptos: LeptosOptions) -> Router {
         .layer(RequestBodyLimitLayer::new(max_body))
         .layer(axum::middleware::from_fn_with_state(
             svc.clone(),
+            middleware::resolve_session,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            svc.clone(),
             middleware::same_origin,
         ))
         // Outermost: every response, refusals by the layers above included, gets an id and a metric.

@@ -2,7 +2,6 @@
 
 use super::AppState;
 use super::error::ApiError;
-use app::AppError;
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, FromRequestParts, Path, State};
 use axum::http::request::Parts;
@@ -31,7 +30,7 @@ pub fn routes() -> Router<AppState> {
 
 /// Unknown `/v1` paths answer in OpenAI's shape, not with the console's 404 page.
 async fn unknown_endpoint() -> ApiError {
-    ApiError::new(app::ErrorKind::NotFound, "unknown endpoint")
+    ApiError::new(types::ErrorKind::NotFound, "unknown endpoint")
 }
 
 /// The API key of a `/v1` request (`Authorization: Bearer sk-…` or `x-api-key`), checked.
@@ -49,7 +48,7 @@ impl FromRequestParts<AppState> for ApiKey {
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0);
-        let client_ip = app::ssr::client_ip(&svc.config, &parts.headers, peer);
+        let client_ip = service::web::client_ip(&svc.config, &parts.headers, peer);
         let bearer = parts
             .headers
             .get(header::AUTHORIZATION)
@@ -104,7 +103,7 @@ async fn relay(svc: Services, key: ApiKey, endpoint: Endpoint, body: Bytes) -> R
         Ok(response) => response,
         Err(e) => {
             tracing::error!(error = %e, "a relay task failed");
-            ApiError::new(app::ErrorKind::Internal, "internal error").into_response()
+            ApiError::new(types::ErrorKind::Internal, "internal error").into_response()
         }
     }
 }
@@ -127,7 +126,7 @@ async fn respond(svc: &Services, ctx: &CallContext, endpoint: Endpoint, body: By
                     .header("x-accel-buffering", "no")
                     .body(Body::from_stream(stream))
                     .unwrap_or_else(|_| {
-                        ApiError::new(app::ErrorKind::Internal, "response").into_response()
+                        ApiError::new(types::ErrorKind::Internal, "response").into_response()
                     }),
             };
             response
@@ -135,11 +134,8 @@ async fn respond(svc: &Services, ctx: &CallContext, endpoint: Endpoint, body: By
                 .insert(super::middleware::UpstreamTime(res.upstream));
             response
         }
-        Err(proxy::Failed { error, trace }) => {
-            let err = AppError::from(error);
-            proxy::record_failure(svc, ctx, trace, err.kind.status(), err.kind.code());
-            ApiError(err).into_response()
-        }
+        // The proxy logged the failure with the status given here.
+        Err(e) => ApiError::from(e).into_response(),
     }
 }
 

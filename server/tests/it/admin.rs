@@ -4,8 +4,106 @@ use serde_json::{Value, json};
 
 both_backends!(
     admin_api_creates_and_reads_users,
-    admin_api_names_the_field_of_bad_input
+    admin_api_names_the_field_of_bad_input,
+    every_admin_route_refuses_plain_users_and_visitors,
 );
+
+/// Every `/api/admin` route (a method and a path of each) and every admin server function:
+/// 403 for a signed-in plain user, 401 for a signed-out visitor, and nothing changes.
+async fn every_admin_route_refuses_plain_users_and_visitors(backend: Backend) {
+    use reqwest::Method;
+    let app = TestApp::spawn(backend).await;
+    let uid = app.create_user("plain", "plain-password", "user").await;
+    let user = TestApp::client();
+    assert_eq!(
+        app.login(&user, "plain", "plain-password").await.status(),
+        200
+    );
+    let visitor = TestApp::client();
+    let routes: Vec<(Method, String)> = vec![
+        (Method::GET, "/api/admin/users".into()),
+        (Method::POST, "/api/admin/users".into()),
+        (Method::GET, format!("/api/admin/users/{uid}")),
+        (Method::POST, format!("/api/admin/users/{uid}/status")),
+        (Method::POST, format!("/api/admin/users/{uid}/balance")),
+        (Method::GET, "/api/admin/keys".into()),
+        (Method::POST, "/api/admin/keys".into()),
+        (Method::DELETE, "/api/admin/keys/1".into()),
+        (Method::POST, "/api/admin/keys/1/status".into()),
+        (Method::GET, "/api/admin/channels".into()),
+        (Method::POST, "/api/admin/channels".into()),
+        (Method::PUT, "/api/admin/channels/1".into()),
+        (Method::DELETE, "/api/admin/channels/1".into()),
+        (Method::GET, "/api/admin/model-mappings".into()),
+        (Method::PUT, "/api/admin/model-mappings/m".into()),
+        (Method::DELETE, "/api/admin/model-mappings/m".into()),
+        (Method::GET, "/api/admin/prices".into()),
+        (Method::PUT, "/api/admin/prices/m".into()),
+        (Method::DELETE, "/api/admin/prices/m".into()),
+    ];
+    let body = json!({ "username": "x", "password": "x-password", "role": "admin",
+                       "status": "disabled", "amount": "5", "reason": "r", "user_id": uid,
+                       "name": "n", "base_url": "http://127.0.0.1:1/v1", "targets": ["m"],
+                       "input_per_1m": "1", "output_per_1m": "1" });
+    for (who, client, want) in [("plain user", &user, 403), ("visitor", &visitor, 401)] {
+        for (method, path) in &routes {
+            let res = client
+                .request(method.clone(), app.url(path))
+                .json(&body)
+                .send()
+                .await
+                .expect("request");
+            assert_eq!(res.status(), want, "{who}: {method} {path}");
+            let err: Value = res.json().await.expect("json");
+            assert!(
+                err["error"]["message"].is_string(),
+                "{who}: {method} {path}"
+            );
+        }
+        for (name, form) in [
+            ("admin/users", vec![]),
+            (
+                "admin/create_user",
+                vec![
+                    ("username", "y"),
+                    ("password", "y-password"),
+                    ("role", "admin"),
+                ],
+            ),
+            (
+                "admin/set_user_status",
+                vec![("id", "1"), ("status", "disabled")],
+            ),
+        ] {
+            let res = client
+                .post(app.url(&format!("/_sfn/{name}")))
+                .form(&form)
+                .send()
+                .await
+                .expect("server function");
+            assert_eq!(res.status(), want, "{who}: server function {name}");
+        }
+    }
+    // Nothing changed: one administrator, active, and the plain user as created.
+    let users: Value = TestApp::bare_client()
+        .get(app.url("/api/admin/users"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("users")
+        .json()
+        .await
+        .expect("json");
+    let users = users.as_array().expect("a list");
+    assert_eq!(users.len(), 2, "{users:?}");
+    assert!(users.iter().all(|u| u["status"] == "active"), "{users:?}");
+    assert_eq!(
+        users.iter().filter(|u| u["role"] == "admin").count(),
+        1,
+        "{users:?}"
+    );
+    app.stop().await;
+}
 
 async fn admin_api_creates_and_reads_users(backend: Backend) {
     let app = TestApp::spawn(backend).await;

@@ -1,0 +1,134 @@
+//! A non-stream answer: read to its end (bounded by the channel's idle timeout), settled, and
+//! passed on with the model named as the client asked.
+
+use super::request::{concat, quoted};
+use super::settle::Call;
+use super::sse::{self, UpstreamUsage};
+use super::{Endpoint, ProxyBody, ProxyResponse, UpstreamFailure, without_url};
+use crate::Error;
+use crate::routing::Candidate;
+use bytes::Bytes;
+use serde_json::Value;
+use std::time::{Duration, Instant};
+
+pub(super) async fn complete_response(
+    call: Call,
+    resp: reqwest::Response,
+    cand: &Candidate,
+    endpoint: Endpoint,
+    model: &str,
+    mut upstream: Duration,
+) -> Result<ProxyResponse, Error> {
+    let reading = Instant::now();
+    let body = tokio::time::timeout(cand.channel.idle_timeout, resp.bytes()).await;
+    upstream += reading.elapsed();
+    let bytes = match body {
+        Ok(Ok(b)) => b,
+        Ok(Err(e)) => {
+            tracing::warn!(channel = %cand.channel.name, error = %without_url(&e), "upstream body failed");
+            return Err(Error::Upstream {
+                failure: UpstreamFailure::BadGateway,
+                message: "the upstream response was cut".into(),
+            });
+        }
+        Err(_) => {
+            return Err(Error::Upstream {
+                failure: UpstreamFailure::Timeout,
+                message: "the upstream did not answer in time".into(),
+            });
+        }
+    };
+    let (usage, text, body) = read_response(&bytes, model)?;
+    let usage = usage.map(|u| {
+        if endpoint == Endpoint::Embeddings {
+            UpstreamUsage { completion: 0, ..u }
+        } else {
+            u
+        }
+    });
+    let ttft = call.started.elapsed();
+    call.settle(usage, &text, true, None, Some(ttft));
+    Ok(ProxyResponse {
+        body: ProxyBody::Json(body),
+        upstream,
+    })
+}
+
+/// An upstream's answer to a non-stream call: its usage, the text it generated when it reports
+/// no usage (to count), and the body for the client, naming the model the client asked for. The
+/// usual answer is read without building a document and goes out as it came, or with only its
+/// model's name replaced (an embedding's thousands of numbers are neither parsed nor written
+/// again); any other shape is read as a `Value`.
+fn read_response(
+    bytes: &Bytes,
+    model: &str,
+) -> Result<(Option<UpstreamUsage>, String, Bytes), Error> {
+    let mut text = String::new();
+    if let Ok(chunk) = serde_json::from_slice::<sse::Chunk<'_>>(bytes) {
+        let usage = chunk.usage();
+        if usage.is_none() {
+            chunk.append_text(&mut text);
+        }
+        let name = quoted(model);
+        let body = match chunk.model_span(bytes) {
+            Some(span) if bytes[span.clone()] != *name.as_bytes() => {
+                concat(&[&bytes[..span.start], name.as_bytes(), &bytes[span.end..]])
+            }
+            _ => bytes.clone(),
+        };
+        return Ok((usage, text, body));
+    }
+    let Ok(mut v) = serde_json::from_slice::<Value>(bytes) else {
+        return Err(Error::Upstream {
+            failure: UpstreamFailure::BadGateway,
+            message: "the upstream sent an invalid response".into(),
+        });
+    };
+    let usage = sse::usage_of(&v);
+    sse::append_text(&v, &mut text);
+    if let Some(m) = v.get_mut("model") {
+        *m = Value::String(model.to_string());
+    }
+    let body = Bytes::from(serde_json::to_vec(&v).map_err(anyhow::Error::from)?);
+    Ok((usage, text, body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_answer_goes_out_as_it_came_with_only_the_model_renamed() {
+        let answer = br#"{"id":"c","model":"up-model","choices":[{"message":{"content":"Hi \"x\""}}],"usage":{"prompt_tokens":3,"completion_tokens":2}}"#;
+        let (usage, text, body) =
+            read_response(&Bytes::from_static(answer), "pub").expect("an answer");
+        assert_eq!(usage.map(|u| (u.prompt, u.completion)), Some((3, 2)));
+        assert!(text.is_empty(), "text is only gathered to count it");
+        assert_eq!(
+            &body[..],
+            &br#"{"id":"c","model":"pub","choices":[{"message":{"content":"Hi \"x\""}}],"usage":{"prompt_tokens":3,"completion_tokens":2}}"#[..]
+        );
+        // Numbers stay as written: nothing is parsed into floats and written again.
+        let embedding = Bytes::from_static(
+            br#"{"object":"list","data":[{"embedding":[0.10000000000000001,1e-7,-0.0]}],"model":"pub","usage":{"prompt_tokens":1,"total_tokens":1}}"#,
+        );
+        let (_, _, body) = read_response(&embedding, "pub").expect("an answer");
+        assert_eq!(body, embedding);
+        // No usage: the text is gathered for counting.
+        let (usage, text, _) = read_response(
+            &Bytes::from_static(br#"{"choices":[{"text":"a"},{"message":{"content":"b"}}]}"#),
+            "pub",
+        )
+        .expect("an answer");
+        assert_eq!((usage, text.as_str()), (None, "ab"));
+        // Another shape is read as a document, and still renamed.
+        let (_, _, body) = read_response(
+            &Bytes::from_static(br#"{"model":"up","choices":[{"message":{"content":[{"type":"text","text":"a"}]}}]}"#),
+            "pub",
+        )
+        .expect("an answer");
+        let v: Value = serde_json::from_slice(&body).expect("json");
+        assert_eq!(v["model"], "pub");
+        assert!(read_response(&Bytes::from_static(b"{not json"), "pub").is_err());
+    }
+}

@@ -1,0 +1,476 @@
+//! Reading a `/v1` request: the fields the gateway needs, read in place for the usual shape and
+//! as a document otherwise (which gives every refusal), and the body each upstream gets.
+
+use super::Endpoint;
+use super::sse;
+use crate::Error;
+use bytes::Bytes;
+use serde_json::Value;
+
+pub(super) struct Parsed {
+    pub(super) out: Outgoing,
+    pub(super) model: String,
+    pub(super) stream: bool,
+    pub(super) completion_bound: u64,
+    pub(super) client_wants_usage: bool,
+}
+
+/// The body a request goes upstream with: the client's, with `model` naming the upstream's model
+/// and, for a stream, usage asked for (`stream_options.include_usage`).
+pub(super) enum Outgoing {
+    /// The usual request: the client's bytes, edited where they stand.
+    Spliced {
+        raw: Bytes,
+        /// Where the top-level object opens.
+        brace: usize,
+        /// The `model` value.
+        model: std::ops::Range<usize>,
+        /// Add `"stream_options":{"include_usage":true}` (a stream whose body has no
+        /// `stream_options`).
+        ask_usage: bool,
+    },
+    /// Any other request, read as a document and written again.
+    Document(serde_json::Map<String, Value>),
+}
+
+/// Asks for usage in a stream whose body has no `stream_options`.
+const ASK_USAGE: &[u8] = br#""stream_options":{"include_usage":true},"#;
+
+impl Outgoing {
+    /// The body for a candidate serving `upstream_model`.
+    pub(super) fn body(&mut self, upstream_model: &str) -> Result<Bytes, Error> {
+        let name = quoted(upstream_model);
+        match self {
+            Outgoing::Spliced {
+                raw,
+                brace,
+                model,
+                ask_usage,
+            } => {
+                if !*ask_usage && raw[model.clone()] == *name.as_bytes() {
+                    return Ok(raw.clone());
+                }
+                let insert = if *ask_usage { ASK_USAGE } else { b"" };
+                Ok(concat(&[
+                    &raw[..=*brace],
+                    insert,
+                    &raw[*brace + 1..model.start],
+                    name.as_bytes(),
+                    &raw[model.end..],
+                ]))
+            }
+            Outgoing::Document(body) => {
+                body.insert("model".into(), Value::String(upstream_model.to_string()));
+                Ok(Bytes::from(
+                    serde_json::to_vec(body).map_err(anyhow::Error::from)?,
+                ))
+            }
+        }
+    }
+}
+
+/// A model name as a JSON string, quotes and escapes included: what is spliced into a body.
+pub(super) fn quoted(name: &str) -> String {
+    Value::String(name.to_string()).to_string()
+}
+
+/// A requested model name the gateway takes: not blank, at most 256 bytes.
+fn model_name_ok(name: &str) -> bool {
+    !name.trim().is_empty() && name.len() <= 256
+}
+
+/// The model a request names, for the log of a request that failed: only that field is read
+/// (the body may be large, and it was already read once).
+pub(super) fn requested_model(raw: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Named {
+        model: Option<String>,
+    }
+    let model = serde_json::from_slice::<Named>(raw).ok()?.model?;
+    Some(model.chars().take(256).collect())
+}
+
+/// The parts, one after the other, in one buffer: how a body is edited in place.
+pub(super) fn concat(parts: &[&[u8]]) -> Bytes {
+    let mut b = bytes::BytesMut::with_capacity(parts.iter().map(|p| p.len()).sum());
+    for p in parts {
+        b.extend_from_slice(p);
+    }
+    b.freeze()
+}
+
+/// The fields of a request the gateway reads, borrowed from its body: reading this instead of a
+/// whole `Value` skips building a map of every message. A field of another type, or a request
+/// that would be refused, is left to the `Value` reading, which gives the errors.
+#[derive(serde::Deserialize)]
+struct Head<'a> {
+    #[serde(default, borrow)]
+    model: Option<&'a serde_json::value::RawValue>,
+    stream: Option<bool>,
+    messages: Option<Vec<serde::de::IgnoredAny>>,
+    prompt: Option<serde::de::IgnoredAny>,
+    input: Option<serde::de::IgnoredAny>,
+    max_tokens: Option<u64>,
+    max_completion_tokens: Option<u64>,
+    n: Option<u64>,
+    /// Present, whatever its value (`null` too).
+    #[serde(default, borrow, deserialize_with = "present")]
+    stream_options: Option<&'a serde_json::value::RawValue>,
+}
+
+fn present<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<&'de serde_json::value::RawValue>, D::Error> {
+    serde::Deserialize::deserialize(d).map(Some)
+}
+
+#[derive(serde::Deserialize)]
+struct StreamOptions {
+    include_usage: Option<bool>,
+}
+
+/// The usual request, read without building a document; `None` sends it to [`parse`]'s full
+/// reading (which refuses what is wrong with it, or handles its unusual shape).
+fn parse_fast(endpoint: Endpoint, raw: &Bytes, default_max_tokens: u64) -> Option<Parsed> {
+    let brace = raw.iter().position(|b| !b.is_ascii_whitespace())?;
+    if raw[brace] != b'{' {
+        return None;
+    }
+    let head: Head<'_> = serde_json::from_slice(raw).ok()?;
+    let model_raw = head.model?;
+    let model: String = serde_json::from_str(model_raw.get()).ok()?;
+    if !model_name_ok(&model) {
+        return None;
+    }
+    let model_span = sse::span_in(model_raw.get(), raw)?;
+    let stream = head.stream.unwrap_or(false);
+    let present = match endpoint {
+        Endpoint::Chat => head.messages.is_some_and(|m| !m.is_empty()),
+        Endpoint::Completions => head.prompt.is_some(),
+        Endpoint::Embeddings => head.input.is_some() && !stream,
+    };
+    let n = head.n.unwrap_or(1);
+    if !present || n == 0 || n > 128 {
+        return None;
+    }
+    let client_wants_usage = match head.stream_options {
+        None => false,
+        Some(o) => {
+            serde_json::from_str::<Option<StreamOptions>>(o.get())
+                .ok()?
+                .and_then(|o| o.include_usage)
+                == Some(true)
+        }
+    };
+    // A stream_options that needs include_usage set inside it is left to the document reading.
+    if stream && !client_wants_usage && head.stream_options.is_some() {
+        return None;
+    }
+    let completion_bound = match endpoint {
+        Endpoint::Embeddings => 0,
+        _ => head
+            .max_completion_tokens
+            .or(head.max_tokens)
+            .unwrap_or(default_max_tokens)
+            .saturating_mul(n),
+    };
+    Some(Parsed {
+        out: Outgoing::Spliced {
+            raw: raw.clone(),
+            brace,
+            model: model_span,
+            ask_usage: stream && head.stream_options.is_none(),
+        },
+        model,
+        stream,
+        completion_bound,
+        client_wants_usage,
+    })
+}
+
+fn field_u64(
+    body: &serde_json::Map<String, Value>,
+    name: &'static str,
+) -> Result<Option<u64>, Error> {
+    match body.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v
+            .as_u64()
+            .map(Some)
+            .ok_or_else(|| Error::invalid(name, "must be a non-negative integer")),
+    }
+}
+
+/// How deeply a request's JSON may nest: serde_json's own limit for documents, applied to the
+/// fast reading too (which skips what it does not read without counting levels). Deeper
+/// requests are refused before any upstream sees them.
+const MAX_DEPTH: usize = 128;
+
+/// True when `raw` nests arrays and objects deeper than `max` (strings are skipped; the scan
+/// does not judge whether the JSON is valid, the reading after it does).
+fn nests_deeper_than(raw: &[u8], max: usize) -> bool {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for &b in raw {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
+pub(super) fn parse(
+    endpoint: Endpoint,
+    raw: &Bytes,
+    default_max_tokens: u64,
+) -> Result<Parsed, Error> {
+    if nests_deeper_than(raw, MAX_DEPTH) {
+        return Err(Error::invalid(
+            "body",
+            format!("nests arrays and objects more than {MAX_DEPTH} levels deep"),
+        ));
+    }
+    if let Some(p) = parse_fast(endpoint, raw, default_max_tokens) {
+        return Ok(p);
+    }
+    parse_document(endpoint, raw, default_max_tokens)
+}
+
+/// The full reading of a request, as a document: the reference for [`parse_fast`], and where
+/// every refusal comes from.
+fn parse_document(
+    endpoint: Endpoint,
+    raw: &[u8],
+    default_max_tokens: u64,
+) -> Result<Parsed, Error> {
+    let body: Value = serde_json::from_slice(raw)
+        .map_err(|e| Error::invalid("body", format!("invalid JSON: {e}")))?;
+    let Value::Object(mut body) = body else {
+        return Err(Error::invalid("body", "must be a JSON object"));
+    };
+    let model = match body.get("model") {
+        Some(Value::String(m)) if model_name_ok(m) => m.clone(),
+        Some(Value::String(_)) => {
+            return Err(Error::invalid("model", "must be a non-empty model name"));
+        }
+        Some(_) => return Err(Error::invalid("model", "must be a string")),
+        None => return Err(Error::invalid("model", "is required")),
+    };
+    let stream = match body.get("stream") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err(Error::invalid("stream", "must be a boolean")),
+    };
+    if stream && endpoint == Endpoint::Embeddings {
+        return Err(Error::invalid("stream", "embeddings cannot be streamed"));
+    }
+    match endpoint {
+        Endpoint::Chat => match body.get("messages") {
+            Some(Value::Array(m)) if !m.is_empty() => {}
+            Some(Value::Array(_)) => return Err(Error::invalid("messages", "must not be empty")),
+            Some(_) => return Err(Error::invalid("messages", "must be an array")),
+            None => return Err(Error::invalid("messages", "is required")),
+        },
+        Endpoint::Completions => {
+            if body.get("prompt").is_none() {
+                return Err(Error::invalid("prompt", "is required"));
+            }
+        }
+        Endpoint::Embeddings => {
+            if body.get("input").is_none() {
+                return Err(Error::invalid("input", "is required"));
+            }
+        }
+    }
+    let max = field_u64(&body, "max_completion_tokens")?.or(field_u64(&body, "max_tokens")?);
+    let n = field_u64(&body, "n")?.unwrap_or(1);
+    if n == 0 || n > 128 {
+        return Err(Error::invalid("n", "must be between 1 and 128"));
+    }
+    let completion_bound = match endpoint {
+        Endpoint::Embeddings => 0,
+        _ => max.unwrap_or(default_max_tokens).saturating_mul(n),
+    };
+    let client_wants_usage = body
+        .get("stream_options")
+        .and_then(|o| o.get("include_usage"))
+        .and_then(Value::as_bool)
+        == Some(true);
+    if stream {
+        let opts = body
+            .entry("stream_options")
+            .or_insert_with(|| Value::Object(serde_json::Map::new()));
+        if let Value::Object(o) = opts {
+            o.insert("include_usage".into(), Value::Bool(true));
+        } else {
+            *opts = serde_json::json!({"include_usage": true});
+        }
+    }
+    Ok(Parsed {
+        out: Outgoing::Document(body),
+        model,
+        stream,
+        completion_bound,
+        client_wants_usage,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outgoing(p: &mut Parsed, upstream_model: &str) -> Value {
+        let body = p.out.body(upstream_model).expect("a body");
+        serde_json::from_slice(&body).expect("the body is JSON")
+    }
+
+    /// The edits made in place give the same request as the document reading, for the usual
+    /// shapes; the rest is left to the document reading.
+    #[test]
+    fn the_usual_request_is_edited_in_place_as_the_document_would_be() {
+        let cases = [
+            (
+                Endpoint::Chat,
+                r#"{"model":"m","messages":[{"role":"user","content":"hi"}]}"#,
+            ),
+            (
+                Endpoint::Chat,
+                " \n{ \"messages\" : [{\"role\":\"user\",\"content\":\"a \\\"q\\\" \\u00e9\"}],\n \"model\" : \"m\\u0031\", \"max_tokens\": 7, \"n\": 2, \"stream\": true }",
+            ),
+            (
+                Endpoint::Chat,
+                r#"{"model":"m","messages":[1],"stream":true,"stream_options":{"include_usage":true}}"#,
+            ),
+            (
+                Endpoint::Chat,
+                r#"{"model":"m","messages":[1],"stream":false,"stream_options":null}"#,
+            ),
+            (
+                Endpoint::Chat,
+                r#"{"model":"m","messages":[1],"max_completion_tokens":3,"max_tokens":9,"stream":null}"#,
+            ),
+            (
+                Endpoint::Completions,
+                r#"{"prompt":["a","b"],"model":"m","stream":true}"#,
+            ),
+            (Endpoint::Embeddings, r#"{"input":"x","model":"m"}"#),
+        ];
+        for (endpoint, body) in cases {
+            let raw = Bytes::from(body);
+            let mut fast =
+                parse_fast(endpoint, &raw, 100).unwrap_or_else(|| panic!("fast: {body}"));
+            assert!(matches!(fast.out, Outgoing::Spliced { .. }));
+            let mut doc = parse_document(endpoint, &raw, 100).expect(body);
+            assert_eq!(
+                (
+                    &fast.model,
+                    fast.stream,
+                    fast.completion_bound,
+                    fast.client_wants_usage
+                ),
+                (
+                    &doc.model,
+                    doc.stream,
+                    doc.completion_bound,
+                    doc.client_wants_usage
+                ),
+                "{body}"
+            );
+            for upstream in ["m", "other-\"model\""] {
+                assert_eq!(
+                    outgoing(&mut fast, upstream),
+                    outgoing(&mut doc, upstream),
+                    "{body}"
+                );
+            }
+        }
+        // Unchanged: the client's bytes themselves.
+        let raw = Bytes::from(r#"{"model":"m","messages":[1]}"#);
+        let mut p = parse_fast(Endpoint::Chat, &raw, 1).expect("usual");
+        assert_eq!(p.out.body("m").expect("body"), raw);
+    }
+
+    #[test]
+    fn unusual_or_wrong_requests_get_the_document_reading() {
+        for (endpoint, body) in [
+            (Endpoint::Chat, r#"["m"]"#),
+            (Endpoint::Chat, r#"{"model":"m","messages":[]}"#),
+            (Endpoint::Chat, r#"{"model":null,"messages":[1]}"#),
+            (
+                Endpoint::Chat,
+                r#"{"model":"m","model":"n","messages":[1]}"#,
+            ),
+            (Endpoint::Chat, r#"{"model":" ","messages":[1]}"#),
+            (
+                Endpoint::Chat,
+                r#"{"model":"m","messages":[1],"max_tokens":-1}"#,
+            ),
+            (Endpoint::Chat, r#"{"model":"m","messages":[1],"n":0}"#),
+            (
+                Endpoint::Chat,
+                r#"{"model":"m","messages":[1],"stream":true,"stream_options":{}}"#,
+            ),
+            (
+                Endpoint::Chat,
+                r#"{"model":"m","messages":[1],"stream":true,"stream_options":null}"#,
+            ),
+            (
+                Endpoint::Chat,
+                r#"{"model":"m","messages":[1],"stream_options":{"include_usage":"yes"}}"#,
+            ),
+            (Endpoint::Completions, r#"{"model":"m","prompt":null}"#),
+            (
+                Endpoint::Embeddings,
+                r#"{"model":"m","input":"x","stream":true}"#,
+            ),
+        ] {
+            assert!(
+                parse_fast(endpoint, &Bytes::from(body), 1).is_none(),
+                "{body}"
+            );
+        }
+        // The document reading still takes what is valid among them.
+        let raw =
+            Bytes::from(r#"{"model":"m","messages":[1],"stream":true,"stream_options":null}"#);
+        let mut p = parse(Endpoint::Chat, &raw, 1).expect("valid");
+        assert_eq!(
+            outgoing(&mut p, "u")["stream_options"]["include_usage"],
+            true
+        );
+        assert!(
+            parse(
+                Endpoint::Completions,
+                &Bytes::from(r#"{"model":"m","prompt":null}"#),
+                1
+            )
+            .is_ok()
+        );
+        assert!(
+            parse(
+                Endpoint::Chat,
+                &Bytes::from(r#"{"model":"m","messages":[]}"#),
+                1
+            )
+            .is_err()
+        );
+    }
+}

@@ -1,0 +1,86 @@
+//! Settling a served call: the exact cost charged once, and its usage row.
+
+use super::sse::UpstreamUsage;
+use crate::Services;
+use crate::billing::{Price, Reservation, Usage};
+use crate::usage::UsageRecord;
+use bytes::Bytes;
+use serde_json::Value;
+use std::time::{Duration, Instant};
+
+/// What settling a served request needs.
+pub(super) struct Call {
+    pub(super) svc: Services,
+    pub(super) reservation: Reservation,
+    pub(super) price: Price,
+    pub(super) multiplier: i64,
+    /// The client's body, read again only when its prompt must be counted.
+    pub(super) request: Bytes,
+    pub(super) log: UsageRecord,
+    pub(super) started: Instant,
+}
+
+impl Call {
+    /// Charges the exact cost, once, and queues the usage row. Without upstream usage the
+    /// tokens are counted on the token-counting thread: loading a tokenizer table or counting a
+    /// long prompt never stalls the runtime.
+    pub(super) fn settle(
+        self,
+        usage: Option<UpstreamUsage>,
+        generated: &str,
+        complete: bool,
+        error_class: Option<&str>,
+        ttft: Option<Duration>,
+    ) {
+        let error_class = error_class.map(str::to_string);
+        match usage {
+            Some(u) => {
+                let u = Usage {
+                    prompt: u.prompt,
+                    completion: u.completion,
+                    cached: u.cached,
+                };
+                self.finish(u, "upstream", error_class, ttft);
+            }
+            None => {
+                let generated = generated.to_string();
+                let svc = self.svc.clone();
+                svc.settle_off_runtime(move |tokenizer| {
+                    let model = &self.log.model;
+                    let u = Usage {
+                        prompt: tokenizer.prompt_tokens(
+                            model,
+                            &serde_json::from_slice(&self.request).unwrap_or(Value::Null),
+                        ),
+                        completion: tokenizer.count(model, &generated),
+                        cached: 0,
+                    };
+                    let source = if complete { "estimated" } else { "partial" };
+                    self.finish(u, source, error_class, ttft);
+                });
+            }
+        }
+    }
+
+    fn finish(
+        self,
+        u: Usage,
+        source: &'static str,
+        error_class: Option<String>,
+        ttft: Option<Duration>,
+    ) {
+        let cost = self.price.cost(&u, self.multiplier);
+        self.reservation.settle(cost);
+        let mut log = self.log;
+        log.prompt_tokens = u.prompt;
+        log.completion_tokens = u.completion;
+        log.cached_tokens = u.cached;
+        log.cost = cost;
+        log.price_version = Some(self.price.version);
+        log.usage_source = source;
+        log.error_class = error_class;
+        log.latency_ms = self.started.elapsed().as_millis() as u64;
+        log.ttft_ms = ttft.map(|d| d.as_millis() as u64);
+        self.svc.usage.record(log);
+    }
+}
