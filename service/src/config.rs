@@ -4,7 +4,7 @@
 
 use crate::secret::SecretString;
 use serde::Deserialize;
-use serde_yaml::{Mapping, Value};
+use serde_norway::{Mapping, Value};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -406,7 +406,7 @@ impl Config {
         lookup: impl Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigError> {
         let mut root = match yaml {
-            Some(text) => serde_yaml::from_str::<Value>(text)
+            Some(text) => serde_norway::from_str::<Value>(text)
                 .map_err(|e| err("", format!("invalid YAML: {e}")))?,
             None => Value::Mapping(Mapping::new()),
         };
@@ -574,7 +574,7 @@ fn scalar(text: &str) -> Value {
     if text.is_empty() {
         return Value::String(String::new());
     }
-    match serde_yaml::from_str::<Value>(text) {
+    match serde_norway::from_str::<Value>(text) {
         Ok(v @ (Value::Bool(_) | Value::Number(_) | Value::Sequence(_))) => v,
         _ => Value::String(text.to_string()),
     }
@@ -646,6 +646,25 @@ fn interpolate(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The config files the repository ships load as they are (with their `${…}` set).
+    #[test]
+    fn the_shipped_config_files_load() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config");
+        for file in ["config.yaml", "config.prd.yaml"] {
+            let text = std::fs::read_to_string(dir.join(file)).expect("shipped config");
+            let c = Config::from_sources(Some(&text), Vec::new(), |name| {
+                Some(match name {
+                    "TOLLGATE_DATABASE_URL" => "postgres://u@db/tollgate".to_string(),
+                    "TOLLGATE_REDIS_URL" => "redis://redis:6379".to_string(),
+                    _ => format!("value-of-{name}"),
+                })
+            })
+            .unwrap_or_else(|e| panic!("{file}: {}: {}", e.key, e.message));
+            assert!(!c.gateway.allow_metadata_upstreams, "{file}");
+            assert_eq!(c.billing.sweep_after_seconds, 15, "{file}");
+        }
+    }
 
     fn load(yaml: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
         let vars: Vec<(String, String)> = env

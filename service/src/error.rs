@@ -4,6 +4,19 @@
 use std::time::Duration;
 use types::{ErrorInfo, ErrorKind};
 
+/// Why an upstream call failed, for the client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UpstreamFailure {
+    /// The upstream refused the request itself (400/404/413/422): the client's to fix.
+    Rejected(u16),
+    /// The upstream answered with something unusable, or refused our credentials.
+    BadGateway,
+    /// No upstream could serve the request.
+    Unavailable,
+    /// The upstream did not answer in time.
+    Timeout,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("{0} not found")]
@@ -24,7 +37,7 @@ pub enum Error {
     Unavailable(String),
     #[error("upstream: {message}")]
     Upstream {
-        failure: crate::proxy::UpstreamFailure,
+        failure: UpstreamFailure,
         message: String,
     },
     #[error(transparent)]
@@ -35,7 +48,7 @@ impl Error {
     /// What kind of error this is for a client: the one place a meaning becomes a kind (and so
     /// an HTTP status, an OpenAI type and a code, in `types::ErrorKind`).
     pub fn kind(&self) -> ErrorKind {
-        use crate::proxy::UpstreamFailure as F;
+        use UpstreamFailure as F;
         match self {
             Error::NotFound(_) => ErrorKind::NotFound,
             Error::Unauthorized(_) => ErrorKind::Unauthorized,

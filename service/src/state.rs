@@ -85,7 +85,11 @@ impl Services {
             config.gateway.usage_queue,
             metrics.usage_rows_dropped.clone(),
         );
-        let routing = Routing::new(&config.gateway);
+        let routing = Routing::new(
+            Duration::from_secs(config.gateway.cooldown_seconds),
+            config.gateway.failure_threshold,
+            config.gateway.allow_metadata_upstreams,
+        );
         let counter = spawn_counter(tokio::runtime::Handle::current())?;
         let svc = Services(Arc::new(Inner {
             config,

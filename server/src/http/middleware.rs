@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use service::Services;
 use service::telemetry::REQUEST_ID;
 use std::time::{Duration, Instant};
+use tracing::Instrument as _;
 use types::ErrorKind;
 
 const REQUEST_ID_HEADER: &str = "x-request-id";
@@ -68,7 +69,17 @@ pub async fn observe(State(svc): State<Services>, req: Request, next: Next) -> R
     let started = Instant::now();
     let api = path.starts_with("/v1/") || path.starts_with("/api/");
     let http1_body = req.version() <= Version::HTTP_11 && has_body(&req);
-    let mut res = REQUEST_ID.scope(id.clone(), next.run(req)).await;
+    // One span per request: every line logged while serving it carries its id (and, on `/v1`,
+    // the key and model, recorded when known). Error level, so that it exists at any log level.
+    let span = tracing::error_span!(
+        "request",
+        request.id = %id,
+        key.id = tracing::field::Empty,
+        model = tracing::field::Empty,
+    );
+    let mut res = REQUEST_ID
+        .scope(id.clone(), next.run(req).instrument(span))
+        .await;
     // API clients always get errors in OpenAI's shape, also from framework rejections (a path or
     // query that does not parse, a body limit, a wrong method, an unknown route).
     if api && (res.status().is_client_error() || res.status().is_server_error()) && !is_json(&res) {

@@ -70,10 +70,9 @@ impl FromRequestParts<AppState> for ApiKey {
                 "missing API key: send Authorization: Bearer sk-…",
             )));
         };
-        Ok(ApiKey {
-            key: keys::authenticate(svc, secret, client_ip).await?,
-            client_ip,
-        })
+        let key = keys::authenticate(svc, secret, client_ip).await?;
+        tracing::Span::current().record("key.id", key.id);
+        Ok(ApiKey { key, client_ip })
     }
 }
 

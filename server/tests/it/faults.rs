@@ -53,7 +53,7 @@ impl Proc {
             "server: {{ host: 127.0.0.1, port: {port}, drain_seconds: 3 }}\n\
              database: {{ url: \"{db}\", max_connections: 8, acquire_timeout_seconds: 2 }}\n\
              {redis}\
-             log: {{ dir: \"\", level: warn }}\n\
+             log: {{ dir: \"\", level: warn, format: json }}\n\
              admin: {{ api_token: \"{ADMIN_TOKEN}\" }}\n\
              billing: {{ {billing} }}\n\
              channels:\n  - {{ name: primary, base_url: \"{mock}\", api_key: k, models: [pricey] }}\n\
@@ -115,6 +115,12 @@ impl Proc {
 
     pub fn resume(&self) {
         self.signal("CONT");
+    }
+
+    /// SIGKILL: no drain, no last report.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// SIGTERM, and waits for the clean exit.
@@ -665,4 +671,106 @@ async fn redis_comes_back_by_itself_after_an_outage() {
         res.status()
     );
     app.stop().await;
+}
+
+/// Every line logged while serving a call carries the call's request id (the one its answer
+/// names), its key and its model: one span per request, also on the task the call runs on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_log_line_of_a_call_carries_its_request_id_key_and_model() {
+    let storage = Storage::new(Backend::Sqlite).await;
+    let mock = Mock::start();
+    let gw = Proc::start(&storage, &mock, "report_interval_ms: 100");
+    let (user, key) = funded_user(&gw.base, 60_000).await;
+    let res = TestApp::bare_client()
+        .post(gw.url("/v1/chat/completions"))
+        .bearer_auth(&key)
+        .json(
+            &json!({ "model": "pricey", "max_tokens": 60, "messages": [{ "role": "user", "content": "hi" }],
+                       "mock": { "status": 500 } }),
+        )
+        .send()
+        .await
+        .expect("call");
+    assert_eq!(res.status(), 503);
+    let id = res.headers()["x-request-id"]
+        .to_str()
+        .expect("ascii")
+        .to_string();
+    let key_id: i64 = {
+        let pool = any_pool(&storage.db_url).await;
+        let k = scalar(&pool, "SELECT id FROM api_keys WHERE user_id = $1", user).await;
+        pool.close().await;
+        k
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let line: Value = loop {
+        let found = gw
+            .output()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|l| {
+                l["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("upstream failed"))
+            });
+        if let Some(line) = found {
+            break line;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no warning logged: {}",
+            gw.output()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let span = &line["span"];
+    assert_eq!(span["request.id"], id.as_str(), "{line}");
+    assert_eq!(span["key.id"], key_id, "{line}");
+    assert_eq!(span["model"], "pricey", "{line}");
+    assert!(
+        !gw.output().contains(&key),
+        "the key itself is never logged"
+    );
+    gw.stop();
+    storage.destroy().await;
+}
+
+/// An instance killed outright (SIGKILL) with a grant open: another instance takes its lease over
+/// once it has expired and releases what the grant held; the usage it had reported stays charged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_instance_holds_are_released_by_another() {
+    let storage = Storage::new(Backend::Postgres).await;
+    let mock = Mock::start();
+    let billing = "report_interval_ms: 100, idle_close_ms: 60000, sweep_after_seconds: 2";
+    let mut a = Proc::start(&storage, &mock, billing);
+    let b = Proc::start(&storage, &mock, billing);
+    let (user, key) = funded_user(&a.base, 60_000).await;
+    assert_eq!(a.call(&key, &pricey_call()).await, 200);
+    let pool = any_pool(&storage.db_url).await;
+    tokio::time::sleep(Duration::from_millis(500)).await; // reported
+    let held = scalar(&pool, "SELECT reserved FROM users WHERE id = $1", user).await;
+    assert!(held > 0, "A holds a grant");
+    a.kill();
+    let killed = Instant::now();
+    loop {
+        let reserved = scalar(&pool, "SELECT reserved FROM users WHERE id = $1", user).await;
+        if reserved == 0 {
+            break;
+        }
+        assert!(
+            killed.elapsed() < Duration::from_secs(10),
+            "B never released A's hold: {}",
+            b.output()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        killed.elapsed() >= Duration::from_secs(2),
+        "not before A's lease could have ended"
+    );
+    let (balance, charged) = assert_books(&pool, user, 1, 0, Duration::from_secs(5)).await;
+    assert_eq!((balance, charged), (60_000 - PRICEY_COST, PRICEY_COST));
+    b.stop();
+    pool.close().await;
+    storage.destroy().await;
 }

@@ -9,5 +9,6 @@ mod config;
 mod faults;
 mod gateway;
 mod hardening;
+mod lifecycle;
 mod ops;
 mod python;

@@ -23,6 +23,7 @@
 //! never oversells: the owner stops admitting requests before anyone else may release its
 //! holds, and what it admitted before (at most its grant) is charged, or logged as uncollected.
 
+use super::account::AccountId;
 use super::repo::{self, Charged, Hold};
 use crate::Error;
 use crate::db::Db;
@@ -72,14 +73,6 @@ impl LeaseTiming {
 struct LeaseId {
     id: Arc<str>,
     epoch: u64,
-}
-
-/// Whose money: a user, or a user through a key with its own spend cap.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct AccountId {
-    pub user_id: i64,
-    /// Set only for keys with a spend cap: their grants also hold against the key.
-    pub capped_key: Option<i64>,
 }
 
 #[derive(Debug, Default)]
@@ -884,3 +877,120 @@ impl CreditManager {
 
 static REPORT_FAILED_LOG: crate::telemetry::Throttle = crate::telemetry::Throttle::per_second();
 static RENEW_FAILED_LOG: crate::telemetry::Throttle = crate::telemetry::Throttle::per_second();
+
+/// The grant's arithmetic and its rate memory, on a clock the tests move by hand.
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(t0: Instant, ms: u64) -> Instant {
+        t0 + Duration::from_millis(ms)
+    }
+
+    #[test]
+    fn a_young_window_projects_its_spend_to_a_second() {
+        let t0 = Instant::now();
+        let mut st = State::default();
+        assert_eq!(st.rate(t0), 0);
+        st.note_spend(100, t0);
+        // 100 units in the first 10 ms look like no more than 100 per 100 ms: 1,000 a second.
+        assert_eq!(st.rate(at(t0, 10)), 1_000);
+        st.note_spend(100, at(t0, 400));
+        assert_eq!(st.rate(at(t0, 500)), 400);
+        // A full window counts as it was; the next window starts from it.
+        st.note_spend(50, at(t0, 1_200));
+        assert_eq!(st.last_window, 200);
+        assert_eq!(
+            st.rate(at(t0, 1_300)),
+            500,
+            "50 in 100 ms projects past the last 200"
+        );
+        assert_eq!(
+            st.rate(at(t0, 2_250)),
+            200,
+            "a closed window keeps the larger of the two"
+        );
+        // Two seconds without spend: the load is not sustained.
+        assert_eq!(st.rate(at(t0, 3_300)), 0);
+        st.note_spend(10, at(t0, 4_000));
+        assert_eq!(
+            st.last_window, 0,
+            "a gap of more than a window forgets the rate"
+        );
+    }
+
+    #[test]
+    fn an_idle_account_remembers_its_rate_for_a_minute() {
+        let t0 = Instant::now();
+        let mut st = State {
+            resume: Some((t0, 700)),
+            ..State::default()
+        };
+        assert_eq!(st.resumed_rate(at(t0, 59_000)), 700);
+        assert!(!st.forgettable(at(t0, 59_000)));
+        assert_eq!(st.resumed_rate(at(t0, 60_000)), 0);
+        assert!(st.forgettable(at(t0, 60_000)));
+        // Cost still to collect keeps it, whatever the clock says.
+        st.overage = 5;
+        assert!(!st.forgettable(at(t0, 120_000)));
+    }
+
+    #[test]
+    fn the_free_part_of_a_grant_is_what_nobody_holds_or_owes() {
+        let t0 = Instant::now();
+        let mut st = State {
+            grant_id: Some("g".into()),
+            granted: 1_000,
+            reported: 300,
+            pending: 200,
+            inflight: 100,
+            ..State::default()
+        };
+        assert_eq!(st.free(), 400);
+        st.note_spend(1_000, t0);
+        assert!(st.low(at(t0, 10)), "less than half a second of spend left");
+        st.overage = 1;
+        assert!(st.low(at(t0, 10)));
+    }
+
+    #[test]
+    fn a_lost_grant_turns_what_it_served_into_overage() {
+        let mut st = State {
+            grant_id: Some("g".into()),
+            grant_epoch: 3,
+            granted: 1_000,
+            reported: 300,
+            pending: 200,
+            inflight: 100,
+            overage: 7,
+            unacked: Some(("b".into(), 200)),
+            generation: 4,
+            ..State::default()
+        };
+        st.lose_grant();
+        assert_eq!(st.grant_id, None);
+        assert_eq!((st.pending, st.overage), (0, 207));
+        assert_eq!((st.granted, st.reported, st.inflight), (0, 0, 0));
+        assert_eq!(st.generation, 5, "reservations from it settle as overage");
+        assert!(st.unacked.is_none());
+        // Losing nothing changes nothing.
+        st.lose_grant();
+        assert_eq!((st.overage, st.generation), (207, 5));
+    }
+
+    #[test]
+    fn others_wait_a_quarter_lease_and_at_least_a_second() {
+        let t = LeaseTiming::new(Duration::from_secs(15));
+        assert_eq!(t.margin, Duration::from_millis(3_750));
+        assert_eq!((t.lease_ms(), t.margin_ms()), (15_000, 3_750));
+        let t = LeaseTiming::new(Duration::from_secs(2));
+        assert_eq!(t.margin, Duration::from_secs(1));
+    }
+
+    #[test]
+    fn the_lease_clock_moves_forward() {
+        let a = lease_clock();
+        std::thread::sleep(Duration::from_millis(5));
+        assert!(lease_clock() >= a + Duration::from_millis(5));
+    }
+}

@@ -59,6 +59,46 @@ impl PriceBook {
             .copied()
             .unwrap_or(MULTIPLIER_ONE)
     }
+
+    /// What a request of `group` costs: the price of the first of `models` that has one (the
+    /// public name, then the upstream names it maps to) with the group's multiplier.
+    pub fn quote<'a>(
+        &self,
+        models: impl IntoIterator<Item = &'a str>,
+        group: &str,
+    ) -> Option<Quote> {
+        let price = models.into_iter().find_map(|m| self.price(m))?;
+        Some(Quote {
+            price,
+            multiplier: self.multiplier(group),
+        })
+    }
+}
+
+/// A price version and a group multiplier: what a request reserves for its worst case and what
+/// it is charged for what it used, computed the same way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Quote {
+    pub price: Price,
+    /// In thousandths (1000 = x1).
+    pub multiplier: i64,
+}
+
+impl Quote {
+    /// What to hold for a request that may use up to `bound`.
+    pub fn hold(&self, bound: &Usage) -> i64 {
+        self.cost(bound)
+    }
+
+    /// What `used` costs, rounded up once.
+    pub fn cost(&self, used: &Usage) -> i64 {
+        self.price.cost(used, self.multiplier)
+    }
+
+    /// The price version the charge records.
+    pub fn version(&self) -> i64 {
+        self.price.version
+    }
 }
 
 #[cfg(test)]
@@ -73,6 +113,29 @@ mod tests {
             cached_input_per_1m: cached,
             per_request,
         }
+    }
+
+    #[test]
+    fn a_quote_takes_the_first_priced_model_and_the_group_multiplier() {
+        let mut book = PriceBook::default();
+        book.prices
+            .insert("upstream".into(), price(150_000, 600_000, 0, 0));
+        book.multipliers.insert("vip".into(), 500);
+        let q = book.quote(["public", "upstream"], "vip").expect("a price");
+        assert_eq!(q.price.input_per_1m, 150_000);
+        assert_eq!(q.multiplier, 500);
+        let used = Usage {
+            prompt: 1_000_000,
+            completion: 0,
+            cached: 0,
+        };
+        assert_eq!(q.cost(&used), 75_000, "half price for the group");
+        assert_eq!(q.hold(&used), q.cost(&used));
+        assert_eq!(book.quote(["public"], "vip"), None);
+        assert_eq!(
+            book.quote(["upstream"], "nobody").map(|q| q.multiplier),
+            Some(MULTIPLIER_ONE)
+        );
     }
 
     #[test]

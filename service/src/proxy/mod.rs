@@ -49,18 +49,7 @@ pub struct ProxyResponse {
     pub upstream: Duration,
 }
 
-/// Why an upstream call failed, for the client.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum UpstreamFailure {
-    /// The upstream refused the request itself (400/404/413/422): the client's to fix.
-    Rejected(u16),
-    /// The upstream answered with something unusable, or refused our credentials.
-    BadGateway,
-    /// No upstream could serve the request.
-    Unavailable,
-    /// The upstream did not answer in time.
-    Timeout,
-}
+pub use crate::error::UpstreamFailure;
 
 /// How far a call went: what its failure row records.
 #[derive(Debug, Default)]
@@ -111,20 +100,19 @@ async fn relay_traced(
         u64::from(svc.config.billing.default_max_tokens),
     )?;
     trace.model = Some(model.clone());
+    tracing::Span::current().record("model", model.as_str());
     if !ctx.key.allows_model(&model) {
         return Err(Error::Forbidden("this API key may not use this model"));
     }
     let candidates = svc.routing.candidates(&model)?;
-    let book = svc.prices();
-    let price = book
-        .price(&model)
-        .or_else(|| {
-            candidates
-                .iter()
-                .find_map(|c| book.price(&c.upstream_model))
-        })
+    let quote = svc
+        .prices()
+        .quote(
+            std::iter::once(model.as_str())
+                .chain(candidates.iter().map(|c| c.upstream_model.as_str())),
+            &ctx.key.user_group,
+        )
         .ok_or(Error::Forbidden("no price is set for this model"))?;
-    let multiplier = book.multiplier(&ctx.key.user_group);
     // Worst case: every byte of the body a prompt token (BPE never yields more tokens than bytes
     // of text), plus every allowed output token.
     let bound = Usage {
@@ -134,10 +122,7 @@ async fn relay_traced(
     };
     let reservation = svc
         .credit
-        .reserve(
-            billing::account_for(&ctx.key),
-            price.cost(&bound, multiplier),
-        )
+        .reserve(billing::account_for(&ctx.key), quote.hold(&bound))
         .await?;
 
     let gw = &svc.config.gateway;
@@ -194,8 +179,7 @@ async fn relay_traced(
             let call = Call {
                 svc: svc.clone(),
                 reservation,
-                price,
-                multiplier,
+                quote,
                 request: raw.clone(),
                 log: base_log(ctx, &model, cand, attempts, stream),
                 started: ctx.started,

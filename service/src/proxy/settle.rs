@@ -2,7 +2,7 @@
 
 use super::sse::UpstreamUsage;
 use crate::Services;
-use crate::billing::{Price, Reservation, Usage};
+use crate::billing::{Quote, Reservation, Usage};
 use crate::usage::UsageRecord;
 use bytes::Bytes;
 use serde_json::Value;
@@ -12,8 +12,7 @@ use std::time::{Duration, Instant};
 pub(super) struct Call {
     pub(super) svc: Services,
     pub(super) reservation: Reservation,
-    pub(super) price: Price,
-    pub(super) multiplier: i64,
+    pub(super) quote: Quote,
     /// The client's body, read again only when its prompt must be counted.
     pub(super) request: Bytes,
     pub(super) log: UsageRecord,
@@ -69,14 +68,14 @@ impl Call {
         error_class: Option<String>,
         ttft: Option<Duration>,
     ) {
-        let cost = self.price.cost(&u, self.multiplier);
+        let cost = self.quote.cost(&u);
         self.reservation.settle(cost);
         let mut log = self.log;
         log.prompt_tokens = u.prompt;
         log.completion_tokens = u.completion;
         log.cached_tokens = u.cached;
         log.cost = cost;
-        log.price_version = Some(self.price.version);
+        log.price_version = Some(self.quote.version());
         log.usage_source = source;
         log.error_class = error_class;
         log.latency_ms = self.started.elapsed().as_millis() as u64;

@@ -7,7 +7,6 @@
 pub mod repo;
 
 use crate::Error;
-use crate::config::GatewayConfig;
 use crate::now_ms;
 use crate::secret::SecretString;
 use rand::Rng as _;
@@ -253,13 +252,15 @@ pub struct Routing {
 }
 
 impl Routing {
-    pub fn new(cfg: &GatewayConfig) -> Routing {
+    /// A routing table whose circuit opens after `threshold` failures in a row for `cooldown`,
+    /// taking channels at metadata addresses only when `allow_metadata`.
+    pub fn new(cooldown: Duration, threshold: u32, allow_metadata: bool) -> Routing {
         Routing {
             table: RwLock::new(Arc::new(Table::default())),
             health: Mutex::new(HashMap::new()),
-            cooldown: Duration::from_secs(cfg.cooldown_seconds),
-            threshold: cfg.failure_threshold.max(1),
-            allow_metadata: cfg.allow_metadata_upstreams,
+            cooldown,
+            threshold: threshold.max(1),
+            allow_metadata,
         }
     }
 

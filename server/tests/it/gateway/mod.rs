@@ -1,0 +1,244 @@
+//! The gateway core end to end: the real server, the mock upstream as a separate process, real
+//! SQLite/PostgreSQL (+ Redis). Assertions cover the HTTP answers and the money in the database.
+
+mod money;
+mod relay;
+mod streams;
+mod usage;
+
+// What every topic's tests share (they `use super::*`).
+pub use crate::common::*;
+pub use crate::mock::Mock;
+pub use futures_util::StreamExt as _;
+pub use serde_json::{Value, json};
+pub use service::config::{ChannelConfig, Config, PriceConfig};
+pub use service::secret::SecretString;
+pub use std::time::{Duration, Instant};
+
+pub fn channel(name: &str, base_url: String, models: &[&str], priority: i64) -> ChannelConfig {
+    ChannelConfig {
+        name: name.into(),
+        base_url,
+        api_key: Some(SecretString::new("upstream-secret-key")),
+        models: models.iter().map(|m| m.to_string()).collect(),
+        priority,
+        weight: 1,
+        connect_timeout_ms: 2_000,
+        first_byte_timeout_ms: 5_000,
+        idle_timeout_ms: 5_000,
+        enabled: true,
+    }
+}
+
+fn price(input: &str, output: &str, per_request: Option<&str>) -> PriceConfig {
+    PriceConfig {
+        input_per_1m: input.into(),
+        output_per_1m: output.into(),
+        cached_input_per_1m: None,
+        per_request: per_request.map(str::to_string),
+    }
+}
+
+pub struct Gw {
+    pub app: TestApp,
+    pub mock: Mock,
+    pub key: String,
+    pub user_id: i64,
+}
+
+/// Fast reporting, one mock channel serving three priced models.
+pub fn base_config(c: &mut Config, mock: &Mock) {
+    c.billing.report_interval_ms = 50;
+    c.billing.idle_close_ms = 100;
+    c.billing.sweep_after_seconds = 2;
+    c.channels = vec![channel(
+        "primary",
+        mock.url(""),
+        &["gpt-4o-mini", "text-embedding-3-small", "flat"],
+        0,
+    )];
+    c.pricing
+        .insert("gpt-4o-mini".into(), price("0.15", "0.60", None));
+    c.pricing
+        .insert("text-embedding-3-small".into(), price("0.02", "0", None));
+    c.pricing
+        .insert("flat".into(), price("0", "0", Some("0.0001")));
+}
+
+pub async fn credit(app: &TestApp, user_id: i64, usd: &str) {
+    let res = TestApp::bare_client()
+        .post(app.url(&format!("/api/admin/users/{user_id}/balance")))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({ "amount": usd, "reason": "test credit" }))
+        .send()
+        .await
+        .expect("credit");
+    assert_eq!(
+        res.status(),
+        200,
+        "{}",
+        res.text().await.unwrap_or_default()
+    );
+}
+
+pub async fn create_key(app: &TestApp, body: Value) -> Value {
+    let res = TestApp::bare_client()
+        .post(app.url("/api/admin/keys"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&body)
+        .send()
+        .await
+        .expect("create key");
+    assert_eq!(
+        res.status(),
+        201,
+        "{}",
+        res.text().await.unwrap_or_default()
+    );
+    res.json().await.expect("json")
+}
+
+impl Gw {
+    pub async fn start(
+        backend: Backend,
+        balance_usd: &str,
+        tweak: impl FnOnce(&mut Config, &Mock),
+    ) -> Gw {
+        let mock = Mock::start();
+        let app = TestApp::spawn_with(backend, |c| {
+            base_config(c, &mock);
+            tweak(c, &mock);
+        })
+        .await;
+        let user_id = app.create_user("alice", "alice-password", "user").await;
+        credit(&app, user_id, balance_usd).await;
+        let key = create_key(&app, json!({ "user_id": user_id, "name": "test" })).await["key"]
+            .as_str()
+            .expect("key")
+            .to_string();
+        Gw {
+            app,
+            mock,
+            key,
+            user_id,
+        }
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> reqwest::Response {
+        TestApp::bare_client()
+            .post(self.app.url(path))
+            .bearer_auth(&self.key)
+            .json(&body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn scalar(&self, sql: &str) -> i64 {
+        sqlx::query_scalar::<_, i64>(sql)
+            .bind(self.user_id)
+            .fetch_one(self.app.svc.db.pool())
+            .await
+            .expect(sql)
+    }
+
+    /// A metric's value from `/metrics`: the line that starts with `series` (name and labels).
+    pub async fn metric(&self, series: &str) -> f64 {
+        let metrics = reqwest::get(self.app.url("/metrics"))
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+            .unwrap_or_else(|| panic!("no {series} in the metrics"))
+            .parse()
+            .expect("a number")
+    }
+
+    /// `tollgate_credit_waits_total`: requests that waited for a top-up from the database.
+    pub async fn credit_waits(&self) -> u64 {
+        self.metric("tollgate_credit_waits_total").await as u64
+    }
+
+    pub async fn balance(&self) -> i64 {
+        self.scalar("SELECT balance FROM users WHERE id = $1").await
+    }
+
+    /// Waits until every grant is closed and `usage_rows` usage rows are written, then checks
+    /// the money invariants: balance = Σ ledger.amount, reserved = Σ ledger.hold = 0.
+    pub async fn settled(&self, usage_rows: i64) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let open = self
+                .scalar("SELECT COUNT(*) FROM credit_grants WHERE user_id = $1 AND status = 'open'")
+                .await;
+            let rows = self
+                .scalar("SELECT COUNT(*) FROM usage_logs WHERE user_id = $1")
+                .await;
+            if open == 0 && rows >= usage_rows {
+                assert_eq!(rows, usage_rows, "usage rows");
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "not settled: {open} open grants, {rows} usage rows"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let balance = self.balance().await;
+        let sum = self
+            .scalar(
+                "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM ledger WHERE user_id = $1",
+            )
+            .await;
+        let holds = self
+            .scalar("SELECT CAST(COALESCE(SUM(hold), 0) AS BIGINT) FROM ledger WHERE user_id = $1")
+            .await;
+        let reserved = self
+            .scalar("SELECT reserved FROM users WHERE id = $1")
+            .await;
+        assert_eq!(balance, sum, "balance = sum of the ledger");
+        assert_eq!((reserved, holds), (0, 0), "no money left held");
+        assert!(balance >= 0);
+    }
+
+    pub async fn last_usage(&self) -> (i64, String, Option<String>, i64, i64) {
+        sqlx::query_as("SELECT cost, usage_source, error_class, prompt_tokens, completion_tokens FROM usage_logs WHERE user_id = $1 ORDER BY id DESC LIMIT 1")
+            .bind(self.user_id)
+            .fetch_one(self.app.svc.db.pool())
+            .await
+            .expect("usage row")
+    }
+
+    pub async fn stop(self) {
+        self.app.stop().await;
+    }
+
+    /// A 10-second stream (200 chunks, 50 ms apart), open, with its first chunk read.
+    pub async fn long_stream(
+        &self,
+    ) -> impl futures_util::Stream<Item = reqwest::Result<axum::body::Bytes>> + Unpin + use<> {
+        let res = self
+            .post(
+                "/v1/chat/completions",
+                json!({ "model": "gpt-4o-mini", "messages": hello(), "stream": true,
+                        "mock": { "chunks": 200, "chunk_delay_ms": 50 } }),
+            )
+            .await;
+        assert_eq!(res.status(), 200);
+        let mut body = Box::pin(res.bytes_stream());
+        let first = body.next().await.expect("a chunk").expect("bytes");
+        assert!(!first.is_empty());
+        body
+    }
+}
+
+fn hello() -> Value {
+    json!([{ "role": "user", "content": "hello there world" }])
+}
+
+/// Prompt 3 tokens × $0.15/1M + completion 6 × $0.60/1M = 4.05 units, charged as 5.
+const HELLO_COST: i64 = 5;
