@@ -84,6 +84,28 @@ impl ErrorKind {
         }
     }
 
+    /// The kind whose [`ErrorKind::code`] this is.
+    pub fn from_code(code: &str) -> Option<ErrorKind> {
+        use ErrorKind::*;
+        [
+            Invalid,
+            Unauthorized,
+            InsufficientQuota,
+            Forbidden,
+            NotFound,
+            Conflict,
+            PayloadTooLarge,
+            Unprocessable,
+            RateLimited,
+            BadGateway,
+            Unavailable,
+            GatewayTimeout,
+            Internal,
+        ]
+        .into_iter()
+        .find(|k| k.code() == code)
+    }
+
     /// OpenAI's `error.code` for this kind.
     pub const fn code(self) -> &'static str {
         match self {

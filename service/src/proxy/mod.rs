@@ -12,7 +12,7 @@ pub mod tokens;
 use crate::billing::{self, Usage};
 use crate::keys::KeyAuth;
 use crate::routing::Candidate;
-use crate::usage::UsageRecord;
+use crate::usage::{ErrorClass, UsageRecord, UsageSource};
 use crate::{Error, Services, now_ms};
 use bytes::Bytes;
 use futures_util::Stream;
@@ -313,7 +313,7 @@ fn base_log(
         channel_id: Some(cand.channel.id),
         attempts,
         stream,
-        usage_source: "none",
+        usage_source: UsageSource::Absent,
         status: 200,
         client_ip: ctx.client_ip.map(|ip| ip.to_string()),
         created_at: now_ms(),
@@ -333,9 +333,9 @@ fn record_failure(svc: &Services, ctx: &CallContext, trace: Trace, kind: types::
         served_model: trace.served_model,
         channel_id: trace.channel_id,
         attempts: trace.attempts,
-        usage_source: "none",
+        usage_source: UsageSource::Absent,
         status: kind.status(),
-        error_class: Some(kind.code().to_string()),
+        error_class: Some(ErrorClass::Failed(kind)),
         latency_ms: ctx.started.elapsed().as_millis() as u64,
         client_ip: ctx.client_ip.map(|ip| ip.to_string()),
         created_at: now_ms(),

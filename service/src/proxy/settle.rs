@@ -3,7 +3,7 @@
 use super::sse::UpstreamUsage;
 use crate::Services;
 use crate::billing::{Quote, Reservation, Usage};
-use crate::usage::UsageRecord;
+use crate::usage::{ErrorClass, UsageRecord, UsageSource};
 use bytes::Bytes;
 use serde_json::Value;
 use std::time::{Duration, Instant};
@@ -28,10 +28,9 @@ impl Call {
         usage: Option<UpstreamUsage>,
         generated: &str,
         complete: bool,
-        error_class: Option<&str>,
+        error_class: Option<ErrorClass>,
         ttft: Option<Duration>,
     ) {
-        let error_class = error_class.map(str::to_string);
         match usage {
             Some(u) => {
                 let u = Usage {
@@ -39,7 +38,7 @@ impl Call {
                     completion: u.completion,
                     cached: u.cached,
                 };
-                self.finish(u, "upstream", error_class, ttft);
+                self.finish(u, UsageSource::Upstream, error_class, ttft);
             }
             None => {
                 let generated = generated.to_string();
@@ -54,7 +53,11 @@ impl Call {
                         completion: tokenizer.count(model, &generated),
                         cached: 0,
                     };
-                    let source = if complete { "estimated" } else { "partial" };
+                    let source = if complete {
+                        UsageSource::Estimated
+                    } else {
+                        UsageSource::Partial
+                    };
                     self.finish(u, source, error_class, ttft);
                 });
             }
@@ -64,8 +67,8 @@ impl Call {
     fn finish(
         self,
         u: Usage,
-        source: &'static str,
-        error_class: Option<String>,
+        source: UsageSource,
+        error_class: Option<ErrorClass>,
         ttft: Option<Duration>,
     ) {
         let cost = self.quote.cost(&u);

@@ -7,6 +7,7 @@ use super::settle::Call;
 use super::sse::{self, UpstreamUsage};
 use super::{ProxyBody, ProxyResponse};
 use crate::routing::Candidate;
+use crate::usage::ErrorClass;
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt as _};
 use serde_json::Value;
@@ -160,9 +161,9 @@ impl Relay {
         if let Some(call) = self.call.take() {
             let class = match how {
                 End::Complete => None,
-                End::UpstreamCut => Some("upstream_cut"),
-                End::ClientGone => Some("client_cancelled"),
-                End::Halted => Some("server_shutdown"),
+                End::UpstreamCut => Some(ErrorClass::UpstreamCut),
+                End::ClientGone => Some(ErrorClass::ClientCancelled),
+                End::Halted => Some(ErrorClass::ServerShutdown),
             };
             call.settle(
                 self.usage,

@@ -13,7 +13,7 @@ both_backends!(
 async fn usage_rows_keep_every_field_and_a_clean_stop_loses_none(backend: Backend) {
     use service::usage::UsageRecord;
     let app = TestApp::spawn(backend).await;
-    let sources = ["upstream", "estimated", "partial", "none"];
+    let sources = service::usage::UsageSource::ALL;
     let rows: Vec<UsageRecord> = (0..300u64)
         .map(|n| {
             let full = n % 2 == 0;
@@ -38,7 +38,11 @@ async fn usage_rows_keep_every_field_and_a_clean_stop_loses_none(backend: Backen
                 price_version: full.then_some(n as i64 + 1),
                 usage_source: sources[(n % 4) as usize],
                 status: if full { 200 } else { 502 },
-                error_class: (!full).then(|| "upstream_error".to_string()),
+                error_class: (!full).then_some(if n % 3 == 0 {
+                    service::usage::ErrorClass::UpstreamCut
+                } else {
+                    service::usage::ErrorClass::Failed(types::ErrorKind::BadGateway)
+                }),
                 latency_ms: n * 17,
                 ttft_ms: full.then_some(n),
                 client_ip: full.then(|| "2001:db8::1".to_string()),
@@ -89,12 +93,13 @@ async fn stored_usage(storage: &Storage) -> Vec<service::usage::UsageRecord> {
             cached_tokens: num(r, "cached_tokens") as u64,
             cost: num(r, "cost"),
             price_version: int(r, "price_version"),
-            usage_source: ["upstream", "estimated", "partial", "none"]
-                .into_iter()
-                .find(|s| Some(s.to_string()) == text(r, "usage_source"))
-                .expect("a known usage source"),
+            usage_source: service::usage::UsageSource::parse(
+                &text(r, "usage_source").expect("usage_source"),
+            )
+            .expect("a known usage source"),
             status: num(r, "status") as u16,
-            error_class: text(r, "error_class"),
+            error_class: text(r, "error_class")
+                .map(|c| service::usage::ErrorClass::parse(&c).expect("a known error class")),
             latency_ms: num(r, "latency_ms") as u64,
             ttft_ms: int(r, "ttft_ms").map(|v| v as u64),
             client_ip: text(r, "client_ip"),
@@ -111,7 +116,7 @@ fn usage_row(n: i64) -> service::usage::UsageRecord {
         request_id: format!("req-{n}"),
         user_id: 1,
         model: "gpt-4o-mini".into(),
-        usage_source: "upstream",
+        usage_source: service::usage::UsageSource::Upstream,
         status: 200,
         created_at: 1_790_000_000_000 + n,
         ..Default::default()
@@ -122,19 +127,32 @@ fn request_ids(rows: &[service::usage::UsageRecord]) -> Vec<String> {
     rows.iter().map(|r| r.request_id.clone()).collect()
 }
 
-/// A row the database refuses (here: a usage source its CHECK does not allow) is set apart from
-/// its batch and dropped alone, counted; a NUL in a model name is stored as U+FFFD instead of
-/// failing the batch (PostgreSQL's text cannot hold it).
+/// A row the database refuses (here: one that a rule the test adds to the table refuses, as a
+/// constraint would) is set apart from its batch and dropped alone, counted; a NUL in a model
+/// name is stored as U+FFFD instead of failing the batch (PostgreSQL's text cannot hold it).
 async fn a_refused_usage_row_does_not_take_its_batch_with_it(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let dropped = app.svc.metrics.usage_rows_dropped.clone();
+    let rule = match backend {
+        Backend::Sqlite => {
+            "CREATE TRIGGER refuse_poison BEFORE INSERT ON usage_logs WHEN NEW.model = 'poison' \
+             BEGIN SELECT RAISE(ABORT, 'poison row'); END"
+        }
+        Backend::Postgres => {
+            "ALTER TABLE usage_logs ADD CONSTRAINT refuse_poison CHECK (model <> 'poison')"
+        }
+    };
+    sqlx::query(rule)
+        .execute(app.svc.db.pool())
+        .await
+        .expect(rule);
     for n in 0..50 {
         let mut r = usage_row(n);
         if n == 7 {
             r.model = "gpt\0mini".into();
         }
         if n == 31 {
-            r.usage_source = "bogus";
+            r.model = "poison".into();
         }
         app.svc.usage.record(r);
     }
