@@ -6,6 +6,7 @@ pub mod auth;
 pub mod components;
 pub mod dashboard;
 pub mod error;
+pub mod i18n;
 #[cfg(feature = "ssr")]
 pub mod ssr;
 

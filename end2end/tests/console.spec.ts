@@ -95,3 +95,18 @@ test("unknown pages answer 404", async ({ page }) => {
   expect(res?.status()).toBe(404);
   await expect(page.getByText("There is no page here.")).toBeVisible();
 });
+
+test("signing in from a guarded page comes back to it", async ({ page }) => {
+  const errors = watchErrors(page);
+  await page.goto("/admin");
+  await expect(page).toHaveURL(/\/login\?next=\/admin$/);
+  await hydrated(page);
+  await page.getByLabel("Username").fill("admin");
+  await page.getByLabel("Password", { exact: true }).fill(ADMIN_PASSWORD);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await expect(page).toHaveURL(/\/admin$/);
+  await expect(page.getByRole("heading", { name: "Users", exact: true })).toBeVisible();
+  await page.getByTestId("sign-out").click();
+  await expect(page).toHaveURL(/\/login$/);
+  expect(errors).toEqual([]);
+});

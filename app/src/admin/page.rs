@@ -1,42 +1,36 @@
 use super::api::{CreateUser, SetUserStatus, list_users};
-use crate::auth::Session;
+use crate::components::{ErrorView, Forbidden, Guard};
 use crate::error::ErrorKind;
+use crate::i18n::{error_text, role_text, status_text};
+use crate::t;
 use leptos::prelude::*;
-use leptos_router::components::Redirect;
 use types::{UserInfo, UserStatus};
 
 #[component]
 pub fn AdminPage() -> impl IntoView {
-    let session = expect_context::<Session>();
+    view! { <Guard admin=true page=|_| view! { <Users/> }/> }
+}
+
+/// The users of the gateway: created, filtered, disabled and enabled here.
+#[component]
+fn Users() -> impl IntoView {
     let create = ServerAction::<CreateUser>::new();
     let set_status = ServerAction::<SetUserStatus>::new();
     let users = Resource::new(
-        move || {
-            (
-                create.version().get(),
-                set_status.version().get(),
-                session.user.get().is_some(),
-            )
-        },
+        move || (create.version().get(), set_status.version().get()),
         |_| list_users(),
     );
     view! {
         <header class="page-head">
-            <h1>"Users"</h1>
-            <p class="muted">"Accounts, roles and access. Administrators only."</p>
+            <h1>{t!("admin.title")}</h1>
+            <p class="muted">{t!("admin.lead")}</p>
         </header>
-        <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
+        <Transition fallback=|| view! { <p class="muted">{t!("app.loading")}</p> }>
             {move || Suspend::new(async move {
                 match users.await {
                     Ok(list) => view! { <UserAdmin list create set_status/> }.into_any(),
-                    Err(e) if e.kind == ErrorKind::Unauthorized => view! { <Redirect path="/login"/> }.into_any(),
-                    Err(e) if e.kind == ErrorKind::Forbidden => view! {
-                        <div class="panel denied" data-testid="forbidden">
-                            <h2>"403 · Administrators only"</h2>
-                            <p>"Your account cannot open this page."</p>
-                        </div>
-                    }.into_any(),
-                    Err(e) => view! { <p class="error" role="alert">{e.0.message}</p> }.into_any(),
+                    Err(e) if e.kind == ErrorKind::Forbidden => view! { <Forbidden/> }.into_any(),
+                    Err(e) => view! { <ErrorView error=e/> }.into_any(),
                 }
             })}
         </Transition>
@@ -63,27 +57,27 @@ fn UserAdmin(
             .value()
             .get()
             .and_then(Result::err)
-            .map(|e| e.0.message)
+            .map(|e| error_text(&e))
     };
     let status_error = move || {
         set_status
             .value()
             .get()
             .and_then(Result::err)
-            .map(|e| e.0.message)
+            .map(|e| error_text(&e))
     };
     view! {
         <section class="panel">
-            <h2>"Create a user"</h2>
+            <h2>{t!("admin.create")}</h2>
             <div class="inline-form">
             <ActionForm action=create>
-                <input name="username" aria-label="New username" placeholder="username" required minlength="3" maxlength="32"/>
-                <input name="password" type="password" aria-label="New password" placeholder="password (8+ characters)" required minlength="8"/>
-                <select name="role" aria-label="Role">
-                    <option value="user" selected>"user"</option>
-                    <option value="admin">"admin"</option>
+                <input name="username" aria-label=t!("admin.new_username") placeholder=t!("admin.username_hint") required minlength="3" maxlength="32"/>
+                <input name="password" type="password" aria-label=t!("admin.new_password") placeholder=t!("admin.password_hint") required minlength="8"/>
+                <select name="role" aria-label=t!("admin.role")>
+                    <option value="user" selected>{t!("role.user")}</option>
+                    <option value="admin">{t!("role.admin")}</option>
                 </select>
-                <button type="submit" class="primary">"Create"</button>
+                <button type="submit" class="primary">{t!("admin.create_button")}</button>
             </ActionForm>
             </div>
             <Show when=move || create_error().is_some()>
@@ -92,11 +86,11 @@ fn UserAdmin(
         </section>
         <section class="panel">
             <div class="table-head">
-                <h2>"All users"</h2>
+                <h2>{t!("admin.all_users")}</h2>
                 <input
                     type="search"
-                    placeholder="Filter by username"
-                    aria-label="Filter users"
+                    placeholder=t!("admin.filter")
+                    aria-label=t!("admin.filter_label")
                     data-testid="user-filter"
                     prop:value=move || filter.get()
                     on:input=move |ev| filter.set(event_target_value(&ev))
@@ -107,18 +101,18 @@ fn UserAdmin(
             </Show>
             <table data-testid="users-table">
                 <thead>
-                    <tr><th>"ID"</th><th>"Username"</th><th>"Role"</th><th>"Status"</th><th class="num">"Balance"</th><th></th></tr>
+                    <tr><th>{t!("admin.col_id")}</th><th>{t!("admin.col_username")}</th><th>{t!("admin.col_role")}</th><th>{t!("admin.col_status")}</th><th class="num">{t!("admin.col_balance")}</th><th></th></tr>
                 </thead>
                 <tbody>
                     {move || visible().into_iter().map(|u| {
                         let next = if u.status == UserStatus::Active { "disabled" } else { "active" };
-                        let label = if u.status == UserStatus::Active { "Disable" } else { "Enable" };
+                        let label = if u.status == UserStatus::Active { t!("admin.disable") } else { t!("admin.enable") };
                         view! {
                             <tr data-testid="user-row">
                                 <td>{u.id}</td>
                                 <td>{u.username.clone()}</td>
-                                <td><span class=format!("badge {}", u.role.as_str())>{u.role.as_str()}</span></td>
-                                <td>{u.status.as_str()}</td>
+                                <td><span class=format!("badge {}", u.role.as_str())>{role_text(u.role)}</span></td>
+                                <td>{status_text(u.status)}</td>
                                 <td class="num">"$" {u.balance.clone()}</td>
                                 <td>
                                     <ActionForm action=set_status>

@@ -1,7 +1,11 @@
 use super::api::{Login, Logout, Register, current_user, registration_open};
+use crate::components::after_sign_in;
 use crate::error::AppError;
+use crate::i18n::error_text;
+use crate::t;
 use leptos::prelude::*;
 use leptos_router::components::Redirect;
+use leptos_router::hooks::use_query_map;
 use types::UserInfo;
 
 /// The console's view of who is signed in, shared through context.
@@ -51,11 +55,14 @@ pub fn LoginPage() -> impl IntoView {
         } else {
             session.login.value().get()
         };
-        action.and_then(Result::err).map(|e| e.0.message)
+        action.and_then(Result::err).map(|e| error_text(&e))
     };
+    // Back to the page that sent the visitor here, when it is one of ours.
+    let query = use_query_map();
     let signed_in = move || {
         Suspend::new(async move {
-            matches!(session.user.await, Ok(Some(_))).then(|| view! { <Redirect path="/"/> })
+            let to = after_sign_in(query.read_untracked().get("next"));
+            matches!(session.user.await, Ok(Some(_))).then(|| view! { <Redirect path=to/> })
         })
     };
     let password_type = move || {
@@ -68,11 +75,11 @@ pub fn LoginPage() -> impl IntoView {
     let fields = move || {
         view! {
             <label>
-                "Username"
+                {t!("auth.username")}
                 <input name="username" autocomplete="username" required minlength="3" maxlength="32"/>
             </label>
             <label>
-                "Password"
+                {t!("auth.password")}
                 <input name="password" type=password_type autocomplete="current-password" required/>
             </label>
             <label class="check">
@@ -81,28 +88,28 @@ pub fn LoginPage() -> impl IntoView {
                     data-testid="show-password"
                     on:change=move |ev| show_password.set(event_target_checked(&ev))
                 />
-                "Show password"
+                {t!("auth.show_password")}
             </label>
         }
     };
     view! {
         <Transition>{signed_in}</Transition>
         <section class="auth-card">
-            <h1>{move || if registering.get() { "Create an account" } else { "Sign in to Tollgate" }}</h1>
+            <h1>{move || if registering.get() { t!("auth.register_title") } else { t!("auth.sign_in_title") }}</h1>
             <Show
                 when=move || registering.get()
                 fallback=move || {
                     view! {
                         <ActionForm action=session.login>
                             {fields()}
-                            <button type="submit" class="primary">"Sign in"</button>
+                            <button type="submit" class="primary">{t!("auth.sign_in")}</button>
                         </ActionForm>
                     }
                 }
             >
                 <ActionForm action=session.register>
                     {fields()}
-                    <button type="submit" class="primary">"Create account"</button>
+                    <button type="submit" class="primary">{t!("auth.create_account")}</button>
                 </ActionForm>
             </Show>
             <Show when=move || error().is_some()>
@@ -112,7 +119,7 @@ pub fn LoginPage() -> impl IntoView {
                 {move || Suspend::new(async move {
                     matches!(open.await, Ok(true)).then(|| view! {
                         <button class="link" on:click=move |_| registering.update(|r| *r = !*r)>
-                            {move || if registering.get() { "I have an account" } else { "Create an account" }}
+                            {move || if registering.get() { t!("auth.have_account") } else { t!("auth.want_account") }}
                         </button>
                     })
                 })}

@@ -1,4 +1,5 @@
 use crate::auth::Session;
+use crate::t;
 use leptos::prelude::*;
 use leptos_router::hooks::use_navigate;
 use types::Role;
@@ -24,15 +25,15 @@ pub fn Layout(children: Children) -> impl IntoView {
             let is_admin = user.role == Role::Admin;
             view! {
                 <nav class="nav">
-                    <a href="/">"Dashboard"</a>
+                    <a href="/">{t!("nav.dashboard")}</a>
                     <Show when=move || is_admin>
-                        <a href="/admin">"Users"</a>
+                        <a href="/admin">{t!("nav.users")}</a>
                     </Show>
                 </nav>
                 <div class="whoami">
                     <span class="muted" data-testid="whoami">{user.username.clone()}</span>
                     <ActionForm action=session.logout>
-                        <button type="submit" class="small" data-testid="sign-out">"Sign out"</button>
+                        <button type="submit" class="small" data-testid="sign-out">{t!("nav.sign_out")}</button>
                     </ActionForm>
                 </div>
             }
@@ -42,7 +43,7 @@ pub fn Layout(children: Children) -> impl IntoView {
     view! {
         <div class="shell">
             <header class="topbar">
-                <a class="brand" href="/">"Tollgate"</a>
+                <a class="brand" href="/">{t!("app.name")}</a>
                 <Transition>{nav}</Transition>
             </header>
             <main class="content">{children()}</main>

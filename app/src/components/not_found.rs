@@ -1,3 +1,4 @@
+use crate::t;
 use leptos::prelude::*;
 
 /// Answers 404 when rendered on the server.
@@ -16,9 +17,9 @@ pub fn NotFound() -> impl IntoView {
     set_not_found_status();
     view! {
         <section class="panel centered">
-            <h1>"404"</h1>
-            <p>"There is no page here."</p>
-            <a href="/">"Back to the dashboard"</a>
+            <h1>{t!("notfound.title")}</h1>
+            <p>{t!("notfound.text")}</p>
+            <a href="/">{t!("notfound.back")}</a>
         </section>
     }
 }

@@ -1,22 +1,12 @@
-use crate::auth::Session;
+use crate::components::Guard;
+use crate::i18n::{role_text, status_text};
+use crate::t;
 use leptos::prelude::*;
-use leptos_router::components::Redirect;
 use types::UserInfo;
 
 #[component]
 pub fn DashboardPage() -> impl IntoView {
-    let session = expect_context::<Session>();
-    view! {
-        <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
-            {move || Suspend::new(async move {
-                match session.user.await {
-                    Ok(Some(user)) => view! { <Overview user/> }.into_any(),
-                    Ok(None) => view! { <Redirect path="/login"/> }.into_any(),
-                    Err(e) => view! { <p class="error" role="alert">{e.0.message}</p> }.into_any(),
-                }
-            })}
-        </Transition>
-    }
+    view! { <Guard page=|user| view! { <Overview user/> }/> }
 }
 
 #[component]
@@ -24,7 +14,7 @@ fn Overview(user: UserInfo) -> impl IntoView {
     // Shown in dollars, or in the integer units the ledger keeps; switching is client-side.
     let in_units = RwSignal::new(false);
     let usd = format!("${}", user.balance);
-    let units = format!("{} units", user.balance_units);
+    let units = format!("{}{}", user.balance_units, t!("dash.units"));
     let balance = move || {
         if in_units.get() {
             units.clone()
@@ -34,25 +24,25 @@ fn Overview(user: UserInfo) -> impl IntoView {
     };
     view! {
         <header class="page-head">
-            <h1>"Dashboard"</h1>
-            <p class="muted">"Signed in as " <strong data-testid="username">{user.username.clone()}</strong></p>
+            <h1>{t!("dash.title")}</h1>
+            <p class="muted">{t!("dash.signed_in_as")} <strong data-testid="username">{user.username.clone()}</strong></p>
         </header>
         <div class="cards">
             <article class="card">
-                <h2>"Balance"</h2>
+                <h2>{t!("dash.balance")}</h2>
                 <p class="figure" data-testid="balance">{balance}</p>
                 <button class="link" data-testid="balance-toggle" on:click=move |_| in_units.update(|u| *u = !*u)>
-                    {move || if in_units.get() { "Show in USD" } else { "Show in units" }}
+                    {move || if in_units.get() { t!("dash.show_usd") } else { t!("dash.show_units") }}
                 </button>
             </article>
             <article class="card">
-                <h2>"Role"</h2>
-                <p class="figure" data-testid="role">{user.role.as_str()}</p>
-                <p class="muted">"Group " {user.group.clone()}</p>
+                <h2>{t!("dash.role")}</h2>
+                <p class="figure" data-testid="role">{role_text(user.role)}</p>
+                <p class="muted">{t!("dash.group")} {user.group.clone()}</p>
             </article>
             <article class="card">
-                <h2>"Status"</h2>
-                <p class="figure">{user.status.as_str()}</p>
+                <h2>{t!("dash.status")}</h2>
+                <p class="figure">{status_text(user.status)}</p>
             </article>
         </div>
     }
