@@ -7,7 +7,6 @@ use crate::billing::{self, PriceBook};
 use crate::config::{ParsedPrice, PriceConfig};
 use crate::routing::{ChannelInput, ChannelView, repo};
 use crate::{Error, Services};
-use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use types::Credits;
 
@@ -106,11 +105,7 @@ pub async fn delete_channel(svc: &Services, actor: &Actor, id: i64) -> Result<()
     reload(svc).await
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Mapping {
-    pub model: String,
-    pub targets: Vec<String>,
-}
+pub use types::{Mapping, PriceView};
 
 pub async fn list_mappings(svc: &Services, actor: &Actor) -> Result<Vec<Mapping>, Error> {
     require_admin(actor)?;
@@ -154,30 +149,18 @@ pub async fn delete_mapping(svc: &Services, actor: &Actor, model: &str) -> Resul
     reload(svc).await
 }
 
-/// A price as the admin API shows it: USD decimal strings per 1M tokens.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct PriceView {
-    pub model: String,
-    pub version: i64,
-    pub input_per_1m: String,
-    pub output_per_1m: String,
-    pub cached_input_per_1m: String,
-    pub per_request: String,
-}
-
 pub async fn list_prices(svc: &Services) -> Result<Vec<PriceView>, Error> {
     let book = svc.prices();
     let sorted: BTreeMap<&String, &billing::Price> = book.prices.iter().collect();
-    let usd = |u: i64| Credits::from_units(u).to_usd_string();
     Ok(sorted
         .into_iter()
         .map(|(m, p)| PriceView {
             model: m.clone(),
             version: p.version,
-            input_per_1m: usd(p.input_per_1m),
-            output_per_1m: usd(p.output_per_1m),
-            cached_input_per_1m: usd(p.cached_input_per_1m),
-            per_request: usd(p.per_request),
+            input_per_1m: Credits::from_units(p.input_per_1m),
+            output_per_1m: Credits::from_units(p.output_per_1m),
+            cached_input_per_1m: Credits::from_units(p.cached_input_per_1m),
+            per_request: Credits::from_units(p.per_request),
         })
         .collect())
 }

@@ -103,6 +103,41 @@ impl Credits {
     }
 }
 
+/// Serde for money on the wire as a USD decimal string (`"12.50"`), the form the REST API and
+/// the console exchange: `#[serde(with = "types::usd")]`. The value stays integer units.
+pub mod usd {
+    use super::Credits;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(c: &Credits, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&c.to_usd_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Credits, D::Error> {
+        let text = String::deserialize(d)?;
+        Credits::parse_usd(&text).map_err(serde::de::Error::custom)
+    }
+
+    /// The same for an optional amount (`null` when absent).
+    pub mod option {
+        use super::Credits;
+        use serde::{Deserialize, Deserializer, Serializer};
+
+        pub fn serialize<S: Serializer>(c: &Option<Credits>, s: S) -> Result<S::Ok, S::Error> {
+            match c {
+                Some(c) => s.serialize_some(&c.to_usd_string()),
+                None => s.serialize_none(),
+            }
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Credits>, D::Error> {
+            Option::<String>::deserialize(d)?
+                .map(|t| Credits::parse_usd(&t).map_err(serde::de::Error::custom))
+                .transpose()
+        }
+    }
+}
+
 impl fmt::Display for Credits {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "${}", self.to_usd_string())
@@ -112,6 +147,30 @@ impl fmt::Display for Credits {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Money travels as a USD decimal string and comes back as the same units.
+    #[test]
+    fn money_crosses_the_wire_as_usd_text() {
+        #[derive(serde::Serialize, serde::Deserialize, PartialEq, Debug)]
+        struct Row {
+            #[serde(with = "usd")]
+            paid: Credits,
+            #[serde(with = "usd::option")]
+            cap: Option<Credits>,
+        }
+        let row = Row {
+            paid: Credits::from_units(1_500_001),
+            cap: None,
+        };
+        let text = serde_json::to_string(&row).expect("json");
+        assert_eq!(text, r#"{"paid":"1.500001","cap":null}"#);
+        assert_eq!(serde_json::from_str::<Row>(&text).expect("back"), row);
+        let capped: Row = serde_json::from_str(r#"{"paid":"-0.5","cap":"20"}"#).expect("capped");
+        assert_eq!(capped.paid.units(), -500_000);
+        assert_eq!(capped.cap, Some(Credits::from_units(20_000_000)));
+        assert!(serde_json::from_str::<Row>(r#"{"paid":"1.0000001","cap":null}"#).is_err());
+        assert!(serde_json::from_str::<Row>(r#"{"paid":5,"cap":null}"#).is_err());
+    }
 
     #[test]
     fn parses_decimal_text_exactly() {

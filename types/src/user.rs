@@ -71,18 +71,11 @@ pub struct UserInfo {
     pub role: Role,
     pub status: UserStatus,
     pub group: String,
-    /// Balance in integer units (1e-6 USD).
-    pub balance_units: i64,
-    /// The same balance as a USD decimal string.
-    pub balance: String,
+    /// On the wire as a USD decimal string.
+    #[serde(with = "crate::money::usd")]
+    pub balance: Credits,
     /// Unix milliseconds.
     pub created_at: i64,
-}
-
-impl UserInfo {
-    pub fn balance(&self) -> Credits {
-        Credits::from_units(self.balance_units)
-    }
 }
 
 /// What an admin (or a self sign-up) supplies to create a user.

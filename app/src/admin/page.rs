@@ -113,7 +113,7 @@ fn UserAdmin(
                                 <td>{u.username.clone()}</td>
                                 <td><span class=format!("badge {}", u.role.as_str())>{role_text(u.role)}</span></td>
                                 <td>{status_text(u.status)}</td>
-                                <td class="num">"$" {u.balance.clone()}</td>
+                                <td class="num">{u.balance.to_string()}</td>
                                 <td>
                                     <ActionForm action=set_status>
                                         <input type="hidden" name="id" value=u.id.to_string()/>

@@ -13,8 +13,8 @@ pub fn DashboardPage() -> impl IntoView {
 fn Overview(user: UserInfo) -> impl IntoView {
     // Shown in dollars, or in the integer units the ledger keeps; switching is client-side.
     let in_units = RwSignal::new(false);
-    let usd = format!("${}", user.balance);
-    let units = format!("{}{}", user.balance_units, t!("dash.units"));
+    let usd = user.balance.to_string();
+    let units = format!("{}{}", user.balance.units(), t!("dash.units"));
     let balance = move || {
         if in_units.get() {
             units.clone()

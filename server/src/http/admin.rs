@@ -111,7 +111,7 @@ async fn adjust_balance(
 ) -> Result<Json<Value>, ApiError> {
     let balance = billing::adjust_balance(&svc, &actor, id, &change.amount, &change.reason).await?;
     Ok(Json(
-        json!({ "user_id": id, "balance": balance.to_usd_string(), "balance_units": balance.units() }),
+        json!({ "user_id": id, "balance": balance.to_usd_string() }),
     ))
 }
 

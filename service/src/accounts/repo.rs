@@ -29,8 +29,7 @@ fn user_row(row: &AnyRow) -> Result<UserRow, Error> {
                 .parse()
                 .map_err(|()| anyhow::anyhow!("unknown status {status:?} in users"))?,
             group: row.try_get("user_group")?,
-            balance_units: balance,
-            balance: Credits::from_units(balance).to_usd_string(),
+            balance: Credits::from_units(balance),
             created_at: row.try_get("created_at")?,
         },
         password_hash: row.try_get("password_hash")?,

@@ -11,7 +11,6 @@ pub use cidr::IpNet;
 use crate::accounts::Actor;
 use crate::{Error, Services, now_ms};
 use rand::Rng as _;
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -45,53 +44,7 @@ impl KeyAuth {
     }
 }
 
-/// A key as the admin API shows it: never the secret or its digest.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct KeyView {
-    pub id: i64,
-    pub user_id: i64,
-    pub name: String,
-    pub prefix: String,
-    pub status: String,
-    pub expires_at: Option<i64>,
-    pub allowed_models: Vec<String>,
-    pub allowed_ips: Vec<String>,
-    /// USD decimal string, when capped.
-    pub spend_cap: Option<String>,
-    pub spent: String,
-    pub rpm: Option<i64>,
-    pub tpm: Option<i64>,
-    pub created_at: i64,
-    pub last_used_at: Option<i64>,
-}
-
-/// A newly created key: the view plus the secret, shown this once.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct CreatedKey {
-    #[serde(flatten)]
-    pub view: KeyView,
-    pub key: String,
-}
-
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewKey {
-    pub user_id: i64,
-    pub name: String,
-    #[serde(default)]
-    pub expires_at: Option<i64>,
-    #[serde(default)]
-    pub allowed_models: Vec<String>,
-    #[serde(default)]
-    pub allowed_ips: Vec<String>,
-    /// USD decimal string.
-    #[serde(default)]
-    pub spend_cap: Option<String>,
-    #[serde(default)]
-    pub rpm: Option<i64>,
-    #[serde(default)]
-    pub tpm: Option<i64>,
-}
+pub use types::{CreatedKey, KeyView, NewKey};
 
 /// A cached key and when it was read.
 type Cached = (Arc<KeyAuth>, Instant);

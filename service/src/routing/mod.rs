@@ -10,7 +10,7 @@ use crate::Error;
 use crate::now_ms;
 use crate::secret::SecretString;
 use rand::Rng as _;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -145,21 +145,7 @@ fn is_metadata_host(url: &reqwest::Url) -> bool {
     }
 }
 
-/// A channel as the admin API shows it: the upstream key is write-only.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct ChannelView {
-    pub id: i64,
-    pub name: String,
-    pub base_url: String,
-    pub models: Vec<String>,
-    pub priority: i64,
-    pub weight: u32,
-    pub connect_timeout_ms: u64,
-    pub first_byte_timeout_ms: u64,
-    pub idle_timeout_ms: u64,
-    pub enabled: bool,
-    pub has_api_key: bool,
-}
+pub use types::ChannelView;
 
 /// A channel as the config declares it and an administrator writes it. A missing `api_key` keeps
 /// the stored one.

@@ -1,0 +1,95 @@
+//! What the console and the admin API show of keys, channels, mappings and prices: one
+//! definition each, shared by the server, the REST API and the WebAssembly console. Money is
+//! [`Credits`] (integer units), written on the wire as USD decimal strings.
+
+use crate::Credits;
+use serde::{Deserialize, Serialize};
+
+/// A key as the admin API shows it: never the secret or its digest.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct KeyView {
+    pub id: i64,
+    pub user_id: i64,
+    pub name: String,
+    pub prefix: String,
+    pub status: String,
+    pub expires_at: Option<i64>,
+    pub allowed_models: Vec<String>,
+    pub allowed_ips: Vec<String>,
+    /// When capped; on the wire as a USD decimal string.
+    #[serde(with = "crate::money::usd::option")]
+    pub spend_cap: Option<Credits>,
+    #[serde(with = "crate::money::usd")]
+    pub spent: Credits,
+    pub rpm: Option<i64>,
+    pub tpm: Option<i64>,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+}
+
+/// A newly created key: the view plus the secret, shown this once.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CreatedKey {
+    #[serde(flatten)]
+    pub view: KeyView,
+    pub key: String,
+}
+
+/// What an administrator (or, later, the key's owner) supplies to create a key.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewKey {
+    pub user_id: i64,
+    pub name: String,
+    #[serde(default)]
+    pub expires_at: Option<i64>,
+    #[serde(default)]
+    pub allowed_models: Vec<String>,
+    #[serde(default)]
+    pub allowed_ips: Vec<String>,
+    /// USD decimal string.
+    #[serde(default)]
+    pub spend_cap: Option<String>,
+    #[serde(default)]
+    pub rpm: Option<i64>,
+    #[serde(default)]
+    pub tpm: Option<i64>,
+}
+
+/// A channel as the admin API shows it: the upstream key is write-only.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ChannelView {
+    pub id: i64,
+    pub name: String,
+    pub base_url: String,
+    pub models: Vec<String>,
+    pub priority: i64,
+    pub weight: u32,
+    pub connect_timeout_ms: u64,
+    pub first_byte_timeout_ms: u64,
+    pub idle_timeout_ms: u64,
+    pub enabled: bool,
+    pub has_api_key: bool,
+}
+
+/// A public model and its ordered fallback list of upstream model names.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Mapping {
+    pub model: String,
+    pub targets: Vec<String>,
+}
+
+/// A price as the admin API shows it: USD decimal strings per 1M tokens.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PriceView {
+    pub model: String,
+    pub version: i64,
+    #[serde(with = "crate::money::usd")]
+    pub input_per_1m: Credits,
+    #[serde(with = "crate::money::usd")]
+    pub output_per_1m: Credits,
+    #[serde(with = "crate::money::usd")]
+    pub cached_input_per_1m: Credits,
+    #[serde(with = "crate::money::usd")]
+    pub per_request: Credits,
+}
