@@ -27,13 +27,13 @@ pub async fn sync_from_config(svc: &Services) -> Result<(), Error> {
     for (model, targets) in &cfg.model_mapping {
         repo::set_mapping(&svc.db, model, targets).await?;
     }
-    for (model, price) in &cfg.pricing {
-        let parsed = price
-            .parse(model)
-            .map_err(|e| Error::invalid("pricing", e.to_string()))?;
+    let prices = cfg
+        .prices()
+        .map_err(|e| Error::invalid("pricing", e.to_string()))?;
+    for (model, parsed) in prices {
         // Several instances starting at once may race to add the same version: retry once.
-        if billing::set_price(&svc.db, model, &parsed).await.is_err() {
-            billing::set_price(&svc.db, model, &parsed).await?;
+        if billing::set_price(&svc.db, model, parsed).await.is_err() {
+            billing::set_price(&svc.db, model, parsed).await?;
         }
     }
     reload(svc).await

@@ -31,6 +31,9 @@ pub struct Config {
     pub model_mapping: BTreeMap<String, Vec<String>>,
     /// Model -> prices in USD per 1M tokens, as decimal strings.
     pub pricing: BTreeMap<String, PriceConfig>,
+    /// `pricing`, parsed once (when the config is validated, or on first use).
+    #[serde(skip)]
+    parsed_pricing: std::sync::OnceLock<BTreeMap<String, ParsedPrice>>,
 }
 
 /// A channel as the config (and the admin API) declare it.
@@ -444,6 +447,18 @@ impl Config {
         Ok(config)
     }
 
+    /// The prices of `pricing` in integer units, parsed once; the error names the key.
+    pub fn prices(&self) -> Result<&BTreeMap<String, ParsedPrice>, ConfigError> {
+        if let Some(parsed) = self.parsed_pricing.get() {
+            return Ok(parsed);
+        }
+        let mut parsed = BTreeMap::new();
+        for (model, price) in &self.pricing {
+            parsed.insert(model.clone(), price.parse(model)?);
+        }
+        Ok(self.parsed_pricing.get_or_init(|| parsed))
+    }
+
     pub fn validate(&self) -> Result<(), ConfigError> {
         let url = &self.server.public_url;
         if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {
@@ -553,9 +568,7 @@ impl Config {
                 ));
             }
         }
-        for (model, price) in &self.pricing {
-            price.parse(model)?;
-        }
+        self.prices()?;
         for (group, text) in &self.billing.group_multipliers {
             parse_multiplier(&format!("billing.group_multipliers.{group}"), text)?;
         }
@@ -646,6 +659,19 @@ fn interpolate(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn prices_are_parsed_once_and_kept() {
+        let c = load(
+            "pricing:\n  m: { input_per_1m: \"0.15\", output_per_1m: \"0.6\" }\n",
+            &[],
+        )
+        .expect("valid");
+        let first: *const _ = c.prices().expect("prices");
+        let again: *const _ = c.prices().expect("prices");
+        assert_eq!(first, again, "the parse made at validation is reused");
+        assert_eq!(c.prices().expect("prices")["m"].input_per_1m, 150_000);
+    }
 
     /// The config files the repository ships load as they are (with their `${…}` set).
     #[test]

@@ -4,9 +4,11 @@
 mod catalog;
 mod error;
 mod money;
+mod usage;
 mod user;
 
 pub use catalog::{ChannelView, CreatedKey, KeyView, Mapping, NewKey, PriceView};
 pub use error::{ErrorInfo, ErrorKind};
 pub use money::{Credits, MoneyParseError, UNITS_PER_USD, usd};
+pub use usage::{ErrorClass, LedgerRow, UsageRow, UsageSource};
 pub use user::{NewUser, Role, UserInfo, UserStatus};

@@ -282,15 +282,13 @@ async fn channel_addresses_need_a_host_and_are_never_metadata_endpoints() {
         app.stop().await;
     }
     // The config is checked the same way at startup.
-    let c = service::config::Config {
-        channels: vec![crate::gateway::channel(
-            "meta",
-            "http://169.254.169.254/v1".into(),
-            &["m"],
-            0,
-        )],
-        ..service::config::Config::default()
-    };
+    let mut c = service::config::Config::default();
+    c.channels.push(crate::gateway::channel(
+        "meta",
+        "http://169.254.169.254/v1".into(),
+        &["m"],
+        0,
+    ));
     let e = c.validate().expect_err("a metadata channel in the config");
     assert_eq!(e.key, "channels[0].base_url");
 }

@@ -19,73 +19,7 @@ use tokio::sync::mpsc;
 
 mod repo;
 
-/// Where a row's token counts come from.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum UsageSource {
-    /// Reported by the upstream.
-    Upstream,
-    /// Counted by the gateway (the upstream reported none) for a complete answer.
-    Estimated,
-    /// Counted by the gateway for an answer that ended early.
-    Partial,
-    /// No answer: nothing to count.
-    #[default]
-    Absent,
-}
-
-impl UsageSource {
-    pub const ALL: [UsageSource; 4] = [
-        UsageSource::Upstream,
-        UsageSource::Estimated,
-        UsageSource::Partial,
-        UsageSource::Absent,
-    ];
-
-    /// As stored (`usage_logs.usage_source`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            UsageSource::Upstream => "upstream",
-            UsageSource::Estimated => "estimated",
-            UsageSource::Partial => "partial",
-            UsageSource::Absent => "none",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<UsageSource> {
-        UsageSource::ALL.into_iter().find(|s| s.as_str() == text)
-    }
-}
-
-/// Why a call did not end as a complete answer: the kind of error it was answered with, or how
-/// its stream ended early.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ErrorClass {
-    Failed(types::ErrorKind),
-    UpstreamCut,
-    ClientCancelled,
-    ServerShutdown,
-}
-
-impl ErrorClass {
-    /// As stored (`usage_logs.error_class`): the error kind's code, or the way a stream ended.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorClass::Failed(kind) => kind.code(),
-            ErrorClass::UpstreamCut => "upstream_cut",
-            ErrorClass::ClientCancelled => "client_cancelled",
-            ErrorClass::ServerShutdown => "server_shutdown",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<ErrorClass> {
-        match text {
-            "upstream_cut" => Some(ErrorClass::UpstreamCut),
-            "client_cancelled" => Some(ErrorClass::ClientCancelled),
-            "server_shutdown" => Some(ErrorClass::ServerShutdown),
-            code => types::ErrorKind::from_code(code).map(ErrorClass::Failed),
-        }
-    }
-}
+pub use types::{ErrorClass, UsageSource};
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct UsageRecord {

@@ -35,58 +35,87 @@ const COLUMNS: [(&str, bool); 21] = [
     ("created_at", true),
 ];
 
-/// One row's values in [`COLUMNS`] order: serialized as a JSON array for PostgreSQL, bound one
-/// by one for SQLite.
-#[derive(serde::Serialize)]
-struct Row<'a>(
-    &'a str,
-    i64,
-    Option<i64>,
-    Option<&'a str>,
-    &'a str,
-    Option<&'a str>,
-    Option<i64>,
-    i64,
-    i64,
-    i64,
-    i64,
-    i64,
-    i64,
-    Option<i64>,
-    &'a str,
-    i64,
-    Option<&'a str>,
-    i64,
-    Option<i64>,
-    Option<&'a str>,
-    i64,
-);
+/// One row as stored: each field a column of [`COLUMNS`], in that order.
+struct Row<'a> {
+    request_id: &'a str,
+    user_id: i64,
+    key_id: Option<i64>,
+    key_prefix: Option<&'a str>,
+    model: &'a str,
+    served_model: Option<&'a str>,
+    channel_id: Option<i64>,
+    attempts: i64,
+    stream: i64,
+    prompt_tokens: i64,
+    completion_tokens: i64,
+    cached_tokens: i64,
+    cost: i64,
+    price_version: Option<i64>,
+    usage_source: &'a str,
+    status: i64,
+    error_class: Option<&'static str>,
+    latency_ms: i64,
+    ttft_ms: Option<i64>,
+    client_ip: Option<&'a str>,
+    created_at: i64,
+}
+
+/// For PostgreSQL a row travels as a JSON array in [`COLUMNS`] order (half the bytes of an
+/// object, serialized on the gateway's event loop); the statement reads it by position.
+impl serde::Serialize for Row<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeTuple as _;
+        let mut t = s.serialize_tuple(COLUMNS.len())?;
+        t.serialize_element(self.request_id)?;
+        t.serialize_element(&self.user_id)?;
+        t.serialize_element(&self.key_id)?;
+        t.serialize_element(&self.key_prefix)?;
+        t.serialize_element(self.model)?;
+        t.serialize_element(&self.served_model)?;
+        t.serialize_element(&self.channel_id)?;
+        t.serialize_element(&self.attempts)?;
+        t.serialize_element(&self.stream)?;
+        t.serialize_element(&self.prompt_tokens)?;
+        t.serialize_element(&self.completion_tokens)?;
+        t.serialize_element(&self.cached_tokens)?;
+        t.serialize_element(&self.cost)?;
+        t.serialize_element(&self.price_version)?;
+        t.serialize_element(self.usage_source)?;
+        t.serialize_element(&self.status)?;
+        t.serialize_element(&self.error_class)?;
+        t.serialize_element(&self.latency_ms)?;
+        t.serialize_element(&self.ttft_ms)?;
+        t.serialize_element(&self.client_ip)?;
+        t.serialize_element(&self.created_at)?;
+        t.end()
+    }
+}
 
 impl<'a> From<&'a UsageRecord> for Row<'a> {
     fn from(r: &'a UsageRecord) -> Self {
-        Row(
-            &r.request_id,
-            r.user_id,
-            r.key_id,
-            r.key_prefix.as_deref(),
-            &r.model,
-            r.served_model.as_deref(),
-            r.channel_id,
-            i64::from(r.attempts),
-            i64::from(r.stream),
-            i(r.prompt_tokens),
-            i(r.completion_tokens),
-            i(r.cached_tokens),
-            r.cost,
-            r.price_version,
-            r.usage_source.as_str(),
-            i64::from(r.status),
-            r.error_class.map(super::ErrorClass::as_str),
-            i(r.latency_ms),
-            r.ttft_ms.map(i),
-            r.client_ip.as_deref(),
-            r.created_at,
-        )
+        Row {
+            request_id: &r.request_id,
+            user_id: r.user_id,
+            key_id: r.key_id,
+            key_prefix: r.key_prefix.as_deref(),
+            model: &r.model,
+            served_model: r.served_model.as_deref(),
+            channel_id: r.channel_id,
+            attempts: i64::from(r.attempts),
+            stream: i64::from(r.stream),
+            prompt_tokens: i(r.prompt_tokens),
+            completion_tokens: i(r.completion_tokens),
+            cached_tokens: i(r.cached_tokens),
+            cost: r.cost,
+            price_version: r.price_version,
+            usage_source: r.usage_source.as_str(),
+            status: i64::from(r.status),
+            error_class: r.error_class.map(super::ErrorClass::as_str),
+            latency_ms: i(r.latency_ms),
+            ttft_ms: r.ttft_ms.map(i),
+            client_ip: r.client_ip.as_deref(),
+            created_at: r.created_at,
+        }
     }
 }
 
@@ -147,27 +176,27 @@ pub(super) async fn insert(db: &Db, rows: &[UsageRecord]) -> Result<(), sqlx::Er
                 let mut q = sqlx::query(&sql);
                 for r in chunk.iter().map(Row::from) {
                     q = q
-                        .bind(r.0)
-                        .bind(r.1)
-                        .bind(r.2)
-                        .bind(r.3)
-                        .bind(r.4)
-                        .bind(r.5)
-                        .bind(r.6)
-                        .bind(r.7)
-                        .bind(r.8)
-                        .bind(r.9)
-                        .bind(r.10)
-                        .bind(r.11)
-                        .bind(r.12)
-                        .bind(r.13)
-                        .bind(r.14)
-                        .bind(r.15)
-                        .bind(r.16)
-                        .bind(r.17)
-                        .bind(r.18)
-                        .bind(r.19)
-                        .bind(r.20);
+                        .bind(r.request_id)
+                        .bind(r.user_id)
+                        .bind(r.key_id)
+                        .bind(r.key_prefix)
+                        .bind(r.model)
+                        .bind(r.served_model)
+                        .bind(r.channel_id)
+                        .bind(r.attempts)
+                        .bind(r.stream)
+                        .bind(r.prompt_tokens)
+                        .bind(r.completion_tokens)
+                        .bind(r.cached_tokens)
+                        .bind(r.cost)
+                        .bind(r.price_version)
+                        .bind(r.usage_source)
+                        .bind(r.status)
+                        .bind(r.error_class)
+                        .bind(r.latency_ms)
+                        .bind(r.ttft_ms)
+                        .bind(r.client_ip)
+                        .bind(r.created_at);
                 }
                 q.execute(&mut *tx).await?;
             }
