@@ -661,6 +661,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_lease_of_zero_seconds_is_refused() {
+        let e = load("billing:\n  sweep_after_seconds: 0\n", &[]).expect_err("zero lease");
+        assert_eq!(e.key, "billing.sweep_after_seconds");
+        let e = load("gateway:\n  allow_metadata_upstreams: maybe\n", &[]).expect_err("a bool");
+        assert_eq!(e.key, "gateway.allow_metadata_upstreams");
+    }
+
+    #[test]
     fn prices_are_parsed_once_and_kept() {
         let c = load(
             "pricing:\n  m: { input_per_1m: \"0.15\", output_per_1m: \"0.6\" }\n",

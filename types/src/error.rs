@@ -84,26 +84,27 @@ impl ErrorKind {
         }
     }
 
-    /// The kind whose [`ErrorKind::code`] this is.
+    /// Every kind, in declaration order (the one list; a test checks it against the enum).
+    pub const ALL: [ErrorKind; 14] = [
+        ErrorKind::Invalid,
+        ErrorKind::Unauthorized,
+        ErrorKind::InsufficientQuota,
+        ErrorKind::Forbidden,
+        ErrorKind::NotFound,
+        ErrorKind::Conflict,
+        ErrorKind::PayloadTooLarge,
+        ErrorKind::Unprocessable,
+        ErrorKind::RateLimited,
+        ErrorKind::BadGateway,
+        ErrorKind::Unavailable,
+        ErrorKind::GatewayTimeout,
+        ErrorKind::Internal,
+        ErrorKind::Transport,
+    ];
+
+    /// The kind whose [`ErrorKind::code`] this is (`internal_error` reads as `Internal`).
     pub fn from_code(code: &str) -> Option<ErrorKind> {
-        use ErrorKind::*;
-        [
-            Invalid,
-            Unauthorized,
-            InsufficientQuota,
-            Forbidden,
-            NotFound,
-            Conflict,
-            PayloadTooLarge,
-            Unprocessable,
-            RateLimited,
-            BadGateway,
-            Unavailable,
-            GatewayTimeout,
-            Internal,
-        ]
-        .into_iter()
-        .find(|k| k.code() == code)
+        ErrorKind::ALL.into_iter().find(|k| k.code() == code)
     }
 
     /// OpenAI's `error.code` for this kind.
@@ -162,5 +163,43 @@ impl ErrorInfo {
 impl std::fmt::Display for ErrorInfo {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `ALL` holds every kind once (a kind added to the enum without it fails the match), and
+    /// every code reads back as its kind.
+    #[test]
+    fn every_kind_is_listed_and_its_code_reads_back() {
+        for (n, k) in ErrorKind::ALL.into_iter().enumerate() {
+            let position = match k {
+                ErrorKind::Invalid => 0,
+                ErrorKind::Unauthorized => 1,
+                ErrorKind::InsufficientQuota => 2,
+                ErrorKind::Forbidden => 3,
+                ErrorKind::NotFound => 4,
+                ErrorKind::Conflict => 5,
+                ErrorKind::PayloadTooLarge => 6,
+                ErrorKind::Unprocessable => 7,
+                ErrorKind::RateLimited => 8,
+                ErrorKind::BadGateway => 9,
+                ErrorKind::Unavailable => 10,
+                ErrorKind::GatewayTimeout => 11,
+                ErrorKind::Internal => 12,
+                ErrorKind::Transport => 13,
+            };
+            assert_eq!(position, n, "{k:?}");
+            let back = ErrorKind::from_code(k.code()).expect("a kind");
+            let want = if k == ErrorKind::Transport {
+                ErrorKind::Internal
+            } else {
+                k
+            };
+            assert_eq!(back, want);
+        }
+        assert_eq!(ErrorKind::from_code("no_such_code"), None);
     }
 }
