@@ -1,10 +1,13 @@
 //! The Tollgate console: Leptos components by domain, each domain's server functions beside its
 //! page. Server functions are one-line adapters over the `service` crate (ssr only).
+// The release wasm build computes the layout of deeply nested view types (the API reference).
+#![recursion_limit = "256"]
 
 pub mod admin;
 pub mod auth;
 pub mod components;
 pub mod dashboard;
+pub mod docs;
 pub mod error;
 pub mod i18n;
 #[cfg(feature = "ssr")]
@@ -52,6 +55,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/") view=dashboard::DashboardPage ssr=SsrMode::Async/>
                     <Route path=path!("/login") view=auth::LoginPage ssr=SsrMode::Async/>
                     <Route path=path!("/admin") view=admin::AdminPage ssr=SsrMode::Async/>
+                    <Route path=path!("/docs") view=docs::DocsPage ssr=SsrMode::Async/>
                 </Routes>
             </components::Layout>
         </Router>

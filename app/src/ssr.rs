@@ -36,6 +36,11 @@ pub fn client_meta(config: &Config, parts: &Parts) -> ClientMeta {
     service::web::client_meta(config, &parts.headers, peer)
 }
 
+/// The client's address of the request being served.
+pub fn client_ip(svc: &Services) -> Result<Option<std::net::IpAddr>, AppError> {
+    Ok(client_meta(&svc.config, &parts()?).ip)
+}
+
 /// Adds a `Set-Cookie` to the server function's response.
 pub fn set_cookie(value: &str) {
     if let (Some(res), Ok(v)) = (

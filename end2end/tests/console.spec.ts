@@ -110,3 +110,38 @@ test("signing in from a guarded page comes back to it", async ({ page }) => {
   await expect(page).toHaveURL(/\/login$/);
   expect(errors).toEqual([]);
 });
+
+test("the API reference renders every route, offline, at desktop and phone width", async ({ page, context }) => {
+  const errors = watchErrors(page);
+  // Nothing outside the gateway is fetched: the page works without a CDN.
+  const outside: string[] = [];
+  await context.route(/^https?:\/\/(?!127\.0\.0\.1|localhost)/, (route) => {
+    outside.push(route.request().url());
+    return route.abort();
+  });
+  for (const width of [1280, 375]) {
+    await page.setViewportSize({ width, height: 800 });
+    const res = await page.goto("/docs");
+    expect(res?.status()).toBe(200);
+    await hydrated(page);
+    await expect(page.getByRole("heading", { name: "API reference" })).toBeVisible();
+    const all = await page.getByTestId("operation").count();
+    expect(all).toBeGreaterThanOrEqual(44);
+    // Search narrows the list as you type (client-side, after hydration).
+    await page.getByTestId("docs-search").fill("redeem-codes");
+    await expect(page.getByTestId("operation")).toHaveCount(3);
+    const op = page.getByTestId("operation").first();
+    await op.locator("summary").click();
+    await expect(op.getByText("Responses")).toBeVisible();
+    await page.getByTestId("docs-search").fill("");
+    await expect(page.getByTestId("operation")).toHaveCount(all);
+    // Nothing is wider than the screen.
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    expect(overflow).toBeLessThanOrEqual(0);
+  }
+  const doc = await (await page.request.get("/api/openapi.json")).json();
+  expect(doc.openapi).toMatch(/^3\./);
+  expect(Object.keys(doc.paths)).toContain("/api/admin/model-mappings/{model}");
+  expect(outside).toEqual([]);
+  expect(errors).toEqual([]);
+});

@@ -21,6 +21,7 @@ pub struct Config {
     pub log: LogConfig,
     pub session: SessionConfig,
     pub auth: AuthConfig,
+    pub redeem: RedeemConfig,
     pub storage: StorageConfig,
     pub admin: AdminConfig,
     pub gateway: GatewayConfig,
@@ -39,7 +40,8 @@ pub struct Config {
 /// A channel as the config (and the admin API) declare it.
 pub use crate::routing::ChannelInput as ChannelConfig;
 
-#[derive(Clone, Debug, Deserialize)]
+/// A price in USD decimal strings: per 1M input, output and cached input tokens, and per request.
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PriceConfig {
     pub input_per_1m: String,
@@ -310,6 +312,26 @@ impl Default for AuthConfig {
     }
 }
 
+/// Redeem codes: failed attempts allowed before 429, per user and per client IP, shared by
+/// every instance when Redis is configured.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedeemConfig {
+    pub max_failures_per_user: u32,
+    pub max_failures_per_ip: u32,
+    pub failure_window_seconds: u64,
+}
+
+impl Default for RedeemConfig {
+    fn default() -> Self {
+        Self {
+            max_failures_per_user: 10,
+            max_failures_per_ip: 30,
+            failure_window_seconds: 600,
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum StorageKind {
@@ -528,6 +550,15 @@ impl Config {
         }
         if self.auth.failure_window_seconds == 0 {
             return Err(err("auth.failure_window_seconds", "must be at least 1"));
+        }
+        if self.redeem.max_failures_per_user == 0 {
+            return Err(err("redeem.max_failures_per_user", "must be at least 1"));
+        }
+        if self.redeem.max_failures_per_ip == 0 {
+            return Err(err("redeem.max_failures_per_ip", "must be at least 1"));
+        }
+        if self.redeem.failure_window_seconds == 0 {
+            return Err(err("redeem.failure_window_seconds", "must be at least 1"));
         }
         if self.storage.kind == StorageKind::S3 && self.storage.s3.bucket.is_empty() {
             return Err(err("storage.s3.bucket", "required when storage.kind is s3"));

@@ -27,7 +27,7 @@ pub enum Error {
     Forbidden(&'static str),
     #[error("invalid {field}: {reason}")]
     Invalid { field: &'static str, reason: String },
-    #[error("{0} already exists")]
+    #[error("{0}")]
     Conflict(&'static str),
     #[error("too many requests; retry in {} s", retry_after.as_secs().max(1))]
     RateLimited { retry_after: Duration },

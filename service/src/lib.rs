@@ -12,8 +12,10 @@ pub mod jobs;
 pub mod keys;
 pub mod kv;
 pub mod metrics;
+pub mod paging;
 pub mod proxy;
 pub mod ratelimit;
+pub mod redeem;
 pub mod routing;
 pub mod secret;
 pub mod state;
@@ -39,4 +41,20 @@ pub fn random_id() -> String {
     let mut b = [0u8; 16];
     rand::rng().fill_bytes(&mut b);
     hex::encode(b)
+}
+
+/// `GET /api/about`: what this instance is and how long it has run. `build` is the binary's
+/// build id (its commit), which the binary knows and the library does not.
+pub fn about(svc: &Services, build: &str) -> types::About {
+    types::About {
+        name: "Tollgate".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        build: build.into(),
+        uptime_seconds: svc.started.elapsed().as_secs(),
+        started_at: svc.started_at_ms / 1000,
+        docs: types::DocsLinks {
+            openapi: "/api/openapi.json".into(),
+            console: "/docs".into(),
+        },
+    }
 }

@@ -37,6 +37,9 @@ pub struct Inner {
     pub routing: Routing,
     pub credit: Arc<CreditManager>,
     pub usage: UsageSink,
+    /// When this instance started: by the monotonic clock, and in unix ms.
+    pub started: std::time::Instant,
+    pub started_at_ms: i64,
     /// Settlements that count tokens (no upstream usage) run on one thread of their own, so the
     /// runtime never waits for a tokenizer; shutdown waits for them (`settling`).
     counter: std::sync::mpsc::Sender<CountingJob>,
@@ -103,6 +106,8 @@ impl Services {
             routing,
             credit,
             usage,
+            started: std::time::Instant::now(),
+            started_at_ms: crate::now_ms(),
             counter,
             settling: watch::channel(0).0,
             prices: RwLock::new(Arc::new(PriceBook::default())),

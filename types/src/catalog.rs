@@ -6,6 +6,7 @@ use crate::Credits;
 use serde::{Deserialize, Serialize};
 
 /// A key as the admin API shows it: never the secret or its digest.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct KeyView {
     pub id: i64,
@@ -17,8 +18,10 @@ pub struct KeyView {
     pub allowed_models: Vec<String>,
     pub allowed_ips: Vec<String>,
     /// When capped; on the wire as a USD decimal string.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, example = "1.50"))]
     #[serde(with = "crate::money::usd::option")]
     pub spend_cap: Option<Credits>,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "1.50"))]
     #[serde(with = "crate::money::usd")]
     pub spent: Credits,
     pub rpm: Option<i64>,
@@ -28,6 +31,7 @@ pub struct KeyView {
 }
 
 /// A newly created key: the view plus the secret, shown this once.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct CreatedKey {
     #[serde(flatten)]
@@ -36,6 +40,7 @@ pub struct CreatedKey {
 }
 
 /// What an administrator (or, later, the key's owner) supplies to create a key.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewKey {
@@ -57,6 +62,7 @@ pub struct NewKey {
 }
 
 /// A channel as the admin API shows it: the upstream key is write-only.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ChannelView {
     pub id: i64,
@@ -73,6 +79,7 @@ pub struct ChannelView {
 }
 
 /// A public model and its ordered fallback list of upstream model names.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Mapping {
     pub model: String,
@@ -80,16 +87,21 @@ pub struct Mapping {
 }
 
 /// A price as the admin API shows it: USD decimal strings per 1M tokens.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct PriceView {
     pub model: String,
     pub version: i64,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "1.50"))]
     #[serde(with = "crate::money::usd")]
     pub input_per_1m: Credits,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "1.50"))]
     #[serde(with = "crate::money::usd")]
     pub output_per_1m: Credits,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "1.50"))]
     #[serde(with = "crate::money::usd")]
     pub cached_input_per_1m: Credits,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "1.50"))]
     #[serde(with = "crate::money::usd")]
     pub per_request: Credits,
 }

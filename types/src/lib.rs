@@ -1,14 +1,29 @@
 //! Wasm-safe types shared by the console, the server functions and the REST API.
 //! Only serde here: this crate compiles to WebAssembly.
 
+mod billing;
 mod catalog;
+pub mod date;
+pub mod docs;
 mod error;
 mod money;
+mod redeem;
 mod usage;
 mod user;
 
+pub use billing::{
+    About, BillingSubscription, BillingUsage, CreditSummary, DailyCost, DocsLinks, GroupView,
+    LineItem, ModelPrice, Pricing,
+};
 pub use catalog::{ChannelView, CreatedKey, KeyView, Mapping, NewKey, PriceView};
 pub use error::{ErrorInfo, ErrorKind};
 pub use money::{Credits, MoneyParseError, UNITS_PER_USD, usd};
-pub use usage::{ErrorClass, LedgerRow, UsageRow, UsageSource};
-pub use user::{NewUser, Role, UserInfo, UserStatus};
+pub use redeem::{
+    CreatedRedeemBatch, NewRedeemBatch, RedeemBatch, RedeemCheck, RedeemCodeView, RedeemStatus,
+    Redeemed,
+};
+pub use usage::{
+    CallsQuery, ErrorClass, LedgerQuery, LedgerRow, LogsQuery, Page, PageMeta, Slice, UsagePoint,
+    UsageQuery, UsageRow, UsageSource,
+};
+pub use user::{NewUser, Role, UserInfo, UserPatch, UserStatus};

@@ -94,6 +94,7 @@ as_text!(UsageSource, "usage source");
 as_text!(ErrorClass, "error class");
 
 /// One call, as its owner and the administrators read it in the call logs.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UsageRow {
     pub id: i64,
@@ -110,11 +111,14 @@ pub struct UsageRow {
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
     pub cached_tokens: u64,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "1.50"))]
     #[serde(with = "crate::money::usd")]
     pub cost: Credits,
     pub price_version: Option<i64>,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub usage_source: UsageSource,
     pub status: u16,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub error_class: Option<ErrorClass>,
     pub latency_ms: u64,
     pub ttft_ms: Option<u64>,
@@ -123,6 +127,7 @@ pub struct UsageRow {
 }
 
 /// One change of a balance, as the billing page shows it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LedgerRow {
     pub id: i64,
@@ -131,14 +136,131 @@ pub struct LedgerRow {
     /// `credit`, `grant`, `charge`, `release`, `adjustment` or `refund`.
     pub kind: String,
     /// The change of the balance.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "1.50"))]
     #[serde(with = "crate::money::usd")]
     pub amount: Credits,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "1.50"))]
     #[serde(with = "crate::money::usd")]
     pub balance_after: Credits,
     pub reference: Option<String>,
     pub reason: Option<String>,
     /// Unix milliseconds.
     pub created_at: i64,
+}
+
+/// The filters and the page of a call-log read, as the query string or a server function sends
+/// them: text, parsed by the service, which names the field it refuses. `from` and `to` are unix
+/// seconds (from inclusive, to exclusive); `status` is `success`, `error` or an HTTP status.
+/// Keyset paging: `cursor` is the `next_cursor` of the page before, `limit` at most 100.
+/// `user_id` is for administrators only.
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::IntoParams),
+    into_params(parameter_in = Query)
+)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallsQuery {
+    pub model: Option<String>,
+    pub status: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub key_id: Option<String>,
+    pub user_id: Option<String>,
+    pub cursor: Option<String>,
+    pub limit: Option<String>,
+}
+
+/// `/api/logs`: the same filters, paged by number (`page` from 1, `page_size` at most 100).
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::IntoParams),
+    into_params(parameter_in = Query)
+)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogsQuery {
+    pub model: Option<String>,
+    pub status: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub key_id: Option<String>,
+    pub page: Option<String>,
+    pub page_size: Option<String>,
+}
+
+/// A ledger read, keyset-paged.
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::IntoParams),
+    into_params(parameter_in = Query)
+)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LedgerQuery {
+    pub cursor: Option<String>,
+    pub limit: Option<String>,
+}
+
+/// Daily usage: `from` and `to` are days (`YYYY-MM-DD`, both included), `by` is `model` or
+/// `key`, and days start at UTC plus `utc_offset_minutes` (a whole number of hours).
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::IntoParams),
+    into_params(parameter_in = Query)
+)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UsageQuery {
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub by: Option<String>,
+    pub utc_offset_minutes: Option<String>,
+}
+
+/// A numbered page, in the shape the seed's `/api/logs` answers.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Page<T> {
+    pub data: Vec<T>,
+    pub meta: PageMeta,
+}
+
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PageMeta {
+    pub current_page: u64,
+    pub page_size: u64,
+    pub total: u64,
+    pub total_pages: u64,
+}
+
+/// A keyset page: the rows, and the cursor of the next page (none after the last).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Slice<T> {
+    pub data: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+/// One day's usage of one model (or one key).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsagePoint {
+    /// `YYYY-MM-DD`.
+    pub day: String,
+    /// Set when grouped by model.
+    pub model: Option<String>,
+    /// Set when grouped by key (0: calls made without a key).
+    pub key_id: Option<i64>,
+    pub requests: u64,
+    pub failures: u64,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub cached_tokens: u64,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "1.50"))]
+    #[serde(with = "crate::money::usd")]
+    pub cost: Credits,
 }
 
 #[cfg(test)]

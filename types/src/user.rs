@@ -3,6 +3,7 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
@@ -36,6 +37,7 @@ impl fmt::Display for Role {
     }
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum UserStatus {
@@ -64,6 +66,7 @@ impl FromStr for UserStatus {
 }
 
 /// A user as the console and the admin API show it. Never carries a secret.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserInfo {
     pub id: i64,
@@ -72,6 +75,7 @@ pub struct UserInfo {
     pub status: UserStatus,
     pub group: String,
     /// On the wire as a USD decimal string.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "1.50"))]
     #[serde(with = "crate::money::usd")]
     pub balance: Credits,
     /// Unix milliseconds.
@@ -79,6 +83,7 @@ pub struct UserInfo {
 }
 
 /// What an admin (or a self sign-up) supplies to create a user.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewUser {
     pub username: String,
@@ -89,4 +94,15 @@ pub struct NewUser {
 
 fn default_role() -> Role {
     Role::User
+}
+
+/// What an administrator changes of a user: the role, the price group, or both.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserPatch {
+    #[serde(default)]
+    pub role: Option<Role>,
+    #[serde(default)]
+    pub group: Option<String>,
 }

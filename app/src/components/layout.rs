@@ -29,6 +29,7 @@ pub fn Layout(children: Children) -> impl IntoView {
                     <Show when=move || is_admin>
                         <a href="/admin">{t!("nav.users")}</a>
                     </Show>
+                    <a href="/docs">{t!("nav.docs")}</a>
                 </nav>
                 <div class="whoami">
                     <span class="muted" data-testid="whoami">{user.username.clone()}</span>

@@ -1,2 +1,3 @@
+pub mod api;
 pub mod page;
 pub use page::DashboardPage;

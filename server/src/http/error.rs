@@ -3,10 +3,28 @@
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 use types::{ErrorInfo, ErrorKind};
 
 pub struct ApiError(pub ErrorInfo);
+
+/// Every error answer of `/v1` and `/api`: OpenAI's shape.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    pub message: String,
+    /// OpenAI's error type: `invalid_request_error`, `authentication_error`, …
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// The field at fault, when one is.
+    pub param: Option<String>,
+    /// A stable code the console translates.
+    pub code: String,
+    pub request_id: Option<String>,
+}
 
 impl ApiError {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
@@ -27,15 +45,15 @@ impl IntoResponse for ApiError {
         let e = self.0;
         let status =
             StatusCode::from_u16(e.kind.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let body = json!({
-            "error": {
-                "message": e.message,
-                "type": e.kind.openai_type(),
-                "param": e.param,
-                "code": e.code(),
-                "request_id": e.request_id.or_else(service::telemetry::current_request_id),
-            }
-        });
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: e.code().to_string(),
+                kind: e.kind.openai_type(),
+                message: e.message,
+                param: e.param,
+                request_id: e.request_id.or_else(service::telemetry::current_request_id),
+            },
+        };
         let mut res = (status, Json(body)).into_response();
         if let Some(secs) = e.retry_after_secs {
             res.headers_mut()

@@ -36,6 +36,42 @@ where
     }
 }
 
+/// `Query<T>` whose rejection (an unknown or malformed parameter) is a 400 in OpenAI's shape.
+pub struct ApiQuery<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiQuery<T>
+where
+    S: Send + Sync,
+    T: serde::de::DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(v)) => Ok(ApiQuery(v)),
+            Err(r) => Err(ApiError::new(ErrorKind::Invalid, r.body_text())),
+        }
+    }
+}
+
+/// `Path<T>` whose rejection (an id that is not a number, say) is a 400 in OpenAI's shape.
+pub struct ApiPath<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiPath<T>
+where
+    S: Send + Sync,
+    T: serde::de::DeserializeOwned + Send,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(v)) => Ok(ApiPath(v)),
+            Err(r) => Err(ApiError::new(ErrorKind::Invalid, r.body_text())),
+        }
+    }
+}
+
 /// Someone acting on the admin API: an administrator's session (as the session layer resolved
 /// it) or the configured `admin.api_token` as a Bearer token. Everyone else is refused here,
 /// once for every `/api/admin` route: 401 when signed out, 403 when not an administrator. The

@@ -6,6 +6,8 @@ pub mod extract;
 pub mod health;
 pub mod middleware;
 pub mod openai;
+pub mod openapi;
+pub mod public;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, FromRef};
@@ -14,6 +16,7 @@ use leptos_axum::{LeptosRoutes as _, file_and_error_handler_with_context, genera
 use service::Services;
 use std::sync::Arc;
 use tower_http::limit::RequestBodyLimitLayer;
+use utoipa_axum::router::OpenApiRouter;
 
 /// The router's state. axum clones it for every request, so each part is one pointer to copy
 /// (`LeptosOptions` itself is a dozen fields, copied only for the console's handlers).
@@ -35,6 +38,13 @@ impl FromRef<AppState> for Services {
     }
 }
 
+/// Every `/v1` and `/api` route, with the OpenAPI document of them all.
+pub fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::base())
+        .nest("/v1", openai::routes())
+        .nest("/api", public::routes().nest("/admin", admin::routes()))
+}
+
 pub fn router(svc: Services, leptos: LeptosOptions) -> Router {
     let state = AppState {
         svc: svc.clone(),
@@ -42,7 +52,10 @@ pub fn router(svc: Services, leptos: LeptosOptions) -> Router {
     };
     let context = {
         let svc = svc.clone();
-        move || provide_context(svc.clone())
+        move || {
+            provide_context(svc.clone());
+            provide_context(app::docs::ApiDocument(openapi::document_text()));
+        }
     };
     let shell = {
         let leptos = leptos.clone();
@@ -52,8 +65,7 @@ pub fn router(svc: Services, leptos: LeptosOptions) -> Router {
     let max_body = svc.config.server.max_body_bytes;
     Router::new()
         .merge(health::routes())
-        .nest("/api/admin", admin::routes())
-        .nest("/v1", openai::routes())
+        .merge(api().split_for_parts().0)
         .leptos_routes_with_context(&state, routes, context.clone(), shell)
         .fallback(file_and_error_handler_with_context::<AppState, _>(
             context,

@@ -2,29 +2,36 @@
 
 use super::AppState;
 use super::error::ApiError;
+use super::error::ErrorBody;
+use super::extract::ApiQuery;
+use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, FromRequestParts, Path, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
-use serde_json::json;
 use service::Services;
+use service::billing::statement;
 use service::keys::{self, KeyAuth};
+use service::proxy::ModelInfo;
 use service::proxy::{self, CallContext, Endpoint, ProxyBody};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 use tracing::Instrument as _;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/chat/completions", post(chat))
-        .route("/completions", post(completions))
-        .route("/embeddings", post(embeddings))
-        .route("/models", get(list_models))
-        .route("/models/{*model}", get(get_model))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(chat))
+        .routes(routes!(completions))
+        .routes(routes!(embeddings))
+        .routes(routes!(list_models))
+        .routes(routes!(get_model))
+        .routes(routes!(subscription))
+        .routes(routes!(billing_usage))
+        .routes(routes!(credits))
         .fallback(unknown_endpoint)
 }
 
@@ -138,26 +145,202 @@ async fn respond(svc: &Services, ctx: &CallContext, endpoint: Endpoint, body: By
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/chat/completions",
+    tag = "openai",
+    summary = "Chat completion (streams with `stream: true`)",
+    request_body = Object,
+    responses(
+        (status = 200, description = "The upstream's answer: JSON, or server-sent events when `stream` is true", content((Object = "application/json"), (String = "text/event-stream"))),
+        (status = 400, description = "Bad input: the field at fault is in `param`", body = ErrorBody),
+        (status = 401, description = "No credentials, or bad ones", body = ErrorBody),
+        (status = 402, description = "The balance (or the key's cap) cannot cover the request", body = ErrorBody),
+        (status = 403, description = "Not allowed", body = ErrorBody),
+        (status = 404, description = "Not found", body = ErrorBody),
+        (status = 429, description = "Throttled; see `Retry-After`", body = ErrorBody),
+        (status = 502, description = "The upstream failed", body = ErrorBody),
+        (status = 503, description = "A dependency is unavailable; see `Retry-After`", body = ErrorBody),
+        (status = 504, description = "The upstream timed out", body = ErrorBody)
+    ),
+    security(("api_key" = []))
+)]
 async fn chat(State(svc): State<Services>, key: ApiKey, body: Bytes) -> Response {
     relay(svc, key, Endpoint::Chat, body).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/completions",
+    tag = "openai",
+    summary = "Text completion (legacy)",
+    request_body = Object,
+    responses(
+        (status = 200, description = "The upstream's answer: JSON, or server-sent events when `stream` is true", content((Object = "application/json"), (String = "text/event-stream"))),
+        (status = 400, description = "Bad input: the field at fault is in `param`", body = ErrorBody),
+        (status = 401, description = "No credentials, or bad ones", body = ErrorBody),
+        (status = 402, description = "The balance (or the key's cap) cannot cover the request", body = ErrorBody),
+        (status = 403, description = "Not allowed", body = ErrorBody),
+        (status = 404, description = "Not found", body = ErrorBody),
+        (status = 429, description = "Throttled; see `Retry-After`", body = ErrorBody),
+        (status = 502, description = "The upstream failed", body = ErrorBody),
+        (status = 503, description = "A dependency is unavailable; see `Retry-After`", body = ErrorBody),
+        (status = 504, description = "The upstream timed out", body = ErrorBody)
+    ),
+    security(("api_key" = []))
+)]
 async fn completions(State(svc): State<Services>, key: ApiKey, body: Bytes) -> Response {
     relay(svc, key, Endpoint::Completions, body).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/embeddings",
+    tag = "openai",
+    summary = "Embeddings",
+    request_body = Object,
+    responses(
+        (status = 200, description = "The upstream's answer", body = Object),
+        (status = 400, description = "Bad input: the field at fault is in `param`", body = ErrorBody),
+        (status = 401, description = "No credentials, or bad ones", body = ErrorBody),
+        (status = 402, description = "The balance (or the key's cap) cannot cover the request", body = ErrorBody),
+        (status = 403, description = "Not allowed", body = ErrorBody),
+        (status = 404, description = "Not found", body = ErrorBody),
+        (status = 429, description = "Throttled; see `Retry-After`", body = ErrorBody),
+        (status = 502, description = "The upstream failed", body = ErrorBody),
+        (status = 503, description = "A dependency is unavailable; see `Retry-After`", body = ErrorBody),
+        (status = 504, description = "The upstream timed out", body = ErrorBody)
+    ),
+    security(("api_key" = []))
+)]
 async fn embeddings(State(svc): State<Services>, key: ApiKey, body: Bytes) -> Response {
     relay(svc, key, Endpoint::Embeddings, body).await
 }
 
-async fn list_models(State(svc): State<Services>, key: ApiKey) -> Json<serde_json::Value> {
-    Json(json!({ "object": "list", "data": proxy::models(&svc, &key.key) }))
+#[utoipa::path(
+    get,
+    path = "/models",
+    tag = "openai",
+    summary = "The models this key can call",
+    responses(
+        (status = 200, description = "Models routed and priced that the key may use", body = ModelList),
+        (status = 401, description = "No credentials, or bad ones", body = ErrorBody)
+    ),
+    security(("api_key" = []))
+)]
+async fn list_models(State(svc): State<Services>, key: ApiKey) -> Json<ModelList> {
+    Json(ModelList {
+        object: "list",
+        data: proxy::models(&svc, &key.key),
+    })
 }
 
+/// `GET /v1/models`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ModelList {
+    object: &'static str,
+    data: Vec<ModelInfo>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/models/{*model}",
+    tag = "openai",
+    summary = "One model the key can call",
+    params(("model" = String, Path, description = "A model name")),
+    responses(
+        (status = 200, description = "The model", body = ModelInfo),
+        (status = 401, description = "No credentials, or bad ones", body = ErrorBody),
+        (status = 404, description = "Not found", body = ErrorBody)
+    ),
+    security(("api_key" = []))
+)]
 async fn get_model(
     State(svc): State<Services>,
     key: ApiKey,
     Path(model): Path<String>,
 ) -> Result<Json<proxy::ModelInfo>, ApiError> {
     Ok(Json(proxy::model(&svc, &key.key, &model)?))
+}
+
+/// A billing window: `start_date` (inclusive) and `end_date` (exclusive), `YYYY-MM-DD`.
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct BillingWindow {
+    /// `YYYY-MM-DD`, UTC, inclusive.
+    start_date: Option<String>,
+    /// `YYYY-MM-DD`, UTC, exclusive.
+    end_date: Option<String>,
+}
+
+impl BillingWindow {
+    fn parse(&self) -> Result<Option<(i64, i64)>, ApiError> {
+        Ok(statement::window(
+            self.start_date.as_deref(),
+            self.end_date.as_deref(),
+        )?)
+    }
+}
+
+#[utoipa::path(
+    get,
+    path = "/dashboard/billing/subscription",
+    tag = "billing",
+    summary = "OpenAI's legacy subscription: the hard limit is what remains plus the window's usage",
+    params(BillingWindow),
+    responses(
+        (status = 200, description = "The subscription", body = types::BillingSubscription),
+        (status = 400, description = "Bad input: the field at fault is in `param`", body = ErrorBody),
+        (status = 401, description = "No credentials, or bad ones", body = ErrorBody)
+    ),
+    security(("api_key" = []))
+)]
+async fn subscription(
+    State(svc): State<Services>,
+    key: ApiKey,
+    ApiQuery(w): ApiQuery<BillingWindow>,
+) -> Result<Json<types::BillingSubscription>, ApiError> {
+    Ok(Json(
+        statement::subscription(&svc, &key.key, w.parse()?).await?,
+    ))
+}
+
+#[utoipa::path(
+    get,
+    path = "/dashboard/billing/usage",
+    tag = "billing",
+    summary = "OpenAI's legacy usage, in cents, per day and model (lifetime total without dates)",
+    params(BillingWindow),
+    responses(
+        (status = 200, description = "The usage", body = types::BillingUsage),
+        (status = 400, description = "Bad input: the field at fault is in `param`", body = ErrorBody),
+        (status = 401, description = "No credentials, or bad ones", body = ErrorBody)
+    ),
+    security(("api_key" = []))
+)]
+async fn billing_usage(
+    State(svc): State<Services>,
+    key: ApiKey,
+    ApiQuery(w): ApiQuery<BillingWindow>,
+) -> Result<Json<types::BillingUsage>, ApiError> {
+    Ok(Json(statement::usage(&svc, &key.key, w.parse()?).await?))
+}
+
+#[utoipa::path(
+    get,
+    path = "/credits",
+    tag = "billing",
+    summary = "Credited, used and remaining, in USD",
+    responses(
+        (status = 200, description = "The credit summary", body = types::CreditSummary),
+        (status = 401, description = "No credentials, or bad ones", body = ErrorBody)
+    ),
+    security(("api_key" = []))
+)]
+async fn credits(
+    State(svc): State<Services>,
+    key: ApiKey,
+) -> Result<Json<types::CreditSummary>, ApiError> {
+    Ok(Json(statement::credits(&svc, &key.key).await?))
 }

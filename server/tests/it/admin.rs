@@ -40,11 +40,23 @@ async fn every_admin_route_refuses_plain_users_and_visitors(backend: Backend) {
         (Method::GET, "/api/admin/prices".into()),
         (Method::PUT, "/api/admin/prices/m".into()),
         (Method::DELETE, "/api/admin/prices/m".into()),
+        (Method::PATCH, format!("/api/admin/users/{uid}")),
+        (Method::GET, format!("/api/admin/users/{uid}/ledger")),
+        (Method::GET, "/api/admin/groups".into()),
+        (Method::PUT, "/api/admin/groups/gold".into()),
+        (Method::DELETE, "/api/admin/groups/gold".into()),
+        (Method::GET, "/api/admin/logs".into()),
+        (Method::GET, "/api/admin/redeem-codes".into()),
+        (Method::POST, "/api/admin/redeem-codes".into()),
+        (Method::POST, "/api/admin/redeem-codes/1/void".into()),
+        (Method::GET, "/api/admin/redeem-batches".into()),
+        (Method::POST, "/api/admin/redeem-batches/1/void".into()),
     ];
     let body = json!({ "username": "x", "password": "x-password", "role": "admin",
                        "status": "disabled", "amount": "5", "reason": "r", "user_id": uid,
                        "name": "n", "base_url": "http://127.0.0.1:1/v1", "targets": ["m"],
-                       "input_per_1m": "1", "output_per_1m": "1" });
+                       "input_per_1m": "1", "output_per_1m": "1", "multiplier": "2",
+                       "group": "gold", "count": 1, "value": "1" });
     for (who, client, want) in [("plain user", &user, 403), ("visitor", &visitor, 401)] {
         for (method, path) in &routes {
             let res = client
@@ -102,6 +114,13 @@ async fn every_admin_route_refuses_plain_users_and_visitors(backend: Backend) {
         1,
         "{users:?}"
     );
+    for table in ["redeem_batches", "group_multipliers"] {
+        let n: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
+            .fetch_one(app.svc.db.pool())
+            .await
+            .expect("count");
+        assert_eq!(n, 0, "nothing written to {table}");
+    }
     app.stop().await;
 }
 

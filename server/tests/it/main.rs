@@ -10,5 +10,6 @@ mod faults;
 mod gateway;
 mod hardening;
 mod lifecycle;
+mod openapi;
 mod ops;
 mod python;

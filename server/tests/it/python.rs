@@ -5,32 +5,77 @@ use crate::common::*;
 use crate::gateway::Gw;
 use std::process::Command;
 
-both_backends!(the_official_openai_client_works_against_the_gateway);
+both_backends!(
+    the_official_openai_client_works_against_the_gateway,
+    chat_clients_read_balances_and_redeem_codes,
+);
 
-async fn the_official_openai_client_works_against_the_gateway(backend: Backend) {
-    let python = std::env::var("TOLLGATE_TEST_PYTHON").expect(
+fn python() -> String {
+    std::env::var("TOLLGATE_TEST_PYTHON").expect(
         "TOLLGATE_TEST_PYTHON must name a python with the openai package (make unit sets it)",
-    );
-    let gw = Gw::start(backend, "1", |_, _| {}).await;
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/openai_client.py");
+    )
+}
+
+/// Runs a script of `tests/python` with the gateway's address and key (and `env`); its stdout.
+async fn run_script(name: &str, gw: &Gw, env: Vec<(&'static str, String)>) -> String {
+    let script = format!("{}/tests/python/{name}", env!("CARGO_MANIFEST_DIR"));
     let base = gw.app.url("/v1");
     let key = gw.key.clone();
+    let python = python();
     let out = tokio::task::spawn_blocking(move || {
         Command::new(python)
             .arg(script)
             .env("TOLLGATE_BASE_URL", base)
             .env("TOLLGATE_API_KEY", key)
+            .envs(env)
             .output()
     })
     .await
     .expect("join")
     .expect("run python");
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(
         out.status.success(),
-        "openai client failed:\n{stdout}\n{}",
+        "{name} failed:\n{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    stdout
+}
+
+/// Redeem codes, call logs, the billing endpoints chat clients read, prices and build facts,
+/// through the official client and plain HTTP; the balance in the database agrees.
+async fn chat_clients_read_balances_and_redeem_codes(backend: Backend) {
+    let gw = Gw::start(backend, "1", |_, _| {}).await;
+    let created: serde_json::Value = TestApp::bare_client()
+        .post(gw.app.url("/api/admin/redeem-codes"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&serde_json::json!({ "count": 1, "value": "4" }))
+        .send()
+        .await
+        .expect("batch")
+        .json()
+        .await
+        .expect("json");
+    let code = created["codes"][0].as_str().expect("code").to_string();
+    let stdout = run_script(
+        "billing_client.py",
+        &gw,
+        vec![("TOLLGATE_REDEEM_CODE", code)],
+    )
+    .await;
+    assert!(
+        stdout.contains("billing client: 5 passed, 0 failed"),
+        "{stdout}"
+    );
+    gw.settled(1).await;
+    let balance = gw.balance().await;
+    assert!(balance > 4_000_000 && balance < 5_000_000, "{balance}");
+    gw.stop().await;
+}
+
+async fn the_official_openai_client_works_against_the_gateway(backend: Backend) {
+    let gw = Gw::start(backend, "1", |_, _| {}).await;
+    let stdout = run_script("openai_client.py", &gw, Vec::new()).await;
     assert!(stdout.contains("5 passed, 0 failed"), "{stdout}");
     // Chat twice (plain and streamed) and one embedding were charged; the bad key was not.
     gw.settled(3).await;

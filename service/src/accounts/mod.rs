@@ -322,6 +322,46 @@ pub async fn set_user_status(
     repo::get(&svc.db, id).await?.ok_or(Error::NotFound("user"))
 }
 
+/// Changes a user's role or price group. Nobody demotes themselves, and the last active
+/// administrator stays one. The user's keys are charged with the new group from their next
+/// request (the key cache is cleared here; other instances read it within the cache's life).
+pub async fn update_user(
+    svc: &Services,
+    actor: &Actor,
+    id: i64,
+    patch: types::UserPatch,
+) -> Result<UserInfo, Error> {
+    require_admin(actor)?;
+    if patch.role.is_none() && patch.group.is_none() {
+        return Err(Error::invalid(
+            "role",
+            "nothing to change: give role, group or both",
+        ));
+    }
+    let target = repo::get(&svc.db, id)
+        .await?
+        .ok_or(Error::NotFound("user"))?;
+    let group = patch.group.as_deref().map(str::trim);
+    if let Some(g) = group {
+        crate::billing::check_group(g)?;
+    }
+    if patch.role == Some(Role::User) && target.role == Role::Admin {
+        if actor.user_id() == Some(id) {
+            return Err(Error::invalid("role", "you cannot demote yourself"));
+        }
+        if target.status == UserStatus::Active && repo::count_active_admins(&svc.db).await? <= 1 {
+            return Err(Error::invalid(
+                "role",
+                "the last active administrator cannot be demoted",
+            ));
+        }
+    }
+    repo::update(&svc.db, id, patch.role, group, now_ms()).await?;
+    svc.keys.clear();
+    tracing::info!(actor.id = ?actor.user_id(), user.id = id, role = ?patch.role, group = ?group, "user updated");
+    repo::get(&svc.db, id).await?.ok_or(Error::NotFound("user"))
+}
+
 /// First start: when no active administrator exists, creates `admin` with the given password or
 /// a generated one, which is returned so that it can be shown once.
 pub async fn bootstrap_admin(

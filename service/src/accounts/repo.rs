@@ -54,7 +54,7 @@ pub async fn insert_user(
     .bind(now)
     .fetch_one(&mut *tx)
     .await
-    .map_err(|e| if is_unique_violation(&e) { Error::Conflict("username") } else { e.into() })?;
+    .map_err(|e| if is_unique_violation(&e) { Error::Conflict("username already exists") } else { e.into() })?;
     tx.commit().await?;
     Ok(id)
 }
@@ -110,6 +110,29 @@ pub async fn set_status(db: &Db, id: i64, status: UserStatus, now: i64) -> Resul
     }
     tx.commit().await?;
     Ok(n == 1)
+}
+
+/// Sets a user's role and/or group.
+pub async fn update(
+    db: &Db,
+    id: i64,
+    role: Option<Role>,
+    group: Option<&str>,
+    now: i64,
+) -> Result<bool, Error> {
+    Ok(db
+        .write(
+            sqlx::query(
+                "UPDATE users SET role = COALESCE($1, role), user_group = COALESCE($2, user_group), \
+                 updated_at = $3 WHERE id = $4",
+            )
+            .bind(role.map(Role::as_str))
+            .bind(group)
+            .bind(now)
+            .bind(id),
+        )
+        .await?
+        == 1)
 }
 
 pub struct SessionRecord {

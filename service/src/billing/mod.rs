@@ -5,6 +5,7 @@ mod account;
 pub mod credit;
 pub mod price;
 pub mod repo;
+pub mod statement;
 
 pub use account::AccountId;
 pub use credit::{CreditManager, Reservation};
@@ -29,7 +30,10 @@ pub fn account_for(key: &KeyAuth) -> AccountId {
 pub async fn load_prices(db: &Db, config: &Config) -> Result<PriceBook, Error> {
     let mut book = PriceBook::default();
     book.prices.extend(repo::active_prices(db).await?);
-    book.multipliers.extend(repo::group_multipliers(db).await?);
+    for (group, milli) in repo::group_multipliers(db).await? {
+        book.from_database.insert(group.clone());
+        book.multipliers.insert(group, milli);
+    }
     for (group, text) in &config.billing.group_multipliers {
         let m = parse_multiplier(group, text)
             .map_err(|e| Error::invalid("group_multipliers", e.to_string()))?;
@@ -65,4 +69,97 @@ pub async fn adjust_balance(
         "balance adjusted"
     );
     Ok(Credits::from_units(balance))
+}
+
+/// Every group with a multiplier: those set through the API, then the config's (which the
+/// API's override).
+pub fn groups(svc: &Services, actor: &Actor) -> Result<Vec<types::GroupView>, Error> {
+    if !actor.is_admin() {
+        return Err(Error::Forbidden("administrators only"));
+    }
+    let book = svc.prices();
+    let mut out: Vec<types::GroupView> = book
+        .multipliers
+        .iter()
+        .map(|(name, milli)| types::GroupView {
+            name: name.clone(),
+            multiplier: multiplier_text(*milli),
+            source: if book.from_database.contains(name) {
+                "database".into()
+            } else {
+                "config".into()
+            },
+        })
+        .collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+/// A multiplier in thousandths as a decimal string: 1500 -> "1.5".
+pub fn multiplier_text(milli: i64) -> String {
+    let t = Credits::from_units(milli.saturating_mul(1000)).to_usd_string();
+    match t.strip_suffix(".00") {
+        Some(whole) => whole.to_string(),
+        None => t.trim_end_matches('0').to_string(),
+    }
+}
+
+/// A group name: 1 to 64 letters, digits, `-`, `_` or `.`.
+pub fn check_group(name: &str) -> Result<(), Error> {
+    if name.is_empty()
+        || name.len() > 64
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    {
+        return Err(Error::invalid(
+            "group",
+            "must be 1 to 64 letters, digits, -, _ or .",
+        ));
+    }
+    Ok(())
+}
+
+/// Sets a group's multiplier (a decimal string, at most 3 decimals, at most 1000); the next
+/// request of a user in the group is charged with it, on every instance.
+pub async fn set_group(
+    svc: &Services,
+    actor: &Actor,
+    name: &str,
+    multiplier: &str,
+) -> Result<types::GroupView, Error> {
+    if !actor.is_admin() {
+        return Err(Error::Forbidden("administrators only"));
+    }
+    check_group(name)?;
+    let milli = parse_multiplier("multiplier", multiplier)
+        .map_err(|e| Error::invalid("multiplier", e.message))?;
+    if milli > 1_000_000 {
+        return Err(Error::invalid("multiplier", "must be at most 1000"));
+    }
+    repo::set_group_multiplier(&svc.db, name, milli).await?;
+    crate::catalog::reload(svc).await?;
+    tracing::info!(
+        group = name,
+        multiplier_milli = milli,
+        "group multiplier set"
+    );
+    Ok(types::GroupView {
+        name: name.to_string(),
+        multiplier: multiplier_text(milli),
+        source: "database".into(),
+    })
+}
+
+/// Removes a group's multiplier set through the API (the config's, if any, applies again).
+pub async fn delete_group(svc: &Services, actor: &Actor, name: &str) -> Result<(), Error> {
+    if !actor.is_admin() {
+        return Err(Error::Forbidden("administrators only"));
+    }
+    if !repo::delete_group_multiplier(&svc.db, name).await? {
+        return Err(Error::NotFound("group"));
+    }
+    crate::catalog::reload(svc).await?;
+    tracing::info!(group = name, "group multiplier removed");
+    Ok(())
 }

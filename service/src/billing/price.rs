@@ -46,6 +46,8 @@ impl Price {
 pub struct PriceBook {
     pub prices: HashMap<String, Price>,
     pub multipliers: HashMap<String, i64>,
+    /// The groups whose multiplier was set through the API (the rest come from the config).
+    pub from_database: std::collections::HashSet<String>,
 }
 
 impl PriceBook {

@@ -530,6 +530,77 @@ pub async fn adjust(
     Ok(balance)
 }
 
+/// Credits `amount` (> 0) to a user inside the caller's transaction, with its `credit` ledger
+/// row. `None` when the user is gone or the balance would pass the largest amount it can hold;
+/// the caller then rolls back.
+pub async fn credit_in(
+    tx: &mut WriteTx,
+    user_id: i64,
+    amount: i64,
+    reference: &str,
+    reason: &str,
+) -> Result<Option<i64>, sqlx::Error> {
+    let balance: Option<i64> = sqlx::query_scalar(
+        "UPDATE users SET balance = balance + $1, updated_at = $2 \
+         WHERE id = $3 AND balance <= $4 RETURNING balance",
+    )
+    .bind(amount)
+    .bind(now_ms())
+    .bind(user_id)
+    .bind(i64::MAX - amount.max(0))
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some(balance) = balance else {
+        return Ok(None);
+    };
+    ledger(
+        tx,
+        user_id,
+        None,
+        "credit",
+        amount,
+        0,
+        balance,
+        Some(reference),
+        Some(reason),
+    )
+    .await?;
+    Ok(Some(balance))
+}
+
+/// A user's balance; `None` when there is no such user.
+pub async fn balance(db: &Db, user_id: i64) -> Result<Option<i64>, Error> {
+    Ok(
+        sqlx::query_scalar("SELECT balance FROM users WHERE id = $1")
+            .bind(user_id)
+            .fetch_optional(db.pool())
+            .await?,
+    )
+}
+
+/// Sets a group's multiplier (in thousandths).
+pub async fn set_group_multiplier(db: &Db, group: &str, milli: i64) -> Result<(), Error> {
+    db.write(
+        sqlx::query(
+            "INSERT INTO group_multipliers (user_group, multiplier_milli, updated_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (user_group) DO UPDATE SET multiplier_milli = excluded.multiplier_milli, updated_at = excluded.updated_at",
+        )
+        .bind(group)
+        .bind(milli)
+        .bind(now_ms()),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Removes a group's multiplier; false when it had none.
+pub async fn delete_group_multiplier(db: &Db, group: &str) -> Result<bool, Error> {
+    Ok(db
+        .write(sqlx::query("DELETE FROM group_multipliers WHERE user_group = $1").bind(group))
+        .await?
+        > 0)
+}
+
 /// Retires a model's active price (its versions stay for the records). False when it had none.
 pub async fn deactivate_price(db: &Db, model: &str) -> Result<bool, Error> {
     Ok(db

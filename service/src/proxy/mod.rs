@@ -9,7 +9,7 @@ pub mod sse;
 mod stream;
 pub mod tokens;
 
-use crate::billing::{self, Usage};
+use crate::billing::{self, Quote, Usage};
 use crate::keys::KeyAuth;
 use crate::routing::Candidate;
 use crate::usage::{ErrorClass, UsageRecord, UsageSource};
@@ -24,6 +24,7 @@ use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use types::Credits;
 
 pub use crate::routing::Endpoint;
 
@@ -344,7 +345,7 @@ fn record_failure(svc: &Services, ctx: &CallContext, trace: Trace, kind: types::
 }
 
 /// A model as `/v1/models` lists it.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct ModelInfo {
     pub id: String,
     pub object: &'static str,
@@ -352,19 +353,68 @@ pub struct ModelInfo {
     pub owned_by: &'static str,
 }
 
-/// The models this key may use.
-pub fn models(svc: &Services, key: &KeyAuth) -> Vec<ModelInfo> {
+/// What a caller can actually be served, with its quote: a public model that routes somewhere
+/// and has a price (its own or an upstream name's), and that the key, when given, may use.
+/// Sorted by name.
+pub fn offer(svc: &Services, key: Option<&KeyAuth>, group: &str) -> Vec<(String, Quote)> {
+    let book = svc.prices();
     svc.routing
         .public_models()
         .into_iter()
-        .filter(|m| key.allows_model(m))
-        .map(|id| ModelInfo {
+        .filter(|m| key.is_none_or(|k| k.allows_model(m)))
+        .filter_map(|m| {
+            let candidates = svc.routing.candidates(&m).ok()?;
+            let quote = book.quote(
+                std::iter::once(m.as_str())
+                    .chain(candidates.iter().map(|c| c.upstream_model.as_str())),
+                group,
+            )?;
+            Some((m, quote))
+        })
+        .collect()
+}
+
+/// The models this key can call.
+pub fn models(svc: &Services, key: &KeyAuth) -> Vec<ModelInfo> {
+    offer(svc, Some(key), &key.user_group)
+        .into_iter()
+        .map(|(id, _)| ModelInfo {
             id,
             object: "model",
             created: 0,
             owned_by: "tollgate",
         })
         .collect()
+}
+
+/// `/api/pricing`: the price table, with the caller's group multiplier when a key is given.
+pub fn pricing(svc: &Services, key: Option<&KeyAuth>) -> types::Pricing {
+    let group = key.map_or("default", |k| k.user_group.as_str());
+    let data = offer(svc, key, group)
+        .into_iter()
+        .map(|(model, q)| {
+            let scaled = |units: i64| {
+                let n = i128::from(units.max(0)) * i128::from(q.multiplier);
+                let d = i128::from(billing::price::MULTIPLIER_ONE);
+                Credits::from_units(
+                    i64::try_from(n / d + i128::from(n % d != 0)).unwrap_or(i64::MAX),
+                )
+            };
+            types::ModelPrice {
+                model,
+                input_per_1m: scaled(q.price.input_per_1m),
+                output_per_1m: scaled(q.price.output_per_1m),
+                cached_input_per_1m: scaled(q.price.cached_input_per_1m),
+                per_request: scaled(q.price.per_request),
+                version: q.price.version,
+            }
+        })
+        .collect();
+    types::Pricing {
+        group: group.to_string(),
+        multiplier: billing::multiplier_text(svc.prices().multiplier(group)),
+        data,
+    }
 }
 
 pub fn model(svc: &Services, key: &KeyAuth, id: &str) -> Result<ModelInfo, Error> {

@@ -149,12 +149,14 @@ pub use types::ChannelView;
 
 /// A channel as the config declares it and an administrator writes it. A missing `api_key` keeps
 /// the stored one.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChannelInput {
     pub name: String,
     pub base_url: String,
+    /// Write-only: no answer shows it.
     #[serde(default)]
+    #[schema(value_type = Option<String>)]
     pub api_key: Option<SecretString>,
     #[serde(default)]
     pub models: Vec<String>,

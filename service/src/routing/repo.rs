@@ -156,7 +156,7 @@ pub async fn upsert(db: &Db, id: Option<i64>, c: &ChannelInput) -> Result<i64, E
     let result = q.fetch_one(&mut *tx).await;
     let id = result.map_err(|e| {
         if is_unique_violation(&e) {
-            Error::Conflict("channel name")
+            Error::Conflict("channel name already exists")
         } else {
             e.into()
         }
@@ -214,6 +214,7 @@ pub async fn fingerprint(db: &Db) -> Result<Vec<i64>, Error> {
     for sql in [
         "SELECT CAST(COALESCE(SUM(updated_at), 0) AS BIGINT), COUNT(*) FROM channels",
         "SELECT CAST(COALESCE(SUM(updated_at), 0) AS BIGINT), COUNT(*) FROM model_mappings",
+        "SELECT CAST(COALESCE(SUM(updated_at), 0) AS BIGINT), COUNT(*) FROM group_multipliers",
         "SELECT CAST(COALESCE(MAX(id), 0) AS BIGINT), COUNT(*) FROM prices WHERE active = 1",
     ] {
         let (a, b): (i64, i64) = sqlx::query_as(sql).fetch_one(db.pool()).await?;

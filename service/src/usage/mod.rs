@@ -17,7 +17,10 @@ use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
-mod repo;
+mod read;
+pub(crate) mod repo;
+
+pub use read::{MAX_DAYS, all_calls, daily, logs, my_calls, my_ledger, user_ledger};
 
 pub use types::{ErrorClass, UsageSource};
 

@@ -1,8 +1,10 @@
-//! SQL for usage rows: one batch per transaction, together with the keys' `last_used_at`.
+//! SQL for usage rows: one batch per transaction, together with the hourly aggregates it adds
+//! to and the keys' `last_used_at`; and the reads of the call logs and usage.
 
 use super::{BATCH, UsageRecord};
 use crate::db::{Backend, Db};
 use crate::now_ms;
+use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
 fn i(v: u64) -> i64 {
@@ -202,9 +204,466 @@ pub(super) async fn insert(db: &Db, rows: &[UsageRecord]) -> Result<(), sqlx::Er
             }
         }
     }
+    add_to_hourly(db, &mut tx, rows).await?;
     let mut keys: Vec<i64> = rows.iter().filter_map(|r| r.key_id).collect();
     keys.sort_unstable();
     keys.dedup();
     crate::keys::repo::touch(db, &mut tx, &keys, now_ms()).await?;
     tx.commit().await
+}
+
+/// An hour's sums for one user, key and model.
+#[derive(Default)]
+struct Sums {
+    requests: i64,
+    failures: i64,
+    prompt_tokens: i64,
+    completion_tokens: i64,
+    cached_tokens: i64,
+    cost: i64,
+}
+
+/// The unix ms at which the hour holding `ms` starts.
+pub(super) fn hour_of(ms: i64) -> i64 {
+    ms - ms.rem_euclid(3_600_000)
+}
+
+/// Adds a batch to `usage_hourly`, in the batch's transaction. The groups go in key order, so
+/// that two instances adding to the same rows lock them in one order (no deadlock).
+async fn add_to_hourly(
+    db: &Db,
+    tx: &mut crate::db::WriteTx,
+    rows: &[UsageRecord],
+) -> Result<(), sqlx::Error> {
+    let mut groups: BTreeMap<(i64, i64, i64, &str), Sums> = BTreeMap::new();
+    for r in rows {
+        let s = groups
+            .entry((
+                r.user_id,
+                hour_of(r.created_at),
+                r.key_id.unwrap_or(0),
+                &r.model,
+            ))
+            .or_default();
+        s.requests += 1;
+        s.failures += i64::from(r.status >= 400);
+        s.prompt_tokens = s.prompt_tokens.saturating_add(i(r.prompt_tokens));
+        s.completion_tokens = s.completion_tokens.saturating_add(i(r.completion_tokens));
+        s.cached_tokens = s.cached_tokens.saturating_add(i(r.cached_tokens));
+        s.cost = s.cost.saturating_add(r.cost);
+    }
+    let groups: Vec<_> = groups.into_iter().collect();
+    for chunk in crate::db::pow2_chunks(&groups, BATCH) {
+        let sql = format!(
+            "INSERT INTO usage_hourly (user_id, hour, key_id, model, requests, failures, \
+             prompt_tokens, completion_tokens, cached_tokens, cost) VALUES {} \
+             ON CONFLICT (user_id, hour, key_id, model) DO UPDATE SET \
+             requests = usage_hourly.requests + excluded.requests, \
+             failures = usage_hourly.failures + excluded.failures, \
+             prompt_tokens = usage_hourly.prompt_tokens + excluded.prompt_tokens, \
+             completion_tokens = usage_hourly.completion_tokens + excluded.completion_tokens, \
+             cached_tokens = usage_hourly.cached_tokens + excluded.cached_tokens, \
+             cost = usage_hourly.cost + excluded.cost",
+            db.placeholders(chunk.len(), 10, 0)
+        );
+        let mut q = sqlx::query(&sql);
+        for ((user, hour, key, model), s) in chunk {
+            q = q
+                .bind(*user)
+                .bind(*hour)
+                .bind(*key)
+                .bind(*model)
+                .bind(s.requests)
+                .bind(s.failures)
+                .bind(s.prompt_tokens)
+                .bind(s.completion_tokens)
+                .bind(s.cached_tokens)
+                .bind(s.cost);
+        }
+        q.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// Whose calls a read covers.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Scope {
+    User(i64),
+    Everyone,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum StatusFilter {
+    /// Answered below 400.
+    Success,
+    /// Answered 400 or above.
+    Error,
+    Code(i64),
+}
+
+/// A call-log filter, parsed.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Filter {
+    pub model: Option<String>,
+    pub status: Option<StatusFilter>,
+    /// Unix ms, from inclusive, to exclusive.
+    pub from_ms: Option<i64>,
+    pub to_ms: Option<i64>,
+    pub key_id: Option<i64>,
+}
+
+enum Bind {
+    Int(i64),
+    Text(String),
+}
+
+/// A WHERE clause built one condition at a time, its values bound in order of appearance.
+struct Where<'d> {
+    db: &'d Db,
+    sql: String,
+    binds: Vec<Bind>,
+}
+
+impl<'d> Where<'d> {
+    fn new(db: &'d Db) -> Self {
+        Where {
+            db,
+            sql: " WHERE 1 = 1".into(),
+            binds: Vec::new(),
+        }
+    }
+
+    fn param(&mut self, v: Bind) -> String {
+        self.binds.push(v);
+        self.db.param(self.binds.len())
+    }
+
+    /// ` AND <column> <op> <value>`.
+    fn and(&mut self, column: &str, op: &str, v: Bind) {
+        let p = self.param(v);
+        self.sql.push_str(&format!(" AND {column} {op} {p}"));
+    }
+
+    fn raw(&mut self, condition: &str) {
+        self.sql.push_str(" AND ");
+        self.sql.push_str(condition);
+    }
+
+    fn scope(&mut self, scope: Scope) {
+        if let Scope::User(u) = scope {
+            self.and("user_id", "=", Bind::Int(u));
+        }
+    }
+
+    fn args(&self) -> Result<sqlx::any::AnyArguments<'static>, sqlx::Error> {
+        use sqlx::Arguments as _;
+        let mut args = sqlx::any::AnyArguments::default();
+        for b in &self.binds {
+            match b {
+                Bind::Int(v) => args.add(*v),
+                Bind::Text(v) => args.add(v.clone()),
+            }
+            .map_err(sqlx::Error::Encode)?;
+        }
+        Ok(args)
+    }
+}
+
+/// The raw rows' conditions of a filter (model, key, status, time).
+fn raw_conditions(w: &mut Where<'_>, scope: Scope, f: &Filter, from: Option<i64>, to: Option<i64>) {
+    w.scope(scope);
+    if let Some(m) = &f.model {
+        w.and("model", "=", Bind::Text(m.clone()));
+    }
+    if let Some(k) = f.key_id {
+        w.and("key_id", "=", Bind::Int(k));
+    }
+    match f.status {
+        None => {}
+        Some(StatusFilter::Success) => w.raw("status < 400"),
+        Some(StatusFilter::Error) => w.raw("status >= 400"),
+        Some(StatusFilter::Code(c)) => w.and("status", "=", Bind::Int(c)),
+    }
+    if let Some(t) = from {
+        w.and("created_at", ">=", Bind::Int(t));
+    }
+    if let Some(t) = to {
+        w.and("created_at", "<", Bind::Int(t));
+    }
+}
+
+const CALL_COLUMNS: &str = "id, request_id, user_id, key_id, key_prefix, model, served_model, channel_id, \
+    attempts, stream, prompt_tokens, completion_tokens, cached_tokens, cost, price_version, usage_source, \
+    status, error_class, latency_ms, ttft_ms, created_at";
+
+fn u(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+fn call_row(r: &sqlx::any::AnyRow) -> Result<types::UsageRow, sqlx::Error> {
+    use sqlx::Row as _;
+    let source: String = r.try_get("usage_source")?;
+    let class: Option<String> = r.try_get("error_class")?;
+    Ok(types::UsageRow {
+        id: r.try_get("id")?,
+        request_id: r.try_get("request_id")?,
+        user_id: r.try_get("user_id")?,
+        key_id: r.try_get("key_id")?,
+        key_prefix: r.try_get("key_prefix")?,
+        model: r.try_get("model")?,
+        served_model: r.try_get("served_model")?,
+        channel_id: r.try_get("channel_id")?,
+        attempts: u32::try_from(r.try_get::<i64, _>("attempts")?).unwrap_or(0),
+        stream: r.try_get::<i64, _>("stream")? != 0,
+        prompt_tokens: u(r.try_get("prompt_tokens")?),
+        completion_tokens: u(r.try_get("completion_tokens")?),
+        cached_tokens: u(r.try_get("cached_tokens")?),
+        cost: types::Credits::from_units(r.try_get("cost")?),
+        price_version: r.try_get("price_version")?,
+        usage_source: super::UsageSource::parse(&source).unwrap_or_default(),
+        status: u16::try_from(r.try_get::<i64, _>("status")?).unwrap_or(0),
+        error_class: class.as_deref().and_then(super::ErrorClass::parse),
+        latency_ms: u(r.try_get("latency_ms")?),
+        ttft_ms: r.try_get::<Option<i64>, _>("ttft_ms")?.map(u),
+        created_at: r.try_get("created_at")?,
+    })
+}
+
+/// Calls newest first (by time, then id): after the keyset position `after` when given, else
+/// skipping `offset`.
+pub(crate) async fn calls(
+    db: &Db,
+    scope: Scope,
+    f: &Filter,
+    after: Option<(i64, i64)>,
+    limit: i64,
+    offset: i64,
+) -> Result<Vec<types::UsageRow>, sqlx::Error> {
+    let mut w = Where::new(db);
+    raw_conditions(&mut w, scope, f, f.from_ms, f.to_ms);
+    if let Some((t, id)) = after {
+        let pt = w.param(Bind::Int(t));
+        let pid = w.param(Bind::Int(id));
+        w.sql
+            .push_str(&format!(" AND (created_at, id) < ({pt}, {pid})"));
+    }
+    let pl = w.param(Bind::Int(limit));
+    let po = w.param(Bind::Int(offset));
+    let sql = format!(
+        "SELECT {CALL_COLUMNS} FROM usage_logs{} ORDER BY created_at DESC, id DESC LIMIT {pl} OFFSET {po}",
+        w.sql
+    );
+    let rows = sqlx::query_with(&sql, w.args()?)
+        .fetch_all(db.pool())
+        .await?;
+    rows.iter().map(call_row).collect()
+}
+
+async fn count_raw(
+    db: &Db,
+    scope: Scope,
+    f: &Filter,
+    from: Option<i64>,
+    to: Option<i64>,
+) -> Result<i64, sqlx::Error> {
+    let mut w = Where::new(db);
+    raw_conditions(&mut w, scope, f, from, to);
+    let sql = format!("SELECT COUNT(*) FROM usage_logs{}", w.sql);
+    sqlx::query_scalar_with(&sql, w.args()?)
+        .fetch_one(db.pool())
+        .await
+}
+
+/// How many calls a filter matches. Whole hours are read from the hourly aggregates (exact:
+/// they are written with the rows), and only the partial hours at the edges of a time range
+/// from the rows, so the count stays fast however many rows there are. A filter on one status
+/// code counts rows.
+pub(crate) async fn count_calls(db: &Db, scope: Scope, f: &Filter) -> Result<u64, sqlx::Error> {
+    let column = match f.status {
+        Some(StatusFilter::Code(_)) => {
+            return count_raw(db, scope, f, f.from_ms, f.to_ms).await.map(u);
+        }
+        None => "requests",
+        Some(StatusFilter::Success) => "requests - failures",
+        Some(StatusFilter::Error) => "failures",
+    };
+    let ceil_hour = |t: i64| hour_of(t + 3_599_999);
+    let first = f.from_ms.map(ceil_hour);
+    let last = f.to_ms.map(hour_of);
+    if let (Some(a), Some(b)) = (first, last)
+        && a >= b
+    {
+        return count_raw(db, scope, f, f.from_ms, f.to_ms).await.map(u);
+    }
+    let mut w = Where::new(db);
+    w.scope(scope);
+    if let Some(m) = &f.model {
+        w.and("model", "=", Bind::Text(m.clone()));
+    }
+    if let Some(k) = f.key_id {
+        w.and("key_id", "=", Bind::Int(k));
+    }
+    if let Some(a) = first {
+        w.and("hour", ">=", Bind::Int(a));
+    }
+    if let Some(b) = last {
+        w.and("hour", "<", Bind::Int(b));
+    }
+    let sql = format!(
+        "SELECT CAST(COALESCE(SUM({column}), 0) AS BIGINT) FROM usage_hourly{}",
+        w.sql
+    );
+    let mut total: i64 = sqlx::query_scalar_with(&sql, w.args()?)
+        .fetch_one(db.pool())
+        .await?;
+    if let (Some(from), Some(a)) = (f.from_ms, first)
+        && from < a
+    {
+        total += count_raw(db, scope, f, Some(from), Some(a)).await?;
+    }
+    if let (Some(to), Some(b)) = (f.to_ms, last)
+        && b < to
+    {
+        total += count_raw(db, scope, f, Some(b), Some(to)).await?;
+    }
+    Ok(u(total))
+}
+
+/// A user's usage per day (`day` holds the day's start, in unix ms of the shifted clock, as
+/// text for the caller to format) and model or key, over `[from, to)` (unix ms of hours).
+pub(crate) async fn daily(
+    db: &Db,
+    user_id: i64,
+    from: i64,
+    to: i64,
+    offset_ms: i64,
+    by_key: bool,
+) -> Result<Vec<types::UsagePoint>, sqlx::Error> {
+    use sqlx::Row as _;
+    let group = if by_key { "key_id" } else { "model" };
+    let sql = format!(
+        "SELECT (hour + $1) - ((hour + $1) % 86400000) AS day, {group} AS grp, \
+         CAST(SUM(requests) AS BIGINT) AS requests, CAST(SUM(failures) AS BIGINT) AS failures, \
+         CAST(SUM(prompt_tokens) AS BIGINT) AS prompt_tokens, \
+         CAST(SUM(completion_tokens) AS BIGINT) AS completion_tokens, \
+         CAST(SUM(cached_tokens) AS BIGINT) AS cached_tokens, CAST(SUM(cost) AS BIGINT) AS cost \
+         FROM usage_hourly WHERE user_id = $2 AND hour >= $3 AND hour < $4 \
+         GROUP BY (hour + $1) - ((hour + $1) % 86400000), {group} ORDER BY day, grp"
+    );
+    let rows = sqlx::query(&sql)
+        .bind(offset_ms)
+        .bind(user_id)
+        .bind(from)
+        .bind(to)
+        .fetch_all(db.pool())
+        .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let day: i64 = r.try_get("day")?;
+        let (model, key_id) = if by_key {
+            (None, Some(r.try_get::<i64, _>("grp")?))
+        } else {
+            (Some(r.try_get::<String, _>("grp")?), None)
+        };
+        out.push(types::UsagePoint {
+            day: day.to_string(),
+            model,
+            key_id,
+            requests: u(r.try_get("requests")?),
+            failures: u(r.try_get("failures")?),
+            prompt_tokens: u(r.try_get("prompt_tokens")?),
+            completion_tokens: u(r.try_get("completion_tokens")?),
+            cached_tokens: u(r.try_get("cached_tokens")?),
+            cost: types::Credits::from_units(r.try_get("cost")?),
+        });
+    }
+    Ok(out)
+}
+
+/// What a user (or one of their keys) spent over `[from, to)` (unix ms, hour-aligned; open
+/// ends when `None`), from the aggregates.
+pub(crate) async fn spent(
+    db: &Db,
+    user_id: i64,
+    key_id: Option<i64>,
+    from: Option<i64>,
+    to: Option<i64>,
+) -> Result<i64, sqlx::Error> {
+    let mut w = Where::new(db);
+    w.scope(Scope::User(user_id));
+    if let Some(k) = key_id {
+        w.and("key_id", "=", Bind::Int(k));
+    }
+    if let Some(a) = from {
+        w.and("hour", ">=", Bind::Int(a));
+    }
+    if let Some(b) = to {
+        w.and("hour", "<", Bind::Int(b));
+    }
+    let sql = format!(
+        "SELECT CAST(COALESCE(SUM(cost), 0) AS BIGINT) FROM usage_hourly{}",
+        w.sql
+    );
+    sqlx::query_scalar_with(&sql, w.args()?)
+        .fetch_one(db.pool())
+        .await
+}
+
+/// Cost per UTC day and model over `[from, to)`, for the billing usage endpoint.
+pub(crate) async fn daily_costs(
+    db: &Db,
+    user_id: i64,
+    key_id: Option<i64>,
+    from: i64,
+    to: i64,
+) -> Result<Vec<(i64, String, i64)>, sqlx::Error> {
+    let mut w = Where::new(db);
+    w.scope(Scope::User(user_id));
+    if let Some(k) = key_id {
+        w.and("key_id", "=", Bind::Int(k));
+    }
+    w.and("hour", ">=", Bind::Int(from));
+    w.and("hour", "<", Bind::Int(to));
+    let sql = format!(
+        "SELECT hour - (hour % 86400000) AS day, model, CAST(SUM(cost) AS BIGINT) AS cost \
+         FROM usage_hourly{} GROUP BY hour - (hour % 86400000), model ORDER BY day, model",
+        w.sql
+    );
+    sqlx::query_as_with(&sql, w.args()?)
+        .fetch_all(db.pool())
+        .await
+}
+
+/// A user's ledger rows below id `before`, newest first.
+pub(crate) async fn ledger(
+    db: &Db,
+    user_id: i64,
+    before: Option<i64>,
+    limit: i64,
+) -> Result<Vec<types::LedgerRow>, sqlx::Error> {
+    use sqlx::Row as _;
+    let rows = sqlx::query(
+        "SELECT id, user_id, key_id, kind, amount, balance_after, reference, reason, created_at \
+         FROM ledger WHERE user_id = $1 AND id < $2 AND amount <> 0 ORDER BY id DESC LIMIT $3",
+    )
+    .bind(user_id)
+    .bind(before.unwrap_or(i64::MAX))
+    .bind(limit)
+    .fetch_all(db.pool())
+    .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        out.push(types::LedgerRow {
+            id: r.try_get("id")?,
+            user_id: r.try_get("user_id")?,
+            key_id: r.try_get("key_id")?,
+            kind: r.try_get("kind")?,
+            amount: types::Credits::from_units(r.try_get("amount")?),
+            balance_after: types::Credits::from_units(r.try_get("balance_after")?),
+            reference: r.try_get("reference")?,
+            reason: r.try_get("reason")?,
+            created_at: r.try_get("created_at")?,
+        });
+    }
+    Ok(out)
 }

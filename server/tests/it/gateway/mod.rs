@@ -2,6 +2,8 @@
 //! SQLite/PostgreSQL (+ Redis). Assertions cover the HTTP answers and the money in the database.
 
 mod money;
+mod money_in;
+mod reads;
 mod relay;
 mod streams;
 mod usage;

@@ -1,0 +1,5 @@
+pub mod api;
+pub mod page;
+
+pub use api::*;
+pub use page::DocsPage;

@@ -1,0 +1,565 @@
+//! Reading money and usage back: call logs (numbered and keyset pages, filters, two users kept
+//! apart), hourly aggregates that equal the raw rows, the ledger, the billing endpoints chat
+//! clients read, the price table and the models list.
+
+use super::*;
+use crate::both_backends;
+
+both_backends!(
+    usage_reads_are_exact_and_private,
+    billing_endpoints_add_up_for_chat_clients,
+    only_callable_models_are_listed_and_priced,
+    bad_read_parameters_are_refused_naming_the_field,
+);
+
+fn chat(extra: Value) -> Value {
+    let mut body = json!({ "model": "gpt-4o-mini", "messages": [{ "role": "user", "content": "hello there world" }] });
+    if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+        b.extend(e.clone());
+    }
+    body
+}
+
+async fn get_json(url: String, key: &str) -> (u16, Value) {
+    let res = TestApp::bare_client()
+        .get(url)
+        .bearer_auth(key)
+        .send()
+        .await
+        .expect("get");
+    let status = res.status().as_u16();
+    (status, res.json().await.expect("json"))
+}
+
+async fn call(app: &TestApp, key: &str, path: &str, body: Value) -> u16 {
+    let res = TestApp::bare_client()
+        .post(app.url(path))
+        .bearer_auth(key)
+        .json(&body)
+        .send()
+        .await
+        .expect("call");
+    let status = res.status().as_u16();
+    let _ = res.bytes().await;
+    status
+}
+
+async fn rows_of(app: &TestApp, user: i64) -> i64 {
+    sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM usage_logs WHERE user_id = $1")
+        .bind(user)
+        .fetch_one(app.svc.db.pool())
+        .await
+        .expect("count")
+}
+
+type Sums = Vec<(i64, i64, i64, String, i64, i64, i64, i64, i64, i64)>;
+
+async fn sums(app: &TestApp, sql: &str) -> Sums {
+    sqlx::query_as(sql)
+        .fetch_all(app.svc.db.pool())
+        .await
+        .expect(sql)
+}
+
+/// A mixed load from two users (plain calls, streams with and without upstream usage, a cut
+/// stream, refused calls, embeddings, two keys): the aggregates equal the raw rows; each user's
+/// reads hold only their rows; pages and filters add up.
+async fn usage_reads_are_exact_and_private(backend: Backend) {
+    let gw = Gw::start(backend, "10", |_, _| {}).await;
+    let app = &gw.app;
+    let key2 = create_key(app, json!({ "user_id": gw.user_id, "name": "second" })).await;
+    let key2_id = key2["id"].as_i64().expect("id");
+    let key2 = key2["key"].as_str().expect("key").to_string();
+    let bob = app.create_user("bob", "bob-password", "user").await;
+    credit(app, bob, "5").await;
+    let bob_key = create_key(app, json!({ "user_id": bob, "name": "bob" })).await["key"]
+        .as_str()
+        .expect("key")
+        .to_string();
+
+    let mut expect = 0;
+    for body in [
+        chat(json!({})),
+        chat(json!({})),
+        chat(json!({ "stream": true, "stream_options": { "include_usage": true } })),
+        chat(json!({ "stream": true, "mock": { "omit_usage": true } })),
+        chat(json!({ "stream": true, "mock": { "cut_after": 2, "chunks": 5 } })),
+        chat(json!({ "mock": { "status": 400 } })),
+        chat(json!({ "mock": { "status": 400 } })),
+    ] {
+        call(app, &gw.key, "/v1/chat/completions", body).await;
+        expect += 1;
+    }
+    assert_eq!(
+        call(
+            app,
+            &gw.key,
+            "/v1/embeddings",
+            json!({ "model": "text-embedding-3-small", "input": "one two" })
+        )
+        .await,
+        200
+    );
+    expect += 1;
+    for _ in 0..2 {
+        assert_eq!(
+            call(app, &key2, "/v1/chat/completions", chat(json!({}))).await,
+            200
+        );
+        expect += 1;
+    }
+    for _ in 0..3 {
+        assert_eq!(
+            call(app, &bob_key, "/v1/chat/completions", chat(json!({}))).await,
+            200
+        );
+    }
+    gw.settled(expect).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while rows_of(app, bob).await < 3 {
+        assert!(Instant::now() < deadline, "bob's rows");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // The aggregates are the raw rows, summed.
+    let raw = sums(
+        app,
+        "SELECT user_id, created_at - created_at % 3600000 AS hour, COALESCE(key_id, 0) AS key_id, model, \
+         COUNT(*), CAST(SUM(CASE WHEN status >= 400 THEN 1 ELSE 0 END) AS BIGINT), CAST(SUM(prompt_tokens) AS BIGINT), \
+         CAST(SUM(completion_tokens) AS BIGINT), CAST(SUM(cached_tokens) AS BIGINT), CAST(SUM(cost) AS BIGINT) \
+         FROM usage_logs GROUP BY user_id, created_at - created_at % 3600000, COALESCE(key_id, 0), model \
+         ORDER BY 1, 2, 3, 4",
+    )
+    .await;
+    let agg = sums(
+        app,
+        "SELECT user_id, hour, key_id, model, requests, failures, prompt_tokens, completion_tokens, \
+         cached_tokens, cost FROM usage_hourly ORDER BY 1, 2, 3, 4",
+    )
+    .await;
+    assert_eq!(agg, raw);
+    assert!(
+        raw.iter().any(|r| r.5 == 2),
+        "the refused calls are counted as failures"
+    );
+    let sources: Vec<String> = sqlx::query_scalar("SELECT DISTINCT usage_source FROM usage_logs")
+        .fetch_all(app.svc.db.pool())
+        .await
+        .expect("sources");
+    for s in ["upstream", "estimated", "partial"] {
+        assert!(sources.iter().any(|x| x == s), "{s} in {sources:?}");
+    }
+
+    // `/api/logs`: only the key owner's calls, newest first, in pages that add up.
+    let logs = |q: &str, key: &str| {
+        let (url, key) = (app.url(&format!("/api/logs?{q}")), key.to_string());
+        async move { get_json(url, &key).await }
+    };
+    let (status, all) = logs("page_size=100", &gw.key).await;
+    assert_eq!(status, 200, "{all}");
+    assert_eq!(all["meta"]["total"], expect);
+    let data = all["data"].as_array().expect("data");
+    assert_eq!(data.len() as i64, expect);
+    assert!(data.iter().all(|r| r["user_id"] == gw.user_id));
+    let times: Vec<i64> = data
+        .iter()
+        .map(|r| r["created_at"].as_i64().expect("t"))
+        .collect();
+    assert!(times.windows(2).all(|w| w[0] >= w[1]), "newest first");
+    let (_, p1) = logs("page=1&page_size=4", &gw.key).await;
+    let (_, p3) = logs("page=3&page_size=4", &gw.key).await;
+    assert_eq!(
+        p1["meta"],
+        json!({ "current_page": 1, "page_size": 4, "total": expect, "total_pages": 3 })
+    );
+    assert_eq!(p1["data"][0], data[0]);
+    assert_eq!(p3["data"].as_array().expect("data").len(), 2);
+    assert_eq!(p3["data"][1], data[9]);
+    for (q, n) in [
+        ("model=text-embedding-3-small", 1),
+        ("status=error", 2),
+        ("status=400", 2),
+        ("status=success", expect - 2),
+        (&format!("key_id={key2_id}"), 2),
+        ("from=0", expect),
+        (&format!("to={}", times[times.len() - 1] / 1000), 0),
+        (&format!("from={}", times[0] / 1000 + 3600), 0),
+        (
+            &format!(
+                "from={}&to={}",
+                times[times.len() - 1] / 1000,
+                times[0] / 1000 + 1
+            ),
+            expect,
+        ),
+    ] {
+        let (status, page) = logs(q, &gw.key).await;
+        assert_eq!(status, 200, "{q}: {page}");
+        assert_eq!(page["meta"]["total"], n, "{q}");
+        let rows = page["data"].as_array().expect("data").len() as i64;
+        assert_eq!(rows, n.min(20), "{q}");
+    }
+    let (_, bobs) = logs("", &bob_key).await;
+    assert_eq!(bobs["meta"]["total"], 3);
+    assert!(
+        bobs["data"]
+            .as_array()
+            .expect("data")
+            .iter()
+            .all(|r| r["user_id"] == bob)
+    );
+
+    // Administrators: everyone's calls in keyset pages, or one user's; any user's ledger.
+    let admin_get = |path: String| async move {
+        let res = TestApp::bare_client()
+            .get(app.url(&path))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .expect("admin get");
+        assert_eq!(res.status(), 200, "{path}");
+        res.json::<Value>().await.expect("json")
+    };
+    let mut ids = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let page = admin_get(format!("/api/admin/logs?limit=4&cursor={cursor}")).await;
+        ids.extend(
+            page["data"]
+                .as_array()
+                .expect("data")
+                .iter()
+                .map(|r| r["id"].as_i64().expect("id")),
+        );
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = c.to_string(),
+            None => break,
+        }
+    }
+    let mut unique = ids.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(
+        (ids.len(), unique.len()),
+        (expect as usize + 3, expect as usize + 3)
+    );
+    let only_bob = admin_get(format!("/api/admin/logs?user_id={bob}")).await;
+    assert_eq!(only_bob["data"].as_array().expect("data").len(), 3);
+    let ledger = admin_get(format!("/api/admin/users/{bob}/ledger")).await;
+    let entries = ledger["data"].as_array().expect("data");
+    assert!(entries.iter().all(|e| e["user_id"] == bob));
+    assert!(
+        entries
+            .iter()
+            .any(|e| e["kind"] == "adjustment" && e["amount"] == "5.00"),
+        "{ledger}"
+    );
+    assert!(entries.iter().any(|e| e["kind"] == "charge"), "{ledger}");
+
+    // The console's server functions read the signed-in user's own rows.
+    let alice = TestApp::client();
+    assert_eq!(
+        app.login(&alice, "alice", "alice-password").await.status(),
+        200
+    );
+    let sfn = |name: &str, form: &[(&str, &str)]| {
+        alice
+            .post(app.url(&format!("/_sfn/me/{name}")))
+            .form(form)
+            .send()
+    };
+    let calls: Value = sfn("calls", &[("query[limit]", "3")])
+        .await
+        .expect("calls")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(calls["data"].as_array().expect("data").len(), 3, "{calls}");
+    assert!(calls["next_cursor"].is_string());
+    let refused = sfn("calls", &[("query[user_id]", &bob.to_string())])
+        .await
+        .expect("calls");
+    assert_eq!(refused.status(), 400);
+    let usage: Value = sfn("usage", &[("query[by]", "model")])
+        .await
+        .expect("usage")
+        .json()
+        .await
+        .expect("json");
+    let points = usage.as_array().expect("points");
+    let requests: u64 = points
+        .iter()
+        .map(|p| p["requests"].as_u64().expect("n"))
+        .sum();
+    assert_eq!(requests as i64, expect, "{usage}");
+    assert!(
+        points
+            .iter()
+            .all(|p| p["day"].as_str().is_some_and(|d| d.len() == 10))
+    );
+    let by_key: Value = sfn("usage", &[("query[by]", "key")])
+        .await
+        .expect("usage")
+        .json()
+        .await
+        .expect("json");
+    assert!(
+        by_key
+            .as_array()
+            .expect("points")
+            .iter()
+            .any(|p| p["key_id"] == key2_id && p["requests"] == 2),
+        "{by_key}"
+    );
+    let ledger: Value = sfn("ledger", &[("query[limit]", "100")])
+        .await
+        .expect("ledger")
+        .json()
+        .await
+        .expect("json");
+    let entries = ledger["data"].as_array().expect("data");
+    assert!(!entries.is_empty() && entries.iter().all(|e| e["user_id"] == gw.user_id));
+    gw.stop().await;
+}
+
+/// `hard_limit_usd - total_usage / 100` is what remains (the balance, or a capped key's
+/// remaining cap when lower), over a lifetime and over a window; `/v1/credits` agrees; dates
+/// are checked.
+async fn billing_endpoints_add_up_for_chat_clients(backend: Backend) {
+    let gw = Gw::start(backend, "3", |_, _| {}).await;
+    let app = &gw.app;
+    for _ in 0..3 {
+        assert_eq!(
+            call(app, &gw.key, "/v1/chat/completions", chat(json!({}))).await,
+            200
+        );
+    }
+    gw.settled(3).await;
+    let balance = gw.balance().await as f64 / 1e6;
+    let today = types::date::format_day(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("time")
+            .as_secs() as i64
+            / 86_400,
+    );
+    let tomorrow = types::date::format_day(types::date::parse_day(&today).expect("day") + 1);
+    let window = format!("start_date={today}&end_date={tomorrow}");
+    for q in ["", window.as_str()] {
+        let (s, sub) = get_json(
+            app.url(&format!("/v1/dashboard/billing/subscription?{q}")),
+            &gw.key,
+        )
+        .await;
+        assert_eq!(s, 200, "{sub}");
+        let (s, usage) = get_json(
+            app.url(&format!("/v1/dashboard/billing/usage?{q}")),
+            &gw.key,
+        )
+        .await;
+        assert_eq!(s, 200, "{usage}");
+        assert_eq!(sub["object"], "billing_subscription");
+        assert_eq!(sub["access_until"], 0);
+        let remaining = sub["hard_limit_usd"].as_f64().expect("limit")
+            - usage["total_usage"].as_f64().expect("usage") / 100.0;
+        assert!(
+            (remaining - balance).abs() < 1e-9,
+            "{remaining} vs {balance} ({q})"
+        );
+        assert!(usage["total_usage"].as_f64().expect("usage") > 0.0);
+        if !q.is_empty() {
+            let days = usage["daily_costs"].as_array().expect("days");
+            assert_eq!(days.len(), 1, "{usage}");
+            assert_eq!(days[0]["line_items"][0]["name"], "gpt-4o-mini");
+            let cost: f64 = days[0]["line_items"]
+                .as_array()
+                .expect("items")
+                .iter()
+                .map(|i| i["cost"].as_f64().expect("cost"))
+                .sum();
+            assert!((cost - usage["total_usage"].as_f64().expect("usage")).abs() < 1e-9);
+        }
+    }
+    let (_, credits) = get_json(app.url("/v1/credits"), &gw.key).await;
+    assert_eq!(credits["object"], "credit_summary");
+    assert!((credits["total_available"].as_f64().expect("n") - balance).abs() < 1e-9);
+    assert!(
+        (credits["total_granted"].as_f64().expect("n")
+            - credits["total_used"].as_f64().expect("n")
+            - balance)
+            .abs()
+            < 1e-9
+    );
+
+    // A capped key that expires: what remains is its cap, less what it spent.
+    let expires_ms = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("time")
+        .as_millis() as i64)
+        + 86_400_000;
+    let capped = create_key(app, json!({ "user_id": gw.user_id, "name": "capped", "spend_cap": "0.001", "expires_at": expires_ms })).await;
+    let capped = capped["key"].as_str().expect("key").to_string();
+    assert_eq!(
+        call(app, &capped, "/v1/chat/completions", json!({ "model": "flat", "messages": [{ "role": "user", "content": "x" }], "max_tokens": 1 })).await,
+        200
+    );
+    gw.settled(4).await;
+    let (_, sub) = get_json(app.url("/v1/dashboard/billing/subscription"), &capped).await;
+    let (_, usage) = get_json(app.url("/v1/dashboard/billing/usage"), &capped).await;
+    let remaining = sub["hard_limit_usd"].as_f64().expect("limit")
+        - usage["total_usage"].as_f64().expect("usage") / 100.0;
+    assert!((remaining - 0.0009).abs() < 1e-9, "{sub} {usage}");
+    assert_eq!(sub["access_until"], expires_ms / 1000);
+
+    for (q, field) in [
+        ("start_date=2026-13-01&end_date=2027-01-01", "start_date"),
+        ("start_date=2026-01-01&end_date=2026-02-30", "end_date"),
+        ("start_date=2026-01-01", "end_date"),
+        ("end_date=2026-01-01", "start_date"),
+        ("start_date=2026-02-01&end_date=2026-01-01", "end_date"),
+        ("start_date=2020-01-01&end_date=2026-01-01", "end_date"),
+    ] {
+        for path in [
+            "/v1/dashboard/billing/usage",
+            "/v1/dashboard/billing/subscription",
+        ] {
+            let (s, err) = get_json(app.url(&format!("{path}?{q}")), &gw.key).await;
+            assert_eq!(s, 400, "{path}?{q}");
+            assert_eq!(err["error"]["param"], field, "{path}?{q}: {err}");
+        }
+    }
+    let (s, _) = get_json(app.url("/v1/dashboard/billing/usage?colour=red"), &gw.key).await;
+    assert_eq!(s, 400);
+    let (s, _) = get_json(app.url("/v1/dashboard/billing/usage"), "sk-wrong").await;
+    assert_eq!(s, 401);
+    gw.stop().await;
+}
+
+/// `/v1/models` and `/api/pricing` list only what can be served: routed and priced (by its own
+/// name or an upstream name it maps to), and allowed to the key.
+async fn only_callable_models_are_listed_and_priced(backend: Backend) {
+    let gw = Gw::start(backend, "1", |c, mock| {
+        c.channels[0].models.push("unpriced".into());
+        c.model_mapping
+            .insert("alias".into(), vec!["gpt-4o-mini".into()]);
+        let _ = mock;
+    })
+    .await;
+    let app = &gw.app;
+    let (_, models) = get_json(app.url("/v1/models"), &gw.key).await;
+    let ids: Vec<&str> = models["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .map(|m| m["id"].as_str().expect("id"))
+        .collect();
+    assert_eq!(
+        ids,
+        vec!["alias", "flat", "gpt-4o-mini", "text-embedding-3-small"]
+    );
+    let (s, _) = get_json(app.url("/v1/models/unpriced"), &gw.key).await;
+    assert_eq!(s, 404);
+    let limited = create_key(
+        app,
+        json!({ "user_id": gw.user_id, "name": "l", "allowed_models": ["flat", "unpriced"] }),
+    )
+    .await;
+    let (_, models) = get_json(app.url("/v1/models"), limited["key"].as_str().expect("key")).await;
+    assert_eq!(models["data"].as_array().expect("data").len(), 1);
+    assert_eq!(models["data"][0]["id"], "flat");
+
+    let public: Value = reqwest::get(app.url("/api/pricing"))
+        .await
+        .expect("pricing")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        (public["group"].as_str(), public["multiplier"].as_str()),
+        (Some("default"), Some("1"))
+    );
+    let priced: Vec<&str> = public["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .map(|m| m["model"].as_str().expect("m"))
+        .collect();
+    assert_eq!(
+        priced,
+        vec!["alias", "flat", "gpt-4o-mini", "text-embedding-3-small"]
+    );
+    let mini = &public["data"][2];
+    assert_eq!(
+        (
+            mini["input_per_1m"].as_str(),
+            mini["output_per_1m"].as_str()
+        ),
+        (Some("0.15"), Some("0.60"))
+    );
+    let (s, _) = get_json(app.url("/api/pricing"), "sk-wrong").await;
+    assert_eq!(s, 401, "a key, when presented, must be valid");
+
+    let about: Value = reqwest::get(app.url("/api/about"))
+        .await
+        .expect("about")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(about["name"], "Tollgate");
+    assert_eq!(about["version"], env!("CARGO_PKG_VERSION"));
+    assert!(about["build"].as_str().is_some_and(|b| !b.is_empty()));
+    assert!(about["uptime_seconds"].is_u64());
+    assert_eq!(about["docs"]["openapi"], "/api/openapi.json");
+    let (s, err) = get_json(app.url("/api/nothing-here"), &gw.key).await;
+    assert_eq!(s, 404);
+    assert!(err["error"]["message"].is_string());
+    gw.stop().await;
+}
+
+/// Bad paging, filters and cursors: a 400 in OpenAI's shape naming the field.
+async fn bad_read_parameters_are_refused_naming_the_field(backend: Backend) {
+    let gw = Gw::start(backend, "1", |_, _| {}).await;
+    for (q, field) in [
+        ("page=0", "page"),
+        ("page=x", "page"),
+        ("page_size=101", "page_size"),
+        ("page_size=0", "page_size"),
+        ("from=abc", "from"),
+        ("to=-5", "to"),
+        ("from=100&to=50", "to"),
+        ("status=maybe", "status"),
+        ("status=999", "status"),
+        ("key_id=k", "key_id"),
+    ] {
+        let (s, err) = get_json(gw.app.url(&format!("/api/logs?{q}")), &gw.key).await;
+        assert_eq!(s, 400, "{q}");
+        assert_eq!(err["error"]["param"], field, "{q}: {err}");
+        assert_eq!(err["error"]["type"], "invalid_request_error");
+    }
+    let (s, err) = get_json(gw.app.url("/api/logs?colour=red"), &gw.key).await;
+    assert_eq!(s, 400);
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .expect("message")
+            .contains("colour")
+    );
+    for (path, field) in [
+        ("/api/admin/logs?cursor=12", "cursor"),
+        ("/api/admin/logs?cursor=a.b", "cursor"),
+        ("/api/admin/logs?limit=0", "limit"),
+        ("/api/admin/logs?user_id=x", "user_id"),
+        ("/api/admin/users/1/ledger?cursor=-1", "cursor"),
+    ] {
+        let (s, err) = get_json(gw.app.url(path), ADMIN_TOKEN).await;
+        assert_eq!(s, 400, "{path}");
+        assert_eq!(err["error"]["param"], field, "{path}: {err}");
+    }
+    let (s, _) = get_json(gw.app.url("/api/admin/users/abc/ledger"), ADMIN_TOKEN).await;
+    assert_eq!(s, 400);
+    let (s, _) = get_json(gw.app.url("/api/admin/users/999999/ledger"), ADMIN_TOKEN).await;
+    assert_eq!(s, 404);
+    let (s, _) = get_json(gw.app.url("/api/logs"), "sk-nope").await;
+    assert_eq!(s, 401);
+    gw.stop().await;
+}
