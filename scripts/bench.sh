@@ -120,8 +120,11 @@ YAML
     -d '{"username":"bench","password":"bench-password","role":"user"}' "$api/users" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')"
   curl -fsS -H "authorization: Bearer $token" -H 'content-type: application/json' \
     -d '{"amount":"1000000","reason":"bench"}' "$api/users/$uid/balance" >/dev/null
-  KEY="$(curl -fsS -H "authorization: Bearer $token" -H 'content-type: application/json' \
-    -d "{\"user_id\":$uid,\"name\":\"bench\"}" "$api/keys" | python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')"
+  local created
+  created="$(curl -fsS -H "authorization: Bearer $token" -H 'content-type: application/json' \
+    -d "{\"user_id\":$uid,\"name\":\"bench\"}" "$api/keys")"
+  KEY="$(python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])' <<<"$created")"
+  local key_id; key_id="$(python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])' <<<"$created")"
   export KEY
   local chat='{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hello there world"}],"max_tokens":16}'
   local stream='{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hello there world"}],"max_tokens":16,"stream":true}'
@@ -172,7 +175,87 @@ YAML
   wait "$soak" || true
   read -r sorps _ _ sook <"$work/soak-$name"
   echo "memory soak, $SOAK s at $sorps req/s ($sook ok): RSS MB every 10 s:$series"
+  reads "$name" "$db_url" "$port" "$uid" "$key_id"
   kill -TERM "$gw"; wait "$gw" 2>/dev/null || true
+}
+
+# Usage reads over a large history: $READ_ROWS usage rows (and their hourly aggregates, as the
+# gateway keeps them) spread over the 30 days before the run, seeded straight into the database;
+# then the time of /api/logs (a page and its total, with and without filters) and of a 30-day
+# usage read, as the client sees it on this host (median and slowest of 20 each).
+READ_ROWS="${BENCH_READ_ROWS:-1000000}"
+reads() {
+  local name="$1" db_url="$2" port="$3" uid="$4" key_id="$5"
+  local now_ms; now_ms="$(( $(date +%s) * 1000 ))"
+  local step=$(( 30 * 86400000 / READ_ROWS ))
+  local t0; t0="$(date +%s.%N)"
+  if [ "$name" = sqlite ]; then
+    python3 - "${db_url#sqlite://}" "$READ_ROWS" "$uid" "$key_id" "$now_ms" "$step" <<'PY'
+import sqlite3, sys
+path, n, uid, key, now, step = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
+db = sqlite3.connect(path, timeout=30)
+db.execute("PRAGMA busy_timeout = 30000")
+models = ["gpt-4o-mini", "gpt-4o", "embed-small", "o3-mini"]
+def rows():
+    for i in range(n):
+        t = now - 3_600_000 - i * step
+        yield (f"seed-{i}", uid, key, "sk-seed", models[i % 4], models[i % 4], 1, 1, i % 3 == 0,
+               20 + i % 50, 100 + i % 200, 0, 150 + i % 900, 1, "upstream", 500 if i % 50 == 0 else 200, t)
+with db:
+    db.executemany("INSERT INTO usage_logs (request_id, user_id, key_id, key_prefix, model, served_model, channel_id, "
+                   "attempts, stream, prompt_tokens, completion_tokens, cached_tokens, cost, price_version, usage_source, "
+                   "status, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows())
+    db.execute("INSERT INTO usage_hourly SELECT user_id, created_at - created_at % 3600000, COALESCE(key_id, 0), model, "
+               "COUNT(*), SUM(CASE WHEN status >= 400 THEN 1 ELSE 0 END), SUM(prompt_tokens), SUM(completion_tokens), "
+               "SUM(cached_tokens), SUM(cost) FROM usage_logs WHERE request_id LIKE 'seed-%' "
+               "GROUP BY 1, 2, 3, 4 ON CONFLICT (user_id, hour, key_id, model) DO UPDATE SET "
+               "requests = requests + excluded.requests, failures = failures + excluded.failures, "
+               "prompt_tokens = prompt_tokens + excluded.prompt_tokens, completion_tokens = completion_tokens + excluded.completion_tokens, "
+               "cached_tokens = cached_tokens + excluded.cached_tokens, cost = cost + excluded.cost")
+db.execute("ANALYZE")
+PY
+  else
+    psql "$db_url" -q >/dev/null <<SQL
+INSERT INTO usage_logs (request_id, user_id, key_id, key_prefix, model, served_model, channel_id, attempts, stream,
+  prompt_tokens, completion_tokens, cached_tokens, cost, price_version, usage_source, status, created_at)
+SELECT 'seed-' || i, $uid, $key_id, 'sk-seed', (ARRAY['gpt-4o-mini','gpt-4o','embed-small','o3-mini'])[i % 4 + 1],
+  (ARRAY['gpt-4o-mini','gpt-4o','embed-small','o3-mini'])[i % 4 + 1], 1, 1, (i % 3 = 0)::int, 20 + i % 50, 100 + i % 200, 0,
+  150 + i % 900, 1, 'upstream', CASE WHEN i % 50 = 0 THEN 500 ELSE 200 END, $now_ms - 3600000 - i::bigint * $step
+FROM generate_series(0, $READ_ROWS - 1) AS i;
+INSERT INTO usage_hourly SELECT user_id, created_at - created_at % 3600000, COALESCE(key_id, 0), model, COUNT(*),
+  SUM(CASE WHEN status >= 400 THEN 1 ELSE 0 END), SUM(prompt_tokens), SUM(completion_tokens), SUM(cached_tokens), SUM(cost)
+FROM usage_logs WHERE request_id LIKE 'seed-%' GROUP BY 1, 2, 3, 4
+ON CONFLICT (user_id, hour, key_id, model) DO UPDATE SET requests = usage_hourly.requests + excluded.requests,
+  failures = usage_hourly.failures + excluded.failures, prompt_tokens = usage_hourly.prompt_tokens + excluded.prompt_tokens,
+  completion_tokens = usage_hourly.completion_tokens + excluded.completion_tokens,
+  cached_tokens = usage_hourly.cached_tokens + excluded.cached_tokens, cost = usage_hourly.cost + excluded.cost;
+ANALYZE;
+SQL
+  fi
+  local t1; t1="$(date +%s.%N)"
+  local total; total="$(curl -fsS -H "authorization: Bearer $KEY" "http://127.0.0.1:$port/api/logs?page_size=1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["meta"]["total"])')"
+  echo "reads over $total usage rows (seeded $READ_ROWS in $(python3 -c "print(f'{$t1-$t0:.0f}')") s):"
+  local from=$(( now_ms / 1000 - 30 * 86400 ))
+  local start; start="$(date -u -d @$(( now_ms / 1000 - 30 * 86400 )) +%F)"
+  local end; end="$(date -u -d @$(( now_ms / 1000 + 86400 )) +%F)"
+  for q in "/api/logs?page=1&page_size=100" \
+           "/api/logs?page=50&page_size=100" \
+           "/api/logs?page=1&page_size=100&model=gpt-4o&from=$from" \
+           "/api/logs?page=1&page_size=100&status=error&from=$from" \
+           "/api/logs?page=1&page_size=100&key_id=$key_id&from=$from" \
+           "/api/logs?page=20&page_size=100&model=gpt-4o-mini&status=error&from=$from" \
+           "/v1/dashboard/billing/usage?start_date=$start&end_date=$end" \
+           "/v1/dashboard/billing/subscription?start_date=$start&end_date=$end"; do
+    local times=()
+    for _ in $(seq 1 20); do
+      times+=("$(curl -fsS -o /dev/null -w '%{time_total}' -H "authorization: Bearer $KEY" "http://127.0.0.1:$port$q")")
+    done
+    python3 - "$q" "${times[@]}" <<'PY'
+import sys
+q, t = sys.argv[1], sorted(float(x) * 1000 for x in sys.argv[2:])
+print(f"  {q.split('?')[0]:38} median {t[len(t) // 2]:7.2f} ms   slowest {t[-1]:7.2f} ms   ({q.split('?')[1][:60]})")
+PY
+  done
 }
 
 run_backend sqlite "sqlite://$work/bench.db" ""
