@@ -10,6 +10,7 @@ both_backends!(
     redeem_codes_are_listed_voided_and_validated,
     a_replayed_redeem_returns_its_first_answer,
     wrong_codes_are_throttled_per_user,
+    failed_redeems_are_throttled_per_ip_across_instances,
     a_group_multiplier_prices_the_next_request,
     a_usage_row_keeps_the_price_version_it_was_charged_at,
     a_code_text_is_never_stored_or_logged,
@@ -398,6 +399,25 @@ async fn redeem_codes_are_listed_voided_and_validated(backend: Backend) {
         scalar(&app, "SELECT COUNT(*) FROM redeem_codes").await,
         before
     );
+    // The largest batch: 10,000 distinct codes in one transaction.
+    let big = batch(
+        &app,
+        json!({ "count": 10000, "value": "0.01", "batch": "bulk" }),
+    )
+    .await;
+    let mut texts: Vec<&str> = big["codes"]
+        .as_array()
+        .expect("codes")
+        .iter()
+        .map(|c| c.as_str().expect("code"))
+        .collect();
+    texts.sort_unstable();
+    texts.dedup();
+    assert_eq!(texts.len(), 10_000);
+    assert_eq!(
+        scalar(&app, "SELECT COUNT(*) FROM redeem_codes").await,
+        before + 10_000
+    );
     app.stop().await;
 }
 
@@ -455,6 +475,31 @@ async fn a_replayed_redeem_returns_its_first_answer(backend: Backend) {
         .await
         .expect("json");
     assert_eq!(second_check["redeemable"], true, "the 409 left it unused");
+    // The console redeems through its server function, for the signed-in user.
+    let console = TestApp::client();
+    assert_eq!(
+        app.login(&console, "dave", "some-password").await.status(),
+        200
+    );
+    let res = console
+        .post(app.url("/_sfn/me/redeem"))
+        .form(&[("code", second)])
+        .send()
+        .await
+        .expect("redeem");
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.expect("json");
+    assert_eq!(
+        (body["amount"].as_str(), body["balance"].as_str()),
+        (Some("3.00"), Some("6.00"))
+    );
+    let again = console
+        .post(app.url("/_sfn/me/redeem"))
+        .form(&[("code", second)])
+        .send()
+        .await
+        .expect("redeem");
+    assert_eq!(again.status(), 400);
     // Without an API key: 401.
     let res = TestApp::bare_client()
         .post(app.url("/api/redeem"))
@@ -509,6 +554,51 @@ async fn wrong_codes_are_throttled_per_user(backend: Backend) {
         200
     );
     app.stop().await;
+}
+
+/// Failures count per client IP whichever user makes them, and (with Redis, on PostgreSQL)
+/// whichever instance they reach.
+async fn failed_redeems_are_throttled_per_ip_across_instances(backend: Backend) {
+    let tweak = |c: &mut Config| {
+        c.redeem.max_failures_per_user = 1_000;
+        c.redeem.max_failures_per_ip = 4;
+    };
+    let a = TestApp::spawn_with(backend, tweak).await;
+    // Without Redis each instance counts alone: the shared count is PostgreSQL's (with Redis).
+    let b = match backend {
+        Backend::Postgres => Some(TestApp::spawn_on(a.storage.clone(), tweak).await),
+        Backend::Sqlite => None,
+    };
+    let other = b.as_ref().map_or(a.base.clone(), |b| b.base.clone());
+    let created = batch(&a, json!({ "count": 1, "value": "1" })).await;
+    let good = created["codes"][0].as_str().expect("code");
+    let mut keys = Vec::new();
+    for name in ["ivy", "jon", "kim"] {
+        keys.push(user_with_key(&a, name).await.1);
+    }
+    for (n, (base, key)) in [
+        (&a.base, &keys[0]),
+        (&other, &keys[1]),
+        (&a.base, &keys[0]),
+        (&other, &keys[1]),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let wrong = format!("RC-1111-1111-1111-1111-1111-1111-111{n}");
+        assert_eq!(redeem(base, key, &wrong, None).await.status(), 400, "{n}");
+    }
+    let res = redeem(&a.base, &keys[2], good, None).await;
+    assert_eq!(
+        res.status(),
+        429,
+        "a fifth failure from one address, by anyone"
+    );
+    assert!(res.headers().contains_key("retry-after"));
+    if let Some(b) = b {
+        b.shutdown().await;
+    }
+    a.stop().await;
 }
 
 /// An admin moves a user into a group priced at 1.5: the same call costs 1.5 times as much from

@@ -201,6 +201,23 @@ async fn usage_reads_are_exact_and_private(backend: Backend) {
     }
     let (_, bobs) = logs("", &bob_key).await;
     assert_eq!(bobs["meta"]["total"], 3);
+    // The billing endpoints of bob's key count bob's calls only.
+    let bob_cost: i64 =
+        sqlx::query_scalar("SELECT CAST(SUM(cost) AS BIGINT) FROM usage_logs WHERE user_id = $1")
+            .bind(bob)
+            .fetch_one(app.svc.db.pool())
+            .await
+            .expect("cost");
+    let (_, usage) = get_json(app.url("/v1/dashboard/billing/usage"), &bob_key).await;
+    assert!(
+        (usage["total_usage"].as_f64().expect("cents") - bob_cost as f64 / 1e4).abs() < 1e-9,
+        "{usage}"
+    );
+    let (_, credits) = get_json(app.url("/v1/credits"), &bob_key).await;
+    assert!(
+        (credits["total_used"].as_f64().expect("usd") - bob_cost as f64 / 1e6).abs() < 1e-9,
+        "{credits}"
+    );
     assert!(
         bobs["data"]
             .as_array()
