@@ -1,0 +1,161 @@
+//! Routing: weighted choice within a priority, the circuit breaker's cycle (open after
+//! `failure_threshold` failures in a row, half-open after the cooldown, closed on a success),
+//! and `/v1/completions` (plain and streamed) charged like chat.
+
+use super::*;
+use crate::both_backends;
+
+both_backends!(
+    weights_share_the_calls_within_a_priority,
+    the_circuit_opens_half_opens_and_closes,
+    legacy_completions_are_relayed_and_charged,
+);
+
+/// Which channel served each request the mock saw: its path prefix (the directives in its
+/// base URL), in order.
+async fn prefixes(mock: &Mock) -> Vec<String> {
+    mock.requests()
+        .await
+        .iter()
+        .map(|r| r["prefix"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+fn flat() -> Value {
+    json!({ "model": "flat", "messages": [{ "role": "user", "content": "x" }], "max_tokens": 1 })
+}
+
+/// Two channels of one priority weighted 1 and 3 share the calls about 1:3; a channel of a
+/// higher priority, while healthy, takes every call.
+async fn weights_share_the_calls_within_a_priority(backend: Backend) {
+    let gw = Gw::start(backend, "10", |c, mock| {
+        c.channels = vec![
+            channel("light", mock.url("delay_ms=0"), &["flat"], 0),
+            channel("heavy", mock.url("delay_ms=1"), &["flat"], 0),
+        ];
+        c.channels[1].weight = 3;
+    })
+    .await;
+    for _ in 0..400 {
+        assert_eq!(gw.post("/v1/chat/completions", flat()).await.status(), 200);
+    }
+    let seen = prefixes(&gw.mock).await;
+    let heavy = seen.iter().filter(|p| *p == "delay_ms=1").count();
+    assert_eq!(seen.len(), 400);
+    // 300 expected; 5 standard deviations (about 43) either side.
+    assert!((257..=343).contains(&heavy), "heavy served {heavy} of 400");
+    gw.stop().await;
+
+    let gw = Gw::start(backend, "10", |c, mock| {
+        c.channels = vec![
+            channel("backup", mock.url("delay_ms=0"), &["flat"], 0),
+            channel("first", mock.url("delay_ms=1"), &["flat"], 5),
+        ];
+        c.channels[0].weight = 100;
+    })
+    .await;
+    for _ in 0..50 {
+        assert_eq!(gw.post("/v1/chat/completions", flat()).await.status(), 200);
+    }
+    assert!(prefixes(&gw.mock).await.iter().all(|p| p == "delay_ms=1"));
+    gw.stop().await;
+}
+
+/// A failing channel of the higher priority: after 2 failures in a row (the threshold) its
+/// circuit opens and calls skip it; after the cooldown one call tries it again (half-open);
+/// a success closes it, and it then takes 2 failures again to open.
+async fn the_circuit_opens_half_opens_and_closes(backend: Backend) {
+    let gw = Gw::start(backend, "10", |c, mock| {
+        c.gateway.failure_threshold = 2;
+        c.gateway.cooldown_seconds = 1;
+        c.channels = vec![
+            channel("flaky", mock.url("status=500"), &["flat"], 5),
+            channel("steady", mock.url("delay_ms=0"), &["flat"], 0),
+        ];
+    })
+    .await;
+    let flaky = "status=500";
+    let call = |body: Value| async { gw.post("/v1/chat/completions", body).await.status() };
+    // Closed: each call tries the flaky channel first, then falls back.
+    assert_eq!(call(flat()).await, 200);
+    assert_eq!(call(flat()).await, 200);
+    let seen = prefixes(&gw.mock).await;
+    assert_eq!(seen, vec![flaky, "delay_ms=0", flaky, "delay_ms=0"]);
+    // Open: the flaky channel is skipped.
+    for _ in 0..3 {
+        assert_eq!(call(flat()).await, 200);
+    }
+    let seen = prefixes(&gw.mock).await;
+    assert_eq!(seen.iter().filter(|p| *p == flaky).count(), 2, "{seen:?}");
+    // Half-open after the cooldown: the next call tries it; it succeeds (the request overrides
+    // the channel's failure) and closes the circuit.
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let mut healed = flat();
+    healed["mock"] = json!({ "status": 0 });
+    assert_eq!(call(healed).await, 200);
+    let seen = prefixes(&gw.mock).await;
+    assert_eq!(seen.last().map(String::as_str), Some(flaky), "{seen:?}");
+    assert_eq!(seen.len(), 8);
+    // Closed again: one failure does not open it, the second does.
+    assert_eq!(call(flat()).await, 200);
+    assert_eq!(call(flat()).await, 200);
+    assert_eq!(call(flat()).await, 200);
+    let seen = prefixes(&gw.mock).await;
+    assert_eq!(
+        seen[8..].to_vec(),
+        vec![flaky, "delay_ms=0", flaky, "delay_ms=0", "delay_ms=0"],
+        "{seen:?}"
+    );
+    gw.settled(9).await;
+    gw.stop().await;
+}
+
+/// `/v1/completions`: the prompt relayed with the model swapped, the answer's usage charged,
+/// and a stream relayed as events and charged from its usage.
+async fn legacy_completions_are_relayed_and_charged(backend: Backend) {
+    let gw = Gw::start(backend, "1", |c, _| {
+        c.model_mapping
+            .insert("instruct".into(), vec!["gpt-4o-mini".into()]);
+    })
+    .await;
+    let res = gw
+        .post(
+            "/v1/completions",
+            json!({ "model": "instruct", "prompt": "one two three four", "max_tokens": 10 }),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.expect("json");
+    assert_eq!(body["object"], "text_completion");
+    assert_eq!(body["choices"][0]["text"], "Hello from the mock upstream.");
+    assert_eq!(body["usage"]["prompt_tokens"], 4);
+    let sent = gw.mock.requests().await;
+    assert_eq!(sent[0]["path"], "completions");
+    assert_eq!(
+        sent[0]["model"], "gpt-4o-mini",
+        "the mapping's upstream name"
+    );
+    gw.settled(1).await;
+    let (cost, source, _, prompt, completion) = gw.last_usage().await;
+    assert_eq!((source.as_str(), prompt, completion), ("upstream", 4, 6));
+    // 4 x 0.15 + 6 x 0.60 per 1M tokens, rounded up to a unit.
+    assert_eq!(cost, 5);
+
+    let res = gw
+        .post(
+            "/v1/completions",
+            json!({ "model": "instruct", "prompt": "one two", "stream": true }),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "text/event-stream");
+    let text = res.text().await.expect("events");
+    assert!(text.contains("data: [DONE]"), "{text}");
+    assert!(text.contains("\"text\""), "{text}");
+    gw.settled(2).await;
+    let (cost, _, class, prompt, completion) = gw.last_usage().await;
+    assert_eq!(class, None);
+    assert_eq!((prompt, completion), (2, 6));
+    assert!(cost > 0);
+    gw.stop().await;
+}
