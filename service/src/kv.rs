@@ -91,6 +91,77 @@ impl RedisLink {
         }
     }
 
+    /// Publishes `message` on `channel`, bounded like every call.
+    pub async fn publish(&self, channel: &str, message: &str) -> Result<(), Error> {
+        let (channel, message) = (channel.to_string(), message.to_string());
+        self.call(|mut conn| async move {
+            redis::cmd("PUBLISH")
+                .arg(&channel)
+                .arg(&message)
+                .query_async::<i64>(&mut conn)
+                .await
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Calls `on_event` for every message published on `channel`, and also whenever messages
+    /// may have been missed: once subscribed, and after every reconnect (the subscription has
+    /// its own connection, re-established with the same backoff as calls). Runs until `stop`.
+    pub async fn listen(&self, channel: &str, on_event: impl Fn(), stop: impl Future<Output = ()>) {
+        use futures_util::StreamExt as _;
+        tokio::pin!(stop);
+        let mut backoff = BACKOFF_MIN;
+        let mut was_down = false;
+        loop {
+            let subscribed = async {
+                let mut pubsub = tokio::time::timeout(
+                    self.0.timeout.max(BACKOFF_MAX),
+                    self.0.client.get_async_pubsub(),
+                )
+                .await
+                .map_err(|_| {
+                    redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::TimedOut))
+                })??;
+                pubsub.subscribe(channel).await?;
+                RedisResult::Ok(pubsub)
+            };
+            let pubsub = tokio::select! {
+                r = subscribed => r,
+                () = &mut stop => return,
+            };
+            match pubsub {
+                Ok(mut pubsub) => {
+                    if was_down {
+                        tracing::info!(channel, "subscribed to redis again");
+                    }
+                    backoff = BACKOFF_MIN;
+                    on_event();
+                    let mut messages = pubsub.on_message();
+                    loop {
+                        tokio::select! {
+                            m = messages.next() => match m {
+                                Some(_) => on_event(),
+                                None => break,
+                            },
+                            () = &mut stop => return,
+                        }
+                    }
+                }
+                Err(e) if !was_down => {
+                    tracing::warn!(channel, error = %e, "redis subscription lost; retrying");
+                }
+                Err(_) => {}
+            }
+            was_down = true;
+            tokio::select! {
+                () = tokio::time::sleep(backoff) => {}
+                () = &mut stop => return,
+            }
+            backoff = (backoff * 2).min(BACKOFF_MAX);
+        }
+    }
+
     fn current(&self) -> Option<MultiplexedConnection> {
         self.0
             .conn

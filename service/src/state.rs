@@ -192,6 +192,7 @@ impl Services {
             self.clone(),
             CATALOG_POLL,
         )));
+        tasks.push(tokio::spawn(crate::keys::follow_changes(self.clone())));
         Background { stop: tx, tasks }
     }
 

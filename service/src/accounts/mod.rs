@@ -317,7 +317,7 @@ pub async fn set_user_status(
     }
     repo::set_status(&svc.db, id, status, now_ms()).await?;
     // The user's keys answer for the user's status: none may work from the cache now.
-    svc.keys.clear();
+    crate::keys::changed(svc).await;
     tracing::info!(actor.id = ?actor.user_id(), user.id = id, status = status.as_str(), "user status changed");
     repo::get(&svc.db, id).await?.ok_or(Error::NotFound("user"))
 }
@@ -357,7 +357,7 @@ pub async fn update_user(
         }
     }
     repo::update(&svc.db, id, patch.role, group, now_ms()).await?;
-    svc.keys.clear();
+    crate::keys::changed(svc).await;
     tracing::info!(actor.id = ?actor.user_id(), user.id = id, role = ?patch.role, group = ?group, "user updated");
     repo::get(&svc.db, id).await?.ok_or(Error::NotFound("user"))
 }

@@ -1,7 +1,8 @@
 //! API keys: `sk-` + 48 base62 characters (≈285 bits) from the OS CSPRNG. Stored as a SHA-256
 //! digest and a display prefix; the secret is returned once, at creation. Lookups go through a
-//! short-lived in-process cache that every change on this instance invalidates at once (other
-//! instances see a change within `CACHE_TTL`).
+//! short-lived in-process cache that every change invalidates at once on this instance and, with
+//! Redis, on every other instance (published on `<redis.prefix>revoke`); without Redis, other
+//! instances see a change within `CACHE_TTL`.
 
 mod cidr;
 pub mod repo;
@@ -130,6 +131,36 @@ pub async fn authenticate(
     Ok(key)
 }
 
+/// The Redis channel on which a change of keys or users is announced to every instance.
+fn revocations(svc: &Services) -> String {
+    format!("{}revoke", svc.config.redis.prefix)
+}
+
+/// After any change to keys or users: forgets every cached key here at once and, with Redis,
+/// tells every other instance to (a failed announcement leaves them the cache's 5 s).
+pub async fn changed(svc: &Services) {
+    svc.keys.clear();
+    if let Some(link) = &svc.redis
+        && let Err(e) = link.publish(&revocations(svc), "keys").await
+    {
+        static LOG: crate::telemetry::Throttle = crate::telemetry::Throttle::per_second();
+        if let Some(held) = LOG.ready() {
+            tracing::warn!(error = %e, similar_since_last = held, "announcing a key change failed; other instances see it within 5 s");
+        }
+    }
+}
+
+/// Clears the key cache whenever another instance announces a change (and whenever the
+/// subscription was interrupted, as an announcement may have been missed). Runs until shutdown;
+/// does nothing without Redis.
+pub async fn follow_changes(svc: Services) {
+    let Some(link) = svc.redis.clone() else {
+        return;
+    };
+    link.listen(&revocations(&svc), || svc.keys.clear(), svc.shutdown.wait())
+        .await;
+}
+
 fn require_admin(actor: &Actor) -> Result<(), Error> {
     if actor.is_admin() {
         Ok(())
@@ -223,7 +254,7 @@ pub async fn set_status(
     if !repo::set_status(&svc.db, id, if active { "active" } else { "disabled" }).await? {
         return Err(Error::NotFound("key"));
     }
-    svc.keys.clear();
+    changed(svc).await;
     repo::get(&svc.db, id).await?.ok_or(Error::NotFound("key"))
 }
 
@@ -232,7 +263,7 @@ pub async fn delete(svc: &Services, actor: &Actor, id: i64) -> Result<(), Error>
     if !repo::delete(&svc.db, id).await? {
         return Err(Error::NotFound("key"));
     }
-    svc.keys.clear();
+    changed(svc).await;
     Ok(())
 }
 

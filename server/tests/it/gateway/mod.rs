@@ -5,6 +5,7 @@ mod money;
 mod money_in;
 mod reads;
 mod relay;
+mod revocation;
 mod routing;
 mod streams;
 mod usage;
