@@ -105,6 +105,7 @@ database: { url: "$db_url", max_connections: 16 }
 redis: { url: "$redis_url", prefix: "tgbench:$$:" }
 log: { level: warn, dir: "" }
 admin: { api_token: "$token" }
+limits: { billing_query_per_minute: 0, log_query_per_minute: 0 }
 channels:
   - { name: mock, base_url: "http://127.0.0.1:$mock_port/v1", api_key: "k", models: [gpt-4o-mini] }
 pricing:

@@ -25,6 +25,7 @@ pub struct Config {
     pub storage: StorageConfig,
     pub admin: AdminConfig,
     pub gateway: GatewayConfig,
+    pub limits: LimitsConfig,
     pub billing: BillingConfig,
     /// Upstream endpoints, loaded into the database at startup (editable at runtime).
     pub channels: Vec<ChannelConfig>,
@@ -91,6 +92,26 @@ impl PriceConfig {
                 None => 0,
             },
         })
+    }
+}
+
+/// Per-route read quotas, per API key per minute (0: unlimited); shared by every instance when
+/// Redis is configured.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// `/v1/dashboard/billing/*` and `/v1/credits`.
+    pub billing_query_per_minute: u32,
+    /// `/api/logs`.
+    pub log_query_per_minute: u32,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            billing_query_per_minute: 60,
+            log_query_per_minute: 60,
+        }
     }
 }
 

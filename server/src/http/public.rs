@@ -178,5 +178,7 @@ async fn logs(
     key: ApiKey,
     ApiQuery(q): ApiQuery<LogsQuery>,
 ) -> Result<Json<Page<UsageRow>>, ApiError> {
-    Ok(Json(usage::logs(&svc, key.key.user_id, &q).await?))
+    Ok(Json(
+        usage::logs(&svc, key.key.id, key.key.user_id, &q).await?,
+    ))
 }

@@ -18,7 +18,15 @@ struct Standing {
     remaining: i64,
 }
 
+/// Whose spending a key shows and what remains, after the key's billing-read quota.
 async fn standing(svc: &Services, key: &KeyAuth) -> Result<Standing, Error> {
+    crate::ratelimit::route_quota(
+        svc,
+        "billing",
+        key.id,
+        svc.config.limits.billing_query_per_minute,
+    )
+    .await?;
     let balance: Option<i64> = super::repo::balance(&svc.db, key.user_id).await?;
     let balance = balance.ok_or(Error::NotFound("user"))?;
     if key.spend_cap.is_some()

@@ -84,8 +84,16 @@ fn filter(
     })
 }
 
-/// `/api/logs`: the user's calls, newest first, in numbered pages.
-pub async fn logs(svc: &Services, user_id: i64, q: &LogsQuery) -> Result<Page<UsageRow>, Error> {
+/// `/api/logs`: the key owner's calls, newest first, in numbered pages (within the key's
+/// log-read quota).
+pub async fn logs(
+    svc: &Services,
+    key_id: i64,
+    user_id: i64,
+    q: &LogsQuery,
+) -> Result<Page<UsageRow>, Error> {
+    crate::ratelimit::route_quota(svc, "logs", key_id, svc.config.limits.log_query_per_minute)
+        .await?;
     let f = filter(
         q.model.as_ref(),
         q.status.as_ref(),

@@ -10,6 +10,7 @@ both_backends!(
     billing_endpoints_add_up_for_chat_clients,
     only_callable_models_are_listed_and_priced,
     bad_read_parameters_are_refused_naming_the_field,
+    read_quotas_refuse_a_polling_key,
 );
 
 fn chat(extra: Value) -> Value {
@@ -578,5 +579,50 @@ async fn bad_read_parameters_are_refused_naming_the_field(backend: Backend) {
     assert_eq!(s, 404);
     let (s, _) = get_json(gw.app.url("/api/logs"), "sk-nope").await;
     assert_eq!(s, 401);
+    gw.stop().await;
+}
+
+/// Billing reads and log reads each have a quota per key per minute (shared through Redis on
+/// PostgreSQL): past it, 429 with `Retry-After`; another key keeps its own.
+async fn read_quotas_refuse_a_polling_key(backend: Backend) {
+    let gw = Gw::start(backend, "1", |c, _| {
+        c.limits.billing_query_per_minute = 3;
+        c.limits.log_query_per_minute = 2;
+    })
+    .await;
+    let app = &gw.app;
+    for path in [
+        "/v1/credits",
+        "/v1/dashboard/billing/subscription",
+        "/v1/dashboard/billing/usage",
+    ] {
+        let (s, _) = get_json(app.url(path), &gw.key).await;
+        assert_eq!(s, 200, "{path}");
+    }
+    let res = TestApp::bare_client()
+        .get(app.url("/v1/credits"))
+        .bearer_auth(&gw.key)
+        .send()
+        .await
+        .expect("credits");
+    assert_eq!(res.status(), 429);
+    let retry: u64 = res.headers()["retry-after"]
+        .to_str()
+        .expect("text")
+        .parse()
+        .expect("secs");
+    assert!((1..=60).contains(&retry), "{retry}");
+    // The log quota is its own.
+    for _ in 0..2 {
+        assert_eq!(get_json(app.url("/api/logs"), &gw.key).await.0, 200);
+    }
+    let (s, err) = get_json(app.url("/api/logs"), &gw.key).await;
+    assert_eq!(s, 429);
+    assert_eq!(err["error"]["type"], "rate_limit_error");
+    // Another key is not affected.
+    let other = create_key(app, json!({ "user_id": gw.user_id, "name": "other" })).await;
+    let other = other["key"].as_str().expect("key");
+    assert_eq!(get_json(app.url("/v1/credits"), other).await.0, 200);
+    assert_eq!(get_json(app.url("/api/logs"), other).await.0, 200);
     gw.stop().await;
 }
