@@ -80,11 +80,8 @@ pub async fn current_user(svc: &Services) -> Result<AuthUser, AppError> {
 /// again).
 pub async fn current_admin(svc: &Services) -> Result<Actor, AppError> {
     let actor = Actor::User(current_user(svc).await?);
-    if actor.is_admin() {
-        Ok(actor)
-    } else {
-        Err(service::Error::Forbidden("administrators only").into())
-    }
+    actor.require_admin()?;
+    Ok(actor)
 }
 /// The page's Content-Security-Policy: scripts only from this origin and the inline hydration
 /// script that carries this response's nonce (WebAssembly compiled by it), no framing, no

@@ -10,14 +10,6 @@ use crate::{Error, Services};
 use std::collections::BTreeMap;
 use types::Credits;
 
-fn require_admin(actor: &Actor) -> Result<(), Error> {
-    if actor.is_admin() {
-        Ok(())
-    } else {
-        Err(Error::Forbidden("administrators only"))
-    }
-}
-
 /// Applies the config's channels, mappings and prices to the database, then loads them.
 pub async fn sync_from_config(svc: &Services) -> Result<(), Error> {
     let cfg = &svc.config;
@@ -77,7 +69,7 @@ pub async fn reload(svc: &Services) -> Result<(), Error> {
 }
 
 pub async fn list_channels(svc: &Services, actor: &Actor) -> Result<Vec<ChannelView>, Error> {
-    require_admin(actor)?;
+    actor.require_admin()?;
     repo::list(&svc.db).await
 }
 
@@ -87,7 +79,7 @@ pub async fn save_channel(
     id: Option<i64>,
     input: ChannelInput,
 ) -> Result<ChannelView, Error> {
-    require_admin(actor)?;
+    actor.require_admin()?;
     input.validate(svc.config.gateway.allow_metadata_upstreams)?;
     let id = repo::upsert(&svc.db, id, &input).await?;
     reload(svc).await?;
@@ -98,7 +90,7 @@ pub async fn save_channel(
 }
 
 pub async fn delete_channel(svc: &Services, actor: &Actor, id: i64) -> Result<(), Error> {
-    require_admin(actor)?;
+    actor.require_admin()?;
     if !repo::delete(&svc.db, id).await? {
         return Err(Error::NotFound("channel"));
     }
@@ -108,7 +100,7 @@ pub async fn delete_channel(svc: &Services, actor: &Actor, id: i64) -> Result<()
 pub use types::{Mapping, PriceView};
 
 pub async fn list_mappings(svc: &Services, actor: &Actor) -> Result<Vec<Mapping>, Error> {
-    require_admin(actor)?;
+    actor.require_admin()?;
     Ok(repo::mappings(&svc.db)
         .await?
         .into_iter()
@@ -122,7 +114,7 @@ pub async fn set_mapping(
     model: &str,
     targets: Vec<String>,
 ) -> Result<Mapping, Error> {
-    require_admin(actor)?;
+    actor.require_admin()?;
     Error::check_text("model", model, 256)?;
     if targets.is_empty() {
         return Err(Error::invalid(
@@ -142,7 +134,7 @@ pub async fn set_mapping(
 }
 
 pub async fn delete_mapping(svc: &Services, actor: &Actor, model: &str) -> Result<(), Error> {
-    require_admin(actor)?;
+    actor.require_admin()?;
     if !repo::delete_mapping(&svc.db, model).await? {
         return Err(Error::NotFound("mapping"));
     }
@@ -171,7 +163,7 @@ pub async fn set_price(
     model: &str,
     price: PriceConfig,
 ) -> Result<PriceView, Error> {
-    require_admin(actor)?;
+    actor.require_admin()?;
     Error::check_text("model", model, 256)?;
     let parsed: ParsedPrice = price.parse(model).map_err(|e| {
         let field = [
@@ -195,7 +187,7 @@ pub async fn set_price(
 }
 
 pub async fn delete_price(svc: &Services, actor: &Actor, model: &str) -> Result<(), Error> {
-    require_admin(actor)?;
+    actor.require_admin()?;
     if !billing::repo::deactivate_price(&svc.db, model).await? {
         return Err(Error::NotFound("price"));
     }

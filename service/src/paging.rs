@@ -31,13 +31,13 @@ pub fn parse_limit(limit: Option<&str>) -> Result<i64, Error> {
     }
 }
 
-/// Rows fetched with one extra beyond `limit`: the page, and the cursor of the next when the
-/// extra row exists.
-pub fn slice_by_id<T>(mut rows: Vec<T>, limit: i64, id: impl Fn(&T) -> i64) -> Slice<T> {
+/// Rows fetched with one extra beyond `limit`: the page, and the cursor of the next (the last
+/// row's, as `cursor` writes it) when the extra row exists.
+pub fn slice<T>(mut rows: Vec<T>, limit: i64, cursor: impl Fn(&T) -> String) -> Slice<T> {
     let limit = usize::try_from(limit).unwrap_or(0);
     let next_cursor = if rows.len() > limit {
         rows.truncate(limit);
-        rows.last().map(|r| id(r).to_string())
+        rows.last().map(cursor)
     } else {
         None
     };

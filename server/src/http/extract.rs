@@ -117,9 +117,7 @@ where
             ));
         };
         let actor = Actor::User(user);
-        if !actor.is_admin() {
-            return Err(ApiError::new(ErrorKind::Forbidden, "administrators only"));
-        }
+        actor.require_admin()?;
         Ok(AdminActor(actor))
     }
 }

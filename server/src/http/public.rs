@@ -111,7 +111,7 @@ async fn check_code(
     ApiQuery(q): ApiQuery<CodeQuery>,
 ) -> Result<Json<RedeemCheck>, ApiError> {
     Ok(Json(
-        redeem::check(&svc, Some(key.key.user_id), &q.code, key.client_ip).await?,
+        redeem::check(&svc, key.key.user_id, &q.code, key.client_ip).await?,
     ))
 }
 

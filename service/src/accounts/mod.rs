@@ -35,6 +35,15 @@ impl Actor {
         }
     }
 
+    /// The check every administrators' service function starts with: 403 for anyone else.
+    pub fn require_admin(&self) -> Result<(), Error> {
+        if self.is_admin() {
+            Ok(())
+        } else {
+            Err(Error::Forbidden("administrators only"))
+        }
+    }
+
     fn user_id(&self) -> Option<i64> {
         match self {
             Actor::User(u) => Some(u.id),
@@ -211,14 +220,6 @@ pub async fn authenticate(svc: &Services, token: &str) -> Result<AuthUser, Error
     })
 }
 
-fn require_admin(actor: &Actor) -> Result<(), Error> {
-    if actor.is_admin() {
-        Ok(())
-    } else {
-        Err(Error::Forbidden("administrators only"))
-    }
-}
-
 /// The signed-in user's own account.
 pub async fn me(svc: &Services, user: &AuthUser) -> Result<UserInfo, Error> {
     repo::get(&svc.db, user.id)
@@ -236,7 +237,7 @@ async fn insert(svc: &Services, new: NewUser) -> Result<UserInfo, Error> {
 
 /// An administrator creates an account of either role.
 pub async fn create_user(svc: &Services, actor: &Actor, new: NewUser) -> Result<UserInfo, Error> {
-    require_admin(actor)?;
+    actor.require_admin()?;
     let user = insert(svc, new).await?;
     tracing::info!(actor.id = ?actor.user_id(), user.id = user.id, role = %user.role, "user created");
     Ok(user)
@@ -280,12 +281,12 @@ pub async fn list_users(
     limit: i64,
     offset: i64,
 ) -> Result<Vec<UserInfo>, Error> {
-    require_admin(actor)?;
+    actor.require_admin()?;
     repo::list(&svc.db, limit.clamp(1, 500), offset.max(0)).await
 }
 
 pub async fn get_user(svc: &Services, actor: &Actor, id: i64) -> Result<UserInfo, Error> {
-    require_admin(actor)?;
+    actor.require_admin()?;
     repo::get(&svc.db, id).await?.ok_or(Error::NotFound("user"))
 }
 
@@ -297,7 +298,7 @@ pub async fn set_user_status(
     id: i64,
     status: UserStatus,
 ) -> Result<UserInfo, Error> {
-    require_admin(actor)?;
+    actor.require_admin()?;
     let target = repo::get(&svc.db, id)
         .await?
         .ok_or(Error::NotFound("user"))?;
@@ -331,7 +332,7 @@ pub async fn update_user(
     id: i64,
     patch: types::UserPatch,
 ) -> Result<UserInfo, Error> {
-    require_admin(actor)?;
+    actor.require_admin()?;
     if patch.role.is_none() && patch.group.is_none() {
         return Err(Error::invalid(
             "role",

@@ -52,9 +52,7 @@ pub async fn adjust_balance(
     amount: &str,
     reason: &str,
 ) -> Result<Credits, Error> {
-    if !actor.is_admin() {
-        return Err(Error::Forbidden("administrators only"));
-    }
+    actor.require_admin()?;
     let amount = Credits::parse_usd(amount).map_err(|e| Error::invalid("amount", e.to_string()))?;
     if amount.units() == 0 {
         return Err(Error::invalid("amount", "must not be zero"));
@@ -74,9 +72,7 @@ pub async fn adjust_balance(
 /// Every group with a multiplier: those set through the API, then the config's (which the
 /// API's override).
 pub fn groups(svc: &Services, actor: &Actor) -> Result<Vec<types::GroupView>, Error> {
-    if !actor.is_admin() {
-        return Err(Error::Forbidden("administrators only"));
-    }
+    actor.require_admin()?;
     let book = svc.prices();
     let mut out: Vec<types::GroupView> = book
         .multipliers
@@ -128,9 +124,7 @@ pub async fn set_group(
     name: &str,
     multiplier: &str,
 ) -> Result<types::GroupView, Error> {
-    if !actor.is_admin() {
-        return Err(Error::Forbidden("administrators only"));
-    }
+    actor.require_admin()?;
     check_group(name)?;
     let milli = parse_multiplier("multiplier", multiplier)
         .map_err(|e| Error::invalid("multiplier", e.message))?;
@@ -153,9 +147,7 @@ pub async fn set_group(
 
 /// Removes a group's multiplier set through the API (the config's, if any, applies again).
 pub async fn delete_group(svc: &Services, actor: &Actor, name: &str) -> Result<(), Error> {
-    if !actor.is_admin() {
-        return Err(Error::Forbidden("administrators only"));
-    }
+    actor.require_admin()?;
     if !repo::delete_group_multiplier(&svc.db, name).await? {
         return Err(Error::NotFound("group"));
     }

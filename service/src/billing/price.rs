@@ -97,6 +97,14 @@ impl Quote {
         self.price.cost(used, self.multiplier)
     }
 
+    /// A unit price (per 1M tokens, or per request) with the multiplier applied, rounded up to
+    /// a unit as a charge is: what a price table shows.
+    pub fn scaled(&self, units: i64) -> i64 {
+        let n = i128::from(units.max(0)) * i128::from(self.multiplier);
+        let d = i128::from(MULTIPLIER_ONE);
+        i64::try_from(n / d + i128::from(n % d != 0)).unwrap_or(i64::MAX)
+    }
+
     /// The price version the charge records.
     pub fn version(&self) -> i64 {
         self.price.version

@@ -191,6 +191,67 @@ impl Db {
     }
 }
 
+/// A value bound to a statement that [`Where`] builds.
+pub enum Bind {
+    Int(i64),
+    Text(String),
+}
+
+/// A WHERE clause built one condition at a time, its values bound in order of appearance (so it
+/// serves SQLite's anonymous placeholders and PostgreSQL's numbered ones alike).
+pub struct Where<'d> {
+    db: &'d Db,
+    sql: String,
+    binds: Vec<Bind>,
+}
+
+impl<'d> Where<'d> {
+    pub fn new(db: &'d Db) -> Self {
+        Where {
+            db,
+            sql: " WHERE 1 = 1".into(),
+            binds: Vec::new(),
+        }
+    }
+
+    /// A placeholder for `v`, for conditions [`Where::and`] does not shape.
+    pub fn param(&mut self, v: Bind) -> String {
+        self.binds.push(v);
+        self.db.param(self.binds.len())
+    }
+
+    /// ` AND <column> <op> <value>`.
+    pub fn and(&mut self, column: &str, op: &str, v: Bind) {
+        let p = self.param(v);
+        self.sql.push_str(&format!(" AND {column} {op} {p}"));
+    }
+
+    /// The clause so far: ` WHERE 1 = 1 AND …`.
+    pub fn sql(&self) -> &str {
+        &self.sql
+    }
+
+    /// ` AND <condition>`, a condition without values.
+    pub fn raw(&mut self, condition: &str) {
+        self.sql.push_str(" AND ");
+        self.sql.push_str(condition);
+    }
+
+    /// The bound values, in order, for `query_with` and its kin.
+    pub fn args(&self) -> Result<sqlx::any::AnyArguments<'static>, sqlx::Error> {
+        use sqlx::Arguments as _;
+        let mut args = sqlx::any::AnyArguments::default();
+        for b in &self.binds {
+            match b {
+                Bind::Int(v) => args.add(*v),
+                Bind::Text(v) => args.add(v.clone()),
+            }
+            .map_err(sqlx::Error::Encode)?;
+        }
+        Ok(args)
+    }
+}
+
 /// Splits `items` into runs whose lengths are powers of two, largest first (at most `max`, a
 /// power of two): a batched statement then has one of a few shapes, so each connection's cache
 /// of prepared statements stays small whatever the batch sizes.

@@ -161,16 +161,8 @@ pub async fn follow_changes(svc: Services) {
         .await;
 }
 
-fn require_admin(actor: &Actor) -> Result<(), Error> {
-    if actor.is_admin() {
-        Ok(())
-    } else {
-        Err(Error::Forbidden("administrators only"))
-    }
-}
-
 pub async fn create(svc: &Services, actor: &Actor, new: NewKey) -> Result<CreatedKey, Error> {
-    require_admin(actor)?;
+    actor.require_admin()?;
     let name = new.name.trim();
     Error::check_text("name", name, 64)?;
     let user = crate::accounts::repo::get(&svc.db, new.user_id)
@@ -240,7 +232,7 @@ pub async fn list(
     actor: &Actor,
     user_id: Option<i64>,
 ) -> Result<Vec<KeyView>, Error> {
-    require_admin(actor)?;
+    actor.require_admin()?;
     repo::list(&svc.db, user_id).await
 }
 
@@ -250,7 +242,7 @@ pub async fn set_status(
     id: i64,
     active: bool,
 ) -> Result<KeyView, Error> {
-    require_admin(actor)?;
+    actor.require_admin()?;
     if !repo::set_status(&svc.db, id, if active { "active" } else { "disabled" }).await? {
         return Err(Error::NotFound("key"));
     }
@@ -259,7 +251,7 @@ pub async fn set_status(
 }
 
 pub async fn delete(svc: &Services, actor: &Actor, id: i64) -> Result<(), Error> {
-    require_admin(actor)?;
+    actor.require_admin()?;
     if !repo::delete(&svc.db, id).await? {
         return Err(Error::NotFound("key"));
     }

@@ -393,13 +393,7 @@ pub fn pricing(svc: &Services, key: Option<&KeyAuth>) -> types::Pricing {
     let data = offer(svc, key, group)
         .into_iter()
         .map(|(model, q)| {
-            let scaled = |units: i64| {
-                let n = i128::from(units.max(0)) * i128::from(q.multiplier);
-                let d = i128::from(billing::price::MULTIPLIER_ONE);
-                Credits::from_units(
-                    i64::try_from(n / d + i128::from(n % d != 0)).unwrap_or(i64::MAX),
-                )
-            };
+            let scaled = |units: i64| Credits::from_units(q.scaled(units));
             types::ModelPrice {
                 model,
                 input_per_1m: scaled(q.price.input_per_1m),

@@ -10,7 +10,7 @@ mod repo;
 pub use code::Code;
 
 use crate::accounts::Actor;
-use crate::paging::{parse_id_cursor, parse_limit, slice_by_id};
+use crate::paging::{parse_id_cursor, parse_limit, slice};
 use crate::{Error, Services, now_ms};
 use std::net::IpAddr;
 use std::time::Duration;
@@ -25,21 +25,13 @@ pub const MAX_BATCH: u32 = 10_000;
 /// The one answer for a code that cannot be redeemed, whatever the reason.
 const NOT_REDEEMABLE: &str = "this code is invalid, used, voided or expired";
 
-fn require_admin(actor: &Actor) -> Result<(), Error> {
-    if actor.is_admin() {
-        Ok(())
-    } else {
-        Err(Error::Forbidden("administrators only"))
-    }
-}
-
 /// Creates `count` codes of one value; their texts are returned this once.
 pub async fn create_batch(
     svc: &Services,
     actor: &Actor,
     new: NewRedeemBatch,
 ) -> Result<CreatedRedeemBatch, Error> {
-    require_admin(actor)?;
+    actor.require_admin()?;
     if !(1..=MAX_BATCH).contains(&new.count) {
         return Err(Error::invalid("count", format!("must be 1 to {MAX_BATCH}")));
     }
@@ -107,7 +99,7 @@ pub async fn list_codes(
     cursor: Option<&str>,
     limit: Option<&str>,
 ) -> Result<Slice<RedeemCodeView>, Error> {
-    require_admin(actor)?;
+    actor.require_admin()?;
     let batch = batch
         .filter(|b| !b.is_empty())
         .map(|b| {
@@ -125,7 +117,7 @@ pub async fn list_codes(
     let before = parse_id_cursor(cursor)?;
     let limit = parse_limit(limit)?;
     let data = repo::list_codes(&svc.db, batch, status, before, limit, now_ms()).await?;
-    Ok(slice_by_id(data, limit, |c| c.id))
+    Ok(slice(data, limit, |c| c.id.to_string()))
 }
 
 /// A keyset page of batches with their counts, newest first.
@@ -135,16 +127,16 @@ pub async fn list_batches(
     cursor: Option<&str>,
     limit: Option<&str>,
 ) -> Result<Slice<RedeemBatch>, Error> {
-    require_admin(actor)?;
+    actor.require_admin()?;
     let before = parse_id_cursor(cursor)?;
     let limit = parse_limit(limit)?;
     let data = repo::list_batches(&svc.db, before, limit, now_ms()).await?;
-    Ok(slice_by_id(data, limit, |b| b.id))
+    Ok(slice(data, limit, |b| b.id.to_string()))
 }
 
 /// Voids one unused code. A used or voided code is a conflict; an unknown one, not found.
 pub async fn void_code(svc: &Services, actor: &Actor, id: i64) -> Result<(), Error> {
-    require_admin(actor)?;
+    actor.require_admin()?;
     match repo::void_code(&svc.db, id, now_ms()).await? {
         repo::Voided::Done => {
             tracing::info!(code.id = id, "redeem code voided");
@@ -157,7 +149,7 @@ pub async fn void_code(svc: &Services, actor: &Actor, id: i64) -> Result<(), Err
 
 /// Voids every unused code of a batch; returns how many.
 pub async fn void_batch(svc: &Services, actor: &Actor, batch_id: i64) -> Result<u64, Error> {
-    require_admin(actor)?;
+    actor.require_admin()?;
     let n = repo::void_batch(&svc.db, batch_id, now_ms())
         .await?
         .ok_or(Error::NotFound("redeem batch"))?;
@@ -169,7 +161,7 @@ pub async fn void_batch(svc: &Services, actor: &Actor, batch_id: i64) -> Result<
 /// with 429 past the configured number of failures. Returns the keys to forgive on success.
 async fn count_attempt(
     svc: &Services,
-    user_id: Option<i64>,
+    user_id: i64,
     ip: Option<IpAddr>,
 ) -> Result<Vec<String>, Error> {
     let cfg = &svc.config.redeem;
@@ -177,7 +169,7 @@ async fn count_attempt(
     let mut keys = Vec::with_capacity(2);
     for (key, max) in [
         (
-            user_id.map(|u| format!("redeem:user:{u}")),
+            Some(format!("redeem:user:{user_id}")),
             cfg.max_failures_per_user,
         ),
         (
@@ -223,7 +215,7 @@ pub async fn redeem(
             "must be 1 to 200 printable characters",
         ));
     }
-    let counted = count_attempt(svc, Some(user_id), ip).await?;
+    let counted = count_attempt(svc, user_id, ip).await?;
     let Some(code) = Code::parse(code) else {
         return Err(Error::invalid("code", NOT_REDEEMABLE));
     };
@@ -259,7 +251,7 @@ pub async fn redeem(
 /// the code is redeemable, so that checking is no way around the throttle.
 pub async fn check(
     svc: &Services,
-    user_id: Option<i64>,
+    user_id: i64,
     code: &str,
     ip: Option<IpAddr>,
 ) -> Result<RedeemCheck, Error> {

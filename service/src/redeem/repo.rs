@@ -2,7 +2,7 @@
 
 use super::Code;
 use crate::billing::repo::credit_in;
-use crate::db::Db;
+use crate::db::{Bind, Db, Where};
 use crate::{Error, now_ms};
 use sqlx::Row as _;
 use types::{Credits, RedeemBatch, RedeemCodeView, RedeemStatus, Redeemed};
@@ -92,28 +92,34 @@ pub(super) async fn list_codes(
     now: i64,
 ) -> Result<Vec<RedeemCodeView>, Error> {
     let now_s = now / 1000;
-    let status_sql = match status {
-        None => "",
-        Some(RedeemStatus::Used) => " AND c.status = 'used'",
-        Some(RedeemStatus::Voided) => " AND c.status = 'voided'",
+    let mut w = Where::new(db);
+    if let Some(b) = batch {
+        w.and("c.batch_id", "=", Bind::Int(b));
+    }
+    w.and("c.id", "<", Bind::Int(before.unwrap_or(i64::MAX)));
+    match status {
+        None => {}
+        Some(RedeemStatus::Used) => w.raw("c.status = 'used'"),
+        Some(RedeemStatus::Voided) => w.raw("c.status = 'voided'"),
         Some(RedeemStatus::Unused) => {
-            " AND c.status = 'unused' AND (c.expires_at IS NULL OR c.expires_at > $4)"
+            let t = w.param(Bind::Int(now_s));
+            w.raw(&format!(
+                "c.status = 'unused' AND (c.expires_at IS NULL OR c.expires_at > {t})"
+            ));
         }
         Some(RedeemStatus::Expired) => {
-            " AND c.status = 'unused' AND c.expires_at IS NOT NULL AND c.expires_at <= $4"
+            w.raw("c.status = 'unused' AND c.expires_at IS NOT NULL");
+            w.and("c.expires_at", "<=", Bind::Int(now_s));
         }
-    };
+    }
+    let limit = w.param(Bind::Int(limit + 1));
     let sql = format!(
         "SELECT c.id, c.batch_id, c.prefix, c.value, c.status, c.expires_at, c.used_by, u.username, \
-         c.used_at, c.voided_at, c.created_at FROM redeem_codes c LEFT JOIN users u ON u.id = c.used_by \
-         WHERE ($1 IS NULL OR c.batch_id = $1) AND c.id < $2 AND $4 = $4{status_sql} \
-         ORDER BY c.id DESC LIMIT $3"
+         c.used_at, c.voided_at, c.created_at FROM redeem_codes c LEFT JOIN users u ON u.id = c.used_by{} \
+         ORDER BY c.id DESC LIMIT {limit}",
+        w.sql()
     );
-    let rows = sqlx::query(&sql)
-        .bind(batch)
-        .bind(before.unwrap_or(i64::MAX))
-        .bind(limit + 1)
-        .bind(now_s)
+    let rows = sqlx::query_with(&sql, w.args()?)
         .fetch_all(db.pool())
         .await?;
     let mut out = Vec::with_capacity(rows.len());

@@ -5,9 +5,9 @@
 
 use super::repo::{self, Filter, Scope, StatusFilter};
 use crate::accounts::Actor;
-use crate::paging::{parse_id_cursor, parse_limit, slice_by_id};
+use crate::paging::{parse_id_cursor, parse_limit, slice};
 use crate::{Error, Services, now_ms};
-use types::date::{format_day, parse_day};
+use types::date::parse_day;
 use types::{
     CallsQuery, LedgerQuery, LedgerRow, LogsQuery, Page, PageMeta, Slice, UsagePoint, UsageQuery,
     UsageRow,
@@ -158,14 +158,8 @@ async fn keyset(svc: &Services, scope: Scope, q: &CallsQuery) -> Result<Slice<Us
     )?;
     let after = parse_call_cursor(present(q.cursor.as_ref()))?;
     let limit = parse_limit(present(q.limit.as_ref()))?;
-    let mut data = repo::calls(&svc.db, scope, &f, after, limit + 1, 0).await?;
-    let next_cursor = if data.len() > usize::try_from(limit).unwrap_or(0) {
-        data.truncate(usize::try_from(limit).unwrap_or(0));
-        data.last().map(|r| format!("{}.{}", r.created_at, r.id))
-    } else {
-        None
-    };
-    Ok(Slice { data, next_cursor })
+    let rows = repo::calls(&svc.db, scope, &f, after, limit + 1, 0).await?;
+    Ok(slice(rows, limit, |r| format!("{}.{}", r.created_at, r.id)))
 }
 
 /// The user's own calls, newest first, in keyset pages (the console's call log).
@@ -189,9 +183,7 @@ pub async fn all_calls(
     actor: &Actor,
     q: &CallsQuery,
 ) -> Result<Slice<UsageRow>, Error> {
-    if !actor.is_admin() {
-        return Err(Error::Forbidden("administrators only"));
-    }
+    actor.require_admin()?;
     let scope = match parse_int("user_id", present(q.user_id.as_ref()))? {
         Some(u) => Scope::User(u),
         None => Scope::Everyone,
@@ -243,13 +235,7 @@ pub async fn daily(svc: &Services, user_id: i64, q: &UsageQuery) -> Result<Vec<U
         by_key,
     )
     .await?;
-    Ok(rows
-        .into_iter()
-        .map(|mut p| {
-            p.day = format_day(p.day.parse::<i64>().unwrap_or(0).div_euclid(DAY_MS));
-            p
-        })
-        .collect())
+    Ok(rows)
 }
 
 fn ledger_query(q: &LedgerQuery) -> Result<(Option<i64>, i64), Error> {
@@ -267,7 +253,7 @@ pub async fn my_ledger(
 ) -> Result<Slice<LedgerRow>, Error> {
     let (before, limit) = ledger_query(q)?;
     let rows = repo::ledger(&svc.db, user_id, before, limit + 1).await?;
-    Ok(slice_by_id(rows, limit, |r| r.id))
+    Ok(slice(rows, limit, |r| r.id.to_string()))
 }
 
 /// Any user's ledger, for administrators.
@@ -277,9 +263,7 @@ pub async fn user_ledger(
     user_id: i64,
     q: &LedgerQuery,
 ) -> Result<Slice<LedgerRow>, Error> {
-    if !actor.is_admin() {
-        return Err(Error::Forbidden("administrators only"));
-    }
+    actor.require_admin()?;
     let (before, limit) = ledger_query(q)?;
     if crate::accounts::repo::get(&svc.db, user_id)
         .await?
@@ -288,5 +272,5 @@ pub async fn user_ledger(
         return Err(Error::NotFound("user"));
     }
     let rows = repo::ledger(&svc.db, user_id, before, limit + 1).await?;
-    Ok(slice_by_id(rows, limit, |r| r.id))
+    Ok(slice(rows, limit, |r| r.id.to_string()))
 }

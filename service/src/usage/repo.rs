@@ -2,7 +2,7 @@
 //! to and the keys' `last_used_at`; and the reads of the call logs and usage.
 
 use super::{BATCH, UsageRecord};
-use crate::db::{Backend, Db};
+use crate::db::{Backend, Bind, Db, Where};
 use crate::now_ms;
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
@@ -312,66 +312,16 @@ pub(crate) struct Filter {
     pub key_id: Option<i64>,
 }
 
-enum Bind {
-    Int(i64),
-    Text(String),
-}
-
-/// A WHERE clause built one condition at a time, its values bound in order of appearance.
-struct Where<'d> {
-    db: &'d Db,
-    sql: String,
-    binds: Vec<Bind>,
-}
-
-impl<'d> Where<'d> {
-    fn new(db: &'d Db) -> Self {
-        Where {
-            db,
-            sql: " WHERE 1 = 1".into(),
-            binds: Vec::new(),
-        }
-    }
-
-    fn param(&mut self, v: Bind) -> String {
-        self.binds.push(v);
-        self.db.param(self.binds.len())
-    }
-
-    /// ` AND <column> <op> <value>`.
-    fn and(&mut self, column: &str, op: &str, v: Bind) {
-        let p = self.param(v);
-        self.sql.push_str(&format!(" AND {column} {op} {p}"));
-    }
-
-    fn raw(&mut self, condition: &str) {
-        self.sql.push_str(" AND ");
-        self.sql.push_str(condition);
-    }
-
-    fn scope(&mut self, scope: Scope) {
-        if let Scope::User(u) = scope {
-            self.and("user_id", "=", Bind::Int(u));
-        }
-    }
-
-    fn args(&self) -> Result<sqlx::any::AnyArguments<'static>, sqlx::Error> {
-        use sqlx::Arguments as _;
-        let mut args = sqlx::any::AnyArguments::default();
-        for b in &self.binds {
-            match b {
-                Bind::Int(v) => args.add(*v),
-                Bind::Text(v) => args.add(v.clone()),
-            }
-            .map_err(sqlx::Error::Encode)?;
-        }
-        Ok(args)
+/// Limits a WHERE clause to one user's rows, or none.
+fn limit_to(w: &mut Where<'_>, scope: Scope) {
+    if let Scope::User(u) = scope {
+        w.and("user_id", "=", Bind::Int(u));
     }
 }
 
 /// The raw rows' conditions of a filter (model, key, status, time).
 fn raw_conditions(w: &mut Where<'_>, scope: Scope, f: &Filter, from: Option<i64>, to: Option<i64>) {
-    w.scope(scope);
+    limit_to(w, scope);
     if let Some(m) = &f.model {
         w.and("model", "=", Bind::Text(m.clone()));
     }
@@ -444,14 +394,13 @@ pub(crate) async fn calls(
     if let Some((t, id)) = after {
         let pt = w.param(Bind::Int(t));
         let pid = w.param(Bind::Int(id));
-        w.sql
-            .push_str(&format!(" AND (created_at, id) < ({pt}, {pid})"));
+        w.raw(&format!("(created_at, id) < ({pt}, {pid})"));
     }
     let pl = w.param(Bind::Int(limit));
     let po = w.param(Bind::Int(offset));
     let sql = format!(
         "SELECT {CALL_COLUMNS} FROM usage_logs{} ORDER BY created_at DESC, id DESC LIMIT {pl} OFFSET {po}",
-        w.sql
+        w.sql()
     );
     let rows = sqlx::query_with(&sql, w.args()?)
         .fetch_all(db.pool())
@@ -468,7 +417,7 @@ async fn count_raw(
 ) -> Result<i64, sqlx::Error> {
     let mut w = Where::new(db);
     raw_conditions(&mut w, scope, f, from, to);
-    let sql = format!("SELECT COUNT(*) FROM usage_logs{}", w.sql);
+    let sql = format!("SELECT COUNT(*) FROM usage_logs{}", w.sql());
     sqlx::query_scalar_with(&sql, w.args()?)
         .fetch_one(db.pool())
         .await
@@ -496,7 +445,7 @@ pub(crate) async fn count_calls(db: &Db, scope: Scope, f: &Filter) -> Result<u64
         return count_raw(db, scope, f, f.from_ms, f.to_ms).await.map(u);
     }
     let mut w = Where::new(db);
-    w.scope(scope);
+    limit_to(&mut w, scope);
     if let Some(m) = &f.model {
         w.and("model", "=", Bind::Text(m.clone()));
     }
@@ -511,7 +460,7 @@ pub(crate) async fn count_calls(db: &Db, scope: Scope, f: &Filter) -> Result<u64
     }
     let sql = format!(
         "SELECT CAST(COALESCE(SUM({column}), 0) AS BIGINT) FROM usage_hourly{}",
-        w.sql
+        w.sql()
     );
     let mut total: i64 = sqlx::query_scalar_with(&sql, w.args()?)
         .fetch_one(db.pool())
@@ -529,8 +478,8 @@ pub(crate) async fn count_calls(db: &Db, scope: Scope, f: &Filter) -> Result<u64
     Ok(u(total))
 }
 
-/// A user's usage per day (`day` holds the day's start, in unix ms of the shifted clock, as
-/// text for the caller to format) and model or key, over `[from, to)` (unix ms of hours).
+/// A user's usage per day (days start at UTC + `offset_ms`) and model or key, over
+/// `[from, to)` (unix ms of hours).
 pub(crate) async fn daily(
     db: &Db,
     user_id: i64,
@@ -566,7 +515,7 @@ pub(crate) async fn daily(
             (Some(r.try_get::<String, _>("grp")?), None)
         };
         out.push(types::UsagePoint {
-            day: day.to_string(),
+            day: types::date::format_day(day.div_euclid(86_400_000)),
             model,
             key_id,
             requests: u(r.try_get("requests")?),
@@ -590,7 +539,7 @@ pub(crate) async fn spent(
     to: Option<i64>,
 ) -> Result<i64, sqlx::Error> {
     let mut w = Where::new(db);
-    w.scope(Scope::User(user_id));
+    limit_to(&mut w, Scope::User(user_id));
     if let Some(k) = key_id {
         w.and("key_id", "=", Bind::Int(k));
     }
@@ -602,7 +551,7 @@ pub(crate) async fn spent(
     }
     let sql = format!(
         "SELECT CAST(COALESCE(SUM(cost), 0) AS BIGINT) FROM usage_hourly{}",
-        w.sql
+        w.sql()
     );
     sqlx::query_scalar_with(&sql, w.args()?)
         .fetch_one(db.pool())
@@ -618,7 +567,7 @@ pub(crate) async fn daily_costs(
     to: i64,
 ) -> Result<Vec<(i64, String, i64)>, sqlx::Error> {
     let mut w = Where::new(db);
-    w.scope(Scope::User(user_id));
+    limit_to(&mut w, Scope::User(user_id));
     if let Some(k) = key_id {
         w.and("key_id", "=", Bind::Int(k));
     }
@@ -627,7 +576,7 @@ pub(crate) async fn daily_costs(
     let sql = format!(
         "SELECT hour - (hour % 86400000) AS day, model, CAST(SUM(cost) AS BIGINT) AS cost \
          FROM usage_hourly{} GROUP BY hour - (hour % 86400000), model ORDER BY day, model",
-        w.sql
+        w.sql()
     );
     sqlx::query_as_with(&sql, w.args()?)
         .fetch_all(db.pool())

@@ -101,6 +101,14 @@ async fn a_code_credits_exactly_once_whatever_the_concurrency(backend: Backend) 
     }
     let created = batch(&a, json!({ "count": 3, "value": "2.5", "batch": "launch" })).await;
     let code = created["codes"][0].as_str().expect("code").to_string();
+    assert_eq!(created["batch"]["label"], "launch");
+    let listed: Value = admin(&a, reqwest::Method::GET, "/api/admin/redeem-batches", None)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(listed["data"][0]["label"], "launch");
+    assert_eq!(listed["data"][0]["value"], "2.50");
     let calls = (0..64).map(|i| {
         let base = if i % 2 == 0 {
             a.base.clone()

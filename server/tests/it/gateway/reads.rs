@@ -329,6 +329,86 @@ async fn usage_reads_are_exact_and_private(backend: Backend) {
             .any(|p| p["key_id"] == key2_id && p["requests"] == 2),
         "{by_key}"
     );
+    // The range and the day boundary are the query's: an explicit range of today (UTC) holds
+    // every call, a range in the past none, and bad values are refused naming the field.
+    let today = types::date::format_day(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("time")
+            .as_secs() as i64
+            / 86_400,
+    );
+    let ranged: Value = sfn(
+        "usage",
+        &[
+            ("query[from]", &today),
+            ("query[to]", &today),
+            ("query[utc_offset_minutes]", "0"),
+        ],
+    )
+    .await
+    .expect("usage")
+    .json()
+    .await
+    .expect("json");
+    let ranged_requests: u64 = ranged
+        .as_array()
+        .expect("points")
+        .iter()
+        .map(|p| p["requests"].as_u64().expect("n"))
+        .sum();
+    assert_eq!(ranged_requests as i64, expect, "{ranged}");
+    assert!(
+        ranged
+            .as_array()
+            .expect("points")
+            .iter()
+            .all(|p| p["day"] == today.as_str()),
+        "{ranged}"
+    );
+    let past: Value = sfn(
+        "usage",
+        &[("query[from]", "2020-01-01"), ("query[to]", "2020-01-31")],
+    )
+    .await
+    .expect("usage")
+    .json()
+    .await
+    .expect("json");
+    assert_eq!(past, json!([]));
+    // A range in the future is empty too, at the largest offset.
+    let shifted: Value = sfn(
+        "usage",
+        &[
+            ("query[utc_offset_minutes]", "840"),
+            ("query[to]", "2100-01-01"),
+            ("query[from]", "2099-01-01"),
+        ],
+    )
+    .await
+    .expect("usage")
+    .json()
+    .await
+    .expect("json");
+    assert_eq!(shifted, json!([]));
+    for (field, value) in [
+        ("utc_offset_minutes", "30"),
+        ("utc_offset_minutes", "900"),
+        ("from", "2026-02-30"),
+        ("by", "colour"),
+    ] {
+        let res = sfn("usage", &[(&format!("query[{field}]"), value)])
+            .await
+            .expect("usage");
+        assert_eq!(res.status(), 400, "{field}={value}");
+    }
+    let res = sfn(
+        "usage",
+        &[("query[from]", "2020-01-01"), ("query[to]", "2026-01-01")],
+    )
+    .await
+    .expect("usage");
+    assert_eq!(res.status(), 400, "a range longer than 400 days");
     let ledger: Value = sfn("ledger", &[("query[limit]", "100")])
         .await
         .expect("ledger")
