@@ -127,12 +127,20 @@ YAML
   KEY="$(python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])' <<<"$created")"
   local key_id; key_id="$(python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])' <<<"$created")"
   export KEY
+  # A second key with requests and tokens per minute (high enough never to refuse at this
+  # load): the "limited" run measures what enforcing them costs (in memory; with Redis, one
+  # slice taken per ~150,000 calls).
+  local limited_key
+  limited_key="$(curl -fsS -H "authorization: Bearer $token" -H 'content-type: application/json' \
+    -d "{\"user_id\":$uid,\"name\":\"limited\",\"rpm\":3000000,\"tpm\":3000000000}" "$api/keys" \
+    | python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')"
   local chat='{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hello there world"}],"max_tokens":16}'
   local stream='{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hello there world"}],"max_tokens":16,"stream":true}'
   echo "== $name: $DURATION s per run, $CONNS connections; gateway on CPU 0, mock + load on CPU 1"
   printf '%-34s %10s %9s %9s %12s\n' "run" "req/s" "p50 ms" "p99 ms" "CPU us/req"
-  for kind in chat stream; do
-    local body; [ "$kind" = chat ] && body="$chat" || body="$stream"
+  for kind in chat stream limited; do
+    local body; [ "$kind" = stream ] && body="$stream" || body="$chat"
+    [ "$kind" = limited ] && KEY="$limited_key" || KEY="$(python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])' <<<"$created")"
     load "http://127.0.0.1:$port/v1/chat/completions" "$body" -z 2s -c "$CONNS" >/dev/null   # warm-up
     read -r mrps mp50 mp99 _ < <(load "http://127.0.0.1:$mock_port/v1/chat/completions" "$body" -z "${DURATION}s" -c "$CONNS")
     local t0; t0="$(cpu_ticks "$gw")"
@@ -143,6 +151,7 @@ YAML
     printf '%-34s %10s %9s %9s %12s\n' "through gateway ($kind)" "$grps" "$gp50" "$gp99" "$cpu_us"
     printf '%-34s %10s %9s %9s\n' "gateway added ($kind)" "" "$(python3 -c "print(f'{$gp50-$mp50:.3f}')")" "$(python3 -c "print(f'{$gp99-$mp99:.3f}')")"
   done
+  KEY="$(python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])' <<<"$created")"
   db_yield
   read -r _ mp50 mp99 _ < <(load "http://127.0.0.1:$mock_port/v1/chat/completions" "$chat" -z "${DURATION}s" -c 32 -q 2000)
   local before; before="$(within_1ms "$port")"

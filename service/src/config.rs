@@ -95,20 +95,39 @@ impl PriceConfig {
     }
 }
 
-/// Per-route read quotas, per API key per minute (0: unlimited); shared by every instance when
-/// Redis is configured.
+/// Request and token limits per API key, and per-route read quotas. Shared by every instance
+/// when Redis is configured (see `ratelimit::quota` for how, and for the bound while Redis is
+/// unreachable).
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsConfig {
-    /// `/v1/dashboard/billing/*` and `/v1/credits`.
+    /// Requests per minute of a key that sets none and whose user's group sets none (empty:
+    /// unlimited).
+    pub default_rpm: Option<u64>,
+    /// Tokens per minute, likewise.
+    pub default_tpm: Option<u64>,
+    /// Per user group: the limits of its users' keys that set none of their own.
+    pub groups: BTreeMap<String, GroupLimits>,
+    /// `/v1/dashboard/billing/*` and `/v1/credits`, per key per minute (0: unlimited).
     pub billing_query_per_minute: u32,
-    /// `/api/logs`.
+    /// `/api/logs`, per key per minute (0: unlimited).
     pub log_query_per_minute: u32,
+}
+
+/// A group's limits (either may be left out: the default applies).
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct GroupLimits {
+    pub rpm: Option<u64>,
+    pub tpm: Option<u64>,
 }
 
 impl Default for LimitsConfig {
     fn default() -> Self {
         Self {
+            default_rpm: None,
+            default_tpm: None,
+            groups: BTreeMap::new(),
             billing_query_per_minute: 60,
             log_query_per_minute: 60,
         }
@@ -571,6 +590,25 @@ impl Config {
         }
         if self.auth.failure_window_seconds == 0 {
             return Err(err("auth.failure_window_seconds", "must be at least 1"));
+        }
+        let limits = std::iter::once(("limits.default_rpm".to_string(), self.limits.default_rpm))
+            .chain(std::iter::once((
+                "limits.default_tpm".to_string(),
+                self.limits.default_tpm,
+            )))
+            .chain(self.limits.groups.iter().flat_map(|(g, l)| {
+                [
+                    (format!("limits.groups.{g}.rpm"), l.rpm),
+                    (format!("limits.groups.{g}.tpm"), l.tpm),
+                ]
+            }));
+        for (field, value) in limits {
+            if value == Some(0) {
+                return Err(err(
+                    &field,
+                    "must be at least 1 (leave it out for no limit)",
+                ));
+            }
         }
         if self.redeem.max_failures_per_user == 0 {
             return Err(err("redeem.max_failures_per_user", "must be at least 1"));

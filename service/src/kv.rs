@@ -63,11 +63,21 @@ impl RedisLink {
         F: FnOnce(MultiplexedConnection) -> Fut,
         Fut: Future<Output = RedisResult<T>>,
     {
+        self.call_within(self.0.timeout, f).await
+    }
+
+    /// [`RedisLink::call`] bounded by `bound` when that is shorter than the timeout (a request
+    /// that must not wait long on Redis).
+    pub async fn call_within<T, F, Fut>(&self, bound: Duration, f: F) -> Result<T, Error>
+    where
+        F: FnOnce(MultiplexedConnection) -> Fut,
+        Fut: Future<Output = RedisResult<T>>,
+    {
         let Some(conn) = self.current() else {
             self.reconnect();
             return Err(Error::Unavailable("redis".into()));
         };
-        match tokio::time::timeout(self.0.timeout, f(conn)).await {
+        match tokio::time::timeout(bound.min(self.0.timeout), f(conn)).await {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => {
                 if e.is_io_error()

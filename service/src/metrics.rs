@@ -25,6 +25,10 @@ pub struct Metrics {
     /// Units served that could not be charged: usage beyond a reservation, or served from a
     /// grant that was taken over, when the balance was already spent elsewhere.
     pub credit_uncollected: IntCounter,
+    /// 1 while the per-key limits are counted locally because Redis is unreachable.
+    pub ratelimit_degraded: IntGauge,
+    /// Requests refused by a key's limit, by limit (`requests`, `tokens`).
+    pub ratelimit_refusals: IntCounterVec,
 }
 
 impl Metrics {
@@ -89,6 +93,19 @@ impl Metrics {
             "Usage log rows that were not written (each is also logged as an error)",
         )
         .expect("valid metric");
+        let ratelimit_degraded = IntGauge::new(
+            "ratelimit_degraded",
+            "1 while per-key rate limits are counted locally because Redis is unreachable",
+        )
+        .expect("valid metric");
+        let ratelimit_refusals = IntCounterVec::new(
+            Opts::new(
+                "ratelimit_refusals_total",
+                "Requests refused by a key's requests or tokens per minute",
+            ),
+            &["limit"],
+        )
+        .expect("valid metric");
         let build_info = IntGaugeVec::new(
             Opts::new("build_info", "Build information; the value is always 1"),
             &["version", "profile"],
@@ -111,6 +128,8 @@ impl Metrics {
             Box::new(credit_waits.clone()),
             Box::new(usage_rows_dropped.clone()),
             Box::new(credit_uncollected.clone()),
+            Box::new(ratelimit_degraded.clone()),
+            Box::new(ratelimit_refusals.clone()),
             Box::new(build_info),
         ] {
             registry.register(c).expect("metric registered once");
@@ -125,6 +144,8 @@ impl Metrics {
             credit_waits,
             usage_rows_dropped,
             credit_uncollected,
+            ratelimit_degraded,
+            ratelimit_refusals,
         }
     }
 

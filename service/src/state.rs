@@ -10,6 +10,7 @@ use crate::kv::RedisLink;
 use crate::metrics::Metrics;
 use crate::proxy::tokens::Tokenizer;
 use crate::ratelimit::Limiter;
+use crate::ratelimit::quota::Quotas;
 use crate::routing::Routing;
 use crate::usage::{UsageQueue, UsageSink};
 use anyhow::Context as _;
@@ -29,6 +30,8 @@ pub struct Inner {
     pub db: Db,
     pub redis: Option<RedisLink>,
     pub limiter: Limiter,
+    /// Per-key requests and tokens per minute.
+    pub quotas: Arc<Quotas>,
     pub metrics: Metrics,
     pub shutdown: Shutdown,
     /// The drain deadline passed: streams still open end now (and are settled).
@@ -74,6 +77,13 @@ impl Services {
             None => Limiter::local(),
         };
         let metrics = Metrics::new(config.database.max_connections);
+        let quotas = Arc::new(Quotas::new(
+            redis
+                .as_ref()
+                .map(|link| (link.clone(), config.redis.prefix.as_str())),
+            metrics.ratelimit_degraded.clone(),
+            metrics.ratelimit_refusals.clone(),
+        ));
         let credit = CreditManager::new(
             db.clone(),
             LeaseTiming::new(Duration::from_secs(config.billing.sweep_after_seconds)),
@@ -99,6 +109,7 @@ impl Services {
             db,
             redis,
             limiter,
+            quotas,
             metrics,
             shutdown: Shutdown::new(),
             halt: Shutdown::new(),
@@ -193,23 +204,34 @@ impl Services {
             CATALOG_POLL,
         )));
         tasks.push(tokio::spawn(crate::keys::follow_changes(self.clone())));
+        tasks.push(tokio::spawn(self.quotas.clone().run(stopped(rx.clone()))));
         Background { stop: tx, tasks }
     }
 
-    /// Readiness of the parts this instance depends on; the error names the part that is down.
-    pub async fn ready(&self) -> Result<(), String> {
+    /// Readiness: the database must answer (the error says why not). Redis is not required:
+    /// without it limits are counted locally and sign-ins are refused, but calls are served;
+    /// the parts that do not answer are returned (`["redis"]`).
+    pub async fn ready(&self) -> Result<Vec<&'static str>, String> {
         self.db
             .ping(Duration::from_secs(2))
             .await
             .map_err(|e| format!("database: {e}"))?;
+        let mut degraded = Vec::new();
         if let Some(link) = &self.redis {
-            link.call(|mut conn| async move {
-                redis::cmd("PING").query_async::<String>(&mut conn).await
-            })
-            .await
-            .map_err(|e| format!("redis: {e}"))?;
+            let ping = link
+                .call(|mut conn| async move {
+                    redis::cmd("PING").query_async::<String>(&mut conn).await
+                })
+                .await;
+            if let Err(e) = ping {
+                static LOG: crate::telemetry::Throttle = crate::telemetry::Throttle::per_second();
+                if let Some(held) = LOG.ready() {
+                    tracing::warn!(error = %e, similar_since_last = held, "readiness: redis does not answer");
+                }
+                degraded.push("redis");
+            }
         }
-        Ok(())
+        Ok(degraded)
     }
 }
 

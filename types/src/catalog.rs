@@ -61,6 +61,64 @@ pub struct NewKey {
     pub tpm: Option<i64>,
 }
 
+/// What an administrator changes of a key: every field left out stays; `null` clears a
+/// nullable one (no expiry, no cap, no limit of its own).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyPatch {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Milliseconds since the epoch; `null`: never expires.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<i64>))]
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub expires_at: Option<Option<i64>>,
+    /// Empty: every model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_models: Option<Vec<String>>,
+    /// Addresses or CIDR ranges; empty: any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_ips: Option<Vec<String>>,
+    /// USD decimal string; `null`: no cap.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, example = "5.00"))]
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub spend_cap: Option<Option<String>>,
+    /// Requests per minute; `null`: the group's or the default.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<i64>))]
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub rpm: Option<Option<i64>>,
+    /// Tokens per minute; `null`: the group's or the default.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<i64>))]
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub tpm: Option<Option<i64>>,
+}
+
+/// A PATCH field that can be cleared: present (`null` included) is `Some`, absent is `None`
+/// (through `#[serde(default)]`).
+fn nullable<'de, T, D>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    T: Deserialize<'de>,
+    D: serde::Deserializer<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
 /// A channel as the admin API shows it: the upstream key is write-only.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -104,4 +162,18 @@ pub struct PriceView {
     #[cfg_attr(feature = "openapi", schema(value_type = String, example = "1.50"))]
     #[serde(with = "crate::money::usd")]
     pub per_request: Credits,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_patch_tells_absent_from_null() {
+        let p: KeyPatch = serde_json::from_str(r#"{"rpm": null, "tpm": 5}"#).expect("patch");
+        assert_eq!(p.rpm, Some(None), "null clears");
+        assert_eq!(p.tpm, Some(Some(5)));
+        assert_eq!(p.spend_cap, None, "absent stays");
+        assert!(serde_json::from_str::<KeyPatch>(r#"{"bogus": 1}"#).is_err());
+    }
 }

@@ -15,7 +15,7 @@ pub use billing::{
     About, BillingSubscription, BillingUsage, CreditSummary, DailyCost, DocsLinks, GroupView,
     LineItem, ModelPrice, Pricing,
 };
-pub use catalog::{ChannelView, CreatedKey, KeyView, Mapping, NewKey, PriceView};
+pub use catalog::{ChannelView, CreatedKey, KeyPatch, KeyView, Mapping, NewKey, PriceView};
 pub use error::{ErrorInfo, ErrorKind};
 pub use money::{Credits, MoneyParseError, UNITS_PER_USD, usd};
 pub use redeem::{

@@ -14,6 +14,7 @@ use service::keys::{self, CreatedKey, KeyView, NewKey};
 use service::routing::{ChannelInput, ChannelView};
 use service::{Services, accounts, billing};
 use service::{redeem, usage};
+use types::KeyPatch;
 use types::{
     CallsQuery, CreatedRedeemBatch, GroupView, LedgerQuery, LedgerRow, NewRedeemBatch, NewUser,
     RedeemBatch, RedeemCodeView, Slice, UsageRow, UserInfo, UserPatch, UserStatus,
@@ -30,7 +31,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(adjust_balance))
         .routes(routes!(user_ledger))
         .routes(routes!(list_keys, create_key))
-        .routes(routes!(delete_key))
+        .routes(routes!(update_key, delete_key))
         .routes(routes!(set_key_status))
         .routes(routes!(list_channels, create_channel))
         .routes(routes!(update_channel, delete_channel))
@@ -290,6 +291,32 @@ async fn set_key_status(
     Ok(Json(
         keys::set_status(&svc, &actor, id, change.status == UserStatus::Active).await?,
     ))
+}
+
+#[utoipa::path(
+    patch,
+    path = "/keys/{id}",
+    tag = "admin",
+    summary = "Changes a key's name, expiry, models, IPs, spend cap or limits",
+    description = "Fields left out stay; `null` clears a nullable one. Every instance applies the change within a second (with Redis).",
+    params(("id" = i64, Path)),
+    request_body = KeyPatch,
+    responses(
+        (status = 200, description = "The key", body = KeyView),
+        (status = 400, description = "Bad input: the field at fault is in `param`", body = ErrorBody),
+        (status = 401, description = "No credentials, or bad ones", body = ErrorBody),
+        (status = 403, description = "Not allowed", body = ErrorBody),
+        (status = 404, description = "Not found", body = ErrorBody)
+    ),
+    security(("admin_token" = []), ("session" = []))
+)]
+async fn update_key(
+    State(svc): State<Services>,
+    AdminActor(actor): AdminActor,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(patch): ApiJson<KeyPatch>,
+) -> Result<Json<KeyView>, ApiError> {
+    Ok(Json(keys::update(&svc, &actor, id, patch).await?))
 }
 
 #[utoipa::path(

@@ -22,7 +22,8 @@ async fn healthz() -> impl IntoResponse {
     Json(json!({ "status": "ok" }))
 }
 
-/// The process can do its work: database (and Redis when configured) answer. 503 otherwise.
+/// The process can do its work: the database answers (503 otherwise, and while draining).
+/// Parts it can do without (Redis) are listed under `degraded` when they do not answer.
 async fn readyz(State(svc): State<Services>) -> impl IntoResponse {
     if svc.shutdown.is_triggered() {
         return (
@@ -31,7 +32,10 @@ async fn readyz(State(svc): State<Services>) -> impl IntoResponse {
         );
     }
     match svc.ready().await {
-        Ok(()) => (StatusCode::OK, Json(json!({ "status": "ready" }))),
+        Ok(degraded) => (
+            StatusCode::OK,
+            Json(json!({ "status": "ready", "degraded": degraded })),
+        ),
         Err(reason) => {
             tracing::warn!(%reason, "not ready");
             let part = reason.split(':').next().unwrap_or("dependency").to_string();

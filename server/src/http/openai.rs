@@ -6,17 +6,20 @@ use super::error::ErrorBody;
 use super::extract::ApiQuery;
 use axum::Json;
 use axum::body::{Body, Bytes};
+use axum::extract::Request;
 use axum::extract::{ConnectInfo, FromRequestParts, Path, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderName, HeaderValue, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use service::Services;
 use service::billing::statement;
 use service::keys::{self, KeyAuth};
 use service::proxy::ModelInfo;
 use service::proxy::{self, CallContext, Endpoint, ProxyBody};
+use service::ratelimit::quota::{self, Quotas};
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 use tracing::Instrument as _;
 use utoipa_axum::router::OpenApiRouter;
@@ -33,6 +36,39 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(billing_usage))
         .routes(routes!(credits))
         .fallback(unknown_endpoint)
+        .layer(axum::middleware::from_fn(rate_headers))
+}
+
+/// Where the key extractor leaves a `/v1` request's key, for [`rate_headers`].
+#[derive(Clone, Default)]
+struct RateSlot(Arc<OnceLock<(Arc<KeyAuth>, Arc<Quotas>)>>);
+
+/// Every `/v1` answer to a request with a valid key carries the key's limits as OpenAI sends
+/// them (`x-ratelimit-{limit,remaining,reset}-{requests,tokens}`), for each limit it has.
+async fn rate_headers(mut req: Request, next: Next) -> Response {
+    let slot = RateSlot::default();
+    req.extensions_mut().insert(slot.clone());
+    let mut res = next.run(req).await;
+    if let Some((key, quotas)) = slot.0.get() {
+        let view = quotas.view(key.id, key.limits);
+        let headers = res.headers_mut();
+        for (name, limit) in [("requests", view.requests), ("tokens", view.tokens)] {
+            let Some(l) = limit else { continue };
+            for (what, value) in [
+                ("limit", l.limit.to_string()),
+                ("remaining", l.remaining.to_string()),
+                ("reset", quota::reset_text(l.reset)),
+            ] {
+                if let (Ok(n), Ok(v)) = (
+                    HeaderName::try_from(format!("x-ratelimit-{what}-{name}")),
+                    HeaderValue::try_from(value),
+                ) {
+                    headers.insert(n, v);
+                }
+            }
+        }
+    }
+    res
 }
 
 /// Unknown `/v1` paths answer in OpenAI's shape, not with the console's 404 page.
@@ -78,6 +114,9 @@ impl FromRequestParts<AppState> for ApiKey {
             )));
         };
         let key = keys::authenticate(svc, secret, client_ip).await?;
+        if let Some(slot) = parts.extensions.get::<RateSlot>() {
+            let _ = slot.0.set((key.clone(), svc.quotas.clone()));
+        }
         tracing::Span::current().record("key.id", key.id);
         Ok(ApiKey { key, client_ip })
     }

@@ -9,6 +9,7 @@ mod config;
 mod faults;
 mod gateway;
 mod hardening;
+mod instances;
 mod lifecycle;
 mod openapi;
 mod ops;

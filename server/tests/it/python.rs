@@ -75,10 +75,24 @@ async fn chat_clients_read_balances_and_redeem_codes(backend: Backend) {
 
 async fn the_official_openai_client_works_against_the_gateway(backend: Backend) {
     let gw = Gw::start(backend, "1", |_, _| {}).await;
-    let stdout = run_script("openai_client.py", &gw, Vec::new()).await;
-    assert!(stdout.contains("5 passed, 0 failed"), "{stdout}");
-    // Chat twice (plain and streamed) and one embedding were charged; the bad key was not.
-    gw.settled(3).await;
+    let limited = crate::gateway::create_key(
+        &gw.app,
+        serde_json::json!({ "user_id": gw.user_id, "name": "limited", "rpm": 2 }),
+    )
+    .await["key"]
+        .as_str()
+        .expect("key")
+        .to_string();
+    let stdout = run_script(
+        "openai_client.py",
+        &gw,
+        vec![("TOLLGATE_LIMITED_KEY", limited)],
+    )
+    .await;
+    assert!(stdout.contains("6 passed, 0 failed"), "{stdout}");
+    // Chat four times (plain, streamed, twice on the limited key) and one embedding were
+    // charged, the refused call logged (free), the bad key's call not.
+    gw.settled(6).await;
     assert!(gw.balance().await < 1_000_000);
     gw.stop().await;
 }

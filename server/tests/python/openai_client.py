@@ -1,7 +1,7 @@
 """The official `openai` Python client against a running Tollgate (driven by server/tests/it/python.rs)."""
 import os
 
-from openai import AuthenticationError, OpenAI
+from openai import AuthenticationError, OpenAI, RateLimitError
 
 base = os.environ["TOLLGATE_BASE_URL"]
 key = os.environ["TOLLGATE_API_KEY"]
@@ -39,4 +39,20 @@ except AuthenticationError as err:
     assert err.status_code == 401, err
     assert err.body["type"] == "authentication_error", err.body
 
-print("openai client: 5 passed, 0 failed")
+# A key of 2 requests per minute: the SDK reads OpenAI's rate-limit headers, then a 429.
+limited = OpenAI(base_url=base, api_key=os.environ["TOLLGATE_LIMITED_KEY"], max_retries=0)
+for left in ("1", "0"):
+    raw = limited.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=messages)
+    assert raw.headers["x-ratelimit-limit-requests"] == "2", raw.headers
+    assert raw.headers["x-ratelimit-remaining-requests"] == left, raw.headers
+    assert raw.headers["x-ratelimit-reset-requests"].endswith("s"), raw.headers
+    assert raw.parse().choices[0].message.content == "Hello from the mock upstream."
+try:
+    limited.chat.completions.create(model="gpt-4o-mini", messages=messages)
+    raise SystemExit("a third call in the minute was accepted")
+except RateLimitError as err:
+    assert err.status_code == 429, err
+    assert 1 <= int(err.response.headers["retry-after"]) <= 60, err.response.headers
+    assert err.body["code"] == "rate_limit_exceeded", err.body
+
+print("openai client: 6 passed, 0 failed")

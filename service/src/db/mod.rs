@@ -195,6 +195,8 @@ impl Db {
 pub enum Bind {
     Int(i64),
     Text(String),
+    /// SQL NULL (a cleared column).
+    Null,
 }
 
 /// A WHERE clause built one condition at a time, its values bound in order of appearance (so it
@@ -245,6 +247,7 @@ impl<'d> Where<'d> {
             match b {
                 Bind::Int(v) => args.add(*v),
                 Bind::Text(v) => args.add(v.clone()),
+                Bind::Null => args.add(Option::<i64>::None),
             }
             .map_err(sqlx::Error::Encode)?;
         }

@@ -37,6 +37,8 @@ pub struct KeyAuth {
     pub allowed_models: Vec<String>,
     pub allowed_ips: Vec<IpNet>,
     pub spend_cap: Option<i64>,
+    /// The key's own limits until [`authenticate`] resolves them (key, group, default).
+    pub limits: crate::ratelimit::quota::Limits,
 }
 
 impl KeyAuth {
@@ -108,11 +110,15 @@ pub async fn authenticate(
     let key = match svc.keys.get(&d) {
         Some(k) => k,
         None => {
-            let k = Arc::new(
-                repo::find_auth(&svc.db, &hex::encode(d))
-                    .await?
-                    .ok_or(BAD)?,
+            let mut k = repo::find_auth(&svc.db, &hex::encode(d))
+                .await?
+                .ok_or(BAD)?;
+            k.limits = crate::ratelimit::quota::Limits::resolve(
+                k.limits,
+                &k.user_group,
+                &svc.config.limits,
             );
+            let k = Arc::new(k);
             svc.keys.put(k.clone());
             k
         }
@@ -171,36 +177,11 @@ pub async fn create(svc: &Services, actor: &Actor, new: NewKey) -> Result<Create
     if user.status != UserStatus::Active {
         return Err(Error::invalid("user_id", "user is disabled"));
     }
-    let ips = new
-        .allowed_ips
-        .iter()
-        .map(|s| {
-            s.parse::<IpNet>()
-                .map_err(|e| Error::invalid("allowed_ips", format!("{s:?}: {e}")))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let cap = match &new.spend_cap {
-        Some(t) => {
-            let c =
-                Credits::parse_usd(t).map_err(|e| Error::invalid("spend_cap", e.to_string()))?;
-            if c.units() < 0 {
-                return Err(Error::invalid("spend_cap", "must not be negative"));
-            }
-            Some(c.units())
-        }
-        None => None,
-    };
-    for (field, v) in [("rpm", new.rpm), ("tpm", new.tpm)] {
-        if v.is_some_and(|v| v <= 0) {
-            return Err(Error::invalid(field, "must be positive"));
-        }
-    }
-    if new.allowed_models.iter().any(|m| m.trim().is_empty()) {
-        return Err(Error::invalid(
-            "allowed_models",
-            "model names must not be empty",
-        ));
-    }
+    let ips = parse_ips(&new.allowed_ips)?;
+    let cap = parse_cap(new.spend_cap.as_deref())?;
+    check_limit("rpm", new.rpm)?;
+    check_limit("tpm", new.tpm)?;
+    check_models(&new.allowed_models)?;
     let secret = new_secret();
     let prefix = format!("{}…", &secret[..9]);
     let id = repo::insert(
@@ -212,7 +193,7 @@ pub async fn create(svc: &Services, actor: &Actor, new: NewKey) -> Result<Create
             prefix: &prefix,
             expires_at: new.expires_at,
             allowed_models: &new.allowed_models,
-            allowed_ips: &ips.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            allowed_ips: &ips,
             spend_cap: cap,
             rpm: new.rpm,
             tpm: new.tpm,
@@ -225,6 +206,97 @@ pub async fn create(svc: &Services, actor: &Actor, new: NewKey) -> Result<Create
         .ok_or(Error::NotFound("key"))?;
     tracing::info!(key.id = id, key.prefix = %prefix, user.id = user.id, "API key created");
     Ok(CreatedKey { view, key: secret })
+}
+
+/// Addresses or CIDR ranges, written back in canonical form.
+fn parse_ips(ips: &[String]) -> Result<Vec<String>, Error> {
+    ips.iter()
+        .map(|s| {
+            s.parse::<IpNet>()
+                .map(|n| n.to_string())
+                .map_err(|e| Error::invalid("allowed_ips", format!("{s:?}: {e}")))
+        })
+        .collect()
+}
+
+fn parse_cap(cap: Option<&str>) -> Result<Option<i64>, Error> {
+    let Some(t) = cap else { return Ok(None) };
+    let c = Credits::parse_usd(t).map_err(|e| Error::invalid("spend_cap", e.to_string()))?;
+    if c.units() < 0 {
+        return Err(Error::invalid("spend_cap", "must not be negative"));
+    }
+    Ok(Some(c.units()))
+}
+
+fn check_limit(field: &'static str, v: Option<i64>) -> Result<(), Error> {
+    if v.is_some_and(|v| v <= 0) {
+        return Err(Error::invalid(field, "must be positive"));
+    }
+    Ok(())
+}
+
+fn check_models(models: &[String]) -> Result<(), Error> {
+    if models.iter().any(|m| m.trim().is_empty()) {
+        return Err(Error::invalid(
+            "allowed_models",
+            "model names must not be empty",
+        ));
+    }
+    Ok(())
+}
+
+/// Changes what a key may do. Applies at once on this instance and, with Redis, within a
+/// second on every other. A new spend cap binds the key's next credit grant: what an instance
+/// holds already (sized to about a second of the key's spend) may still be spent.
+pub async fn update(
+    svc: &Services,
+    actor: &Actor,
+    id: i64,
+    patch: types::KeyPatch,
+) -> Result<KeyView, Error> {
+    use crate::db::Bind;
+    actor.require_admin()?;
+    let int = |v: Option<i64>| v.map_or(Bind::Null, Bind::Int);
+    let json = |v: &[String]| {
+        serde_json::to_string(v)
+            .map(Bind::Text)
+            .map_err(|e| Error::from(anyhow::Error::from(e)))
+    };
+    let mut sets: Vec<(&'static str, Bind)> = Vec::new();
+    if let Some(name) = &patch.name {
+        let name = name.trim();
+        Error::check_text("name", name, 64)?;
+        sets.push(("name", Bind::Text(name.to_string())));
+    }
+    if let Some(at) = patch.expires_at {
+        sets.push(("expires_at", int(at)));
+    }
+    if let Some(models) = &patch.allowed_models {
+        check_models(models)?;
+        sets.push(("allowed_models", json(models)?));
+    }
+    if let Some(ips) = &patch.allowed_ips {
+        sets.push(("allowed_ips", json(&parse_ips(ips)?)?));
+    }
+    if let Some(cap) = &patch.spend_cap {
+        sets.push(("spend_cap", int(parse_cap(cap.as_deref())?)));
+    }
+    for (field, v) in [("rpm", patch.rpm), ("tpm", patch.tpm)] {
+        if let Some(v) = v {
+            check_limit(field, v)?;
+            sets.push((field, int(v)));
+        }
+    }
+    if sets.is_empty() {
+        return Err(Error::invalid("body", "nothing to change"));
+    }
+    let fields = sets.iter().map(|(f, _)| *f).collect::<Vec<_>>();
+    if !repo::update(&svc.db, id, sets).await? {
+        return Err(Error::NotFound("key"));
+    }
+    changed(svc).await;
+    tracing::info!(key.id = id, ?fields, "API key updated");
+    repo::get(&svc.db, id).await?.ok_or(Error::NotFound("key"))
 }
 
 pub async fn list(

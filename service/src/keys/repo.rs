@@ -2,7 +2,7 @@
 
 use super::{IpNet, KeyAuth, KeyView};
 use crate::Error;
-use crate::db::Db;
+use crate::db::{Bind, Db, Where};
 use sqlx::Row as _;
 use sqlx::any::AnyRow;
 use types::Credits;
@@ -93,10 +93,15 @@ pub async fn list(db: &Db, user_id: Option<i64>) -> Result<Vec<KeyView>, Error> 
     rows.iter().map(view).collect()
 }
 
+/// A stored limit (positive when set).
+fn limit(v: Option<i64>) -> Option<u64> {
+    v.and_then(|v| u64::try_from(v).ok()).filter(|v| *v > 0)
+}
+
 pub async fn find_auth(db: &Db, digest_hex: &str) -> Result<Option<KeyAuth>, Error> {
     let row = sqlx::query(
         "SELECT k.id, k.user_id, k.prefix, k.key_hash, k.status, k.expires_at, k.allowed_models, k.allowed_ips, \
-         k.spend_cap, u.user_group, u.status AS user_status \
+         k.spend_cap, k.rpm, k.tpm, u.user_group, u.status AS user_status \
          FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.key_hash = $1",
     )
     .bind(digest_hex)
@@ -123,7 +128,24 @@ pub async fn find_auth(db: &Db, digest_hex: &str) -> Result<Option<KeyAuth>, Err
             .filter_map(|s| s.parse::<IpNet>().ok())
             .collect(),
         spend_cap: row.try_get("spend_cap")?,
+        limits: crate::ratelimit::quota::Limits {
+            rpm: limit(row.try_get("rpm")?),
+            tpm: limit(row.try_get("tpm")?),
+        },
     }))
+}
+
+/// Sets the given columns of a key; false when there is no such key.
+pub async fn update(db: &Db, id: i64, sets: Vec<(&'static str, Bind)>) -> Result<bool, Error> {
+    let mut w = Where::new(db);
+    let assignments = sets
+        .into_iter()
+        .map(|(column, v)| format!("{column} = {}", w.param(v)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let id = w.param(Bind::Int(id));
+    let sql = format!("UPDATE api_keys SET {assignments} WHERE id = {id}");
+    Ok(db.write(sqlx::query_with(&sql, w.args()?)).await? == 1)
 }
 
 pub async fn set_status(db: &Db, id: i64, status: &str) -> Result<bool, Error> {

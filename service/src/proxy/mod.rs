@@ -106,6 +106,16 @@ async fn relay_traced(
         return Err(Error::Forbidden("this API key may not use this model"));
     }
     let candidates = svc.routing.candidates(&model)?;
+    // The key's limits: one request, and tokens estimated as OpenAI does (a quarter of the
+    // request's bytes, plus every allowed output token), settled to the real count.
+    let tokens = svc
+        .quotas
+        .admit(
+            ctx.key.id,
+            ctx.key.limits,
+            (raw.len() as u64).div_ceil(4) + completion_bound,
+        )
+        .await?;
     let quote = svc
         .prices()
         .quote(
@@ -180,6 +190,7 @@ async fn relay_traced(
             let call = Call {
                 svc: svc.clone(),
                 reservation,
+                tokens,
                 quote,
                 request: raw.clone(),
                 log: base_log(ctx, &model, cand, attempts, stream),

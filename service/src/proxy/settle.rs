@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 pub(super) struct Call {
     pub(super) svc: Services,
     pub(super) reservation: Reservation,
+    /// The key's tokens-per-minute reservation, when it has a limit.
+    pub(super) tokens: Option<crate::ratelimit::quota::TokenHold>,
     pub(super) quote: Quote,
     /// The client's body, read again only when its prompt must be counted.
     pub(super) request: Bytes,
@@ -73,6 +75,9 @@ impl Call {
     ) {
         let cost = self.quote.cost(&u);
         self.reservation.settle(cost);
+        if let Some(hold) = self.tokens {
+            hold.settle(u.prompt + u.completion);
+        }
         let mut log = self.log;
         log.prompt_tokens = u.prompt;
         log.completion_tokens = u.completion;

@@ -1,6 +1,8 @@
 //! Fixed-window counters: in-process for one instance, Redis when configured so that every
 //! instance sees the same counts. Every Redis call is bounded by `redis.timeout_ms`.
 
+pub mod quota;
+
 use crate::Error;
 use crate::kv::RedisLink;
 use std::collections::HashMap;
