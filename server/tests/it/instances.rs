@@ -148,7 +148,8 @@ async fn a_limit_holds_across_two_processes_on_one_redis() {
 /// Two processes on a Redis of the test's own. Redis is killed mid-load: no call fails, none
 /// waits long, each process admits its share (10 of a key's 20 per minute), the degraded gauge
 /// is 1 and the warning is logged at most once a second. Redis returns: the gauge goes back to
-/// 0 by itself. Then Redis stalls (SIGSTOP): the same, and back after SIGCONT.
+/// 0 by itself. Then Redis stalls (SIGSTOP), then refuses every write (out of memory): the
+/// same, and back after SIGCONT and after memory is allowed again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_failing_under_load_costs_nothing() {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -178,10 +179,24 @@ async fn redis_failing_under_load_costs_nothing() {
     // Both have announced themselves (every 2 s), so each knows its share is half.
     tokio::time::sleep(Duration::from_millis(2500)).await;
 
-    for outage in ["killed", "stalled"] {
+    // Refusing: every write answered with an error (no memory left for it).
+    let max_memory = |bytes: &str| {
+        let mut conn = redis::Client::open(url.as_str())
+            .expect("url")
+            .get_connection()
+            .expect("connect");
+        redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("maxmemory")
+            .arg(bytes)
+            .query::<()>(&mut conn)
+            .expect("config set");
+    };
+    for outage in ["killed", "stalled", "refusing"] {
         match outage {
             "killed" => redis.kill(),
-            _ => redis.signal("STOP"),
+            "stalled" => redis.signal("STOP"),
+            _ => max_memory("1"),
         }
         let until = Instant::now() + Duration::from_secs(3);
         let mut slowest = Duration::ZERO;
@@ -215,8 +230,10 @@ async fn redis_failing_under_load_costs_nothing() {
             }
             assert_eq!(passed, [10, 10], "each process its half of the limit");
             redis = OwnRedis::start(port);
-        } else {
+        } else if outage == "stalled" {
             redis.signal("CONT");
+        } else {
+            max_memory("0");
         }
         wait_degraded(&a, false).await;
         wait_degraded(&b, false).await;
@@ -228,8 +245,8 @@ async fn redis_failing_under_load_costs_nothing() {
             .lines()
             .filter(|l| l.contains("rate limits counted locally"))
             .count();
-        // Two outages of a few seconds each, one line a second at most.
-        assert!((1..=16).contains(&warnings), "{warnings} warnings logged");
+        // Three outages of a few seconds each, one line a second at most.
+        assert!((1..=24).contains(&warnings), "{warnings} warnings logged");
     }
     a.stop();
     b.stop();

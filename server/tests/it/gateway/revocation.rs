@@ -16,8 +16,13 @@ async fn models_status(base: &str, key: &str) -> u16 {
 
 /// How long until `base` refuses `key` (401), polling every 20 ms for at most 6 s.
 async fn refused_within(base: &str, key: &str) -> Duration {
+    answers_within(base, key, 401).await
+}
+
+/// How long until `base` answers `key` with `status`, polling every 20 ms for at most 6 s.
+async fn answers_within(base: &str, key: &str, status: u16) -> Duration {
     let start = Instant::now();
-    while models_status(base, key).await != 401 {
+    while models_status(base, key).await != status {
         assert!(start.elapsed() < Duration::from_secs(6), "never refused");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -61,6 +66,28 @@ async fn a_revocation_reaches_every_instance_within_a_second() {
     assert!(
         took < Duration::from_secs(1),
         "B refused the key after {took:?}"
+    );
+
+    // A key whose IP allowlist is changed on A (PATCH): B refuses it within a second too.
+    let third = create_key(a, json!({ "user_id": gw.user_id, "name": "third" })).await;
+    let (third_id, third) = (
+        third["id"].as_i64().expect("id"),
+        third["key"].as_str().expect("key").to_string(),
+    );
+    assert_eq!(models_status(&b.base, &third).await, 200);
+    let res = TestApp::bare_client()
+        .patch(a.url(&format!("/api/admin/keys/{third_id}")))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({ "allowed_ips": ["10.9.9.9"] }))
+        .send()
+        .await
+        .expect("patch");
+    assert_eq!(res.status(), 200);
+    assert_eq!(models_status(&a.base, &third).await, 403, "at once on A");
+    let took = answers_within(&b.base, &third, 403).await;
+    assert!(
+        took < Duration::from_secs(1),
+        "B applied the new allowlist after {took:?}"
     );
 
     // A second key of the same user; then the user is disabled on A.
