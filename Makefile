@@ -66,4 +66,4 @@ bench: build services
 	TOLLGATE_BIN=$(BIN) MOCK_BIN=$(CARGO_TARGET_DIR)/release/mock-upstream scripts/bench.sh
 
 clean:
-	rm -rf target data logs end2end/test-results end2end/playwright-report
+	rm -rf target data logs end2end/test-results end2end/playwright-report end2end/screenshots

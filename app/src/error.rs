@@ -45,6 +45,13 @@ impl FromServerFnError for AppError {
             }
             _ => ErrorKind::Internal,
         };
+        // On the server (arguments that do not parse): the status that says so, not a 500.
+        #[cfg(feature = "ssr")]
+        if let Some(res) = leptos::prelude::use_context::<leptos_axum::ResponseOptions>()
+            && let Ok(status) = http::StatusCode::from_u16(kind.status())
+        {
+            res.set_status(status);
+        }
         AppError::new(kind, value.to_string())
     }
 }

@@ -5,11 +5,14 @@
 
 pub mod admin;
 pub mod auth;
+pub mod billing;
 pub mod components;
 pub mod dashboard;
 pub mod docs;
 pub mod error;
 pub mod i18n;
+pub mod keys;
+pub mod pricing;
 #[cfg(feature = "ssr")]
 pub mod ssr;
 
@@ -53,6 +56,9 @@ pub fn App() -> impl IntoView {
                 <Routes fallback=|| view! { <components::NotFound/> }>
                     // Async: the page waits for its data, so redirects and 403s are real statuses.
                     <Route path=path!("/") view=dashboard::DashboardPage ssr=SsrMode::Async/>
+                    <Route path=path!("/keys") view=keys::KeysPage ssr=SsrMode::Async/>
+                    <Route path=path!("/billing") view=billing::BillingPage ssr=SsrMode::Async/>
+                    <Route path=path!("/pricing") view=pricing::PricingPage ssr=SsrMode::Async/>
                     <Route path=path!("/login") view=auth::LoginPage ssr=SsrMode::Async/>
                     <Route path=path!("/admin") view=admin::AdminPage ssr=SsrMode::Async/>
                     <Route path=path!("/docs") view=docs::DocsPage ssr=SsrMode::Async/>

@@ -3,8 +3,9 @@ import { test, expect, Page } from "@playwright/test";
 const ADMIN_PASSWORD = process.env.TOLLGATE_ADMIN_PASSWORD ?? "";
 
 // Collects console errors and page exceptions (a broken wasm-opt shows up here). The browser
-// also logs the 401/403 answers these journeys provoke on purpose; those alone are expected.
-const EXPECTED = /^Failed to load resource: the server responded with a status of 40[13] /;
+// also logs the 400/401/403 answers these journeys provoke on purpose (bad input, refusals);
+// those alone are expected.
+const EXPECTED = /^Failed to load resource: the server responded with a status of 40[013] /;
 function watchErrors(page: Page): string[] {
   const errors: string[] = [];
   page.on("console", (msg) => {
@@ -12,6 +13,12 @@ function watchErrors(page: Page): string[] {
   });
   page.on("pageerror", (err) => errors.push(err.message));
   return errors;
+}
+
+// Every page the journeys visit is saved, at the width it was seen, under end2end/screenshots.
+async function shot(page: Page, name: string) {
+  const width = page.viewportSize()?.width ?? 1280;
+  await page.screenshot({ path: `screenshots/${name}-${width}.png`, fullPage: true });
 }
 
 async function hydrated(page: Page) {
@@ -87,6 +94,139 @@ test("a plain user cannot reach the admin page", async ({ page }) => {
   await expect(page.getByTestId("users-table")).toHaveCount(0);
   await page.getByTestId("sign-out").click();
   await expect(page).toHaveURL(/\/login$/);
+  expect(errors).toEqual([]);
+});
+
+test("a user creates an API key, copies it once, uses it, disables and deletes it", async ({ page, context }) => {
+  const errors = watchErrors(page);
+  await context.grantPermissions(["clipboard-read", "clipboard-write"]);
+  await signIn(page, "playwright-user", "playwright-pass");
+  await page.getByRole("link", { name: "API keys" }).click();
+  await expect(page.getByRole("heading", { name: "API keys", exact: true })).toBeVisible();
+  await hydrated(page);
+  await expect(page.getByTestId("no-keys")).toBeVisible();
+
+  // The server's objection is shown next to the field it names.
+  await page.getByTestId("key-name").fill("ci key");
+  await page.getByTestId("key-cap").fill("-1");
+  await page.getByTestId("create-key").click();
+  await expect(page.locator(".field-error")).toContainText("spend_cap");
+  await page.getByTestId("key-cap").fill("5");
+  await page.getByTestId("key-rpm").fill("2");
+  await page.getByTestId("create-key").click();
+
+  // The secret, once, with a working copy button.
+  const secret = (await page.getByTestId("new-key-secret").textContent()) ?? "";
+  expect(secret).toMatch(/^sk-[0-9A-Za-z]{48}$/);
+  await page.getByTestId("copy-key").click();
+  await expect(page.getByTestId("copy-key")).toHaveText("Copied");
+  expect(await page.evaluate(() => navigator.clipboard.readText())).toBe(secret);
+  const row = page.getByTestId("key-row").filter({ hasText: "ci key" });
+  await expect(row).toContainText("2 RPM");
+  await expect(page.getByTestId("key-name")).toHaveValue("");
+  await shot(page, "keys-created");
+  await expect(row).toContainText("$0.00 / $5.00");
+  await expect(row).toContainText(secret.slice(0, 9));
+
+  // The key works, and its limit comes back in OpenAI's headers.
+  const models = () => page.request.get("/v1/models", { headers: { authorization: `Bearer ${secret}` } });
+  const res = await models();
+  expect(res.status()).toBe(200);
+  expect(res.headers()["x-ratelimit-limit-requests"]).toBe("2");
+
+  // Dismissed, the secret is gone for good.
+  await page.getByRole("button", { name: "I have saved it" }).click();
+  await expect(page.getByTestId("new-key")).toHaveCount(0);
+  await page.reload();
+  await hydrated(page);
+  await expect(page.getByText(secret)).toHaveCount(0);
+
+  // Disabled: refused at once; enabled: accepted again.
+  await row.getByRole("button", { name: "Disable" }).click();
+  await expect(row.getByRole("button", { name: "Enable" })).toBeVisible();
+  expect((await models()).status()).toBe(401);
+  await row.getByRole("button", { name: "Enable" }).click();
+  await expect(row.getByRole("button", { name: "Disable" })).toBeVisible();
+  expect((await models()).status()).toBe(200);
+
+  // Usable at phone width: nothing wider than the screen.
+  await page.setViewportSize({ width: 375, height: 800 });
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  expect(overflow).toBeLessThanOrEqual(0);
+  await shot(page, "keys");
+  await page.setViewportSize({ width: 1280, height: 800 });
+  await shot(page, "keys");
+
+  // Deleting asks first.
+  await row.getByRole("button", { name: "Delete" }).click();
+  await row.getByTestId("confirm-delete").click();
+  await expect(page.getByTestId("key-row")).toHaveCount(0);
+  expect((await models()).status()).toBe(401);
+  expect(errors).toEqual([]);
+});
+
+test("a user redeems a code, sees it in the balance history, and reads the prices", async ({ page, browser }) => {
+  const errors = watchErrors(page);
+  // The administrator makes a code and prices a model (through the admin API, signed in).
+  const admin = await browser.newPage();
+  await signIn(admin, "admin", ADMIN_PASSWORD);
+  const batch = await (await admin.request.post("/api/admin/redeem-codes", { data: { count: 1, value: "3" } })).json();
+  const code: string = batch.codes[0];
+  expect(code).toMatch(/^RC-/);
+  expect((await admin.request.post("/api/admin/channels", {
+    data: { name: "e2e", base_url: "http://127.0.0.1:9/v1", models: ["e2e-model"] },
+  })).status()).toBe(201);
+  expect((await admin.request.put("/api/admin/prices/e2e-model", {
+    data: { input_per_1m: "1.5", output_per_1m: "2" },
+  })).ok()).toBeTruthy();
+  await admin.close();
+
+  await signIn(page, "playwright-user", "playwright-pass");
+  await page.getByRole("link", { name: "Billing" }).click();
+  await expect(page.getByRole("heading", { name: "Billing", exact: true })).toBeVisible();
+  await hydrated(page);
+  await expect(page.getByTestId("ledger-empty")).toBeVisible();
+  await page.getByTestId("redeem-code").fill(code.toLowerCase());
+  await page.getByTestId("redeem").click();
+  await expect(page.getByTestId("redeemed")).toContainText("$3.00");
+  await expect(page.getByTestId("new-balance")).toHaveText("$3.00");
+  const row = page.getByTestId("ledger-row").first();
+  await expect(row).toContainText("Credit");
+  await expect(row).toContainText(code.slice(0, 7), { ignoreCase: true });
+  await expect(row).toContainText("$3.00");
+  // The same code again: refused, the balance unchanged.
+  await page.getByTestId("redeem").click();
+  await expect(page.getByTestId("redeem-error")).toBeVisible();
+  await expect(page.getByTestId("ledger-row")).toHaveCount(1);
+  await shot(page, "billing");
+  await page.getByRole("link", { name: "Dashboard" }).click();
+  await expect(page.getByTestId("balance")).toHaveText("$3.00");
+
+  // Prices at the user's group multiplier, searchable.
+  await page.getByRole("link", { name: "Pricing" }).click();
+  await expect(page.getByRole("heading", { name: "Pricing", exact: true })).toBeVisible();
+  await hydrated(page);
+  const price = page.getByTestId("price-row").filter({ hasText: "e2e-model" });
+  await expect(price).toContainText("$1.50");
+  await expect(price).toContainText("$2.00");
+  await page.getByTestId("price-filter").fill("no-such-model");
+  await expect(page.getByTestId("price-row")).toHaveCount(0);
+  await page.getByTestId("price-filter").fill("E2E");
+  await expect(page.getByTestId("price-row")).toHaveCount(1);
+  await page.getByTestId("sign-out").click();
+  await expect(page).toHaveURL(/\/login$/);
+
+  // Signed out, the prices are public.
+  const res = await page.goto("/pricing");
+  expect(res?.status()).toBe(200);
+  await expect(page.getByTestId("price-row").filter({ hasText: "e2e-model" })).toBeVisible();
+  await expect(page.getByTestId("sign-in-link")).toBeVisible();
+  for (const width of [1280, 375]) {
+    await page.setViewportSize({ width, height: 800 });
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    expect(overflow).toBeLessThanOrEqual(0);
+    await shot(page, "pricing-public");
+  }
   expect(errors).toEqual([]);
 });
 

@@ -21,11 +21,26 @@ pub fn Layout(children: Children) -> impl IntoView {
     );
     let nav = move || {
         Suspend::new(async move {
-            session.user.await.ok().flatten().map(|user| {
+            let Some(user) = session.user.await.ok().flatten() else {
+                // Visitors: what is public.
+                return view! {
+                    <nav class="nav">
+                        <a href="/pricing">{t!("nav.pricing")}</a>
+                        <a href="/docs">{t!("nav.docs")}</a>
+                    </nav>
+                    <div class="whoami">
+                        <a href="/login" data-testid="sign-in-link">{t!("nav.sign_in")}</a>
+                    </div>
+                }
+                .into_any();
+            };
             let is_admin = user.role == Role::Admin;
             view! {
                 <nav class="nav">
                     <a href="/">{t!("nav.dashboard")}</a>
+                    <a href="/keys">{t!("nav.keys")}</a>
+                    <a href="/billing">{t!("nav.billing")}</a>
+                    <a href="/pricing">{t!("nav.pricing")}</a>
                     <Show when=move || is_admin>
                         <a href="/admin">{t!("nav.users")}</a>
                     </Show>
@@ -38,7 +53,7 @@ pub fn Layout(children: Children) -> impl IntoView {
                     </ActionForm>
                 </div>
             }
-        })
+            .into_any()
         })
     };
     view! {

@@ -6,7 +6,25 @@ use types::UserInfo;
 
 #[component]
 pub fn DashboardPage() -> impl IntoView {
-    view! { <Guard page=|user| view! { <Overview user/> }/> }
+    view! { <Guard page=|user| view! { <Fresh user/> }/> }
+}
+
+/// The dashboard reads the account again on every visit: the session's copy was read at sign-in
+/// and a redeem or a call since has changed the balance.
+#[component]
+fn Fresh(user: UserInfo) -> impl IntoView {
+    let fresh = Resource::new(|| (), |_| crate::auth::api::current_user());
+    view! {
+        <Transition fallback=|| view! { <p class="muted">{t!("app.loading")}</p> }>
+            {move || {
+                let user = user.clone();
+                Suspend::new(async move {
+                    let user = fresh.await.ok().flatten().unwrap_or(user);
+                    view! { <Overview user/> }
+                })
+            }}
+        </Transition>
+    }
 }
 
 #[component]

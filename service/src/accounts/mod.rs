@@ -44,6 +44,16 @@ impl Actor {
         }
     }
 
+    /// The check of a user's own things (their keys): an administrator may act for anyone, a
+    /// user only for themselves; 403 otherwise.
+    pub fn may_act_for(&self, user_id: i64) -> Result<(), Error> {
+        if self.is_admin() || self.user_id() == Some(user_id) {
+            Ok(())
+        } else {
+            Err(Error::Forbidden("not your account"))
+        }
+    }
+
     fn user_id(&self) -> Option<i64> {
         match self {
             Actor::User(u) => Some(u.id),

@@ -167,8 +167,10 @@ pub async fn follow_changes(svc: Services) {
         .await;
 }
 
+/// Creates a key for `new.user_id`: an administrator for anyone, a user for themselves (with
+/// limits of its own no higher than their group's or the default, when those are set).
 pub async fn create(svc: &Services, actor: &Actor, new: NewKey) -> Result<CreatedKey, Error> {
-    actor.require_admin()?;
+    actor.may_act_for(new.user_id)?;
     let name = new.name.trim();
     Error::check_text("name", name, 64)?;
     let user = crate::accounts::repo::get(&svc.db, new.user_id)
@@ -181,6 +183,23 @@ pub async fn create(svc: &Services, actor: &Actor, new: NewKey) -> Result<Create
     let cap = parse_cap(new.spend_cap.as_deref())?;
     check_limit("rpm", new.rpm)?;
     check_limit("tpm", new.tpm)?;
+    if !actor.is_admin() {
+        let ceiling = crate::ratelimit::quota::Limits::resolve(
+            Default::default(),
+            &user.group,
+            &svc.config.limits,
+        );
+        for (field, asked, max) in [("rpm", new.rpm, ceiling.rpm), ("tpm", new.tpm, ceiling.tpm)] {
+            if let (Some(a), Some(m)) = (asked, max)
+                && u64::try_from(a).unwrap_or(0) > m
+            {
+                return Err(Error::invalid(
+                    field,
+                    format!("at most {m}, your account's limit"),
+                ));
+            }
+        }
+    }
     check_models(&new.allowed_models)?;
     let secret = new_secret();
     let prefix = format!("{}…", &secret[..9]);
@@ -299,13 +318,26 @@ pub async fn update(
     repo::get(&svc.db, id).await?.ok_or(Error::NotFound("key"))
 }
 
+/// Keys of `user_id` (every key for an administrator who names nobody); a user sees only
+/// their own.
 pub async fn list(
     svc: &Services,
     actor: &Actor,
     user_id: Option<i64>,
 ) -> Result<Vec<KeyView>, Error> {
-    actor.require_admin()?;
+    match user_id {
+        Some(id) => actor.may_act_for(id)?,
+        None => actor.require_admin()?,
+    }
     repo::list(&svc.db, user_id).await
+}
+
+/// The key `id` if the actor may act for its owner; a key of someone else is "not found".
+async fn own_key(svc: &Services, actor: &Actor, id: i64) -> Result<KeyView, Error> {
+    repo::get(&svc.db, id)
+        .await?
+        .filter(|k| actor.may_act_for(k.user_id).is_ok())
+        .ok_or(Error::NotFound("key"))
 }
 
 pub async fn set_status(
@@ -314,7 +346,7 @@ pub async fn set_status(
     id: i64,
     active: bool,
 ) -> Result<KeyView, Error> {
-    actor.require_admin()?;
+    own_key(svc, actor, id).await?;
     if !repo::set_status(&svc.db, id, if active { "active" } else { "disabled" }).await? {
         return Err(Error::NotFound("key"));
     }
@@ -323,7 +355,7 @@ pub async fn set_status(
 }
 
 pub async fn delete(svc: &Services, actor: &Actor, id: i64) -> Result<(), Error> {
-    actor.require_admin()?;
+    own_key(svc, actor, id).await?;
     if !repo::delete(&svc.db, id).await? {
         return Err(Error::NotFound("key"));
     }

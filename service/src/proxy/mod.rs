@@ -400,7 +400,15 @@ pub fn models(svc: &Services, key: &KeyAuth) -> Vec<ModelInfo> {
 
 /// `/api/pricing`: the price table, with the caller's group multiplier when a key is given.
 pub fn pricing(svc: &Services, key: Option<&KeyAuth>) -> types::Pricing {
-    let group = key.map_or("default", |k| k.user_group.as_str());
+    price_table(svc, key, key.map_or("default", |k| k.user_group.as_str()))
+}
+
+/// The price table of every served model at `group`'s multiplier (the console's pricing page).
+pub fn group_pricing(svc: &Services, group: &str) -> types::Pricing {
+    price_table(svc, None, group)
+}
+
+fn price_table(svc: &Services, key: Option<&KeyAuth>, group: &str) -> types::Pricing {
     let data = offer(svc, key, group)
         .into_iter()
         .map(|(model, q)| {

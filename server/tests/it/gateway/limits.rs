@@ -331,3 +331,110 @@ async fn a_key_patch_applies_to_the_next_call() {
     );
     gw.stop().await;
 }
+
+/// The console's key functions act only on the signed-in user's own keys: a key is created for
+/// them alone, with limits no higher than their account's, another user's key is "not found"
+/// to them, and nobody signed out gets anything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_key_functions_touch_only_your_own_keys() {
+    let gw = Gw::start(Backend::Sqlite, "10", |c, _| {
+        c.limits.default_rpm = Some(10);
+    })
+    .await;
+    let bob = gw.app.create_user("bob", "bob-password", "user").await;
+    credit(&gw.app, bob, "1").await;
+    let (bobs_key, bobs_secret) = {
+        let k = create_key(&gw.app, json!({ "user_id": bob, "name": "bob's" })).await;
+        (
+            k["id"].as_i64().expect("id"),
+            k["key"].as_str().expect("key").to_string(),
+        )
+    };
+    let alice = TestApp::client();
+    let res = gw.app.login(&alice, "alice", "alice-password").await;
+    assert!(res.status().is_success(), "{}", res.status());
+    let sfn = |name: &str, form: Vec<(&'static str, String)>| {
+        let req = alice.post(gw.app.url(&format!("/_sfn/{name}"))).form(&form);
+        async move { req.send().await.expect("server function") }
+    };
+    let form = |rpm: &str| {
+        vec![
+            ("name", "console".to_string()),
+            ("expires_on", "2099-12-31".to_string()),
+            ("models", "gpt-4o-mini,flat".to_string()),
+            ("ips", "127.0.0.1\n10.0.0.0/8".to_string()),
+            ("spend_cap", "2.5".to_string()),
+            ("rpm", rpm.to_string()),
+            ("tpm", String::new()),
+        ]
+    };
+    let res = sfn("me/create_key", form("11")).await;
+    assert_eq!(res.status(), 400, "above the account's 10 RPM");
+    let err: Value = res.json().await.expect("json");
+    assert_eq!(err["param"], "rpm", "{err}");
+    let res = sfn("me/create_key", form("5")).await;
+    assert_eq!(res.status(), 200);
+    let created: Value = res.json().await.expect("json");
+    assert_eq!(
+        created["user_id"], gw.user_id,
+        "for alice, whatever she sends"
+    );
+    assert_eq!(created["allowed_models"], json!(["gpt-4o-mini", "flat"]));
+    assert_eq!(
+        created["allowed_ips"],
+        json!(["127.0.0.1/32", "10.0.0.0/8"])
+    );
+    assert_eq!(created["spend_cap"], "2.50");
+    assert_eq!(
+        created["expires_at"], 4_102_444_800_000_i64,
+        "the end of that day"
+    );
+    let secret = created["key"].as_str().expect("secret").to_string();
+    assert_eq!(
+        post_with(&gw, &secret, &call(5, 2)).await.status(),
+        200,
+        "the new key works"
+    );
+    let res = sfn("me/create_key", vec![("name", String::new())]).await;
+    assert_eq!(res.status(), 400, "fields left out");
+
+    let mine: Value = sfn("me/keys", vec![]).await.json().await.expect("json");
+    let ids: Vec<i64> = mine
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|k| k["id"].as_i64().expect("id"))
+        .collect();
+    assert!(!ids.contains(&bobs_key), "bob's key is not listed");
+    assert_eq!(ids.len(), 2, "the gateway's test key and the new one");
+
+    for (name, form) in [
+        (
+            "me/set_key_status",
+            vec![("id", bobs_key.to_string()), ("active", "false".into())],
+        ),
+        ("me/delete_key", vec![("id", bobs_key.to_string())]),
+    ] {
+        assert_eq!(sfn(name, form).await.status(), 404, "{name} on bob's key");
+    }
+    assert_eq!(
+        post_with(&gw, &bobs_secret, &call(5, 2)).await.status(),
+        200,
+        "bob's key untouched"
+    );
+    let visitor = TestApp::client();
+    for name in ["me/keys", "me/models"] {
+        let res = visitor
+            .post(gw.app.url(&format!("/_sfn/{name}")))
+            .send()
+            .await
+            .expect("sfn");
+        assert_eq!(res.status(), 401, "{name}");
+    }
+    let models: Value = sfn("me/models", vec![]).await.json().await.expect("json");
+    assert_eq!(
+        models,
+        json!(["flat", "gpt-4o-mini", "text-embedding-3-small"])
+    );
+    gw.stop().await;
+}
