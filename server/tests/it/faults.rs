@@ -325,9 +325,10 @@ async fn a_paused_instance_never_spends_a_grant_that_was_taken_over() {
         user,
     )
     .await;
+    // Most of it, or at least half when the burst was split over two top-ups.
     assert!(
-        held >= 40_000,
-        "A holds most of the balance, unused: {held}"
+        held >= 30_000,
+        "A holds at least half the balance, unused: {held}"
     );
     a.pause();
     // B waits for A's lease (2 s, plus a 1 s margin) and then spends everything. (B may first
