@@ -54,8 +54,9 @@ unit: tools services pyenv
 
 ## Playwright on Chromium against the release build.
 e2e: build
+	cargo build --release -p server --bin mock-upstream
 	cd end2end && npm ci --no-audit --no-fund
-	TOLLGATE_BIN=$(BIN) TOLLGATE_SITE=$(ROOT)/target/site end2end/run.sh
+	TOLLGATE_BIN=$(BIN) MOCK_BIN=$(CARGO_TARGET_DIR)/release/mock-upstream TOLLGATE_SITE=$(ROOT)/target/site end2end/run.sh
 
 test: lint unit e2e
 

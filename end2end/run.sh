@@ -1,13 +1,19 @@
 #!/usr/bin/env bash
-# Starts the release build on a fresh SQLite database and a free port, runs Playwright against
-# it, and stops it. Exit code: Playwright's.
+# Starts the release build on a fresh SQLite database and a free port, and the mock upstream
+# (the journeys add a channel to it), runs Playwright against them, and stops them. Exit code:
+# Playwright's.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(dirname "$here")"
 bin="${TOLLGATE_BIN:?TOLLGATE_BIN must point at the release binary}"
 site="${TOLLGATE_SITE:-$root/target/site}"
+mock_bin="${MOCK_BIN:?MOCK_BIN must point at the mock upstream}"
 work="$(mktemp -d)"
-port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+port="$(free_port)"
+mock_port="$(free_port)"
+"$mock_bin" --port "$mock_port" >"$work/mock.log" 2>&1 &
+mock_pid=$!
 export TOLLGATE_ADMIN_PASSWORD="e2e-admin-$(python3 -c 'import secrets; print(secrets.token_hex(6))')"
 TOLLGATE__SERVER__PORT="$port" \
 TOLLGATE__SERVER__SITE_ROOT="$site" \
@@ -15,7 +21,11 @@ TOLLGATE__DATABASE__URL="sqlite://$work/e2e.db" \
 TOLLGATE__LOG__DIR="$work/logs" \
   "$bin" --config "$root/config/config.yaml" >"$work/server.log" 2>&1 &
 pid=$!
-cleanup() { kill -TERM "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$work"; }
+cleanup() {
+  kill -TERM "$pid" "$mock_pid" 2>/dev/null || true
+  wait "$pid" "$mock_pid" 2>/dev/null || true
+  rm -rf "$work"
+}
 trap cleanup EXIT
 for _ in $(seq 1 200); do
   if curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1; then break; fi
@@ -24,6 +34,7 @@ for _ in $(seq 1 200); do
 done
 cd "$here"
 export TOLLGATE_E2E_URL="http://127.0.0.1:$port"
+export TOLLGATE_E2E_MOCK_URL="http://127.0.0.1:$mock_port/v1"
 status=0
 npx playwright test || status=$?
 if [ "$status" -ne 0 ]; then echo "--- server log ---"; tail -n 50 "$work/server.log"; fi

@@ -33,6 +33,11 @@ if ! command -v chromium >/dev/null 2>&1; then
   say "installing Debian chromium for Playwright"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 fi
+# A font with Chinese glyphs, so that the 简体中文 pages render (and their screenshots read).
+if ! fc-list 2>/dev/null | grep -qi "wenquanyi\|noto sans cjk"; then
+  say "installing a CJK font (fonts-wqy-zenhei) for the Chinese console in Chromium"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-wqy-zenhei >/dev/null
+fi
 if ! command -v curl >/dev/null 2>&1; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl >/dev/null
 fi

@@ -12,6 +12,7 @@ pub mod docs;
 pub mod error;
 pub mod i18n;
 pub mod keys;
+pub mod logs;
 pub mod pricing;
 #[cfg(feature = "ssr")]
 pub mod ssr;
@@ -27,9 +28,14 @@ pub use error::{AppError, ErrorKind};
 pub fn shell(options: LeptosOptions) -> impl IntoView {
     #[cfg(feature = "ssr")]
     ssr::content_security_policy();
+    #[cfg(feature = "ssr")]
+    let lang = ssr::request_lang();
+    #[cfg(not(feature = "ssr"))]
+    let lang = i18n::lang();
+    provide_context(lang);
     view! {
         <!DOCTYPE html>
-        <html lang="en">
+        <html lang=lang.tag()>
             <head>
                 <meta charset="utf-8"/>
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
@@ -58,6 +64,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/") view=dashboard::DashboardPage ssr=SsrMode::Async/>
                     <Route path=path!("/keys") view=keys::KeysPage ssr=SsrMode::Async/>
                     <Route path=path!("/billing") view=billing::BillingPage ssr=SsrMode::Async/>
+                    <Route path=path!("/logs") view=logs::LogsPage ssr=SsrMode::Async/>
                     <Route path=path!("/pricing") view=pricing::PricingPage ssr=SsrMode::Async/>
                     <Route path=path!("/login") view=auth::LoginPage ssr=SsrMode::Async/>
                     <Route path=path!("/admin") view=admin::AdminPage ssr=SsrMode::Async/>

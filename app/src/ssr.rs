@@ -103,3 +103,17 @@ pub fn content_security_policy() {
         res.insert_header(http::header::CONTENT_SECURITY_POLICY, v);
     }
 }
+
+/// The language of the page this request asks for: the language cookie, else
+/// `Accept-Language`, else English.
+pub fn request_lang() -> crate::i18n::Lang {
+    let Some(parts) = use_context::<Parts>() else {
+        return crate::i18n::Lang::default();
+    };
+    let cookie = service::web::cookie(&parts.headers, crate::i18n::COOKIE);
+    let accept = parts
+        .headers
+        .get(http::header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok());
+    crate::i18n::Lang::negotiate(cookie.as_deref(), accept)
+}

@@ -230,6 +230,125 @@ test("a user redeems a code, sees it in the balance history, and reads the price
   expect(errors).toEqual([]);
 });
 
+test("a call made with a new key shows in the logs with its cost, and in the balance", async ({ page, browser }) => {
+  const errors = watchErrors(page);
+  // A channel to the mock upstream, priced: 3 prompt and 6 completion tokens cost $0.015.
+  const admin = await browser.newPage();
+  await signIn(admin, "admin", ADMIN_PASSWORD);
+  expect((await admin.request.post("/api/admin/channels", {
+    data: { name: "mock", base_url: process.env.TOLLGATE_E2E_MOCK_URL, models: ["gpt-e2e"] },
+  })).status()).toBe(201);
+  expect((await admin.request.put("/api/admin/prices/gpt-e2e", {
+    data: { input_per_1m: "1000", output_per_1m: "2000" },
+  })).ok()).toBeTruthy();
+  await admin.close();
+
+  await signIn(page, "playwright-user", "playwright-pass");
+  await page.goto("/keys");
+  await hydrated(page);
+  await page.getByTestId("key-name").fill("logs key");
+  await page.getByTestId("create-key").click();
+  const secret = (await page.getByTestId("new-key-secret").textContent()) ?? "";
+  const call = (model: string) => page.request.post("/v1/chat/completions", {
+    headers: { authorization: `Bearer ${secret}` },
+    data: { model, messages: [{ role: "user", content: "hello there world" }], max_tokens: 16 },
+  });
+  expect((await call("gpt-e2e")).status()).toBe(200);
+  // A model whose only channel does not answer: a failed call, logged and free.
+  expect((await call("e2e-model")).status()).toBe(503);
+
+  await page.getByRole("link", { name: "Call logs" }).click();
+  await expect(page.getByRole("heading", { name: "Call logs", exact: true })).toBeVisible();
+  const rows = page.getByTestId("call-row");
+  // Usage rows are written in batches, within moments of the calls.
+  await expect.poll(async () => {
+    await page.reload();
+    await hydrated(page);
+    return rows.count();
+  }, { timeout: 15_000 }).toBe(2);
+  const good = rows.filter({ hasText: "gpt-e2e" });
+  await expect(good).toContainText("$0.015");
+  await expect(good).toContainText("3 / 6 / 0");
+  await expect(good).toContainText("200");
+  await expect(rows.filter({ hasText: "e2e-model" })).toContainText("503");
+  // The details of one call.
+  await good.click();
+  await expect(page.getByTestId("call-details")).toContainText("upstream");
+  await shot(page, "logs");
+
+  // Filters live in the URL: shareable, and the back button returns to the full list.
+  await page.getByTestId("filter-status").selectOption("error");
+  await page.getByTestId("apply-filters").click();
+  await expect(page).toHaveURL(/status=error/);
+  await expect(rows).toHaveCount(1);
+  await expect(rows.first()).toContainText("503");
+  await page.reload();
+  await hydrated(page);
+  await expect(rows).toHaveCount(1);
+  await expect(page.getByTestId("filter-status")).toHaveValue("error");
+  await page.getByTestId("filter-model").fill("gpt-e2e");
+  await page.getByTestId("apply-filters").click();
+  await expect(page.getByTestId("no-calls")).toBeVisible();
+  await page.goBack();
+  await expect(rows).toHaveCount(1);
+  await page.goto("/logs?status=success");
+  await expect(rows).toHaveCount(1);
+  await expect(rows.first()).toContainText("gpt-e2e");
+  await page.setViewportSize({ width: 375, height: 800 });
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  expect(overflow).toBeLessThanOrEqual(0);
+  await shot(page, "logs");
+  await page.setViewportSize({ width: 1280, height: 800 });
+
+  // The charge reaches the balance history (reported within a second or two) and the balance.
+  await expect.poll(async () => {
+    await page.goto("/billing");
+    return page.getByTestId("ledger-row").filter({ hasText: "Usage" }).count();
+  }, { timeout: 15_000 }).toBeGreaterThan(0);
+  await page.goto("/");
+  await expect(page.getByTestId("balance")).toHaveText("$2.985");
+  expect(errors).toEqual([]);
+});
+
+test("the console speaks 简体中文 when asked, and remembers it", async ({ page, browser }) => {
+  const errors = watchErrors(page);
+  await signIn(page, "playwright-user", "playwright-pass");
+  await hydrated(page);
+  await page.getByTestId("language").click();
+  await expect(page.getByRole("heading", { name: "概览" })).toBeVisible();
+  await expect(page.locator("html")).toHaveAttribute("lang", "zh-CN");
+  await hydrated(page);
+  await shot(page, "dashboard-zh");
+  // Rendered in Chinese by the server after a reload, and by the browser when navigating.
+  await page.reload();
+  await hydrated(page);
+  await expect(page.getByRole("heading", { name: "概览" })).toBeVisible();
+  await page.getByRole("link", { name: "API 密钥" }).click();
+  await expect(page.getByRole("heading", { name: "API 密钥", exact: true })).toBeVisible();
+  await expect(page.getByTestId("create-key")).toHaveText("创建密钥");
+  await shot(page, "keys-zh");
+  await page.getByRole("link", { name: "账单" }).click();
+  await expect(page.getByRole("heading", { name: "账单", exact: true })).toBeVisible();
+  await shot(page, "billing-zh");
+  await page.getByRole("link", { name: "价格" }).click();
+  await expect(page.getByRole("heading", { name: "价格", exact: true })).toBeVisible();
+  await shot(page, "pricing-zh");
+  // And back.
+  await page.getByTestId("language").click();
+  await expect(page.getByRole("heading", { name: "Pricing", exact: true })).toBeVisible();
+  await expect(page.locator("html")).toHaveAttribute("lang", "en");
+
+  // A browser that prefers Chinese gets it on its first visit.
+  const zh = await browser.newContext({ locale: "zh-CN" });
+  const first = await zh.newPage();
+  await first.goto("/login");
+  await expect(first.getByRole("heading", { name: "登录 Tollgate" })).toBeVisible();
+  await first.setViewportSize({ width: 375, height: 800 });
+  await shot(first, "login-zh");
+  await zh.close();
+  expect(errors).toEqual([]);
+});
+
 test("unknown pages answer 404", async ({ page }) => {
   const res = await page.goto("/no/such/page");
   expect(res?.status()).toBe(404);

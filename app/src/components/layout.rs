@@ -1,4 +1,5 @@
 use crate::auth::Session;
+use crate::i18n::{Lang, SetLanguage, lang};
 use crate::t;
 use leptos::prelude::*;
 use leptos_router::hooks::use_navigate;
@@ -39,6 +40,7 @@ pub fn Layout(children: Children) -> impl IntoView {
                 <nav class="nav">
                     <a href="/">{t!("nav.dashboard")}</a>
                     <a href="/keys">{t!("nav.keys")}</a>
+                    <a href="/logs">{t!("nav.logs")}</a>
                     <a href="/billing">{t!("nav.billing")}</a>
                     <a href="/pricing">{t!("nav.pricing")}</a>
                     <Show when=move || is_admin>
@@ -61,8 +63,39 @@ pub fn Layout(children: Children) -> impl IntoView {
             <header class="topbar">
                 <a class="brand" href="/">{t!("app.name")}</a>
                 <Transition>{nav}</Transition>
+                <LangSwitch/>
             </header>
             <main class="content">{children()}</main>
+        </div>
+    }
+}
+
+/// The other language, one click away: remembered in a cookie, the page reloaded in it.
+#[component]
+fn LangSwitch() -> impl IntoView {
+    let set = ServerAction::<SetLanguage>::new();
+    Effect::watch(
+        move || set.version().get(),
+        move |_, _, _| {
+            if matches!(set.value().get_untracked(), Some(Ok(()))) {
+                let _ = window().location().reload();
+            }
+        },
+        false,
+    );
+    let other = match lang() {
+        Lang::En => Lang::Zh,
+        Lang::Zh => Lang::En,
+    };
+    view! {
+        <div class="lang-switch">
+            <ActionForm action=set>
+                <input type="hidden" name="lang" value=other.tag()/>
+                <button type="submit" class="small" lang=other.tag() title=t!("nav.language")
+                    aria-label=format!("{}: {}", t!("nav.language"), other.name()) data-testid="language">
+                    {other.name()}
+                </button>
+            </ActionForm>
         </div>
     }
 }

@@ -1,14 +1,165 @@
 //! Every string the console shows goes through [`t`] (or the [`t!`](crate::t) macro): one table
-//! per language, English for now (the user-console issue adds 简体中文). Errors are shown by
-//! their code ([`error_text`]), never by the server's English message.
+//! per language (English, 简体中文), the same keys in each. Errors are shown by their code
+//! ([`error_text`]), never by the server's English message.
+//!
+//! The language of a page is chosen on the server: the `tollgate_lang` cookie (set by the switch
+//! in the header), else the browser's `Accept-Language`, else English. The page is rendered in
+//! it and says so in `<html lang>`, which the browser side reads once when it hydrates: server
+//! and browser always render the same text, and a switch reloads the page in the new language.
 
+mod en;
+mod zh;
+
+use crate::error::AppError;
+use leptos::prelude::*;
 use types::ErrorInfo;
 
-/// The English text of `key`; an unknown key shows as itself (and fails the table's test).
+pub use en::EN;
+pub use zh::ZH;
+
+/// A language of the console.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Lang {
+    #[default]
+    En,
+    Zh,
+}
+
+/// The cookie that remembers a visitor's choice.
+pub const COOKIE: &str = "tollgate_lang";
+
+impl Lang {
+    pub const ALL: [Lang; 2] = [Lang::En, Lang::Zh];
+
+    /// The BCP 47 tag: `<html lang>` and the cookie's value.
+    pub fn tag(self) -> &'static str {
+        match self {
+            Lang::En => "en",
+            Lang::Zh => "zh-CN",
+        }
+    }
+
+    /// The language's name in itself, for the switch.
+    pub fn name(self) -> &'static str {
+        match self {
+            Lang::En => "English",
+            Lang::Zh => "简体中文",
+        }
+    }
+
+    /// `en`, `en-GB`, `zh`, `zh-CN`, `zh-Hans`… (any case); `None` for another language.
+    pub fn from_tag(tag: &str) -> Option<Lang> {
+        let t = tag.trim().to_ascii_lowercase();
+        let primary = t.split(['-', '_']).next().unwrap_or_default();
+        match primary {
+            "en" => Some(Lang::En),
+            "zh" => Some(Lang::Zh),
+            _ => None,
+        }
+    }
+
+    /// The visitor's language: the cookie's, else the supported language the `Accept-Language`
+    /// header weighs highest (the first of equals), else English.
+    pub fn negotiate(cookie: Option<&str>, accept_language: Option<&str>) -> Lang {
+        if let Some(lang) = cookie.and_then(Lang::from_tag) {
+            return lang;
+        }
+        let mut best: Option<(f32, Lang)> = None;
+        for part in accept_language.unwrap_or_default().split(',') {
+            let mut pieces = part.split(';');
+            let tag = pieces.next().unwrap_or_default();
+            let q = pieces
+                .find_map(|p| p.trim().strip_prefix("q="))
+                .map_or(Some(1.0), |q| q.trim().parse::<f32>().ok());
+            if let (Some(lang), Some(q)) = (Lang::from_tag(tag), q)
+                && q > 0.0
+                && best.is_none_or(|(b, _)| q > b)
+            {
+                best = Some((q, lang));
+            }
+        }
+        best.map_or(Lang::En, |(_, lang)| lang)
+    }
+
+    fn table(self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            Lang::En => EN,
+            Lang::Zh => ZH,
+        }
+    }
+}
+
+/// The language of the page being rendered: on the server the request's (provided as context
+/// by the shell); in the browser the one the server rendered the page in.
+pub fn lang() -> Lang {
+    #[cfg(feature = "ssr")]
+    {
+        use_context::<Lang>().unwrap_or_default()
+    }
+    #[cfg(not(feature = "ssr"))]
+    {
+        client::lang()
+    }
+}
+
+#[cfg(not(feature = "ssr"))]
+mod client {
+    use super::Lang;
+    use std::sync::atomic::{AtomicU8, Ordering};
+
+    /// 0: English, 1: 简体中文, anything else: not read yet.
+    static LANG: AtomicU8 = AtomicU8::new(u8::MAX);
+
+    pub fn lang() -> Lang {
+        match LANG.load(Ordering::Relaxed) {
+            0 => Lang::En,
+            1 => Lang::Zh,
+            _ => {
+                let lang = page_lang().unwrap_or_default();
+                LANG.store(u8::from(lang == Lang::Zh), Ordering::Relaxed);
+                lang
+            }
+        }
+    }
+
+    #[cfg(target_arch = "wasm32")]
+    fn page_lang() -> Option<Lang> {
+        let tag = leptos::prelude::document()
+            .document_element()?
+            .get_attribute("lang")?;
+        Lang::from_tag(&tag)
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    fn page_lang() -> Option<Lang> {
+        None
+    }
+}
+
+/// The text of `key` in the page's language; an unknown key shows as itself (and fails the
+/// tables' tests).
 pub fn t(key: &'static str) -> &'static str {
-    EN.iter()
+    text(lang(), key)
+}
+
+/// The text of `key` in `lang`.
+pub fn text(lang: Lang, key: &'static str) -> &'static str {
+    lang.table()
+        .iter()
         .find(|(k, _)| *k == key)
         .map_or(key, |(_, text)| text)
+}
+
+/// Remembers the visitor's language (a cookie for a year); the page then reloads in it.
+#[server(prefix = "/_sfn", endpoint = "language")]
+pub async fn set_language(lang: String) -> Result<(), AppError> {
+    let lang = Lang::from_tag(&lang)
+        .ok_or_else(|| AppError::from(service::Error::invalid("lang", "must be en or zh-CN")))?;
+    crate::ssr::set_cookie(&format!(
+        "{COOKIE}={}; Path=/; Max-Age=31536000; SameSite=Lax",
+        lang.tag()
+    ));
+    Ok(())
 }
 
 /// `t!(key)`, with a literal key: the current language's text of it.
@@ -56,198 +207,18 @@ pub fn status_text(status: types::UserStatus) -> &'static str {
     }
 }
 
-/// The English table.
-const EN: &[(&str, &str)] = &[
-    ("app.name", "Tollgate"),
-    ("app.loading", "Loading…"),
-    ("nav.dashboard", "Dashboard"),
-    ("nav.users", "Users"),
-    ("nav.sign_out", "Sign out"),
-    ("nav.sign_in", "Sign in"),
-    ("nav.docs", "API"),
-    ("nav.keys", "API keys"),
-    ("nav.billing", "Billing"),
-    ("nav.pricing", "Pricing"),
-    ("billing.title", "Billing"),
-    (
-        "billing.lead",
-        "Add credit with a redeem code; every change of your balance is listed below.",
-    ),
-    ("billing.redeem", "Redeem a code"),
-    ("billing.code", "Redeem code"),
-    ("billing.redeem_button", "Redeem"),
-    ("billing.credited", "Credited"),
-    ("billing.new_balance", "New balance:"),
-    ("billing.ledger", "Balance history"),
-    ("billing.empty", "No balance changes yet."),
-    ("billing.newest", "Newest"),
-    ("billing.older", "Older"),
-    ("billing.col_when", "When (UTC)"),
-    ("billing.col_kind", "Kind"),
-    ("billing.col_about", "About"),
-    ("billing.col_amount", "Amount"),
-    ("billing.col_balance", "Balance after"),
-    ("billing.kind_credit", "Credit"),
-    ("billing.kind_charge", "Usage"),
-    ("billing.kind_adjustment", "Adjustment"),
-    ("billing.kind_refund", "Refund"),
-    ("billing.kind_other", "Other"),
-    ("billing.redeemed_code", "Redeem code"),
-    ("pricing.title", "Pricing"),
-    (
-        "pricing.lead",
-        "What each model costs, in USD per million tokens and per request.",
-    ),
-    ("pricing.group", "Group"),
-    ("pricing.multiplier", "multiplier"),
-    ("pricing.search", "Search models"),
-    ("pricing.col_model", "Model"),
-    ("pricing.col_input", "Input / 1M"),
-    ("pricing.col_output", "Output / 1M"),
-    ("pricing.col_cached", "Cached input / 1M"),
-    ("pricing.col_request", "Per request"),
-    ("pricing.none", "No model matches."),
-    (
-        "pricing.units",
-        "Prices include your group's multiplier. Charges are exact to a millionth of a dollar.",
-    ),
-    ("keys.title", "API keys"),
-    (
-        "keys.lead",
-        "Keys let programs call the gateway on your account. Keep them secret.",
-    ),
-    ("keys.yours", "Your keys"),
-    (
-        "keys.none",
-        "No keys yet. Create one above to make your first call.",
-    ),
-    ("keys.new", "New key"),
-    ("keys.name", "Name"),
-    ("keys.expires", "Expires after (UTC day, optional)"),
-    ("keys.cap", "Spend cap in USD (optional)"),
-    ("keys.rpm", "Requests per minute (optional)"),
-    ("keys.tpm", "Tokens per minute (optional)"),
-    ("keys.ips", "Allowed client IPs or ranges (optional)"),
-    ("keys.models", "Allowed models"),
-    ("keys.models_hint", "None ticked: every model you can use."),
-    ("keys.no_models", "No models are available yet."),
-    ("keys.create", "Create key"),
-    ("keys.created", "Key created:"),
-    ("keys.once", "Copy it now: you will not see this key again."),
-    ("keys.copy", "Copy"),
-    ("keys.copied", "Copied"),
-    ("keys.done", "I have saved it"),
-    ("keys.col_name", "Name"),
-    ("keys.col_key", "Key"),
-    ("keys.col_status", "Status"),
-    ("keys.col_models", "Models"),
-    ("keys.col_spent", "Spent / cap"),
-    ("keys.col_limits", "Limits"),
-    ("keys.col_expires", "Expires"),
-    ("keys.col_last_used", "Last used"),
-    ("keys.all_models", "All"),
-    ("keys.default_limits", "Account default"),
-    ("keys.never", "Never"),
-    ("keys.disable", "Disable"),
-    ("keys.enable", "Enable"),
-    ("keys.delete", "Delete"),
-    ("keys.confirm_delete", "Delete for good?"),
-    ("keys.delete_yes", "Yes, delete"),
-    ("keys.delete_no", "Cancel"),
-    ("docs.title", "API reference"),
-    (
-        "docs.lead",
-        "Every route of /v1, /api and /api/admin, generated from the server's handlers. The same document as JSON:",
-    ),
-    ("docs.search", "Search paths and summaries"),
-    ("docs.schemas", "Schemas"),
-    ("docs.public", "none (public)"),
-    ("docs.auth", "Credentials"),
-    ("docs.params", "Parameters"),
-    ("docs.body", "Request body"),
-    ("docs.responses", "Responses"),
-    ("auth.sign_in_title", "Sign in to Tollgate"),
-    ("auth.register_title", "Create an account"),
-    ("auth.username", "Username"),
-    ("auth.password", "Password"),
-    ("auth.show_password", "Show password"),
-    ("auth.sign_in", "Sign in"),
-    ("auth.create_account", "Create account"),
-    ("auth.have_account", "I have an account"),
-    ("auth.want_account", "Create an account"),
-    ("dash.title", "Dashboard"),
-    ("dash.signed_in_as", "Signed in as "),
-    ("dash.balance", "Balance"),
-    ("dash.units", " units"),
-    ("dash.show_usd", "Show in USD"),
-    ("dash.show_units", "Show in units"),
-    ("dash.role", "Role"),
-    ("dash.group", "Group "),
-    ("dash.status", "Status"),
-    ("admin.title", "Users"),
-    (
-        "admin.lead",
-        "Accounts, roles and access. Administrators only.",
-    ),
-    ("admin.create", "Create a user"),
-    ("admin.new_username", "New username"),
-    ("admin.new_password", "New password"),
-    ("admin.username_hint", "username"),
-    ("admin.password_hint", "password (8+ characters)"),
-    ("admin.role", "Role"),
-    ("admin.create_button", "Create"),
-    ("admin.all_users", "All users"),
-    ("admin.filter", "Filter by username"),
-    ("admin.filter_label", "Filter users"),
-    ("admin.col_id", "ID"),
-    ("admin.col_username", "Username"),
-    ("admin.col_role", "Role"),
-    ("admin.col_status", "Status"),
-    ("admin.col_balance", "Balance"),
-    ("admin.disable", "Disable"),
-    ("admin.enable", "Enable"),
-    ("role.user", "user"),
-    ("role.admin", "admin"),
-    ("status.active", "active"),
-    ("status.disabled", "disabled"),
-    ("guard.forbidden_title", "403 · Administrators only"),
-    (
-        "guard.forbidden_text",
-        "Your account cannot open this page.",
-    ),
-    ("guard.error_title", "Something went wrong"),
-    ("notfound.title", "404"),
-    ("notfound.text", "There is no page here."),
-    ("notfound.back", "Back to the dashboard"),
-    ("error.invalid_request", "Some input is not valid"),
-    ("error.field", "field"),
-    (
-        "error.unauthorized",
-        "Not signed in, or invalid username or password",
-    ),
-    ("error.insufficient_quota", "The balance is too low"),
-    ("error.forbidden", "This is not allowed for your account"),
-    ("error.not_found", "Not found"),
-    (
-        "error.conflict",
-        "That conflicts with what is already there",
-    ),
-    ("error.payload_too_large", "That is too large"),
-    ("error.rate_limited", "Too many attempts; try again later"),
-    (
-        "error.unavailable",
-        "The service is temporarily unavailable; try again shortly",
-    ),
-    ("error.transport", "The server could not be reached"),
-    ("error.internal", "An internal error occurred"),
-];
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn every_key_has_a_text_and_keys_are_unique() {
+        for lang in Lang::ALL {
+            let table: Vec<&str> = lang.table().iter().map(|(k, _)| *k).collect();
+            let english: Vec<&str> = EN.iter().map(|(k, _)| *k).collect();
+            assert_eq!(table, english, "{lang:?} has the keys of English, in order");
+            assert!(lang.table().iter().all(|(_, text)| !text.is_empty()));
+        }
         let mut keys: Vec<&str> = EN.iter().map(|(k, _)| *k).collect();
         keys.sort_unstable();
         let n = keys.len();
@@ -285,6 +256,30 @@ mod tests {
             }
         }
         assert!(missing.is_empty(), "keys without a text: {missing:?}");
+    }
+
+    #[test]
+    fn the_language_comes_from_the_cookie_then_accept_language() {
+        assert_eq!(Lang::negotiate(None, None), Lang::En);
+        assert_eq!(
+            Lang::negotiate(None, Some("zh-CN,zh;q=0.9,en;q=0.8")),
+            Lang::Zh
+        );
+        assert_eq!(
+            Lang::negotiate(None, Some("fr-FR, en;q=0.5, zh;q=0.7")),
+            Lang::Zh
+        );
+        assert_eq!(
+            Lang::negotiate(None, Some("en-US,en;q=0.9,zh;q=0.8")),
+            Lang::En
+        );
+        assert_eq!(Lang::negotiate(None, Some("zh;q=0, de")), Lang::En);
+        assert_eq!(Lang::negotiate(None, Some("zh-Hant;q=bad, en")), Lang::En);
+        assert_eq!(Lang::negotiate(Some("en"), Some("zh-CN")), Lang::En);
+        assert_eq!(Lang::negotiate(Some("bogus"), Some("zh-TW")), Lang::Zh);
+        assert_eq!(Lang::from_tag("ZH_cn"), Some(Lang::Zh));
+        assert_eq!(text(Lang::Zh, "nav.keys"), "API 密钥");
+        assert_eq!(text(Lang::En, "nav.keys"), "API keys");
     }
 
     #[test]

@@ -245,9 +245,10 @@ fn KeyRow(
 ) -> impl IntoView {
     let confirming = RwSignal::new(false);
     let active = k.status == "active";
+    // Spend is counted against a cap (a key without one spends from the balance alone).
     let spent = match k.spend_cap {
         Some(cap) => format!("{} / {}", k.spent, cap),
-        None => k.spent.to_string(),
+        None => t!("keys.no_cap").to_string(),
     };
     let limits = match (k.rpm, k.tpm) {
         (None, None) => t!("keys.default_limits").to_string(),

@@ -1,0 +1,3 @@
+pub mod page;
+
+pub use page::LogsPage;
