@@ -65,7 +65,7 @@ test("admin signs in, uses the console and signs out", async ({ page }) => {
   await expect(page.getByTestId("balance")).toHaveText("0 units");
 
   // Admin page: create a user, then filter the table as you type.
-  await page.getByRole("link", { name: "Users" }).click();
+  await page.getByRole("navigation").getByRole("link", { name: "Users" }).click();
   await expect(page.getByRole("heading", { name: "Users", exact: true })).toBeVisible();
   await page.getByLabel("New username").fill("playwright-user");
   await page.getByLabel("New password").fill("playwright-pass");
@@ -87,7 +87,11 @@ test("a plain user cannot reach the admin page", async ({ page }) => {
   const errors = watchErrors(page);
   await signIn(page, "playwright-user", "playwright-pass");
   await expect(page.getByTestId("role")).toHaveText("user");
-  await expect(page.getByRole("link", { name: "Users" })).toHaveCount(0);
+  // No call yet: the dashboard tells how to make the first one.
+  await expect(page.getByTestId("first-call")).toBeVisible();
+  await expect(page.getByTestId("base-url")).toHaveText(/^http:\/\/127\.0\.0\.1:\d+\/v1$/);
+  await shot(page, "dashboard-first-call");
+  await expect(page.getByRole("navigation").getByRole("link", { name: "Users" })).toHaveCount(0);
 
   await page.goto("/admin");
   await expect(page.getByTestId("forbidden")).toBeVisible();
@@ -101,7 +105,7 @@ test("a user creates an API key, copies it once, uses it, disables and deletes i
   const errors = watchErrors(page);
   await context.grantPermissions(["clipboard-read", "clipboard-write"]);
   await signIn(page, "playwright-user", "playwright-pass");
-  await page.getByRole("link", { name: "API keys" }).click();
+  await page.getByRole("navigation").getByRole("link", { name: "API keys" }).click();
   await expect(page.getByRole("heading", { name: "API keys", exact: true })).toBeVisible();
   await hydrated(page);
   await expect(page.getByTestId("no-keys")).toBeVisible();
@@ -182,7 +186,7 @@ test("a user redeems a code, sees it in the balance history, and reads the price
   await admin.close();
 
   await signIn(page, "playwright-user", "playwright-pass");
-  await page.getByRole("link", { name: "Billing" }).click();
+  await page.getByRole("navigation").getByRole("link", { name: "Billing" }).click();
   await expect(page.getByRole("heading", { name: "Billing", exact: true })).toBeVisible();
   await hydrated(page);
   await expect(page.getByTestId("ledger-empty")).toBeVisible();
@@ -199,11 +203,11 @@ test("a user redeems a code, sees it in the balance history, and reads the price
   await expect(page.getByTestId("redeem-error")).toBeVisible();
   await expect(page.getByTestId("ledger-row")).toHaveCount(1);
   await shot(page, "billing");
-  await page.getByRole("link", { name: "Dashboard" }).click();
+  await page.getByRole("navigation").getByRole("link", { name: "Dashboard" }).click();
   await expect(page.getByTestId("balance")).toHaveText("$3.00");
 
   // Prices at the user's group multiplier, searchable.
-  await page.getByRole("link", { name: "Pricing" }).click();
+  await page.getByRole("navigation").getByRole("link", { name: "Pricing" }).click();
   await expect(page.getByRole("heading", { name: "Pricing", exact: true })).toBeVisible();
   await hydrated(page);
   const price = page.getByTestId("price-row").filter({ hasText: "e2e-model" });
@@ -257,7 +261,7 @@ test("a call made with a new key shows in the logs with its cost, and in the bal
   // A model whose only channel does not answer: a failed call, logged and free.
   expect((await call("e2e-model")).status()).toBe(503);
 
-  await page.getByRole("link", { name: "Call logs" }).click();
+  await page.getByRole("navigation").getByRole("link", { name: "Call logs" }).click();
   await expect(page.getByRole("heading", { name: "Call logs", exact: true })).toBeVisible();
   const rows = page.getByTestId("call-row");
   // Usage rows are written in batches, within moments of the calls.
@@ -307,6 +311,23 @@ test("a call made with a new key shows in the logs with its cost, and in the bal
   }, { timeout: 15_000 }).toBeGreaterThan(0);
   await page.goto("/");
   await expect(page.getByTestId("balance")).toHaveText("$2.985");
+  // The dashboard: today's spend, the chart (7 or 30 days), the breakdowns, the failure.
+  await hydrated(page);
+  await expect(page.getByTestId("spent-today")).toHaveText("$0.015");
+  await expect(page.getByTestId("spent-30")).toHaveText("$0.015");
+  await expect(page.getByTestId("usage-chart").getByTestId("bar")).toHaveCount(1);
+  await expect(page.getByTestId("by-model")).toContainText("gpt-e2e");
+  await expect(page.getByTestId("by-key")).toContainText("logs key");
+  await expect(page.getByTestId("recent-errors")).toContainText("503");
+  await page.getByTestId("range-7").click();
+  await expect(page.getByTestId("range-7")).toHaveAttribute("aria-pressed", "true");
+  await expect(page.getByTestId("usage-chart").getByTestId("bar")).toHaveCount(1);
+  await shot(page, "dashboard");
+  await page.setViewportSize({ width: 375, height: 800 });
+  const narrow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  expect(narrow).toBeLessThanOrEqual(0);
+  await shot(page, "dashboard");
+  await page.setViewportSize({ width: 1280, height: 800 });
   expect(errors).toEqual([]);
 });
 
@@ -323,14 +344,14 @@ test("the console speaks 简体中文 when asked, and remembers it", async ({ pa
   await page.reload();
   await hydrated(page);
   await expect(page.getByRole("heading", { name: "概览" })).toBeVisible();
-  await page.getByRole("link", { name: "API 密钥" }).click();
+  await page.getByRole("navigation").getByRole("link", { name: "API 密钥" }).click();
   await expect(page.getByRole("heading", { name: "API 密钥", exact: true })).toBeVisible();
   await expect(page.getByTestId("create-key")).toHaveText("创建密钥");
   await shot(page, "keys-zh");
-  await page.getByRole("link", { name: "账单" }).click();
+  await page.getByRole("navigation").getByRole("link", { name: "账单" }).click();
   await expect(page.getByRole("heading", { name: "账单", exact: true })).toBeVisible();
   await shot(page, "billing-zh");
-  await page.getByRole("link", { name: "价格" }).click();
+  await page.getByRole("navigation").getByRole("link", { name: "价格" }).click();
   await expect(page.getByRole("heading", { name: "价格", exact: true })).toBeVisible();
   await shot(page, "pricing-zh");
   // And back.

@@ -827,6 +827,28 @@ mod tests {
     }
 
     #[test]
+    fn limits_are_read_from_the_file_and_the_environment_and_checked() {
+        let c = load(
+            "limits:\n  default_tpm: 50000\n  groups:\n    vip: { rpm: 600 }\n",
+            &[("TOLLGATE__LIMITS__DEFAULT_RPM", "60")],
+        )
+        .expect("valid");
+        assert_eq!(c.limits.default_rpm, Some(60));
+        assert_eq!(c.limits.default_tpm, Some(50_000));
+        assert_eq!(c.limits.groups["vip"].rpm, Some(600));
+        assert_eq!(c.limits.groups["vip"].tpm, None);
+        let e = load("limits:\n  groups:\n    vip: { tpm: 0 }\n", &[]).expect_err("zero");
+        assert_eq!(e.key, "limits.groups.vip.tpm");
+        let e = load("limits:\n  default_rpm: 0\n", &[]).expect_err("zero");
+        assert_eq!(e.key, "limits.default_rpm");
+        let e = load("limits:\n  groups:\n    vip: { burst: 5 }\n", &[]).expect_err("unknown");
+        assert!(
+            e.key.contains("burst") || e.message.contains("burst"),
+            "{e:?}"
+        );
+    }
+
+    #[test]
     fn unknown_key_is_named() {
         let e = load("server:\n  prot: 1\n", &[]).expect_err("unknown key");
         assert!(e.to_string().contains("prot"), "{e}");

@@ -23,7 +23,7 @@ pub use redeem::{
     Redeemed,
 };
 pub use usage::{
-    CallsQuery, ErrorClass, LedgerQuery, LedgerRow, LogsQuery, Page, PageMeta, Slice, UsagePoint,
-    UsageQuery, UsageRow, UsageSource,
+    CallsQuery, Dashboard, ErrorClass, LedgerQuery, LedgerRow, LogsQuery, Page, PageMeta, Slice,
+    UsagePoint, UsageQuery, UsageRow, UsageSource,
 };
 pub use user::{NewUser, Role, UserInfo, UserPatch, UserStatus};

@@ -263,6 +263,23 @@ pub struct UsagePoint {
     pub cost: Credits,
 }
 
+/// What the console's dashboard shows, read in one round trip: the last 30 UTC days by model
+/// and by key, the latest failed calls, and what a first call needs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dashboard {
+    /// The last day of the range (`YYYY-MM-DD`, UTC).
+    pub today: String,
+    pub by_model: Vec<UsagePoint>,
+    pub by_key: Vec<UsagePoint>,
+    pub errors: Vec<UsageRow>,
+    /// The user's keys: id, name and display prefix.
+    pub keys: Vec<(i64, String, String)>,
+    /// The gateway's `/v1` address as the user reaches it.
+    pub base_url: String,
+    /// A model the user can call (for the first-call example).
+    pub example_model: Option<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,7 +4,8 @@
 use crate::error::AppError;
 use leptos::prelude::*;
 use types::{
-    CallsQuery, LedgerQuery, LedgerRow, Redeemed, Slice, UsagePoint, UsageQuery, UsageRow,
+    CallsQuery, Dashboard, LedgerQuery, LedgerRow, Redeemed, Slice, UsagePoint, UsageQuery,
+    UsageRow,
 };
 
 /// Redeems a code for the signed-in user (throttled like the REST endpoint).
@@ -42,4 +43,63 @@ pub async fn my_ledger(query: LedgerQuery) -> Result<Slice<LedgerRow>, AppError>
     let svc = services()?;
     let user = current_user(&svc).await?;
     Ok(service::usage::my_ledger(&svc, user.id, &query).await?)
+}
+
+/// Everything the dashboard shows, in one round trip (see [`Dashboard`]).
+#[server(prefix = "/_sfn", endpoint = "me/dashboard")]
+pub async fn my_dashboard() -> Result<Dashboard, AppError> {
+    use crate::ssr::*;
+    use service::accounts::Actor;
+    let svc = services()?;
+    let auth = current_user(&svc).await?;
+    let user = service::accounts::me(&svc, &auth).await?;
+    let today = service::now_ms().div_euclid(86_400_000);
+    let range = |by: &str| UsageQuery {
+        from: Some(types::date::format_day(today - 29)),
+        to: Some(types::date::format_day(today)),
+        by: Some(by.to_string()),
+        utc_offset_minutes: None,
+    };
+    let by_model = service::usage::daily(&svc, user.id, &range("model")).await?;
+    let by_key = service::usage::daily(&svc, user.id, &range("key")).await?;
+    let errors = service::usage::my_calls(
+        &svc,
+        user.id,
+        &CallsQuery {
+            status: Some("error".into()),
+            limit: Some("5".into()),
+            ..CallsQuery::default()
+        },
+    )
+    .await?
+    .data;
+    let keys = service::keys::list(&svc, &Actor::User(auth), Some(user.id))
+        .await?
+        .into_iter()
+        .map(|k| (k.id, k.name, k.prefix))
+        .collect();
+    let parts = parts()?;
+    let base_url = if svc.config.server.public_url.is_empty() {
+        let host = parts
+            .headers
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("127.0.0.1:9701");
+        format!("http://{host}/v1")
+    } else {
+        format!("{}/v1", svc.config.server.public_url.trim_end_matches('/'))
+    };
+    let example_model = service::proxy::offer(&svc, None, &user.group)
+        .into_iter()
+        .next()
+        .map(|(m, _)| m);
+    Ok(Dashboard {
+        today: types::date::format_day(today),
+        by_model,
+        by_key,
+        errors,
+        keys,
+        base_url,
+        example_model,
+    })
 }
