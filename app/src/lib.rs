@@ -3,6 +3,7 @@
 // The release wasm build computes the layout of deeply nested view types (the API reference).
 #![recursion_limit = "256"]
 
+pub mod account;
 pub mod admin;
 pub mod auth;
 pub mod billing;
@@ -63,6 +64,7 @@ pub fn App() -> impl IntoView {
                     // Async: the page waits for its data, so redirects and 403s are real statuses.
                     <Route path=path!("/") view=dashboard::DashboardPage ssr=SsrMode::Async/>
                     <Route path=path!("/keys") view=keys::KeysPage ssr=SsrMode::Async/>
+                    <Route path=path!("/account") view=account::AccountPage ssr=SsrMode::Async/>
                     <Route path=path!("/billing") view=billing::BillingPage ssr=SsrMode::Async/>
                     <Route path=path!("/logs") view=logs::LogsPage ssr=SsrMode::Async/>
                     <Route path=path!("/pricing") view=pricing::PricingPage ssr=SsrMode::Async/>

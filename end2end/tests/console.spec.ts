@@ -235,6 +235,8 @@ test("a user redeems a code, sees it in the balance history, and reads the price
 });
 
 test("a call made with a new key shows in the logs with its cost, and in the balance", async ({ page, browser }) => {
+  // Waits for the credit report that writes the charge (up to 15 s) on top of its own steps.
+  test.setTimeout(60_000);
   const errors = watchErrors(page);
   // A channel to the mock upstream, priced: 3 prompt and 6 completion tokens cost $0.015.
   const admin = await browser.newPage();
@@ -423,5 +425,33 @@ test("the API reference renders every route, offline, at desktop and phone width
   expect(doc.openapi).toMatch(/^3\./);
   expect(Object.keys(doc.paths)).toContain("/api/admin/model-mappings/{model}");
   expect(outside).toEqual([]);
+  expect(errors).toEqual([]);
+});
+
+test("a user changes their password and signs out everywhere", async ({ page, browser }) => {
+  const errors = watchErrors(page);
+  const admin = await browser.newPage();
+  await signIn(admin, "admin", ADMIN_PASSWORD);
+  expect((await admin.request.post("/api/admin/users", {
+    data: { username: "pw-user", password: "pw-user-pass", role: "user" },
+  })).status()).toBe(201);
+  await admin.close();
+
+  await signIn(page, "pw-user", "pw-user-pass");
+  await page.getByTestId("whoami").click();
+  await expect(page.getByRole("heading", { name: "Account", exact: true })).toBeVisible();
+  await hydrated(page);
+  await page.getByTestId("current-password").fill("not-the-password");
+  await page.getByTestId("new-password").fill("pw-user-new-pass");
+  await page.getByTestId("change-password").click();
+  await expect(page.locator(".field-error")).toContainText("current_password");
+  await page.getByTestId("current-password").fill("pw-user-pass");
+  await page.getByTestId("new-password").fill("pw-user-new-pass");
+  await page.getByTestId("change-password").click();
+  await expect(page.getByTestId("password-changed")).toBeVisible();
+  await shot(page, "account");
+  await page.getByTestId("sign-out-everywhere").click();
+  await expect(page).toHaveURL(/\/login$/);
+  await signIn(page, "pw-user", "pw-user-new-pass");
   expect(errors).toEqual([]);
 });

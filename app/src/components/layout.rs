@@ -49,7 +49,7 @@ pub fn Layout(children: Children) -> impl IntoView {
                     <a href="/docs">{t!("nav.docs")}</a>
                 </nav>
                 <div class="whoami">
-                    <span class="muted" data-testid="whoami">{user.username.clone()}</span>
+                    <a href="/account" class="muted" data-testid="whoami" title=t!("nav.account")>{user.username.clone()}</a>
                     <ActionForm action=session.logout>
                         <button type="submit" class="small" data-testid="sign-out">{t!("nav.sign_out")}</button>
                     </ActionForm>

@@ -243,4 +243,24 @@ pub const EN: &[(&str, &str)] = &[
     ("dash.by_key", "By key, last 30 days"),
     ("dash.errors", "Latest failed calls"),
     ("dash.all_errors", "All failed calls"),
+    ("nav.account", "Your account"),
+    ("account.title", "Account"),
+    ("account.password", "Password"),
+    ("account.current", "Current password"),
+    ("account.new", "New password (8+ characters)"),
+    (
+        "account.others_end",
+        "Changing it signs you out everywhere else.",
+    ),
+    ("account.change", "Change password"),
+    (
+        "account.changed",
+        "Password changed. Your other sessions have ended.",
+    ),
+    ("account.sessions", "Sessions"),
+    (
+        "account.everywhere_text",
+        "Lost a device? End every session of your account, this one too.",
+    ),
+    ("account.everywhere", "Sign out everywhere"),
 ];

@@ -225,4 +225,18 @@ pub const ZH: &[(&str, &str)] = &[
     ("dash.by_key", "按密钥（近 30 天）"),
     ("dash.errors", "最近失败的调用"),
     ("dash.all_errors", "全部失败调用"),
+    ("nav.account", "我的账户"),
+    ("account.title", "账户"),
+    ("account.password", "密码"),
+    ("account.current", "当前密码"),
+    ("account.new", "新密码（至少 8 位）"),
+    ("account.others_end", "修改后，其他设备上的登录将全部退出。"),
+    ("account.change", "修改密码"),
+    ("account.changed", "密码已修改，其他会话已退出。"),
+    ("account.sessions", "会话"),
+    (
+        "account.everywhere_text",
+        "设备丢失？结束账户的全部会话（包括当前会话）。",
+    ),
+    ("account.everywhere", "退出所有设备"),
 ];

@@ -450,3 +450,96 @@ async fn instances_share_sessions_and_throttling_through_postgres_and_redis() {
     b.shutdown().await;
     a.stop().await;
 }
+
+/// The account page's functions: the current password is required (the field is named when
+/// wrong), a change ends the user's other sessions but not this one, and "sign out everywhere"
+/// ends them all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changing_the_password_ends_the_other_sessions() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    app.create_user("carol", "carol-password", "user").await;
+    let (here, there) = (TestApp::client(), TestApp::client());
+    for c in [&here, &there] {
+        assert!(
+            app.login(c, "carol", "carol-password")
+                .await
+                .status()
+                .is_success()
+        );
+    }
+    let me = |c: &reqwest::Client| {
+        let req = c.post(app.url("/_sfn/me"));
+        async move {
+            req.send()
+                .await
+                .expect("me")
+                .json::<Value>()
+                .await
+                .expect("json")
+        }
+    };
+    let change = |current: &str, new: &str| {
+        let req = here
+            .post(app.url("/_sfn/me/password"))
+            .form(&[("current_password", current), ("new_password", new)]);
+        async move { req.send().await.expect("change") }
+    };
+    let res = change("not-my-password", "carol-new-password").await;
+    assert_eq!(res.status(), 400);
+    assert_eq!(
+        res.json::<Value>().await.expect("json")["param"],
+        "current_password"
+    );
+    let res = change("carol-password", "short").await;
+    assert_eq!(res.status(), 400);
+    assert_eq!(
+        res.json::<Value>().await.expect("json")["param"],
+        "new_password"
+    );
+    assert_eq!(me(&there).await["username"], "carol", "nothing changed yet");
+    assert_eq!(
+        change("carol-password", "carol-new-password")
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(me(&here).await["username"], "carol", "this session stays");
+    assert!(me(&there).await.is_null(), "the other session ended");
+    assert_eq!(
+        app.login(&TestApp::client(), "carol", "carol-password")
+            .await
+            .status(),
+        401
+    );
+    let third = TestApp::client();
+    assert!(
+        app.login(&third, "carol", "carol-new-password")
+            .await
+            .status()
+            .is_success()
+    );
+
+    let res = here
+        .post(app.url("/_sfn/me/sign_out_everywhere"))
+        .send()
+        .await
+        .expect("everywhere");
+    assert_eq!(res.status(), 200);
+    assert!(me(&here).await.is_null());
+    assert!(me(&third).await.is_null());
+    let visitor = TestApp::client();
+    let form = [
+        ("current_password", "x"),
+        ("new_password", "carol-newer-password"),
+    ];
+    for name in ["me/password", "me/sign_out_everywhere"] {
+        let res = visitor
+            .post(app.url(&format!("/_sfn/{name}")))
+            .form(&form[..if name == "me/password" { 2 } else { 0 }])
+            .send()
+            .await
+            .expect("sfn");
+        assert_eq!(res.status(), 401, "{name}");
+    }
+    app.stop().await;
+}

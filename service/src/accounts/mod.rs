@@ -198,6 +198,62 @@ pub async fn logout(svc: &Services, token: &str) -> Result<(), Error> {
     repo::delete_session(&svc.db, &session_id(token)).await
 }
 
+/// Changes a signed-in user's password. The current one is required, and wrong guesses are
+/// throttled per account like sign-ins (counted before the check); every other session of the
+/// user ends in the same transaction, the one in use (`token`) stays.
+pub async fn change_password(
+    svc: &Services,
+    user: &AuthUser,
+    token: &str,
+    current: String,
+    new: String,
+) -> Result<(), Error> {
+    password::validate(&new).map_err(|e| match e {
+        Error::Invalid { reason, .. } => Error::invalid("new_password", reason),
+        other => other,
+    })?;
+    let auth = &svc.config.auth;
+    let key = format!("password:acct:{}", user.id);
+    let tries = svc
+        .limiter
+        .hit(&key, Duration::from_secs(auth.failure_window_seconds))
+        .await?;
+    if tries.hits > auth.max_failures_per_account {
+        return Err(Error::RateLimited {
+            retry_after: tries.resets_in,
+        });
+    }
+    let stored = repo::find_by_username(&svc.db, &user.username)
+        .await?
+        .filter(|r| r.info.id == user.id)
+        .map(|r| r.password_hash);
+    if !password::verify(current, stored).await? {
+        tracing::info!(
+            user.id = user.id,
+            "password change refused: wrong current password"
+        );
+        return Err(Error::invalid(
+            "current_password",
+            "is not the current password",
+        ));
+    }
+    svc.limiter.clear(&key).await?;
+    let hash = password::hash(new).await?;
+    repo::set_password(&svc.db, user.id, &hash, &session_id(token), now_ms()).await?;
+    tracing::info!(
+        user.id = user.id,
+        "password changed; the user's other sessions ended"
+    );
+    Ok(())
+}
+
+/// Ends every session of the user, the one in use included; how many there were.
+pub async fn sign_out_everywhere(svc: &Services, user: &AuthUser) -> Result<u64, Error> {
+    let n = repo::delete_user_sessions(&svc.db, user.id).await?;
+    tracing::info!(user.id = user.id, sessions = n, "signed out everywhere");
+    Ok(n)
+}
+
 /// Resolves a session cookie token into the signed-in user, enforcing idle and absolute expiry.
 pub async fn authenticate(svc: &Services, token: &str) -> Result<AuthUser, Error> {
     let id = session_id(token);

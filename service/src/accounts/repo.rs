@@ -191,6 +191,37 @@ pub async fn touch_session(db: &Db, id: &str, now: i64) -> Result<(), Error> {
     Ok(())
 }
 
+/// Sets a user's password hash and ends their sessions but `keep` (one transaction).
+pub async fn set_password(
+    db: &Db,
+    user_id: i64,
+    hash: &str,
+    keep: &str,
+    now: i64,
+) -> Result<(), Error> {
+    let mut tx = db.begin_write().await?;
+    sqlx::query("UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3")
+        .bind(hash)
+        .bind(now)
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND id <> $2")
+        .bind(user_id)
+        .bind(keep)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Ends every session of a user; how many there were.
+pub async fn delete_user_sessions(db: &Db, user_id: i64) -> Result<u64, Error> {
+    Ok(db
+        .write(sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(user_id))
+        .await?)
+}
+
 pub async fn delete_session(db: &Db, id: &str) -> Result<(), Error> {
     sqlx::query("DELETE FROM sessions WHERE id = $1")
         .bind(id)

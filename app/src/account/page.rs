@@ -1,0 +1,117 @@
+use super::api::{ChangePassword, SignOutEverywhere};
+use crate::components::Guard;
+use crate::i18n::{Lang, SetLanguage, error_text, lang};
+use crate::t;
+use leptos::prelude::*;
+
+#[component]
+pub fn AccountPage() -> impl IntoView {
+    view! { <Guard page=|_| view! { <Account/> }/> }
+}
+
+/// Password, sessions and language.
+#[component]
+fn Account() -> impl IntoView {
+    let change = ServerAction::<ChangePassword>::new();
+    let everywhere = ServerAction::<SignOutEverywhere>::new();
+    let set_lang = ServerAction::<SetLanguage>::new();
+    let form = NodeRef::<leptos::html::Form>::new();
+    Effect::watch(
+        move || change.version().get(),
+        move |_, _, _| {
+            if matches!(change.value().get_untracked(), Some(Ok(())))
+                && let Some(form) = form.get_untracked()
+            {
+                form.reset();
+            }
+        },
+        false,
+    );
+    // Signed out everywhere (or the language changed): a fresh page.
+    Effect::watch(
+        move || everywhere.version().get(),
+        move |_, _, _| {
+            if matches!(everywhere.value().get_untracked(), Some(Ok(()))) {
+                let _ = window().location().set_href("/login");
+            }
+        },
+        false,
+    );
+    Effect::watch(
+        move || set_lang.version().get(),
+        move |_, _, _| {
+            if matches!(set_lang.value().get_untracked(), Some(Ok(()))) {
+                let _ = window().location().reload();
+            }
+        },
+        false,
+    );
+    let error = move || change.value().get().and_then(Result::err);
+    let field_error = move |field: &'static str| {
+        move || {
+            error()
+                .filter(|e| e.param.as_deref() == Some(field))
+                .map(|e| view! { <span class="field-error" role="alert">{error_text(&e)}</span> })
+        }
+    };
+    let other_error = move || {
+        error()
+            .filter(|e| {
+                !matches!(
+                    e.param.as_deref(),
+                    Some("current_password" | "new_password")
+                )
+            })
+            .map(|e| error_text(&e))
+    };
+    let changed = move || matches!(change.value().get(), Some(Ok(())));
+    let current = lang();
+    view! {
+        <header class="page-head">
+            <h1>{t!("account.title")}</h1>
+        </header>
+        <section class="panel">
+            <h2>{t!("account.password")}</h2>
+            <ActionForm action=change node_ref=form>
+                <div class="form-grid">
+                    <label>
+                        <span>{t!("account.current")}</span>
+                        <input type="password" name="current_password" required autocomplete="current-password" data-testid="current-password"/>
+                        {field_error("current_password")}
+                    </label>
+                    <label>
+                        <span>{t!("account.new")}</span>
+                        <input type="password" name="new_password" required minlength="8" autocomplete="new-password" data-testid="new-password"/>
+                        {field_error("new_password")}
+                    </label>
+                </div>
+                <p class="muted small-print">{t!("account.others_end")}</p>
+                <button type="submit" class="primary" data-testid="change-password">{t!("account.change")}</button>
+                <Show when=changed>
+                    <p class="success" role="status" data-testid="password-changed">{t!("account.changed")}</p>
+                </Show>
+                <Show when=move || other_error().is_some()>
+                    <p class="error" role="alert">{other_error}</p>
+                </Show>
+            </ActionForm>
+        </section>
+        <section class="panel">
+            <h2>{t!("account.sessions")}</h2>
+            <p class="muted">{t!("account.everywhere_text")}</p>
+            <ActionForm action=everywhere>
+                <button type="submit" class="danger" data-testid="sign-out-everywhere">{t!("account.everywhere")}</button>
+            </ActionForm>
+        </section>
+        <section class="panel">
+            <h2>{t!("nav.language")}</h2>
+            <div class="segmented" role="group" aria-label=t!("nav.language")>
+                {Lang::ALL.into_iter().map(|l| view! {
+                    <ActionForm action=set_lang>
+                        <input type="hidden" name="lang" value=l.tag()/>
+                        <button type="submit" class="small" lang=l.tag() aria-pressed=(l == current).to_string()>{l.name()}</button>
+                    </ActionForm>
+                }).collect_view()}
+            </div>
+        </section>
+    }
+}
