@@ -27,7 +27,7 @@ use crate::kv::RedisLink;
 use prometheus::{IntCounterVec, IntGauge};
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -203,6 +203,9 @@ return redis.call('ZCARD', KEYS[1])
 
 pub struct Quotas {
     shards: Vec<Mutex<HashMap<i64, KeyState>>>,
+    /// Per shard, the size at which ended windows are next swept out: doubled past what a
+    /// sweep left, so that a shard holding many live keys is not scanned on every call.
+    sweep_at: Vec<AtomicUsize>,
     shared: Option<Shared>,
     degraded: AtomicBool,
     /// Live instances at the last contact with Redis (1 without Redis).
@@ -260,6 +263,7 @@ impl Quotas {
     ) -> Quotas {
         Quotas {
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            sweep_at: (0..SHARDS).map(|_| AtomicUsize::new(SWEEP_AT)).collect(),
             shared: redis.map(|(link, prefix)| Shared {
                 link,
                 prefix: format!("{prefix}q:"),
@@ -285,16 +289,27 @@ impl Quotas {
         self.instances.load(Ordering::Relaxed).max(1)
     }
 
+    /// How many instances a limit is split between when counted locally: all of them while
+    /// Redis is configured (degraded), this one alone without Redis.
+    fn sharers(&self) -> u64 {
+        if self.shared.is_some() {
+            self.instances()
+        } else {
+            1
+        }
+    }
+
     fn shard(&self, key_id: i64) -> MutexGuard<'_, HashMap<i64, KeyState>> {
         let i = usize::try_from(key_id.rem_euclid(SHARDS as i64)).unwrap_or(0);
         let mut map = self.shards[i]
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if map.len() >= SWEEP_AT {
+        if map.len() >= self.sweep_at[i].load(Ordering::Relaxed) {
             let now = Instant::now();
             map.retain(|_, s| {
                 s.req.ends.is_some_and(|e| e > now) || s.tok.ends.is_some_and(|e| e > now)
             });
+            self.sweep_at[i].store((map.len() * 2).max(SWEEP_AT), Ordering::Relaxed);
         }
         map
     }
@@ -338,11 +353,7 @@ impl Quotas {
         limits: Limits,
         (req, tok): (u64, u64),
     ) -> Result<Option<TokenHold>, Error> {
-        let n = if self.shared.is_some() {
-            self.instances()
-        } else {
-            1
-        };
+        let n = self.sharers();
         let now = Instant::now();
         let mut map = self.shard(key_id);
         let st = map.entry(key_id).or_default();
@@ -571,11 +582,7 @@ impl Quotas {
         }
         let now = Instant::now();
         let local = self.shared.is_none() || self.degraded();
-        let n = if self.shared.is_some() {
-            self.instances()
-        } else {
-            1
-        };
+        let n = self.sharers();
         let map = self.shard(key_id);
         let st = map.get(&key_id);
         let one = |limit: Option<u64>, dim: Option<&Dim>| {
@@ -751,6 +758,29 @@ mod tests {
             q.admit(1, l, 2000).await,
             Err(Error::Invalid { .. })
         ));
+    }
+
+    #[tokio::test]
+    async fn a_shard_of_many_live_keys_is_not_swept_on_every_call() {
+        let q = quotas();
+        let l = Limits {
+            rpm: Some(10),
+            tpm: None,
+        };
+        // Keys that all land in shard 0, each with a live window.
+        for k in 0..1_500 {
+            q.admit(k * SHARDS as i64, l, 1).await.expect("admitted");
+        }
+        let at = q.sweep_at[0].load(Ordering::Relaxed);
+        assert!(
+            at >= 2_000,
+            "after a sweep that kept 1,000 keys, the next waits: {at}"
+        );
+        assert_eq!(
+            q.shards[0].lock().expect("lock").len(),
+            1_500,
+            "live windows stay"
+        );
     }
 
     #[test]
