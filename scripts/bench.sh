@@ -266,6 +266,26 @@ q, t = sys.argv[1], sorted(float(x) * 1000 for x in sys.argv[2:])
 print(f"  {q.split('?')[0]:38} median {t[len(t) // 2]:7.2f} ms   slowest {t[-1]:7.2f} ms   ({q.split('?')[1][:60]})")
 PY
   done
+  # The console over the same history, signed in as its user: the whole server-rendered page
+  # (its data read on the server), and the CSV export of every row.
+  local jar="$work/cookies-$name"
+  curl -fsS -c "$jar" -o /dev/null -d "username=bench&password=bench-password" "http://127.0.0.1:$port/_sfn/login"
+  for q in "/" "/logs" "/logs?status=error" "/logs?model=gpt-4o&key_id=$key_id"; do
+    local times=()
+    for _ in $(seq 1 20); do
+      times+=("$(curl -fsS -o /dev/null -w '%{time_total}' -b "$jar" "http://127.0.0.1:$port$q")")
+    done
+    python3 - "$q" "${times[@]}" <<'PY'
+import sys
+q, t = sys.argv[1], sorted(float(x) * 1000 for x in sys.argv[2:])
+path, _, query = q.partition('?')
+print(f"  page {path:33} median {t[len(t) // 2]:7.2f} ms   slowest {t[-1]:7.2f} ms   ({query[:60]})")
+PY
+  done
+  local e0; e0="$(date +%s.%N)"
+  local lines; lines="$(curl -fsS -b "$jar" "http://127.0.0.1:$port/api/me/logs.csv" | wc -l)"
+  local e1; e1="$(date +%s.%N)"
+  python3 -c "print(f'  export /api/me/logs.csv: {$lines - 1} rows in {$e1 - $e0:.1f} s ({($lines - 1) / ($e1 - $e0):,.0f} rows/s)')"
 }
 
 run_backend sqlite "sqlite://$work/bench.db" ""

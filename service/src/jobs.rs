@@ -1,4 +1,4 @@
-//! Scheduled housekeeping: expired sessions and old log files. Runs on every instance; each
+//! Scheduled housekeeping: expired sessions, old model-health minutes and old log files. Runs on every instance; each
 //! step is idempotent, so several instances doing it at once is harmless.
 
 use crate::{Services, accounts, telemetry};
@@ -14,6 +14,11 @@ pub async fn housekeeping(svc: Services) {
             Ok(n) if n > 0 => tracing::info!(sessions = n, "purged expired sessions"),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "purging sessions failed"),
+        }
+        match crate::usage::purge_health(&svc).await {
+            Ok(n) if n > 0 => tracing::info!(minutes = n, "purged old model health"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "purging model health failed"),
         }
         let dir = &svc.config.log.dir;
         if !dir.is_empty() {

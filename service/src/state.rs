@@ -40,6 +40,8 @@ pub struct Inner {
     pub routing: Routing,
     pub credit: Arc<CreditManager>,
     pub usage: UsageSink,
+    /// The status page's latest readings.
+    pub status: crate::usage::StatusCache,
     /// When this instance started: by the monotonic clock, and in unix ms.
     pub started: std::time::Instant,
     pub started_at_ms: i64,
@@ -108,6 +110,7 @@ impl Services {
             config,
             db,
             redis,
+            status: crate::usage::StatusCache::default(),
             limiter,
             quotas,
             metrics,

@@ -8,6 +8,8 @@ pub struct ApiDoc {
     pub title: String,
     pub version: String,
     pub description: String,
+    /// Where the reader's clients reach this gateway (`/v1` is the OpenAI base URL).
+    pub base_url: String,
     pub operations: Vec<DocOperation>,
     pub schemas: Vec<DocSchema>,
 }

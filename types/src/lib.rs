@@ -8,6 +8,7 @@ pub mod docs;
 mod error;
 mod money;
 mod redeem;
+mod status;
 mod usage;
 mod user;
 
@@ -22,6 +23,7 @@ pub use redeem::{
     CreatedRedeemBatch, NewRedeemBatch, RedeemBatch, RedeemCheck, RedeemCodeView, RedeemStatus,
     Redeemed,
 };
+pub use status::{HealthFigures, HourHealth, ModelState, ModelStatus, ServiceStatus};
 pub use usage::{
     CallsQuery, Dashboard, ErrorClass, LedgerQuery, LedgerRow, LogsQuery, Page, PageMeta, Slice,
     UsagePoint, UsageQuery, UsageRow, UsageSource,

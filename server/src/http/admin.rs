@@ -42,6 +42,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(list_groups))
         .routes(routes!(set_group, delete_group))
         .routes(routes!(all_logs))
+        .routes(routes!(all_logs_csv))
         .routes(routes!(list_codes, create_codes))
         .routes(routes!(void_code))
         .routes(routes!(list_batches))
@@ -724,6 +725,28 @@ async fn all_logs(
     ApiQuery(q): ApiQuery<CallsQuery>,
 ) -> Result<Json<Slice<UsageRow>>, ApiError> {
     Ok(Json(usage::all_calls(&svc, &actor, &q).await?))
+}
+
+#[utoipa::path(
+    get,
+    path = "/logs.csv",
+    tag = "admin",
+    summary = "Every user's calls (or one user's) in the filtered range as CSV, streamed",
+    params(CallsQuery),
+    responses(
+        (status = 200, description = "CSV, `text/csv`", content_type = "text/csv", body = String),
+        (status = 400, description = "Bad input: the field at fault is in `param`", body = ErrorBody),
+        (status = 401, description = "No credentials, or bad ones", body = ErrorBody),
+        (status = 403, description = "Not allowed", body = ErrorBody)
+    ),
+    security(("admin_token" = []), ("session" = []))
+)]
+async fn all_logs_csv(
+    State(svc): State<Services>,
+    AdminActor(actor): AdminActor,
+    ApiQuery(q): ApiQuery<CallsQuery>,
+) -> Result<axum::response::Response, ApiError> {
+    Ok(super::public::csv(usage::all_calls_csv(&svc, &actor, &q)?))
 }
 
 #[utoipa::path(

@@ -1,10 +1,11 @@
-//! Extractors: JSON bodies with OpenAI-shaped rejections, and the admin principal.
+//! Extractors: JSON bodies with OpenAI-shaped rejections, the admin principal and the console's
+//! signed-in user.
 
 use super::error::ApiError;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use service::Services;
-use service::accounts::{self, Actor};
+use service::accounts::{self, Actor, AuthUser};
 use service::web::{self, CurrentUser};
 use std::net::SocketAddr;
 use types::ErrorKind;
@@ -102,15 +103,7 @@ where
                 ))
             };
         }
-        let user = match parts.extensions.get::<CurrentUser>() {
-            Some(CurrentUser(user)) => user.clone(),
-            // The session layer could not resolve it (the database failed): say why.
-            None => match web::session_token(&svc.config, &parts.headers) {
-                Some(token) => Some(accounts::authenticate(&svc, &token).await?),
-                None => None,
-            },
-        };
-        let Some(user) = user else {
+        let Some(user) = session_user(parts, &svc).await? else {
             return Err(ApiError::new(
                 ErrorKind::Unauthorized,
                 "sign in or present the admin token",
@@ -119,6 +112,37 @@ where
         let actor = Actor::User(user);
         actor.require_admin()?;
         Ok(AdminActor(actor))
+    }
+}
+
+/// The user of the request's console session, as the session layer resolved it; when it could
+/// not (the database failed), resolved here so the answer says why.
+async fn session_user(parts: &Parts, svc: &Services) -> Result<Option<AuthUser>, ApiError> {
+    Ok(match parts.extensions.get::<CurrentUser>() {
+        Some(CurrentUser(user)) => user.clone(),
+        None => match web::session_token(&svc.config, &parts.headers) {
+            Some(token) => Some(accounts::authenticate(svc, &token).await?),
+            None => None,
+        },
+    })
+}
+
+/// A signed-in console user (`/api/me/*`): 401 without a valid session.
+pub struct SessionUser(pub AuthUser);
+
+impl<S> FromRequestParts<S> for SessionUser
+where
+    Services: axum::extract::FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let svc = <Services as axum::extract::FromRef<S>>::from_ref(state);
+        match session_user(parts, &svc).await? {
+            Some(user) => Ok(SessionUser(user)),
+            None => Err(ApiError::new(ErrorKind::Unauthorized, "sign in first")),
+        }
     }
 }
 

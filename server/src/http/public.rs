@@ -4,15 +4,18 @@
 use super::AppState;
 use super::error::ApiError;
 use super::error::ErrorBody;
-use super::extract::{ApiJson, ApiQuery};
+use super::extract::{ApiJson, ApiQuery, SessionUser};
 use super::openai::ApiKey;
 use axum::Json;
 use axum::extract::{FromRequestParts, State};
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
+use axum::response::IntoResponse as _;
 use serde::Deserialize;
 use service::{Services, redeem, usage};
-use types::{About, LogsQuery, Page, Pricing, RedeemCheck, Redeemed, UsageRow};
+use types::{
+    About, CallsQuery, LogsQuery, Page, Pricing, RedeemCheck, Redeemed, ServiceStatus, UsageRow,
+};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -21,8 +24,10 @@ pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(pricing))
         .routes(routes!(about))
+        .routes(routes!(status))
         .routes(routes!(check_code, redeem_code))
         .routes(routes!(logs))
+        .routes(routes!(my_logs_csv))
         .routes(routes!(super::openapi::document))
         .fallback(|| async { ApiError::new(types::ErrorKind::NotFound, "unknown endpoint") })
 }
@@ -73,6 +78,33 @@ async fn pricing(State(svc): State<Services>, MaybeKey(key): MaybeKey) -> Json<P
 )]
 async fn about(State(svc): State<Services>) -> Json<About> {
     Json(service::about(&svc, env!("TOLLGATE_BUILD")))
+}
+
+#[utoipa::path(
+    get,
+    path = "/status",
+    tag = "public",
+    summary = "The service's health and each public model's success rate and latency",
+    description = "From the calls the gateway served: the last hour decides a model's state \
+                   (`operational` at 99% success, `degraded` from 90%, `down` below, `idle` \
+                   without calls); client errors are left out. The models are the caller's \
+                   group's when a key is presented, else the public ones. Read at most once \
+                   every two seconds.",
+    responses(
+        (status = 200, description = "The status", body = ServiceStatus),
+        (status = 401, description = "Bad credentials", body = ErrorBody),
+        (status = 503, description = "A dependency is unavailable; see `Retry-After`", body = ErrorBody)
+    ),
+    security((), ("api_key" = []))
+)]
+async fn status(
+    State(svc): State<Services>,
+    MaybeKey(key): MaybeKey,
+) -> Result<Json<ServiceStatus>, ApiError> {
+    let group = key
+        .as_ref()
+        .map_or("default", |k| k.key.user_group.as_str());
+    Ok(Json((*usage::service_status(&svc, group).await?).clone()))
 }
 
 /// A redeem code, as handed out (`RC-…`; case and dashes do not matter).
@@ -181,4 +213,54 @@ async fn logs(
     Ok(Json(
         usage::logs(&svc, key.key.id, key.key.user_id, &q).await?,
     ))
+}
+
+#[utoipa::path(
+    get,
+    path = "/me/logs.csv",
+    tag = "usage",
+    summary = "The signed-in user's calls in the filtered range as CSV, newest first, streamed",
+    description = "The console's export. Filters as the call log's (`model`, `status`, `from`, \
+                   `to` in unix seconds, `key_id`); the whole range, any size, one row per call; \
+                   money exact in USD; text a spreadsheet would read as a formula is defused.",
+    params(CallsQuery),
+    responses(
+        (status = 200, description = "CSV, `text/csv`", content_type = "text/csv", body = String),
+        (status = 400, description = "Bad input: the field at fault is in `param`", body = ErrorBody),
+        (status = 401, description = "Not signed in", body = ErrorBody)
+    ),
+    security(("session" = []))
+)]
+async fn my_logs_csv(
+    State(svc): State<Services>,
+    SessionUser(user): SessionUser,
+    ApiQuery(q): ApiQuery<CallsQuery>,
+) -> Result<axum::response::Response, ApiError> {
+    Ok(csv(usage::my_calls_csv(&svc, user.id, &q).await?))
+}
+
+/// A CSV download. A failure mid-stream (the database gone) is logged and cuts the body, so the
+/// client sees an incomplete download rather than a file that looks whole.
+pub fn csv(body: usage::CsvStream) -> axum::response::Response {
+    use futures_util::TryStreamExt as _;
+    let name = format!(
+        "attachment; filename=\"tollgate-calls-{}.csv\"",
+        types::date::format_day(service::now_ms().div_euclid(86_400_000))
+    );
+    let body = body.map_err(|e| {
+        tracing::warn!(error = %e, "call export failed mid-stream");
+        std::io::Error::other(e.to_string())
+    });
+    (
+        [
+            (
+                axum::http::header::CONTENT_TYPE,
+                "text/csv; charset=utf-8".to_string(),
+            ),
+            (axum::http::header::CONTENT_DISPOSITION, name),
+            (axum::http::header::CACHE_CONTROL, "no-store".to_string()),
+        ],
+        axum::body::Body::from_stream(body),
+    )
+        .into_response()
 }

@@ -17,9 +17,13 @@ use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
+mod export;
+mod health;
 mod read;
 pub(crate) mod repo;
 
+pub use export::{CSV_HEADER, CsvStream, all_calls_csv, my_calls_csv};
+pub use health::{StatusCache, purge_health, service_status};
 pub use read::{MAX_DAYS, all_calls, daily, logs, my_calls, my_ledger, user_ledger};
 
 pub use types::{ErrorClass, UsageSource};

@@ -18,7 +18,7 @@ const DAY_MS: i64 = 86_400_000;
 pub const MAX_DAYS: i64 = 400;
 const MAX_PAGE_SIZE: u64 = 100;
 
-fn present(v: Option<&String>) -> Option<&str> {
+pub(super) fn present(v: Option<&String>) -> Option<&str> {
     v.map(String::as_str).filter(|s| !s.is_empty())
 }
 
@@ -148,14 +148,19 @@ fn parse_call_cursor(text: Option<&str>) -> Result<Option<(i64, i64)>, Error> {
     .transpose()
 }
 
-async fn keyset(svc: &Services, scope: Scope, q: &CallsQuery) -> Result<Slice<UsageRow>, Error> {
-    let f = filter(
+/// The filter fields of a console read (paging aside).
+pub(super) fn call_filter(q: &CallsQuery) -> Result<Filter, Error> {
+    filter(
         q.model.as_ref(),
         q.status.as_ref(),
         q.from.as_ref(),
         q.to.as_ref(),
         q.key_id.as_ref(),
-    )?;
+    )
+}
+
+async fn keyset(svc: &Services, scope: Scope, q: &CallsQuery) -> Result<Slice<UsageRow>, Error> {
+    let f = call_filter(q)?;
     let after = parse_call_cursor(present(q.cursor.as_ref()))?;
     let limit = parse_limit(present(q.limit.as_ref()))?;
     let rows = repo::calls(&svc.db, scope, &f, after, limit + 1, 0).await?;

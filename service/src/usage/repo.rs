@@ -205,6 +205,7 @@ pub(super) async fn insert(db: &Db, rows: &[UsageRecord]) -> Result<(), sqlx::Er
         }
     }
     add_to_hourly(db, &mut tx, rows).await?;
+    add_to_health(db, &mut tx, rows).await?;
     let mut keys: Vec<i64> = rows.iter().filter_map(|r| r.key_id).collect();
     keys.sort_unstable();
     keys.dedup();
@@ -283,6 +284,135 @@ async fn add_to_hourly(
         q.execute(&mut **tx).await?;
     }
     Ok(())
+}
+
+/// How a call counts for its model's health: `None` when it says nothing about the model
+/// (refused for the client's own fault, or ended by the client or a shutdown), else whether
+/// it failed on the upstream side (a 5xx answer, or a stream the upstream cut).
+pub(crate) fn health_outcome(status: u16, class: Option<super::ErrorClass>) -> Option<bool> {
+    use super::ErrorClass;
+    match class {
+        Some(ErrorClass::ClientCancelled | ErrorClass::ServerShutdown) => None,
+        Some(ErrorClass::UpstreamCut) => Some(true),
+        _ if (400..500).contains(&status) => None,
+        _ => Some(status >= 500),
+    }
+}
+
+/// A minute's sums for one model.
+#[derive(Default)]
+struct Health {
+    requests: i64,
+    failures: i64,
+    latency_ms: i64,
+    ttft_ms: i64,
+    ttft_count: i64,
+}
+
+/// The unix ms at which the minute holding `ms` starts.
+pub(crate) fn minute_of(ms: i64) -> i64 {
+    ms - ms.rem_euclid(60_000)
+}
+
+/// Adds a batch to `model_health`, in the batch's transaction, in key order (see
+/// [`add_to_hourly`]). Latency sums cover the calls that did not fail.
+async fn add_to_health(
+    db: &Db,
+    tx: &mut crate::db::WriteTx,
+    rows: &[UsageRecord],
+) -> Result<(), sqlx::Error> {
+    let mut groups: BTreeMap<(&str, i64), Health> = BTreeMap::new();
+    for r in rows {
+        let Some(failed) = health_outcome(r.status, r.error_class) else {
+            continue;
+        };
+        let h = groups
+            .entry((&r.model, minute_of(r.created_at)))
+            .or_default();
+        h.requests += 1;
+        if failed {
+            h.failures += 1;
+            continue;
+        }
+        h.latency_ms = h.latency_ms.saturating_add(i(r.latency_ms));
+        if let Some(t) = r.ttft_ms {
+            h.ttft_ms = h.ttft_ms.saturating_add(i(t));
+            h.ttft_count += 1;
+        }
+    }
+    let groups: Vec<_> = groups.into_iter().collect();
+    for chunk in crate::db::pow2_chunks(&groups, BATCH) {
+        let sql = format!(
+            "INSERT INTO model_health (model, minute, requests, failures, latency_ms, ttft_ms, \
+             ttft_count) VALUES {} ON CONFLICT (model, minute) DO UPDATE SET \
+             requests = model_health.requests + excluded.requests, \
+             failures = model_health.failures + excluded.failures, \
+             latency_ms = model_health.latency_ms + excluded.latency_ms, \
+             ttft_ms = model_health.ttft_ms + excluded.ttft_ms, \
+             ttft_count = model_health.ttft_count + excluded.ttft_count",
+            db.placeholders(chunk.len(), 7, 0)
+        );
+        let mut q = sqlx::query(&sql);
+        for ((model, minute), h) in chunk {
+            q = q
+                .bind(*model)
+                .bind(*minute)
+                .bind(h.requests)
+                .bind(h.failures)
+                .bind(h.latency_ms)
+                .bind(h.ttft_ms)
+                .bind(h.ttft_count);
+        }
+        q.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// A model's health sums over `[from, to)`, bucketed by `bucket_ms`, oldest first.
+pub(crate) async fn health(
+    db: &Db,
+    from: i64,
+    to: i64,
+    bucket_ms: i64,
+) -> Result<Vec<(String, i64, [i64; 5])>, sqlx::Error> {
+    use sqlx::Row as _;
+    let sql = String::from(
+        "SELECT model, minute - minute % $1 AS bucket, CAST(SUM(requests) AS BIGINT) AS requests, \
+         CAST(SUM(failures) AS BIGINT) AS failures, CAST(SUM(latency_ms) AS BIGINT) AS latency_ms, \
+         CAST(SUM(ttft_ms) AS BIGINT) AS ttft_ms, CAST(SUM(ttft_count) AS BIGINT) AS ttft_count \
+         FROM model_health WHERE minute >= $2 AND minute < $3 \
+         GROUP BY model, bucket ORDER BY model, bucket",
+    );
+    let rows = sqlx::query(&sql)
+        .bind(bucket_ms)
+        .bind(from)
+        .bind(to)
+        .fetch_all(db.pool())
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok((
+                r.try_get("model")?,
+                r.try_get("bucket")?,
+                [
+                    r.try_get("requests")?,
+                    r.try_get("failures")?,
+                    r.try_get("latency_ms")?,
+                    r.try_get("ttft_ms")?,
+                    r.try_get("ttft_count")?,
+                ],
+            ))
+        })
+        .collect()
+}
+
+/// Removes the health minutes older than `before`; how many went.
+pub(crate) async fn purge_health(db: &Db, before: i64) -> Result<u64, sqlx::Error> {
+    Ok(sqlx::query("DELETE FROM model_health WHERE minute < $1")
+        .bind(before)
+        .execute(db.pool())
+        .await?
+        .rows_affected())
 }
 
 /// Whose calls a read covers.
@@ -615,4 +745,34 @@ pub(crate) async fn ledger(
         });
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::usage::ErrorClass;
+    use types::ErrorKind;
+
+    #[test]
+    fn a_calls_health_outcome_blames_the_upstream_only() {
+        assert_eq!(health_outcome(200, None), Some(false));
+        assert_eq!(
+            health_outcome(200, Some(ErrorClass::UpstreamCut)),
+            Some(true)
+        );
+        assert_eq!(
+            health_outcome(502, Some(ErrorClass::Failed(ErrorKind::BadGateway))),
+            Some(true)
+        );
+        assert_eq!(health_outcome(503, None), Some(true));
+        assert_eq!(
+            health_outcome(400, Some(ErrorClass::Failed(ErrorKind::Invalid))),
+            None
+        );
+        assert_eq!(health_outcome(429, None), None);
+        assert_eq!(health_outcome(200, Some(ErrorClass::ClientCancelled)), None);
+        assert_eq!(health_outcome(200, Some(ErrorClass::ServerShutdown)), None);
+        assert_eq!(minute_of(119_999), 60_000);
+        assert_eq!(minute_of(-1), -60_000);
+    }
 }

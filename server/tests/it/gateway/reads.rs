@@ -11,6 +11,8 @@ both_backends!(
     only_callable_models_are_listed_and_priced,
     bad_read_parameters_are_refused_naming_the_field,
     read_quotas_refuse_a_polling_key,
+    calls_export_as_csv_streamed_whole_and_private,
+    status_reports_each_models_success_and_latency,
 );
 
 fn chat(extra: Value) -> Value {
@@ -704,5 +706,313 @@ async fn read_quotas_refuse_a_polling_key(backend: Backend) {
     let other = other["key"].as_str().expect("key");
     assert_eq!(get_json(app.url("/v1/credits"), other).await.0, 200);
     assert_eq!(get_json(app.url("/api/logs"), other).await.0, 200);
+    gw.stop().await;
+}
+
+/// Inserts `n` calls of `user` straight into the log, one a second back from `start_ms`, the
+/// last with `model`.
+async fn seed_calls(app: &TestApp, user: i64, n: i64, start_ms: i64, model: &str) {
+    sqlx::query(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $1) \
+         INSERT INTO usage_logs (request_id, user_id, model, prompt_tokens, completion_tokens, cost, status, created_at) \
+         SELECT 'seed-' || CAST(i AS TEXT), $2, CASE WHEN i = $1 THEN $3 ELSE 'gpt-4o-mini' END, i, 2 * i, i, \
+         CASE WHEN i % 10 = 0 THEN 502 ELSE 200 END, $4 - i * 1000 FROM n",
+    )
+    .bind(n)
+    .bind(user)
+    .bind(model)
+    .bind(start_ms)
+    .execute(app.svc.db.pool())
+    .await
+    .expect("seed calls");
+}
+
+/// Splits CSV text into records of fields (RFC 4180: quoted fields may hold commas, doubled
+/// quotes and line breaks).
+fn parse_csv(text: &str) -> Vec<Vec<String>> {
+    let (mut rows, mut row, mut field) = (Vec::new(), Vec::new(), String::new());
+    let (mut quoted, mut chars) = (false, text.chars().peekable());
+    while let Some(c) = chars.next() {
+        match (quoted, c) {
+            (true, '"') if chars.peek() == Some(&'"') => {
+                chars.next();
+                field.push('"');
+            }
+            (true, '"') => quoted = false,
+            (true, c) => field.push(c),
+            (false, '"') => quoted = true,
+            (false, ',') => row.push(std::mem::take(&mut field)),
+            (false, '\r') => {}
+            (false, '\n') => {
+                row.push(std::mem::take(&mut field));
+                rows.push(std::mem::take(&mut row));
+            }
+            (false, c) => field.push(c),
+        }
+    }
+    rows
+}
+
+/// The console's export: the whole filtered range in several chunks, newest first, exact money,
+/// only the user's own rows, client text quoted and defused; bad filters and no session refused
+/// before any byte; administrators export anyone's.
+async fn calls_export_as_csv_streamed_whole_and_private(backend: Backend) {
+    let gw = Gw::start(backend, "10", |_, _| {}).await;
+    let app = &gw.app;
+    assert_eq!(
+        call(app, &gw.key, "/v1/chat/completions", chat(json!({}))).await,
+        200
+    );
+    gw.settled(1).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while rows_of(app, gw.user_id).await < 1 {
+        assert!(Instant::now() < deadline, "the call's row");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let hostile = "=HYPERLINK(\"http://x\"),\nb";
+    let start = (service::now_ms() - 60_000) / 1000 * 1000;
+    seed_calls(app, gw.user_id, 2_500, start, hostile).await;
+    let bob = app.create_user("bob", "bob-password", "user").await;
+    seed_calls(app, bob, 30, start, "bob-model").await;
+
+    let client = TestApp::bare_client();
+    let (cookie, _) =
+        session_cookie(&app.login(&client, "alice", "alice-password").await).expect("session");
+    let get = |query: &str| {
+        client
+            .get(app.url(&format!("/api/me/logs.csv{query}")))
+            .header("cookie", format!("tollgate_session={cookie}"))
+            .send()
+    };
+
+    let res = get("").await.expect("export");
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "text/csv; charset=utf-8");
+    assert!(
+        res.headers()["content-disposition"]
+            .to_str()
+            .expect("ascii")
+            .starts_with("attachment; filename=\"tollgate-calls-")
+    );
+    let rows = parse_csv(&res.text().await.expect("body"));
+    let header = &rows[0];
+    assert_eq!(header[0], "id");
+    assert_eq!(
+        rows.len(),
+        1 + 2_501,
+        "the header, the real call and every seeded row"
+    );
+    assert!(rows[1..].iter().all(|r| r.len() == header.len()));
+    let col = |name: &str| header.iter().position(|h| h == name).expect(name);
+    let (user_col, cost_col, model_col, time_col) = (
+        col("user_id"),
+        col("cost_usd"),
+        col("model"),
+        col("time_utc"),
+    );
+    assert!(
+        rows[1..]
+            .iter()
+            .all(|r| r[user_col] == gw.user_id.to_string())
+    );
+    // Newest first: the real call, then the seeds from `start` back.
+    assert!(
+        rows[1][col("request_id")].len() > 5 && !rows[1][col("request_id")].starts_with("seed-")
+    );
+    let times: Vec<&String> = rows[1..].iter().map(|r| &r[time_col]).collect();
+    assert!(times.windows(2).all(|w| w[0] >= w[1]), "newest first");
+    // Exact money: seed i costs i units (USD 0.000001 each).
+    let seeded: i64 = rows[2..]
+        .iter()
+        .map(|r| {
+            types::Credits::parse_usd(&r[cost_col])
+                .expect("usd")
+                .units()
+        })
+        .sum();
+    assert_eq!(seeded, 2_500 * 2_501 / 2);
+    let last = rows.last().expect("row");
+    assert_eq!(
+        last[model_col],
+        format!("'{hostile}"),
+        "quoted, defused, whole"
+    );
+
+    // Filters: the failures only, and a time range.
+    let rows = parse_csv(
+        &get("?status=error")
+            .await
+            .expect("export")
+            .text()
+            .await
+            .expect("body"),
+    );
+    assert_eq!(rows.len(), 1 + 250);
+    assert!(rows[1..].iter().all(|r| r[col("status")] == "502"));
+    let (from, to) = (start / 1000 - 100, start / 1000 - 10);
+    let rows = parse_csv(
+        &get(&format!("?from={from}&to={to}&model=gpt-4o-mini"))
+            .await
+            .expect("export")
+            .text()
+            .await
+            .expect("body"),
+    );
+    assert_eq!(rows.len(), 1 + 90, "seeds 11 to 100");
+
+    // Refused before any byte: bad filters, paging fields, another user's rows, no session.
+    for (query, param) in [
+        ("?status=maybe", "status"),
+        ("?from=x", "from"),
+        ("?limit=5", "limit"),
+        ("?cursor=1.1", "cursor"),
+        (&format!("?user_id={bob}"), "user_id"),
+    ] {
+        let res = get(query).await.expect("export");
+        assert_eq!(res.status(), 400, "{query}");
+        let body: Value = res.json().await.expect("json");
+        assert_eq!(body["error"]["param"], param, "{query}");
+    }
+    let res = client
+        .get(app.url("/api/me/logs.csv"))
+        .send()
+        .await
+        .expect("anon");
+    assert_eq!(res.status(), 401);
+    let body: Value = res.json().await.expect("json");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("sign in"))
+    );
+
+    // Administrators export one user's rows, or everyone's.
+    let admin = |query: String| {
+        TestApp::bare_client()
+            .get(app.url(&format!("/api/admin/logs.csv{query}")))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+    };
+    let rows = parse_csv(
+        &admin(format!("?user_id={bob}"))
+            .await
+            .expect("export")
+            .text()
+            .await
+            .expect("body"),
+    );
+    assert_eq!(rows.len(), 1 + 30);
+    assert!(rows[1..].iter().all(|r| r[user_col] == bob.to_string()));
+    let rows = parse_csv(
+        &admin(String::new())
+            .await
+            .expect("export")
+            .text()
+            .await
+            .expect("body"),
+    );
+    assert_eq!(rows.len(), 1 + 2_501 + 30);
+    let res = client
+        .get(app.url("/api/admin/logs.csv"))
+        .header("cookie", format!("tollgate_session={cookie}"))
+        .send()
+        .await
+        .expect("user at admin export");
+    assert_eq!(res.status(), 403);
+    gw.stop().await;
+}
+
+/// The status page's figures: per public model, calls that reached the routing (client errors
+/// left out), failures on the upstream side, latency of the answered ones; the last hour sets
+/// the state. Public, and the same list of models as the public prices.
+async fn status_reports_each_models_success_and_latency(backend: Backend) {
+    let gw = Gw::start(backend, "10", |_, _| {}).await;
+    let app = &gw.app;
+    let mut expect = 0;
+    for body in [
+        chat(json!({})),
+        chat(json!({})),
+        chat(json!({ "stream": true })),
+        chat(json!({ "mock": { "status": 400 } })),
+        chat(json!({ "mock": { "status": 400 } })),
+        chat(json!({ "mock": { "status": 500 } })),
+    ] {
+        call(app, &gw.key, "/v1/chat/completions", body).await;
+        expect += 1;
+    }
+    gw.settled(expect).await;
+
+    let url = app.url("/api/status");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        let res = TestApp::bare_client()
+            .get(&url)
+            .send()
+            .await
+            .expect("status");
+        assert_eq!(res.status(), 200);
+        let body: Value = res.json().await.expect("json");
+        let seen = body["models"]
+            .as_array()
+            .and_then(|m| m.iter().find(|m| m["model"] == "gpt-4o-mini"))
+            .map(|m| m["hour"]["requests"].as_u64().unwrap_or(0));
+        if seen == Some(4) {
+            break body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "status never counted the calls: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(status["healthy"], true);
+    assert_eq!(status["degraded"], json!([]));
+    let models: Vec<&str> = status["models"]
+        .as_array()
+        .expect("models")
+        .iter()
+        .map(|m| m["model"].as_str().expect("model"))
+        .collect();
+    let pricing: Value = TestApp::bare_client()
+        .get(app.url("/api/pricing"))
+        .send()
+        .await
+        .expect("pricing")
+        .json()
+        .await
+        .expect("json");
+    let priced: Vec<&str> = pricing["data"]
+        .as_array()
+        .expect("prices")
+        .iter()
+        .map(|m| m["model"].as_str().expect("model"))
+        .collect();
+    assert_eq!(models, priced, "the public models");
+    let mini = status["models"]
+        .as_array()
+        .and_then(|m| m.iter().find(|m| m["model"] == "gpt-4o-mini"))
+        .expect("gpt-4o-mini");
+    assert_eq!(mini["hour"]["failures"], 1, "{mini}");
+    assert_eq!(mini["state"], "down", "3 of 4 is below 90%");
+    assert_eq!(mini["day"]["requests"], 4);
+    assert!(mini["hour"]["avg_latency_ms"].is_u64(), "{mini}");
+    assert!(
+        mini["hour"]["avg_ttft_ms"].is_u64(),
+        "the stream's first token: {mini}"
+    );
+    let hours = mini["hours"].as_array().expect("hours");
+    assert_eq!(hours.len(), 24);
+    assert_eq!(hours[23]["requests"], 4);
+    assert!(hours[..23].iter().all(|h| h["requests"] == 0));
+    let embed = status["models"]
+        .as_array()
+        .and_then(|m| m.iter().find(|m| m["model"] == "text-embedding-3-small"))
+        .expect("embeddings");
+    assert_eq!(embed["state"], "idle");
+    assert_eq!(embed["hour"]["avg_latency_ms"], Value::Null);
+
+    // A bad key is refused, not taken for a visitor.
+    let (code, _) = get_json(url.clone(), "sk-not-a-key").await;
+    assert_eq!(code, 401);
     gw.stop().await;
 }
