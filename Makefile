@@ -37,7 +37,9 @@ pyenv:
 
 ## Release build of the binary and the console (wasm, js, css).
 build: tools
-	cargo leptos build --release
+	cargo leptos build --release --precompress --split
+	cp $(CARGO_TARGET_DIR)/release/hash.txt target/site/hash.txt
+	scripts/wasm-budget.sh target/site
 
 ## Serve console and API on http://127.0.0.1:9701 (SQLite at data/tollgate.db, no Redis, no S3).
 run: build

@@ -6,13 +6,20 @@ use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::net::TcpListener;
 
-/// Where the compiled site is and what it is called (cargo-leptos output).
+/// Where the compiled site is and what it is called (cargo-leptos output). A release build
+/// names its files by content hash and lists them in the site's `hash.txt` (the Makefile puts
+/// it there): the pages then link the hashed names.
 pub fn leptos_options(svc: &Services, addr: SocketAddr) -> LeptosOptions {
+    let root = &svc.config.server.site_root;
+    let hash_file = std::path::absolute(root.join(http::assets::HASH_FILE))
+        .unwrap_or_else(|_| root.join(http::assets::HASH_FILE));
     LeptosOptions::builder()
         .output_name(option_env!("LEPTOS_OUTPUT_NAME").unwrap_or("tollgate"))
-        .site_root(svc.config.server.site_root.to_string_lossy().to_string())
+        .site_root(root.to_string_lossy().to_string())
         .site_pkg_dir("pkg")
         .site_addr(addr)
+        .hash_files(hash_file.is_file())
+        .hash_file(std::sync::Arc::<str>::from(hash_file.to_string_lossy()))
         .build()
 }
 

@@ -1,6 +1,7 @@
 //! The one router. Adapters here are thin: they parse, call `service`, and answer.
 
 pub mod admin;
+pub mod assets;
 pub mod error;
 pub mod extract;
 pub mod health;
@@ -67,10 +68,11 @@ pub fn router(svc: Services, leptos: LeptosOptions) -> Router {
         .merge(health::routes())
         .merge(api().split_for_parts().0)
         .leptos_routes_with_context(&state, routes, context.clone(), shell)
-        .fallback(file_and_error_handler_with_context::<AppState, _>(
-            context,
-            app::shell,
-        ))
+        .fallback({
+            let site = assets::Site::new(std::path::Path::new(leptos.site_root.as_ref()));
+            let console = file_and_error_handler_with_context::<AppState, _>(context, app::shell);
+            move |uri, state, req| assets::serve(site.clone(), uri, state, req, console.clone())
+        })
         .layer(DefaultBodyLimit::max(max_body))
         .layer(RequestBodyLimitLayer::new(max_body))
         .layer(axum::middleware::from_fn_with_state(

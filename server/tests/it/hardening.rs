@@ -375,3 +375,122 @@ async fn oversized_heads_get_the_documented_statuses() {
     assert_eq!(res.status(), 200);
     app.stop().await;
 }
+
+/// The console's files as a release build leaves them (names hashed, listed in `hash.txt`,
+/// `.br` and `.gz` beside them): pages link the hashed names, browsers get the compressed
+/// variant they accept, hashed files are cached for a year and the rest revalidated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_assets_are_hashed_precompressed_and_cached() {
+    let site = std::env::temp_dir().join(format!(
+        "tollgate-site-{}-{}",
+        std::process::id(),
+        service::now_ms()
+    ));
+    let pkg = site.join("pkg");
+    std::fs::create_dir_all(&pkg).expect("site dir");
+    for (name, body) in [
+        ("pkg/tollgate.1FA5DjZEbvGsAlVrFpEIDg.js", "plain js"),
+        ("pkg/tollgate.1FA5DjZEbvGsAlVrFpEIDg.js.br", "brotli js"),
+        ("pkg/tollgate.1FA5DjZEbvGsAlVrFpEIDg.js.gz", "gzip js"),
+        ("pkg/tollgate.I519j66FK4YD6QUXzfA_0A.wasm", "wasm"),
+        ("pkg/tollgate.pU3OLvBrpiiJjSCtEOGoug.css", "body{}"),
+        ("pkg/chunk_9.gVakaudV2N1pJPReBRGWrg.wasm", "chunk"),
+        ("pkg/tollgate.js", "an unhashed file"),
+        ("favicon.ico", "icon"),
+        (
+            "hash.txt",
+            "js: 1FA5DjZEbvGsAlVrFpEIDg\nwasm: I519j66FK4YD6QUXzfA_0A\ncss: pU3OLvBrpiiJjSCtEOGoug\n",
+        ),
+    ] {
+        std::fs::write(site.join(name), body).expect("site file");
+    }
+    let root = site.clone();
+    let app = TestApp::spawn_with(Backend::Sqlite, move |c| c.server.site_root = root).await;
+    let client = TestApp::bare_client();
+
+    let html = client
+        .get(app.url("/login"))
+        .send()
+        .await
+        .expect("page")
+        .text()
+        .await
+        .expect("html");
+    for name in [
+        "tollgate.1FA5DjZEbvGsAlVrFpEIDg.js",
+        "tollgate.I519j66FK4YD6QUXzfA_0A.wasm",
+        "tollgate.pU3OLvBrpiiJjSCtEOGoug.css",
+    ] {
+        assert!(
+            html.contains(&format!("/pkg/{name}")),
+            "{name} linked: {html}"
+        );
+    }
+
+    let get = |path: &'static str, encoding: &'static str| {
+        let mut req = client.get(app.url(path));
+        if !encoding.is_empty() {
+            req = req.header("accept-encoding", encoding);
+        }
+        req.send()
+    };
+    for (encoding, served, body) in [
+        ("br, gzip", Some("br"), "brotli js"),
+        ("gzip", Some("gzip"), "gzip js"),
+        ("", None, "plain js"),
+    ] {
+        let res = get("/pkg/tollgate.1FA5DjZEbvGsAlVrFpEIDg.js", encoding)
+            .await
+            .expect("js");
+        assert_eq!(res.status(), 200, "{encoding}");
+        assert_eq!(
+            res.headers()
+                .get("content-encoding")
+                .map(|v| v.to_str().expect("ascii")),
+            served,
+            "{encoding}"
+        );
+        assert_eq!(
+            res.headers()["cache-control"],
+            "public, max-age=31536000, immutable"
+        );
+        assert_eq!(res.headers()["vary"], "accept-encoding", "{encoding}");
+        assert!(
+            res.headers()["content-type"]
+                .to_str()
+                .expect("ascii")
+                .contains("javascript")
+        );
+        assert_eq!(res.text().await.expect("body"), body);
+    }
+    let res = get("/pkg/tollgate.I519j66FK4YD6QUXzfA_0A.wasm", "")
+        .await
+        .expect("wasm");
+    assert_eq!(res.headers()["content-type"], "application/wasm");
+    assert_eq!(
+        res.headers()["cache-control"],
+        "public, max-age=31536000, immutable"
+    );
+    let res = get("/pkg/chunk_9.gVakaudV2N1pJPReBRGWrg.wasm", "")
+        .await
+        .expect("chunk");
+    assert_eq!(
+        res.headers()["cache-control"],
+        "public, max-age=31536000, immutable"
+    );
+    for path in ["/favicon.ico", "/pkg/tollgate.js"] {
+        let res = get(path, "").await.expect("file");
+        assert_eq!(res.status(), 200, "{path}");
+        assert_eq!(res.headers()["cache-control"], "no-cache", "{path}");
+    }
+    let res = get("/favicon.ico", "").await.expect("icon");
+    assert!(res.headers().contains_key("last-modified"));
+    // No such file: the console's 404 page, not a file listing.
+    let res = get("/pkg/tollgate.css", "").await.expect("missing");
+    assert_eq!(res.status(), 404);
+    assert!(res.text().await.expect("html").contains("<html"));
+    let res = get("/pkg/", "").await.expect("dir");
+    assert_eq!(res.status(), 404);
+    app.stop().await;
+    std::fs::remove_dir_all(&site).expect("cleanup");
+}
