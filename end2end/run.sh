@@ -18,6 +18,7 @@ export TOLLGATE_ADMIN_PASSWORD="e2e-admin-$(python3 -c 'import secrets; print(se
 TOLLGATE__SERVER__PORT="$port" \
 TOLLGATE__SERVER__SITE_ROOT="$site" \
 TOLLGATE__DATABASE__URL="sqlite://$work/e2e.db" \
+TOLLGATE__AUTH__ALLOW_REGISTRATION=true \
 TOLLGATE__LOG__DIR="$work/logs" \
   "$bin" --config "$root/config/config.yaml" >"$work/server.log" 2>&1 &
 pid=$!

@@ -17,11 +17,12 @@ pub mod logs;
 pub mod pricing;
 #[cfg(feature = "ssr")]
 pub mod ssr;
+pub mod status;
 
 use leptos::prelude::*;
-use leptos_meta::{MetaTags, Title, provide_meta_context};
+use leptos_meta::{HashedStylesheet, MetaTags, Title, provide_meta_context};
 use leptos_router::components::{Route, Router, Routes};
-use leptos_router::{SsrMode, path};
+use leptos_router::{Lazy, SsrMode, path};
 
 pub use error::{AppError, ErrorKind};
 
@@ -40,7 +41,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
             <head>
                 <meta charset="utf-8"/>
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
-                <link rel="stylesheet" id="leptos" href="/pkg/tollgate.css"/>
+                <HashedStylesheet options=options.clone() id="leptos"/>
                 <link rel="icon" href="/favicon.ico"/>
                 <HydrationScripts options/>
                 <MetaTags/>
@@ -62,15 +63,16 @@ pub fn App() -> impl IntoView {
             <components::Layout>
                 <Routes fallback=|| view! { <components::NotFound/> }>
                     // Async: the page waits for its data, so redirects and 403s are real statuses.
-                    <Route path=path!("/") view=dashboard::DashboardPage ssr=SsrMode::Async/>
-                    <Route path=path!("/keys") view=keys::KeysPage ssr=SsrMode::Async/>
-                    <Route path=path!("/account") view=account::AccountPage ssr=SsrMode::Async/>
-                    <Route path=path!("/billing") view=billing::BillingPage ssr=SsrMode::Async/>
-                    <Route path=path!("/logs") view=logs::LogsPage ssr=SsrMode::Async/>
-                    <Route path=path!("/pricing") view=pricing::PricingPage ssr=SsrMode::Async/>
-                    <Route path=path!("/login") view=auth::LoginPage ssr=SsrMode::Async/>
-                    <Route path=path!("/admin") view=admin::AdminPage ssr=SsrMode::Async/>
-                    <Route path=path!("/docs") view=docs::DocsPage ssr=SsrMode::Async/>
+                    <Route path=path!("/") view={Lazy::<dashboard::DashboardRoute>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/keys") view={Lazy::<keys::KeysRoute>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/account") view={Lazy::<account::AccountRoute>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/billing") view={Lazy::<billing::BillingRoute>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/logs") view={Lazy::<logs::LogsRoute>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/pricing") view={Lazy::<pricing::PricingRoute>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/status") view={Lazy::<status::StatusRoute>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/login") view={Lazy::<auth::LoginRoute>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/admin") view={Lazy::<admin::AdminRoute>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/docs") view={Lazy::<docs::DocsRoute>::new()} ssr=SsrMode::Async/>
                 </Routes>
             </components::Layout>
         </Router>

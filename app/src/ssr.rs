@@ -27,6 +27,26 @@ pub fn parts() -> Result<Parts, AppError> {
 
 pub use service::web::{clear_session_cookie, session_cookie, session_token};
 
+/// Where clients reach this gateway: `server.public_url` when set, else the request's host
+/// (no trailing slash; the OpenAI base URL is this with `/v1`).
+pub fn site_url(svc: &Services) -> Result<String, AppError> {
+    if !svc.config.server.public_url.is_empty() {
+        return Ok(svc
+            .config
+            .server
+            .public_url
+            .trim_end_matches('/')
+            .to_string());
+    }
+    let parts = parts()?;
+    let host = parts
+        .headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("127.0.0.1:9701");
+    Ok(format!("http://{host}"))
+}
+
 /// The client's address and user agent of the request being served.
 pub fn client_meta(config: &Config, parts: &Parts) -> ClientMeta {
     let peer = parts

@@ -1,11 +1,12 @@
 import { test, expect, Page } from "@playwright/test";
+import { readFileSync } from "fs";
 
 const ADMIN_PASSWORD = process.env.TOLLGATE_ADMIN_PASSWORD ?? "";
 
 // Collects console errors and page exceptions (a broken wasm-opt shows up here). The browser
-// also logs the 400/401/403 answers these journeys provoke on purpose (bad input, refusals);
-// those alone are expected.
-const EXPECTED = /^Failed to load resource: the server responded with a status of 40[013] /;
+// also logs the 400/401/403/409 answers these journeys provoke on purpose (bad input, refusals,
+// a name already taken); those alone are expected.
+const EXPECTED = /^Failed to load resource: the server responded with a status of 40[0139] /;
 function watchErrors(page: Page): string[] {
   const errors: string[] = [];
   page.on("console", (msg) => {
@@ -265,6 +266,9 @@ test("a call made with a new key shows in the logs with its cost, and in the bal
 
   await page.getByRole("navigation").getByRole("link", { name: "Call logs" }).click();
   await expect(page.getByRole("heading", { name: "Call logs", exact: true })).toBeVisible();
+  // The navigation shows where the user is.
+  await expect(page.getByRole("navigation").getByRole("link", { name: "Call logs" })).toHaveAttribute("aria-current", "page");
+  await expect(page.getByRole("navigation").getByRole("link", { name: "Dashboard" })).not.toHaveAttribute("aria-current", "page");
   const rows = page.getByTestId("call-row");
   // Usage rows are written in batches, within moments of the calls.
   await expect.poll(async () => {
@@ -292,6 +296,16 @@ test("a call made with a new key shows in the logs with its cost, and in the bal
   await hydrated(page);
   await expect(rows).toHaveCount(1);
   await expect(page.getByTestId("filter-status")).toHaveValue("error");
+  // The export holds the filtered range: the header and the one failed call.
+  const download = page.waitForEvent("download");
+  await page.getByTestId("export-csv").click();
+  const file = await download;
+  expect(file.suggestedFilename()).toMatch(/^tollgate-calls-\d{4}-\d{2}-\d{2}\.csv$/);
+  const csv = readFileSync(await file.path(), "utf8").trim().split("\r\n");
+  expect(csv).toHaveLength(2);
+  expect(csv[0]).toMatch(/^id,time_utc,/);
+  expect(csv[1]).toContain(",e2e-model,");
+  expect(csv[1]).toContain(",503,");
   await page.getByTestId("filter-model").fill("gpt-e2e");
   await page.getByTestId("apply-filters").click();
   await expect(page.getByTestId("no-calls")).toBeVisible();
@@ -329,6 +343,26 @@ test("a call made with a new key shows in the logs with its cost, and in the bal
   const narrow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   expect(narrow).toBeLessThanOrEqual(0);
   await shot(page, "dashboard");
+  await page.setViewportSize({ width: 1280, height: 800 });
+
+  // The status page: the priced model answered, the one without a working channel did not.
+  await page.getByRole("navigation").getByRole("link", { name: "Status" }).click();
+  await expect(page.getByRole("heading", { name: "Status", exact: true })).toBeVisible();
+  await expect(page.getByTestId("service-status")).toContainText("All systems operational");
+  const modelRow = (name: string) => page.getByTestId("model-row").filter({ hasText: name });
+  await expect.poll(async () => {
+    await page.reload();
+    return modelRow("e2e-model").getByTestId("model-state").textContent();
+  }, { timeout: 15_000 }).toBe("Down");
+  await expect(modelRow("gpt-e2e").getByTestId("model-state")).toHaveText("Operational");
+  await expect(modelRow("gpt-e2e").getByTestId("hour-rate")).toHaveText("100.0% (1)");
+  await expect(modelRow("e2e-model").getByTestId("hour-rate")).toHaveText("0.0% (1)");
+  for (const width of [1280, 375]) {
+    await page.setViewportSize({ width, height: 800 });
+    const over = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    expect(over).toBeLessThanOrEqual(0);
+    await shot(page, "status");
+  }
   await page.setViewportSize({ width: 1280, height: 800 });
   expect(errors).toEqual([]);
 });
@@ -407,6 +441,8 @@ test("the API reference renders every route, offline, at desktop and phone width
     expect(res?.status()).toBe(200);
     await hydrated(page);
     await expect(page.getByRole("heading", { name: "API reference" })).toBeVisible();
+    // The reader's base URL: where this page was served from.
+    await expect(page.getByTestId("docs-base-url")).toHaveText(new URL(page.url()).origin);
     const all = await page.getByTestId("operation").count();
     expect(all).toBeGreaterThanOrEqual(44);
     // Search narrows the list as you type (client-side, after hydration).
@@ -453,5 +489,36 @@ test("a user changes their password and signs out everywhere", async ({ page, br
   await page.getByTestId("sign-out-everywhere").click();
   await expect(page).toHaveURL(/\/login$/);
   await signIn(page, "pw-user", "pw-user-new-pass");
+  expect(errors).toEqual([]);
+});
+
+test("a visitor signs up when registration is open and lands on the first-call guide", async ({ page }) => {
+  const errors = watchErrors(page);
+  await page.goto("/login");
+  await hydrated(page);
+  await page.getByRole("button", { name: "Create an account" }).click();
+  await expect(page.getByRole("heading", { name: "Create an account" })).toBeVisible();
+  await page.getByLabel("Username").fill("newcomer");
+  await page.getByLabel("Password", { exact: true }).fill("short");
+  await page.getByRole("button", { name: "Create account" }).click();
+  // Too short a password: refused, next to the form, and nobody is signed in.
+  await expect(page.getByRole("alert")).toContainText("password");
+  await page.getByLabel("Password", { exact: true }).fill("newcomer-password");
+  await page.getByRole("button", { name: "Create account" }).click();
+  await expect(page.getByRole("heading", { name: "Dashboard" })).toBeVisible();
+  await expect(page.getByTestId("username")).toHaveText("newcomer");
+  await expect(page.getByTestId("balance")).toHaveText("$0.00");
+  await expect(page.getByTestId("first-call")).toBeVisible();
+  await shot(page, "signup-dashboard");
+  // The same name again is taken.
+  await page.getByTestId("sign-out").click();
+  await expect(page).toHaveURL(/\/login$/);
+  await hydrated(page);
+  await page.getByRole("button", { name: "Create an account" }).click();
+  await page.getByLabel("Username").fill("newcomer");
+  await page.getByLabel("Password", { exact: true }).fill("another-password");
+  await page.getByRole("button", { name: "Create account" }).click();
+  await expect(page.getByRole("alert")).toBeVisible();
+  await expect(page.getByRole("heading", { name: "Create an account" })).toBeVisible();
   expect(errors).toEqual([]);
 });

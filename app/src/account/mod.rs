@@ -2,3 +2,5 @@ pub mod api;
 pub mod page;
 
 pub use page::AccountPage;
+
+crate::lazy_page!(AccountRoute, AccountPage);

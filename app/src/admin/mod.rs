@@ -3,3 +3,5 @@ pub mod page;
 
 pub use api::*;
 pub use page::AdminPage;
+
+crate::lazy_page!(AdminRoute, AdminPage);

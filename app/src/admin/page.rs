@@ -1,6 +1,7 @@
 use super::api::{CreateUser, SetUserStatus, list_users};
 use crate::components::{ErrorView, Forbidden, Guard};
 use crate::error::ErrorKind;
+use crate::i18n::format::money;
 use crate::i18n::{error_text, role_text, status_text};
 use crate::t;
 use leptos::prelude::*;
@@ -113,7 +114,7 @@ fn UserAdmin(
                                 <td>{u.username.clone()}</td>
                                 <td><span class=format!("badge {}", u.role.as_str())>{role_text(u.role)}</span></td>
                                 <td>{status_text(u.status)}</td>
-                                <td class="num">{u.balance.to_string()}</td>
+                                <td class="num">{money(u.balance)}</td>
                                 <td>
                                     <ActionForm action=set_status>
                                         <input type="hidden" name="id" value=u.id.to_string()/>

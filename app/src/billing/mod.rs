@@ -1,3 +1,5 @@
 pub mod page;
 
 pub use page::BillingPage;
+
+crate::lazy_page!(BillingRoute, BillingPage);

@@ -4,6 +4,7 @@
 use crate::components::{ErrorView, Guard};
 use crate::dashboard::api::{Redeem, my_ledger};
 use crate::i18n::error_text;
+use crate::i18n::format::money;
 use crate::t;
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
@@ -55,8 +56,8 @@ fn Billing() -> impl IntoView {
             </div>
             {move || redeemed().map(|r| view! {
                 <p class="success" role="status" data-testid="redeemed">
-                    {t!("billing.credited")} " " <strong>{r.amount.to_string()}</strong> ". "
-                    {t!("billing.new_balance")} " " <strong data-testid="new-balance">{r.balance.to_string()}</strong>
+                    {t!("billing.credited")} " " <strong>{money(r.amount)}</strong> ". "
+                    {t!("billing.new_balance")} " " <strong data-testid="new-balance">{money(r.balance)}</strong>
                 </p>
             })}
             <Show when=move || redeem_error().is_some()>
@@ -138,8 +139,8 @@ fn Ledger(rows: Vec<LedgerRow>) -> impl IntoView {
                                 <td>{crate::components::when(r.created_at)}</td>
                                 <td>{kind_text(&r.kind)}</td>
                                 <td>{about(&r)}</td>
-                                <td class=sign>{r.amount.to_string()}</td>
-                                <td class="num">{r.balance_after.to_string()}</td>
+                                <td class=sign>{money(r.amount)}</td>
+                                <td class="num">{money(r.balance_after)}</td>
                             </tr>
                         }
                     }).collect_view()}

@@ -41,7 +41,7 @@ where
                             let to = if here == "/" {
                                 "/login".to_string()
                             } else {
-                                format!("/login?next={}", encode(&here))
+                                format!("/login?next={}", super::encode_query(&here))
                             };
                             view! { <Redirect path=to/> }.into_any()
                         }
@@ -82,18 +82,6 @@ pub fn ErrorView(error: AppError) -> impl IntoView {
     }
 }
 
-/// A path as a query value: only characters that need no escaping pass as they are.
-fn encode(path: &str) -> String {
-    path.bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'/' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 /// Where to go after signing in: `next` when it is a path on this site, else the dashboard.
 pub fn after_sign_in(next: Option<String>) -> String {
     next.filter(|n| n.starts_with('/') && !n.starts_with("//") && !n.contains('\\'))
@@ -111,6 +99,9 @@ mod tests {
         for bad in ["//evil.example", "https://evil.example", "/\\evil", "admin"] {
             assert_eq!(after_sign_in(Some(bad.into())), "/", "{bad}");
         }
-        assert_eq!(encode("/admin?x=1 2"), "/admin%3Fx%3D1%202");
+        assert_eq!(
+            super::super::encode_query("/admin?x=1 2"),
+            "/admin%3Fx%3D1%202"
+        );
     }
 }

@@ -2,6 +2,7 @@ use crate::auth::Session;
 use crate::i18n::{Lang, SetLanguage, lang};
 use crate::t;
 use leptos::prelude::*;
+use leptos_router::components::A;
 use leptos_router::hooks::use_navigate;
 use types::Role;
 
@@ -26,8 +27,9 @@ pub fn Layout(children: Children) -> impl IntoView {
                 // Visitors: what is public.
                 return view! {
                     <nav class="nav">
-                        <a href="/pricing">{t!("nav.pricing")}</a>
-                        <a href="/docs">{t!("nav.docs")}</a>
+                        <A href="/pricing">{t!("nav.pricing")}</A>
+                        <A href="/status">{t!("nav.status")}</A>
+                        <A href="/docs">{t!("nav.docs")}</A>
                     </nav>
                     <div class="whoami">
                         <a href="/login" data-testid="sign-in-link">{t!("nav.sign_in")}</a>
@@ -38,15 +40,16 @@ pub fn Layout(children: Children) -> impl IntoView {
             let is_admin = user.role == Role::Admin;
             view! {
                 <nav class="nav">
-                    <a href="/">{t!("nav.dashboard")}</a>
-                    <a href="/keys">{t!("nav.keys")}</a>
-                    <a href="/logs">{t!("nav.logs")}</a>
-                    <a href="/billing">{t!("nav.billing")}</a>
-                    <a href="/pricing">{t!("nav.pricing")}</a>
+                    <A href="/" exact=true>{t!("nav.dashboard")}</A>
+                    <A href="/keys">{t!("nav.keys")}</A>
+                    <A href="/logs">{t!("nav.logs")}</A>
+                    <A href="/billing">{t!("nav.billing")}</A>
+                    <A href="/pricing">{t!("nav.pricing")}</A>
                     <Show when=move || is_admin>
-                        <a href="/admin">{t!("nav.users")}</a>
+                        <A href="/admin">{t!("nav.users")}</A>
                     </Show>
-                    <a href="/docs">{t!("nav.docs")}</a>
+                    <A href="/status">{t!("nav.status")}</A>
+                    <A href="/docs">{t!("nav.docs")}</A>
                 </nav>
                 <div class="whoami">
                     <a href="/account" class="muted" data-testid="whoami" title=t!("nav.account")>{user.username.clone()}</a>

@@ -6,9 +6,42 @@ pub use guard::{ErrorView, Forbidden, Guard, after_sign_in};
 pub use layout::Layout;
 pub use not_found::NotFound;
 
-/// Milliseconds since the epoch as `YYYY-MM-DD HH:MM` UTC.
-pub fn when(ms: i64) -> String {
-    let day = types::date::format_day(ms.div_euclid(86_400_000));
-    let minute = ms.rem_euclid(86_400_000) / 60_000;
-    format!("{day} {:02}:{:02}", minute / 60, minute % 60)
+/// A route whose page is loaded on demand: `lazy_page!(KeysRoute, KeysPage)` makes
+/// `KeysRoute`, for `<Route view=Lazy::<KeysRoute>::new()/>`. With `cargo leptos build --split`
+/// the page's code is a wasm chunk of its own, fetched when the page is first shown (or
+/// hydrated), so the first load carries only the shell and the pages most visits need.
+#[macro_export]
+macro_rules! lazy_page {
+    ($route:ident, $page:ident) => {
+        #[derive(Debug)]
+        pub struct $route;
+
+        #[leptos_router::lazy_route]
+        impl leptos_router::LazyRoute for $route {
+            fn data() -> Self {
+                $route
+            }
+
+            fn view(_this: Self) -> leptos::prelude::AnyView {
+                use leptos::prelude::IntoAny as _;
+                $page().into_any()
+            }
+        }
+    };
+}
+
+pub use crate::i18n::format::when;
+
+/// A query value, percent-encoded: only unreserved characters and `/` (allowed in a query, and
+/// kept so a `next` path stays readable) pass as they are.
+pub fn encode_query(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'/' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }

@@ -78,17 +78,7 @@ pub async fn my_dashboard() -> Result<Dashboard, AppError> {
         .into_iter()
         .map(|k| (k.id, k.name, k.prefix))
         .collect();
-    let parts = parts()?;
-    let base_url = if svc.config.server.public_url.is_empty() {
-        let host = parts
-            .headers
-            .get(http::header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .unwrap_or("127.0.0.1:9701");
-        format!("http://{host}/v1")
-    } else {
-        format!("{}/v1", svc.config.server.public_url.trim_end_matches('/'))
-    };
+    let base_url = format!("{}/v1", site_url(&svc)?);
     let example_model = service::proxy::offer(&svc, None, &user.group)
         .into_iter()
         .next()

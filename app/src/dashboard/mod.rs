@@ -1,3 +1,5 @@
 pub mod api;
 pub mod page;
 pub use page::DashboardPage;
+
+crate::lazy_page!(DashboardRoute, DashboardPage);

@@ -1,5 +1,6 @@
 use super::api::my_dashboard;
 use crate::components::{ErrorView, Guard, when};
+use crate::i18n::format::{day, money, number};
 use crate::i18n::{role_text, status_text};
 use crate::t;
 use leptos::prelude::*;
@@ -56,7 +57,7 @@ fn days_before(day: &str, n: i64) -> String {
 fn Overview(user: UserInfo, data: Dashboard) -> impl IntoView {
     // Shown in dollars, or in the integer units the ledger keeps; switching is client-side.
     let in_units = RwSignal::new(false);
-    let usd = user.balance.to_string();
+    let usd = money(user.balance);
     let units = format!("{}{}", user.balance.units(), t!("dash.units"));
     let balance = move || {
         if in_units.get() {
@@ -90,17 +91,17 @@ fn Overview(user: UserInfo, data: Dashboard) -> impl IntoView {
             </article>
             <article class="card">
                 <h2>{t!("dash.today")}</h2>
-                <p class="figure" data-testid="spent-today">{spent_today.to_string()}</p>
-                <p class="muted">{calls_today} " " {t!("dash.requests")}</p>
+                <p class="figure" data-testid="spent-today">{money(spent_today)}</p>
+                <p class="muted">{number(calls_today)} " " {t!("dash.requests")}</p>
             </article>
             <article class="card">
                 <h2>{t!("dash.week")}</h2>
-                <p class="figure" data-testid="spent-7">{spent_7.to_string()}</p>
+                <p class="figure" data-testid="spent-7">{money(spent_7)}</p>
             </article>
             <article class="card">
                 <h2>{t!("dash.month")}</h2>
-                <p class="figure" data-testid="spent-30">{spent_30.to_string()}</p>
-                <p class="muted">{calls_30} " " {t!("dash.requests")}</p>
+                <p class="figure" data-testid="spent-30">{money(spent_30)}</p>
+                <p class="muted">{number(calls_30)} " " {t!("dash.requests")}</p>
             </article>
         </div>
         {if first_call {
@@ -226,9 +227,10 @@ fn UsageChart(points: Vec<UsagePoint>, today: String) -> impl IntoView {
                 let top = y(below + cost);
                 let height = (y(below) - top).max(1.0);
                 let tip = format!(
-                    "{} · {model}: {} · {requests} {}",
+                    "{} · {model}: {} · {} {}",
                     days[i],
-                    Credits::from_units(*cost),
+                    money(Credits::from_units(*cost)),
+                    number(*requests),
                     t!("dash.requests")
                 );
                 shapes.push(view! {
@@ -256,7 +258,7 @@ fn UsageChart(points: Vec<UsagePoint>, today: String) -> impl IntoView {
                 view! {
                     <line x1=format!("{left:.1}") x2=format!("{w:.1}") y1=format!("{gy:.1}") y2=format!("{gy:.1}") class="grid"/>
                     <text x=format!("{:.1}", left - 6.0) y=format!("{:.1}", gy + 4.0) text-anchor="end" class="axis">
-                        {Credits::from_units(u).to_string()}
+                        {money(Credits::from_units(u))}
                     </text>
                 }
             })
@@ -268,7 +270,7 @@ fn UsageChart(points: Vec<UsagePoint>, today: String) -> impl IntoView {
                 let color = COLORS.get(i).copied().unwrap_or(OTHER);
                 view! {
                     <li><span class="swatch" style=format!("background:{color}")></span>
-                        {m.clone()} " " <span class="muted">{Credits::from_units(*units).to_string()}</span></li>
+                        {m.clone()} " " <span class="muted">{money(Credits::from_units(*units))}</span></li>
                 }
             })
             .collect_view();
@@ -280,7 +282,7 @@ fn UsageChart(points: Vec<UsagePoint>, today: String) -> impl IntoView {
             .map(|(d, segs)| {
                 let cost: i64 = segs.iter().map(|s| s.1).sum();
                 let requests: u64 = segs.iter().map(|s| s.2).sum();
-                view! { <tr><td>{d.clone()}</td><td class="num">{requests}</td><td class="num">{Credits::from_units(cost).to_string()}</td></tr> }
+                view! { <tr><td>{types::date::parse_day(d).map_or_else(|| d.clone(), day)}</td><td class="num">{number(requests)}</td><td class="num">{money(Credits::from_units(cost))}</td></tr> }
             })
             .collect_view();
         view! {
@@ -356,8 +358,8 @@ fn Breakdown(data: Dashboard) -> impl IntoView {
                     </tr></thead>
                     <tbody>
                         {rows.into_iter().map(|(name, (r, i, o, c))| view! {
-                            <tr><td>{name}</td><td class="num">{r}</td><td class="num">{format!("{i} / {o}")}</td>
-                                <td class="num">{Credits::from_units(c).to_string()}</td></tr>
+                            <tr><td>{name}</td><td class="num">{number(r)}</td><td class="num">{format!("{} / {}", number(i), number(o))}</td>
+                                <td class="num">{money(Credits::from_units(c))}</td></tr>
                         }).collect_view()}
                     </tbody>
                 </table>

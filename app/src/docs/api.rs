@@ -14,14 +14,21 @@ pub struct ApiDocument(pub &'static str);
 pub async fn api_reference() -> Result<ApiDoc, AppError> {
     use std::sync::OnceLock;
     static REDUCED: OnceLock<ApiDoc> = OnceLock::new();
+    let base_url = crate::ssr::site_url(&crate::ssr::services()?)?;
     if let Some(doc) = REDUCED.get() {
-        return Ok(doc.clone());
+        return Ok(ApiDoc {
+            base_url,
+            ..doc.clone()
+        });
     }
     let text = use_context::<ApiDocument>()
         .ok_or_else(|| AppError::new(crate::ErrorKind::Internal, "the API document is missing"))?;
     let value: serde_json::Value = serde_json::from_str(text.0)
         .map_err(|e| AppError::new(crate::ErrorKind::Internal, e.to_string()))?;
-    Ok(REDUCED.get_or_init(|| reduce::doc(&value)).clone())
+    Ok(ApiDoc {
+        base_url,
+        ..REDUCED.get_or_init(|| reduce::doc(&value)).clone()
+    })
 }
 
 #[cfg(feature = "ssr")]
@@ -188,6 +195,7 @@ mod reduce {
             }
         }
         ApiDoc {
+            base_url: String::new(),
             title: text(&v["info"]["title"]),
             version: text(&v["info"]["version"]),
             description: text(&v["info"]["description"]),

@@ -3,3 +3,5 @@ pub mod page;
 
 pub use api::*;
 pub use page::DocsPage;
+
+crate::lazy_page!(DocsRoute, DocsPage);

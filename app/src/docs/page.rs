@@ -46,6 +46,10 @@ fn Reference(doc: ApiDoc) -> AnyView {
     };
     view! {
         <p class="muted">{format!("{} {} — ", doc.title, doc.version)}{doc.description}</p>
+        <p class="base-url">
+            {t!("docs.base_url")} " " <code data-testid="docs-base-url">{doc.base_url.clone()}</code>
+            " · " {t!("docs.sdk_base")} " " <code>{format!("{}/v1", doc.base_url)}</code>
+        </p>
         <div class="table-head">
             <input type="search" class="docs-search" placeholder=t!("docs.search") aria-label=t!("docs.search")
                 data-testid="docs-search"

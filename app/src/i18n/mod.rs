@@ -8,6 +8,7 @@
 //! and browser always render the same text, and a switch reloads the page in the new language.
 
 mod en;
+pub mod format;
 mod zh;
 
 use crate::error::AppError;

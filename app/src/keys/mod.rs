@@ -2,3 +2,5 @@ pub mod api;
 pub mod page;
 
 pub use page::KeysPage;
+
+crate::lazy_page!(KeysRoute, KeysPage);

@@ -1,3 +1,5 @@
 pub mod page;
 
 pub use page::LogsPage;
+
+crate::lazy_page!(LogsRoute, LogsPage);

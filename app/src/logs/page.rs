@@ -1,8 +1,9 @@
 //! The signed-in user's calls: filters kept in the URL (shareable, the back button works),
 //! keyset pages, and the details of one call.
 
-use crate::components::{ErrorView, Guard, when};
+use crate::components::{ErrorView, Guard, encode_query as encode, when};
 use crate::dashboard::api::my_calls;
+use crate::i18n::format::{millis, money, number};
 use crate::keys::api::my_keys;
 use crate::t;
 use leptos::prelude::*;
@@ -62,16 +63,22 @@ fn with_cursor(q: &ParamsMap, cursor: Option<&str>) -> String {
     }
 }
 
-/// A query value, percent-encoded (only unreserved characters pass).
-fn encode(v: &str) -> String {
-    v.bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+/// The CSV export of the calls the filters select (the whole range, not this page).
+fn export_href(q: &ParamsMap) -> String {
+    let c = query_of(q);
+    let mut parts = Vec::new();
+    for (name, v) in [
+        ("key_id", c.key_id),
+        ("model", c.model),
+        ("status", c.status),
+        ("from", c.from),
+        ("to", c.to),
+    ] {
+        if let Some(v) = v {
+            parts.push(format!("{name}={}", encode(&v)));
+        }
+    }
+    format!("/api/me/logs.csv?{}", parts.join("&"))
 }
 
 #[component]
@@ -127,6 +134,7 @@ fn Logs() -> impl IntoView {
                     <div class="filter-actions">
                         <button type="submit" class="primary" data-testid="apply-filters">{t!("logs.apply")}</button>
                         <a href="/logs">{t!("logs.clear")}</a>
+                        <a class="button" download="" rel="external" href=move || query.with(export_href) data-testid="export-csv">{t!("logs.export")}</a>
                     </div>
                 </div>
             </Form>
@@ -197,11 +205,13 @@ fn CallRow(r: UsageRow) -> impl IntoView {
     };
     let tokens = format!(
         "{} / {} / {}",
-        r.prompt_tokens, r.completion_tokens, r.cached_tokens
+        number(r.prompt_tokens),
+        number(r.completion_tokens),
+        number(r.cached_tokens)
     );
     let latency = match r.ttft_ms {
-        Some(first) => format!("{} ms ({} ms)", r.latency_ms, first),
-        None => format!("{} ms", r.latency_ms),
+        Some(first) => format!("{} ({})", millis(r.latency_ms), millis(first)),
+        None => millis(r.latency_ms),
     };
     let status = r.status;
     let details = StoredValue::new(r.clone());
@@ -214,7 +224,7 @@ fn CallRow(r: UsageRow) -> impl IntoView {
             <td><code>{r.key_prefix.clone().unwrap_or_default()}</code></td>
             <td>{model}</td>
             <td class="num">{tokens}</td>
-            <td class="num">{r.cost.to_string()}</td>
+            <td class="num">{money(r.cost)}</td>
             <td class="num">{latency}</td>
             <td><span class=if ok { "badge active" } else { "badge disabled" }>{status}</span></td>
         </tr>

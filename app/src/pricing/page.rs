@@ -1,5 +1,6 @@
 use super::api::prices;
 use crate::components::ErrorView;
+use crate::i18n::format::money;
 use crate::t;
 use leptos::prelude::*;
 use types::ModelPrice;
@@ -60,10 +61,10 @@ pub fn PricingPage() -> impl IntoView {
                                                 list.into_iter().map(|m| view! {
                                                     <tr data-testid="price-row">
                                                         <td><code>{m.model}</code></td>
-                                                        <td class="num">{m.input_per_1m.to_string()}</td>
-                                                        <td class="num">{m.output_per_1m.to_string()}</td>
-                                                        <td class="num">{m.cached_input_per_1m.to_string()}</td>
-                                                        <td class="num">{m.per_request.to_string()}</td>
+                                                        <td class="num">{money(m.input_per_1m)}</td>
+                                                        <td class="num">{money(m.output_per_1m)}</td>
+                                                        <td class="num">{money(m.cached_input_per_1m)}</td>
+                                                        <td class="num">{money(m.per_request)}</td>
                                                     </tr>
                                                 }).collect_view().into_any()
                                             }}
