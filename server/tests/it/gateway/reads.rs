@@ -757,7 +757,8 @@ fn parse_csv(text: &str) -> Vec<Vec<String>> {
 /// only the user's own rows, client text quoted and defused; bad filters and no session refused
 /// before any byte; administrators export anyone's.
 async fn calls_export_as_csv_streamed_whole_and_private(backend: Backend) {
-    let gw = Gw::start(backend, "10", |_, _| {}).await;
+    // Three exports a minute: the quota an export counts against (bad filters do not count).
+    let gw = Gw::start(backend, "10", |c, _| c.limits.log_query_per_minute = 3).await;
     let app = &gw.app;
     assert_eq!(
         call(app, &gw.key, "/v1/chat/completions", chat(json!({}))).await,
@@ -919,6 +920,10 @@ async fn calls_export_as_csv_streamed_whole_and_private(backend: Backend) {
         .await
         .expect("user at admin export");
     assert_eq!(res.status(), 403);
+    // The user's fourth export this minute is refused; the administrators' did not count.
+    let res = get("").await.expect("export");
+    assert_eq!(res.status(), 429);
+    assert!(res.headers().contains_key("retry-after"));
     gw.stop().await;
 }
 
