@@ -16,6 +16,9 @@ export CARGO_TERM_COLOR ?= never
 export LEPTOS_BIN_TARGET_DIR := $(CARGO_TARGET_DIR)
 
 BIN := $(CARGO_TARGET_DIR)/release/tollgate
+# cargo-leptos builds with these flags (Cargo.toml: always-erase-components); the release mock
+# upstream is built with the same, or it would rebuild every shared crate and cargo-leptos after it.
+LEPTOS_RUSTFLAGS := --cfg erase_components
 VENV := $(CACHE)/venv
 OPENAI_VERSION := 3.57.0
 export TOLLGATE_TEST_PYTHON := $(VENV)/bin/python
@@ -54,18 +57,19 @@ lint: tools
 unit: tools services pyenv
 	cargo nextest run --workspace --exclude frontend --locked --profile ci
 
-## Playwright on Chromium against the release build.
+## Playwright on Chromium against the release build. The mock upstream is the test build's
+## (the unit stage made it; a release build of it would rebuild the server's crates twice).
 e2e: build
-	cargo build --release -p server --bin mock-upstream
+	cargo build --workspace --exclude frontend --locked --bin mock-upstream
 	cd end2end && npm ci --no-audit --no-fund
-	TOLLGATE_BIN=$(BIN) MOCK_BIN=$(CARGO_TARGET_DIR)/release/mock-upstream TOLLGATE_SITE=$(ROOT)/target/site end2end/run.sh
+	TOLLGATE_BIN=$(BIN) MOCK_BIN=$(CARGO_TARGET_DIR)/debug/mock-upstream TOLLGATE_SITE=$(ROOT)/target/site end2end/run.sh
 
 test: lint unit e2e
 
 ## Load benchmark: gateway vs. mock upstream, SQLite then PostgreSQL (see scripts/bench.sh).
 bench: build services
 	@command -v oha >/dev/null 2>&1 && oha --version | grep -q "1.16.0" || cargo install oha --locked --version 1.16.0
-	cargo build --release -p server --bin mock-upstream
+	RUSTFLAGS="$(LEPTOS_RUSTFLAGS)" cargo build --release -p server --bin mock-upstream
 	TOLLGATE_BIN=$(BIN) MOCK_BIN=$(CARGO_TARGET_DIR)/release/mock-upstream scripts/bench.sh
 
 clean:

@@ -38,5 +38,9 @@ export TOLLGATE_E2E_URL="http://127.0.0.1:$port"
 export TOLLGATE_E2E_MOCK_URL="http://127.0.0.1:$mock_port/v1"
 status=0
 npx playwright test || status=$?
-if [ "$status" -ne 0 ]; then echo "--- server log ---"; tail -n 50 "$work/server.log"; fi
+if [ "$status" -ne 0 ]; then
+  # The whole log stays beside Playwright's results; its end is printed.
+  mkdir -p "$here/test-results" && cp "$work/server.log" "$here/test-results/server.log"
+  echo "--- server log (whole: end2end/test-results/server.log) ---"; tail -n 50 "$work/server.log"
+fi
 exit "$status"

@@ -71,7 +71,15 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/pricing") view={Lazy::<pricing::PricingRoute>::new()} ssr=SsrMode::Async/>
                     <Route path=path!("/status") view={Lazy::<status::StatusRoute>::new()} ssr=SsrMode::Async/>
                     <Route path=path!("/login") view={Lazy::<auth::LoginRoute>::new()} ssr=SsrMode::Async/>
-                    <Route path=path!("/admin") view={Lazy::<admin::AdminRoute>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/admin") view={Lazy::<admin::AdminOverviewRoute>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/admin/users") view={Lazy::<admin::AdminUsersRoute>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/admin/keys") view={Lazy::<admin::AdminKeysRoute>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/admin/redeem") view={Lazy::<admin::AdminRedeemRoute>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/admin/prices") view={Lazy::<admin::AdminPricesRoute>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/admin/channels") view={Lazy::<admin::AdminChannelsRoute>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/admin/mappings") view={Lazy::<admin::AdminMappingsRoute>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/admin/audit") view={Lazy::<admin::AdminAuditRoute>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/admin/calls") view={Lazy::<admin::AdminCallsRoute>::new()} ssr=SsrMode::Async/>
                     <Route path=path!("/docs") view={Lazy::<docs::DocsRoute>::new()} ssr=SsrMode::Async/>
                 </Routes>
             </components::Layout>

@@ -66,7 +66,9 @@ test("admin signs in, uses the console and signs out", async ({ page }) => {
   await expect(page.getByTestId("balance")).toHaveText("0 units");
 
   // Admin page: create a user, then filter the table as you type.
-  await page.getByRole("navigation").getByRole("link", { name: "Users" }).click();
+  await page.getByRole("navigation").getByRole("link", { name: "Admin" }).click();
+  await expect(page.getByRole("heading", { name: "Overview", exact: true })).toBeVisible();
+  await page.getByRole("navigation", { name: "Administration" }).getByRole("link", { name: "Users" }).click();
   await expect(page.getByRole("heading", { name: "Users", exact: true })).toBeVisible();
   await page.getByLabel("New username").fill("playwright-user");
   await page.getByLabel("New password").fill("playwright-pass");
@@ -92,7 +94,7 @@ test("a plain user cannot reach the admin page", async ({ page }) => {
   await expect(page.getByTestId("first-call")).toBeVisible();
   await expect(page.getByTestId("base-url")).toHaveText(/^http:\/\/127\.0\.0\.1:\d+\/v1$/);
   await shot(page, "dashboard-first-call");
-  await expect(page.getByRole("navigation").getByRole("link", { name: "Users" })).toHaveCount(0);
+  await expect(page.getByRole("navigation").getByRole("link", { name: "Admin" })).toHaveCount(0);
 
   await page.goto("/admin");
   await expect(page.getByTestId("forbidden")).toBeVisible();
@@ -367,6 +369,267 @@ test("a call made with a new key shows in the logs with its cost, and in the bal
   expect(errors).toEqual([]);
 });
 
+test("the admin runs the gateway from the console, and every action is audited", async ({ page, browser }) => {
+  // Waits for a charge to be reported (up to 15 s) on top of its own steps.
+  test.setTimeout(90_000);
+  const errors = watchErrors(page);
+  await signIn(page, "admin", ADMIN_PASSWORD);
+  await page.getByRole("navigation").getByRole("link", { name: "Admin" }).click();
+  await expect(page.getByRole("heading", { name: "Overview", exact: true })).toBeVisible();
+  await hydrated(page);
+  const sub = page.getByRole("navigation", { name: "Administration" });
+  await expect(sub.getByRole("link", { name: "Overview" })).toHaveAttribute("aria-current", "page");
+  // The calls of the earlier journeys are on the chart and in today's figures.
+  await expect(page.getByTestId("minute-chart").getByTestId("minute-bar").first()).toBeAttached();
+  await expect(page.getByTestId("top-users")).toContainText("playwright-user");
+  await expect(page.getByTestId("recent-actions")).toContainText("user.create");
+  await shot(page, "admin-overview");
+  await sub.getByRole("link", { name: "Users" }).click();
+  await expect(page.getByRole("heading", { name: "Users", exact: true })).toBeVisible();
+  await expect(sub.getByRole("link", { name: "Users" })).toHaveAttribute("aria-current", "page");
+
+  // A user, created here, and given money with a reason.
+  await page.getByLabel("New username").fill("console-user");
+  await page.getByLabel("New password").fill("console-pass");
+  await page.getByRole("button", { name: "Create", exact: true }).click();
+  await expect(page.getByTestId("user-row").filter({ hasText: "console-user" })).toBeVisible();
+  const pick = page.getByTestId("adjust-user");
+  await pick.selectOption((await pick.locator("option", { hasText: "console-user" }).getAttribute("value")) ?? "");
+  await page.getByTestId("adjust-amount").fill("abc");
+  await page.getByTestId("adjust-reason").fill("Welcome credit e2e");
+  await page.getByTestId("adjust").click();
+  // Bad input: the server's error next to the field it names.
+  await expect(page.locator(".field-error")).toBeVisible();
+  await page.getByTestId("adjust-amount").fill("5");
+  await page.getByTestId("adjust").click();
+  await expect(page.getByTestId("adjusted")).toContainText("$5.00");
+  await expect(page.getByTestId("user-row").filter({ hasText: "console-user" })).toContainText("$5.00");
+  await shot(page, "admin-users");
+
+  // A batch of redeem codes: shown once, downloaded as CSV.
+  await sub.getByRole("link", { name: "Redeem codes" }).click();
+  await expect(page.getByRole("heading", { name: "Redeem codes", exact: true })).toBeVisible();
+  await hydrated(page);
+  await page.getByTestId("batch-count").fill("3");
+  await page.getByTestId("batch-value").fill("2.50");
+  await page.getByTestId("batch-label").fill("e2e batch");
+  await page.getByTestId("generate").click();
+  await expect(page.getByTestId("new-codes")).toBeVisible();
+  const codes = (await page.getByTestId("new-codes-list").inputValue()).split("\n");
+  expect(codes).toHaveLength(3);
+  const download = page.waitForEvent("download");
+  await page.getByTestId("codes-csv").click();
+  const file = await download;
+  expect(file.suggestedFilename()).toMatch(/^redeem-batch-\d+\.csv$/);
+  const csv = readFileSync(await file.path(), "utf8").trim().split("\n");
+  expect(csv[0]).toBe("code,value_usd,batch");
+  expect(csv.slice(1).map((l) => l.split(",")[0])).toEqual(codes);
+  expect(csv[1]).toContain(",2.50,");
+  const batchRow = page.getByTestId("batch-row").filter({ hasText: "e2e batch" });
+  await expect(batchRow.getByTestId("batch-unused")).toHaveText("3");
+  await shot(page, "admin-redeem");
+
+  // A new price for the mock's model: the next call is charged at it.
+  await sub.getByRole("link", { name: "Prices and groups" }).click();
+  await expect(page.getByRole("heading", { name: "Prices and groups", exact: true })).toBeVisible();
+  await hydrated(page);
+  await page.getByTestId("admin-price-row").filter({ hasText: "gpt-e2e" }).getByRole("button", { name: "Edit" }).click();
+  await expect(page.getByTestId("price-model")).toHaveValue("gpt-e2e");
+  await page.getByTestId("price-input").fill("2000");
+  await page.getByTestId("price-output").fill("4000");
+  await page.getByTestId("save-price").click();
+  await expect(page.getByTestId("price-saved")).toContainText("gpt-e2e");
+  await expect(page.getByTestId("admin-price-row").filter({ hasText: "gpt-e2e" })).toContainText("$4,000.00");
+  await shot(page, "admin-prices");
+
+  // The user sees the adjustment's reason, redeems a code, and calls the gateway.
+  const user = await browser.newPage();
+  const userErrors = watchErrors(user);
+  await signIn(user, "console-user", "console-pass");
+  await user.goto("/billing");
+  await hydrated(user);
+  await expect(user.getByTestId("ledger-row").filter({ hasText: "Welcome credit e2e" })).toContainText("$5.00");
+  await user.getByTestId("redeem-code").fill(codes[0]);
+  await user.getByTestId("redeem").click();
+  await expect(user.getByTestId("new-balance")).toHaveText("$7.50");
+  await user.goto("/keys");
+  await hydrated(user);
+  await user.getByTestId("key-name").fill("console key");
+  await user.getByTestId("create-key").click();
+  const secret = (await user.getByTestId("new-key-secret").textContent()) ?? "";
+  const call = () => user.request.post("/v1/chat/completions", {
+    headers: { authorization: `Bearer ${secret}` },
+    data: { model: "gpt-e2e", messages: [{ role: "user", content: "hello there world" }], max_tokens: 16 },
+  });
+  expect((await call()).status()).toBe(200);
+  // 3 prompt tokens at $2,000 and 6 completion tokens at $4,000 per 1M: $0.03.
+  await expect.poll(async () => {
+    await user.goto("/logs");
+    // allTextContents does not wait for a row that is not there yet (the next poll reloads).
+    return (await user.getByTestId("call-row").filter({ hasText: "gpt-e2e" }).allTextContents()).join(" ");
+  }, { timeout: 15_000 }).toContain("$0.03");
+
+  // Channels: one to the mock, one that fails; each tested live from the console.
+  const mock = process.env.TOLLGATE_E2E_MOCK_URL ?? "";
+  const mockRoot = mock.replace(/\/v1$/, "");
+  await sub.getByRole("link", { name: "Channels" }).click();
+  await expect(page.getByRole("heading", { name: "Channels", exact: true })).toBeVisible();
+  await hydrated(page);
+  const addChannel = async (name: string, url: string, models: string) => {
+    await page.getByTestId("channel-name").fill(name);
+    await page.getByTestId("channel-url").fill(url);
+    await page.getByTestId("channel-key").fill("sk-upstream-secret-e2e");
+    await page.getByTestId("channel-models").fill(models);
+    await page.getByTestId("save-channel").click();
+    await expect(page.getByTestId("channel-row").filter({ hasText: name })).toBeVisible();
+  };
+  // Bad input first: the error is next to the field.
+  await page.getByTestId("channel-name").fill("bad");
+  await page.getByTestId("channel-url").fill("ftp://nowhere");
+  await page.getByTestId("save-channel").click();
+  await expect(page.locator(".field-error")).toContainText("base_url");
+  await addChannel("console-good", mock, "mock-a");
+  await addChannel("console-broken", `${mockRoot}/m/status=503/v1`, "mock-b");
+  await expect(page.locator("body")).not.toContainText("sk-upstream-secret-e2e");
+  await page.getByTestId("channel-row").filter({ hasText: "console-good" }).getByTestId("test-channel").click();
+  await expect(page.getByTestId("test-outcome")).toHaveText("Answered");
+  await expect(page.getByTestId("channel-test")).toContainText("HTTP 200");
+  await page.getByTestId("channel-row").filter({ hasText: "console-broken" }).getByTestId("test-channel").click();
+  await expect(page.getByTestId("test-outcome")).toHaveText("Failed");
+  await expect(page.getByTestId("channel-test")).toContainText("HTTP 503");
+  await expect(page.getByTestId("test-error")).not.toBeEmpty();
+  await expect(page.getByTestId("channel-row").filter({ hasText: "console-good" }).getByTestId("channel-health")).toContainText("100.0% (1)");
+  await shot(page, "admin-channels");
+
+  // A public model mapped to both, the broken one first; priced; a call falls back and succeeds.
+  await sub.getByRole("link", { name: "Model mappings" }).click();
+  await expect(page.getByRole("heading", { name: "Model mappings", exact: true })).toBeVisible();
+  await hydrated(page);
+  await page.getByTestId("mapping-model").fill("console-model");
+  await page.getByTestId("mapping-targets").fill("mock-b, mock-a, nowhere-model");
+  await page.getByTestId("save-mapping").click();
+  const card = page.locator('[data-testid="mapping"][data-model="console-model"]');
+  await expect(card.getByTestId("target")).toHaveCount(3);
+  await expect(card.getByTestId("mapping-unpriced")).toBeVisible();
+  await expect(card.getByTestId("mapping-unserved")).toContainText("nowhere-model");
+  // Removing a target (keyboard: the buttons are in the tab order).
+  await card.getByRole("button", { name: "Remove nowhere-model" }).press("Enter");
+  await expect(card.getByTestId("target")).toHaveCount(2);
+  await expect(card.getByTestId("mapping-unserved")).toHaveCount(0);
+  expect((await page.request.put("/api/admin/prices/console-model", {
+    data: { input_per_1m: "1", output_per_1m: "1" },
+  })).ok()).toBeTruthy();
+  await page.reload();
+  await hydrated(page);
+  await expect(card.getByTestId("mapping-unpriced")).toHaveCount(0);
+  await shot(page, "admin-mappings");
+  const served = async () => {
+    const log = await (await page.request.get(`${mockRoot}/_mock/requests`)).json();
+    return log.map((r: { model: string }) => r.model).filter((m: string) => m === "mock-a" || m === "mock-b");
+  };
+  const callModel = () => user.request.post("/v1/chat/completions", {
+    headers: { authorization: `Bearer ${secret}` },
+    data: { model: "console-model", messages: [{ role: "user", content: "hi" }], max_tokens: 4 },
+  });
+  const before = (await served()).length;
+  expect((await callModel()).status()).toBe(200);
+  expect((await served()).slice(before)).toEqual(["mock-b", "mock-a"]);
+  // Reordered: mock-a first, and the next call goes to it alone.
+  await card.getByRole("button", { name: "Move up mock-a" }).click();
+  await expect(card.getByTestId("target").first()).toContainText("mock-a");
+  const after = (await served()).length;
+  expect((await callModel()).status()).toBe(200);
+  expect((await served()).slice(after)).toEqual(["mock-a"]);
+
+  // Every user's calls, filtered by user in the URL, with the export of that range.
+  await sub.getByRole("link", { name: "Calls" }).click();
+  await expect(page.getByRole("heading", { name: "All calls" })).toBeVisible();
+  await hydrated(page);
+  await page.getByTestId("filter-user").selectOption({ label: "console-user" });
+  await page.getByTestId("apply-filters").click();
+  await expect(page).toHaveURL(/\/admin\/calls\?user_id=\d+/);
+  await expect.poll(async () => {
+    await page.reload();
+    return page.getByTestId("call-row").filter({ hasText: "console-model" }).count();
+  }, { timeout: 15_000 }).toBe(2);
+  await expect(page.getByTestId("call-row").filter({ hasText: "gpt-e2e" })).toHaveCount(1);
+  await expect(page.getByTestId("export-csv")).toHaveAttribute("href", /^\/api\/admin\/logs\.csv\?user_id=\d+/);
+  await shot(page, "admin-calls");
+
+  // The admin finds the key by its owner and disables it: the next call is refused.
+  await sub.getByRole("link", { name: "Keys" }).click();
+  await expect(page.getByRole("heading", { name: "All API keys" })).toBeVisible();
+  await hydrated(page);
+  const owner = page.getByTestId("keys-owner");
+  await owner.selectOption({ label: "console-user" });
+  await expect(page.getByTestId("admin-key-row")).toHaveCount(1);
+  // Its limits edited here are enforced at once: one request a minute.
+  await page.getByTestId("admin-key-row").getByTestId("edit-limits").click();
+  await page.getByTestId("limit-rpm").fill("1");
+  await page.getByTestId("save-limits").click();
+  await expect(page.getByTestId("admin-key-row").getByTestId("key-limits")).toHaveText("1 RPM");
+  await call();
+  expect((await call()).status()).toBe(429);
+  await page.getByTestId("admin-key-row").getByTestId("admin-key-toggle").click();
+  await expect(page.getByTestId("admin-key-row").filter({ hasText: "console key" })).toContainText("disabled");
+  expect((await call()).status()).toBe(401);
+  await shot(page, "admin-keys");
+
+  // The batch counts the used code.
+  await sub.getByRole("link", { name: "Redeem codes" }).click();
+  await expect(page.getByTestId("batch-row").filter({ hasText: "e2e batch" }).getByTestId("batch-used")).toHaveText("1");
+  await page.getByTestId("batch-row").filter({ hasText: "e2e batch" }).getByTestId("batch-codes").click();
+  await expect(page.getByTestId("code-row").filter({ hasText: "console-user" })).toHaveCount(1);
+
+  // The audit log shows each action, by the administrator, newest first.
+  await sub.getByRole("link", { name: "Audit log" }).click();
+  await expect(page.getByRole("heading", { name: "Audit log", exact: true })).toBeVisible();
+  await hydrated(page);
+  const audit = page.getByTestId("audit-row");
+  for (const action of ["key.status", "key.update", "mapping.set", "channel.create", "price.set", "redeem_batch.create", "balance.adjust", "user.create"]) {
+    await expect(audit.filter({ hasText: action }).first()).toBeVisible();
+  }
+  await expect(audit.first()).toContainText("key.status");
+  await expect(audit.filter({ hasText: "balance.adjust" }).first()).toContainText("Welcome credit e2e");
+  await page.getByTestId("audit-kind").selectOption("price");
+  await expect(audit.filter({ hasText: "user.create" })).toHaveCount(0);
+  await expect(audit.first()).toContainText("price.set");
+  for (const width of [1280, 375]) {
+    await page.setViewportSize({ width, height: 800 });
+    await shot(page, "admin-audit");
+  }
+  await page.setViewportSize({ width: 1280, height: 800 });
+
+  // The overview counts today's spend and shows the channels.
+  await sub.getByRole("link", { name: "Overview" }).click();
+  await expect(page.getByTestId("top-users")).toContainText("console-user");
+  await expect(page.getByTestId("channel-glance")).toContainText("console-good");
+  await expect(page.getByTestId("recent-actions")).toContainText("key.status");
+  for (const width of [1280, 375]) {
+    await page.setViewportSize({ width, height: 800 });
+    const over = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    expect(over).toBeLessThanOrEqual(0);
+    await shot(page, "admin-overview");
+  }
+  await page.setViewportSize({ width: 1280, height: 800 });
+
+  // A plain user: every admin page is refused, and so is every admin server function.
+  for (const path of ["/admin", "/admin/users", "/admin/keys", "/admin/redeem", "/admin/channels", "/admin/mappings", "/admin/prices", "/admin/calls", "/admin/audit"]) {
+    const res = await user.goto(path);
+    expect(res?.status(), path).toBe(403);
+    await expect(user.getByTestId("forbidden")).toBeVisible();
+  }
+  for (const fn of ["admin/users", "admin/keys", "admin/batches", "admin/prices", "admin/channels", "admin/mappings", "admin/overview"]) {
+    expect((await user.request.post(`/_sfn/${fn}`)).status(), fn).toBe(403);
+  }
+  expect((await user.request.post("/_sfn/admin/adjust_balance", {
+    form: { user_id: "1", amount: "100", reason: "self" },
+  })).status()).toBe(403);
+  await user.close();
+  expect(userErrors).toEqual([]);
+  expect(errors).toEqual([]);
+});
+
 test("the console speaks 简体中文 when asked, and remembers it", async ({ page, browser }) => {
   const errors = watchErrors(page);
   await signIn(page, "playwright-user", "playwright-pass");
@@ -421,7 +684,7 @@ test("signing in from a guarded page comes back to it", async ({ page }) => {
   await page.getByLabel("Password", { exact: true }).fill(ADMIN_PASSWORD);
   await page.getByRole("button", { name: "Sign in" }).click();
   await expect(page).toHaveURL(/\/admin$/);
-  await expect(page.getByRole("heading", { name: "Users", exact: true })).toBeVisible();
+  await expect(page.getByRole("heading", { name: "Overview", exact: true })).toBeVisible();
   await page.getByTestId("sign-out").click();
   await expect(page).toHaveURL(/\/login$/);
   expect(errors).toEqual([]);

@@ -3,6 +3,7 @@
 //! swaps the in-memory routing table or price book at once.
 
 use crate::accounts::Actor;
+use crate::audit::snapshot;
 use crate::billing::{self, PriceBook};
 use crate::config::{ParsedPrice, PriceConfig};
 use crate::routing::{ChannelInput, ChannelView, repo};
@@ -81,20 +82,140 @@ pub async fn save_channel(
 ) -> Result<ChannelView, Error> {
     actor.require_admin()?;
     input.validate(svc.config.gateway.allow_metadata_upstreams)?;
+    let before = match id {
+        Some(id) => repo::get(&svc.db, id).await?,
+        None => None,
+    };
     let id = repo::upsert(&svc.db, id, &input).await?;
     reload(svc).await?;
     tracing::info!(channel.id = id, channel = %input.name, "channel saved");
-    repo::get(&svc.db, id)
+    let after = repo::get(&svc.db, id)
         .await?
-        .ok_or(Error::NotFound("channel"))
+        .ok_or(Error::NotFound("channel"))?;
+    let action = if before.is_some() {
+        "channel.update"
+    } else {
+        "channel.create"
+    };
+    crate::audit::record(
+        svc,
+        actor,
+        action,
+        format!("channel:{id}"),
+        before.as_ref().and_then(snapshot),
+        snapshot(&after),
+    )
+    .await;
+    Ok(after)
 }
 
 pub async fn delete_channel(svc: &Services, actor: &Actor, id: i64) -> Result<(), Error> {
     actor.require_admin()?;
+    let before = repo::get(&svc.db, id).await?;
     if !repo::delete(&svc.db, id).await? {
         return Err(Error::NotFound("channel"));
     }
-    reload(svc).await
+    reload(svc).await?;
+    crate::audit::record(
+        svc,
+        actor,
+        "channel.delete",
+        format!("channel:{id}"),
+        before.as_ref().and_then(snapshot),
+        None,
+    )
+    .await;
+    Ok(())
+}
+
+/// Each channel's health as this instance has seen it (the last hour, and its circuit).
+pub fn channel_health(svc: &Services, actor: &Actor) -> Result<Vec<types::ChannelHealth>, Error> {
+    actor.require_admin()?;
+    Ok(svc
+        .routing
+        .snapshot()
+        .channels
+        .iter()
+        .map(|c| c.health.view(c.id))
+        .collect())
+}
+
+/// Sends a tiny live request through a channel (a chat completion of its first model, or
+/// `model` when given, with `max_tokens: 1`) and tells what happened; the answer counts toward
+/// the channel's health and circuit like any other. Nothing is charged or logged as a call.
+pub async fn test_channel(
+    svc: &Services,
+    actor: &Actor,
+    id: i64,
+    model: Option<&str>,
+) -> Result<types::ChannelTest, Error> {
+    actor.require_admin()?;
+    let table = svc.routing.snapshot();
+    let ch = table
+        .channels
+        .iter()
+        .find(|c| c.id == id)
+        .ok_or(Error::NotFound("channel"))?;
+    let model = match model.map(str::trim).filter(|m| !m.is_empty()) {
+        Some(m) => m.to_string(),
+        None => ch.models.first().cloned().ok_or(Error::invalid(
+            "model",
+            "the channel serves no model: name one to test",
+        ))?,
+    };
+    Error::check_text("model", &model, 256)?;
+    let body = serde_json::json!({
+        "model": model,
+        "messages": [{ "role": "user", "content": "ping" }],
+        "max_tokens": 1,
+        "stream": false,
+    });
+    let mut request = ch
+        .client
+        .post(ch.upstream.url(crate::routing::Endpoint::Chat))
+        .json(&body);
+    if let Some(auth) = ch.upstream.auth() {
+        request = request.header(reqwest::header::AUTHORIZATION, auth.clone());
+    }
+    let wait = ch
+        .first_byte_timeout
+        .min(std::time::Duration::from_secs(30));
+    let sent = std::time::Instant::now();
+    let answer = tokio::time::timeout(wait, request.send()).await;
+    let took = sent.elapsed();
+    let latency_ms = u64::try_from(took.as_millis()).unwrap_or(u64::MAX);
+    let (ok, status, error) = match answer {
+        Err(_) => (
+            false,
+            None,
+            Some(format!("no answer within {} ms", wait.as_millis())),
+        ),
+        Ok(Err(e)) => (false, None, Some(crate::proxy::without_url(&e))),
+        Ok(Ok(resp)) => {
+            let status = resp.status().as_u16();
+            if (200..300).contains(&status) {
+                (true, Some(status), None)
+            } else {
+                let text = crate::proxy::upstream_message(resp).await;
+                (false, Some(status), Some(text))
+            }
+        }
+    };
+    ch.health.record(ok, took);
+    if ok {
+        svc.routing.succeeded(ch);
+    } else {
+        svc.routing.failed(ch, None);
+    }
+    tracing::info!(channel.id = id, model = %model, ok, status = ?status, latency_ms, "channel tested");
+    Ok(types::ChannelTest {
+        channel_id: id,
+        model,
+        ok,
+        status,
+        latency_ms,
+        error,
+    })
 }
 
 pub use types::{Mapping, PriceView};
@@ -125,20 +246,50 @@ pub async fn set_mapping(
     for t in &targets {
         Error::check_text("targets", t, 256)?;
     }
+    let before = repo::mappings(&svc.db)
+        .await?
+        .into_iter()
+        .find(|(m, _)| m == model)
+        .map(|(model, targets)| Mapping { model, targets });
     repo::set_mapping(&svc.db, model, &targets).await?;
     reload(svc).await?;
-    Ok(Mapping {
+    let after = Mapping {
         model: model.to_string(),
         targets,
-    })
+    };
+    crate::audit::record(
+        svc,
+        actor,
+        "mapping.set",
+        format!("mapping:{model}"),
+        before.as_ref().and_then(snapshot),
+        snapshot(&after),
+    )
+    .await;
+    Ok(after)
 }
 
 pub async fn delete_mapping(svc: &Services, actor: &Actor, model: &str) -> Result<(), Error> {
     actor.require_admin()?;
+    let before = repo::mappings(&svc.db)
+        .await?
+        .into_iter()
+        .find(|(m, _)| m == model)
+        .map(|(model, targets)| Mapping { model, targets });
     if !repo::delete_mapping(&svc.db, model).await? {
         return Err(Error::NotFound("mapping"));
     }
-    reload(svc).await
+    reload(svc).await?;
+    crate::audit::record(
+        svc,
+        actor,
+        "mapping.delete",
+        format!("mapping:{model}"),
+        before.as_ref().and_then(snapshot),
+        None,
+    )
+    .await;
+    Ok(())
 }
 
 pub async fn list_prices(svc: &Services) -> Result<Vec<PriceView>, Error> {
@@ -177,19 +328,46 @@ pub async fn set_price(
         .unwrap_or("price");
         Error::invalid(field, e.message)
     })?;
+    let before = price_of(svc, model).await?;
     billing::set_price(&svc.db, model, &parsed).await?;
     reload(svc).await?;
-    list_prices(svc)
+    let after = price_of(svc, model)
+        .await?
+        .ok_or(Error::NotFound("price"))?;
+    crate::audit::record(
+        svc,
+        actor,
+        "price.set",
+        format!("price:{model}"),
+        before.as_ref().and_then(snapshot),
+        snapshot(&after),
+    )
+    .await;
+    Ok(after)
+}
+
+async fn price_of(svc: &Services, model: &str) -> Result<Option<PriceView>, Error> {
+    Ok(list_prices(svc)
         .await?
         .into_iter()
-        .find(|p| p.model == model)
-        .ok_or(Error::NotFound("price"))
+        .find(|p| p.model == model))
 }
 
 pub async fn delete_price(svc: &Services, actor: &Actor, model: &str) -> Result<(), Error> {
     actor.require_admin()?;
+    let before = price_of(svc, model).await?;
     if !billing::repo::deactivate_price(&svc.db, model).await? {
         return Err(Error::NotFound("price"));
     }
-    reload(svc).await
+    reload(svc).await?;
+    crate::audit::record(
+        svc,
+        actor,
+        "price.delete",
+        format!("price:{model}"),
+        before.as_ref().and_then(snapshot),
+        None,
+    )
+    .await;
+    Ok(())
 }

@@ -3,6 +3,7 @@
 //! Nothing here knows about Leptos or HTTP status codes.
 
 pub mod accounts;
+pub mod audit;
 pub mod billing;
 pub mod catalog;
 pub mod config;

@@ -177,3 +177,33 @@ mod tests {
         assert!(serde_json::from_str::<KeyPatch>(r#"{"bogus": 1}"#).is_err());
     }
 }
+
+/// A channel's health as this instance has seen it: the last hour's attempts (requests, the
+/// failed ones, the mean time to the answer's headers) and its circuit.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ChannelHealth {
+    pub channel_id: i64,
+    pub requests: u64,
+    pub failures: u64,
+    pub mean_latency_ms: Option<u64>,
+    /// Failures in a row; the circuit opens at `gateway.failure_threshold`.
+    pub failures_in_a_row: u32,
+    /// How long the circuit stays open (the channel tried last); 0 when closed.
+    pub cooldown_ms: u64,
+}
+
+/// What a live test of a channel saw: a tiny chat request (`max_tokens: 1`) to its first model.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ChannelTest {
+    pub channel_id: i64,
+    /// The upstream model asked.
+    pub model: String,
+    pub ok: bool,
+    /// The upstream's HTTP status, when it answered.
+    pub status: Option<u16>,
+    pub latency_ms: u64,
+    /// The upstream's error text (at most 500 characters), or why it could not be reached.
+    pub error: Option<String>,
+}

@@ -1,24 +1,31 @@
 //! Wasm-safe types shared by the console, the server functions and the REST API.
 //! Only serde here: this crate compiles to WebAssembly.
 
+mod audit;
 mod billing;
 mod catalog;
 pub mod date;
 pub mod docs;
 mod error;
 mod money;
+mod overview;
 mod redeem;
 mod status;
 mod usage;
 mod user;
 
+pub use audit::{AuditEntry, AuditQuery};
 pub use billing::{
     About, BillingSubscription, BillingUsage, CreditSummary, DailyCost, DocsLinks, GroupView,
     LineItem, ModelPrice, Pricing,
 };
-pub use catalog::{ChannelView, CreatedKey, KeyPatch, KeyView, Mapping, NewKey, PriceView};
+pub use catalog::{
+    ChannelHealth, ChannelTest, ChannelView, CreatedKey, KeyPatch, KeyView, Mapping, NewKey,
+    PriceView,
+};
 pub use error::{ErrorInfo, ErrorKind};
 pub use money::{Credits, MoneyParseError, UNITS_PER_USD, usd};
+pub use overview::{AdminOverview, ChannelGlance, MinutePoint, TopItem};
 pub use redeem::{
     CreatedRedeemBatch, NewRedeemBatch, RedeemBatch, RedeemCheck, RedeemCodeView, RedeemStatus,
     Redeemed,

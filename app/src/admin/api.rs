@@ -1,4 +1,6 @@
 //! Admin server functions: each checks the role on the server, in `service::accounts`.
+// A server function's arguments are its form's fields (a channel has nine).
+#![allow(clippy::too_many_arguments)]
 
 use crate::error::AppError;
 use leptos::prelude::*;
@@ -41,4 +43,445 @@ pub async fn set_user_status(id: i64, status: String) -> Result<UserInfo, AppErr
         .parse()
         .map_err(|()| service::Error::invalid("status", "must be active or disabled"))?;
     Ok(service::accounts::set_user_status(&svc, &actor, id, status).await?)
+}
+
+/// Changes a user's role and price group (empty: unchanged).
+#[server(prefix = "/_sfn", endpoint = "admin/update_user")]
+pub async fn update_user(id: i64, role: String, group: String) -> Result<UserInfo, AppError> {
+    use crate::ssr::*;
+    let svc = services()?;
+    let actor = current_admin(&svc).await?;
+    let role = match role.trim() {
+        "" => None,
+        r => Some(
+            r.parse()
+                .map_err(|()| service::Error::invalid("role", "must be user or admin"))?,
+        ),
+    };
+    let group = Some(group.trim().to_string()).filter(|g| !g.is_empty());
+    let patch = types::UserPatch { role, group };
+    Ok(service::accounts::update_user(&svc, &actor, id, patch).await?)
+}
+
+/// Adds (or, negative, removes) money with a reason the user sees in their ledger.
+#[server(prefix = "/_sfn", endpoint = "admin/adjust_balance")]
+pub async fn adjust_balance(
+    user_id: i64,
+    amount: String,
+    reason: String,
+) -> Result<types::Credits, AppError> {
+    use crate::ssr::*;
+    let svc = services()?;
+    let actor = current_admin(&svc).await?;
+    Ok(service::billing::adjust_balance(&svc, &actor, user_id, amount.trim(), &reason).await?)
+}
+
+/// Every key of every user.
+#[server(prefix = "/_sfn", endpoint = "admin/keys")]
+pub async fn all_keys() -> Result<Vec<types::KeyView>, AppError> {
+    use crate::ssr::*;
+    let svc = services()?;
+    let actor = current_admin(&svc).await?;
+    Ok(service::keys::list(&svc, &actor, None).await?)
+}
+
+/// Enables (`active`) or disables (`disabled`) anyone's key.
+#[server(prefix = "/_sfn", endpoint = "admin/key_status")]
+pub async fn admin_key_status(id: i64, status: String) -> Result<types::KeyView, AppError> {
+    use crate::ssr::*;
+    let svc = services()?;
+    let actor = current_admin(&svc).await?;
+    let active = match status.as_str() {
+        "active" => true,
+        "disabled" => false,
+        _ => return Err(service::Error::invalid("status", "must be active or disabled").into()),
+    };
+    Ok(service::keys::set_status(&svc, &actor, id, active).await?)
+}
+
+/// Deletes anyone's key.
+#[server(prefix = "/_sfn", endpoint = "admin/delete_key")]
+pub async fn admin_delete_key(id: i64) -> Result<(), AppError> {
+    use crate::ssr::*;
+    let svc = services()?;
+    let actor = current_admin(&svc).await?;
+    Ok(service::keys::delete(&svc, &actor, id).await?)
+}
+
+/// Creates a batch of redeem codes: count, value (USD), an optional last day (`YYYY-MM-DD`,
+/// the codes work through its end, UTC) and label. The codes are in the answer, this once.
+#[server(prefix = "/_sfn", endpoint = "admin/create_batch")]
+pub async fn create_batch(
+    count: String,
+    value: String,
+    expires_on: String,
+    label: String,
+) -> Result<types::CreatedRedeemBatch, AppError> {
+    use crate::ssr::*;
+    use service::Error;
+    let svc = services()?;
+    let actor = current_admin(&svc).await?;
+    let count = count
+        .trim()
+        .parse::<u32>()
+        .map_err(|_| Error::invalid("count", "must be a whole number"))?;
+    let expires_at = match expires_on.trim() {
+        "" => None,
+        day => Some(
+            (types::date::parse_day(day)
+                .ok_or(Error::invalid("expires_at", "not a YYYY-MM-DD date"))?
+                + 1)
+                * 86_400,
+        ),
+    };
+    let new = types::NewRedeemBatch {
+        count,
+        value: value.trim().to_string(),
+        expires_at,
+        batch: Some(label),
+    };
+    Ok(service::redeem::create_batch(&svc, &actor, new).await?)
+}
+
+/// A page of redeem batches with their counts, newest first.
+#[server(prefix = "/_sfn", endpoint = "admin/batches")]
+pub async fn list_batches(
+    cursor: Option<String>,
+) -> Result<types::Slice<types::RedeemBatch>, AppError> {
+    use crate::ssr::*;
+    let svc = services()?;
+    let actor = current_admin(&svc).await?;
+    Ok(service::redeem::list_batches(&svc, &actor, cursor.as_deref(), Some("20")).await?)
+}
+
+/// A page of one batch's codes, newest first.
+#[server(prefix = "/_sfn", endpoint = "admin/codes")]
+pub async fn batch_codes(
+    batch: i64,
+    cursor: Option<String>,
+) -> Result<types::Slice<types::RedeemCodeView>, AppError> {
+    use crate::ssr::*;
+    let svc = services()?;
+    let actor = current_admin(&svc).await?;
+    let batch = batch.to_string();
+    Ok(service::redeem::list_codes(
+        &svc,
+        &actor,
+        Some(batch.as_str()),
+        None,
+        cursor.as_deref(),
+        Some("100"),
+    )
+    .await?)
+}
+
+/// Voids a batch's unused codes; returns how many.
+#[server(prefix = "/_sfn", endpoint = "admin/void_batch")]
+pub async fn void_batch(id: i64) -> Result<u64, AppError> {
+    use crate::ssr::*;
+    let svc = services()?;
+    let actor = current_admin(&svc).await?;
+    Ok(service::redeem::void_batch(&svc, &actor, id).await?)
+}
+
+/// Voids one unused code.
+#[server(prefix = "/_sfn", endpoint = "admin/void_code")]
+pub async fn void_code(id: i64) -> Result<(), AppError> {
+    use crate::ssr::*;
+    let svc = services()?;
+    let actor = current_admin(&svc).await?;
+    Ok(service::redeem::void_code(&svc, &actor, id).await?)
+}
+
+/// The prices in force, and the group multipliers.
+#[server(prefix = "/_sfn", endpoint = "admin/prices")]
+pub async fn admin_prices() -> Result<(Vec<types::PriceView>, Vec<types::GroupView>), AppError> {
+    use crate::ssr::*;
+    let svc = services()?;
+    let actor = current_admin(&svc).await?;
+    let groups = service::billing::groups(&svc, &actor)?;
+    Ok((service::catalog::list_prices(&svc).await?, groups))
+}
+
+/// Sets a model's price (a new version, served at once); empty cached and per-request: none.
+#[server(prefix = "/_sfn", endpoint = "admin/set_price")]
+pub async fn set_price(
+    model: String,
+    input_per_1m: String,
+    output_per_1m: String,
+    cached_input_per_1m: String,
+    per_request: String,
+) -> Result<types::PriceView, AppError> {
+    use crate::ssr::*;
+    let svc = services()?;
+    let actor = current_admin(&svc).await?;
+    let opt = |s: String| Some(s.trim().to_string()).filter(|s| !s.is_empty());
+    let price = service::config::PriceConfig {
+        input_per_1m: input_per_1m.trim().to_string(),
+        output_per_1m: output_per_1m.trim().to_string(),
+        cached_input_per_1m: opt(cached_input_per_1m),
+        per_request: opt(per_request),
+    };
+    Ok(service::catalog::set_price(&svc, &actor, model.trim(), price).await?)
+}
+
+/// Sets a group's price multiplier.
+#[server(prefix = "/_sfn", endpoint = "admin/set_group")]
+pub async fn set_group(name: String, multiplier: String) -> Result<types::GroupView, AppError> {
+    use crate::ssr::*;
+    let svc = services()?;
+    let actor = current_admin(&svc).await?;
+    Ok(service::billing::set_group(&svc, &actor, name.trim(), multiplier.trim()).await?)
+}
+
+/// A page of the audit log, newest first, filtered by action (or kind) and actor.
+#[server(prefix = "/_sfn", endpoint = "admin/audit")]
+pub async fn audit_log(
+    action: String,
+    actor: String,
+    cursor: Option<String>,
+) -> Result<types::Slice<types::AuditEntry>, AppError> {
+    use crate::ssr::*;
+    let svc = services()?;
+    let admin = current_admin(&svc).await?;
+    let q = types::AuditQuery {
+        action: Some(action),
+        actor: Some(actor),
+        target: None,
+        cursor,
+        limit: Some("50".into()),
+    };
+    Ok(service::audit::list(&svc, &admin, &q).await?)
+}
+
+/// The channels, and each one's health as this instance has seen it.
+#[server(prefix = "/_sfn", endpoint = "admin/channels")]
+pub async fn admin_channels()
+-> Result<(Vec<types::ChannelView>, Vec<types::ChannelHealth>), AppError> {
+    use crate::ssr::*;
+    let svc = services()?;
+    let actor = current_admin(&svc).await?;
+    let health = service::catalog::channel_health(&svc, &actor)?;
+    Ok((service::catalog::list_channels(&svc, &actor).await?, health))
+}
+
+/// Creates a channel (no `id`) or changes one. An empty `api_key` keeps the stored one; models
+/// are separated by commas, spaces or lines; `enabled` is `on` when checked.
+#[server(prefix = "/_sfn", endpoint = "admin/save_channel")]
+pub async fn save_channel(
+    id: Option<i64>,
+    name: String,
+    base_url: String,
+    api_key: String,
+    models: String,
+    priority: String,
+    weight: String,
+    first_byte_timeout_ms: String,
+    enabled: Option<String>,
+) -> Result<types::ChannelView, AppError> {
+    use crate::ssr::*;
+    use service::Error;
+    let svc = services()?;
+    let actor = current_admin(&svc).await?;
+    let number = |field: &'static str, text: &str, default: i64| -> Result<i64, Error> {
+        match text.trim() {
+            "" => Ok(default),
+            t => t
+                .parse()
+                .map_err(|_| Error::invalid(field, "must be a whole number")),
+        }
+    };
+    let positive = |field: &'static str, v: i64| -> Result<u64, Error> {
+        u64::try_from(v)
+            .ok()
+            .filter(|v| *v > 0)
+            .ok_or(Error::invalid(field, "must be at least 1"))
+    };
+    let before = match id {
+        Some(id) => service::catalog::list_channels(&svc, &actor)
+            .await?
+            .into_iter()
+            .find(|c| c.id == id),
+        None => None,
+    };
+    let input = service::routing::ChannelInput {
+        name: name.trim().to_string(),
+        base_url: base_url.trim().to_string(),
+        api_key: Some(api_key.trim().to_string())
+            .filter(|k| !k.is_empty())
+            .map(service::secret::SecretString::new),
+        models: models
+            .split([',', ' ', '\n', '\r', '\t'])
+            .filter(|m| !m.is_empty())
+            .map(str::to_string)
+            .collect(),
+        priority: number("priority", &priority, 0)?,
+        weight: u32::try_from(positive("weight", number("weight", &weight, 1)?)?)
+            .map_err(|_| Error::invalid("weight", "too large"))?,
+        connect_timeout_ms: before.as_ref().map_or(5_000, |c| c.connect_timeout_ms),
+        first_byte_timeout_ms: positive(
+            "first_byte_timeout_ms",
+            number("first_byte_timeout_ms", &first_byte_timeout_ms, 60_000)?,
+        )?,
+        idle_timeout_ms: before.as_ref().map_or(120_000, |c| c.idle_timeout_ms),
+        enabled: enabled.is_some(),
+    };
+    Ok(service::catalog::save_channel(&svc, &actor, id, input).await?)
+}
+
+/// Turns a channel on or off, everything else kept (its key too).
+#[server(prefix = "/_sfn", endpoint = "admin/toggle_channel")]
+pub async fn toggle_channel(id: i64, enabled: bool) -> Result<types::ChannelView, AppError> {
+    use crate::ssr::*;
+    let svc = services()?;
+    let actor = current_admin(&svc).await?;
+    let c = service::catalog::list_channels(&svc, &actor)
+        .await?
+        .into_iter()
+        .find(|c| c.id == id)
+        .ok_or(service::Error::NotFound("channel"))?;
+    let input = service::routing::ChannelInput {
+        name: c.name,
+        base_url: c.base_url,
+        api_key: None,
+        models: c.models,
+        priority: c.priority,
+        weight: c.weight,
+        connect_timeout_ms: c.connect_timeout_ms,
+        first_byte_timeout_ms: c.first_byte_timeout_ms,
+        idle_timeout_ms: c.idle_timeout_ms,
+        enabled,
+    };
+    Ok(service::catalog::save_channel(&svc, &actor, Some(id), input).await?)
+}
+
+#[server(prefix = "/_sfn", endpoint = "admin/delete_channel")]
+pub async fn delete_channel(id: i64) -> Result<(), AppError> {
+    use crate::ssr::*;
+    let svc = services()?;
+    let actor = current_admin(&svc).await?;
+    Ok(service::catalog::delete_channel(&svc, &actor, id).await?)
+}
+
+/// A tiny live request through the channel; what the upstream did.
+#[server(prefix = "/_sfn", endpoint = "admin/test_channel")]
+pub async fn test_channel(id: i64, model: String) -> Result<types::ChannelTest, AppError> {
+    use crate::ssr::*;
+    let svc = services()?;
+    let actor = current_admin(&svc).await?;
+    Ok(service::catalog::test_channel(&svc, &actor, id, Some(&model)).await?)
+}
+
+/// The model mappings, with the channels and prices to warn about targets nothing serves and
+/// models without a price.
+#[server(prefix = "/_sfn", endpoint = "admin/mappings")]
+pub async fn admin_mappings() -> Result<
+    (
+        Vec<types::Mapping>,
+        Vec<types::ChannelView>,
+        Vec<types::PriceView>,
+    ),
+    AppError,
+> {
+    use crate::ssr::*;
+    let svc = services()?;
+    let actor = current_admin(&svc).await?;
+    Ok((
+        service::catalog::list_mappings(&svc, &actor).await?,
+        service::catalog::list_channels(&svc, &actor).await?,
+        service::catalog::list_prices(&svc).await?,
+    ))
+}
+
+/// Sets a public model's ordered upstream list: targets separated by commas, spaces or lines.
+#[server(prefix = "/_sfn", endpoint = "admin/set_mapping")]
+pub async fn set_mapping(model: String, targets: String) -> Result<types::Mapping, AppError> {
+    use crate::ssr::*;
+    let svc = services()?;
+    let actor = current_admin(&svc).await?;
+    let targets = targets
+        .split([',', ' ', '\n', '\r', '\t'])
+        .filter(|t| !t.is_empty())
+        .map(str::to_string)
+        .collect();
+    Ok(service::catalog::set_mapping(&svc, &actor, model.trim(), targets).await?)
+}
+
+#[server(prefix = "/_sfn", endpoint = "admin/delete_mapping")]
+pub async fn delete_mapping(model: String) -> Result<(), AppError> {
+    use crate::ssr::*;
+    let svc = services()?;
+    let actor = current_admin(&svc).await?;
+    Ok(service::catalog::delete_mapping(&svc, &actor, &model).await?)
+}
+
+/// Appends an upstream model name to a public model's list (its last fallback).
+#[server(prefix = "/_sfn", endpoint = "admin/add_target")]
+pub async fn add_target(model: String, target: String) -> Result<types::Mapping, AppError> {
+    use crate::ssr::*;
+    let svc = services()?;
+    let actor = current_admin(&svc).await?;
+    let mut targets = service::catalog::list_mappings(&svc, &actor)
+        .await?
+        .into_iter()
+        .find(|m| m.model == model)
+        .ok_or(service::Error::NotFound("mapping"))?
+        .targets;
+    let target = target.trim().to_string();
+    if targets.contains(&target) {
+        return Err(service::Error::invalid("targets", "already in the list").into());
+    }
+    targets.push(target);
+    Ok(service::catalog::set_mapping(&svc, &actor, &model, targets).await?)
+}
+
+/// Every user's calls, newest first, in keyset pages (the user filter included).
+#[server(prefix = "/_sfn", endpoint = "admin/calls")]
+pub async fn all_calls(
+    query: types::CallsQuery,
+) -> Result<types::Slice<types::UsageRow>, AppError> {
+    use crate::ssr::*;
+    let svc = services()?;
+    let actor = current_admin(&svc).await?;
+    Ok(service::usage::all_calls(&svc, &actor, &query).await?)
+}
+
+/// Sets a key's spend cap (USD), RPM and TPM; an empty field clears it (the group's or the
+/// default limit applies, no cap).
+#[server(prefix = "/_sfn", endpoint = "admin/key_limits")]
+pub async fn key_limits(
+    id: i64,
+    spend_cap: String,
+    rpm: String,
+    tpm: String,
+) -> Result<types::KeyView, AppError> {
+    use crate::ssr::*;
+    use service::Error;
+    let svc = services()?;
+    let actor = current_admin(&svc).await?;
+    let number = |field: &'static str, text: &str| -> Result<Option<i64>, Error> {
+        match text.trim() {
+            "" => Ok(None),
+            t => t
+                .parse()
+                .map(Some)
+                .map_err(|_| Error::invalid(field, "must be a whole number")),
+        }
+    };
+    let patch = types::KeyPatch {
+        spend_cap: Some(Some(spend_cap.trim().to_string()).filter(|c| !c.is_empty())),
+        rpm: Some(number("rpm", &rpm)?),
+        tpm: Some(number("tpm", &tpm)?),
+        ..Default::default()
+    };
+    Ok(service::keys::update(&svc, &actor, id, patch).await?)
+}
+
+/// The gateway at a glance.
+#[server(prefix = "/_sfn", endpoint = "admin/overview")]
+pub async fn admin_overview() -> Result<types::AdminOverview, AppError> {
+    use crate::ssr::*;
+    let svc = services()?;
+    let actor = current_admin(&svc).await?;
+    Ok(service::usage::overview(&svc, &actor).await?)
 }

@@ -1,7 +1,41 @@
 pub mod api;
+mod audit;
+mod channels;
+mod keys;
+mod mappings;
+mod nav;
+mod overview;
 pub mod page;
+mod prices;
+mod redeem;
 
 pub use api::*;
+pub use nav::AdminNav;
 pub use page::AdminPage;
 
-crate::lazy_page!(AdminRoute, AdminPage);
+crate::lazy_page!(AdminOverviewRoute, AdminOverviewPage);
+crate::lazy_page!(AdminUsersRoute, AdminPage);
+crate::lazy_page!(AdminKeysRoute, AdminKeysPage);
+crate::lazy_page!(AdminRedeemRoute, AdminRedeemPage);
+crate::lazy_page!(AdminPricesRoute, AdminPricesPage);
+crate::lazy_page!(AdminChannelsRoute, AdminChannelsPage);
+crate::lazy_page!(AdminMappingsRoute, AdminMappingsPage);
+crate::lazy_page!(AdminAuditRoute, AdminAuditPage);
+crate::lazy_page!(AdminCallsRoute, AdminCallsPage);
+
+/// Every user's calls: the call log page, for all users.
+#[leptos::component]
+fn AdminCallsPage() -> impl leptos::IntoView {
+    use crate::components::Guard;
+    use crate::logs::page::{Logs, Scope};
+    use leptos::prelude::*;
+    view! { <Guard admin=true page=|_| view! { <Logs scope=Scope::All/> }/> }
+}
+
+use audit::AdminAuditPage;
+use channels::AdminChannelsPage;
+use keys::AdminKeysPage;
+use mappings::AdminMappingsPage;
+use overview::AdminOverviewPage;
+use prices::AdminPricesPage;
+use redeem::AdminRedeemPage;

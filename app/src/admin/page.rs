@@ -1,4 +1,5 @@
-use super::api::{CreateUser, SetUserStatus, list_users};
+use super::api::{AdjustBalance, CreateUser, SetUserStatus, UpdateUser, list_users};
+use super::nav::{AdminNav, FormError};
 use crate::components::{ErrorView, Forbidden, Guard};
 use crate::error::ErrorKind;
 use crate::i18n::format::money;
@@ -17,19 +18,32 @@ pub fn AdminPage() -> impl IntoView {
 fn Users() -> impl IntoView {
     let create = ServerAction::<CreateUser>::new();
     let set_status = ServerAction::<SetUserStatus>::new();
+    let update = ServerAction::<UpdateUser>::new();
+    let adjust = ServerAction::<AdjustBalance>::new();
     let users = Resource::new(
-        move || (create.version().get(), set_status.version().get()),
+        move || {
+            (
+                create.version().get(),
+                set_status.version().get(),
+                update.version().get(),
+                adjust.version().get(),
+            )
+        },
         |_| list_users(),
     );
     view! {
         <header class="page-head">
             <h1>{t!("admin.title")}</h1>
             <p class="muted">{t!("admin.lead")}</p>
+            <AdminNav/>
         </header>
         <Transition fallback=|| view! { <p class="muted">{t!("app.loading")}</p> }>
             {move || Suspend::new(async move {
                 match users.await {
-                    Ok(list) => view! { <UserAdmin list create set_status/> }.into_any(),
+                    Ok(list) => view! {
+                        <UserAdmin list=list.clone() create set_status/>
+                        <UserChanges list update adjust/>
+                    }.into_any(),
                     Err(e) if e.kind == ErrorKind::Forbidden => view! { <Forbidden/> }.into_any(),
                     Err(e) => view! { <ErrorView error=e/> }.into_any(),
                 }
@@ -102,7 +116,7 @@ fn UserAdmin(
             </Show>
             <table data-testid="users-table">
                 <thead>
-                    <tr><th>{t!("admin.col_id")}</th><th>{t!("admin.col_username")}</th><th>{t!("admin.col_role")}</th><th>{t!("admin.col_status")}</th><th class="num">{t!("admin.col_balance")}</th><th></th></tr>
+                    <tr><th>{t!("admin.col_id")}</th><th>{t!("admin.col_username")}</th><th>{t!("admin.col_role")}</th><th>{t!("admin.col_status")}</th><th>{t!("admin.group")}</th><th class="num">{t!("admin.col_balance")}</th><th></th></tr>
                 </thead>
                 <tbody>
                     {move || visible().into_iter().map(|u| {
@@ -114,6 +128,7 @@ fn UserAdmin(
                                 <td>{u.username.clone()}</td>
                                 <td><span class=format!("badge {}", u.role.as_str())>{role_text(u.role)}</span></td>
                                 <td>{status_text(u.status)}</td>
+                                <td>{u.group.clone()}</td>
                                 <td class="num">{money(u.balance)}</td>
                                 <td>
                                     <ActionForm action=set_status>
@@ -127,6 +142,90 @@ fn UserAdmin(
                     }).collect_view()}
                 </tbody>
             </table>
+        </section>
+    }
+}
+
+/// Changes to one user: role and price group, and the balance (with the reason the user sees
+/// in their ledger).
+#[component]
+fn UserChanges(
+    list: Vec<UserInfo>,
+    update: ServerAction<UpdateUser>,
+    adjust: ServerAction<AdjustBalance>,
+) -> impl IntoView {
+    let adjust_err = FormError::new(
+        move || adjust.value().get().and_then(Result::err),
+        &["amount", "reason", "user_id"],
+    );
+    let update_err = FormError::new(
+        move || update.value().get().and_then(Result::err),
+        &["role", "group"],
+    );
+    let adjusted = move || adjust.value().get().and_then(Result::ok);
+    let options = StoredValue::new(list);
+    let pick = move || {
+        options
+            .get_value()
+            .into_iter()
+            .map(|u| view! { <option value=u.id.to_string()>{format!("{} (#{})", u.username, u.id)}</option> })
+            .collect_view()
+    };
+    view! {
+        <section class="panel">
+            <h2>{t!("admin.adjust")}</h2>
+            <p class="muted">{t!("admin.adjust_lead")}</p>
+            <ActionForm action=adjust>
+                <div class="form-grid">
+                    <label>
+                        <span>{t!("admin.user")}</span>
+                        <select name="user_id" data-testid="adjust-user">{pick()}</select>
+                        {adjust_err.at("user_id")}
+                    </label>
+                    <label>
+                        <span>{t!("admin.amount")}</span>
+                        <input name="amount" required inputmode="decimal" placeholder="10.00 / -2.50" data-testid="adjust-amount"/>
+                        {adjust_err.at("amount")}
+                    </label>
+                    <label class="wide">
+                        <span>{t!("admin.reason")}</span>
+                        <input name="reason" required maxlength="200" data-testid="adjust-reason"/>
+                        {adjust_err.at("reason")}
+                    </label>
+                </div>
+                <button type="submit" class="primary" data-testid="adjust">{t!("admin.adjust_button")}</button>
+                {adjust_err.other()}
+            </ActionForm>
+            {move || adjusted().map(|b| view! {
+                <p class="success" role="status" data-testid="adjusted">{t!("admin.new_balance")} " " <strong>{money(b)}</strong></p>
+            })}
+        </section>
+        <section class="panel">
+            <h2>{t!("admin.update")}</h2>
+            <ActionForm action=update>
+                <div class="form-grid">
+                    <label>
+                        <span>{t!("admin.user")}</span>
+                        <select name="id" data-testid="update-user">{pick()}</select>
+                    </label>
+                    <label>
+                        <span>{t!("admin.role")}</span>
+                        <select name="role">
+                            <option value="" selected>{t!("admin.unchanged")}</option>
+                            <option value="user">{t!("role.user")}</option>
+                            <option value="admin">{t!("role.admin")}</option>
+                        </select>
+                        {update_err.at("role")}
+                    </label>
+                    <label>
+                        <span>{t!("admin.group")}</span>
+                        <input name="group" maxlength="64" placeholder=t!("admin.unchanged") data-testid="update-group"/>
+                        {update_err.at("group")}
+                    </label>
+                </div>
+                <button type="submit" class="primary" data-testid="update">{t!("admin.update_button")}</button>
+                {update_err.other()}
+            </ActionForm>
         </section>
     }
 }

@@ -46,7 +46,7 @@ pub fn Layout(children: Children) -> impl IntoView {
                     <A href="/billing">{t!("nav.billing")}</A>
                     <A href="/pricing">{t!("nav.pricing")}</A>
                     <Show when=move || is_admin>
-                        <A href="/admin">{t!("nav.users")}</A>
+                        <A href="/admin">{t!("admin.nav")}</A>
                     </Show>
                     <A href="/status">{t!("nav.status")}</A>
                     <A href="/docs">{t!("nav.docs")}</A>

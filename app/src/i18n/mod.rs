@@ -226,7 +226,7 @@ mod tests {
         keys.dedup();
         assert_eq!(keys.len(), n, "a key is in the table twice");
         assert!(EN.iter().all(|(_, text)| !text.is_empty()));
-        assert_eq!(t("nav.users"), "Users");
+        assert_eq!(t("admin.nav_users"), "Users");
         assert_eq!(t("no.such.key"), "no.such.key");
     }
 

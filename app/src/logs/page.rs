@@ -1,5 +1,6 @@
-//! The signed-in user's calls: filters kept in the URL (shareable, the back button works),
-//! keyset pages, and the details of one call.
+//! Calls: the signed-in user's (`/logs`), or every user's for an administrator
+//! (`/admin/calls`, with a user filter); filters kept in the URL (shareable, the back button
+//! works), keyset pages, the details of one call, and the CSV export of the filtered range.
 
 use crate::components::{ErrorView, Guard, encode_query as encode, when};
 use crate::dashboard::api::my_calls;
@@ -14,7 +15,40 @@ use types::{CallsQuery, UsageRow};
 
 #[component]
 pub fn LogsPage() -> impl IntoView {
-    view! { <Guard page=|_| view! { <Logs/> }/> }
+    view! { <Guard page=|_| view! { <Logs scope=Scope::Mine/> }/> }
+}
+
+/// Whose calls a page shows.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// The signed-in user's.
+    Mine,
+    /// Every user's (administrators).
+    All,
+}
+
+impl Scope {
+    fn path(self) -> &'static str {
+        match self {
+            Scope::Mine => "/logs",
+            Scope::All => "/admin/calls",
+        }
+    }
+
+    fn csv(self) -> &'static str {
+        match self {
+            Scope::Mine => "/api/me/logs.csv",
+            Scope::All => "/api/admin/logs.csv",
+        }
+    }
+
+    /// The filters of the URL this page keeps.
+    fn filters(self) -> &'static [&'static str] {
+        match self {
+            Scope::Mine => &["key_id", "model", "status", "from", "to"],
+            Scope::All => &["user_id", "key_id", "model", "status", "from", "to"],
+        }
+    }
 }
 
 /// A filter of the URL, when set.
@@ -32,23 +66,23 @@ fn day_seconds(text: Option<String>, days: i64) -> Option<String> {
 }
 
 /// The call filters of the URL, as the server function takes them.
-fn query_of(q: &ParamsMap) -> CallsQuery {
+fn query_of(scope: Scope, q: &ParamsMap) -> CallsQuery {
     CallsQuery {
         model: param(q, "model"),
         status: param(q, "status"),
         from: day_seconds(param(q, "from"), 0),
         to: day_seconds(param(q, "to"), 1),
         key_id: param(q, "key_id"),
-        user_id: None,
+        user_id: (scope == Scope::All).then(|| param(q, "user_id")).flatten(),
         cursor: param(q, "cursor"),
         limit: Some("50".into()),
     }
 }
 
 /// This page's URL with the same filters and another cursor.
-fn with_cursor(q: &ParamsMap, cursor: Option<&str>) -> String {
+fn with_cursor(scope: Scope, q: &ParamsMap, cursor: Option<&str>) -> String {
     let mut parts = Vec::new();
-    for name in ["key_id", "model", "status", "from", "to"] {
+    for &name in scope.filters() {
         if let Some(v) = param(q, name) {
             parts.push(format!("{name}={}", encode(&v)));
         }
@@ -57,17 +91,18 @@ fn with_cursor(q: &ParamsMap, cursor: Option<&str>) -> String {
         parts.push(format!("cursor={}", encode(c)));
     }
     if parts.is_empty() {
-        "/logs".into()
+        scope.path().into()
     } else {
-        format!("/logs?{}", parts.join("&"))
+        format!("{}?{}", scope.path(), parts.join("&"))
     }
 }
 
 /// The CSV export of the calls the filters select (the whole range, not this page).
-fn export_href(q: &ParamsMap) -> String {
-    let c = query_of(q);
+fn export_href(scope: Scope, q: &ParamsMap) -> String {
+    let c = query_of(scope, q);
     let mut parts = Vec::new();
     for (name, v) in [
+        ("user_id", c.user_id),
         ("key_id", c.key_id),
         ("model", c.model),
         ("status", c.status),
@@ -78,23 +113,63 @@ fn export_href(q: &ParamsMap) -> String {
             parts.push(format!("{name}={}", encode(&v)));
         }
     }
-    format!("/api/me/logs.csv?{}", parts.join("&"))
+    format!("{}?{}", scope.csv(), parts.join("&"))
 }
 
 #[component]
-fn Logs() -> impl IntoView {
+pub fn Logs(scope: Scope) -> impl IntoView {
     let query = use_query_map();
-    let calls = Resource::new(move || query.with(query_of), my_calls);
-    let keys = Resource::new(|| (), |_| my_keys());
+    let calls = Resource::new(
+        move || query.with(|q| query_of(scope, q)),
+        move |q| async move {
+            match scope {
+                Scope::Mine => my_calls(q).await,
+                Scope::All => crate::admin::all_calls(q).await,
+            }
+        },
+    );
+    // The key filter: the user's keys, or (administrators) every user's and every key.
+    let choices = Resource::new(
+        || (),
+        move |_| async move {
+            match scope {
+                Scope::Mine => Ok((Vec::new(), my_keys().await?)),
+                Scope::All => Ok::<_, crate::AppError>((
+                    crate::admin::list_users().await?,
+                    crate::admin::all_keys().await?,
+                )),
+            }
+        },
+    );
     let current = move |name: &'static str| query.with(|q| param(q, name)).unwrap_or_default();
     view! {
         <header class="page-head">
-            <h1>{t!("logs.title")}</h1>
-            <p class="muted">{t!("logs.lead")}</p>
+            <h1>{match scope { Scope::Mine => t!("logs.title"), Scope::All => t!("admin.calls_title") }}</h1>
+            <p class="muted">{match scope { Scope::Mine => t!("logs.lead"), Scope::All => t!("admin.calls_lead") }}</p>
+            {(scope == Scope::All).then(|| view! { <crate::admin::AdminNav/> })}
         </header>
         <section class="panel">
-            <Form method="GET" action="/logs">
+            <Form method="GET" action=scope.path()>
                 <div class="filters">
+                    {(scope == Scope::All).then(|| view! {
+                        <label>
+                            <span>{t!("admin.user")}</span>
+                            <select name="user_id" data-testid="filter-user">
+                                <option value="">{t!("admin.everyone")}</option>
+                                <Transition fallback=|| ()>
+                                    {move || Suspend::new(async move {
+                                        let chosen = current("user_id");
+                                        let (users, _) = choices.await.unwrap_or_default();
+                                        users.into_iter().map(|u| {
+                                            let id = u.id.to_string();
+                                            let selected = id == chosen;
+                                            view! { <option value=id selected=selected>{u.username}</option> }
+                                        }).collect_view()
+                                    })}
+                                </Transition>
+                            </select>
+                        </label>
+                    })}
                     <label>
                         <span>{t!("logs.key")}</span>
                         <select name="key_id" data-testid="filter-key">
@@ -102,7 +177,8 @@ fn Logs() -> impl IntoView {
                             <Transition fallback=|| ()>
                                 {move || Suspend::new(async move {
                                     let chosen = current("key_id");
-                                    keys.await.unwrap_or_default().into_iter().map(|k| {
+                                    let (_, keys) = choices.await.unwrap_or_default();
+                                    keys.into_iter().map(|k| {
                                         let id = k.id.to_string();
                                         let selected = id == chosen;
                                         view! { <option value=id selected=selected>{format!("{} ({})", k.name, k.prefix)}</option> }
@@ -133,8 +209,8 @@ fn Logs() -> impl IntoView {
                     </label>
                     <div class="filter-actions">
                         <button type="submit" class="primary" data-testid="apply-filters">{t!("logs.apply")}</button>
-                        <a href="/logs">{t!("logs.clear")}</a>
-                        <a class="button" download="" rel="external" href=move || query.with(export_href) data-testid="export-csv">{t!("logs.export")}</a>
+                        <a href=scope.path()>{t!("logs.clear")}</a>
+                        <a class="button" download="" rel="external" href=move || query.with(|q| export_href(scope, q)) data-testid="export-csv">{t!("logs.export")}</a>
                     </div>
                 </div>
             </Form>
@@ -146,8 +222,8 @@ fn Logs() -> impl IntoView {
                         Ok(page) => {
                             let next = page.next_cursor.clone();
                             let first = query.with(|q| param(q, "cursor").is_none());
-                            let newest = query.with(|q| with_cursor(q, None));
-                            let older = next.map(|c| query.with(|q| with_cursor(q, Some(&c))));
+                            let newest = query.with(|q| with_cursor(scope, q, None));
+                            let older = next.map(|c| query.with(|q| with_cursor(scope, q, Some(&c))));
                             view! {
                                 <CallTable rows=page.data/>
                                 <nav class="pager">

@@ -16,8 +16,9 @@ use service::{Services, accounts, billing};
 use service::{redeem, usage};
 use types::KeyPatch;
 use types::{
-    CallsQuery, CreatedRedeemBatch, GroupView, LedgerQuery, LedgerRow, NewRedeemBatch, NewUser,
-    RedeemBatch, RedeemCodeView, Slice, UsageRow, UserInfo, UserPatch, UserStatus,
+    AuditEntry, AuditQuery, CallsQuery, CreatedRedeemBatch, GroupView, LedgerQuery, LedgerRow,
+    NewRedeemBatch, NewUser, RedeemBatch, RedeemCodeView, Slice, UsageRow, UserInfo, UserPatch,
+    UserStatus,
 };
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -35,6 +36,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(set_key_status))
         .routes(routes!(list_channels, create_channel))
         .routes(routes!(update_channel, delete_channel))
+        .routes(routes!(test_channel))
+        .routes(routes!(channel_health))
         .routes(routes!(list_mappings))
         .routes(routes!(set_mapping, delete_mapping))
         .routes(routes!(list_prices))
@@ -47,6 +50,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(void_code))
         .routes(routes!(list_batches))
         .routes(routes!(void_batch))
+        .routes(routes!(audit_log))
         .fallback(|| async { ApiError::new(types::ErrorKind::NotFound, "unknown endpoint") })
 }
 
@@ -896,4 +900,80 @@ async fn void_batch(
 struct VoidedBatch {
     batch_id: i64,
     voided: u64,
+}
+
+#[utoipa::path(
+    get,
+    path = "/audit",
+    tag = "admin",
+    summary = "The audit log: every administrator's action, newest first",
+    params(AuditQuery),
+    responses(
+        (status = 200, description = "A page of entries", body = Slice<AuditEntry>),
+        (status = 400, description = "Bad input: the field at fault is in `param`", body = ErrorBody),
+        (status = 401, description = "No credentials, or bad ones", body = ErrorBody),
+        (status = 403, description = "Not allowed", body = ErrorBody)
+    ),
+    security(("admin_token" = []), ("session" = []))
+)]
+async fn audit_log(
+    State(svc): State<Services>,
+    AdminActor(actor): AdminActor,
+    ApiQuery(q): ApiQuery<AuditQuery>,
+) -> Result<Json<Slice<AuditEntry>>, ApiError> {
+    Ok(Json(service::audit::list(&svc, &actor, &q).await?))
+}
+
+#[derive(Deserialize, Default, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+struct ChannelTestInput {
+    /// The upstream model to ask; the channel's first when left out.
+    #[serde(default)]
+    model: Option<String>,
+}
+
+#[utoipa::path(
+    post,
+    path = "/channels/{id}/test",
+    tag = "admin",
+    summary = "Sends a tiny live request through a channel (max_tokens 1) and tells what happened",
+    params(("id" = i64, Path), ChannelTestInput),
+    responses(
+        (status = 200, description = "What the upstream did (`ok` false with its status and error text when it failed)", body = types::ChannelTest),
+        (status = 400, description = "Bad input: the field at fault is in `param`", body = ErrorBody),
+        (status = 401, description = "No credentials, or bad ones", body = ErrorBody),
+        (status = 403, description = "Not allowed", body = ErrorBody),
+        (status = 404, description = "Not found", body = ErrorBody)
+    ),
+    security(("admin_token" = []), ("session" = []))
+)]
+async fn test_channel(
+    State(svc): State<Services>,
+    AdminActor(actor): AdminActor,
+    ApiPath(id): ApiPath<i64>,
+    ApiQuery(input): ApiQuery<ChannelTestInput>,
+) -> Result<Json<types::ChannelTest>, ApiError> {
+    Ok(Json(
+        catalog::test_channel(&svc, &actor, id, input.model.as_deref()).await?,
+    ))
+}
+
+#[utoipa::path(
+    get,
+    path = "/channels/health",
+    tag = "admin",
+    summary = "Each channel's last hour (requests, failures, mean latency) and circuit, as this instance saw them",
+    responses(
+        (status = 200, description = "Per channel", body = Vec<types::ChannelHealth>),
+        (status = 401, description = "No credentials, or bad ones", body = ErrorBody),
+        (status = 403, description = "Not allowed", body = ErrorBody)
+    ),
+    security(("admin_token" = []), ("session" = []))
+)]
+async fn channel_health(
+    State(svc): State<Services>,
+    AdminActor(actor): AdminActor,
+) -> Result<Json<Vec<types::ChannelHealth>>, ApiError> {
+    Ok(Json(catalog::channel_health(&svc, &actor)?))
 }

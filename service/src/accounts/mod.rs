@@ -4,6 +4,7 @@
 pub mod password;
 pub mod repo;
 
+use crate::audit::snapshot;
 use crate::{Error, Services, now_ms};
 use rand::RngCore as _;
 use rand::distr::{Alphanumeric, SampleString as _};
@@ -54,7 +55,7 @@ impl Actor {
         }
     }
 
-    fn user_id(&self) -> Option<i64> {
+    pub fn user_id(&self) -> Option<i64> {
         match self {
             Actor::User(u) => Some(u.id),
             Actor::AdminToken => None,
@@ -306,6 +307,15 @@ pub async fn create_user(svc: &Services, actor: &Actor, new: NewUser) -> Result<
     actor.require_admin()?;
     let user = insert(svc, new).await?;
     tracing::info!(actor.id = ?actor.user_id(), user.id = user.id, role = %user.role, "user created");
+    crate::audit::record(
+        svc,
+        actor,
+        "user.create",
+        format!("user:{}", user.id),
+        None,
+        snapshot(&user),
+    )
+    .await;
     Ok(user)
 }
 
@@ -386,7 +396,19 @@ pub async fn set_user_status(
     // The user's keys answer for the user's status: none may work from the cache now.
     crate::keys::changed(svc).await;
     tracing::info!(actor.id = ?actor.user_id(), user.id = id, status = status.as_str(), "user status changed");
-    repo::get(&svc.db, id).await?.ok_or(Error::NotFound("user"))
+    let after = repo::get(&svc.db, id)
+        .await?
+        .ok_or(Error::NotFound("user"))?;
+    crate::audit::record(
+        svc,
+        actor,
+        "user.status",
+        format!("user:{id}"),
+        snapshot(&target),
+        snapshot(&after),
+    )
+    .await;
+    Ok(after)
 }
 
 /// Changes a user's role or price group. Nobody demotes themselves, and the last active
@@ -426,7 +448,19 @@ pub async fn update_user(
     repo::update(&svc.db, id, patch.role, group, now_ms()).await?;
     crate::keys::changed(svc).await;
     tracing::info!(actor.id = ?actor.user_id(), user.id = id, role = ?patch.role, group = ?group, "user updated");
-    repo::get(&svc.db, id).await?.ok_or(Error::NotFound("user"))
+    let after = repo::get(&svc.db, id)
+        .await?
+        .ok_or(Error::NotFound("user"))?;
+    crate::audit::record(
+        svc,
+        actor,
+        "user.update",
+        format!("user:{id}"),
+        snapshot(&target),
+        snapshot(&after),
+    )
+    .await;
+    Ok(after)
 }
 
 /// First start: when no active administrator exists, creates `admin` with the given password or

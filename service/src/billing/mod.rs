@@ -12,6 +12,7 @@ pub use credit::{CreditManager, Reservation};
 pub use price::{Price, PriceBook, Quote, Usage};
 
 use crate::accounts::Actor;
+use crate::audit::snapshot;
 use crate::config::{Config, parse_multiplier};
 use crate::db::Db;
 use crate::keys::KeyAuth;
@@ -66,7 +67,22 @@ pub async fn adjust_balance(
         amount = amount.units(),
         "balance adjusted"
     );
-    Ok(Credits::from_units(balance))
+    let balance = Credits::from_units(balance);
+    let before = Credits::from_units(balance.units() - amount.units());
+    crate::audit::record(
+        svc,
+        actor,
+        "balance.adjust",
+        format!("user:{user_id}"),
+        snapshot(&serde_json::json!({ "balance": before.to_usd_string() })),
+        snapshot(&serde_json::json!({
+            "balance": balance.to_usd_string(),
+            "amount": amount.to_usd_string(),
+            "reason": reason,
+        })),
+    )
+    .await;
+    Ok(balance)
 }
 
 /// Every group with a multiplier: those set through the API, then the config's (which the
@@ -131,8 +147,22 @@ pub async fn set_group(
     if milli > 1_000_000 {
         return Err(Error::invalid("multiplier", "must be at most 1000"));
     }
+    let before = svc
+        .prices()
+        .multipliers
+        .get(name)
+        .map(|m| multiplier_text(*m));
     repo::set_group_multiplier(&svc.db, name, milli).await?;
     crate::catalog::reload(svc).await?;
+    crate::audit::record(
+        svc,
+        actor,
+        "group.set",
+        format!("group:{name}"),
+        before.map(|m| serde_json::json!({ "multiplier": m }).to_string()),
+        snapshot(&serde_json::json!({ "multiplier": multiplier_text(milli) })),
+    )
+    .await;
     tracing::info!(
         group = name,
         multiplier_milli = milli,
@@ -148,10 +178,24 @@ pub async fn set_group(
 /// Removes a group's multiplier set through the API (the config's, if any, applies again).
 pub async fn delete_group(svc: &Services, actor: &Actor, name: &str) -> Result<(), Error> {
     actor.require_admin()?;
+    let before = svc
+        .prices()
+        .multipliers
+        .get(name)
+        .map(|m| multiplier_text(*m));
     if !repo::delete_group_multiplier(&svc.db, name).await? {
         return Err(Error::NotFound("group"));
     }
     crate::catalog::reload(svc).await?;
+    crate::audit::record(
+        svc,
+        actor,
+        "group.delete",
+        format!("group:{name}"),
+        before.map(|m| serde_json::json!({ "multiplier": m }).to_string()),
+        None,
+    )
+    .await;
     tracing::info!(group = name, "group multiplier removed");
     Ok(())
 }

@@ -10,6 +10,7 @@ pub mod repo;
 pub use cidr::IpNet;
 
 use crate::accounts::Actor;
+use crate::audit::snapshot;
 use crate::{Error, Services, now_ms};
 use rand::Rng as _;
 use sha2::{Digest, Sha256};
@@ -224,6 +225,17 @@ pub async fn create(svc: &Services, actor: &Actor, new: NewKey) -> Result<Create
         .await?
         .ok_or(Error::NotFound("key"))?;
     tracing::info!(key.id = id, key.prefix = %prefix, user.id = user.id, "API key created");
+    if actor.is_admin() {
+        crate::audit::record(
+            svc,
+            actor,
+            "key.create",
+            format!("key:{id}"),
+            None,
+            snapshot(&view),
+        )
+        .await;
+    }
     Ok(CreatedKey { view, key: secret })
 }
 
@@ -310,12 +322,27 @@ pub async fn update(
         return Err(Error::invalid("body", "nothing to change"));
     }
     let fields = sets.iter().map(|(f, _)| *f).collect::<Vec<_>>();
+    let before = repo::get(&svc.db, id)
+        .await?
+        .ok_or(Error::NotFound("key"))?;
     if !repo::update(&svc.db, id, sets).await? {
         return Err(Error::NotFound("key"));
     }
     changed(svc).await;
     tracing::info!(key.id = id, ?fields, "API key updated");
-    repo::get(&svc.db, id).await?.ok_or(Error::NotFound("key"))
+    let after = repo::get(&svc.db, id)
+        .await?
+        .ok_or(Error::NotFound("key"))?;
+    crate::audit::record(
+        svc,
+        actor,
+        "key.update",
+        format!("key:{id}"),
+        snapshot(&before),
+        snapshot(&after),
+    )
+    .await;
+    Ok(after)
 }
 
 /// Keys of `user_id` (every key for an administrator who names nobody); a user sees only
@@ -346,20 +373,45 @@ pub async fn set_status(
     id: i64,
     active: bool,
 ) -> Result<KeyView, Error> {
-    own_key(svc, actor, id).await?;
+    let before = own_key(svc, actor, id).await?;
     if !repo::set_status(&svc.db, id, if active { "active" } else { "disabled" }).await? {
         return Err(Error::NotFound("key"));
     }
     changed(svc).await;
-    repo::get(&svc.db, id).await?.ok_or(Error::NotFound("key"))
+    let after = repo::get(&svc.db, id)
+        .await?
+        .ok_or(Error::NotFound("key"))?;
+    if actor.is_admin() {
+        crate::audit::record(
+            svc,
+            actor,
+            "key.status",
+            format!("key:{id}"),
+            snapshot(&before),
+            snapshot(&after),
+        )
+        .await;
+    }
+    Ok(after)
 }
 
 pub async fn delete(svc: &Services, actor: &Actor, id: i64) -> Result<(), Error> {
-    own_key(svc, actor, id).await?;
+    let before = own_key(svc, actor, id).await?;
     if !repo::delete(&svc.db, id).await? {
         return Err(Error::NotFound("key"));
     }
     changed(svc).await;
+    if actor.is_admin() {
+        crate::audit::record(
+            svc,
+            actor,
+            "key.delete",
+            format!("key:{id}"),
+            snapshot(&before),
+            None,
+        )
+        .await;
+    }
     Ok(())
 }
 

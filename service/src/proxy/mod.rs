@@ -164,7 +164,14 @@ async fn relay_traced(
         let wait = ch.first_byte_timeout.min(deadline - now);
         let sent = Instant::now();
         let answer = tokio::time::timeout(wait, request.send()).await;
-        upstream += sent.elapsed();
+        let took = sent.elapsed();
+        upstream += took;
+        // Health: a 2xx or a client error (the client's fault, not the channel's) went well.
+        let ok = matches!(&answer, Ok(Ok(r)) if {
+            let st = r.status().as_u16();
+            (200..300).contains(&st) || ((400..500).contains(&st) && st != 429)
+        });
+        ch.health.record(ok, took);
         let resp = match answer {
             Err(_) => {
                 tracing::warn!(channel = %ch.name, attempt = attempts, "upstream timed out before the headers");
@@ -268,7 +275,7 @@ async fn relay_traced(
 }
 
 /// A reqwest error's text without its URL (no upstream host reaches a client or a log line).
-fn without_url(e: &reqwest::Error) -> String {
+pub(crate) fn without_url(e: &reqwest::Error) -> String {
     let mut s = e.to_string();
     if let Some(url) = e.url() {
         s = s.replace(url.as_str(), "<upstream>");
@@ -277,7 +284,7 @@ fn without_url(e: &reqwest::Error) -> String {
 }
 
 /// The upstream's error message, bounded, with anything key-like masked.
-async fn upstream_message(resp: reqwest::Response) -> String {
+pub(crate) async fn upstream_message(resp: reqwest::Response) -> String {
     let bytes = tokio::time::timeout(Duration::from_secs(5), resp.bytes())
         .await
         .ok()

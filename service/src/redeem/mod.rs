@@ -10,6 +10,7 @@ mod repo;
 pub use code::Code;
 
 use crate::accounts::Actor;
+use crate::audit::snapshot;
 use crate::paging::{parse_id_cursor, parse_limit, slice};
 use crate::{Error, Services, now_ms};
 use std::net::IpAddr;
@@ -84,6 +85,15 @@ pub async fn create_batch(
         value = value.units(),
         "redeem codes created"
     );
+    crate::audit::record(
+        svc,
+        actor,
+        "redeem_batch.create",
+        format!("redeem_batch:{}", batch.id),
+        None,
+        snapshot(&batch),
+    )
+    .await;
     Ok(CreatedRedeemBatch {
         batch,
         codes: codes.iter().map(Code::display).collect(),
@@ -140,6 +150,15 @@ pub async fn void_code(svc: &Services, actor: &Actor, id: i64) -> Result<(), Err
     match repo::void_code(&svc.db, id, now_ms()).await? {
         repo::Voided::Done => {
             tracing::info!(code.id = id, "redeem code voided");
+            crate::audit::record(
+                svc,
+                actor,
+                "redeem_code.void",
+                format!("redeem_code:{id}"),
+                None,
+                None,
+            )
+            .await;
             Ok(())
         }
         repo::Voided::Missing => Err(Error::NotFound("redeem code")),
@@ -154,6 +173,15 @@ pub async fn void_batch(svc: &Services, actor: &Actor, batch_id: i64) -> Result<
         .await?
         .ok_or(Error::NotFound("redeem batch"))?;
     tracing::info!(batch.id = batch_id, codes = n, "redeem batch voided");
+    crate::audit::record(
+        svc,
+        actor,
+        "redeem_batch.void",
+        format!("redeem_batch:{batch_id}"),
+        None,
+        snapshot(&serde_json::json!({ "voided": n })),
+    )
+    .await;
     Ok(n)
 }
 

@@ -12,14 +12,88 @@ use crate::secret::SecretString;
 use rand::Rng as _;
 use serde::Deserialize;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-#[derive(Default, Debug)]
+/// A channel's health on this instance: the circuit (failures in a row, open until), and its
+/// answers over the last hour in minute buckets (requests, failures, time to headers).
+#[derive(Debug)]
 pub struct Health {
     failures: AtomicU32,
     open_until_ms: AtomicI64,
+    minutes: [Minute; 60],
+}
+
+#[derive(Default, Debug)]
+struct Minute {
+    /// The minute (unix ms / 60,000) the counts are of.
+    at: AtomicI64,
+    requests: AtomicU64,
+    failures: AtomicU64,
+    latency_ms: AtomicU64,
+}
+
+impl Default for Health {
+    fn default() -> Self {
+        Health {
+            failures: AtomicU32::new(0),
+            open_until_ms: AtomicI64::new(0),
+            minutes: std::array::from_fn(|_| Minute::default()),
+        }
+    }
+}
+
+impl Health {
+    /// Counts one attempt on the channel: whether it answered well, and how long it took to.
+    /// A few relaxed atomics; a bucket is reset by whoever first sees it belongs to a past minute
+    /// (a count racing that reset may be lost: this is a gauge, not a ledger).
+    pub fn record(&self, ok: bool, took: Duration) {
+        let minute = now_ms() / 60_000;
+        let b = &self.minutes[minute.rem_euclid(60) as usize];
+        let seen = b.at.load(Ordering::Relaxed);
+        if seen != minute
+            && b.at
+                .compare_exchange(seen, minute, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            b.requests.store(0, Ordering::Relaxed);
+            b.failures.store(0, Ordering::Relaxed);
+            b.latency_ms.store(0, Ordering::Relaxed);
+        }
+        b.requests.fetch_add(1, Ordering::Relaxed);
+        if !ok {
+            b.failures.fetch_add(1, Ordering::Relaxed);
+        }
+        b.latency_ms.fetch_add(
+            u64::try_from(took.as_millis()).unwrap_or(u64::MAX / 2),
+            Ordering::Relaxed,
+        );
+    }
+
+    /// The last hour's figures and the circuit, as the admin console shows them.
+    pub fn view(&self, channel_id: i64) -> types::ChannelHealth {
+        let now = now_ms();
+        let minute = now / 60_000;
+        let (mut requests, mut failures, mut latency) = (0u64, 0u64, 0u64);
+        for b in &self.minutes {
+            let at = b.at.load(Ordering::Relaxed);
+            if at > minute - 60 && at <= minute {
+                requests += b.requests.load(Ordering::Relaxed);
+                failures += b.failures.load(Ordering::Relaxed);
+                latency += b.latency_ms.load(Ordering::Relaxed);
+            }
+        }
+        let open_until = self.open_until_ms.load(Ordering::Relaxed);
+        types::ChannelHealth {
+            channel_id,
+            requests,
+            failures,
+            mean_latency_ms: latency.checked_div(requests),
+            failures_in_a_row: self.failures.load(Ordering::Relaxed),
+            cooldown_ms: u64::try_from(open_until - now).unwrap_or(0),
+        }
+    }
 }
 
 pub struct Channel {

@@ -19,11 +19,13 @@ use tokio::sync::mpsc;
 
 mod export;
 mod health;
+mod overview;
 mod read;
 pub(crate) mod repo;
 
 pub use export::{CSV_HEADER, CsvStream, all_calls_csv, my_calls_csv};
 pub use health::{StatusCache, purge_health, service_status};
+pub use overview::overview;
 pub use read::{MAX_DAYS, all_calls, daily, logs, my_calls, my_ledger, user_ledger};
 
 pub use types::{ErrorClass, UsageSource};

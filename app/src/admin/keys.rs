@@ -1,0 +1,234 @@
+//! Every user's API keys: filtered by owner and status, disabled, enabled, deleted.
+
+use super::api::{AdminDeleteKey, AdminKeyStatus, KeyLimits, all_keys, list_users};
+use super::nav::{AdminNav, FormError};
+use crate::components::{ErrorView, Guard, when};
+use crate::i18n::format::money;
+use crate::t;
+use leptos::prelude::*;
+use std::collections::HashMap;
+use types::KeyView;
+
+#[component]
+pub fn AdminKeysPage() -> impl IntoView {
+    view! { <Guard admin=true page=|_| view! { <AllKeys/> }/> }
+}
+
+#[component]
+fn AllKeys() -> impl IntoView {
+    let set_status = ServerAction::<AdminKeyStatus>::new();
+    let delete = ServerAction::<AdminDeleteKey>::new();
+    let limits = ServerAction::<KeyLimits>::new();
+    let data = Resource::new(
+        move || {
+            (
+                set_status.version().get(),
+                delete.version().get(),
+                limits.version().get(),
+            )
+        },
+        |_| async move { Ok::<_, crate::AppError>((all_keys().await?, list_users().await?)) },
+    );
+    let owner = RwSignal::new(String::new());
+    let status = RwSignal::new(String::new());
+    let errors = FormError::new(
+        move || {
+            set_status
+                .value()
+                .get()
+                .and_then(Result::err)
+                .or_else(|| delete.value().get().and_then(Result::err))
+                .or_else(|| limits.value().get().and_then(Result::err))
+        },
+        &[],
+    );
+    view! {
+        <header class="page-head">
+            <h1>{t!("admin.keys_title")}</h1>
+            <p class="muted">{t!("admin.keys_lead")}</p>
+            <AdminNav/>
+        </header>
+        <section class="panel">
+            {errors.other()}
+            <Transition fallback=|| view! { <p class="muted">{t!("app.loading")}</p> }>
+                {move || Suspend::new(async move {
+                    let (keys, users) = match data.await {
+                        Ok(d) => d,
+                        Err(e) => return view! { <ErrorView error=e/> }.into_any(),
+                    };
+                    let names: HashMap<i64, String> =
+                        users.iter().map(|u| (u.id, u.username.clone())).collect();
+                    let names = StoredValue::new(names);
+                    let keys = StoredValue::new(keys);
+                    let user_options = users
+                        .into_iter()
+                        .map(|u| view! { <option value=u.id.to_string()>{u.username}</option> })
+                        .collect_view();
+                    let shown = move || {
+                        let o = owner.get();
+                        let s = status.get();
+                        let now = js_now();
+                        keys.get_value()
+                            .into_iter()
+                            .filter(|k| o.is_empty() || k.user_id.to_string() == o)
+                            .filter(|k| match s.as_str() {
+                                "" => true,
+                                "expiring" => k.expires_at.is_some_and(|at| at > now && at - now <= 7 * 86_400_000),
+                                other => k.status == other,
+                            })
+                            .collect::<Vec<_>>()
+                    };
+                    view! {
+                        <div class="filters">
+                            <label>
+                                <span>{t!("admin.owner")}</span>
+                                <select data-testid="keys-owner" on:change=move |ev| owner.set(event_target_value(&ev))>
+                                    <option value="">{t!("admin.everyone")}</option>
+                                    {user_options}
+                                </select>
+                            </label>
+                            <label>
+                                <span>{t!("admin.col_status")}</span>
+                                <select data-testid="keys-status" on:change=move |ev| status.set(event_target_value(&ev))>
+                                    <option value="">{t!("admin.any")}</option>
+                                    <option value="active">{t!("status.active")}</option>
+                                    <option value="disabled">{t!("status.disabled")}</option>
+                                    <option value="expiring">{t!("admin.expiring")}</option>
+                                </select>
+                            </label>
+                        </div>
+                        <div class="scroll">
+                            <table data-testid="admin-keys">
+                                <thead>
+                                    <tr>
+                                        <th>{t!("admin.owner")}</th>
+                                        <th>{t!("keys.col_name")}</th>
+                                        <th>{t!("keys.col_key")}</th>
+                                        <th>{t!("keys.col_status")}</th>
+                                        <th class="num">{t!("keys.col_spent")}</th>
+                                        <th>{t!("keys.col_limits")}</th>
+                                        <th>{t!("keys.col_expires")}</th>
+                                        <th>{t!("keys.col_last_used")}</th>
+                                        <th></th>
+                                    </tr>
+                                </thead>
+                                <tbody>
+                                    {move || shown().into_iter().map(|k| {
+                                        let name = names.with_value(|n| n.get(&k.user_id).cloned()).unwrap_or_else(|| format!("#{}", k.user_id));
+                                        view! { <KeyRow k owner=name set_status delete limits/> }
+                                    }).collect_view()}
+                                </tbody>
+                            </table>
+                        </div>
+                    }
+                    .into_any()
+                })}
+            </Transition>
+        </section>
+    }
+}
+
+fn js_now() -> i64 {
+    #[cfg(feature = "ssr")]
+    {
+        service::now_ms()
+    }
+    #[cfg(not(feature = "ssr"))]
+    {
+        leptos::web_sys::js_sys::Date::now() as i64
+    }
+}
+
+#[component]
+fn KeyRow(
+    k: KeyView,
+    owner: String,
+    set_status: ServerAction<AdminKeyStatus>,
+    delete: ServerAction<AdminDeleteKey>,
+    limits: ServerAction<KeyLimits>,
+) -> impl IntoView {
+    let confirming = RwSignal::new(false);
+    let editing = RwSignal::new(false);
+    let cap_text = k.spend_cap.map(|c| c.to_usd_string()).unwrap_or_default();
+    let rpm_text = k.rpm.map(|v| v.to_string()).unwrap_or_default();
+    let tpm_text = k.tpm.map(|v| v.to_string()).unwrap_or_default();
+    let limit_text = match (k.rpm, k.tpm) {
+        (None, None) => t!("keys.default_limits").to_string(),
+        (rpm, tpm) => [
+            rpm.map(|r| format!("{r} RPM")),
+            tpm.map(|t| format!("{t} TPM")),
+        ]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" · "),
+    };
+    let form_id = StoredValue::new(k.id.to_string());
+    let texts = StoredValue::new((cap_text, rpm_text, tpm_text));
+    let active = k.status == "active";
+    let spent = match k.spend_cap {
+        Some(cap) => format!("{} / {}", money(k.spent), money(cap)),
+        None => money(k.spent),
+    };
+    let id = k.id.to_string();
+    let id2 = StoredValue::new(id.clone());
+    view! {
+        <tr data-testid="admin-key-row">
+            <td>{owner}</td>
+            <td>{k.name.clone()}</td>
+            <td><code>{k.prefix.clone()}</code></td>
+            <td>
+                <span class=if active { "badge active" } else { "badge disabled" }>
+                    {if active { t!("status.active") } else { t!("status.disabled") }}
+                </span>
+            </td>
+            <td class="num">{spent}</td>
+            <td>
+                <Show
+                    when=move || editing.get()
+                    fallback=move || view! {
+                        <span data-testid="key-limits">{limit_text.clone()}</span> " "
+                        <button type="button" class="small" data-testid="edit-limits" on:click=move |_| editing.set(true)>{t!("prices.edit")}</button>
+                    }
+                >
+                    <ActionForm action=limits>
+                        <input type="hidden" name="id" value=form_id.get_value()/>
+                        <div class="limits-form">
+                            <label><span>{t!("keys.cap")}</span><input name="spend_cap" inputmode="decimal" size="6" prop:value=texts.with_value(|t| t.0.clone())/></label>
+                            <label><span>{t!("keys.rpm")}</span><input name="rpm" type="number" min="1" data-testid="limit-rpm" prop:value=texts.with_value(|t| t.1.clone())/></label>
+                            <label><span>{t!("keys.tpm")}</span><input name="tpm" type="number" min="1" prop:value=texts.with_value(|t| t.2.clone())/></label>
+                        </div>
+                        <button type="submit" class="small primary" data-testid="save-limits">{t!("prices.save")}</button>
+                        <button type="button" class="small" on:click=move |_| editing.set(false)>{t!("keys.delete_no")}</button>
+                    </ActionForm>
+                </Show>
+            </td>
+            <td>{k.expires_at.map_or_else(|| t!("keys.never").to_string(), when)}</td>
+            <td>{k.last_used_at.map_or_else(|| t!("keys.never").to_string(), when)}</td>
+            <td class="actions">
+                <ActionForm action=set_status>
+                    <input type="hidden" name="id" value=id.clone()/>
+                    <input type="hidden" name="status" value=if active { "disabled" } else { "active" }/>
+                    <button type="submit" class="small" data-testid="admin-key-toggle">
+                        {if active { t!("keys.disable") } else { t!("keys.enable") }}
+                    </button>
+                </ActionForm>
+                <Show
+                    when=move || confirming.get()
+                    fallback=move || view! {
+                        <button type="button" class="small danger" on:click=move |_| confirming.set(true)>
+                            {t!("keys.delete")}
+                        </button>
+                    }
+                >
+                    <ActionForm action=delete>
+                        <input type="hidden" name="id" value=id2.get_value()/>
+                        <span class="confirm">{t!("keys.confirm_delete")}</span>
+                        <button type="submit" class="small danger">{t!("keys.delete_yes")}</button>
+                        <button type="button" class="small" on:click=move |_| confirming.set(false)>{t!("keys.delete_no")}</button>
+                    </ActionForm>
+                </Show>
+            </td>
+        </tr>
+    }
+}

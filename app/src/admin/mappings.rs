@@ -1,0 +1,192 @@
+//! Model mappings: each public model's ordered list of upstream model names (the fallback
+//! order), reordered with buttons (keyboard too), with warnings when a target has no channel
+//! or the model has no price.
+
+use super::api::{AddTarget, DeleteMapping, SetMapping, admin_mappings};
+use super::nav::{AdminNav, FormError};
+use crate::components::{ErrorView, Guard};
+use crate::t;
+use leptos::prelude::*;
+use std::collections::HashSet;
+use types::Mapping;
+
+#[component]
+pub fn AdminMappingsPage() -> impl IntoView {
+    view! { <Guard admin=true page=|_| view! { <Mappings/> }/> }
+}
+
+#[component]
+fn Mappings() -> impl IntoView {
+    let set = ServerAction::<SetMapping>::new();
+    let add = ServerAction::<AddTarget>::new();
+    let delete = ServerAction::<DeleteMapping>::new();
+    let data = Resource::new(
+        move || {
+            (
+                set.version().get(),
+                add.version().get(),
+                delete.version().get(),
+            )
+        },
+        |_| admin_mappings(),
+    );
+    let err = FormError::new(
+        move || {
+            set.value()
+                .get()
+                .and_then(Result::err)
+                .or_else(|| add.value().get().and_then(Result::err))
+                .or_else(|| delete.value().get().and_then(Result::err))
+        },
+        &["model", "targets"],
+    );
+    view! {
+        <header class="page-head">
+            <h1>{t!("mappings.title")}</h1>
+            <p class="muted">{t!("mappings.lead")}</p>
+            <AdminNav/>
+        </header>
+        <section class="panel">
+            <h2>{t!("mappings.new")}</h2>
+            <ActionForm action=set>
+                <div class="form-grid">
+                    <label>
+                        <span>{t!("mappings.model")}</span>
+                        <input name="model" required maxlength="256" data-testid="mapping-model"/>
+                        {err.at("model")}
+                    </label>
+                    <label class="wide">
+                        <span>{t!("mappings.targets")}</span>
+                        <input name="targets" required placeholder="gpt-4o, gpt-4o-mini" data-testid="mapping-targets"/>
+                        {err.at("targets")}
+                    </label>
+                </div>
+                <button type="submit" class="primary" data-testid="save-mapping">{t!("prices.save")}</button>
+                {err.other()}
+            </ActionForm>
+        </section>
+        <section class="panel">
+            <h2>{t!("mappings.all")}</h2>
+            <Transition fallback=|| view! { <p class="muted">{t!("app.loading")}</p> }>
+                {move || Suspend::new(async move {
+                    let (mappings, channels, prices) = match data.await {
+                        Ok(d) => d,
+                        Err(e) => return view! { <ErrorView error=e/> }.into_any(),
+                    };
+                    if mappings.is_empty() {
+                        return view! { <p class="muted">{t!("mappings.none")}</p> }.into_any();
+                    }
+                    let served: HashSet<String> = channels
+                        .iter()
+                        .filter(|c| c.enabled)
+                        .flat_map(|c| c.models.iter().cloned())
+                        .collect();
+                    let priced: HashSet<String> = prices.into_iter().map(|p| p.model).collect();
+                    view! {
+                        <div class="mappings">
+                            {mappings.into_iter().map(|m| {
+                                let unpriced = !priced.contains(&m.model) && !m.targets.iter().any(|t| priced.contains(t));
+                                let unserved: Vec<String> = m.targets.iter().filter(|t| !served.contains(*t)).cloned().collect();
+                                view! { <MappingCard m unpriced unserved set add delete/> }
+                            }).collect_view()}
+                        </div>
+                    }.into_any()
+                })}
+            </Transition>
+        </section>
+    }
+}
+
+/// `targets` with the one at `i` swapped with its neighbour `j`, as the form sends them.
+fn swapped(targets: &[String], i: usize, j: usize) -> String {
+    let mut t = targets.to_vec();
+    t.swap(i, j);
+    t.join("\n")
+}
+
+#[component]
+fn MappingCard(
+    m: Mapping,
+    unpriced: bool,
+    unserved: Vec<String>,
+    set: ServerAction<SetMapping>,
+    add: ServerAction<AddTarget>,
+    delete: ServerAction<DeleteMapping>,
+) -> impl IntoView {
+    let confirming = RwSignal::new(false);
+    let n = m.targets.len();
+    let model = StoredValue::new(m.model.clone());
+    let targets = StoredValue::new(m.targets.clone());
+    view! {
+        <article class="mapping" data-testid="mapping" data-model=m.model.clone()>
+            <h3><code>{m.model.clone()}</code></h3>
+            <Show when=move || unpriced>
+                <p class="warning" data-testid="mapping-unpriced">{t!("mappings.unpriced")}</p>
+            </Show>
+            {(!unserved.is_empty()).then(|| view! {
+                <p class="warning" data-testid="mapping-unserved">{t!("mappings.unserved")} " " <code>{unserved.join(", ")}</code></p>
+            })}
+            <ol class="targets">
+                {m.targets.iter().cloned().enumerate().map(|(i, target)| {
+                    let up = (i > 0).then(|| targets.with_value(|t| swapped(t, i, i - 1)));
+                    let down = (i + 1 < n).then(|| targets.with_value(|t| swapped(t, i, i + 1)));
+                    let rest = targets.with_value(|t| {
+                        t.iter().enumerate().filter(|(k, _)| *k != i).map(|(_, x)| x.clone()).collect::<Vec<_>>().join("\n")
+                    });
+                    let (up_name, down_name, rm_name) = (target.clone(), target.clone(), target.clone());
+                    view! {
+                        <li data-testid="target">
+                            <code>{target}</code>
+                            {up.map(|t| view! {
+                                <ActionForm action=set>
+                                    <input type="hidden" name="model" value=model.get_value()/>
+                                    <input type="hidden" name="targets" value=t/>
+                                    <button type="submit" class="small" aria-label=format!("{} {}", t!("mappings.up"), up_name)
+                                        data-testid="target-up">"↑"</button>
+                                </ActionForm>
+                            })}
+                            {down.map(|t| view! {
+                                <ActionForm action=set>
+                                    <input type="hidden" name="model" value=model.get_value()/>
+                                    <input type="hidden" name="targets" value=t/>
+                                    <button type="submit" class="small" aria-label=format!("{} {}", t!("mappings.down"), down_name)
+                                        data-testid="target-down">"↓"</button>
+                                </ActionForm>
+                            })}
+                            {(n > 1).then(|| view! {
+                                <ActionForm action=set>
+                                    <input type="hidden" name="model" value=model.get_value()/>
+                                    <input type="hidden" name="targets" value=rest/>
+                                    <button type="submit" class="small danger" aria-label=format!("{} {}", t!("mappings.remove"), rm_name)>"✕"</button>
+                                </ActionForm>
+                            })}
+                        </li>
+                    }
+                }).collect_view()}
+            </ol>
+            <div class="inline-form">
+                <ActionForm action=add>
+                    <input type="hidden" name="model" value=model.get_value()/>
+                    <label class="grow">
+                        <span>{t!("mappings.add_target")}</span>
+                        <input name="target" required maxlength="256" data-testid="add-target"/>
+                    </label>
+                    <button type="submit" class="small">{t!("mappings.add")}</button>
+                </ActionForm>
+            </div>
+            <Show
+                when=move || confirming.get()
+                fallback=move || view! {
+                    <button type="button" class="small danger" on:click=move |_| confirming.set(true)>{t!("mappings.delete")}</button>
+                }
+            >
+                <ActionForm action=delete>
+                    <input type="hidden" name="model" value=model.get_value()/>
+                    <span class="confirm">{t!("mappings.confirm_delete")}</span>
+                    <button type="submit" class="small danger">{t!("keys.delete_yes")}</button>
+                    <button type="button" class="small" on:click=move |_| confirming.set(false)>{t!("keys.delete_no")}</button>
+                </ActionForm>
+            </Show>
+        </article>
+    }
+}
