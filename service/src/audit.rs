@@ -77,11 +77,10 @@ pub async fn list(
         if action.contains('.') {
             w.and("action", "=", Bind::Text(action.to_string()));
         } else {
-            w.and(
-                "action",
-                "LIKE",
-                Bind::Text(format!("{}.%", action.replace(['%', '_'], ""))),
-            );
+            // A kind: every `kind.verb`, as a range ('/' sorts right after '.'), so names with
+            // `_` (a LIKE wildcard) match as written and the index serves it.
+            w.and("action", ">", Bind::Text(format!("{action}.")));
+            w.and("action", "<", Bind::Text(format!("{action}/")));
         }
     }
     if let Some(who) = q.actor.as_deref().map(str::trim).filter(|a| !a.is_empty()) {

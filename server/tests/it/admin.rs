@@ -639,6 +639,16 @@ async fn admin_actions_are_audited_with_before_and_after(backend: Backend) {
         .await
         .expect("json");
     assert_eq!(kind["data"].as_array().map(Vec::len), Some(2));
+    // A kind with an underscore (a LIKE wildcard) matches as written.
+    let batches: Value = admin
+        .get(app.url("/api/admin/audit?action=redeem_batch"))
+        .send()
+        .await
+        .expect("a")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(batches["data"].as_array().map(Vec::len), Some(1));
     let exact: Value = admin
         .get(app.url("/api/admin/audit?action=key.create"))
         .send()
