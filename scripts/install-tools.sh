@@ -29,12 +29,13 @@ if ! "$TOOLS/node_modules/.bin/wasm-opt" --version 2>/dev/null | grep -qF "versi
   mkdir -p "$TOOLS"
   npm install --prefix "$TOOLS" --no-audit --no-fund --no-save "binaryen@$BINARYEN_VERSION" >/dev/null
 fi
-if ! command -v chromium >/dev/null 2>&1; then
+# The browser and its font are for the tests only; an image build sets TOLLGATE_NO_BROWSER=1.
+if [ -z "${TOLLGATE_NO_BROWSER:-}" ] && ! command -v chromium >/dev/null 2>&1; then
   say "installing Debian chromium for Playwright"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 fi
 # A font with Chinese glyphs, so that the 简体中文 pages render (and their screenshots read).
-if ! fc-list 2>/dev/null | grep -qi "wenquanyi\|noto sans cjk"; then
+if [ -z "${TOLLGATE_NO_BROWSER:-}" ] && ! fc-list 2>/dev/null | grep -qi "wenquanyi\|noto sans cjk"; then
   say "installing a CJK font (fonts-wqy-zenhei) for the Chinese console in Chromium"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-wqy-zenhei >/dev/null
 fi
