@@ -20,6 +20,7 @@ TOLLGATE__SERVER__SITE_ROOT="$site" \
 TOLLGATE__DATABASE__URL="sqlite://$work/e2e.db" \
 TOLLGATE__AUTH__ALLOW_REGISTRATION=true \
 TOLLGATE__LOG__DIR="$work/logs" \
+TOLLGATE__STORAGE__LOCAL_DIR="$work/objects" \
   "$bin" --config "$root/config/config.yaml" >"$work/server.log" 2>&1 &
 pid=$!
 cleanup() {

@@ -79,6 +79,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/admin/channels") view={Lazy::<admin::AdminChannelsRoute>::new()} ssr=SsrMode::Async/>
                     <Route path=path!("/admin/mappings") view={Lazy::<admin::AdminMappingsRoute>::new()} ssr=SsrMode::Async/>
                     <Route path=path!("/admin/audit") view={Lazy::<admin::AdminAuditRoute>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/admin/jobs") view={Lazy::<admin::AdminJobsRoute>::new()} ssr=SsrMode::Async/>
                     <Route path=path!("/admin/calls") view={Lazy::<admin::AdminCallsRoute>::new()} ssr=SsrMode::Async/>
                     <Route path=path!("/docs") view={Lazy::<docs::DocsRoute>::new()} ssr=SsrMode::Async/>
                 </Routes>

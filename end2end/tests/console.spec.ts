@@ -600,6 +600,23 @@ test("the admin runs the gateway from the console, and every action is audited",
   }
   await page.setViewportSize({ width: 1280, height: 800 });
 
+  // Scheduled jobs: run the cleanup by hand and see it end well; it is audited.
+  await sub.getByRole("link", { name: "Jobs" }).click();
+  const cleanup = page.locator('[data-testid="job-row"][data-job="cleanup"]');
+  await expect(cleanup).toContainText("0 */15 * * * *");
+  await cleanup.getByTestId("job-run").click();
+  await expect.poll(async () => {
+    await page.getByTestId("jobs-refresh").click();
+    return (await cleanup.getByTestId("job-outcome").allTextContents()).join("");
+  }, { timeout: 15000 }).toBe("OK");
+  await expect(cleanup.getByTestId("job-detail")).toContainText("sessions");
+  await expect(page.locator('[data-testid="job-row"][data-job="backup"]')).toBeVisible();
+  for (const width of [1280, 375]) {
+    await page.setViewportSize({ width, height: 800 });
+    await shot(page, "admin-jobs");
+  }
+  await page.setViewportSize({ width: 1280, height: 800 });
+
   // The overview counts today's spend and shows the channels.
   await sub.getByRole("link", { name: "Overview" }).click();
   await expect(page.getByTestId("top-users")).toContainText("console-user");
@@ -614,12 +631,12 @@ test("the admin runs the gateway from the console, and every action is audited",
   await page.setViewportSize({ width: 1280, height: 800 });
 
   // A plain user: every admin page is refused, and so is every admin server function.
-  for (const path of ["/admin", "/admin/users", "/admin/keys", "/admin/redeem", "/admin/channels", "/admin/mappings", "/admin/prices", "/admin/calls", "/admin/audit"]) {
+  for (const path of ["/admin", "/admin/users", "/admin/keys", "/admin/redeem", "/admin/channels", "/admin/mappings", "/admin/prices", "/admin/calls", "/admin/audit", "/admin/jobs"]) {
     const res = await user.goto(path);
     expect(res?.status(), path).toBe(403);
     await expect(user.getByTestId("forbidden")).toBeVisible();
   }
-  for (const fn of ["admin/users", "admin/keys", "admin/batches", "admin/prices", "admin/channels", "admin/mappings", "admin/overview"]) {
+  for (const fn of ["admin/users", "admin/keys", "admin/batches", "admin/prices", "admin/channels", "admin/mappings", "admin/overview", "admin/jobs"]) {
     expect((await user.request.post(`/_sfn/${fn}`)).status(), fn).toBe(403);
   }
   expect((await user.request.post("/_sfn/admin/adjust_balance", {

@@ -261,7 +261,7 @@ pub async fn admin_channels()
     use crate::ssr::*;
     let svc = services()?;
     let actor = current_admin(&svc).await?;
-    let health = service::catalog::channel_health(&svc, &actor)?;
+    let health = service::catalog::channel_health(&svc, &actor).await?;
     Ok((service::catalog::list_channels(&svc, &actor).await?, health))
 }
 
@@ -484,4 +484,33 @@ pub async fn admin_overview() -> Result<types::AdminOverview, AppError> {
     let svc = services()?;
     let actor = current_admin(&svc).await?;
     Ok(service::usage::overview(&svc, &actor).await?)
+}
+
+/// The scheduled jobs with their latest runs, and the archived days of call logs. The archive
+/// list is empty (with the reason) when the object store does not answer.
+#[server(prefix = "/_sfn", endpoint = "admin/jobs")]
+pub async fn admin_jobs() -> Result<
+    (
+        Vec<types::JobView>,
+        Result<Vec<types::ArchiveDay>, AppError>,
+    ),
+    AppError,
+> {
+    use crate::ssr::*;
+    let svc = services()?;
+    let actor = current_admin(&svc).await?;
+    let jobs = service::jobs::list(&svc, &actor).await?;
+    let archives = service::jobs::list_archives(&svc, &actor)
+        .await
+        .map_err(AppError::from);
+    Ok((jobs, archives))
+}
+
+/// Runs a job now on this instance; the run as it started.
+#[server(prefix = "/_sfn", endpoint = "admin/run_job")]
+pub async fn run_job(name: String) -> Result<types::JobRun, AppError> {
+    use crate::ssr::*;
+    let svc = services()?;
+    let actor = current_admin(&svc).await?;
+    Ok(service::jobs::run_now(&svc, &actor, &name).await?)
 }

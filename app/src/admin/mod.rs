@@ -1,6 +1,7 @@
 pub mod api;
 mod audit;
 mod channels;
+mod jobs;
 mod keys;
 mod mappings;
 mod nav;
@@ -22,6 +23,7 @@ crate::lazy_page!(AdminChannelsRoute, AdminChannelsPage);
 crate::lazy_page!(AdminMappingsRoute, AdminMappingsPage);
 crate::lazy_page!(AdminAuditRoute, AdminAuditPage);
 crate::lazy_page!(AdminCallsRoute, AdminCallsPage);
+crate::lazy_page!(AdminJobsRoute, AdminJobsPage);
 
 /// Every user's calls: the call log page, for all users.
 #[leptos::component]
@@ -34,6 +36,7 @@ fn AdminCallsPage() -> impl leptos::IntoView {
 
 use audit::AdminAuditPage;
 use channels::AdminChannelsPage;
+use jobs::AdminJobsPage;
 use keys::AdminKeysPage;
 use mappings::AdminMappingsPage;
 use overview::AdminOverviewPage;

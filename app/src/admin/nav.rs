@@ -20,6 +20,7 @@ pub fn AdminNav() -> impl IntoView {
             <A href="/admin/prices">{t!("admin.nav_prices")}</A>
             <A href="/admin/calls">{t!("admin.nav_calls")}</A>
             <A href="/admin/audit">{t!("admin.nav_audit")}</A>
+            <A href="/admin/jobs">{t!("admin.nav_jobs")}</A>
         </nav>
     }
 }
