@@ -21,6 +21,8 @@ BIN := $(CARGO_TARGET_DIR)/release/tollgate
 LEPTOS_RUSTFLAGS := --cfg erase_components
 VENV := $(CACHE)/venv
 OPENAI_VERSION := 3.57.0
+# A real S3-compatible server (moto in server mode) for the object-storage tests.
+MOTO_VERSION := 5.2.5
 export TOLLGATE_TEST_PYTHON := $(VENV)/bin/python
 
 .PHONY: run build test bench tools services pyenv lint unit e2e clean
@@ -31,11 +33,12 @@ tools:
 services:
 	@scripts/ensure-services.sh
 
-## A venv with the official openai client, for the real-client tests.
+## A venv with the official openai client (the real-client tests) and moto's S3 server.
 pyenv:
-	@if ! $(VENV)/bin/python -c 'import openai, sys; sys.exit(openai.__version__ != "$(OPENAI_VERSION)")' 2>/dev/null; then \
-	  echo "[tools] creating $(VENV) with openai==$(OPENAI_VERSION)"; \
-	  python3 -m venv $(VENV) && $(VENV)/bin/pip install -q "openai==$(OPENAI_VERSION)"; \
+	@if ! $(VENV)/bin/python -c 'import openai, moto, sys; sys.exit(openai.__version__ != "$(OPENAI_VERSION)" or moto.__version__ != "$(MOTO_VERSION)")' 2>/dev/null; then \
+	  echo "[tools] preparing $(VENV): openai==$(OPENAI_VERSION), moto[server]==$(MOTO_VERSION)"; \
+	  test -x $(VENV)/bin/python || python3 -m venv $(VENV); \
+	  $(VENV)/bin/pip install -q "openai==$(OPENAI_VERSION)" "moto[server]==$(MOTO_VERSION)"; \
 	fi
 
 ## Release build of the binary and the console (wasm, js, css).

@@ -1,5 +1,6 @@
 //! `tollgate [--config PATH]`: loads the config (exit 2 when it is wrong), sets up logging,
 //! connects and migrates the database, creates the first administrator, and serves.
+//! `tollgate restore` / `tollgate backups`: SQLite backups in the object storage (see USAGE).
 
 use service::config::Config;
 
@@ -12,40 +13,80 @@ use std::process::ExitCode;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-fn parse_args() -> Result<Option<PathBuf>, String> {
-    let mut args = std::env::args().skip(1);
+const USAGE: &str = "usage:
+  tollgate [--config PATH]
+      Serves the console, /v1 and /api.
+  tollgate restore [--config PATH] [--backup KEY] [--force]
+      Restores a SQLite backup from the configured object storage into database.url's file
+      (the newest backup unless --backup names one). Stop the gateway first; an existing
+      database file is replaced only with --force.
+  tollgate backups [--config PATH]
+      Lists the backups in the configured object storage, oldest first.
+
+Environment overrides: TOLLGATE__SECTION__KEY=value";
+
+enum Command {
+    Serve,
+    Restore { backup: Option<String>, force: bool },
+    Backups,
+}
+
+fn parse_args() -> Result<(Command, Option<PathBuf>), String> {
+    let mut args = std::env::args().skip(1).peekable();
+    let mut command = match args.peek().map(String::as_str) {
+        Some("restore") => {
+            args.next();
+            Command::Restore {
+                backup: None,
+                force: false,
+            }
+        }
+        Some("backups") => {
+            args.next();
+            Command::Backups
+        }
+        _ => Command::Serve,
+    };
     let mut path = None;
     while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--config" | "-c" => {
+        match (arg.as_str(), &mut command) {
+            ("--config" | "-c", _) => {
                 path = Some(PathBuf::from(args.next().ok_or("--config needs a path")?))
             }
-            s if s.starts_with("--config=") => path = Some(PathBuf::from(&s["--config=".len()..])),
-            "--version" | "-V" => {
+            (s, _) if s.starts_with("--config=") => {
+                path = Some(PathBuf::from(&s["--config=".len()..]))
+            }
+            ("--backup", Command::Restore { backup, .. }) => {
+                *backup = Some(args.next().ok_or("--backup needs a key")?)
+            }
+            ("--force", Command::Restore { force, .. }) => *force = true,
+            ("--version" | "-V", _) => {
                 println!("tollgate {}", env!("CARGO_PKG_VERSION"));
                 std::process::exit(0);
             }
-            "--help" | "-h" => {
-                println!(
-                    "usage: tollgate [--config PATH]\n\nEnvironment overrides: TOLLGATE__SECTION__KEY=value"
-                );
+            ("--help" | "-h", _) => {
+                println!("{USAGE}");
                 std::process::exit(0);
             }
-            other => return Err(format!("unknown argument {other:?} (try --help)")),
+            (other, _) => return Err(format!("unknown argument {other:?} (try --help)")),
         }
     }
-    Ok(path)
+    Ok((command, path))
 }
 
 fn main() -> ExitCode {
-    let config =
-        match parse_args().and_then(|p| Config::load(p.as_deref()).map_err(|e| e.to_string())) {
-            Ok(c) => c,
-            Err(e) => {
-                eprintln!("tollgate: {e}");
-                return ExitCode::from(2);
-            }
-        };
+    let (command, config) = match parse_args()
+        .and_then(|(c, p)| Ok((c, Config::load(p.as_deref()).map_err(|e| e.to_string())?)))
+    {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("tollgate: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if !matches!(command, Command::Serve) {
+        return offline(command, &config);
+    }
     let guard = match telemetry::init(&config.log) {
         Ok(g) => g,
         Err(e) => {
@@ -74,6 +115,52 @@ fn main() -> ExitCode {
     });
     drop(guard);
     code
+}
+
+/// `restore` and `backups`: against the object storage, without serving.
+fn offline(command: Command, config: &Config) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("tollgate: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let store = service::storage::Store::from_config(&config.storage);
+    let done = runtime.block_on(async {
+        match command {
+            Command::Backups => {
+                for key in service::jobs::backups(&store).await? {
+                    println!("{key}");
+                }
+                Ok(String::new())
+            }
+            Command::Restore { backup, force } => {
+                let Some(file) = service::db::sqlite_path(config.database.url.expose()) else {
+                    anyhow::bail!(
+                        "database.url is not SQLite: restore PostgreSQL with its own tools"
+                    );
+                };
+                service::jobs::restore(&store, backup.as_deref(), &file, force).await
+            }
+            Command::Serve => Ok(String::new()),
+        }
+    });
+    match done {
+        Ok(msg) => {
+            if !msg.is_empty() {
+                println!("tollgate: {msg}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("tollgate: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 async fn run(config: Config) -> anyhow::Result<()> {

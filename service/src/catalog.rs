@@ -41,10 +41,18 @@ pub async fn sync_from_config(svc: &Services) -> Result<(), Error> {
 /// missed, and that change would never be picked up.
 pub async fn follow_changes(svc: Services, every: std::time::Duration) {
     let mut last: Option<Vec<i64>> = None;
+    // Channel probes by any instance, applied here too (those still within a cooldown at start).
+    let cooldown_ms = i64::try_from(svc.config.gateway.cooldown_seconds)
+        .unwrap_or(0)
+        .saturating_mul(1000);
+    let mut probes_seen = crate::now_ms() - cooldown_ms;
     loop {
         tokio::select! {
             () = tokio::time::sleep(every) => {},
             () = svc.shutdown.wait() => return,
+        }
+        if let Err(e) = crate::jobs::apply_probes(&svc, &mut probes_seen).await {
+            tracing::warn!(error = %e, "reading channel probes failed");
         }
         match repo::fingerprint(&svc.db).await {
             Ok(now) if last.as_ref() != Some(&now) => {
@@ -129,14 +137,22 @@ pub async fn delete_channel(svc: &Services, actor: &Actor, id: i64) -> Result<()
 }
 
 /// Each channel's health as this instance has seen it (the last hour, and its circuit).
-pub fn channel_health(svc: &Services, actor: &Actor) -> Result<Vec<types::ChannelHealth>, Error> {
+pub async fn channel_health(
+    svc: &Services,
+    actor: &Actor,
+) -> Result<Vec<types::ChannelHealth>, Error> {
     actor.require_admin()?;
+    let probes = crate::jobs::latest_probes(svc).await?;
     Ok(svc
         .routing
         .snapshot()
         .channels
         .iter()
-        .map(|c| c.health.view(c.id))
+        .map(|c| {
+            let mut view = c.health.view(c.id);
+            view.last_probe = probes.get(&c.id).cloned();
+            view
+        })
         .collect())
 }
 
@@ -164,58 +180,14 @@ pub async fn test_channel(
         ))?,
     };
     Error::check_text("model", &model, 256)?;
-    let body = serde_json::json!({
-        "model": model,
-        "messages": [{ "role": "user", "content": "ping" }],
-        "max_tokens": 1,
-        "stream": false,
-    });
-    let mut request = ch
-        .client
-        .post(ch.upstream.url(crate::routing::Endpoint::Chat))
-        .json(&body);
-    if let Some(auth) = ch.upstream.auth() {
-        request = request.header(reqwest::header::AUTHORIZATION, auth.clone());
-    }
-    let wait = ch
-        .first_byte_timeout
-        .min(std::time::Duration::from_secs(30));
-    let sent = std::time::Instant::now();
-    let answer = tokio::time::timeout(wait, request.send()).await;
-    let took = sent.elapsed();
-    let latency_ms = u64::try_from(took.as_millis()).unwrap_or(u64::MAX);
-    let (ok, status, error) = match answer {
-        Err(_) => (
-            false,
-            None,
-            Some(format!("no answer within {} ms", wait.as_millis())),
-        ),
-        Ok(Err(e)) => (false, None, Some(crate::proxy::without_url(&e))),
-        Ok(Ok(resp)) => {
-            let status = resp.status().as_u16();
-            if (200..300).contains(&status) {
-                (true, Some(status), None)
-            } else {
-                let text = crate::proxy::upstream_message(resp).await;
-                (false, Some(status), Some(text))
-            }
-        }
-    };
-    ch.health.record(ok, took);
-    if ok {
+    let test = crate::jobs::probe_channel(ch, &model).await;
+    if test.ok {
         svc.routing.succeeded(ch);
     } else {
         svc.routing.failed(ch, None);
     }
-    tracing::info!(channel.id = id, model = %model, ok, status = ?status, latency_ms, "channel tested");
-    Ok(types::ChannelTest {
-        channel_id: id,
-        model,
-        ok,
-        status,
-        latency_ms,
-        error,
-    })
+    tracing::info!(channel.id = id, model = %model, ok = test.ok, status = ?test.status, latency_ms = test.latency_ms, "channel tested");
+    Ok(test)
 }
 
 pub use types::{Mapping, PriceView};

@@ -23,6 +23,9 @@ pub struct Config {
     pub auth: AuthConfig,
     pub redeem: RedeemConfig,
     pub storage: StorageConfig,
+    pub jobs: JobsConfig,
+    pub retention: RetentionConfig,
+    pub backup: BackupConfig,
     pub admin: AdminConfig,
     pub gateway: GatewayConfig,
     pub limits: LimitsConfig,
@@ -360,6 +363,9 @@ pub struct RedeemConfig {
     pub max_failures_per_user: u32,
     pub max_failures_per_ip: u32,
     pub failure_window_seconds: u64,
+    /// How long a redeem's `Idempotency-Key` answers a replay; older records are removed by the
+    /// cleanup job (a replay after that is judged afresh: the code is then already used).
+    pub idempotency_hours: u32,
 }
 
 impl Default for RedeemConfig {
@@ -368,6 +374,7 @@ impl Default for RedeemConfig {
             max_failures_per_user: 10,
             max_failures_per_ip: 30,
             failure_window_seconds: 600,
+            idempotency_hours: 24,
         }
     }
 }
@@ -399,16 +406,161 @@ impl Default for StorageConfig {
     }
 }
 
-#[derive(Clone, Debug, Default, Deserialize)]
+/// An S3-compatible store: AWS S3, MinIO, Aliyun OSS (its S3 endpoint), Cloudflare R2, …
+#[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct S3Config {
     pub bucket: String,
     pub region: String,
-    /// Custom endpoint for S3-compatible stores (MinIO, R2, …); empty: AWS.
+    /// Custom endpoint for S3-compatible stores (`http://127.0.0.1:9000`, …); empty: AWS.
     pub endpoint: String,
+    /// Keys are written under this prefix (e.g. `tollgate/`).
     pub prefix: String,
     pub access_key_id: SecretString,
     pub secret_access_key: SecretString,
+    /// `https://endpoint/bucket/key` instead of `https://bucket.endpoint/key` (MinIO needs it).
+    pub path_style: bool,
+    /// Per request, including retries by the SDK.
+    pub timeout_seconds: u64,
+}
+
+impl Default for S3Config {
+    fn default() -> Self {
+        Self {
+            bucket: String::new(),
+            region: "us-east-1".into(),
+            endpoint: String::new(),
+            prefix: String::new(),
+            access_key_id: SecretString::default(),
+            secret_access_key: SecretString::default(),
+            path_style: false,
+            timeout_seconds: 60,
+        }
+    }
+}
+
+/// One scheduled job: a cron expression in UTC, with an optional leading seconds field
+/// (`sec min hour day month weekday`, or the five classic fields), and a switch. Either may be
+/// left out: a job is on by default, at its default schedule.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobConfig {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    #[serde(default)]
+    schedule: Option<String>,
+    #[serde(skip)]
+    default_schedule: &'static str,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl JobConfig {
+    fn new(schedule: &'static str) -> Self {
+        Self {
+            enabled: true,
+            schedule: None,
+            default_schedule: schedule,
+        }
+    }
+
+    /// The configured schedule, or the job's default.
+    pub fn schedule(&self) -> &str {
+        self.schedule.as_deref().unwrap_or(self.default_schedule)
+    }
+
+    pub fn set_schedule(&mut self, schedule: impl Into<String>) {
+        self.schedule = Some(schedule.into());
+    }
+}
+
+/// The scheduled jobs. With several instances on one database, each scheduled time runs once.
+#[derive(Clone, Debug)]
+pub struct JobsConfig {
+    /// Archive usage rows past `retention.usage_days` to object storage, then delete them.
+    pub retention: JobConfig,
+    /// Expired sessions, idempotency records, old health minutes, finished job runs, log files.
+    pub cleanup: JobConfig,
+    /// A tiny live request through every enabled channel; opens or closes its circuit.
+    pub channel_probe: JobConfig,
+    /// SQLite only: an online copy of the database to object storage.
+    pub backup: JobConfig,
+}
+
+impl Default for JobsConfig {
+    fn default() -> Self {
+        Self {
+            retention: JobConfig::new("0 30 3 * * *"),
+            cleanup: JobConfig::new("0 */15 * * * *"),
+            channel_probe: JobConfig::new("0 */5 * * * *"),
+            backup: JobConfig::new("0 0 4 * * *"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for JobsConfig {
+    /// Each job's section is optional, and so is each field of it (see [`JobConfig`]).
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Raw {
+            retention: Option<JobConfig>,
+            cleanup: Option<JobConfig>,
+            channel_probe: Option<JobConfig>,
+            backup: Option<JobConfig>,
+        }
+        let raw = Raw::deserialize(d)?;
+        let mut jobs = JobsConfig::default();
+        for (slot, given) in [
+            (&mut jobs.retention, raw.retention),
+            (&mut jobs.cleanup, raw.cleanup),
+            (&mut jobs.channel_probe, raw.channel_probe),
+            (&mut jobs.backup, raw.backup),
+        ] {
+            if let Some(g) = given {
+                slot.enabled = g.enabled;
+                slot.schedule = g.schedule;
+            }
+        }
+        Ok(jobs)
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionConfig {
+    /// Usage rows (call logs) older than this many days are archived and deleted; the hourly
+    /// aggregates (dashboards, billing reads) are kept forever.
+    pub usage_days: u32,
+    /// Rows deleted per statement, so that no delete holds the table for long.
+    pub batch_rows: u32,
+    /// Finished job runs older than this are removed by the cleanup job.
+    pub job_runs_days: u32,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        Self {
+            usage_days: 90,
+            batch_rows: 1000,
+            job_runs_days: 30,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BackupConfig {
+    /// Backups kept in object storage; older ones are deleted after a successful backup.
+    pub keep: u32,
+}
+
+impl Default for BackupConfig {
+    fn default() -> Self {
+        Self { keep: 7 }
+    }
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -619,8 +771,57 @@ impl Config {
         if self.redeem.failure_window_seconds == 0 {
             return Err(err("redeem.failure_window_seconds", "must be at least 1"));
         }
-        if self.storage.kind == StorageKind::S3 && self.storage.s3.bucket.is_empty() {
-            return Err(err("storage.s3.bucket", "required when storage.kind is s3"));
+        if self.redeem.idempotency_hours == 0 {
+            return Err(err("redeem.idempotency_hours", "must be at least 1"));
+        }
+        if self.storage.kind == StorageKind::S3 {
+            let s3 = &self.storage.s3;
+            if s3.bucket.is_empty() {
+                return Err(err("storage.s3.bucket", "required when storage.kind is s3"));
+            }
+            if s3.region.is_empty() {
+                return Err(err("storage.s3.region", "required when storage.kind is s3"));
+            }
+            if s3.access_key_id.is_empty() || s3.secret_access_key.is_empty() {
+                return Err(err(
+                    "storage.s3.access_key_id",
+                    "access_key_id and secret_access_key are required when storage.kind is s3",
+                ));
+            }
+            if !(s3.endpoint.is_empty()
+                || s3.endpoint.starts_with("http://")
+                || s3.endpoint.starts_with("https://"))
+            {
+                return Err(err(
+                    "storage.s3.endpoint",
+                    "must be empty (AWS) or start with http:// or https://",
+                ));
+            }
+            if s3.timeout_seconds == 0 {
+                return Err(err("storage.s3.timeout_seconds", "must be at least 1"));
+            }
+        }
+        for (name, job) in [
+            ("retention", &self.jobs.retention),
+            ("cleanup", &self.jobs.cleanup),
+            ("channel_probe", &self.jobs.channel_probe),
+            ("backup", &self.jobs.backup),
+        ] {
+            if let Err(e) = crate::jobs::Schedule::parse(job.schedule()) {
+                return Err(err(format!("jobs.{name}.schedule"), e));
+            }
+        }
+        if self.retention.usage_days == 0 {
+            return Err(err("retention.usage_days", "must be at least 1"));
+        }
+        if self.retention.batch_rows == 0 || self.retention.batch_rows > 10_000 {
+            return Err(err("retention.batch_rows", "must be between 1 and 10000"));
+        }
+        if self.retention.job_runs_days == 0 {
+            return Err(err("retention.job_runs_days", "must be at least 1"));
+        }
+        if self.backup.keep == 0 {
+            return Err(err("backup.keep", "must be at least 1"));
         }
         if self.gateway.max_attempts == 0 {
             return Err(err("gateway.max_attempts", "must be at least 1"));
@@ -864,6 +1065,53 @@ mod tests {
         assert_eq!(e.key, "server.port");
         let e = load("database:\n  url: mysql://x\n", &[]).expect_err("scheme");
         assert_eq!(e.key, "database.url");
+    }
+
+    #[test]
+    fn jobs_storage_and_retention_are_read_and_checked() {
+        let c = load(
+            "jobs:\n  cleanup: { enabled: false }\n  retention: { schedule: \"0 0 1 * * *\" }\n",
+            &[("TOLLGATE__JOBS__BACKUP__ENABLED", "false")],
+        )
+        .expect("valid");
+        assert!(!c.jobs.cleanup.enabled);
+        assert_eq!(
+            c.jobs.cleanup.schedule(),
+            "0 */15 * * * *",
+            "the default stays"
+        );
+        assert!(c.jobs.retention.enabled);
+        assert_eq!(c.jobs.retention.schedule(), "0 0 1 * * *");
+        assert!(!c.jobs.backup.enabled);
+        assert_eq!(c.jobs.channel_probe.schedule(), "0 */5 * * * *");
+        let e = load("jobs:\n  cleanup: { schedule: \"every hour\" }\n", &[]).expect_err("cron");
+        assert_eq!(e.key, "jobs.cleanup.schedule");
+        let e =
+            load("jobs:\n  nightly: { schedule: \"* * * * *\" }\n", &[]).expect_err("unknown job");
+        assert!(e.key.starts_with("jobs"), "{}", e.key);
+        let e = load("storage:\n  kind: s3\n  s3: { bucket: b }\n", &[]).expect_err("credentials");
+        assert_eq!(e.key, "storage.s3.access_key_id");
+        let e = load(
+            "storage:\n  kind: s3\n  s3: { bucket: b, access_key_id: a, secret_access_key: s, endpoint: \"ftp://x\" }\n",
+            &[],
+        )
+        .expect_err("endpoint");
+        assert_eq!(e.key, "storage.s3.endpoint");
+        for (text, key) in [
+            ("retention:\n  usage_days: 0\n", "retention.usage_days"),
+            ("retention:\n  batch_rows: 20000\n", "retention.batch_rows"),
+            (
+                "retention:\n  job_runs_days: 0\n",
+                "retention.job_runs_days",
+            ),
+            ("backup:\n  keep: 0\n", "backup.keep"),
+            (
+                "redeem:\n  idempotency_hours: 0\n",
+                "redeem.idempotency_hours",
+            ),
+        ] {
+            assert_eq!(load(text, &[]).expect_err(text).key, key);
+        }
     }
 
     #[test]

@@ -20,6 +20,7 @@ pub mod redeem;
 pub mod routing;
 pub mod secret;
 pub mod state;
+pub mod storage;
 pub mod telemetry;
 pub mod usage;
 pub mod web;

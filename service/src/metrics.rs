@@ -29,6 +29,65 @@ pub struct Metrics {
     pub ratelimit_degraded: IntGauge,
     /// Requests refused by a key's limit, by limit (`requests`, `tokens`).
     pub ratelimit_refusals: IntCounterVec,
+    /// Scheduled job runs by job and outcome (`ok`, `failed`, `unclaimed`: the lease table did
+    /// not answer).
+    pub job_runs: IntCounterVec,
+    pub job_duration: HistogramVec,
+    /// Unix seconds of each job's latest successful run on this instance.
+    pub job_last_success: IntGaugeVec,
+    /// `/v1` calls by public model, channel and status class (`2xx`, `4xx`, `5xx`).
+    pub calls: IntCounterVec,
+    /// Tokens by public model and kind (`prompt`, `completion`, `cached`).
+    pub tokens: IntCounterVec,
+    /// Units (1e-6 USD) charged, by public model.
+    pub cost_units: IntCounterVec,
+    /// A call's whole time (upstream included), by public model.
+    pub call_duration: HistogramVec,
+    /// Time to the first token of streamed calls, by public model.
+    pub ttft: HistogramVec,
+    /// Upstream attempts beyond the first, by public model.
+    pub fallbacks: IntCounterVec,
+    /// Calls refused before any upstream, by reason (`insufficient_balance`, `rate_limited`).
+    pub refusals: IntCounterVec,
+    /// Streams being relayed now.
+    pub open_streams: IntGauge,
+    /// Accounts holding a credit grant on this instance (set at scrape).
+    pub open_grants: IntGauge,
+    /// Usage rows waiting for the batch writer (set at scrape).
+    pub usage_queue_depth: IntGauge,
+    /// 1 while a channel's circuit is open (set at scrape), by channel.
+    pub circuit_open: IntGaugeVec,
+}
+
+/// The label of a model or channel name outside the catalog: labels stay bounded whatever
+/// names clients send.
+pub const OTHER: &str = "other";
+
+/// Increments a gauge while alive (an open stream, …).
+pub struct GaugeGuard(IntGauge);
+
+impl GaugeGuard {
+    pub fn new(g: &IntGauge) -> Self {
+        g.inc();
+        Self(g.clone())
+    }
+}
+
+impl Drop for GaugeGuard {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+/// `2xx`, `4xx`, `5xx`, … of an HTTP status.
+pub fn status_class(status: u16) -> &'static str {
+    match status / 100 {
+        1 => "1xx",
+        2 => "2xx",
+        3 => "3xx",
+        4 => "4xx",
+        _ => "5xx",
+    }
 }
 
 impl Metrics {
@@ -106,6 +165,108 @@ impl Metrics {
             &["limit"],
         )
         .expect("valid metric");
+        let job_runs = IntCounterVec::new(
+            Opts::new(
+                "job_runs_total",
+                "Scheduled job runs by job and outcome (ok, failed, unclaimed)",
+            ),
+            &["job", "outcome"],
+        )
+        .expect("valid metric");
+        let job_duration = HistogramVec::new(
+            HistogramOpts::new("job_duration_seconds", "How long scheduled job runs took")
+                .buckets(vec![0.01, 0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 1800.0]),
+            &["job"],
+        )
+        .expect("valid metric");
+        let job_last_success = IntGaugeVec::new(
+            Opts::new(
+                "job_last_success_timestamp_seconds",
+                "When each job last ended well on this instance (unix seconds)",
+            ),
+            &["job"],
+        )
+        .expect("valid metric");
+        let calls = IntCounterVec::new(
+            Opts::new(
+                "calls_total",
+                "/v1 calls by public model, channel and status class (names outside the catalog: other)",
+            ),
+            &["model", "channel", "status"],
+        )
+        .expect("valid metric");
+        let tokens = IntCounterVec::new(
+            Opts::new(
+                "tokens_total",
+                "Tokens by public model and kind (prompt, completion, cached)",
+            ),
+            &["model", "kind"],
+        )
+        .expect("valid metric");
+        let cost_units = IntCounterVec::new(
+            Opts::new(
+                "cost_units_total",
+                "Units (1e-6 USD) charged, by public model",
+            ),
+            &["model"],
+        )
+        .expect("valid metric");
+        let call_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "call_duration_seconds",
+                "A /v1 call's whole time, upstream included, by public model",
+            )
+            .buckets(vec![
+                0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
+            ]),
+            &["model"],
+        )
+        .expect("valid metric");
+        let ttft = HistogramVec::new(
+            HistogramOpts::new(
+                "time_to_first_token_seconds",
+                "Time to the first token of streamed calls, by public model",
+            )
+            .buckets(vec![0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0]),
+            &["model"],
+        )
+        .expect("valid metric");
+        let fallbacks = IntCounterVec::new(
+            Opts::new(
+                "fallbacks_total",
+                "Upstream attempts beyond the first, by public model",
+            ),
+            &["model"],
+        )
+        .expect("valid metric");
+        let refusals = IntCounterVec::new(
+            Opts::new(
+                "refusals_total",
+                "Calls refused before any upstream, by reason (insufficient_balance, rate_limited)",
+            ),
+            &["reason"],
+        )
+        .expect("valid metric");
+        let open_streams =
+            IntGauge::new("open_streams", "Streams being relayed now").expect("valid metric");
+        let open_grants = IntGauge::new(
+            "open_credit_grants",
+            "Accounts holding a credit grant on this instance",
+        )
+        .expect("valid metric");
+        let usage_queue_depth = IntGauge::new(
+            "usage_queue_depth",
+            "Usage rows waiting for the batch writer",
+        )
+        .expect("valid metric");
+        let circuit_open = IntGaugeVec::new(
+            Opts::new(
+                "channel_circuit_open",
+                "1 while a channel's circuit is open",
+            ),
+            &["channel"],
+        )
+        .expect("valid metric");
         let build_info = IntGaugeVec::new(
             Opts::new("build_info", "Build information; the value is always 1"),
             &["version", "profile"],
@@ -130,6 +291,20 @@ impl Metrics {
             Box::new(credit_uncollected.clone()),
             Box::new(ratelimit_degraded.clone()),
             Box::new(ratelimit_refusals.clone()),
+            Box::new(job_runs.clone()),
+            Box::new(job_duration.clone()),
+            Box::new(job_last_success.clone()),
+            Box::new(calls.clone()),
+            Box::new(tokens.clone()),
+            Box::new(cost_units.clone()),
+            Box::new(call_duration.clone()),
+            Box::new(ttft.clone()),
+            Box::new(fallbacks.clone()),
+            Box::new(refusals.clone()),
+            Box::new(open_streams.clone()),
+            Box::new(open_grants.clone()),
+            Box::new(usage_queue_depth.clone()),
+            Box::new(circuit_open.clone()),
             Box::new(build_info),
         ] {
             registry.register(c).expect("metric registered once");
@@ -146,6 +321,20 @@ impl Metrics {
             credit_uncollected,
             ratelimit_degraded,
             ratelimit_refusals,
+            job_runs,
+            job_duration,
+            job_last_success,
+            calls,
+            tokens,
+            cost_units,
+            call_duration,
+            ttft,
+            fallbacks,
+            refusals,
+            open_streams,
+            open_grants,
+            usage_queue_depth,
+            circuit_open,
         }
     }
 
@@ -154,5 +343,67 @@ impl Metrics {
         TextEncoder::new()
             .encode_to_string(&self.registry.gather())
             .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every metric the Grafana dashboard and the alert rules in `deploy/` query is exported.
+    #[test]
+    fn the_dashboard_and_alerts_name_only_exported_metrics() {
+        let m = Metrics::new(4);
+        // A series of each labelled family, so that every family is rendered.
+        m.http_requests
+            .with_label_values(&["/x", "GET", "200"])
+            .inc();
+        m.http_duration
+            .with_label_values(&["/x", "GET"])
+            .observe(0.1);
+        m.gateway_overhead.with_label_values(&["/x"]).observe(0.1);
+        m.db_connections.with_label_values(&["idle"]).set(1);
+        m.ratelimit_refusals.with_label_values(&["requests"]).inc();
+        m.job_runs.with_label_values(&["cleanup", "ok"]).inc();
+        m.job_duration.with_label_values(&["cleanup"]).observe(1.0);
+        m.job_last_success.with_label_values(&["cleanup"]).set(1);
+        m.calls.with_label_values(&["m", "c", "2xx"]).inc();
+        m.tokens.with_label_values(&["m", "prompt"]).inc();
+        m.cost_units.with_label_values(&["m"]).inc();
+        m.call_duration.with_label_values(&["m"]).observe(1.0);
+        m.ttft.with_label_values(&["m"]).observe(1.0);
+        m.fallbacks.with_label_values(&["m"]).inc();
+        m.refusals.with_label_values(&["rate_limited"]).inc();
+        m.circuit_open.with_label_values(&["c"]).set(0);
+        let text = m.render();
+        let exported: std::collections::HashSet<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE ")?.split(' ').next())
+            .collect();
+        for (file, body) in [
+            ("deploy/alerts.yml", include_str!("../../deploy/alerts.yml")),
+            (
+                "deploy/grafana-dashboard.json",
+                include_str!("../../deploy/grafana-dashboard.json"),
+            ),
+        ] {
+            let mut named = 0;
+            for (i, _) in body.match_indices("tollgate_") {
+                let name: String = body[i..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                    .collect();
+                let family = ["_bucket", "_count", "_sum"]
+                    .iter()
+                    .find_map(|s| name.strip_suffix(s))
+                    .unwrap_or(&name);
+                assert!(
+                    exported.contains(family),
+                    "{file} queries {name}, which is not exported"
+                );
+                named += 1;
+            }
+            assert!(named >= 8, "{file} names {named} metrics");
+        }
     }
 }

@@ -38,6 +38,8 @@ pub struct Inner {
     pub halt: Shutdown,
     pub keys: KeyCache,
     pub routing: Routing,
+    /// Where the jobs write archives and backups (`storage`).
+    pub store: crate::storage::Store,
     pub credit: Arc<CreditManager>,
     pub usage: UsageSink,
     /// The status page's latest readings.
@@ -106,6 +108,7 @@ impl Services {
             config.gateway.allow_metadata_upstreams,
         );
         let counter = spawn_counter(tokio::runtime::Handle::current())?;
+        let store = crate::storage::Store::from_config(&config.storage);
         let svc = Services(Arc::new(Inner {
             config,
             db,
@@ -118,6 +121,7 @@ impl Services {
             halt: Shutdown::new(),
             keys: KeyCache::default(),
             routing,
+            store,
             credit,
             usage,
             started: std::time::Instant::now(),
@@ -201,7 +205,7 @@ impl Services {
                 stopped(rx.clone()),
             )));
         }
-        tasks.push(tokio::spawn(crate::jobs::housekeeping(self.clone())));
+        tasks.push(tokio::spawn(crate::jobs::scheduler(self.clone())));
         tasks.push(tokio::spawn(crate::catalog::follow_changes(
             self.clone(),
             CATALOG_POLL,

@@ -191,6 +191,22 @@ pub struct ChannelHealth {
     pub failures_in_a_row: u32,
     /// How long the circuit stays open (the channel tried last); 0 when closed.
     pub cooldown_ms: u64,
+    /// The latest scheduled probe, from whichever instance ran it.
+    pub last_probe: Option<ChannelProbe>,
+}
+
+/// The latest scheduled probe of a channel (shared by every instance through the database).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ChannelProbe {
+    /// Unix ms.
+    pub at: i64,
+    pub ok: bool,
+    pub status: Option<u16>,
+    pub latency_ms: u64,
+    pub error: Option<String>,
+    /// Failed probes in a row.
+    pub failures: u32,
 }
 
 /// What a live test of a channel saw: a tiny chat request (`max_tokens: 1`) to its first model.

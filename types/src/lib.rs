@@ -7,6 +7,7 @@ mod catalog;
 pub mod date;
 pub mod docs;
 mod error;
+mod jobs;
 mod money;
 mod overview;
 mod redeem;
@@ -20,10 +21,11 @@ pub use billing::{
     LineItem, ModelPrice, Pricing,
 };
 pub use catalog::{
-    ChannelHealth, ChannelTest, ChannelView, CreatedKey, KeyPatch, KeyView, Mapping, NewKey,
-    PriceView,
+    ChannelHealth, ChannelProbe, ChannelTest, ChannelView, CreatedKey, KeyPatch, KeyView, Mapping,
+    NewKey, PriceView,
 };
 pub use error::{ErrorInfo, ErrorKind};
+pub use jobs::{ArchiveDay, JobOutcome, JobRun, JobView};
 pub use money::{Credits, MoneyParseError, UNITS_PER_USD, usd};
 pub use overview::{AdminOverview, ChannelGlance, MinutePoint, TopItem};
 pub use redeem::{

@@ -12,7 +12,7 @@ use service::catalog::{self, Mapping, PriceView};
 use service::config::PriceConfig;
 use service::keys::{self, CreatedKey, KeyView, NewKey};
 use service::routing::{ChannelInput, ChannelView};
-use service::{Services, accounts, billing};
+use service::{Services, accounts, billing, jobs};
 use service::{redeem, usage};
 use types::KeyPatch;
 use types::{
@@ -51,6 +51,11 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(list_batches))
         .routes(routes!(void_batch))
         .routes(routes!(audit_log))
+        .routes(routes!(list_jobs))
+        .routes(routes!(job_runs))
+        .routes(routes!(run_job))
+        .routes(routes!(list_archives))
+        .routes(routes!(download_archive))
         .fallback(|| async { ApiError::new(types::ErrorKind::NotFound, "unknown endpoint") })
 }
 
@@ -963,7 +968,7 @@ async fn test_channel(
     get,
     path = "/channels/health",
     tag = "admin",
-    summary = "Each channel's last hour (requests, failures, mean latency) and circuit, as this instance saw them",
+    summary = "Each channel's last hour (requests, failures, mean latency) and circuit as this instance saw them, and its latest scheduled probe (from any instance)",
     responses(
         (status = 200, description = "Per channel", body = Vec<types::ChannelHealth>),
         (status = 401, description = "No credentials, or bad ones", body = ErrorBody),
@@ -975,5 +980,145 @@ async fn channel_health(
     State(svc): State<Services>,
     AdminActor(actor): AdminActor,
 ) -> Result<Json<Vec<types::ChannelHealth>>, ApiError> {
-    Ok(Json(catalog::channel_health(&svc, &actor)?))
+    Ok(Json(catalog::channel_health(&svc, &actor).await?))
+}
+
+#[utoipa::path(
+    get,
+    path = "/jobs",
+    tag = "admin",
+    summary = "The scheduled jobs: schedule, next run, latest run and latest success",
+    responses(
+        (status = 200, description = "Every job", body = Vec<types::JobView>),
+        (status = 401, description = "No credentials, or bad ones", body = ErrorBody),
+        (status = 403, description = "Not allowed", body = ErrorBody)
+    ),
+    security(("admin_token" = []), ("session" = []))
+)]
+async fn list_jobs(
+    State(svc): State<Services>,
+    AdminActor(actor): AdminActor,
+) -> Result<Json<Vec<types::JobView>>, ApiError> {
+    Ok(Json(jobs::list(&svc, &actor).await?))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+struct RunsPage {
+    /// Runs with an id below this one (the previous page's last id).
+    #[serde(default)]
+    before: Option<i64>,
+    /// 1 to 500.
+    #[serde(default = "default_runs")]
+    limit: i64,
+}
+
+fn default_runs() -> i64 {
+    50
+}
+
+#[utoipa::path(
+    get,
+    path = "/jobs/{name}/runs",
+    tag = "admin",
+    summary = "A job's runs, newest first",
+    params(("name" = String, Path, description = "retention, cleanup, channel_probe or backup"), RunsPage),
+    responses(
+        (status = 200, description = "Runs", body = Vec<types::JobRun>),
+        (status = 400, description = "Bad input: the field at fault is in `param`", body = ErrorBody),
+        (status = 401, description = "No credentials, or bad ones", body = ErrorBody),
+        (status = 403, description = "Not allowed", body = ErrorBody),
+        (status = 404, description = "No such job", body = ErrorBody)
+    ),
+    security(("admin_token" = []), ("session" = []))
+)]
+async fn job_runs(
+    State(svc): State<Services>,
+    AdminActor(actor): AdminActor,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(page): ApiQuery<RunsPage>,
+) -> Result<Json<Vec<types::JobRun>>, ApiError> {
+    Ok(Json(
+        jobs::runs(&svc, &actor, &name, page.before, page.limit).await?,
+    ))
+}
+
+#[utoipa::path(
+    post,
+    path = "/jobs/{name}/run",
+    tag = "admin",
+    summary = "Runs a job now on this instance; answers at once with the run as it started",
+    params(("name" = String, Path, description = "retention, cleanup, channel_probe or backup")),
+    responses(
+        (status = 202, description = "Started; follow it in the job's runs", body = types::JobRun),
+        (status = 400, description = "Not for this deployment (backup on PostgreSQL)", body = ErrorBody),
+        (status = 401, description = "No credentials, or bad ones", body = ErrorBody),
+        (status = 403, description = "Not allowed", body = ErrorBody),
+        (status = 404, description = "No such job", body = ErrorBody),
+        (status = 409, description = "A run of the job is under way", body = ErrorBody)
+    ),
+    security(("admin_token" = []), ("session" = []))
+)]
+async fn run_job(
+    State(svc): State<Services>,
+    AdminActor(actor): AdminActor,
+    ApiPath(name): ApiPath<String>,
+) -> Result<(StatusCode, Json<types::JobRun>), ApiError> {
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(jobs::run_now(&svc, &actor, &name).await?),
+    ))
+}
+
+#[utoipa::path(
+    get,
+    path = "/archives",
+    tag = "admin",
+    summary = "The days of call logs archived to object storage by the retention job",
+    responses(
+        (status = 200, description = "Archived days, oldest first", body = Vec<types::ArchiveDay>),
+        (status = 401, description = "No credentials, or bad ones", body = ErrorBody),
+        (status = 403, description = "Not allowed", body = ErrorBody),
+        (status = 503, description = "Object storage did not answer", body = ErrorBody)
+    ),
+    security(("admin_token" = []), ("session" = []))
+)]
+async fn list_archives(
+    State(svc): State<Services>,
+    AdminActor(actor): AdminActor,
+) -> Result<Json<Vec<types::ArchiveDay>>, ApiError> {
+    Ok(Json(jobs::list_archives(&svc, &actor).await?))
+}
+
+#[utoipa::path(
+    get,
+    path = "/archives/{day}",
+    tag = "admin",
+    summary = "One archived day: gzip-compressed JSON Lines, one usage row per line, streamed",
+    params(("day" = String, Path, description = "YYYY-MM-DD (UTC)")),
+    responses(
+        (status = 200, description = "The archive", content_type = "application/gzip"),
+        (status = 400, description = "Not a date", body = ErrorBody),
+        (status = 401, description = "No credentials, or bad ones", body = ErrorBody),
+        (status = 403, description = "Not allowed", body = ErrorBody),
+        (status = 404, description = "No archive of that day", body = ErrorBody),
+        (status = 503, description = "Object storage did not answer", body = ErrorBody)
+    ),
+    security(("admin_token" = []), ("session" = []))
+)]
+async fn download_archive(
+    State(svc): State<Services>,
+    AdminActor(actor): AdminActor,
+    ApiPath(day): ApiPath<String>,
+) -> Result<axum::response::Response, ApiError> {
+    let stream = jobs::open_archive(&svc, &actor, &day).await?;
+    axum::response::Response::builder()
+        .header(axum::http::header::CONTENT_TYPE, "application/gzip")
+        .header(
+            axum::http::header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"usage-{day}.jsonl.gz\""),
+        )
+        .body(axum::body::Body::from_stream(stream))
+        .map_err(|e| ApiError::from(service::Error::Internal(e.into())))
 }

@@ -58,6 +58,18 @@ async fn metrics(State(svc): State<Services>) -> impl IntoResponse {
         .db_connections
         .with_label_values(&["active"])
         .set(i64::from(size) - idle);
+    let m = &svc.metrics;
+    m.open_grants
+        .set(i64::try_from(svc.credit.open_accounts()).unwrap_or(i64::MAX));
+    m.usage_queue_depth
+        .set(i64::try_from(svc.usage.depth()).unwrap_or(i64::MAX));
+    let now = service::now_ms();
+    m.circuit_open.reset();
+    for ch in &svc.routing.snapshot().channels {
+        m.circuit_open
+            .with_label_values(&[ch.name.as_str()])
+            .set(i64::from(ch.health.is_open(now)));
+    }
     (
         [(
             header::CONTENT_TYPE,

@@ -56,6 +56,11 @@ async fn every_admin_route_refuses_plain_users_and_visitors(backend: Backend) {
         (Method::GET, "/api/admin/audit".into()),
         (Method::POST, "/api/admin/channels/1/test".into()),
         (Method::GET, "/api/admin/channels/health".into()),
+        (Method::GET, "/api/admin/jobs".into()),
+        (Method::GET, "/api/admin/jobs/cleanup/runs".into()),
+        (Method::POST, "/api/admin/jobs/cleanup/run".into()),
+        (Method::GET, "/api/admin/archives".into()),
+        (Method::GET, "/api/admin/archives/2026-01-01".into()),
     ];
     let body = json!({ "username": "x", "password": "x-password", "role": "admin",
                        "status": "disabled", "amount": "5", "reason": "r", "user_id": uid,
@@ -144,6 +149,8 @@ async fn every_admin_route_refuses_plain_users_and_visitors(backend: Backend) {
             ),
             ("admin/audit", vec![("action", ""), ("actor", "")]),
             ("admin/channels", vec![]),
+            ("admin/jobs", vec![]),
+            ("admin/run_job", vec![("name", "cleanup")]),
             (
                 "admin/save_channel",
                 vec![

@@ -100,6 +100,12 @@ impl Storage {
         c.database.max_connections = 8;
         c.log.dir = String::new();
         c.admin.api_token = SecretString::new(ADMIN_TOKEN);
+        // Scheduled jobs stay off unless a test turns one on (a probe would call the mocks).
+        c.jobs.retention.enabled = false;
+        c.jobs.cleanup.enabled = false;
+        c.jobs.channel_probe.enabled = false;
+        c.jobs.backup.enabled = false;
+        c.storage.local_dir = self.dir.join("objects");
         if self.backend == Backend::Postgres {
             c.redis.url = SecretString::new(redis_url());
             c.redis.prefix = self.redis_prefix.clone();

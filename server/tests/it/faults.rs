@@ -77,6 +77,16 @@ impl Proc {
             db = storage.db_url,
             mock = mock.url(""),
         );
+        // Scheduled jobs stay off unless the test configures them (a probe would call the mock).
+        let config = if extra.contains("jobs:") {
+            config
+        } else {
+            format!(
+                "{config}\njobs:\n  retention: {{ enabled: false }}\n  \
+                 cleanup: {{ enabled: false }}\n  channel_probe: {{ enabled: false }}\n  \
+                 backup: {{ enabled: false }}\n"
+            )
+        };
         let path = dir.join("config.yaml");
         std::fs::write(&path, config).expect("config");
         let log = std::fs::File::create(dir.join("out.log")).expect("log file");
@@ -116,13 +126,7 @@ impl Proc {
     }
 
     fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .arg(format!("-{sig}"))
-            .arg(self.child.id().to_string())
-            .status()
-            .expect("kill")
-            .success();
-        assert!(ok, "kill -{sig}");
+        signal(self.child.id(), sig);
     }
 
     pub fn pause(&self) {
@@ -170,6 +174,17 @@ impl Drop for Proc {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Sends signal `sig` (`STOP`, `CONT`, `TERM`, …) to process `pid`.
+pub fn signal(pid: u32, sig: &str) {
+    let ok = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status()
+        .expect("kill")
+        .success();
+    assert!(ok, "kill -{sig}");
 }
 
 /// A user with `units` of balance and a key, made through `base`'s admin API.

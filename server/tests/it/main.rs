@@ -10,6 +10,7 @@ mod faults;
 mod gateway;
 mod hardening;
 mod instances;
+mod jobs;
 mod lifecycle;
 mod openapi;
 mod ops;

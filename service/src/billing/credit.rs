@@ -352,6 +352,14 @@ impl CreditManager {
     }
 
     /// This instance's current lease id (it changes when a lease is taken over).
+    /// Accounts holding a grant on this instance now.
+    pub fn open_accounts(&self) -> usize {
+        self.accounts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .len()
+    }
+
     pub fn instance_id(&self) -> String {
         self.lease_id().id.to_string()
     }

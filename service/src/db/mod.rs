@@ -13,6 +13,12 @@ use std::time::Duration;
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/postgres");
 
+/// The file of a `sqlite:` database URL (`sqlite://data/tollgate.db?mode=rwc` → `data/tollgate.db`).
+pub fn sqlite_path(url: &str) -> Option<PathBuf> {
+    let path = url.strip_prefix("sqlite:")?.trim_start_matches("//");
+    Some(PathBuf::from(path.split('?').next().unwrap_or(path)))
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,
@@ -35,10 +41,8 @@ impl Db {
     pub async fn connect(cfg: &DatabaseConfig) -> anyhow::Result<Db> {
         install_default_drivers();
         let url = cfg.url.expose();
-        let (backend, url, sqlite_file) = if let Some(rest) = url.strip_prefix("sqlite:") {
-            let path = rest.trim_start_matches("//");
-            let file = path.split('?').next().unwrap_or(path);
-            let file = PathBuf::from(file);
+        let (backend, url, sqlite_file) = if let Some(file) = sqlite_path(url) {
+            let path = url["sqlite:".len()..].trim_start_matches("//");
             if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir)
                     .with_context(|| format!("creating {}", dir.display()))?;
@@ -90,6 +94,11 @@ impl Db {
             backend,
             sqlite_file,
         })
+    }
+
+    /// The database file, when the backend is SQLite.
+    pub fn sqlite_file(&self) -> Option<&std::path::Path> {
+        self.sqlite_file.as_deref()
     }
 
     pub fn pool(&self) -> &AnyPool {

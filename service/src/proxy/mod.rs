@@ -343,23 +343,26 @@ fn base_log(
 /// The failure row of a call that got no usable answer (nothing charged): what it asked for,
 /// how many upstream attempts it made and the last one's channel, the status it is answered.
 fn record_failure(svc: &Services, ctx: &CallContext, trace: Trace, kind: types::ErrorKind) {
-    svc.usage.record(UsageRecord {
-        request_id: ctx.request_id.clone(),
-        user_id: ctx.key.user_id,
-        key_id: Some(ctx.key.id),
-        key_prefix: Some(ctx.key.prefix.clone()),
-        model: trace.model.unwrap_or_default(),
-        served_model: trace.served_model,
-        channel_id: trace.channel_id,
-        attempts: trace.attempts,
-        usage_source: UsageSource::Absent,
-        status: kind.status(),
-        error_class: Some(ErrorClass::Failed(kind)),
-        latency_ms: ctx.started.elapsed().as_millis() as u64,
-        client_ip: ctx.client_ip.map(|ip| ip.to_string()),
-        created_at: now_ms(),
-        ..UsageRecord::default()
-    });
+    crate::usage::log_call(
+        svc,
+        UsageRecord {
+            request_id: ctx.request_id.clone(),
+            user_id: ctx.key.user_id,
+            key_id: Some(ctx.key.id),
+            key_prefix: Some(ctx.key.prefix.clone()),
+            model: trace.model.unwrap_or_default(),
+            served_model: trace.served_model,
+            channel_id: trace.channel_id,
+            attempts: trace.attempts,
+            usage_source: UsageSource::Absent,
+            status: kind.status(),
+            error_class: Some(ErrorClass::Failed(kind)),
+            latency_ms: ctx.started.elapsed().as_millis() as u64,
+            client_ip: ctx.client_ip.map(|ip| ip.to_string()),
+            created_at: now_ms(),
+            ..UsageRecord::default()
+        },
+    );
 }
 
 /// A model as `/v1/models` lists it.

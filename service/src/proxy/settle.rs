@@ -88,6 +88,6 @@ impl Call {
         log.error_class = error_class;
         log.latency_ms = self.started.elapsed().as_millis() as u64;
         log.ttft_ms = ttft.map(|d| d.as_millis() as u64);
-        self.svc.usage.record(log);
+        crate::usage::log_call(&self.svc, log);
     }
 }

@@ -40,6 +40,8 @@ struct Relay {
     out: VecDeque<Bytes>,
     ttft: Option<Duration>,
     call: Option<Call>,
+    /// Counts the stream in `open_streams` while it lives.
+    _open: crate::metrics::GaugeGuard,
 }
 
 impl Relay {
@@ -214,6 +216,7 @@ pub(super) fn stream_response(
     upstream: Duration,
 ) -> ProxyResponse {
     let halt = call.svc.halt.watch();
+    let open = crate::metrics::GaugeGuard::new(&call.svc.metrics.open_streams);
     let relay = Relay {
         upstream: Box::pin(resp.bytes_stream()),
         framer: sse::Framer::default(),
@@ -229,6 +232,7 @@ pub(super) fn stream_response(
         out: VecDeque::new(),
         ttft: None,
         call: Some(call),
+        _open: open,
     };
     let stream = futures_util::stream::unfold((relay, halt), |(mut r, mut halt)| async move {
         loop {

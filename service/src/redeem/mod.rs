@@ -277,6 +277,12 @@ pub async fn redeem(
 
 /// What a code is worth and whether it can be redeemed now. Counted like a failed redeem unless
 /// the code is redeemable, so that checking is no way around the throttle.
+/// Removes the idempotency records stored before `before` (unix ms): the cleanup job, once
+/// they are past `redeem.idempotency_hours`.
+pub async fn purge_requests(svc: &Services, before: i64) -> Result<u64, Error> {
+    Ok(repo::purge_requests(&svc.db, before).await?)
+}
+
 pub async fn check(
     svc: &Services,
     user_id: i64,

@@ -380,3 +380,9 @@ pub(super) async fn redeem(
     tx.commit().await?;
     Ok(Redeem::Credited(redeemed))
 }
+
+/// Idempotency records stored before `before` (unix ms).
+pub async fn purge_requests(db: &Db, before: i64) -> Result<u64, sqlx::Error> {
+    db.write(sqlx::query("DELETE FROM redeem_requests WHERE created_at < $1").bind(before))
+        .await
+}

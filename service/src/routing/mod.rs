@@ -71,6 +71,11 @@ impl Health {
         );
     }
 
+    /// Whether the circuit is open at `now` (unix ms).
+    pub fn is_open(&self, now: i64) -> bool {
+        self.open_until_ms.load(Ordering::Relaxed) > now
+    }
+
     /// The last hour's figures and the circuit, as the admin console shows them.
     pub fn view(&self, channel_id: i64) -> types::ChannelHealth {
         let now = now_ms();
@@ -92,6 +97,7 @@ impl Health {
             mean_latency_ms: latency.checked_div(requests),
             failures_in_a_row: self.failures.load(Ordering::Relaxed),
             cooldown_ms: u64::try_from(open_until - now).unwrap_or(0),
+            last_probe: None,
         }
     }
 }
@@ -304,6 +310,17 @@ pub struct Table {
     pub mappings: HashMap<String, Vec<String>>,
 }
 
+impl Table {
+    /// A public model this table can route: mapped, or named by a channel.
+    pub fn serves(&self, model: &str) -> bool {
+        self.mappings.contains_key(model)
+            || self
+                .channels
+                .iter()
+                .any(|c| c.models.iter().any(|m| m == model))
+    }
+}
+
 pub struct Routing {
     table: RwLock<Arc<Table>>,
     health: Mutex<HashMap<i64, Arc<Health>>>,
@@ -407,6 +424,22 @@ impl Routing {
     pub fn succeeded(&self, ch: &Channel) {
         ch.health.failures.store(0, Ordering::Relaxed);
         ch.health.open_until_ms.store(0, Ordering::Relaxed);
+    }
+
+    /// A probe's verdict (from this instance or another, at `at_ms`): a success closes the
+    /// circuit; a failure opens it for the cooldown from the probe's time.
+    pub fn probed(&self, ch: &Channel, ok: bool, at_ms: i64) {
+        if ok {
+            self.succeeded(ch);
+            return;
+        }
+        ch.health
+            .failures
+            .fetch_max(self.threshold, Ordering::Relaxed);
+        let until = at_ms + i64::try_from(self.cooldown.as_millis()).unwrap_or(i64::MAX / 4);
+        if ch.health.open_until_ms.fetch_max(until, Ordering::Relaxed) < until {
+            tracing::warn!(channel = %ch.name, "channel failed its probe: circuit open");
+        }
     }
 
     /// Counts a failure; `retry_after` (from a 429) cools the channel down at once.

@@ -105,7 +105,81 @@ pub struct UsageQueue {
     dropped: IntCounter,
 }
 
+/// Logs a `/v1` call: its metrics now (labels bounded by the catalog), its row through the
+/// batch writer.
+pub fn log_call(svc: &crate::Services, r: UsageRecord) {
+    use crate::metrics::{OTHER, status_class};
+    let m = &svc.metrics;
+    let prices = svc.prices();
+    let table = svc.routing.snapshot();
+    let model = if prices.prices.contains_key(&r.model) || table.serves(&r.model) {
+        r.model.as_str()
+    } else {
+        OTHER
+    };
+    let channel = match r.channel_id {
+        None => "none",
+        Some(id) => table
+            .channels
+            .iter()
+            .find(|c| c.id == id)
+            .map_or(OTHER, |c| c.name.as_str()),
+    };
+    m.calls
+        .with_label_values(&[model, channel, status_class(r.status)])
+        .inc();
+    if r.prompt_tokens > 0 {
+        m.tokens
+            .with_label_values(&[model, "prompt"])
+            .inc_by(r.prompt_tokens);
+    }
+    if r.completion_tokens > 0 {
+        m.tokens
+            .with_label_values(&[model, "completion"])
+            .inc_by(r.completion_tokens);
+    }
+    if r.cached_tokens > 0 {
+        m.tokens
+            .with_label_values(&[model, "cached"])
+            .inc_by(r.cached_tokens);
+    }
+    if r.cost > 0 {
+        m.cost_units
+            .with_label_values(&[model])
+            .inc_by(u64::try_from(r.cost).unwrap_or(0));
+    }
+    m.call_duration
+        .with_label_values(&[model])
+        .observe(r.latency_ms as f64 / 1000.0);
+    if let Some(t) = r.ttft_ms {
+        m.ttft
+            .with_label_values(&[model])
+            .observe(t as f64 / 1000.0);
+    }
+    if r.attempts > 1 {
+        m.fallbacks
+            .with_label_values(&[model])
+            .inc_by(u64::from(r.attempts - 1));
+    }
+    match r.error_class {
+        Some(ErrorClass::Failed(types::ErrorKind::InsufficientQuota)) => m
+            .refusals
+            .with_label_values(&["insufficient_balance"])
+            .inc(),
+        Some(ErrorClass::Failed(types::ErrorKind::RateLimited)) if r.attempts == 0 => {
+            m.refusals.with_label_values(&["rate_limited"]).inc()
+        }
+        _ => {}
+    }
+    svc.usage.record(r);
+}
+
 impl UsageSink {
+    /// Rows waiting for the writer: in the queue, and in tasks waiting for room in it.
+    pub fn depth(&self) -> usize {
+        (self.capacity - self.tx.capacity()) + self.waiting.load(Ordering::Acquire)
+    }
+
     /// A sink whose queue holds `capacity` rows; `dropped` counts rows that could not be kept.
     pub fn new(capacity: usize, dropped: IntCounter) -> (UsageSink, UsageQueue) {
         let (tx, rx) = mpsc::channel(capacity);

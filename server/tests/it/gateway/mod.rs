@@ -2,6 +2,7 @@
 //! SQLite/PostgreSQL (+ Redis). Assertions cover the HTTP answers and the money in the database.
 
 mod limits;
+mod metrics;
 mod money;
 mod money_in;
 mod reads;

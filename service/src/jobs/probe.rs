@@ -1,0 +1,125 @@
+//! Channel health: a tiny live request through every enabled channel (its first model,
+//! `max_tokens: 1`). A failure opens the channel's circuit for the cooldown, a success closes it;
+//! the verdict is stored in `channel_probes`, from which every other instance applies it too
+//! (`apply_probes`, polled with the catalog) and the admin console shows it.
+
+use super::RunCtx;
+use crate::routing::{Channel, Endpoint};
+use crate::{Error, Services, now_ms};
+use futures_util::StreamExt as _;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use types::{ChannelProbe, ChannelTest};
+
+/// Channels probed at once.
+const AT_ONCE: usize = 8;
+
+/// One live request through `ch` for `model`; touches nothing but the channel's health figures.
+pub async fn probe_channel(ch: &Channel, model: &str) -> ChannelTest {
+    let body = serde_json::json!({
+        "model": model,
+        "messages": [{ "role": "user", "content": "ping" }],
+        "max_tokens": 1,
+        "stream": false,
+    });
+    let mut request = ch.client.post(ch.upstream.url(Endpoint::Chat)).json(&body);
+    if let Some(auth) = ch.upstream.auth() {
+        request = request.header(reqwest::header::AUTHORIZATION, auth.clone());
+    }
+    let wait = ch.first_byte_timeout.min(Duration::from_secs(30));
+    let sent = Instant::now();
+    let answer = tokio::time::timeout(wait, request.send()).await;
+    let took = sent.elapsed();
+    let latency_ms = u64::try_from(took.as_millis()).unwrap_or(u64::MAX);
+    let (ok, status, error) = match answer {
+        Err(_) => (
+            false,
+            None,
+            Some(format!("no answer within {} ms", wait.as_millis())),
+        ),
+        Ok(Err(e)) => (false, None, Some(crate::proxy::without_url(&e))),
+        Ok(Ok(resp)) => {
+            let status = resp.status().as_u16();
+            if (200..300).contains(&status) {
+                (true, Some(status), None)
+            } else {
+                let text = crate::proxy::upstream_message(resp).await;
+                (false, Some(status), Some(text))
+            }
+        }
+    };
+    ch.health.record(ok, took);
+    ChannelTest {
+        channel_id: ch.id,
+        model: model.to_string(),
+        ok,
+        status,
+        latency_ms,
+        error,
+    }
+}
+
+pub async fn run(ctx: &RunCtx) -> anyhow::Result<String> {
+    let svc = &ctx.svc;
+    let table = svc.routing.snapshot();
+    let channels: Vec<Arc<Channel>> = table
+        .channels
+        .iter()
+        .filter(|c| c.enabled && !c.models.is_empty())
+        .cloned()
+        .collect();
+    let probes = channels.iter().cloned().map(|ch| async move {
+        let model = ch.models[0].clone();
+        probe_channel(&ch, &model).await
+    });
+    let results: Vec<ChannelTest> = futures_util::stream::iter(probes)
+        .buffer_unordered(AT_ONCE)
+        .collect()
+        .await;
+    ctx.holding()?;
+    let at = now_ms();
+    let mut failing = Vec::new();
+    for t in &results {
+        if let Some(ch) = channels.iter().find(|c| c.id == t.channel_id) {
+            svc.routing.probed(ch, t.ok, at);
+            if !t.ok {
+                failing.push(ch.name.clone());
+            }
+        }
+        super::repo::record_probe(&svc.db, t, at).await?;
+    }
+    if failing.is_empty() {
+        Ok(format!("probed {} channels, all answered", results.len()))
+    } else {
+        Ok(format!(
+            "probed {} channels; failing: {}",
+            results.len(),
+            failing.join(", ")
+        ))
+    }
+}
+
+/// The latest probe of every channel.
+pub async fn latest_probes(svc: &Services) -> Result<HashMap<i64, ChannelProbe>, Error> {
+    Ok(super::repo::probes(&svc.db, i64::MIN)
+        .await?
+        .into_iter()
+        .collect())
+}
+
+/// Applies the probes stored after `*seen` (by any instance) to this instance's circuits.
+pub async fn apply_probes(svc: &Services, seen: &mut i64) -> Result<(), Error> {
+    let probes = super::repo::probes(&svc.db, *seen).await?;
+    if probes.is_empty() {
+        return Ok(());
+    }
+    let table = svc.routing.snapshot();
+    for (id, p) in probes {
+        *seen = (*seen).max(p.at);
+        if let Some(ch) = table.channels.iter().find(|c| c.id == id) {
+            svc.routing.probed(ch, p.ok, p.at);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,230 @@
+//! Job leases and runs. Leases are judged by the database's clock, like the credit leases.
+
+use crate::db::Db;
+use sqlx::Row as _;
+use types::{JobOutcome, JobRun};
+
+/// One lease row per job (idempotent).
+pub async fn seed(db: &Db, jobs: &[&str]) -> Result<(), sqlx::Error> {
+    for job in jobs {
+        db.write(
+            sqlx::query("INSERT INTO job_leases (job) VALUES ($1) ON CONFLICT (job) DO NOTHING")
+                .bind(*job),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Takes the job's lease for `holder` when nobody holds it (or the holder's lease expired) and,
+/// for a scheduled run, when `tick` is later than the last tick run; advances `last_tick`.
+pub async fn claim(
+    db: &Db,
+    job: &str,
+    holder: &str,
+    tick: i64,
+    manual: bool,
+    lease_ms: i64,
+) -> Result<bool, sqlx::Error> {
+    let now = db.now_sql();
+    let tick_rule = if manual { "" } else { "AND last_tick < $3" };
+    let sql = format!(
+        "UPDATE job_leases SET holder = $1, expires_at = {now} + $2, \
+         last_tick = CASE WHEN last_tick < $3 THEN $3 ELSE last_tick END \
+         WHERE job = $4 {tick_rule} AND (holder IS NULL OR expires_at < {now})"
+    );
+    let n = db
+        .write(
+            sqlx::query(&sql)
+                .bind(holder)
+                .bind(lease_ms)
+                .bind(tick)
+                .bind(job),
+        )
+        .await?;
+    Ok(n == 1)
+}
+
+/// Extends the lease if `holder` still has it.
+pub async fn renew(db: &Db, job: &str, holder: &str, lease_ms: i64) -> Result<bool, sqlx::Error> {
+    let sql = format!(
+        "UPDATE job_leases SET expires_at = {} + $1 WHERE job = $2 AND holder = $3",
+        db.now_sql()
+    );
+    Ok(db
+        .write(sqlx::query(&sql).bind(lease_ms).bind(job).bind(holder))
+        .await?
+        == 1)
+}
+
+pub async fn release(db: &Db, job: &str, holder: &str) -> Result<(), sqlx::Error> {
+    db.write(
+        sqlx::query(
+            "UPDATE job_leases SET holder = NULL, expires_at = 0 WHERE job = $1 AND holder = $2",
+        )
+        .bind(job)
+        .bind(holder),
+    )
+    .await?;
+    Ok(())
+}
+
+pub async fn start_run(
+    db: &Db,
+    job: &str,
+    tick: i64,
+    manual: bool,
+    instance: &str,
+    started_at: i64,
+) -> Result<i64, sqlx::Error> {
+    let mut tx = db.begin_write().await?;
+    let id: i64 = sqlx::query(
+        "INSERT INTO job_runs (job, tick, manual, instance, started_at, outcome) \
+         VALUES ($1, $2, $3, $4, $5, 'running') RETURNING id",
+    )
+    .bind(job)
+    .bind(tick)
+    .bind(i64::from(manual))
+    .bind(instance)
+    .bind(started_at)
+    .fetch_one(&mut *tx)
+    .await?
+    .try_get(0)?;
+    tx.commit().await?;
+    Ok(id)
+}
+
+pub async fn finish_run(
+    db: &Db,
+    id: i64,
+    finished_at: i64,
+    outcome: JobOutcome,
+    detail: Option<&str>,
+    error: Option<&str>,
+) -> Result<(), sqlx::Error> {
+    db.write(
+        sqlx::query(
+            "UPDATE job_runs SET finished_at = $1, outcome = $2, detail = $3, error = $4 WHERE id = $5",
+        )
+        .bind(finished_at)
+        .bind(outcome_text(outcome))
+        .bind(detail)
+        .bind(error)
+        .bind(id),
+    )
+    .await?;
+    Ok(())
+}
+
+fn outcome_text(o: JobOutcome) -> &'static str {
+    match o {
+        JobOutcome::Running => "running",
+        JobOutcome::Ok => "ok",
+        JobOutcome::Failed => "failed",
+    }
+}
+
+pub async fn runs(
+    db: &Db,
+    job: &str,
+    before: Option<i64>,
+    limit: i64,
+) -> Result<Vec<JobRun>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT id, job, tick, manual, instance, started_at, finished_at, outcome, detail, error \
+         FROM job_runs WHERE job = $1 AND id < $2 ORDER BY id DESC LIMIT $3",
+    )
+    .bind(job)
+    .bind(before.unwrap_or(i64::MAX))
+    .bind(limit)
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let outcome: String = r.try_get("outcome")?;
+            Ok(JobRun {
+                id: r.try_get("id")?,
+                job: r.try_get("job")?,
+                tick: r.try_get("tick")?,
+                manual: r.try_get::<i64, _>("manual")? != 0,
+                instance: r.try_get("instance")?,
+                started_at: r.try_get("started_at")?,
+                finished_at: r.try_get("finished_at")?,
+                outcome: match outcome.as_str() {
+                    "ok" => JobOutcome::Ok,
+                    "failed" => JobOutcome::Failed,
+                    _ => JobOutcome::Running,
+                },
+                detail: r.try_get("detail")?,
+                error: r.try_get("error")?,
+            })
+        })
+        .collect()
+}
+
+pub async fn last_success(db: &Db, job: &str) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query("SELECT MAX(finished_at) FROM job_runs WHERE job = $1 AND outcome = 'ok'")
+        .bind(job)
+        .fetch_one(db.pool())
+        .await?
+        .try_get(0)
+}
+
+/// Finished runs that ended before `before` (unix ms).
+pub async fn purge_runs(db: &Db, before: i64) -> Result<u64, sqlx::Error> {
+    db.write(
+        sqlx::query("DELETE FROM job_runs WHERE finished_at IS NOT NULL AND finished_at < $1")
+            .bind(before),
+    )
+    .await
+}
+
+/// Stores a probe's verdict as the channel's latest, counting failures in a row.
+pub async fn record_probe(db: &Db, t: &types::ChannelTest, at: i64) -> Result<(), sqlx::Error> {
+    db.write(
+        sqlx::query(
+            "INSERT INTO channel_probes (channel_id, at, ok, status, latency_ms, error, failures) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (channel_id) DO UPDATE SET at = excluded.at, ok = excluded.ok, \
+             status = excluded.status, latency_ms = excluded.latency_ms, error = excluded.error, \
+             failures = CASE WHEN excluded.ok = 1 THEN 0 ELSE channel_probes.failures + 1 END",
+        )
+        .bind(t.channel_id)
+        .bind(at)
+        .bind(i64::from(t.ok))
+        .bind(t.status.map(i64::from))
+        .bind(i64::try_from(t.latency_ms).unwrap_or(i64::MAX))
+        .bind(t.error.as_deref())
+        .bind(i64::from(!t.ok)),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Probes stored after `after` (unix ms), by channel.
+pub async fn probes(db: &Db, after: i64) -> Result<Vec<(i64, types::ChannelProbe)>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT channel_id, at, ok, status, latency_ms, error, failures FROM channel_probes \
+         WHERE at > $1",
+    )
+    .bind(after)
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok((
+                r.try_get("channel_id")?,
+                types::ChannelProbe {
+                    at: r.try_get("at")?,
+                    ok: r.try_get::<i64, _>("ok")? != 0,
+                    status: r
+                        .try_get::<Option<i64>, _>("status")?
+                        .and_then(|s| u16::try_from(s).ok()),
+                    latency_ms: u64::try_from(r.try_get::<i64, _>("latency_ms")?).unwrap_or(0),
+                    error: r.try_get("error")?,
+                    failures: u32::try_from(r.try_get::<i64, _>("failures")?).unwrap_or(u32::MAX),
+                },
+            ))
+        })
+        .collect()
+}

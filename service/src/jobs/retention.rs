@@ -1,0 +1,298 @@
+//! Log retention: usage rows (call logs) older than `retention.usage_days` are written to object
+//! storage as one gzip-compressed JSON Lines object per UTC day, read back and compared, and only
+//! then deleted, by id, in batches of `retention.batch_rows`. The hourly aggregates are kept, so
+//! dashboards and billing reads keep their history.
+//!
+//! Idempotent and safe to cut anywhere: when a day's object already exists (an earlier run that
+//! was cut short, or another instance), its rows are kept and the rows still in the database are
+//! added; only rows that the verified object holds are deleted. The database is read before the
+//! object, so a row deleted by a concurrent run is always in the object read after it.
+
+use super::RunCtx;
+use crate::storage::{ByteStream, ObjectInfo, ObjectStore as _, Store, StoreError};
+use crate::{Error, Services, now_ms};
+use anyhow::Context as _;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use sha2::Digest as _;
+use sqlx::Row as _;
+use std::collections::HashSet;
+use std::io::{BufRead as _, Write as _};
+
+pub const ARCHIVE_PREFIX: &str = "usage/";
+const DAY_MS: i64 = 86_400_000;
+/// Rows read from the database per query.
+const PAGE: i64 = 5000;
+
+/// A usage row as archived: every column, by name.
+#[derive(Debug, Serialize, Deserialize)]
+struct Archived {
+    id: i64,
+    request_id: String,
+    user_id: i64,
+    key_id: Option<i64>,
+    key_prefix: Option<String>,
+    model: String,
+    served_model: Option<String>,
+    channel_id: Option<i64>,
+    attempts: i64,
+    stream: i64,
+    prompt_tokens: i64,
+    completion_tokens: i64,
+    cached_tokens: i64,
+    cost: i64,
+    price_version: Option<i64>,
+    usage_source: String,
+    status: i64,
+    error_class: Option<String>,
+    latency_ms: i64,
+    ttft_ms: Option<i64>,
+    client_ip: Option<String>,
+    created_at: i64,
+}
+
+const COLUMNS: &str = "id, request_id, user_id, key_id, key_prefix, model, served_model, \
+    channel_id, attempts, stream, prompt_tokens, completion_tokens, cached_tokens, cost, \
+    price_version, usage_source, status, error_class, latency_ms, ttft_ms, client_ip, created_at";
+
+fn archived(r: &sqlx::any::AnyRow) -> Result<Archived, sqlx::Error> {
+    Ok(Archived {
+        id: r.try_get("id")?,
+        request_id: r.try_get("request_id")?,
+        user_id: r.try_get("user_id")?,
+        key_id: r.try_get("key_id")?,
+        key_prefix: r.try_get("key_prefix")?,
+        model: r.try_get("model")?,
+        served_model: r.try_get("served_model")?,
+        channel_id: r.try_get("channel_id")?,
+        attempts: r.try_get("attempts")?,
+        stream: r.try_get("stream")?,
+        prompt_tokens: r.try_get("prompt_tokens")?,
+        completion_tokens: r.try_get("completion_tokens")?,
+        cached_tokens: r.try_get("cached_tokens")?,
+        cost: r.try_get("cost")?,
+        price_version: r.try_get("price_version")?,
+        usage_source: r.try_get("usage_source")?,
+        status: r.try_get("status")?,
+        error_class: r.try_get("error_class")?,
+        latency_ms: r.try_get("latency_ms")?,
+        ttft_ms: r.try_get("ttft_ms")?,
+        client_ip: r.try_get("client_ip")?,
+        created_at: r.try_get("created_at")?,
+    })
+}
+
+/// The object key of a UTC day: `usage/2026-08-30.jsonl.gz`.
+pub fn archive_key(day: &str) -> String {
+    format!("{ARCHIVE_PREFIX}{day}.jsonl.gz")
+}
+
+fn day_name(day_start_ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(day_start_ms)
+        .map(|d| d.format("%Y-%m-%d").to_string())
+        .unwrap_or_default()
+}
+
+fn parse_day(day: &str) -> Option<i64> {
+    let date = chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d").ok()?;
+    Some(date.and_hms_opt(0, 0, 0)?.and_utc().timestamp_millis())
+}
+
+pub async fn run(ctx: &RunCtx) -> anyhow::Result<String> {
+    let svc = &ctx.svc;
+    let store = &svc.store;
+    let days = i64::from(svc.config.retention.usage_days);
+    // Whole UTC days only: the cutoff is the start of the day `usage_days` ago.
+    let today = now_ms().div_euclid(DAY_MS) * DAY_MS;
+    let cutoff = today - days * DAY_MS;
+    let (mut archived_days, mut archived_rows) = (0u64, 0u64);
+    loop {
+        ctx.holding()?;
+        let Some(oldest) = oldest_before(svc, cutoff).await? else {
+            break;
+        };
+        let day_start = oldest.div_euclid(DAY_MS) * DAY_MS;
+        let n = archive_day(ctx, store, day_start).await?;
+        archived_days += 1;
+        archived_rows += n;
+    }
+    Ok(format!(
+        "archived {archived_rows} rows of {archived_days} days older than {} to {}",
+        day_name(cutoff),
+        store.describe()
+    ))
+}
+
+async fn oldest_before(svc: &Services, cutoff: i64) -> anyhow::Result<Option<i64>> {
+    let row = sqlx::query("SELECT MIN(created_at) FROM usage_logs WHERE created_at < $1")
+        .bind(cutoff)
+        .fetch_one(svc.db.pool())
+        .await?;
+    Ok(row.try_get::<Option<i64>, _>(0)?)
+}
+
+/// Archives one day and deletes its archived rows; returns how many rows it deleted.
+async fn archive_day(ctx: &RunCtx, store: &Store, day_start: i64) -> anyhow::Result<u64> {
+    let svc = &ctx.svc;
+    let day = day_name(day_start);
+    let key = archive_key(&day);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    let mut seen = HashSet::new();
+    // The database first, page by page, then the object (see the module's note).
+    let mut ids = Vec::new();
+    let mut after = i64::MIN;
+    loop {
+        ctx.holding()?;
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM usage_logs WHERE created_at >= $1 AND created_at < $2 \
+             AND id > $3 ORDER BY id LIMIT $4"
+        ))
+        .bind(day_start)
+        .bind(day_start + DAY_MS)
+        .bind(after)
+        .bind(PAGE)
+        .fetch_all(svc.db.pool())
+        .await?;
+        for r in &rows {
+            let row = archived(r)?;
+            after = row.id;
+            ids.push(row.id);
+            seen.insert(row.id);
+            serde_json::to_writer(&mut gz, &row)?;
+            gz.write_all(b"\n")?;
+        }
+        if rows.len() < PAGE as usize {
+            break;
+        }
+    }
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    if let Some(old) = store
+        .get(&key)
+        .await
+        .with_context(|| format!("reading {key}"))?
+    {
+        for line in std::io::BufReader::new(flate2::read::GzDecoder::new(&old[..])).lines() {
+            let line = line.with_context(|| format!("{key} is not gzip JSON Lines"))?;
+            if line.is_empty() {
+                continue;
+            }
+            let row: Archived = serde_json::from_str(&line)
+                .with_context(|| format!("{key} holds a line that is not a usage row"))?;
+            if seen.insert(row.id) {
+                gz.write_all(line.as_bytes())?;
+                gz.write_all(b"\n")?;
+            }
+        }
+    }
+    let body = Bytes::from(gz.finish()?);
+    ctx.holding()?;
+    let digest = sha2::Sha256::digest(&body);
+    store
+        .put(&key, body)
+        .await
+        .with_context(|| format!("writing {key}"))?;
+    let back = store
+        .get(&key)
+        .await
+        .with_context(|| format!("reading {key} back"))?
+        .with_context(|| format!("{key} is missing right after it was written"))?;
+    anyhow::ensure!(
+        sha2::Sha256::digest(&back) == digest,
+        "{key} read back differs from what was written"
+    );
+    // And it decodes to as many rows as it should hold.
+    let mut lines = 0usize;
+    for line in std::io::BufReader::new(flate2::read::GzDecoder::new(&back[..])).lines() {
+        line.with_context(|| format!("{key} read back is not gzip text"))?;
+        lines += 1;
+    }
+    anyhow::ensure!(
+        lines == seen.len(),
+        "{key} read back holds {lines} rows, not {}",
+        seen.len()
+    );
+    let batch = svc.config.retention.batch_rows as usize;
+    let mut deleted = 0;
+    for chunk in ids.chunks(batch) {
+        ctx.holding()?;
+        let sql = format!(
+            "DELETE FROM usage_logs WHERE id IN ({})",
+            (1..=chunk.len())
+                .map(|n| svc.db.param(n))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let mut q = sqlx::query(&sql);
+        for id in chunk {
+            q = q.bind(*id);
+        }
+        deleted += svc.db.write(q).await?;
+    }
+    tracing::info!(day = %day, key = %key, rows = deleted, kept = seen.len(), "archived a day of call logs");
+    Ok(deleted)
+}
+
+/// The archived days, oldest first (administrators).
+pub async fn list_archives(
+    svc: &Services,
+    actor: &crate::accounts::Actor,
+) -> Result<Vec<types::ArchiveDay>, Error> {
+    actor.require_admin()?;
+    let store = &svc.store;
+    let objects = store.list(ARCHIVE_PREFIX).await.map_err(unavailable)?;
+    Ok(objects
+        .into_iter()
+        .filter_map(|ObjectInfo { key, size }| {
+            let day = key
+                .strip_prefix(ARCHIVE_PREFIX)?
+                .strip_suffix(".jsonl.gz")?
+                .to_string();
+            parse_day(&day)?;
+            Some(types::ArchiveDay {
+                day,
+                key,
+                bytes: size,
+            })
+        })
+        .collect())
+}
+
+/// One archived day as a stream (administrators).
+pub async fn open_archive(
+    svc: &Services,
+    actor: &crate::accounts::Actor,
+    day: &str,
+) -> Result<ByteStream, Error> {
+    actor.require_admin()?;
+    if parse_day(day).is_none() {
+        return Err(Error::invalid("day", "must be a date, YYYY-MM-DD"));
+    }
+    let store = &svc.store;
+    store
+        .stream(&archive_key(day))
+        .await
+        .map_err(unavailable)?
+        .ok_or(Error::NotFound("archive"))
+}
+
+fn unavailable(e: StoreError) -> Error {
+    tracing::warn!(error = %e, "object storage failed");
+    Error::Unavailable("object storage did not answer; try again".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn days_are_utc_dates() {
+        assert_eq!(day_name(0), "1970-01-01");
+        assert_eq!(parse_day("2026-11-28"), Some(1_795_824_000_000));
+        assert_eq!(day_name(1_795_824_000_000 + DAY_MS - 1), "2026-11-28");
+        assert_eq!(archive_key("2026-11-28"), "usage/2026-11-28.jsonl.gz");
+        assert_eq!(parse_day("2026-13-01"), None);
+        assert_eq!(parse_day("../x"), None);
+    }
+}
