@@ -96,7 +96,6 @@ impl Schedule {
 /// before it does more (another instance may have taken over).
 pub struct RunCtx {
     pub svc: Services,
-    pub manual: bool,
     lease: Arc<LeaseState>,
 }
 
@@ -252,7 +251,6 @@ async fn execute(svc: &Services, job: Job, lease: Lease, mut run: JobRun) -> Job
     let renewer = tokio::spawn(renew(svc.clone(), job, lease.holder.clone(), state.clone()));
     let ctx = RunCtx {
         svc: svc.clone(),
-        manual: lease.manual,
         lease: state,
     };
     let clock = std::time::Instant::now();
