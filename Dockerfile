@@ -1,4 +1,4 @@
-# Tollgate: one image, one binary, its console and a config. Build: `docker build -t tollgate .`
+# Tollgate: one image, one binary (the console inside it) and a config. Build: `docker build -t tollgate .`
 # Run (PostgreSQL, Redis and S3 from the environment, see config/config.prd.yaml):
 #   docker run -p 9701:9701 -e TOLLGATE_DATABASE_URL=… -e TOLLGATE_REDIS_URL=… \
 #     -e TOLLGATE_S3_ACCESS_KEY_ID=… -e TOLLGATE_S3_SECRET_ACCESS_KEY=… \
@@ -18,7 +18,6 @@ RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates
     && useradd --system --create-home --home-dir /var/lib/tollgate tollgate \
     && mkdir -p /var/log/tollgate && chown tollgate /var/log/tollgate
 COPY --from=build /cache/target/release/tollgate /usr/local/bin/tollgate
-COPY --from=build /src/target/site /opt/tollgate/site
 COPY config/config.prd.yaml /etc/tollgate/config.yaml
 USER tollgate
 WORKDIR /var/lib/tollgate

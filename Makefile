@@ -65,7 +65,7 @@ unit: tools services pyenv
 e2e: build
 	cargo build --workspace --exclude frontend --locked --bin mock-upstream
 	cd end2end && npm ci --no-audit --no-fund
-	TOLLGATE_BIN=$(BIN) MOCK_BIN=$(CARGO_TARGET_DIR)/debug/mock-upstream TOLLGATE_SITE=$(ROOT)/target/site end2end/run.sh
+	TOLLGATE_BIN=$(BIN) MOCK_BIN=$(CARGO_TARGET_DIR)/debug/mock-upstream end2end/run.sh
 
 test: lint unit e2e
 

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Starts the release build on a fresh SQLite database and a free port, and the mock upstream
-# (the journeys add a channel to it), runs Playwright against them, and stops them. Exit code:
-# Playwright's.
+# (the journeys add a channel to it), runs Playwright against them, and stops them. The server
+# runs in an empty folder and serves the console it carries (TOLLGATE_SITE names a site folder
+# to serve instead). Exit code: Playwright's.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(dirname "$here")"
 bin="${TOLLGATE_BIN:?TOLLGATE_BIN must point at the release binary}"
-site="${TOLLGATE_SITE:-$root/target/site}"
+site="${TOLLGATE_SITE:-}"
 mock_bin="${MOCK_BIN:?MOCK_BIN must point at the mock upstream}"
 work="$(mktemp -d)"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -14,6 +15,7 @@ port="$(free_port)"
 mock_port="$(free_port)"
 "$mock_bin" --port "$mock_port" >"$work/mock.log" 2>&1 &
 mock_pid=$!
+mkdir "$work/run"
 export TOLLGATE_ADMIN_PASSWORD="e2e-admin-$(python3 -c 'import secrets; print(secrets.token_hex(6))')"
 TOLLGATE__SERVER__PORT="$port" \
 TOLLGATE__SERVER__SITE_ROOT="$site" \
@@ -21,6 +23,7 @@ TOLLGATE__DATABASE__URL="sqlite://$work/e2e.db" \
 TOLLGATE__AUTH__ALLOW_REGISTRATION=true \
 TOLLGATE__LOG__DIR="$work/logs" \
 TOLLGATE__STORAGE__LOCAL_DIR="$work/objects" \
+  bash -c 'cd "$1" && shift && exec "$@"' _ "$work/run" \
   "$bin" --config "$root/config/config.yaml" >"$work/server.log" 2>&1 &
 pid=$!
 cleanup() {

@@ -3,4 +3,5 @@
 //! with a graceful, bounded drain.
 
 pub mod http;
+pub mod site;
 pub mod startup;

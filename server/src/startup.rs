@@ -1,16 +1,17 @@
 use crate::http;
+use crate::site::Site;
 use leptos::prelude::LeptosOptions;
 use service::Services;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::time::Duration;
 use tokio::net::TcpListener;
 
 /// Where the compiled site is and what it is called (cargo-leptos output). A release build
 /// names its files by content hash and lists them in the site's `hash.txt` (the Makefile puts
-/// it there): the pages then link the hashed names.
-pub fn leptos_options(svc: &Services, addr: SocketAddr) -> LeptosOptions {
-    let root = &svc.config.server.site_root;
+/// it there, and an embedded site carries it): the pages then link the hashed names.
+pub fn leptos_options(root: &Path, addr: SocketAddr) -> LeptosOptions {
     let hash_file = std::path::absolute(root.join(http::assets::HASH_FILE))
         .unwrap_or_else(|_| root.join(http::assets::HASH_FILE));
     LeptosOptions::builder()
@@ -35,7 +36,9 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     use axum::serve::ListenerExt as _;
     let addr = listener.local_addr()?;
-    let router = http::router(svc.clone(), leptos_options(&svc, addr));
+    // The site's folder lives as long as the server (an embedded site's is removed after).
+    let site = Site::open(&svc.config.server.site_root)?;
+    let router = http::router(svc.clone(), leptos_options(site.root(), addr));
     // TCP_NODELAY on every accepted connection: without it a response's body waits for the
     // client's delayed ACK (~40 ms).
     let listener = listener.tap_io(|tcp| {

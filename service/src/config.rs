@@ -218,7 +218,8 @@ pub struct ServerConfig {
     /// The URL people use to reach this gateway. `https://…` turns on `Secure` cookies, and its
     /// origin is the one cross-site checks accept. Empty: the request's own Host.
     pub public_url: String,
-    /// Where cargo-leptos put the compiled site (wasm, js, css, assets).
+    /// A folder holding the compiled site (cargo-leptos output). Empty: the console the release
+    /// binary carries (a development build falls back to `target/site`).
     pub site_root: PathBuf,
     pub max_body_bytes: usize,
     /// How long a graceful shutdown waits for open requests and streams.
@@ -233,7 +234,7 @@ impl Default for ServerConfig {
             host: "127.0.0.1".into(),
             port: 9701,
             public_url: String::new(),
-            site_root: PathBuf::from("target/site"),
+            site_root: PathBuf::new(),
             max_body_bytes: 10 * 1024 * 1024,
             drain_seconds: 30,
             trust_forwarded_for: false,

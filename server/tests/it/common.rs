@@ -96,6 +96,7 @@ impl Storage {
         c.server.port = 0;
         c.server.drain_seconds = 5;
         c.server.site_root = self.dir.join("site");
+        std::fs::create_dir_all(&c.server.site_root).expect("site folder");
         c.database.url = SecretString::new(self.db_url.clone());
         c.database.max_connections = 8;
         c.log.dir = String::new();
