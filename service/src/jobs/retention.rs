@@ -105,21 +105,24 @@ pub async fn run(ctx: &RunCtx) -> anyhow::Result<String> {
     // Whole UTC days only: the cutoff is the start of the day `usage_days` ago.
     let today = now_ms().div_euclid(DAY_MS) * DAY_MS;
     let cutoff = today - days * DAY_MS;
-    let (mut archived_days, mut archived_rows) = (0u64, 0u64);
+    let (mut archived_days, mut archived_rows, mut batches) = (0u64, 0u64, 0u64);
     loop {
         ctx.holding()?;
         let Some(oldest) = oldest_before(svc, cutoff).await? else {
             break;
         };
         let day_start = oldest.div_euclid(DAY_MS) * DAY_MS;
-        let n = archive_day(ctx, store, day_start).await?;
+        let (rows, deletes) = archive_day(ctx, store, day_start).await?;
         archived_days += 1;
-        archived_rows += n;
+        archived_rows += rows;
+        batches += deletes;
     }
     Ok(format!(
-        "archived {archived_rows} rows of {archived_days} days older than {} to {}",
+        "archived {archived_rows} rows of {archived_days} days older than {} to {} \
+         (deleted in {batches} batches of at most {})",
         day_name(cutoff),
-        store.describe()
+        store.describe(),
+        svc.config.retention.batch_rows
     ))
 }
 
@@ -131,8 +134,9 @@ async fn oldest_before(svc: &Services, cutoff: i64) -> anyhow::Result<Option<i64
     Ok(row.try_get::<Option<i64>, _>(0)?)
 }
 
-/// Archives one day and deletes its archived rows; returns how many rows it deleted.
-async fn archive_day(ctx: &RunCtx, store: &Store, day_start: i64) -> anyhow::Result<u64> {
+/// Archives one day and deletes its archived rows; returns how many rows it deleted, and in
+/// how many statements.
+async fn archive_day(ctx: &RunCtx, store: &Store, day_start: i64) -> anyhow::Result<(u64, u64)> {
     let svc = &ctx.svc;
     let day = day_name(day_start);
     let key = archive_key(&day);
@@ -166,7 +170,7 @@ async fn archive_day(ctx: &RunCtx, store: &Store, day_start: i64) -> anyhow::Res
         }
     }
     if ids.is_empty() {
-        return Ok(0);
+        return Ok((0, 0));
     }
     if let Some(old) = store
         .get(&key)
@@ -214,7 +218,7 @@ async fn archive_day(ctx: &RunCtx, store: &Store, day_start: i64) -> anyhow::Res
         seen.len()
     );
     let batch = svc.config.retention.batch_rows as usize;
-    let mut deleted = 0;
+    let (mut deleted, mut batches) = (0, 0);
     for chunk in ids.chunks(batch) {
         ctx.holding()?;
         let sql = format!(
@@ -229,9 +233,10 @@ async fn archive_day(ctx: &RunCtx, store: &Store, day_start: i64) -> anyhow::Res
             q = q.bind(*id);
         }
         deleted += svc.db.write(q).await?;
+        batches += 1;
     }
     tracing::info!(day = %day, key = %key, rows = deleted, kept = seen.len(), "archived a day of call logs");
-    Ok(deleted)
+    Ok((deleted, batches))
 }
 
 /// The archived days, oldest first (administrators).
