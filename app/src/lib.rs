@@ -73,6 +73,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/login") view={Lazy::<auth::LoginRoute>::new()} ssr=SsrMode::Async/>
                     <Route path=path!("/admin") view={Lazy::<admin::AdminOverviewRoute>::new()} ssr=SsrMode::Async/>
                     <Route path=path!("/admin/users") view={Lazy::<admin::AdminUsersRoute>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/admin/users/:id") view={Lazy::<admin::AdminUserRoute>::new()} ssr=SsrMode::Async/>
                     <Route path=path!("/admin/keys") view={Lazy::<admin::AdminKeysRoute>::new()} ssr=SsrMode::Async/>
                     <Route path=path!("/admin/redeem") view={Lazy::<admin::AdminRedeemRoute>::new()} ssr=SsrMode::Async/>
                     <Route path=path!("/admin/prices") view={Lazy::<admin::AdminPricesRoute>::new()} ssr=SsrMode::Async/>

@@ -581,6 +581,30 @@ test("the admin runs the gateway from the console, and every action is audited",
   await page.getByTestId("batch-row").filter({ hasText: "e2e batch" }).getByTestId("batch-codes").click();
   await expect(page.getByTestId("code-row").filter({ hasText: "console-user" })).toHaveCount(1);
 
+  // One user's page: their balance, spend, keys and ledger (with the adjustment's reason), and
+  // their calls a click away.
+  await sub.getByRole("link", { name: "Users" }).click();
+  await page.getByTestId("user-row").filter({ hasText: "console-user" }).getByTestId("user-link").click();
+  await expect(page.getByTestId("user-name")).toHaveText("console-user");
+  await hydrated(page);
+  // $5.00 + $2.50 less one or two calls of about $0.03 (the second may have passed the 1 RPM
+  // limit), to the unit.
+  await expect(page.getByTestId("user-balance")).toHaveText(/^\$7\.4\d+$/);
+  await expect(page.getByTestId("user-spent-30")).toHaveText(/^\$0\.0[1-9]\d*$/);
+  await expect(page.getByTestId("user-key-row").filter({ hasText: "console key" })).toContainText("disabled");
+  await expect(page.getByTestId("ledger-row").filter({ hasText: "Welcome credit e2e" })).toContainText("$5.00");
+  await expect(page.getByTestId("ledger-row").filter({ hasText: "Redeem code" })).toContainText("$2.50");
+  for (const width of [1280, 375]) {
+    await page.setViewportSize({ width, height: 800 });
+    const over = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    expect(over).toBeLessThanOrEqual(0);
+    await shot(page, "admin-user");
+  }
+  await page.setViewportSize({ width: 1280, height: 800 });
+  await page.getByTestId("user-calls").click();
+  await expect(page).toHaveURL(/\/admin\/calls\?user_id=\d+/);
+  await expect(page.getByTestId("call-row").filter({ hasText: "gpt-e2e" }).first()).toBeVisible();
+
   // The audit log shows each action, by the administrator, newest first.
   await sub.getByRole("link", { name: "Audit log" }).click();
   await expect(page.getByRole("heading", { name: "Audit log", exact: true })).toBeVisible();
@@ -613,6 +637,15 @@ test("the admin runs the gateway from the console, and every action is audited",
   await expect(page.locator('[data-testid="job-row"][data-job="backup"]')).toBeVisible();
   for (const width of [1280, 375]) {
     await page.setViewportSize({ width, height: 800 });
+    // On a phone each job is a card: its name and run button in view, nothing scrolled aside.
+    for (const part of [cleanup.locator("code").first(), cleanup.getByTestId("job-run")]) {
+      const box = await part.boundingBox();
+      expect(box).not.toBeNull();
+      expect(box!.x).toBeGreaterThanOrEqual(0);
+      expect(box!.x + box!.width).toBeLessThanOrEqual(width);
+    }
+    const wide = await page.getByTestId("jobs").evaluate((t) => t.scrollWidth - t.clientWidth);
+    expect(wide).toBeLessThanOrEqual(0);
     await shot(page, "admin-jobs");
   }
   await page.setViewportSize({ width: 1280, height: 800 });
@@ -631,7 +664,7 @@ test("the admin runs the gateway from the console, and every action is audited",
   await page.setViewportSize({ width: 1280, height: 800 });
 
   // A plain user: every admin page is refused, and so is every admin server function.
-  for (const path of ["/admin", "/admin/users", "/admin/keys", "/admin/redeem", "/admin/channels", "/admin/mappings", "/admin/prices", "/admin/calls", "/admin/audit", "/admin/jobs"]) {
+  for (const path of ["/admin", "/admin/users", "/admin/users/1", "/admin/keys", "/admin/redeem", "/admin/channels", "/admin/mappings", "/admin/prices", "/admin/calls", "/admin/audit", "/admin/jobs"]) {
     const res = await user.goto(path);
     expect(res?.status(), path).toBe(403);
     await expect(user.getByTestId("forbidden")).toBeVisible();
@@ -639,6 +672,7 @@ test("the admin runs the gateway from the console, and every action is audited",
   for (const fn of ["admin/users", "admin/keys", "admin/batches", "admin/prices", "admin/channels", "admin/mappings", "admin/overview", "admin/jobs"]) {
     expect((await user.request.post(`/_sfn/${fn}`)).status(), fn).toBe(403);
   }
+  expect((await user.request.post("/_sfn/admin/user", { form: { id: "1" } })).status()).toBe(403);
   expect((await user.request.post("/_sfn/admin/adjust_balance", {
     form: { user_id: "1", amount: "100", reason: "self" },
   })).status()).toBe(403);

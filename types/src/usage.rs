@@ -263,6 +263,18 @@ pub struct UsagePoint {
     pub cost: Credits,
 }
 
+/// One user as an administrator sees them (`/admin/users/{id}`), read in one round trip: the
+/// account, its keys, the last 30 UTC days of usage by model, and a page of its ledger.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserDetail {
+    pub user: crate::UserInfo,
+    pub keys: Vec<crate::KeyView>,
+    /// The last day of the usage range (`YYYY-MM-DD`, UTC).
+    pub today: String,
+    pub usage: Vec<UsagePoint>,
+    pub ledger: Slice<LedgerRow>,
+}
+
 /// What the console's dashboard shows, read in one round trip: the last 30 UTC days by model
 /// and by key, the latest failed calls, and what a first call needs.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

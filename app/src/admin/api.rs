@@ -14,6 +14,19 @@ pub async fn list_users() -> Result<Vec<UserInfo>, AppError> {
     Ok(service::accounts::list_users(&svc, &actor, 500, 0).await?)
 }
 
+/// One user's account, keys, 30 days of usage and a page of their ledger (`cursor`: older).
+#[server(prefix = "/_sfn", endpoint = "admin/user")]
+pub async fn user_detail(id: i64, cursor: Option<String>) -> Result<types::UserDetail, AppError> {
+    use crate::ssr::*;
+    let svc = services()?;
+    let actor = current_admin(&svc).await?;
+    let page = types::LedgerQuery {
+        cursor,
+        limit: Some("25".into()),
+    };
+    Ok(service::accounts::detail(&svc, &actor, id, &page).await?)
+}
+
 #[server(prefix = "/_sfn", endpoint = "admin/create_user")]
 pub async fn create_user(
     username: String,

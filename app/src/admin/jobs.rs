@@ -46,7 +46,7 @@ fn Jobs() -> impl IntoView {
                     match data.await {
                         Ok((jobs, _)) => view! {
                             <div class="scroll">
-                            <table data-testid="jobs">
+                            <table class="stack" data-testid="jobs">
                                 <thead><tr>
                                     <th>{t!("jobs.job")}</th><th>{t!("jobs.schedule")}</th><th>{t!("jobs.next")}</th>
                                     <th>{t!("jobs.last")}</th><th>{t!("jobs.last_success")}</th><th></th>
@@ -116,13 +116,13 @@ fn job_row(j: JobView, run: ServerAction<RunJob>) -> impl IntoView {
     view! {
         <tr data-testid="job-row" data-job=j.name.clone()>
             <td><code>{j.name.clone()}</code><div class="muted small">{lead}</div></td>
-            <td>
+            <td data-label=t!("jobs.schedule")>
                 <code>{j.schedule.clone()}</code>
                 {(!j.enabled).then(|| view! { " " <span class="badge">{t!("jobs.off")}</span> })}
             </td>
-            <td>{j.next_run.map(when).unwrap_or_else(|| "—".into())}</td>
-            <td>{last.map_or_else(|| view! { <span class="muted">{t!("jobs.never")}</span> }.into_any(), IntoAny::into_any)}</td>
-            <td>{j.last_success.map(when).unwrap_or_else(|| "—".into())}</td>
+            <td data-label=t!("jobs.next")>{j.next_run.map(when).unwrap_or_else(|| "—".into())}</td>
+            <td data-label=t!("jobs.last")>{last.map_or_else(|| view! { <span class="muted">{t!("jobs.never")}</span> }.into_any(), IntoAny::into_any)}</td>
+            <td data-label=t!("jobs.last_success")>{j.last_success.map(when).unwrap_or_else(|| "—".into())}</td>
             <td>
                 <ActionForm action=run>
                     <input type="hidden" name="name" value=name/>

@@ -152,17 +152,7 @@ fn KeyRow(
     let cap_text = k.spend_cap.map(|c| c.to_usd_string()).unwrap_or_default();
     let rpm_text = k.rpm.map(|v| v.to_string()).unwrap_or_default();
     let tpm_text = k.tpm.map(|v| v.to_string()).unwrap_or_default();
-    let limit_text = match (k.rpm, k.tpm) {
-        (None, None) => t!("keys.default_limits").to_string(),
-        (rpm, tpm) => [
-            rpm.map(|r| format!("{r} RPM")),
-            tpm.map(|t| format!("{t} TPM")),
-        ]
-        .into_iter()
-        .flatten()
-        .collect::<Vec<_>>()
-        .join(" · "),
-    };
+    let limit_text = crate::components::limits_text(&k);
     let form_id = StoredValue::new(k.id.to_string());
     let texts = StoredValue::new((cap_text, rpm_text, tpm_text));
     let active = k.status == "active";

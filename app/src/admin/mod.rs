@@ -9,6 +9,7 @@ mod overview;
 pub mod page;
 mod prices;
 mod redeem;
+mod user;
 
 pub use api::*;
 pub use nav::AdminNav;
@@ -16,6 +17,7 @@ pub use page::AdminPage;
 
 crate::lazy_page!(AdminOverviewRoute, AdminOverviewPage);
 crate::lazy_page!(AdminUsersRoute, AdminPage);
+crate::lazy_page!(AdminUserRoute, AdminUserPage);
 crate::lazy_page!(AdminKeysRoute, AdminKeysPage);
 crate::lazy_page!(AdminRedeemRoute, AdminRedeemPage);
 crate::lazy_page!(AdminPricesRoute, AdminPricesPage);
@@ -42,3 +44,4 @@ use mappings::AdminMappingsPage;
 use overview::AdminOverviewPage;
 use prices::AdminPricesPage;
 use redeem::AdminRedeemPage;
+use user::AdminUserPage;

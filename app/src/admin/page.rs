@@ -125,7 +125,7 @@ fn UserAdmin(
                         view! {
                             <tr data-testid="user-row">
                                 <td>{u.id}</td>
-                                <td>{u.username.clone()}</td>
+                                <td><a href=format!("/admin/users/{}", u.id) data-testid="user-link">{u.username.clone()}</a></td>
                                 <td><span class=format!("badge {}", u.role.as_str())>{role_text(u.role)}</span></td>
                                 <td>{status_text(u.status)}</td>
                                 <td>{u.group.clone()}</td>

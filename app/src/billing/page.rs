@@ -114,7 +114,7 @@ fn about(row: &LedgerRow) -> String {
 }
 
 #[component]
-fn Ledger(rows: Vec<LedgerRow>) -> impl IntoView {
+pub fn Ledger(rows: Vec<LedgerRow>) -> impl IntoView {
     if rows.is_empty() {
         return view! { <p class="muted" data-testid="ledger-empty">{t!("billing.empty")}</p> }
             .into_any();

@@ -32,6 +32,22 @@ macro_rules! lazy_page {
 
 pub use crate::i18n::format::when;
 
+/// A key's request and token limits as the key pages show them ("60 RPM · 10000 TPM"), or
+/// the account's default when it sets neither.
+pub fn limits_text(k: &types::KeyView) -> String {
+    match (k.rpm, k.tpm) {
+        (None, None) => crate::t!("keys.default_limits").to_string(),
+        (rpm, tpm) => [
+            rpm.map(|r| format!("{r} RPM")),
+            tpm.map(|t| format!("{t} TPM")),
+        ]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" · "),
+    }
+}
+
 /// A query value, percent-encoded: only unreserved characters and `/` (allowed in a query, and
 /// kept so a `next` path stays readable) pass as they are.
 pub fn encode_query(value: &str) -> String {

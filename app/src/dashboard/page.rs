@@ -159,7 +159,7 @@ const OTHER: &str = "#adb5bd";
 /// Spend per day stacked by model, over the last 7 or 30 days, drawn as SVG; every segment
 /// tells its exact figures on hover, and the table below has them all.
 #[component]
-fn UsageChart(points: Vec<UsagePoint>, today: String) -> impl IntoView {
+pub fn UsageChart(points: Vec<UsagePoint>, today: String) -> impl IntoView {
     let range = RwSignal::new(30i64);
     let points = StoredValue::new(points);
     let today = StoredValue::new(today);

@@ -303,6 +303,12 @@ pub const EN: &[(&str, &str)] = &[
     ("admin.nav_prices", "Prices and groups"),
     ("admin.nav_audit", "Audit log"),
     ("admin.nav_jobs", "Jobs"),
+    ("user.title", "User"),
+    ("user.back", "← All users"),
+    ("user.since", "since"),
+    ("user.calls", "Their calls →"),
+    ("user.keys", "API keys"),
+    ("user.no_keys", "No API keys."),
     ("jobs.title", "Scheduled jobs"),
     (
         "jobs.lead",

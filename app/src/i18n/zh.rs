@@ -276,6 +276,12 @@ pub const ZH: &[(&str, &str)] = &[
     ("admin.nav_prices", "价格与分组"),
     ("admin.nav_audit", "审计日志"),
     ("admin.nav_jobs", "定时任务"),
+    ("user.title", "用户"),
+    ("user.back", "← 全部用户"),
+    ("user.since", "注册于"),
+    ("user.calls", "查看其调用 →"),
+    ("user.keys", "API 密钥"),
+    ("user.no_keys", "没有 API 密钥。"),
     ("jobs.title", "定时任务"),
     (
         "jobs.lead",

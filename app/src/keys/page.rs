@@ -250,17 +250,7 @@ fn KeyRow(
         Some(cap) => format!("{} / {}", k.spent, cap),
         None => t!("keys.no_cap").to_string(),
     };
-    let limits = match (k.rpm, k.tpm) {
-        (None, None) => t!("keys.default_limits").to_string(),
-        (rpm, tpm) => [
-            rpm.map(|r| format!("{r} RPM")),
-            tpm.map(|t| format!("{t} TPM")),
-        ]
-        .into_iter()
-        .flatten()
-        .collect::<Vec<_>>()
-        .join(" · "),
-    };
+    let limits = crate::components::limits_text(&k);
     let models = if k.allowed_models.is_empty() {
         t!("keys.all_models").to_string()
     } else {

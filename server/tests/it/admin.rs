@@ -176,6 +176,7 @@ async fn every_admin_route_refuses_plain_users_and_visitors(backend: Backend) {
             ("admin/delete_mapping", vec![("model", "m")]),
             ("admin/calls", vec![("query[limit]", "10")]),
             ("admin/overview", vec![]),
+            ("admin/user", vec![("id", "1")]),
             (
                 "admin/key_limits",
                 vec![("id", "1"), ("spend_cap", ""), ("rpm", "1"), ("tpm", "")],

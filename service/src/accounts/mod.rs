@@ -366,6 +366,34 @@ pub async fn get_user(svc: &Services, actor: &Actor, id: i64) -> Result<UserInfo
     repo::get(&svc.db, id).await?.ok_or(Error::NotFound("user"))
 }
 
+/// One user as an administrator sees them (see [`types::UserDetail`]): the same reads as the
+/// admin API's user, keys, usage and ledger routes; `ledger` pages the ledger.
+pub async fn detail(
+    svc: &Services,
+    actor: &Actor,
+    id: i64,
+    ledger: &types::LedgerQuery,
+) -> Result<types::UserDetail, Error> {
+    let user = get_user(svc, actor, id).await?;
+    let keys = crate::keys::list(svc, actor, Some(id)).await?;
+    let today = now_ms().div_euclid(86_400_000);
+    let range = types::UsageQuery {
+        from: Some(types::date::format_day(today - 29)),
+        to: Some(types::date::format_day(today)),
+        by: Some("model".into()),
+        utc_offset_minutes: None,
+    };
+    let usage = crate::usage::daily(svc, id, &range).await?;
+    let ledger = crate::usage::user_ledger(svc, actor, id, ledger).await?;
+    Ok(types::UserDetail {
+        user,
+        keys,
+        today: types::date::format_day(today),
+        usage,
+        ledger,
+    })
+}
+
 /// Enables or disables an account. Disabling ends its sessions; nobody can disable themselves,
 /// and the last active administrator stays.
 pub async fn set_user_status(
