@@ -22,9 +22,7 @@ pub async fn run(ctx: &RunCtx) -> anyhow::Result<String> {
     let store = &svc.store;
     let copy = std::env::temp_dir().join(format!("tollgate-backup-{}.db", crate::random_id()));
     let result = async {
-        sqlx::query("VACUUM INTO $1")
-            .bind(copy.to_string_lossy().into_owned())
-            .execute(svc.db.pool())
+        super::repo::copy_sqlite(&svc.db, &copy)
             .await
             .context("copying the database (VACUUM INTO)")?;
         ctx.holding()?;

@@ -1,6 +1,8 @@
-//! Job leases and runs. Leases are judged by the database's clock, like the credit leases.
+//! The jobs' SQL: leases and runs (judged by the database's clock, like the credit leases),
+//! channel probes, the usage rows retention archives and deletes, and the SQLite copy.
 
 use crate::db::Db;
+use serde::{Deserialize, Serialize};
 use sqlx::Row as _;
 use types::{JobOutcome, JobRun};
 
@@ -227,4 +229,117 @@ pub async fn probes(db: &Db, after: i64) -> Result<Vec<(i64, types::ChannelProbe
             ))
         })
         .collect()
+}
+
+/// A usage row as archived: every column, by name.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ArchivedUsage {
+    pub id: i64,
+    pub request_id: String,
+    pub user_id: i64,
+    pub key_id: Option<i64>,
+    pub key_prefix: Option<String>,
+    pub model: String,
+    pub served_model: Option<String>,
+    pub channel_id: Option<i64>,
+    pub attempts: i64,
+    pub stream: i64,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    pub cached_tokens: i64,
+    pub cost: i64,
+    pub price_version: Option<i64>,
+    pub usage_source: String,
+    pub status: i64,
+    pub error_class: Option<String>,
+    pub latency_ms: i64,
+    pub ttft_ms: Option<i64>,
+    pub client_ip: Option<String>,
+    pub created_at: i64,
+}
+
+const USAGE_COLUMNS: &str = "id, request_id, user_id, key_id, key_prefix, model, served_model, \
+    channel_id, attempts, stream, prompt_tokens, completion_tokens, cached_tokens, cost, \
+    price_version, usage_source, status, error_class, latency_ms, ttft_ms, client_ip, created_at";
+
+fn archived(r: &sqlx::any::AnyRow) -> Result<ArchivedUsage, sqlx::Error> {
+    Ok(ArchivedUsage {
+        id: r.try_get("id")?,
+        request_id: r.try_get("request_id")?,
+        user_id: r.try_get("user_id")?,
+        key_id: r.try_get("key_id")?,
+        key_prefix: r.try_get("key_prefix")?,
+        model: r.try_get("model")?,
+        served_model: r.try_get("served_model")?,
+        channel_id: r.try_get("channel_id")?,
+        attempts: r.try_get("attempts")?,
+        stream: r.try_get("stream")?,
+        prompt_tokens: r.try_get("prompt_tokens")?,
+        completion_tokens: r.try_get("completion_tokens")?,
+        cached_tokens: r.try_get("cached_tokens")?,
+        cost: r.try_get("cost")?,
+        price_version: r.try_get("price_version")?,
+        usage_source: r.try_get("usage_source")?,
+        status: r.try_get("status")?,
+        error_class: r.try_get("error_class")?,
+        latency_ms: r.try_get("latency_ms")?,
+        ttft_ms: r.try_get("ttft_ms")?,
+        client_ip: r.try_get("client_ip")?,
+        created_at: r.try_get("created_at")?,
+    })
+}
+
+/// The oldest usage row's time before `cutoff`, if any (retention).
+pub async fn oldest_usage_before(db: &Db, cutoff: i64) -> Result<Option<i64>, sqlx::Error> {
+    let row = sqlx::query("SELECT MIN(created_at) FROM usage_logs WHERE created_at < $1")
+        .bind(cutoff)
+        .fetch_one(db.pool())
+        .await?;
+    row.try_get::<Option<i64>, _>(0)
+}
+
+/// Usage rows made in `[from, to)` with an id after `after`, by id, at most `limit`.
+pub async fn usage_page(
+    db: &Db,
+    from: i64,
+    to: i64,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<ArchivedUsage>, sqlx::Error> {
+    let rows = sqlx::query(&format!(
+        "SELECT {USAGE_COLUMNS} FROM usage_logs WHERE created_at >= $1 AND created_at < $2 \
+         AND id > $3 ORDER BY id LIMIT $4"
+    ))
+    .bind(from)
+    .bind(to)
+    .bind(after)
+    .bind(limit)
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter().map(archived).collect()
+}
+
+/// Deletes usage rows by id in one statement; returns how many went.
+pub async fn delete_usage(db: &Db, ids: &[i64]) -> Result<u64, sqlx::Error> {
+    let sql = format!(
+        "DELETE FROM usage_logs WHERE id IN ({})",
+        (1..=ids.len())
+            .map(|n| db.param(n))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let mut q = sqlx::query(&sql);
+    for id in ids {
+        q = q.bind(*id);
+    }
+    db.write(q).await
+}
+
+/// An online, consistent copy of the SQLite database into a new file (`VACUUM INTO`).
+pub async fn copy_sqlite(db: &Db, to: &std::path::Path) -> Result<(), sqlx::Error> {
+    sqlx::query("VACUUM INTO $1")
+        .bind(to.to_string_lossy().into_owned())
+        .execute(db.pool())
+        .await
+        .map(|_| ())
 }

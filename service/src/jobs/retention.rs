@@ -9,13 +9,12 @@
 //! object, so a row deleted by a concurrent run is always in the object read after it.
 
 use super::RunCtx;
+use super::repo::{self, ArchivedUsage};
 use crate::storage::{ByteStream, ObjectInfo, ObjectStore as _, Store, StoreError};
 use crate::{Error, Services, now_ms};
 use anyhow::Context as _;
 use bytes::Bytes;
-use serde::{Deserialize, Serialize};
 use sha2::Digest as _;
-use sqlx::Row as _;
 use std::collections::HashSet;
 use std::io::{BufRead as _, Write as _};
 
@@ -23,64 +22,6 @@ pub const ARCHIVE_PREFIX: &str = "usage/";
 const DAY_MS: i64 = 86_400_000;
 /// Rows read from the database per query.
 const PAGE: i64 = 5000;
-
-/// A usage row as archived: every column, by name.
-#[derive(Debug, Serialize, Deserialize)]
-struct Archived {
-    id: i64,
-    request_id: String,
-    user_id: i64,
-    key_id: Option<i64>,
-    key_prefix: Option<String>,
-    model: String,
-    served_model: Option<String>,
-    channel_id: Option<i64>,
-    attempts: i64,
-    stream: i64,
-    prompt_tokens: i64,
-    completion_tokens: i64,
-    cached_tokens: i64,
-    cost: i64,
-    price_version: Option<i64>,
-    usage_source: String,
-    status: i64,
-    error_class: Option<String>,
-    latency_ms: i64,
-    ttft_ms: Option<i64>,
-    client_ip: Option<String>,
-    created_at: i64,
-}
-
-const COLUMNS: &str = "id, request_id, user_id, key_id, key_prefix, model, served_model, \
-    channel_id, attempts, stream, prompt_tokens, completion_tokens, cached_tokens, cost, \
-    price_version, usage_source, status, error_class, latency_ms, ttft_ms, client_ip, created_at";
-
-fn archived(r: &sqlx::any::AnyRow) -> Result<Archived, sqlx::Error> {
-    Ok(Archived {
-        id: r.try_get("id")?,
-        request_id: r.try_get("request_id")?,
-        user_id: r.try_get("user_id")?,
-        key_id: r.try_get("key_id")?,
-        key_prefix: r.try_get("key_prefix")?,
-        model: r.try_get("model")?,
-        served_model: r.try_get("served_model")?,
-        channel_id: r.try_get("channel_id")?,
-        attempts: r.try_get("attempts")?,
-        stream: r.try_get("stream")?,
-        prompt_tokens: r.try_get("prompt_tokens")?,
-        completion_tokens: r.try_get("completion_tokens")?,
-        cached_tokens: r.try_get("cached_tokens")?,
-        cost: r.try_get("cost")?,
-        price_version: r.try_get("price_version")?,
-        usage_source: r.try_get("usage_source")?,
-        status: r.try_get("status")?,
-        error_class: r.try_get("error_class")?,
-        latency_ms: r.try_get("latency_ms")?,
-        ttft_ms: r.try_get("ttft_ms")?,
-        client_ip: r.try_get("client_ip")?,
-        created_at: r.try_get("created_at")?,
-    })
-}
 
 /// The object key of a UTC day: `usage/2026-08-30.jsonl.gz`.
 pub fn archive_key(day: &str) -> String {
@@ -108,7 +49,7 @@ pub async fn run(ctx: &RunCtx) -> anyhow::Result<String> {
     let (mut archived_days, mut archived_rows, mut batches) = (0u64, 0u64, 0u64);
     loop {
         ctx.holding()?;
-        let Some(oldest) = oldest_before(svc, cutoff).await? else {
+        let Some(oldest) = repo::oldest_usage_before(&svc.db, cutoff).await? else {
             break;
         };
         let day_start = oldest.div_euclid(DAY_MS) * DAY_MS;
@@ -126,14 +67,6 @@ pub async fn run(ctx: &RunCtx) -> anyhow::Result<String> {
     ))
 }
 
-async fn oldest_before(svc: &Services, cutoff: i64) -> anyhow::Result<Option<i64>> {
-    let row = sqlx::query("SELECT MIN(created_at) FROM usage_logs WHERE created_at < $1")
-        .bind(cutoff)
-        .fetch_one(svc.db.pool())
-        .await?;
-    Ok(row.try_get::<Option<i64>, _>(0)?)
-}
-
 /// Archives one day and deletes its archived rows; returns how many rows it deleted, and in
 /// how many statements.
 async fn archive_day(ctx: &RunCtx, store: &Store, day_start: i64) -> anyhow::Result<(u64, u64)> {
@@ -147,22 +80,12 @@ async fn archive_day(ctx: &RunCtx, store: &Store, day_start: i64) -> anyhow::Res
     let mut after = i64::MIN;
     loop {
         ctx.holding()?;
-        let rows = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM usage_logs WHERE created_at >= $1 AND created_at < $2 \
-             AND id > $3 ORDER BY id LIMIT $4"
-        ))
-        .bind(day_start)
-        .bind(day_start + DAY_MS)
-        .bind(after)
-        .bind(PAGE)
-        .fetch_all(svc.db.pool())
-        .await?;
-        for r in &rows {
-            let row = archived(r)?;
+        let rows = repo::usage_page(&svc.db, day_start, day_start + DAY_MS, after, PAGE).await?;
+        for row in &rows {
             after = row.id;
             ids.push(row.id);
             seen.insert(row.id);
-            serde_json::to_writer(&mut gz, &row)?;
+            serde_json::to_writer(&mut gz, row)?;
             gz.write_all(b"\n")?;
         }
         if rows.len() < PAGE as usize {
@@ -182,7 +105,7 @@ async fn archive_day(ctx: &RunCtx, store: &Store, day_start: i64) -> anyhow::Res
             if line.is_empty() {
                 continue;
             }
-            let row: Archived = serde_json::from_str(&line)
+            let row: ArchivedUsage = serde_json::from_str(&line)
                 .with_context(|| format!("{key} holds a line that is not a usage row"))?;
             if seen.insert(row.id) {
                 gz.write_all(line.as_bytes())?;
@@ -221,18 +144,7 @@ async fn archive_day(ctx: &RunCtx, store: &Store, day_start: i64) -> anyhow::Res
     let (mut deleted, mut batches) = (0, 0);
     for chunk in ids.chunks(batch) {
         ctx.holding()?;
-        let sql = format!(
-            "DELETE FROM usage_logs WHERE id IN ({})",
-            (1..=chunk.len())
-                .map(|n| svc.db.param(n))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-        let mut q = sqlx::query(&sql);
-        for id in chunk {
-            q = q.bind(*id);
-        }
-        deleted += svc.db.write(q).await?;
+        deleted += repo::delete_usage(&svc.db, chunk).await?;
         batches += 1;
     }
     tracing::info!(day = %day, key = %key, rows = deleted, kept = seen.len(), "archived a day of call logs");
