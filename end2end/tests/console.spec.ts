@@ -440,6 +440,13 @@ test("the admin runs the gateway from the console, and every action is audited",
   await page.getByTestId("save-price").click();
   await expect(page.getByTestId("price-saved")).toContainText("gpt-e2e");
   await expect(page.getByTestId("admin-price-row").filter({ hasText: "gpt-e2e" })).toContainText("$4,000.00");
+  // Its history: the new version first and charged now, the one before it kept, not charged.
+  await page.getByTestId("admin-price-row").filter({ hasText: "gpt-e2e" }).getByTestId("price-history").click();
+  const versions = page.getByTestId("price-history-panel").getByTestId("price-version");
+  await expect(versions.first()).toContainText("$4,000.00");
+  await expect(versions.first()).toContainText("charged now");
+  expect(await versions.count()).toBeGreaterThanOrEqual(2);
+  await expect(versions.nth(1)).not.toContainText("charged now");
   await shot(page, "admin-prices");
 
   // The user sees the adjustment's reason, redeems a code, and calls the gateway.

@@ -280,6 +280,38 @@ pub async fn list_prices(svc: &Services) -> Result<Vec<PriceView>, Error> {
         .collect())
 }
 
+/// How many versions of a price the history shows.
+pub const PRICE_HISTORY: i64 = 100;
+
+/// A model's price versions, newest first (the last [`PRICE_HISTORY`]), for administrators.
+pub async fn price_history(
+    svc: &Services,
+    actor: &Actor,
+    model: &str,
+) -> Result<Vec<types::PriceVersion>, Error> {
+    actor.require_admin()?;
+    Error::check_text("model", model, 256)?;
+    let rows = billing::price_history(&svc.db, model, PRICE_HISTORY).await?;
+    if rows.is_empty() {
+        return Err(Error::NotFound("price"));
+    }
+    Ok(rows
+        .into_iter()
+        .map(|(version, p, active, created_at)| types::PriceVersion {
+            price: PriceView {
+                model: model.to_string(),
+                version,
+                input_per_1m: Credits::from_units(p.input_per_1m),
+                output_per_1m: Credits::from_units(p.output_per_1m),
+                cached_input_per_1m: Credits::from_units(p.cached_input_per_1m),
+                per_request: Credits::from_units(p.per_request),
+            },
+            active,
+            created_at,
+        })
+        .collect())
+}
+
 pub async fn set_price(
     svc: &Services,
     actor: &Actor,

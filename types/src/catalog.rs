@@ -164,6 +164,18 @@ pub struct PriceView {
     pub per_request: Credits,
 }
 
+/// One version of a model's price, as the history shows it: the price, whether the gateway
+/// charges it now (at most one version is active), and when it was set.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PriceVersion {
+    #[serde(flatten)]
+    pub price: PriceView,
+    pub active: bool,
+    /// Unix milliseconds.
+    pub created_at: i64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

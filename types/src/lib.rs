@@ -22,7 +22,7 @@ pub use billing::{
 };
 pub use catalog::{
     ChannelHealth, ChannelProbe, ChannelTest, ChannelView, CreatedKey, KeyPatch, KeyView, Mapping,
-    NewKey, PriceView,
+    NewKey, PriceVersion, PriceView,
 };
 pub use error::{ErrorInfo, ErrorKind};
 pub use jobs::{ArchiveDay, JobOutcome, JobRun, JobView};

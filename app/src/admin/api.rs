@@ -239,6 +239,15 @@ pub async fn set_price(
 }
 
 /// Sets a group's price multiplier.
+/// A model's price versions, newest first.
+#[server(prefix = "/_sfn", endpoint = "admin/price_history")]
+pub async fn price_history(model: String) -> Result<Vec<types::PriceVersion>, AppError> {
+    use crate::ssr::*;
+    let svc = services()?;
+    let actor = current_admin(&svc).await?;
+    Ok(service::catalog::price_history(&svc, &actor, &model).await?)
+}
+
 #[server(prefix = "/_sfn", endpoint = "admin/set_group")]
 pub async fn set_group(name: String, multiplier: String) -> Result<types::GroupView, AppError> {
     use crate::ssr::*;

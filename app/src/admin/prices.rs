@@ -1,13 +1,13 @@
 //! Prices and groups: a model's price set (a new version, served by the gateway at once) and
 //! the groups' multipliers.
 
-use super::api::{SetGroup, SetPrice, admin_prices};
+use super::api::{SetGroup, SetPrice, admin_prices, price_history};
 use super::nav::{AdminNav, FormError};
-use crate::components::{ErrorView, Guard};
+use crate::components::{ErrorView, Guard, when};
 use crate::i18n::format::money;
 use crate::t;
 use leptos::prelude::*;
-use types::PriceView;
+use types::{PriceVersion, PriceView};
 
 #[component]
 pub fn AdminPricesPage() -> impl IntoView {
@@ -24,6 +24,17 @@ fn Prices() -> impl IntoView {
     );
     // The price being edited: the form starts from it.
     let editing = RwSignal::new(None::<PriceView>);
+    // The model whose versions are shown (after a save, with the new one).
+    let shown = RwSignal::new(None::<String>);
+    let history = Resource::new(
+        move || (shown.get(), set_price.version().get()),
+        |(model, _)| async move {
+            match model {
+                Some(m) => price_history(m).await.map(Some),
+                None => Ok(None),
+            }
+        },
+    );
     let price_err = FormError::new(
         move || set_price.value().get().and_then(Result::err),
         &[
@@ -106,6 +117,7 @@ fn Prices() -> impl IntoView {
                             <tbody>
                                 {prices.into_iter().map(|p| {
                                     let edit = p.clone();
+                                    let model = p.model.clone();
                                     view! {
                                         <tr data-testid="admin-price-row">
                                             <td>{p.model.clone()}</td>
@@ -114,7 +126,10 @@ fn Prices() -> impl IntoView {
                                             <td class="num">{money(p.output_per_1m)}</td>
                                             <td class="num">{money(p.cached_input_per_1m)}</td>
                                             <td class="num">{money(p.per_request)}</td>
-                                            <td><button type="button" class="small" on:click=move |_| editing.set(Some(edit.clone()))>{t!("prices.edit")}</button></td>
+                                            <td class="actions">
+                                                <button type="button" class="small" on:click=move |_| editing.set(Some(edit.clone()))>{t!("prices.edit")}</button>
+                                                <button type="button" class="small" data-testid="price-history" on:click=move |_| shown.set(Some(model.clone()))>{t!("prices.history")}</button>
+                                            </td>
                                         </tr>
                                     }
                                 }).collect_view()}
@@ -136,6 +151,15 @@ fn Prices() -> impl IntoView {
                 }.into_any()
             })}
         </Transition>
+        <Transition fallback=|| ()>
+            {move || Suspend::new(async move {
+                match history.await {
+                    Ok(Some(versions)) => view! { <History versions/> }.into_any(),
+                    Ok(None) => ().into_any(),
+                    Err(e) => view! { <ErrorView error=e/> }.into_any(),
+                }
+            })}
+        </Transition>
         <section class="panel">
             <h2>{t!("prices.set_group")}</h2>
             <ActionForm action=set_group>
@@ -154,6 +178,45 @@ fn Prices() -> impl IntoView {
                 <button type="submit" class="primary">{t!("prices.save")}</button>
                 {group_err.other()}
             </ActionForm>
+        </section>
+    }
+}
+
+/// A model's price versions, newest first; the one charged now is marked.
+#[component]
+fn History(versions: Vec<PriceVersion>) -> impl IntoView {
+    let model = versions
+        .first()
+        .map(|v| v.price.model.clone())
+        .unwrap_or_default();
+    view! {
+        <section class="panel" data-testid="price-history-panel">
+            <h2>{t!("prices.history_of")} " " <code>{model}</code></h2>
+            <div class="scroll">
+            <table class="stack">
+                <thead><tr>
+                    <th class="num">{t!("prices.version")}</th><th class="num">{t!("prices.input")}</th>
+                    <th class="num">{t!("prices.output")}</th><th class="num">{t!("prices.cached")}</th>
+                    <th class="num">{t!("prices.per_request")}</th><th>{t!("prices.set_at")}</th><th></th>
+                </tr></thead>
+                <tbody>
+                    {versions.into_iter().map(|v| {
+                        let p = v.price;
+                        view! {
+                            <tr data-testid="price-version">
+                                <td class="num" data-label=t!("prices.version")>"v" {p.version}</td>
+                                <td class="num" data-label=t!("prices.input")>{money(p.input_per_1m)}</td>
+                                <td class="num" data-label=t!("prices.output")>{money(p.output_per_1m)}</td>
+                                <td class="num" data-label=t!("prices.cached")>{money(p.cached_input_per_1m)}</td>
+                                <td class="num" data-label=t!("prices.per_request")>{money(p.per_request)}</td>
+                                <td data-label=t!("prices.set_at")>{when(v.created_at)}</td>
+                                <td>{v.active.then(|| view! { <span class="badge active">{t!("prices.in_use")}</span> })}</td>
+                            </tr>
+                        }
+                    }).collect_view()}
+                </tbody>
+            </table>
+            </div>
         </section>
     }
 }

@@ -41,7 +41,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(list_mappings))
         .routes(routes!(set_mapping, delete_mapping))
         .routes(routes!(list_prices))
-        .routes(routes!(set_price, delete_price))
+        .routes(routes!(price_history, set_price, delete_price))
         .routes(routes!(list_groups))
         .routes(routes!(set_group, delete_group))
         .routes(routes!(all_logs))
@@ -541,6 +541,28 @@ async fn list_prices(
     AdminActor(_actor): AdminActor,
 ) -> Result<Json<Vec<PriceView>>, ApiError> {
     Ok(Json(catalog::list_prices(&svc).await?))
+}
+
+#[utoipa::path(
+    get,
+    path = "/prices/{*model}",
+    tag = "admin",
+    summary = "A model's price versions, newest first (the last 100; the one charged now is active)",
+    params(("model" = String, Path)),
+    responses(
+        (status = 200, description = "Versions", body = Vec<types::PriceVersion>),
+        (status = 401, description = "No credentials, or bad ones", body = ErrorBody),
+        (status = 403, description = "Not allowed", body = ErrorBody),
+        (status = 404, description = "No price was ever set for the model", body = ErrorBody)
+    ),
+    security(("admin_token" = []), ("session" = []))
+)]
+async fn price_history(
+    State(svc): State<Services>,
+    AdminActor(actor): AdminActor,
+    ApiPath(model): ApiPath<String>,
+) -> Result<Json<Vec<types::PriceVersion>>, ApiError> {
+    Ok(Json(catalog::price_history(&svc, &actor, &model).await?))
 }
 
 #[utoipa::path(

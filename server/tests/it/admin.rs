@@ -40,6 +40,7 @@ async fn every_admin_route_refuses_plain_users_and_visitors(backend: Backend) {
         (Method::PUT, "/api/admin/model-mappings/m".into()),
         (Method::DELETE, "/api/admin/model-mappings/m".into()),
         (Method::GET, "/api/admin/prices".into()),
+        (Method::GET, "/api/admin/prices/m".into()),
         (Method::PUT, "/api/admin/prices/m".into()),
         (Method::DELETE, "/api/admin/prices/m".into()),
         (Method::PATCH, format!("/api/admin/users/{uid}")),
@@ -177,6 +178,7 @@ async fn every_admin_route_refuses_plain_users_and_visitors(backend: Backend) {
             ("admin/calls", vec![("query[limit]", "10")]),
             ("admin/overview", vec![]),
             ("admin/user", vec![("id", "1")]),
+            ("admin/price_history", vec![("model", "m")]),
             (
                 "admin/key_limits",
                 vec![("id", "1"), ("spend_cap", ""), ("rpm", "1"), ("tpm", "")],

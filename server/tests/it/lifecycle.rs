@@ -236,6 +236,45 @@ async fn a_price_change_is_a_new_version_that_charges_from_then_on(backend: Back
     // One prompt token ("hi") at $150/1M = 150 units, plus one output token ... at $0.60/1M.
     assert_eq!(version, 2);
     assert!(cost >= 150, "charged at the new price: {cost}");
+
+    // The history: both versions, newest first, only the new one charged.
+    let history: Value = admin(
+        &gw.app,
+        reqwest::Method::GET,
+        "/api/admin/prices/gpt-4o-mini",
+    )
+    .send()
+    .await
+    .expect("history")
+    .json()
+    .await
+    .expect("json");
+    let versions: Vec<(i64, &str, bool)> = history
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|v| {
+            (
+                v["version"].as_i64().expect("version"),
+                v["input_per_1m"].as_str().expect("usd"),
+                v["active"].as_bool().expect("active"),
+            )
+        })
+        .collect();
+    assert_eq!(versions, [(2, "150.00", true), (1, "0.15", false)]);
+    assert!(
+        history[0]["created_at"].as_i64().expect("ms")
+            >= history[1]["created_at"].as_i64().expect("ms")
+    );
+    let res = admin(
+        &gw.app,
+        reqwest::Method::GET,
+        "/api/admin/prices/never-priced",
+    )
+    .send()
+    .await
+    .expect("none");
+    assert_eq!(res.status(), 404);
     gw.stop().await;
 }
 

@@ -43,7 +43,7 @@ pub async fn load_prices(db: &Db, config: &Config) -> Result<PriceBook, Error> {
     Ok(book)
 }
 
-pub use repo::set_price;
+pub use repo::{price_history, set_price};
 
 /// An administrator adds (or removes, with a negative amount) money, with a reason.
 pub async fn adjust_balance(

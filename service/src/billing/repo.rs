@@ -634,6 +634,39 @@ pub async fn active_prices(db: &Db) -> Result<Vec<(String, Price)>, Error> {
     Ok(prices)
 }
 
+/// A model's price versions, newest first: (price, active, set at).
+pub async fn price_history(
+    db: &Db,
+    model: &str,
+    limit: i64,
+) -> Result<Vec<(i64, Price, bool, i64)>, Error> {
+    let rows = sqlx::query(
+        "SELECT version, input_per_1m, output_per_1m, cached_input_per_1m, per_request, active, \
+         created_at FROM prices WHERE model = $1 ORDER BY version DESC LIMIT $2",
+    )
+    .bind(model)
+    .bind(limit)
+    .fetch_all(db.pool())
+    .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let version: i64 = r.try_get("version")?;
+        out.push((
+            version,
+            Price {
+                version,
+                input_per_1m: r.try_get("input_per_1m")?,
+                output_per_1m: r.try_get("output_per_1m")?,
+                cached_input_per_1m: r.try_get("cached_input_per_1m")?,
+                per_request: r.try_get("per_request")?,
+            },
+            r.try_get::<i64, _>("active")? != 0,
+            r.try_get("created_at")?,
+        ));
+    }
+    Ok(out)
+}
+
 /// Group multipliers set through the admin API, in thousandths.
 pub async fn group_multipliers(db: &Db) -> Result<Vec<(String, i64)>, Error> {
     Ok(
