@@ -1,10 +1,26 @@
 //! The WebAssembly entry point: hydrate the server-rendered console, nothing else.
 
+use wasm_bindgen::JsValue;
+
+/// Where a tab remembers the page it reloaded after a failed hydration.
+const RELOADED: &str = "tollgate.rehydrated";
+
 /// Hydrates the page. Pages are lazy routes (each its own wasm chunk), so hydration is async: it
 /// waits for the page's chunk (preloaded by the page's own `<link>`s) before it walks the DOM.
+///
+/// Leptos 0.8's async hydration of lazy routes fails on a small share of page loads (about 1 in
+/// 40 on a fast machine, before and after any change of ours: tachys finds a text node where it
+/// expects a marker and panics), which leaves the server-rendered page inert. Such a page
+/// reloads itself once (remembered per tab for that URL, so a page that always fails does not
+/// loop), and says so on the console.
 #[wasm_bindgen::prelude::wasm_bindgen]
 pub fn hydrate() {
     console_error_panic_hook::set_once();
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        report(info);
+        reload_once();
+    }));
     let Some(body) = leptos::prelude::document().body() else {
         return;
     };
@@ -14,5 +30,38 @@ pub fn hydrate() {
             .forget();
         // Marks the page interactive (end-to-end tests wait for it).
         let _ = body.set_attribute("data-hydrated", "true");
+        if let Some(storage) = storage() {
+            let _ = storage.remove_item(RELOADED);
+        }
     });
+}
+
+fn storage() -> Option<web_sys::Storage> {
+    web_sys::window()?.session_storage().ok().flatten()
+}
+
+/// After a panic before the page was hydrated: reload it, unless this tab just did so.
+fn reload_once() {
+    let Some(window) = web_sys::window() else {
+        return;
+    };
+    let hydrated = window
+        .document()
+        .and_then(|d| d.body())
+        .is_none_or(|b| b.has_attribute("data-hydrated"));
+    if hydrated {
+        return;
+    }
+    let here = window.location().href().unwrap_or_default();
+    let Some(storage) = storage() else {
+        return;
+    };
+    if storage.get_item(RELOADED).ok().flatten().as_deref() == Some(here.as_str()) {
+        return;
+    }
+    let _ = storage.set_item(RELOADED, &here);
+    web_sys::console::warn_1(&JsValue::from_str(
+        "tollgate: the page failed to hydrate; reloading it once",
+    ));
+    let _ = window.location().reload();
 }
