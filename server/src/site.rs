@@ -64,11 +64,6 @@ impl Site {
     pub fn root(&self) -> &Path {
         &self.root
     }
-
-    /// Whether this binary carries the console.
-    pub fn embedded() -> bool {
-        !EMBEDDED.is_empty()
-    }
 }
 
 /// A private folder holding the embedded files; removed on drop.

@@ -281,7 +281,7 @@ pub async fn list_prices(svc: &Services) -> Result<Vec<PriceView>, Error> {
 }
 
 /// How many versions of a price the history shows.
-pub const PRICE_HISTORY: i64 = 100;
+const PRICE_HISTORY: i64 = 100;
 
 /// A model's price versions, newest first (the last [`PRICE_HISTORY`]), for administrators.
 pub async fn price_history(

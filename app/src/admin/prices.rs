@@ -122,10 +122,7 @@ fn Prices() -> impl IntoView {
                                         <tr data-testid="admin-price-row">
                                             <td>{p.model.clone()}</td>
                                             <td class="num">{p.version}</td>
-                                            <td class="num">{money(p.input_per_1m)}</td>
-                                            <td class="num">{money(p.output_per_1m)}</td>
-                                            <td class="num">{money(p.cached_input_per_1m)}</td>
-                                            <td class="num">{money(p.per_request)}</td>
+                                            {price_cells(&p)}
                                             <td class="actions">
                                                 <button type="button" class="small" on:click=move |_| editing.set(Some(edit.clone()))>{t!("prices.edit")}</button>
                                                 <button type="button" class="small" data-testid="price-history" on:click=move |_| shown.set(Some(model.clone()))>{t!("prices.history")}</button>
@@ -205,10 +202,7 @@ fn History(versions: Vec<PriceVersion>) -> impl IntoView {
                         view! {
                             <tr data-testid="price-version">
                                 <td class="num" data-label=t!("prices.version")>"v" {p.version}</td>
-                                <td class="num" data-label=t!("prices.input")>{money(p.input_per_1m)}</td>
-                                <td class="num" data-label=t!("prices.output")>{money(p.output_per_1m)}</td>
-                                <td class="num" data-label=t!("prices.cached")>{money(p.cached_input_per_1m)}</td>
-                                <td class="num" data-label=t!("prices.per_request")>{money(p.per_request)}</td>
+                                {price_cells(&p)}
                                 <td data-label=t!("prices.set_at")>{when(v.created_at)}</td>
                                 <td>{v.active.then(|| view! { <span class="badge active">{t!("prices.in_use")}</span> })}</td>
                             </tr>
@@ -218,5 +212,15 @@ fn History(versions: Vec<PriceVersion>) -> impl IntoView {
             </table>
             </div>
         </section>
+    }
+}
+
+/// A price's four figures, as both tables show them (labelled for the stacked phone layout).
+fn price_cells(p: &PriceView) -> impl IntoView + use<> {
+    view! {
+        <td class="num" data-label=t!("prices.input")>{money(p.input_per_1m)}</td>
+        <td class="num" data-label=t!("prices.output")>{money(p.output_per_1m)}</td>
+        <td class="num" data-label=t!("prices.cached")>{money(p.cached_input_per_1m)}</td>
+        <td class="num" data-label=t!("prices.per_request")>{money(p.per_request)}</td>
     }
 }

@@ -384,7 +384,8 @@ pub async fn detail(
         utc_offset_minutes: None,
     };
     let usage = crate::usage::daily(svc, id, &range).await?;
-    let ledger = crate::usage::user_ledger(svc, actor, id, ledger).await?;
+    // The user exists and the actor is an administrator (get_user): the ledger page itself.
+    let ledger = crate::usage::my_ledger(svc, id, ledger).await?;
     Ok(types::UserDetail {
         user,
         keys,

@@ -231,7 +231,9 @@ pub async fn probes(db: &Db, after: i64) -> Result<Vec<(i64, types::ChannelProbe
         .collect()
 }
 
-/// A usage row as archived: every column, by name.
+/// A usage row as archived: every column, by name, as stored (not `types::UsageRow`, which
+/// leaves out the client IP and reads unknown texts as defaults: an archive must give back
+/// exactly what it deleted).
 #[derive(Debug, Serialize, Deserialize)]
 pub struct ArchivedUsage {
     pub id: i64,
