@@ -10,7 +10,7 @@ use types::{ChannelHealth, ChannelView};
 
 #[component]
 pub fn AdminChannelsPage() -> impl IntoView {
-    view! { <Guard admin=true page=|_| view! { <Channels/> }/> }
+    view! { <Channels/> }
 }
 
 #[component]
@@ -68,109 +68,111 @@ fn Channels() -> impl IntoView {
         move || editing.get().map(|c| f(&c)).unwrap_or_default()
     };
     view! {
-        <header class="page-head">
-            <h1>{t!("channels.title")}</h1>
-            <p class="muted">{t!("channels.lead")}</p>
-            <AdminNav/>
-        </header>
-        <section class="panel">
-            <h2>{move || if editing.get().is_some() { t!("channels.edit") } else { t!("channels.new") }}</h2>
-            <ActionForm action=save>
-                {move || editing.get().map(|c| view! { <input type="hidden" name="id" value=c.id.to_string()/> })}
-                <div class="form-grid">
-                    <label>
-                        <span>{t!("channels.name")}</span>
-                        <input name="name" required maxlength="64" data-testid="channel-name" prop:value=val(|c| c.name.clone())/>
-                        {err.at("name")}
-                    </label>
-                    <label class="wide">
-                        <span>{t!("channels.base_url")}</span>
-                        <input name="base_url" required placeholder="https://api.openai.com/v1" data-testid="channel-url" prop:value=val(|c| c.base_url.clone())/>
-                        {err.at("base_url")}
-                    </label>
-                    <label>
-                        <span>{t!("channels.api_key")}</span>
-                        <input name="api_key" type="password" autocomplete="off" data-testid="channel-key"
-                            placeholder=move || if editing.get().is_some_and(|c| c.has_api_key) { t!("channels.key_kept") } else { "" }/>
-                        {err.at("api_key")}
-                    </label>
-                    <label class="wide">
-                        <span>{t!("channels.models")}</span>
-                        <input name="models" placeholder="gpt-4o, gpt-4o-mini" data-testid="channel-models" prop:value=val(|c| c.models.join(", "))/>
-                        {err.at("models")}
-                    </label>
-                    <label>
-                        <span>{t!("channels.priority")}</span>
-                        <input name="priority" type="number" prop:value=val(|c| c.priority.to_string())/>
-                        {err.at("priority")}
-                    </label>
-                    <label>
-                        <span>{t!("channels.weight")}</span>
-                        <input name="weight" type="number" min="1" prop:value=val(|c| c.weight.to_string())/>
-                        {err.at("weight")}
-                    </label>
-                    <label>
-                        <span>{t!("channels.first_byte")}</span>
-                        <input name="first_byte_timeout_ms" type="number" min="1" placeholder="60000" prop:value=val(|c| c.first_byte_timeout_ms.to_string())/>
-                        {err.at("first_byte_timeout_ms")}
-                    </label>
-                    <label class="check">
-                        <input type="checkbox" name="enabled" value="on" prop:checked=move || editing.get().is_none_or(|c| c.enabled)/>
-                        {t!("channels.enabled")}
-                    </label>
-                </div>
-                <p class="muted small-print">{t!("channels.key_hint")}</p>
-                <button type="submit" class="primary" data-testid="save-channel">{t!("prices.save")}</button>
-                <Show when=move || editing.get().is_some()>
-                    <button type="button" class="link" on:click=move |_| editing.set(None)>{t!("keys.delete_no")}</button>
-                </Show>
-                {err.other()}
-            </ActionForm>
-        </section>
-        {move || test.value().get().and_then(Result::ok).map(|r| view! {
-            <section class=if r.ok { "panel test ok" } else { "panel test failed" } data-testid="channel-test" role="status">
-                <h2>{t!("channels.test_result")} " #" {r.channel_id} " · " <code>{r.model.clone()}</code></h2>
-                <p>
-                    <strong data-testid="test-outcome">{if r.ok { t!("channels.test_ok") } else { t!("channels.test_failed") }}</strong>
-                    {r.status.map(|s| format!(" · HTTP {s}"))}
-                    " · " {r.latency_ms} " ms"
-                </p>
-                {r.error.map(|e| view! { <pre class="upstream-error" data-testid="test-error">{e}</pre> })}
+        <Guard admin=true page=move |_| view! {
+            <header class="page-head">
+                <h1>{t!("channels.title")}</h1>
+                <p class="muted">{t!("channels.lead")}</p>
+                <AdminNav/>
+            </header>
+            <section class="panel">
+                <h2>{move || if editing.get().is_some() { t!("channels.edit") } else { t!("channels.new") }}</h2>
+                <ActionForm action=save>
+                    {move || editing.get().map(|c| view! { <input type="hidden" name="id" value=c.id.to_string()/> })}
+                    <div class="form-grid">
+                        <label>
+                            <span>{t!("channels.name")}</span>
+                            <input name="name" required maxlength="64" data-testid="channel-name" prop:value=val(|c| c.name.clone())/>
+                            {err.at("name")}
+                        </label>
+                        <label class="wide">
+                            <span>{t!("channels.base_url")}</span>
+                            <input name="base_url" required placeholder="https://api.openai.com/v1" data-testid="channel-url" prop:value=val(|c| c.base_url.clone())/>
+                            {err.at("base_url")}
+                        </label>
+                        <label>
+                            <span>{t!("channels.api_key")}</span>
+                            <input name="api_key" type="password" autocomplete="off" data-testid="channel-key"
+                                placeholder=move || if editing.get().is_some_and(|c| c.has_api_key) { t!("channels.key_kept") } else { "" }/>
+                            {err.at("api_key")}
+                        </label>
+                        <label class="wide">
+                            <span>{t!("channels.models")}</span>
+                            <input name="models" placeholder="gpt-4o, gpt-4o-mini" data-testid="channel-models" prop:value=val(|c| c.models.join(", "))/>
+                            {err.at("models")}
+                        </label>
+                        <label>
+                            <span>{t!("channels.priority")}</span>
+                            <input name="priority" type="number" prop:value=val(|c| c.priority.to_string())/>
+                            {err.at("priority")}
+                        </label>
+                        <label>
+                            <span>{t!("channels.weight")}</span>
+                            <input name="weight" type="number" min="1" prop:value=val(|c| c.weight.to_string())/>
+                            {err.at("weight")}
+                        </label>
+                        <label>
+                            <span>{t!("channels.first_byte")}</span>
+                            <input name="first_byte_timeout_ms" type="number" min="1" placeholder="60000" prop:value=val(|c| c.first_byte_timeout_ms.to_string())/>
+                            {err.at("first_byte_timeout_ms")}
+                        </label>
+                        <label class="check">
+                            <input type="checkbox" name="enabled" value="on" prop:checked=move || editing.get().is_none_or(|c| c.enabled)/>
+                            {t!("channels.enabled")}
+                        </label>
+                    </div>
+                    <p class="muted small-print">{t!("channels.key_hint")}</p>
+                    <button type="submit" class="primary" data-testid="save-channel">{t!("prices.save")}</button>
+                    <Show when=move || editing.get().is_some()>
+                        <button type="button" class="link" on:click=move |_| editing.set(None)>{t!("keys.delete_no")}</button>
+                    </Show>
+                    {err.other()}
+                </ActionForm>
             </section>
-        })}
-        <section class="panel">
-            <h2>{t!("channels.all")}</h2>
-            {row_err.other()}
-            {move || test.pending().get().then(|| view! { <p class="muted" role="status">{t!("channels.testing")}</p> })}
-            <Transition fallback=|| view! { <p class="muted">{t!("app.loading")}</p> }>
-                {move || Suspend::new(async move {
-                    let (channels, health) = match data.await {
-                        Ok(d) => d,
-                        Err(e) => return view! { <ErrorView error=e/> }.into_any(),
-                    };
-                    if channels.is_empty() {
-                        return view! { <p class="muted">{t!("channels.none")}</p> }.into_any();
-                    }
-                    view! {
-                        <div class="scroll">
-                        <table data-testid="channels">
-                            <thead><tr>
-                                <th>{t!("channels.name")}</th><th>{t!("channels.base_url")}</th><th>{t!("channels.models")}</th>
-                                <th class="num">{t!("channels.priority")}</th><th>{t!("keys.col_status")}</th>
-                                <th>{t!("channels.health")}</th><th></th>
-                            </tr></thead>
-                            <tbody>
-                                {channels.into_iter().map(|c| {
-                                    let h = health.iter().find(|h| h.channel_id == c.id).cloned();
-                                    view! { <ChannelRow c h editing toggle delete test/> }
-                                }).collect_view()}
-                            </tbody>
-                        </table>
-                        </div>
-                    }.into_any()
-                })}
-            </Transition>
-        </section>
+            {move || test.value().get().and_then(Result::ok).map(|r| view! {
+                <section class=if r.ok { "panel test ok" } else { "panel test failed" } data-testid="channel-test" role="status">
+                    <h2>{t!("channels.test_result")} " #" {r.channel_id} " · " <code>{r.model.clone()}</code></h2>
+                    <p>
+                        <strong data-testid="test-outcome">{if r.ok { t!("channels.test_ok") } else { t!("channels.test_failed") }}</strong>
+                        {r.status.map(|s| format!(" · HTTP {s}"))}
+                        " · " {r.latency_ms} " ms"
+                    </p>
+                    {r.error.map(|e| view! { <pre class="upstream-error" data-testid="test-error">{e}</pre> })}
+                </section>
+            })}
+            <section class="panel">
+                <h2>{t!("channels.all")}</h2>
+                {row_err.other()}
+                {move || test.pending().get().then(|| view! { <p class="muted" role="status">{t!("channels.testing")}</p> })}
+                <Transition fallback=|| view! { <p class="muted">{t!("app.loading")}</p> }>
+                    {move || Suspend::new(async move {
+                        let (channels, health) = match data.await {
+                            Ok(d) => d,
+                            Err(e) => return view! { <ErrorView error=e/> }.into_any(),
+                        };
+                        if channels.is_empty() {
+                            return view! { <p class="muted">{t!("channels.none")}</p> }.into_any();
+                        }
+                        view! {
+                            <div class="scroll">
+                            <table data-testid="channels">
+                                <thead><tr>
+                                    <th>{t!("channels.name")}</th><th>{t!("channels.base_url")}</th><th>{t!("channels.models")}</th>
+                                    <th class="num">{t!("channels.priority")}</th><th>{t!("keys.col_status")}</th>
+                                    <th>{t!("channels.health")}</th><th></th>
+                                </tr></thead>
+                                <tbody>
+                                    {channels.into_iter().map(|c| {
+                                        let h = health.iter().find(|h| h.channel_id == c.id).cloned();
+                                        view! { <ChannelRow c h editing toggle delete test/> }
+                                    }).collect_view()}
+                                </tbody>
+                            </table>
+                            </div>
+                        }.into_any()
+                    })}
+                </Transition>
+            </section>
+        }/>
     }
 }
 

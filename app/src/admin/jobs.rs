@@ -11,7 +11,7 @@ use types::{JobOutcome, JobView};
 
 #[component]
 pub fn AdminJobsPage() -> impl IntoView {
-    view! { <Guard admin=true page=|_| view! { <Jobs/> }/> }
+    view! { <Jobs/> }
 }
 
 fn job_lead(name: &str) -> &'static str {
@@ -30,65 +30,67 @@ fn Jobs() -> impl IntoView {
     let data = Resource::new(move || run.version().get(), |_| admin_jobs());
     let errors = FormError::new(move || run.value().get().and_then(Result::err), &[]);
     view! {
-        <header class="page-head">
-            <h1>{t!("jobs.title")}</h1>
-            <p class="muted">{t!("jobs.lead")}</p>
-            <AdminNav/>
-        </header>
-        <section class="panel">
-            <div class="panel-head">
-                <h2>{t!("jobs.jobs")}</h2>
-                <button type="button" class="secondary" data-testid="jobs-refresh" on:click=move |_| data.refetch()>{t!("jobs.refresh")}</button>
-            </div>
-            {errors.other()}
-            <Transition fallback=|| view! { <p class="muted">{t!("app.loading")}</p> }>
-                {move || Suspend::new(async move {
-                    match data.await {
-                        Ok((jobs, _)) => view! {
-                            <div class="scroll">
-                            <table class="stack" data-testid="jobs">
-                                <thead><tr>
-                                    <th>{t!("jobs.job")}</th><th>{t!("jobs.schedule")}</th><th>{t!("jobs.next")}</th>
-                                    <th>{t!("jobs.last")}</th><th>{t!("jobs.last_success")}</th><th></th>
-                                </tr></thead>
-                                <tbody>{jobs.into_iter().map(|j| job_row(j, run)).collect_view()}</tbody>
-                            </table>
-                            </div>
-                        }.into_any(),
-                        Err(e) => view! { <ErrorView error=e/> }.into_any(),
-                    }
-                })}
-            </Transition>
-        </section>
-        <section class="panel">
-            <h2>{t!("jobs.archives")}</h2>
-            <p class="muted">{t!("jobs.archives_lead")}</p>
-            <Transition fallback=|| view! { <p class="muted">{t!("app.loading")}</p> }>
-                {move || Suspend::new(async move {
-                    match data.await {
-                        Ok((_, Ok(days))) if days.is_empty() => view! { <p class="muted">{t!("jobs.no_archives")}</p> }.into_any(),
-                        Ok((_, Ok(days))) => view! {
-                            <table data-testid="archives">
-                                <thead><tr><th>{t!("jobs.day")}</th><th class="num">{t!("jobs.bytes")}</th><th></th></tr></thead>
-                                <tbody>
-                                    {days.into_iter().map(|d| {
-                                        let href = format!("/api/admin/archives/{}", d.day);
-                                        view! {
-                                            <tr data-testid="archive-row">
-                                                <td>{d.day.clone()}</td>
-                                                <td class="num">{number(d.bytes)}</td>
-                                                <td><a href=href download=format!("usage-{}.jsonl.gz", d.day)>{t!("jobs.download")}</a></td>
-                                            </tr>
-                                        }
-                                    }).collect_view()}
-                                </tbody>
-                            </table>
-                        }.into_any(),
-                        Ok((_, Err(e))) | Err(e) => view! { <ErrorView error=e/> }.into_any(),
-                    }
-                })}
-            </Transition>
-        </section>
+        <Guard admin=true page=move |_| view! {
+            <header class="page-head">
+                <h1>{t!("jobs.title")}</h1>
+                <p class="muted">{t!("jobs.lead")}</p>
+                <AdminNav/>
+            </header>
+            <section class="panel">
+                <div class="panel-head">
+                    <h2>{t!("jobs.jobs")}</h2>
+                    <button type="button" class="secondary" data-testid="jobs-refresh" on:click=move |_| data.refetch()>{t!("jobs.refresh")}</button>
+                </div>
+                {errors.other()}
+                <Transition fallback=|| view! { <p class="muted">{t!("app.loading")}</p> }>
+                    {move || Suspend::new(async move {
+                        match data.await {
+                            Ok((jobs, _)) => view! {
+                                <div class="scroll">
+                                <table class="stack" data-testid="jobs">
+                                    <thead><tr>
+                                        <th>{t!("jobs.job")}</th><th>{t!("jobs.schedule")}</th><th>{t!("jobs.next")}</th>
+                                        <th>{t!("jobs.last")}</th><th>{t!("jobs.last_success")}</th><th></th>
+                                    </tr></thead>
+                                    <tbody>{jobs.into_iter().map(|j| job_row(j, run)).collect_view()}</tbody>
+                                </table>
+                                </div>
+                            }.into_any(),
+                            Err(e) => view! { <ErrorView error=e/> }.into_any(),
+                        }
+                    })}
+                </Transition>
+            </section>
+            <section class="panel">
+                <h2>{t!("jobs.archives")}</h2>
+                <p class="muted">{t!("jobs.archives_lead")}</p>
+                <Transition fallback=|| view! { <p class="muted">{t!("app.loading")}</p> }>
+                    {move || Suspend::new(async move {
+                        match data.await {
+                            Ok((_, Ok(days))) if days.is_empty() => view! { <p class="muted">{t!("jobs.no_archives")}</p> }.into_any(),
+                            Ok((_, Ok(days))) => view! {
+                                <table data-testid="archives">
+                                    <thead><tr><th>{t!("jobs.day")}</th><th class="num">{t!("jobs.bytes")}</th><th></th></tr></thead>
+                                    <tbody>
+                                        {days.into_iter().map(|d| {
+                                            let href = format!("/api/admin/archives/{}", d.day);
+                                            view! {
+                                                <tr data-testid="archive-row">
+                                                    <td>{d.day.clone()}</td>
+                                                    <td class="num">{number(d.bytes)}</td>
+                                                    <td><a href=href download=format!("usage-{}.jsonl.gz", d.day)>{t!("jobs.download")}</a></td>
+                                                </tr>
+                                            }
+                                        }).collect_view()}
+                                    </tbody>
+                                </table>
+                            }.into_any(),
+                            Ok((_, Err(e))) | Err(e) => view! { <ErrorView error=e/> }.into_any(),
+                        }
+                    })}
+                </Transition>
+            </section>
+        }/>
     }
 }
 

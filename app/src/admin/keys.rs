@@ -11,7 +11,7 @@ use types::KeyView;
 
 #[component]
 pub fn AdminKeysPage() -> impl IntoView {
-    view! { <Guard admin=true page=|_| view! { <AllKeys/> }/> }
+    view! { <AllKeys/> }
 }
 
 #[component]
@@ -43,88 +43,90 @@ fn AllKeys() -> impl IntoView {
         &[],
     );
     view! {
-        <header class="page-head">
-            <h1>{t!("admin.keys_title")}</h1>
-            <p class="muted">{t!("admin.keys_lead")}</p>
-            <AdminNav/>
-        </header>
-        <section class="panel">
-            {errors.other()}
-            <Transition fallback=|| view! { <p class="muted">{t!("app.loading")}</p> }>
-                {move || Suspend::new(async move {
-                    let (keys, users) = match data.await {
-                        Ok(d) => d,
-                        Err(e) => return view! { <ErrorView error=e/> }.into_any(),
-                    };
-                    let names: HashMap<i64, String> =
-                        users.iter().map(|u| (u.id, u.username.clone())).collect();
-                    let names = StoredValue::new(names);
-                    let keys = StoredValue::new(keys);
-                    let user_options = users
-                        .into_iter()
-                        .map(|u| view! { <option value=u.id.to_string()>{u.username}</option> })
-                        .collect_view();
-                    let shown = move || {
-                        let o = owner.get();
-                        let s = status.get();
-                        let now = js_now();
-                        keys.get_value()
+        <Guard admin=true page=move |_| view! {
+            <header class="page-head">
+                <h1>{t!("admin.keys_title")}</h1>
+                <p class="muted">{t!("admin.keys_lead")}</p>
+                <AdminNav/>
+            </header>
+            <section class="panel">
+                {errors.other()}
+                <Transition fallback=|| view! { <p class="muted">{t!("app.loading")}</p> }>
+                    {move || Suspend::new(async move {
+                        let (keys, users) = match data.await {
+                            Ok(d) => d,
+                            Err(e) => return view! { <ErrorView error=e/> }.into_any(),
+                        };
+                        let names: HashMap<i64, String> =
+                            users.iter().map(|u| (u.id, u.username.clone())).collect();
+                        let names = StoredValue::new(names);
+                        let keys = StoredValue::new(keys);
+                        let user_options = users
                             .into_iter()
-                            .filter(|k| o.is_empty() || k.user_id.to_string() == o)
-                            .filter(|k| match s.as_str() {
-                                "" => true,
-                                "expiring" => k.expires_at.is_some_and(|at| at > now && at - now <= 7 * 86_400_000),
-                                other => k.status == other,
-                            })
-                            .collect::<Vec<_>>()
-                    };
-                    view! {
-                        <div class="filters">
-                            <label>
-                                <span>{t!("admin.owner")}</span>
-                                <select data-testid="keys-owner" on:change=move |ev| owner.set(event_target_value(&ev))>
-                                    <option value="">{t!("admin.everyone")}</option>
-                                    {user_options}
-                                </select>
-                            </label>
-                            <label>
-                                <span>{t!("admin.col_status")}</span>
-                                <select data-testid="keys-status" on:change=move |ev| status.set(event_target_value(&ev))>
-                                    <option value="">{t!("admin.any")}</option>
-                                    <option value="active">{t!("status.active")}</option>
-                                    <option value="disabled">{t!("status.disabled")}</option>
-                                    <option value="expiring">{t!("admin.expiring")}</option>
-                                </select>
-                            </label>
-                        </div>
-                        <div class="scroll">
-                            <table data-testid="admin-keys">
-                                <thead>
-                                    <tr>
-                                        <th>{t!("admin.owner")}</th>
-                                        <th>{t!("keys.col_name")}</th>
-                                        <th>{t!("keys.col_key")}</th>
-                                        <th>{t!("keys.col_status")}</th>
-                                        <th class="num">{t!("keys.col_spent")}</th>
-                                        <th>{t!("keys.col_limits")}</th>
-                                        <th>{t!("keys.col_expires")}</th>
-                                        <th>{t!("keys.col_last_used")}</th>
-                                        <th></th>
-                                    </tr>
-                                </thead>
-                                <tbody>
-                                    {move || shown().into_iter().map(|k| {
-                                        let name = names.with_value(|n| n.get(&k.user_id).cloned()).unwrap_or_else(|| format!("#{}", k.user_id));
-                                        view! { <KeyRow k owner=name set_status delete limits/> }
-                                    }).collect_view()}
-                                </tbody>
-                            </table>
-                        </div>
-                    }
-                    .into_any()
-                })}
-            </Transition>
-        </section>
+                            .map(|u| view! { <option value=u.id.to_string()>{u.username}</option> })
+                            .collect_view();
+                        let shown = move || {
+                            let o = owner.get();
+                            let s = status.get();
+                            let now = js_now();
+                            keys.get_value()
+                                .into_iter()
+                                .filter(|k| o.is_empty() || k.user_id.to_string() == o)
+                                .filter(|k| match s.as_str() {
+                                    "" => true,
+                                    "expiring" => k.expires_at.is_some_and(|at| at > now && at - now <= 7 * 86_400_000),
+                                    other => k.status == other,
+                                })
+                                .collect::<Vec<_>>()
+                        };
+                        view! {
+                            <div class="filters">
+                                <label>
+                                    <span>{t!("admin.owner")}</span>
+                                    <select data-testid="keys-owner" on:change=move |ev| owner.set(event_target_value(&ev))>
+                                        <option value="">{t!("admin.everyone")}</option>
+                                        {user_options}
+                                    </select>
+                                </label>
+                                <label>
+                                    <span>{t!("admin.col_status")}</span>
+                                    <select data-testid="keys-status" on:change=move |ev| status.set(event_target_value(&ev))>
+                                        <option value="">{t!("admin.any")}</option>
+                                        <option value="active">{t!("status.active")}</option>
+                                        <option value="disabled">{t!("status.disabled")}</option>
+                                        <option value="expiring">{t!("admin.expiring")}</option>
+                                    </select>
+                                </label>
+                            </div>
+                            <div class="scroll">
+                                <table data-testid="admin-keys">
+                                    <thead>
+                                        <tr>
+                                            <th>{t!("admin.owner")}</th>
+                                            <th>{t!("keys.col_name")}</th>
+                                            <th>{t!("keys.col_key")}</th>
+                                            <th>{t!("keys.col_status")}</th>
+                                            <th class="num">{t!("keys.col_spent")}</th>
+                                            <th>{t!("keys.col_limits")}</th>
+                                            <th>{t!("keys.col_expires")}</th>
+                                            <th>{t!("keys.col_last_used")}</th>
+                                            <th></th>
+                                        </tr>
+                                    </thead>
+                                    <tbody>
+                                        {move || shown().into_iter().map(|k| {
+                                            let name = names.with_value(|n| n.get(&k.user_id).cloned()).unwrap_or_else(|| format!("#{}", k.user_id));
+                                            view! { <KeyRow k owner=name set_status delete limits/> }
+                                        }).collect_view()}
+                                    </tbody>
+                                </table>
+                            </div>
+                        }
+                        .into_any()
+                    })}
+                </Transition>
+            </section>
+        }/>
     }
 }
 

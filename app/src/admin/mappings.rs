@@ -12,7 +12,7 @@ use types::Mapping;
 
 #[component]
 pub fn AdminMappingsPage() -> impl IntoView {
-    view! { <Guard admin=true page=|_| view! { <Mappings/> }/> }
+    view! { <Mappings/> }
 }
 
 #[component]
@@ -41,59 +41,61 @@ fn Mappings() -> impl IntoView {
         &["model", "targets"],
     );
     view! {
-        <header class="page-head">
-            <h1>{t!("mappings.title")}</h1>
-            <p class="muted">{t!("mappings.lead")}</p>
-            <AdminNav/>
-        </header>
-        <section class="panel">
-            <h2>{t!("mappings.new")}</h2>
-            <ActionForm action=set>
-                <div class="form-grid">
-                    <label>
-                        <span>{t!("mappings.model")}</span>
-                        <input name="model" required maxlength="256" data-testid="mapping-model"/>
-                        {err.at("model")}
-                    </label>
-                    <label class="wide">
-                        <span>{t!("mappings.targets")}</span>
-                        <input name="targets" required placeholder="gpt-4o, gpt-4o-mini" data-testid="mapping-targets"/>
-                        {err.at("targets")}
-                    </label>
-                </div>
-                <button type="submit" class="primary" data-testid="save-mapping">{t!("prices.save")}</button>
-                {err.other()}
-            </ActionForm>
-        </section>
-        <section class="panel">
-            <h2>{t!("mappings.all")}</h2>
-            <Transition fallback=|| view! { <p class="muted">{t!("app.loading")}</p> }>
-                {move || Suspend::new(async move {
-                    let (mappings, channels, prices) = match data.await {
-                        Ok(d) => d,
-                        Err(e) => return view! { <ErrorView error=e/> }.into_any(),
-                    };
-                    if mappings.is_empty() {
-                        return view! { <p class="muted">{t!("mappings.none")}</p> }.into_any();
-                    }
-                    let served: HashSet<String> = channels
-                        .iter()
-                        .filter(|c| c.enabled)
-                        .flat_map(|c| c.models.iter().cloned())
-                        .collect();
-                    let priced: HashSet<String> = prices.into_iter().map(|p| p.model).collect();
-                    view! {
-                        <div class="mappings">
-                            {mappings.into_iter().map(|m| {
-                                let unpriced = !priced.contains(&m.model) && !m.targets.iter().any(|t| priced.contains(t));
-                                let unserved: Vec<String> = m.targets.iter().filter(|t| !served.contains(*t)).cloned().collect();
-                                view! { <MappingCard m unpriced unserved set add delete/> }
-                            }).collect_view()}
-                        </div>
-                    }.into_any()
-                })}
-            </Transition>
-        </section>
+        <Guard admin=true page=move |_| view! {
+            <header class="page-head">
+                <h1>{t!("mappings.title")}</h1>
+                <p class="muted">{t!("mappings.lead")}</p>
+                <AdminNav/>
+            </header>
+            <section class="panel">
+                <h2>{t!("mappings.new")}</h2>
+                <ActionForm action=set>
+                    <div class="form-grid">
+                        <label>
+                            <span>{t!("mappings.model")}</span>
+                            <input name="model" required maxlength="256" data-testid="mapping-model"/>
+                            {err.at("model")}
+                        </label>
+                        <label class="wide">
+                            <span>{t!("mappings.targets")}</span>
+                            <input name="targets" required placeholder="gpt-4o, gpt-4o-mini" data-testid="mapping-targets"/>
+                            {err.at("targets")}
+                        </label>
+                    </div>
+                    <button type="submit" class="primary" data-testid="save-mapping">{t!("prices.save")}</button>
+                    {err.other()}
+                </ActionForm>
+            </section>
+            <section class="panel">
+                <h2>{t!("mappings.all")}</h2>
+                <Transition fallback=|| view! { <p class="muted">{t!("app.loading")}</p> }>
+                    {move || Suspend::new(async move {
+                        let (mappings, channels, prices) = match data.await {
+                            Ok(d) => d,
+                            Err(e) => return view! { <ErrorView error=e/> }.into_any(),
+                        };
+                        if mappings.is_empty() {
+                            return view! { <p class="muted">{t!("mappings.none")}</p> }.into_any();
+                        }
+                        let served: HashSet<String> = channels
+                            .iter()
+                            .filter(|c| c.enabled)
+                            .flat_map(|c| c.models.iter().cloned())
+                            .collect();
+                        let priced: HashSet<String> = prices.into_iter().map(|p| p.model).collect();
+                        view! {
+                            <div class="mappings">
+                                {mappings.into_iter().map(|m| {
+                                    let unpriced = !priced.contains(&m.model) && !m.targets.iter().any(|t| priced.contains(t));
+                                    let unserved: Vec<String> = m.targets.iter().filter(|t| !served.contains(*t)).cloned().collect();
+                                    view! { <MappingCard m unpriced unserved set add delete/> }
+                                }).collect_view()}
+                            </div>
+                        }.into_any()
+                    })}
+                </Transition>
+            </section>
+        }/>
     }
 }
 

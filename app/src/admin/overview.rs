@@ -12,26 +12,28 @@ use types::{AdminOverview, MinutePoint, TopItem};
 
 #[component]
 pub fn AdminOverviewPage() -> impl IntoView {
-    view! { <Guard admin=true page=|_| view! { <Overview/> }/> }
+    view! { <Overview/> }
 }
 
 #[component]
 fn Overview() -> impl IntoView {
     let data = Resource::new(|| (), |_| admin_overview());
     view! {
-        <header class="page-head">
-            <h1>{t!("overview.title")}</h1>
-            <p class="muted">{t!("overview.lead")}</p>
-            <AdminNav/>
-        </header>
-        <Transition fallback=|| view! { <p class="muted">{t!("app.loading")}</p> }>
-            {move || Suspend::new(async move {
-                match data.await {
-                    Ok(o) => view! { <Figures o/> }.into_any(),
-                    Err(e) => view! { <ErrorView error=e/> }.into_any(),
-                }
-            })}
-        </Transition>
+        <Guard admin=true page=move |_| view! {
+            <header class="page-head">
+                <h1>{t!("overview.title")}</h1>
+                <p class="muted">{t!("overview.lead")}</p>
+                <AdminNav/>
+            </header>
+            <Transition fallback=|| view! { <p class="muted">{t!("app.loading")}</p> }>
+                {move || Suspend::new(async move {
+                    match data.await {
+                        Ok(o) => view! { <Figures o/> }.into_any(),
+                        Err(e) => view! { <ErrorView error=e/> }.into_any(),
+                    }
+                })}
+            </Transition>
+        }/>
     }
 }
 

@@ -10,7 +10,7 @@ use types::{UserInfo, UserStatus};
 
 #[component]
 pub fn AdminPage() -> impl IntoView {
-    view! { <Guard admin=true page=|_| view! { <Users/> }/> }
+    view! { <Users/> }
 }
 
 /// The users of the gateway: created, filtered, disabled and enabled here.
@@ -32,23 +32,25 @@ fn Users() -> impl IntoView {
         |_| list_users(),
     );
     view! {
-        <header class="page-head">
-            <h1>{t!("admin.title")}</h1>
-            <p class="muted">{t!("admin.lead")}</p>
-            <AdminNav/>
-        </header>
-        <Transition fallback=|| view! { <p class="muted">{t!("app.loading")}</p> }>
-            {move || Suspend::new(async move {
-                match users.await {
-                    Ok(list) => view! {
-                        <UserAdmin list=list.clone() create set_status/>
-                        <UserChanges list update adjust/>
-                    }.into_any(),
-                    Err(e) if e.kind == ErrorKind::Forbidden => view! { <Forbidden/> }.into_any(),
-                    Err(e) => view! { <ErrorView error=e/> }.into_any(),
-                }
-            })}
-        </Transition>
+        <Guard admin=true page=move |_| view! {
+            <header class="page-head">
+                <h1>{t!("admin.title")}</h1>
+                <p class="muted">{t!("admin.lead")}</p>
+                <AdminNav/>
+            </header>
+            <Transition fallback=|| view! { <p class="muted">{t!("app.loading")}</p> }>
+                {move || Suspend::new(async move {
+                    match users.await {
+                        Ok(list) => view! {
+                            <UserAdmin list=list.clone() create set_status/>
+                            <UserChanges list update adjust/>
+                        }.into_any(),
+                        Err(e) if e.kind == ErrorKind::Forbidden => view! { <Forbidden/> }.into_any(),
+                        Err(e) => view! { <ErrorView error=e/> }.into_any(),
+                    }
+                })}
+            </Transition>
+        }/>
     }
 }
 

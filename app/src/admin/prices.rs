@@ -11,7 +11,7 @@ use types::{PriceVersion, PriceView};
 
 #[component]
 pub fn AdminPricesPage() -> impl IntoView {
-    view! { <Guard admin=true page=|_| view! { <Prices/> }/> }
+    view! { <Prices/> }
 }
 
 #[component]
@@ -53,129 +53,131 @@ fn Prices() -> impl IntoView {
         move |f: fn(&PriceView) -> String| move || editing.get().map(|p| f(&p)).unwrap_or_default();
     let saved = move || set_price.value().get().and_then(Result::ok);
     view! {
-        <header class="page-head">
-            <h1>{t!("prices.title")}</h1>
-            <p class="muted">{t!("prices.lead")}</p>
-            <AdminNav/>
-        </header>
-        <section class="panel">
-            <h2>{t!("prices.set")}</h2>
-            <ActionForm action=set_price>
-                <div class="form-grid">
-                    <label>
-                        <span>{t!("prices.model")}</span>
-                        <input name="model" required maxlength="256" data-testid="price-model" prop:value=field(|p| p.model.clone())/>
-                        {price_err.at("model")}
-                    </label>
-                    <label>
-                        <span>{t!("prices.input")}</span>
-                        <input name="input_per_1m" required inputmode="decimal" data-testid="price-input" prop:value=field(|p| p.input_per_1m.to_usd_string())/>
-                        {price_err.at("input_per_1m")}
-                    </label>
-                    <label>
-                        <span>{t!("prices.output")}</span>
-                        <input name="output_per_1m" required inputmode="decimal" data-testid="price-output" prop:value=field(|p| p.output_per_1m.to_usd_string())/>
-                        {price_err.at("output_per_1m")}
-                    </label>
-                    <label>
-                        <span>{t!("prices.cached")}</span>
-                        <input name="cached_input_per_1m" inputmode="decimal" prop:value=field(|p| p.cached_input_per_1m.to_usd_string())/>
-                        {price_err.at("cached_input_per_1m")}
-                    </label>
-                    <label>
-                        <span>{t!("prices.per_request")}</span>
-                        <input name="per_request" inputmode="decimal" prop:value=field(|p| p.per_request.to_usd_string())/>
-                        {price_err.at("per_request")}
-                    </label>
-                </div>
-                <p class="muted small-print">{t!("prices.hint")}</p>
-                <button type="submit" class="primary" data-testid="save-price">{t!("prices.save")}</button>
-                {price_err.other()}
-            </ActionForm>
-            {move || saved().map(|p| view! {
-                <p class="success" role="status" data-testid="price-saved">
-                    {t!("prices.saved")} " " <strong>{p.model.clone()}</strong> " v" {p.version}
-                </p>
-            })}
-        </section>
-        <Transition fallback=|| view! { <p class="muted">{t!("app.loading")}</p> }>
-            {move || Suspend::new(async move {
-                let (prices, groups) = match data.await {
-                    Ok(d) => d,
-                    Err(e) => return view! { <ErrorView error=e/> }.into_any(),
-                };
-                view! {
-                    <section class="panel">
-                        <h2>{t!("prices.in_force")}</h2>
-                        <div class="scroll">
-                        <table data-testid="admin-prices">
-                            <thead><tr>
-                                <th>{t!("prices.model")}</th><th class="num">{t!("prices.version")}</th>
-                                <th class="num">{t!("prices.input")}</th><th class="num">{t!("prices.output")}</th>
-                                <th class="num">{t!("prices.cached")}</th><th class="num">{t!("prices.per_request")}</th><th></th>
-                            </tr></thead>
-                            <tbody>
-                                {prices.into_iter().map(|p| {
-                                    let edit = p.clone();
-                                    let model = p.model.clone();
-                                    view! {
-                                        <tr data-testid="admin-price-row">
-                                            <td>{p.model.clone()}</td>
-                                            <td class="num">{p.version}</td>
-                                            {price_cells(&p)}
-                                            <td class="actions">
-                                                <button type="button" class="small" on:click=move |_| editing.set(Some(edit.clone()))>{t!("prices.edit")}</button>
-                                                <button type="button" class="small" data-testid="price-history" on:click=move |_| shown.set(Some(model.clone()))>{t!("prices.history")}</button>
-                                            </td>
-                                        </tr>
-                                    }
-                                }).collect_view()}
-                            </tbody>
-                        </table>
-                        </div>
-                    </section>
-                    <section class="panel">
-                        <h2>{t!("prices.groups")}</h2>
-                        <table data-testid="groups">
-                            <thead><tr><th>{t!("admin.group")}</th><th class="num">{t!("prices.multiplier")}</th><th>{t!("prices.source")}</th></tr></thead>
-                            <tbody>
-                                {groups.into_iter().map(|g| view! {
-                                    <tr><td>{g.name}</td><td class="num">"× " {g.multiplier}</td><td>{g.source}</td></tr>
-                                }).collect_view()}
-                            </tbody>
-                        </table>
-                    </section>
-                }.into_any()
-            })}
-        </Transition>
-        <Transition fallback=|| ()>
-            {move || Suspend::new(async move {
-                match history.await {
-                    Ok(Some(versions)) => view! { <History versions/> }.into_any(),
-                    Ok(None) => ().into_any(),
-                    Err(e) => view! { <ErrorView error=e/> }.into_any(),
-                }
-            })}
-        </Transition>
-        <section class="panel">
-            <h2>{t!("prices.set_group")}</h2>
-            <ActionForm action=set_group>
-                <div class="form-grid">
-                    <label>
-                        <span>{t!("admin.group")}</span>
-                        <input name="name" required maxlength="64"/>
-                        {group_err.at("group")}
-                    </label>
-                    <label>
-                        <span>{t!("prices.multiplier")}</span>
-                        <input name="multiplier" required inputmode="decimal" placeholder="1.5"/>
-                        {group_err.at("multiplier")}
-                    </label>
-                </div>
-                <button type="submit" class="primary">{t!("prices.save")}</button>
-                {group_err.other()}
-            </ActionForm>
-        </section>
+        <Guard admin=true page=move |_| view! {
+            <header class="page-head">
+                <h1>{t!("prices.title")}</h1>
+                <p class="muted">{t!("prices.lead")}</p>
+                <AdminNav/>
+            </header>
+            <section class="panel">
+                <h2>{t!("prices.set")}</h2>
+                <ActionForm action=set_price>
+                    <div class="form-grid">
+                        <label>
+                            <span>{t!("prices.model")}</span>
+                            <input name="model" required maxlength="256" data-testid="price-model" prop:value=field(|p| p.model.clone())/>
+                            {price_err.at("model")}
+                        </label>
+                        <label>
+                            <span>{t!("prices.input")}</span>
+                            <input name="input_per_1m" required inputmode="decimal" data-testid="price-input" prop:value=field(|p| p.input_per_1m.to_usd_string())/>
+                            {price_err.at("input_per_1m")}
+                        </label>
+                        <label>
+                            <span>{t!("prices.output")}</span>
+                            <input name="output_per_1m" required inputmode="decimal" data-testid="price-output" prop:value=field(|p| p.output_per_1m.to_usd_string())/>
+                            {price_err.at("output_per_1m")}
+                        </label>
+                        <label>
+                            <span>{t!("prices.cached")}</span>
+                            <input name="cached_input_per_1m" inputmode="decimal" prop:value=field(|p| p.cached_input_per_1m.to_usd_string())/>
+                            {price_err.at("cached_input_per_1m")}
+                        </label>
+                        <label>
+                            <span>{t!("prices.per_request")}</span>
+                            <input name="per_request" inputmode="decimal" prop:value=field(|p| p.per_request.to_usd_string())/>
+                            {price_err.at("per_request")}
+                        </label>
+                    </div>
+                    <p class="muted small-print">{t!("prices.hint")}</p>
+                    <button type="submit" class="primary" data-testid="save-price">{t!("prices.save")}</button>
+                    {price_err.other()}
+                </ActionForm>
+                {move || saved().map(|p| view! {
+                    <p class="success" role="status" data-testid="price-saved">
+                        {t!("prices.saved")} " " <strong>{p.model.clone()}</strong> " v" {p.version}
+                    </p>
+                })}
+            </section>
+            <Transition fallback=|| view! { <p class="muted">{t!("app.loading")}</p> }>
+                {move || Suspend::new(async move {
+                    let (prices, groups) = match data.await {
+                        Ok(d) => d,
+                        Err(e) => return view! { <ErrorView error=e/> }.into_any(),
+                    };
+                    view! {
+                        <section class="panel">
+                            <h2>{t!("prices.in_force")}</h2>
+                            <div class="scroll">
+                            <table data-testid="admin-prices">
+                                <thead><tr>
+                                    <th>{t!("prices.model")}</th><th class="num">{t!("prices.version")}</th>
+                                    <th class="num">{t!("prices.input")}</th><th class="num">{t!("prices.output")}</th>
+                                    <th class="num">{t!("prices.cached")}</th><th class="num">{t!("prices.per_request")}</th><th></th>
+                                </tr></thead>
+                                <tbody>
+                                    {prices.into_iter().map(|p| {
+                                        let edit = p.clone();
+                                        let model = p.model.clone();
+                                        view! {
+                                            <tr data-testid="admin-price-row">
+                                                <td>{p.model.clone()}</td>
+                                                <td class="num">{p.version}</td>
+                                                {price_cells(&p)}
+                                                <td class="actions">
+                                                    <button type="button" class="small" on:click=move |_| editing.set(Some(edit.clone()))>{t!("prices.edit")}</button>
+                                                    <button type="button" class="small" data-testid="price-history" on:click=move |_| shown.set(Some(model.clone()))>{t!("prices.history")}</button>
+                                                </td>
+                                            </tr>
+                                        }
+                                    }).collect_view()}
+                                </tbody>
+                            </table>
+                            </div>
+                        </section>
+                        <section class="panel">
+                            <h2>{t!("prices.groups")}</h2>
+                            <table data-testid="groups">
+                                <thead><tr><th>{t!("admin.group")}</th><th class="num">{t!("prices.multiplier")}</th><th>{t!("prices.source")}</th></tr></thead>
+                                <tbody>
+                                    {groups.into_iter().map(|g| view! {
+                                        <tr><td>{g.name}</td><td class="num">"× " {g.multiplier}</td><td>{g.source}</td></tr>
+                                    }).collect_view()}
+                                </tbody>
+                            </table>
+                        </section>
+                    }.into_any()
+                })}
+            </Transition>
+            <Transition fallback=|| ()>
+                {move || Suspend::new(async move {
+                    match history.await {
+                        Ok(Some(versions)) => view! { <History versions/> }.into_any(),
+                        Ok(None) => ().into_any(),
+                        Err(e) => view! { <ErrorView error=e/> }.into_any(),
+                    }
+                })}
+            </Transition>
+            <section class="panel">
+                <h2>{t!("prices.set_group")}</h2>
+                <ActionForm action=set_group>
+                    <div class="form-grid">
+                        <label>
+                            <span>{t!("admin.group")}</span>
+                            <input name="name" required maxlength="64"/>
+                            {group_err.at("group")}
+                        </label>
+                        <label>
+                            <span>{t!("prices.multiplier")}</span>
+                            <input name="multiplier" required inputmode="decimal" placeholder="1.5"/>
+                            {group_err.at("multiplier")}
+                        </label>
+                    </div>
+                    <button type="submit" class="primary">{t!("prices.save")}</button>
+                    {group_err.other()}
+                </ActionForm>
+            </section>
+        }/>
     }
 }
 

@@ -11,7 +11,7 @@ use types::{CreatedRedeemBatch, Credits, RedeemBatch, RedeemStatus};
 
 #[component]
 pub fn AdminRedeemPage() -> impl IntoView {
-    view! { <Guard admin=true page=|_| view! { <Redeem/> }/> }
+    view! { <Redeem/> }
 }
 
 fn status_label(s: RedeemStatus) -> &'static str {
@@ -56,82 +56,84 @@ fn Redeem() -> impl IntoView {
         &[],
     );
     view! {
-        <header class="page-head">
-            <h1>{t!("redeem.title")}</h1>
-            <p class="muted">{t!("redeem.lead")}</p>
-            <AdminNav/>
-        </header>
-        {move || create.value().get().and_then(Result::ok).map(|b| view! { <NewCodes b create/> })}
-        <section class="panel">
-            <h2>{t!("redeem.generate")}</h2>
-            <ActionForm action=create>
-                <div class="form-grid">
-                    <label>
-                        <span>{t!("redeem.count")}</span>
-                        <input name="count" type="number" min="1" max="10000" required value="10" data-testid="batch-count"/>
-                        {err.at("count")}
-                    </label>
-                    <label>
-                        <span>{t!("redeem.value")}</span>
-                        <input name="value" required inputmode="decimal" placeholder="5.00" data-testid="batch-value"/>
-                        {err.at("value")}
-                    </label>
-                    <label>
-                        <span>{t!("redeem.last_day")}</span>
-                        <input name="expires_on" type="date"/>
-                        {err.at("expires_at")}
-                    </label>
-                    <label>
-                        <span>{t!("redeem.label")}</span>
-                        <input name="label" maxlength="100" data-testid="batch-label"/>
-                        {err.at("batch")}
-                    </label>
-                </div>
-                <button type="submit" class="primary" data-testid="generate">{t!("redeem.generate_button")}</button>
-                {move || create.pending().get().then(|| view! { <span class="muted" role="status">" " {t!("app.loading")}</span> })}
-                {err.other()}
-            </ActionForm>
-        </section>
-        <section class="panel">
-            <h2>{t!("redeem.batches")}</h2>
-            {void_err.other()}
-            <Transition fallback=|| view! { <p class="muted">{t!("app.loading")}</p> }>
-                {move || Suspend::new(async move {
-                    match batches.await {
-                        Ok(page) if page.data.is_empty() => view! { <p class="muted">{t!("redeem.none")}</p> }.into_any(),
-                        Ok(page) => {
-                            let next = page.next_cursor.clone();
-                            view! {
-                                <div class="scroll">
-                                    <table data-testid="batches">
-                                        <thead><tr>
-                                            <th>"#"</th><th>{t!("redeem.label")}</th><th class="num">{t!("redeem.value")}</th>
-                                            <th class="num">{t!("redeem.count")}</th><th class="num">{t!("redeem.unused")}</th>
-                                            <th class="num">{t!("redeem.used")}</th><th class="num">{t!("redeem.expired")}</th>
-                                            <th class="num">{t!("redeem.voided")}</th><th class="num">{t!("redeem.total")}</th>
-                                            <th>{t!("redeem.created")}</th><th></th>
-                                        </tr></thead>
-                                        <tbody>
-                                            {page.data.into_iter().map(|b| view! { <BatchRow b open void_batch/> }).collect_view()}
-                                        </tbody>
-                                    </table>
-                                </div>
-                                <nav class="pager">
-                                    <Show when=move || cursor.get().is_some()>
-                                        <button type="button" class="link" on:click=move |_| cursor.set(None)>{t!("billing.newest")}</button>
-                                    </Show>
-                                    {next.map(|n| view! {
-                                        <button type="button" class="link" on:click=move |_| cursor.set(Some(n.clone()))>{t!("billing.older")}</button>
-                                    })}
-                                </nav>
-                            }.into_any()
+        <Guard admin=true page=move |_| view! {
+            <header class="page-head">
+                <h1>{t!("redeem.title")}</h1>
+                <p class="muted">{t!("redeem.lead")}</p>
+                <AdminNav/>
+            </header>
+            {move || create.value().get().and_then(Result::ok).map(|b| view! { <NewCodes b create/> })}
+            <section class="panel">
+                <h2>{t!("redeem.generate")}</h2>
+                <ActionForm action=create>
+                    <div class="form-grid">
+                        <label>
+                            <span>{t!("redeem.count")}</span>
+                            <input name="count" type="number" min="1" max="10000" required value="10" data-testid="batch-count"/>
+                            {err.at("count")}
+                        </label>
+                        <label>
+                            <span>{t!("redeem.value")}</span>
+                            <input name="value" required inputmode="decimal" placeholder="5.00" data-testid="batch-value"/>
+                            {err.at("value")}
+                        </label>
+                        <label>
+                            <span>{t!("redeem.last_day")}</span>
+                            <input name="expires_on" type="date"/>
+                            {err.at("expires_at")}
+                        </label>
+                        <label>
+                            <span>{t!("redeem.label")}</span>
+                            <input name="label" maxlength="100" data-testid="batch-label"/>
+                            {err.at("batch")}
+                        </label>
+                    </div>
+                    <button type="submit" class="primary" data-testid="generate">{t!("redeem.generate_button")}</button>
+                    {move || create.pending().get().then(|| view! { <span class="muted" role="status">" " {t!("app.loading")}</span> })}
+                    {err.other()}
+                </ActionForm>
+            </section>
+            <section class="panel">
+                <h2>{t!("redeem.batches")}</h2>
+                {void_err.other()}
+                <Transition fallback=|| view! { <p class="muted">{t!("app.loading")}</p> }>
+                    {move || Suspend::new(async move {
+                        match batches.await {
+                            Ok(page) if page.data.is_empty() => view! { <p class="muted">{t!("redeem.none")}</p> }.into_any(),
+                            Ok(page) => {
+                                let next = page.next_cursor.clone();
+                                view! {
+                                    <div class="scroll">
+                                        <table data-testid="batches">
+                                            <thead><tr>
+                                                <th>"#"</th><th>{t!("redeem.label")}</th><th class="num">{t!("redeem.value")}</th>
+                                                <th class="num">{t!("redeem.count")}</th><th class="num">{t!("redeem.unused")}</th>
+                                                <th class="num">{t!("redeem.used")}</th><th class="num">{t!("redeem.expired")}</th>
+                                                <th class="num">{t!("redeem.voided")}</th><th class="num">{t!("redeem.total")}</th>
+                                                <th>{t!("redeem.created")}</th><th></th>
+                                            </tr></thead>
+                                            <tbody>
+                                                {page.data.into_iter().map(|b| view! { <BatchRow b open void_batch/> }).collect_view()}
+                                            </tbody>
+                                        </table>
+                                    </div>
+                                    <nav class="pager">
+                                        <Show when=move || cursor.get().is_some()>
+                                            <button type="button" class="link" on:click=move |_| cursor.set(None)>{t!("billing.newest")}</button>
+                                        </Show>
+                                        {next.map(|n| view! {
+                                            <button type="button" class="link" on:click=move |_| cursor.set(Some(n.clone()))>{t!("billing.older")}</button>
+                                        })}
+                                    </nav>
+                                }.into_any()
+                            }
+                            Err(e) => view! { <ErrorView error=e/> }.into_any(),
                         }
-                        Err(e) => view! { <ErrorView error=e/> }.into_any(),
-                    }
-                })}
-            </Transition>
-        </section>
-        {move || open.get().map(|id| view! { <BatchCodes id void_code/> })}
+                    })}
+                </Transition>
+            </section>
+            {move || open.get().map(|id| view! { <BatchCodes id void_code/> })}
+        }/>
     }
 }
 

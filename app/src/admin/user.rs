@@ -15,7 +15,7 @@ use types::{KeyView, UserDetail};
 
 #[component]
 pub fn AdminUserPage() -> impl IntoView {
-    view! { <Guard admin=true page=|_| view! { <User/> }/> }
+    view! { <User/> }
 }
 
 #[component]
@@ -32,20 +32,22 @@ fn User() -> impl IntoView {
         },
     );
     view! {
-        <Transition fallback=|| view! { <p class="muted">{t!("app.loading")}</p> }>
-            {move || Suspend::new(async move {
-                match data.await {
-                    Ok(d) => view! { <Detail d first=cursor().is_none()/> }.into_any(),
-                    Err(e) => view! {
-                        <header class="page-head">
-                            <h1>{t!("user.title")}</h1>
-                            <AdminNav/>
-                        </header>
-                        <ErrorView error=e/>
-                    }.into_any(),
-                }
-            })}
-        </Transition>
+        <Guard admin=true page=move |_| view! {
+            <Transition fallback=|| view! { <p class="muted">{t!("app.loading")}</p> }>
+                {move || Suspend::new(async move {
+                    match data.await {
+                        Ok(d) => view! { <Detail d first=cursor().is_none()/> }.into_any(),
+                        Err(e) => view! {
+                            <header class="page-head">
+                                <h1>{t!("user.title")}</h1>
+                                <AdminNav/>
+                            </header>
+                            <ErrorView error=e/>
+                        }.into_any(),
+                    }
+                })}
+            </Transition>
+        }/>
     }
 }
 

@@ -12,7 +12,7 @@ use types::{LedgerQuery, LedgerRow};
 
 #[component]
 pub fn BillingPage() -> impl IntoView {
-    view! { <Guard page=|_| view! { <Billing/> }/> }
+    view! { <Billing/> }
 }
 
 #[component]
@@ -38,57 +38,59 @@ fn Billing() -> impl IntoView {
             .map(|e| error_text(&e))
     };
     view! {
-        <header class="page-head">
-            <h1>{t!("billing.title")}</h1>
-            <p class="muted">{t!("billing.lead")}</p>
-        </header>
-        <section class="panel">
-            <h2>{t!("billing.redeem")}</h2>
-            <div class="inline-form">
-                <ActionForm action=redeem>
-                    <label class="grow">
-                        <span>{t!("billing.code")}</span>
-                        <input name="code" required autocomplete="off" spellcheck="false"
-                            placeholder="RC-XXXX-XXXX-…" data-testid="redeem-code"/>
-                    </label>
-                    <button type="submit" class="primary" data-testid="redeem">{t!("billing.redeem_button")}</button>
-                </ActionForm>
-            </div>
-            {move || redeemed().map(|r| view! {
-                <p class="success" role="status" data-testid="redeemed">
-                    {t!("billing.credited")} " " <strong>{money(r.amount)}</strong> ". "
-                    {t!("billing.new_balance")} " " <strong data-testid="new-balance">{money(r.balance)}</strong>
-                </p>
-            })}
-            <Show when=move || redeem_error().is_some()>
-                <p class="error" role="alert" data-testid="redeem-error">{redeem_error}</p>
-            </Show>
-        </section>
-        <section class="panel">
-            <h2>{t!("billing.ledger")}</h2>
-            <Transition fallback=|| view! { <p class="muted">{t!("app.loading")}</p> }>
-                {move || Suspend::new(async move {
-                    match ledger.await {
-                        Ok(page) => {
-                            let next = page.next_cursor.clone();
-                            let first = cursor().is_none();
-                            view! {
-                                <Ledger rows=page.data/>
-                                <nav class="pager">
-                                    <Show when=move || !first>
-                                        <a href="/billing">{t!("billing.newest")}</a>
-                                    </Show>
-                                    {next.map(|c| view! {
-                                        <a href=format!("/billing?cursor={c}") data-testid="older">{t!("billing.older")}</a>
-                                    })}
-                                </nav>
-                            }.into_any()
-                        }
-                        Err(e) => view! { <ErrorView error=e/> }.into_any(),
-                    }
+        <Guard page=move |_| view! {
+            <header class="page-head">
+                <h1>{t!("billing.title")}</h1>
+                <p class="muted">{t!("billing.lead")}</p>
+            </header>
+            <section class="panel">
+                <h2>{t!("billing.redeem")}</h2>
+                <div class="inline-form">
+                    <ActionForm action=redeem>
+                        <label class="grow">
+                            <span>{t!("billing.code")}</span>
+                            <input name="code" required autocomplete="off" spellcheck="false"
+                                placeholder="RC-XXXX-XXXX-…" data-testid="redeem-code"/>
+                        </label>
+                        <button type="submit" class="primary" data-testid="redeem">{t!("billing.redeem_button")}</button>
+                    </ActionForm>
+                </div>
+                {move || redeemed().map(|r| view! {
+                    <p class="success" role="status" data-testid="redeemed">
+                        {t!("billing.credited")} " " <strong>{money(r.amount)}</strong> ". "
+                        {t!("billing.new_balance")} " " <strong data-testid="new-balance">{money(r.balance)}</strong>
+                    </p>
                 })}
-            </Transition>
-        </section>
+                <Show when=move || redeem_error().is_some()>
+                    <p class="error" role="alert" data-testid="redeem-error">{redeem_error}</p>
+                </Show>
+            </section>
+            <section class="panel">
+                <h2>{t!("billing.ledger")}</h2>
+                <Transition fallback=|| view! { <p class="muted">{t!("app.loading")}</p> }>
+                    {move || Suspend::new(async move {
+                        match ledger.await {
+                            Ok(page) => {
+                                let next = page.next_cursor.clone();
+                                let first = cursor().is_none();
+                                view! {
+                                    <Ledger rows=page.data/>
+                                    <nav class="pager">
+                                        <Show when=move || !first>
+                                            <a href="/billing">{t!("billing.newest")}</a>
+                                        </Show>
+                                        {next.map(|c| view! {
+                                            <a href=format!("/billing?cursor={c}") data-testid="older">{t!("billing.older")}</a>
+                                        })}
+                                    </nav>
+                                }.into_any()
+                            }
+                            Err(e) => view! { <ErrorView error=e/> }.into_any(),
+                        }
+                    })}
+                </Transition>
+            </section>
+        }/>
     }
 }
 

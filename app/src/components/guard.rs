@@ -1,6 +1,15 @@
 //! One guard for every page: a signed-out visitor is sent to the sign-in page (which brings
 //! them back), a user without the role gets the one 403 view, and any error the one error
 //! view. A page inside it is only its data and its layout.
+//!
+//! The page's data (its resources) is created by the page component *before* the guard, never
+//! inside `page`: the server runs a view closure more than once (a dry run that starts the
+//! data, the render, a re-run when the session resolves), and a resource created in it would
+//! be created again each time, under new ids. The browser hydrates each resource from the
+//! value serialized under its id, so it would read a discarded copy (an `internal` error once
+//! that copy's request context is gone) beside the markup of the kept one, and the page would
+//! fail to hydrate. `page` only lays out what the page already holds; the test
+//! `pages_serialize_the_data_they_show_once` renders every page over and over to hold this.
 
 use crate::auth::Session;
 use crate::error::AppError;

@@ -1,5 +1,6 @@
 use super::api::my_dashboard;
 use crate::components::{ErrorView, Guard, when};
+use crate::error::AppError;
 use crate::i18n::format::{day, money, number};
 use crate::i18n::{role_text, status_text};
 use crate::t;
@@ -7,17 +8,21 @@ use leptos::prelude::*;
 use std::collections::BTreeMap;
 use types::{Credits, Dashboard, UsagePoint, UserInfo};
 
-#[component]
-pub fn DashboardPage() -> impl IntoView {
-    view! { <Guard page=|user| view! { <Fresh user/> }/> }
-}
-
 /// The dashboard reads the account again on every visit (the session's copy was read at
 /// sign-in, and a redeem or a call since has changed the balance), and its usage.
 #[component]
-fn Fresh(user: UserInfo) -> impl IntoView {
+pub fn DashboardPage() -> impl IntoView {
     let fresh = Resource::new(|| (), |_| crate::auth::api::current_user());
     let usage = Resource::new(|| (), |_| my_dashboard());
+    view! { <Guard page=move |user| view! { <Fresh user fresh usage/> }/> }
+}
+
+#[component]
+fn Fresh(
+    user: UserInfo,
+    fresh: Resource<Result<Option<UserInfo>, AppError>>,
+    usage: Resource<Result<Dashboard, AppError>>,
+) -> impl IntoView {
     view! {
         <Transition fallback=|| view! { <p class="muted">{t!("app.loading")}</p> }>
             {move || {

@@ -8,7 +8,7 @@ use types::KeyView;
 
 #[component]
 pub fn KeysPage() -> impl IntoView {
-    view! { <Guard page=|_| view! { <Keys/> }/> }
+    view! { <Keys/> }
 }
 
 /// The signed-in user's API keys: created (the secret shown once), disabled, enabled, deleted.
@@ -27,35 +27,38 @@ fn Keys() -> impl IntoView {
         },
         |_| my_keys(),
     );
+    let models = Resource::new(|| (), |_| my_models());
     let action_error = move || {
         let e = set_status.value().get().and_then(Result::err);
         e.or_else(|| delete.value().get().and_then(Result::err))
             .map(|e| error_text(&e))
     };
     view! {
-        <header class="page-head">
-            <h1>{t!("keys.title")}</h1>
-            <p class="muted">{t!("keys.lead")}</p>
-        </header>
-        <NewSecret create/>
-        <CreateForm create/>
-        <section class="panel">
-            <h2>{t!("keys.yours")}</h2>
-            <Show when=move || action_error().is_some()>
-                <p class="error" role="alert">{action_error}</p>
-            </Show>
-            <Transition fallback=|| view! { <p class="muted">{t!("app.loading")}</p> }>
-                {move || Suspend::new(async move {
-                    match keys.await {
-                        Ok(list) if list.is_empty() => {
-                            view! { <p class="muted" data-testid="no-keys">{t!("keys.none")}</p> }.into_any()
+        <Guard page=move |_| view! {
+            <header class="page-head">
+                <h1>{t!("keys.title")}</h1>
+                <p class="muted">{t!("keys.lead")}</p>
+            </header>
+            <NewSecret create/>
+            <CreateForm create models/>
+            <section class="panel">
+                <h2>{t!("keys.yours")}</h2>
+                <Show when=move || action_error().is_some()>
+                    <p class="error" role="alert">{action_error}</p>
+                </Show>
+                <Transition fallback=|| view! { <p class="muted">{t!("app.loading")}</p> }>
+                    {move || Suspend::new(async move {
+                        match keys.await {
+                            Ok(list) if list.is_empty() => {
+                                view! { <p class="muted" data-testid="no-keys">{t!("keys.none")}</p> }.into_any()
+                            }
+                            Ok(list) => view! { <KeyTable list set_status delete/> }.into_any(),
+                            Err(e) => view! { <ErrorView error=e/> }.into_any(),
                         }
-                        Ok(list) => view! { <KeyTable list set_status delete/> }.into_any(),
-                        Err(e) => view! { <ErrorView error=e/> }.into_any(),
-                    }
-                })}
-            </Transition>
-        </section>
+                    })}
+                </Transition>
+            </section>
+        }/>
     }
 }
 
@@ -94,8 +97,10 @@ fn NewSecret(create: ServerAction<CreateKey>) -> impl IntoView {
 
 /// The creation form: every field labelled, the server's error shown next to the field it names.
 #[component]
-fn CreateForm(create: ServerAction<CreateKey>) -> impl IntoView {
-    let models = Resource::new(|| (), |_| my_models());
+fn CreateForm(
+    create: ServerAction<CreateKey>,
+    models: Resource<Result<Vec<String>, AppError>>,
+) -> impl IntoView {
     let chosen = RwSignal::new(Vec::<String>::new());
     // A key made: the form is emptied for the next one.
     let form = NodeRef::<leptos::html::Form>::new();

@@ -15,7 +15,7 @@ use types::{CallsQuery, UsageRow};
 
 #[component]
 pub fn LogsPage() -> impl IntoView {
-    view! { <Guard page=|_| view! { <Logs scope=Scope::Mine/> }/> }
+    view! { <Logs scope=Scope::Mine/> }
 }
 
 /// Whose calls a page shows.
@@ -143,102 +143,104 @@ pub fn Logs(scope: Scope) -> impl IntoView {
     );
     let current = move |name: &'static str| query.with(|q| param(q, name)).unwrap_or_default();
     view! {
-        <header class="page-head">
-            <h1>{match scope { Scope::Mine => t!("logs.title"), Scope::All => t!("admin.calls_title") }}</h1>
-            <p class="muted">{match scope { Scope::Mine => t!("logs.lead"), Scope::All => t!("admin.calls_lead") }}</p>
-            {(scope == Scope::All).then(|| view! { <crate::admin::AdminNav/> })}
-        </header>
-        <section class="panel">
-            <Form method="GET" action=scope.path()>
-                <div class="filters">
-                    {(scope == Scope::All).then(|| view! {
+        <Guard admin={scope == Scope::All} page=move |_| view! {
+            <header class="page-head">
+                <h1>{match scope { Scope::Mine => t!("logs.title"), Scope::All => t!("admin.calls_title") }}</h1>
+                <p class="muted">{match scope { Scope::Mine => t!("logs.lead"), Scope::All => t!("admin.calls_lead") }}</p>
+                {(scope == Scope::All).then(|| view! { <crate::admin::AdminNav/> })}
+            </header>
+            <section class="panel">
+                <Form method="GET" action=scope.path()>
+                    <div class="filters">
+                        {(scope == Scope::All).then(|| view! {
+                            <label>
+                                <span>{t!("admin.user")}</span>
+                                <select name="user_id" data-testid="filter-user">
+                                    <option value="">{t!("admin.everyone")}</option>
+                                    <Transition fallback=|| ()>
+                                        {move || Suspend::new(async move {
+                                            let chosen = current("user_id");
+                                            let (users, _) = choices.await.unwrap_or_default();
+                                            users.into_iter().map(|u| {
+                                                let id = u.id.to_string();
+                                                let selected = id == chosen;
+                                                view! { <option value=id selected=selected>{u.username}</option> }
+                                            }).collect_view()
+                                        })}
+                                    </Transition>
+                                </select>
+                            </label>
+                        })}
                         <label>
-                            <span>{t!("admin.user")}</span>
-                            <select name="user_id" data-testid="filter-user">
-                                <option value="">{t!("admin.everyone")}</option>
+                            <span>{t!("logs.key")}</span>
+                            <select name="key_id" data-testid="filter-key">
+                                <option value="">{t!("logs.any")}</option>
                                 <Transition fallback=|| ()>
                                     {move || Suspend::new(async move {
-                                        let chosen = current("user_id");
-                                        let (users, _) = choices.await.unwrap_or_default();
-                                        users.into_iter().map(|u| {
-                                            let id = u.id.to_string();
+                                        let chosen = current("key_id");
+                                        let (_, keys) = choices.await.unwrap_or_default();
+                                        keys.into_iter().map(|k| {
+                                            let id = k.id.to_string();
                                             let selected = id == chosen;
-                                            view! { <option value=id selected=selected>{u.username}</option> }
+                                            view! { <option value=id selected=selected>{format!("{} ({})", k.name, k.prefix)}</option> }
                                         }).collect_view()
                                     })}
                                 </Transition>
                             </select>
                         </label>
-                    })}
-                    <label>
-                        <span>{t!("logs.key")}</span>
-                        <select name="key_id" data-testid="filter-key">
-                            <option value="">{t!("logs.any")}</option>
-                            <Transition fallback=|| ()>
-                                {move || Suspend::new(async move {
-                                    let chosen = current("key_id");
-                                    let (_, keys) = choices.await.unwrap_or_default();
-                                    keys.into_iter().map(|k| {
-                                        let id = k.id.to_string();
-                                        let selected = id == chosen;
-                                        view! { <option value=id selected=selected>{format!("{} ({})", k.name, k.prefix)}</option> }
-                                    }).collect_view()
-                                })}
-                            </Transition>
-                        </select>
-                    </label>
-                    <label>
-                        <span>{t!("logs.model")}</span>
-                        <input name="model" prop:value=move || current("model") data-testid="filter-model"/>
-                    </label>
-                    <label>
-                        <span>{t!("logs.status")}</span>
-                        <select name="status" data-testid="filter-status">
-                            <option value="" selected=move || current("status").is_empty()>{t!("logs.any")}</option>
-                            <option value="success" selected=move || current("status") == "success">{t!("logs.success")}</option>
-                            <option value="error" selected=move || current("status") == "error">{t!("logs.errors")}</option>
-                        </select>
-                    </label>
-                    <label>
-                        <span>{t!("logs.from")}</span>
-                        <input type="date" name="from" prop:value=move || current("from")/>
-                    </label>
-                    <label>
-                        <span>{t!("logs.to")}</span>
-                        <input type="date" name="to" prop:value=move || current("to")/>
-                    </label>
-                    <div class="filter-actions">
-                        <button type="submit" class="primary" data-testid="apply-filters">{t!("logs.apply")}</button>
-                        <a href=scope.path()>{t!("logs.clear")}</a>
-                        <a class="button" download="" rel="external" href=move || query.with(|q| export_href(scope, q)) data-testid="export-csv">{t!("logs.export")}</a>
+                        <label>
+                            <span>{t!("logs.model")}</span>
+                            <input name="model" prop:value=move || current("model") data-testid="filter-model"/>
+                        </label>
+                        <label>
+                            <span>{t!("logs.status")}</span>
+                            <select name="status" data-testid="filter-status">
+                                <option value="" selected=move || current("status").is_empty()>{t!("logs.any")}</option>
+                                <option value="success" selected=move || current("status") == "success">{t!("logs.success")}</option>
+                                <option value="error" selected=move || current("status") == "error">{t!("logs.errors")}</option>
+                            </select>
+                        </label>
+                        <label>
+                            <span>{t!("logs.from")}</span>
+                            <input type="date" name="from" prop:value=move || current("from")/>
+                        </label>
+                        <label>
+                            <span>{t!("logs.to")}</span>
+                            <input type="date" name="to" prop:value=move || current("to")/>
+                        </label>
+                        <div class="filter-actions">
+                            <button type="submit" class="primary" data-testid="apply-filters">{t!("logs.apply")}</button>
+                            <a href=scope.path()>{t!("logs.clear")}</a>
+                            <a class="button" download="" rel="external" href=move || query.with(|q| export_href(scope, q)) data-testid="export-csv">{t!("logs.export")}</a>
+                        </div>
                     </div>
-                </div>
-            </Form>
-        </section>
-        <section class="panel">
-            <Transition fallback=|| view! { <p class="muted">{t!("app.loading")}</p> }>
-                {move || Suspend::new(async move {
-                    match calls.await {
-                        Ok(page) => {
-                            let next = page.next_cursor.clone();
-                            let first = query.with(|q| param(q, "cursor").is_none());
-                            let newest = query.with(|q| with_cursor(scope, q, None));
-                            let older = next.map(|c| query.with(|q| with_cursor(scope, q, Some(&c))));
-                            view! {
-                                <CallTable rows=page.data/>
-                                <nav class="pager">
-                                    <Show when=move || !first>
-                                        <a href=newest.clone()>{t!("billing.newest")}</a>
-                                    </Show>
-                                    {older.map(|href| view! { <a href=href data-testid="older-calls">{t!("billing.older")}</a> })}
-                                </nav>
-                            }.into_any()
+                </Form>
+            </section>
+            <section class="panel">
+                <Transition fallback=|| view! { <p class="muted">{t!("app.loading")}</p> }>
+                    {move || Suspend::new(async move {
+                        match calls.await {
+                            Ok(page) => {
+                                let next = page.next_cursor.clone();
+                                let first = query.with(|q| param(q, "cursor").is_none());
+                                let newest = query.with(|q| with_cursor(scope, q, None));
+                                let older = next.map(|c| query.with(|q| with_cursor(scope, q, Some(&c))));
+                                view! {
+                                    <CallTable rows=page.data/>
+                                    <nav class="pager">
+                                        <Show when=move || !first>
+                                            <a href=newest.clone()>{t!("billing.newest")}</a>
+                                        </Show>
+                                        {older.map(|href| view! { <a href=href data-testid="older-calls">{t!("billing.older")}</a> })}
+                                    </nav>
+                                }.into_any()
+                            }
+                            Err(e) => view! { <ErrorView error=e/> }.into_any(),
                         }
-                        Err(e) => view! { <ErrorView error=e/> }.into_any(),
-                    }
-                })}
-            </Transition>
-        </section>
+                    })}
+                </Transition>
+            </section>
+        }/>
     }
 }
 

@@ -6,6 +6,7 @@ both_backends!(
     health_and_metrics_answer,
     readyz_turns_503_when_the_database_is_gone,
     pages_render_with_the_right_status,
+    pages_serialize_the_data_they_show_once,
     oversized_bodies_are_refused
 );
 
@@ -208,6 +209,115 @@ async fn pages_render_with_the_right_status(backend: Backend) {
             .expect("html")
             .contains("There is no page here.")
     );
+    app.stop().await;
+}
+
+/// The resources a server-rendered page hands to the browser, in the order of their ids:
+/// `(id, value)` from the first `__RESOLVED_RESOURCES=[…]` chunk and the later
+/// `__RESOLVED_RESOURCES[id] = …` ones.
+fn resolved_resources(html: &str) -> Vec<(u64, String)> {
+    let mut out = Vec::new();
+    if let Some(start) = html.find("__RESOLVED_RESOURCES=[") {
+        let list = &html[start + "__RESOLVED_RESOURCES=[".len()..];
+        let list = &list[..list.find("];").expect("end of the first chunk")];
+        // `12: "…",` entries; the values are JSON strings (quotes inside escaped).
+        let mut rest = list;
+        while let Some(colon) = rest.find(": \"") {
+            let id = rest[..colon].trim().trim_start_matches(',').trim();
+            let value = &rest[colon + 2..];
+            let end = string_end(value);
+            out.push((id.parse().expect("resource id"), value[..end].to_string()));
+            rest = &value[end..];
+        }
+    }
+    let mut rest = html;
+    while let Some(at) = rest.find("__RESOLVED_RESOURCES[") {
+        let tail = &rest[at + "__RESOLVED_RESOURCES[".len()..];
+        let close = tail.find(']').expect("]");
+        let value = &tail[close..];
+        let value = &value[value.find('"').expect("value")..];
+        let end = string_end(value);
+        out.push((
+            tail[..close].parse().expect("resource id"),
+            value[..end].to_string(),
+        ));
+        rest = &value[end..];
+    }
+    out.sort();
+    out
+}
+
+/// The length of the JSON string literal at the start of `s` (both quotes included).
+fn string_end(s: &str) -> usize {
+    let bytes = s.as_bytes();
+    let mut i = 1;
+    while bytes[i] != b'"' {
+        i += if bytes[i] == b'\\' { 2 } else { 1 };
+    }
+    i + 1
+}
+
+/// A page builds its data once per request: the browser hydrates each resource from the
+/// value the server serialized under the same id, so a page that the server built twice (its
+/// data created again inside a re-run view) would hand out values from a discarded copy (an
+/// `internal` error once that copy's request context is gone) beside markup from the kept
+/// one: the browser's view differs from the server's and hydration fails. Every page, signed
+/// in, many times over: always the same resources under the same ids, none an error.
+async fn pages_serialize_the_data_they_show_once(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let id = app.create_user("hyde", "hyde-password", "admin").await;
+    let client = TestApp::client();
+    assert_eq!(
+        app.login(&client, "hyde", "hyde-password").await.status(),
+        200
+    );
+    let user_page = format!("/admin/users/{id}");
+    let pages = [
+        "/",
+        "/keys",
+        "/logs",
+        "/billing",
+        "/pricing",
+        "/status",
+        "/docs",
+        "/account",
+        "/admin",
+        "/admin/users",
+        &user_page,
+        "/admin/keys",
+        "/admin/redeem",
+        "/admin/prices",
+        "/admin/channels",
+        "/admin/mappings",
+        "/admin/audit",
+        "/admin/jobs",
+        "/admin/calls",
+    ];
+    for page in pages {
+        let mut first: Option<Vec<(u64, String)>> = None;
+        for round in 0..12 {
+            let res = client.get(app.url(page)).send().await.expect("page");
+            assert_eq!(res.status(), 200, "{page}");
+            let html = res.text().await.expect("html");
+            let data = resolved_resources(&html);
+            assert!(!data.is_empty(), "{page}: no serialized resources");
+            for (id, value) in &data {
+                assert!(
+                    !value.starts_with(r#""{\"Err\""#),
+                    "{page}, round {round}: resource {id} is an error: {value}"
+                );
+            }
+            let ids: Vec<u64> = data.iter().map(|(id, _)| *id).collect();
+            match &first {
+                None => first = Some(data),
+                Some(f) => assert_eq!(
+                    f.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
+                    ids,
+                    "{page}, round {round}: the page serialized other resources than before"
+                ),
+            }
+        }
+    }
     app.stop().await;
 }
 
