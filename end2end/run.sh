@@ -2,7 +2,7 @@
 # Starts the release build on a fresh SQLite database and a free port, and the mock upstream
 # (the journeys add a channel to it), runs Playwright against them, and stops them. The server
 # runs in an empty folder and serves the console it carries (TOLLGATE_SITE names a site folder
-# to serve instead). Exit code: Playwright's.
+# to serve instead). Arguments go to `playwright test`. Exit code: Playwright's.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(dirname "$here")"
@@ -41,7 +41,7 @@ cd "$here"
 export TOLLGATE_E2E_URL="http://127.0.0.1:$port"
 export TOLLGATE_E2E_MOCK_URL="http://127.0.0.1:$mock_port/v1"
 status=0
-npx playwright test || status=$?
+npx playwright test "$@" || status=$?
 if [ "$status" -ne 0 ]; then
   # The whole log stays beside Playwright's results; its end is printed.
   mkdir -p "$here/test-results" && cp "$work/server.log" "$here/test-results/server.log"

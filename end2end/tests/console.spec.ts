@@ -7,29 +7,15 @@ const ADMIN_PASSWORD = process.env.TOLLGATE_ADMIN_PASSWORD ?? "";
 // also logs the 400/401/403/409 answers these journeys provoke on purpose (bad input, refusals,
 // a name already taken); those alone are expected.
 const EXPECTED = /^Failed to load resource: the server responded with a status of 40[0139] /;
-// A page whose hydration failed reloads itself once (frontend/src/lib.rs, a Leptos race on about
-// 1 load in 40): its panic, and the trap that follows it, are the known failure, reported apart
-// (a page that fails again stays inert, and the journey fails on it).
-const RELOADED = "tollgate: the page failed to hydrate; reloading it once";
-
+// A page whose hydration fails reloads itself once (frontend/src/lib.rs) and warns: for the
+// journeys that is a failure like any other error (the panic, and its warning, are collected).
 function watchErrors(page: Page): string[] {
   const errors: string[] = [];
-  let trap = false;
   page.on("console", (msg) => {
-    if (msg.type() === "warning" && msg.text() === RELOADED) {
-      const panic = errors.pop() ?? "";
-      console.log(`[e2e] hydration failed and the page reloaded: ${page.url()}: ${panic.split("\n")[0]}`);
-      trap = true;
-    }
-    if (msg.type() === "error" && !EXPECTED.test(msg.text())) errors.push(msg.text());
+    const bad = msg.type() === "error" || (msg.type() === "warning" && msg.text().startsWith("tollgate:"));
+    if (bad && !EXPECTED.test(msg.text())) errors.push(msg.text());
   });
-  page.on("pageerror", (err) => {
-    if (trap && err.message === "unreachable") {
-      trap = false;
-      return;
-    }
-    errors.push(err.message);
-  });
+  page.on("pageerror", (err) => errors.push(err.message));
   return errors;
 }
 

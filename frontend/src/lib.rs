@@ -8,11 +8,12 @@ const RELOADED: &str = "tollgate.rehydrated";
 /// Hydrates the page. Pages are lazy routes (each its own wasm chunk), so hydration is async: it
 /// waits for the page's chunk (preloaded by the page's own `<link>`s) before it walks the DOM.
 ///
-/// Leptos 0.8's async hydration of lazy routes fails on a small share of page loads (about 1 in
-/// 40 on a fast machine, before and after any change of ours: tachys finds a text node where it
-/// expects a marker and panics), which leaves the server-rendered page inert. Such a page
-/// reloads itself once (remembered per tab for that URL, so a page that always fails does not
-/// loop), and says so on the console.
+/// A page whose hydration panics (the browser's view of the page differs from the server's,
+/// say a page built from other data than it was rendered with) would stay server-rendered and
+/// inert: it reloads itself once instead (remembered per tab for that URL, so a page that always
+/// fails does not loop), and says so on the console, where the end-to-end tests count it as a
+/// failure. The one such cause seen, data created inside a guarded page's view, is gone (see
+/// `app::components::guard`).
 #[wasm_bindgen::prelude::wasm_bindgen]
 pub fn hydrate() {
     console_error_panic_hook::set_once();
