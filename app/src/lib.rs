@@ -18,6 +18,7 @@ pub mod pricing;
 #[cfg(feature = "ssr")]
 pub mod ssr;
 pub mod status;
+pub mod wire;
 
 use leptos::prelude::*;
 use leptos_meta::{HashedStylesheet, MetaTags, Title, provide_meta_context};

@@ -29,7 +29,7 @@ fn Audit() -> impl IntoView {
     let action = RwSignal::new(String::new());
     let actor = RwSignal::new(String::new());
     let cursor = RwSignal::new(None::<String>);
-    let entries = Resource::new(
+    let entries = crate::wire::resource(
         move || (action.get(), actor.get(), cursor.get()),
         |(action, actor, cursor)| audit_log(action, actor, cursor),
     );

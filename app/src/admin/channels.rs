@@ -19,7 +19,7 @@ fn Channels() -> impl IntoView {
     let toggle = ServerAction::<ToggleChannel>::new();
     let delete = ServerAction::<DeleteChannel>::new();
     let test = ServerAction::<TestChannel>::new();
-    let data = Resource::new(
+    let data = crate::wire::resource(
         move || {
             (
                 save.version().get(),

@@ -27,7 +27,7 @@ fn job_lead(name: &str) -> &'static str {
 #[component]
 fn Jobs() -> impl IntoView {
     let run = ServerAction::<RunJob>::new();
-    let data = Resource::new(move || run.version().get(), |_| admin_jobs());
+    let data = crate::wire::resource(move || run.version().get(), |_| admin_jobs());
     let errors = FormError::new(move || run.value().get().and_then(Result::err), &[]);
     view! {
         <Guard admin=true page=move |_| view! {

@@ -19,7 +19,7 @@ fn AllKeys() -> impl IntoView {
     let set_status = ServerAction::<AdminKeyStatus>::new();
     let delete = ServerAction::<AdminDeleteKey>::new();
     let limits = ServerAction::<KeyLimits>::new();
-    let data = Resource::new(
+    let data = crate::wire::resource(
         move || {
             (
                 set_status.version().get(),

@@ -20,7 +20,7 @@ fn Mappings() -> impl IntoView {
     let set = ServerAction::<SetMapping>::new();
     let add = ServerAction::<AddTarget>::new();
     let delete = ServerAction::<DeleteMapping>::new();
-    let data = Resource::new(
+    let data = crate::wire::resource(
         move || {
             (
                 set.version().get(),

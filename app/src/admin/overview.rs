@@ -17,7 +17,7 @@ pub fn AdminOverviewPage() -> impl IntoView {
 
 #[component]
 fn Overview() -> impl IntoView {
-    let data = Resource::new(|| (), |_| admin_overview());
+    let data = crate::wire::resource(|| (), |_| admin_overview());
     view! {
         <Guard admin=true page=move |_| view! {
             <header class="page-head">

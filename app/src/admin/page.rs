@@ -20,7 +20,7 @@ fn Users() -> impl IntoView {
     let set_status = ServerAction::<SetUserStatus>::new();
     let update = ServerAction::<UpdateUser>::new();
     let adjust = ServerAction::<AdjustBalance>::new();
-    let users = Resource::new(
+    let users = crate::wire::resource(
         move || {
             (
                 create.version().get(),

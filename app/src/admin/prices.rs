@@ -18,7 +18,7 @@ pub fn AdminPricesPage() -> impl IntoView {
 fn Prices() -> impl IntoView {
     let set_price = ServerAction::<SetPrice>::new();
     let set_group = ServerAction::<SetGroup>::new();
-    let data = Resource::new(
+    let data = crate::wire::resource(
         move || (set_price.version().get(), set_group.version().get()),
         |_| admin_prices(),
     );
@@ -26,7 +26,7 @@ fn Prices() -> impl IntoView {
     let editing = RwSignal::new(None::<PriceView>);
     // The model whose versions are shown (after a save, with the new one).
     let shown = RwSignal::new(None::<String>);
-    let history = Resource::new(
+    let history = crate::wire::resource(
         move || (shown.get(), set_price.version().get()),
         |(model, _)| async move {
             match model {

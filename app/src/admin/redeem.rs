@@ -29,7 +29,7 @@ fn Redeem() -> impl IntoView {
     let void_batch = ServerAction::<VoidBatch>::new();
     let void_code = ServerAction::<VoidCode>::new();
     let cursor = RwSignal::new(None::<String>);
-    let batches = Resource::new(
+    let batches = crate::wire::resource(
         move || {
             (
                 cursor.get(),
@@ -221,7 +221,7 @@ fn BatchRow(
 #[component]
 fn BatchCodes(id: i64, void_code: ServerAction<VoidCode>) -> impl IntoView {
     let cursor = RwSignal::new(None::<String>);
-    let codes = Resource::new(
+    let codes = crate::wire::resource(
         move || (cursor.get(), void_code.version().get()),
         move |(cursor, _)| batch_codes(id, cursor),
     );

@@ -24,7 +24,7 @@ fn User() -> impl IntoView {
     let query = use_query_map();
     let id = move || params.with(|p| p.get("id").and_then(|v| v.parse::<i64>().ok()));
     let cursor = move || query.with(|q| q.get("cursor"));
-    let data = Resource::new(
+    let data = crate::wire::resource(
         move || (id(), cursor()),
         |(id, cursor)| async move {
             // A path that is no number is no user.

@@ -1,6 +1,5 @@
 use super::api::{Login, Logout, Register, current_user, registration_open};
 use crate::components::after_sign_in;
-use crate::error::AppError;
 use crate::i18n::error_text;
 use crate::t;
 use leptos::prelude::*;
@@ -11,7 +10,7 @@ use types::UserInfo;
 /// The console's view of who is signed in, shared through context.
 #[derive(Clone, Copy)]
 pub struct Session {
-    pub user: Resource<Result<Option<UserInfo>, AppError>>,
+    pub user: crate::wire::Data<Option<UserInfo>>,
     pub login: ServerAction<Login>,
     pub logout: ServerAction<Logout>,
     pub register: ServerAction<Register>,
@@ -22,7 +21,7 @@ impl Session {
         let login = ServerAction::<Login>::new();
         let logout = ServerAction::<Logout>::new();
         let register = ServerAction::<Register>::new();
-        let user = Resource::new(
+        let user = crate::wire::resource(
             move || {
                 (
                     login.version().get(),
@@ -48,7 +47,7 @@ pub fn LoginPage() -> impl IntoView {
     let session = expect_context::<Session>();
     let show_password = RwSignal::new(false);
     let registering = RwSignal::new(false);
-    let open = Resource::new(|| (), |_| registration_open());
+    let open = crate::wire::resource(|| (), |_| registration_open());
     let error = move || {
         let action = if registering.get() {
             session.register.value().get()

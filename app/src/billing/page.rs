@@ -20,7 +20,7 @@ fn Billing() -> impl IntoView {
     let redeem = ServerAction::<Redeem>::new();
     let query = use_query_map();
     let cursor = move || query.with(|q| q.get("cursor"));
-    let ledger = Resource::new(
+    let ledger = crate::wire::resource(
         move || (cursor(), redeem.version().get()),
         |(cursor, _)| {
             my_ledger(LedgerQuery {

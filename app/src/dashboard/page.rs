@@ -1,6 +1,5 @@
 use super::api::my_dashboard;
 use crate::components::{ErrorView, Guard, when};
-use crate::error::AppError;
 use crate::i18n::format::{day, money, number};
 use crate::i18n::{role_text, status_text};
 use crate::t;
@@ -12,16 +11,16 @@ use types::{Credits, Dashboard, UsagePoint, UserInfo};
 /// sign-in, and a redeem or a call since has changed the balance), and its usage.
 #[component]
 pub fn DashboardPage() -> impl IntoView {
-    let fresh = Resource::new(|| (), |_| crate::auth::api::current_user());
-    let usage = Resource::new(|| (), |_| my_dashboard());
+    let fresh = crate::wire::resource(|| (), |_| crate::auth::api::current_user());
+    let usage = crate::wire::resource(|| (), |_| my_dashboard());
     view! { <Guard page=move |user| view! { <Fresh user fresh usage/> }/> }
 }
 
 #[component]
 fn Fresh(
     user: UserInfo,
-    fresh: Resource<Result<Option<UserInfo>, AppError>>,
-    usage: Resource<Result<Dashboard, AppError>>,
+    fresh: crate::wire::Data<Option<UserInfo>>,
+    usage: crate::wire::Data<Dashboard>,
 ) -> impl IntoView {
     view! {
         <Transition fallback=|| view! { <p class="muted">{t!("app.loading")}</p> }>

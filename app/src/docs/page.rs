@@ -8,7 +8,7 @@ use types::docs::{ApiDoc, DocOperation};
 /// searchable by path or summary.
 #[component]
 pub fn DocsPage() -> impl IntoView {
-    let doc = Resource::new(|| (), |()| api_reference());
+    let doc = crate::wire::resource(|| (), |()| api_reference());
     view! {
         <header class="page-head">
             <h1>{t!("docs.title")}</h1>

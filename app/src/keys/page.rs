@@ -17,7 +17,7 @@ fn Keys() -> impl IntoView {
     let create = ServerAction::<CreateKey>::new();
     let set_status = ServerAction::<SetKeyStatus>::new();
     let delete = ServerAction::<DeleteKey>::new();
-    let keys = Resource::new(
+    let keys = crate::wire::resource(
         move || {
             (
                 create.version().get(),
@@ -27,7 +27,7 @@ fn Keys() -> impl IntoView {
         },
         |_| my_keys(),
     );
-    let models = Resource::new(|| (), |_| my_models());
+    let models = crate::wire::resource(|| (), |_| my_models());
     let action_error = move || {
         let e = set_status.value().get().and_then(Result::err);
         e.or_else(|| delete.value().get().and_then(Result::err))
@@ -99,7 +99,7 @@ fn NewSecret(create: ServerAction<CreateKey>) -> impl IntoView {
 #[component]
 fn CreateForm(
     create: ServerAction<CreateKey>,
-    models: Resource<Result<Vec<String>, AppError>>,
+    models: crate::wire::Data<Vec<String>>,
 ) -> impl IntoView {
     let chosen = RwSignal::new(Vec::<String>::new());
     // A key made: the form is emptied for the next one.

@@ -119,7 +119,7 @@ fn export_href(scope: Scope, q: &ParamsMap) -> String {
 #[component]
 pub fn Logs(scope: Scope) -> impl IntoView {
     let query = use_query_map();
-    let calls = Resource::new(
+    let calls = crate::wire::resource(
         move || query.with(|q| query_of(scope, q)),
         move |q| async move {
             match scope {
@@ -129,7 +129,7 @@ pub fn Logs(scope: Scope) -> impl IntoView {
         },
     );
     // The key filter: the user's keys, or (administrators) every user's and every key.
-    let choices = Resource::new(
+    let choices = crate::wire::resource(
         || (),
         move |_| async move {
             match scope {

@@ -8,7 +8,7 @@ use types::ModelPrice;
 /// The price table, searchable; open to visitors who are not signed in.
 #[component]
 pub fn PricingPage() -> impl IntoView {
-    let table = Resource::new(|| (), |_| prices());
+    let table = crate::wire::resource(|| (), |_| prices());
     let filter = RwSignal::new(String::new());
     view! {
         <header class="page-head">

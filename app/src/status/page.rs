@@ -8,7 +8,7 @@ use types::{HealthFigures, HourHealth, ModelState, ModelStatus, ServiceStatus};
 /// Service health and per-model availability; open to visitors who are not signed in.
 #[component]
 pub fn StatusPage() -> impl IntoView {
-    let status = Resource::new(|| (), |_| status_reading());
+    let status = crate::wire::resource(|| (), |_| status_reading());
     view! {
         <header class="page-head">
             <h1>{t!("status.title")}</h1>
