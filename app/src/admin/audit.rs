@@ -5,6 +5,7 @@ use super::api::audit_log;
 use super::nav::AdminNav;
 use crate::components::{ErrorView, Guard, when};
 use crate::t;
+use crate::wire;
 use leptos::prelude::*;
 
 #[component]
@@ -29,7 +30,7 @@ fn Audit() -> impl IntoView {
     let action = RwSignal::new(String::new());
     let actor = RwSignal::new(String::new());
     let cursor = RwSignal::new(None::<String>);
-    let entries = crate::wire::resource(
+    let entries = wire::resource(
         move || (action.get(), actor.get(), cursor.get()),
         |(action, actor, cursor)| audit_log(action, actor, cursor),
     );

@@ -5,6 +5,7 @@ use super::api::{DeleteChannel, SaveChannel, TestChannel, ToggleChannel, admin_c
 use super::nav::{AdminNav, FormError};
 use crate::components::{ErrorView, Guard};
 use crate::t;
+use crate::wire;
 use leptos::prelude::*;
 use types::{ChannelHealth, ChannelView};
 
@@ -19,7 +20,7 @@ fn Channels() -> impl IntoView {
     let toggle = ServerAction::<ToggleChannel>::new();
     let delete = ServerAction::<DeleteChannel>::new();
     let test = ServerAction::<TestChannel>::new();
-    let data = crate::wire::resource(
+    let data = wire::resource(
         move || {
             (
                 save.version().get(),

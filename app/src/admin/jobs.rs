@@ -6,6 +6,7 @@ use super::nav::{AdminNav, FormError};
 use crate::components::{ErrorView, Guard};
 use crate::i18n::format::{millis, number, when};
 use crate::t;
+use crate::wire;
 use leptos::prelude::*;
 use types::{JobOutcome, JobView};
 
@@ -27,7 +28,7 @@ fn job_lead(name: &str) -> &'static str {
 #[component]
 fn Jobs() -> impl IntoView {
     let run = ServerAction::<RunJob>::new();
-    let data = crate::wire::resource(move || run.version().get(), |_| admin_jobs());
+    let data = wire::resource(move || run.version().get(), |_| admin_jobs());
     let errors = FormError::new(move || run.value().get().and_then(Result::err), &[]);
     view! {
         <Guard admin=true page=move |_| view! {

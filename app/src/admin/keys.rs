@@ -5,6 +5,7 @@ use super::nav::{AdminNav, FormError};
 use crate::components::{ErrorView, Guard, when};
 use crate::i18n::format::money;
 use crate::t;
+use crate::wire;
 use leptos::prelude::*;
 use std::collections::HashMap;
 use types::KeyView;
@@ -19,7 +20,7 @@ fn AllKeys() -> impl IntoView {
     let set_status = ServerAction::<AdminKeyStatus>::new();
     let delete = ServerAction::<AdminDeleteKey>::new();
     let limits = ServerAction::<KeyLimits>::new();
-    let data = crate::wire::resource(
+    let data = wire::resource(
         move || {
             (
                 set_status.version().get(),

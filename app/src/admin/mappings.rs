@@ -6,6 +6,7 @@ use super::api::{AddTarget, DeleteMapping, SetMapping, admin_mappings};
 use super::nav::{AdminNav, FormError};
 use crate::components::{ErrorView, Guard};
 use crate::t;
+use crate::wire;
 use leptos::prelude::*;
 use std::collections::HashSet;
 use types::Mapping;
@@ -20,7 +21,7 @@ fn Mappings() -> impl IntoView {
     let set = ServerAction::<SetMapping>::new();
     let add = ServerAction::<AddTarget>::new();
     let delete = ServerAction::<DeleteMapping>::new();
-    let data = crate::wire::resource(
+    let data = wire::resource(
         move || {
             (
                 set.version().get(),

@@ -7,6 +7,7 @@ use super::nav::AdminNav;
 use crate::components::{ErrorView, Guard, when};
 use crate::i18n::format::{money, number, percent};
 use crate::t;
+use crate::wire;
 use leptos::prelude::*;
 use types::{AdminOverview, MinutePoint, TopItem};
 
@@ -17,7 +18,7 @@ pub fn AdminOverviewPage() -> impl IntoView {
 
 #[component]
 fn Overview() -> impl IntoView {
-    let data = crate::wire::resource(|| (), |_| admin_overview());
+    let data = wire::resource(|| (), |_| admin_overview());
     view! {
         <Guard admin=true page=move |_| view! {
             <header class="page-head">

@@ -5,6 +5,7 @@ use crate::error::ErrorKind;
 use crate::i18n::format::money;
 use crate::i18n::{error_text, role_text, status_text};
 use crate::t;
+use crate::wire;
 use leptos::prelude::*;
 use types::{UserInfo, UserStatus};
 
@@ -20,7 +21,7 @@ fn Users() -> impl IntoView {
     let set_status = ServerAction::<SetUserStatus>::new();
     let update = ServerAction::<UpdateUser>::new();
     let adjust = ServerAction::<AdjustBalance>::new();
-    let users = crate::wire::resource(
+    let users = wire::resource(
         move || {
             (
                 create.version().get(),

@@ -6,6 +6,7 @@ use super::nav::{AdminNav, FormError};
 use crate::components::{ErrorView, Guard, when};
 use crate::i18n::format::money;
 use crate::t;
+use crate::wire;
 use leptos::prelude::*;
 use types::{PriceVersion, PriceView};
 
@@ -18,7 +19,7 @@ pub fn AdminPricesPage() -> impl IntoView {
 fn Prices() -> impl IntoView {
     let set_price = ServerAction::<SetPrice>::new();
     let set_group = ServerAction::<SetGroup>::new();
-    let data = crate::wire::resource(
+    let data = wire::resource(
         move || (set_price.version().get(), set_group.version().get()),
         |_| admin_prices(),
     );
@@ -26,7 +27,7 @@ fn Prices() -> impl IntoView {
     let editing = RwSignal::new(None::<PriceView>);
     // The model whose versions are shown (after a save, with the new one).
     let shown = RwSignal::new(None::<String>);
-    let history = crate::wire::resource(
+    let history = wire::resource(
         move || (shown.get(), set_price.version().get()),
         |(model, _)| async move {
             match model {

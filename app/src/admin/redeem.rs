@@ -6,6 +6,7 @@ use super::nav::{AdminNav, FormError};
 use crate::components::{ErrorView, Guard, encode_query, when};
 use crate::i18n::format::money;
 use crate::t;
+use crate::wire;
 use leptos::prelude::*;
 use types::{CreatedRedeemBatch, Credits, RedeemBatch, RedeemStatus};
 
@@ -29,7 +30,7 @@ fn Redeem() -> impl IntoView {
     let void_batch = ServerAction::<VoidBatch>::new();
     let void_code = ServerAction::<VoidCode>::new();
     let cursor = RwSignal::new(None::<String>);
-    let batches = crate::wire::resource(
+    let batches = wire::resource(
         move || {
             (
                 cursor.get(),
@@ -221,7 +222,7 @@ fn BatchRow(
 #[component]
 fn BatchCodes(id: i64, void_code: ServerAction<VoidCode>) -> impl IntoView {
     let cursor = RwSignal::new(None::<String>);
-    let codes = crate::wire::resource(
+    let codes = wire::resource(
         move || (cursor.get(), void_code.version().get()),
         move |(cursor, _)| batch_codes(id, cursor),
     );

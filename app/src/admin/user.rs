@@ -9,6 +9,7 @@ use crate::dashboard::page::UsageChart;
 use crate::i18n::format::{money, number};
 use crate::i18n::{role_text, status_text};
 use crate::t;
+use crate::wire;
 use leptos::prelude::*;
 use leptos_router::hooks::{use_params_map, use_query_map};
 use types::{KeyView, UserDetail};
@@ -24,7 +25,7 @@ fn User() -> impl IntoView {
     let query = use_query_map();
     let id = move || params.with(|p| p.get("id").and_then(|v| v.parse::<i64>().ok()));
     let cursor = move || query.with(|q| q.get("cursor"));
-    let data = crate::wire::resource(
+    let data = wire::resource(
         move || (id(), cursor()),
         |(id, cursor)| async move {
             // A path that is no number is no user.

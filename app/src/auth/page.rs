@@ -2,6 +2,7 @@ use super::api::{Login, Logout, Register, current_user, registration_open};
 use crate::components::after_sign_in;
 use crate::i18n::error_text;
 use crate::t;
+use crate::wire;
 use leptos::prelude::*;
 use leptos_router::components::Redirect;
 use leptos_router::hooks::use_query_map;
@@ -10,7 +11,7 @@ use types::UserInfo;
 /// The console's view of who is signed in, shared through context.
 #[derive(Clone, Copy)]
 pub struct Session {
-    pub user: crate::wire::Data<Option<UserInfo>>,
+    pub user: wire::Data<Option<UserInfo>>,
     pub login: ServerAction<Login>,
     pub logout: ServerAction<Logout>,
     pub register: ServerAction<Register>,
@@ -21,7 +22,7 @@ impl Session {
         let login = ServerAction::<Login>::new();
         let logout = ServerAction::<Logout>::new();
         let register = ServerAction::<Register>::new();
-        let user = crate::wire::resource(
+        let user = wire::resource(
             move || {
                 (
                     login.version().get(),
@@ -47,7 +48,7 @@ pub fn LoginPage() -> impl IntoView {
     let session = expect_context::<Session>();
     let show_password = RwSignal::new(false);
     let registering = RwSignal::new(false);
-    let open = crate::wire::resource(|| (), |_| registration_open());
+    let open = wire::resource(|| (), |_| registration_open());
     let error = move || {
         let action = if registering.get() {
             session.register.value().get()

@@ -6,6 +6,7 @@ use crate::dashboard::api::{Redeem, my_ledger};
 use crate::i18n::error_text;
 use crate::i18n::format::money;
 use crate::t;
+use crate::wire;
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 use types::{LedgerQuery, LedgerRow};
@@ -20,7 +21,7 @@ fn Billing() -> impl IntoView {
     let redeem = ServerAction::<Redeem>::new();
     let query = use_query_map();
     let cursor = move || query.with(|q| q.get("cursor"));
-    let ledger = crate::wire::resource(
+    let ledger = wire::resource(
         move || (cursor(), redeem.version().get()),
         |(cursor, _)| {
             my_ledger(LedgerQuery {

@@ -3,6 +3,7 @@ use crate::components::{ErrorView, Guard, when};
 use crate::i18n::format::{day, money, number};
 use crate::i18n::{role_text, status_text};
 use crate::t;
+use crate::wire;
 use leptos::prelude::*;
 use std::collections::BTreeMap;
 use types::{Credits, Dashboard, UsagePoint, UserInfo};
@@ -11,16 +12,16 @@ use types::{Credits, Dashboard, UsagePoint, UserInfo};
 /// sign-in, and a redeem or a call since has changed the balance), and its usage.
 #[component]
 pub fn DashboardPage() -> impl IntoView {
-    let fresh = crate::wire::resource(|| (), |_| crate::auth::api::current_user());
-    let usage = crate::wire::resource(|| (), |_| my_dashboard());
+    let fresh = wire::resource(|| (), |_| crate::auth::api::current_user());
+    let usage = wire::resource(|| (), |_| my_dashboard());
     view! { <Guard page=move |user| view! { <Fresh user fresh usage/> }/> }
 }
 
 #[component]
 fn Fresh(
     user: UserInfo,
-    fresh: crate::wire::Data<Option<UserInfo>>,
-    usage: crate::wire::Data<Dashboard>,
+    fresh: wire::Data<Option<UserInfo>>,
+    usage: wire::Data<Dashboard>,
 ) -> impl IntoView {
     view! {
         <Transition fallback=|| view! { <p class="muted">{t!("app.loading")}</p> }>

@@ -1,6 +1,7 @@
 use super::api::api_reference;
 use crate::components::ErrorView;
 use crate::t;
+use crate::wire;
 use leptos::prelude::*;
 use types::docs::{ApiDoc, DocOperation};
 
@@ -8,7 +9,7 @@ use types::docs::{ApiDoc, DocOperation};
 /// searchable by path or summary.
 #[component]
 pub fn DocsPage() -> impl IntoView {
-    let doc = crate::wire::resource(|| (), |()| api_reference());
+    let doc = wire::resource(|| (), |()| api_reference());
     view! {
         <header class="page-head">
             <h1>{t!("docs.title")}</h1>

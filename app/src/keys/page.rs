@@ -3,6 +3,7 @@ use crate::components::{ErrorView, Guard, when};
 use crate::error::AppError;
 use crate::i18n::error_text;
 use crate::t;
+use crate::wire;
 use leptos::prelude::*;
 use types::KeyView;
 
@@ -17,7 +18,7 @@ fn Keys() -> impl IntoView {
     let create = ServerAction::<CreateKey>::new();
     let set_status = ServerAction::<SetKeyStatus>::new();
     let delete = ServerAction::<DeleteKey>::new();
-    let keys = crate::wire::resource(
+    let keys = wire::resource(
         move || {
             (
                 create.version().get(),
@@ -27,7 +28,7 @@ fn Keys() -> impl IntoView {
         },
         |_| my_keys(),
     );
-    let models = crate::wire::resource(|| (), |_| my_models());
+    let models = wire::resource(|| (), |_| my_models());
     let action_error = move || {
         let e = set_status.value().get().and_then(Result::err);
         e.or_else(|| delete.value().get().and_then(Result::err))
@@ -97,10 +98,7 @@ fn NewSecret(create: ServerAction<CreateKey>) -> impl IntoView {
 
 /// The creation form: every field labelled, the server's error shown next to the field it names.
 #[component]
-fn CreateForm(
-    create: ServerAction<CreateKey>,
-    models: crate::wire::Data<Vec<String>>,
-) -> impl IntoView {
+fn CreateForm(create: ServerAction<CreateKey>, models: wire::Data<Vec<String>>) -> impl IntoView {
     let chosen = RwSignal::new(Vec::<String>::new());
     // A key made: the form is emptied for the next one.
     let form = NodeRef::<leptos::html::Form>::new();

@@ -7,6 +7,7 @@ use crate::dashboard::api::my_calls;
 use crate::i18n::format::{millis, money, number};
 use crate::keys::api::my_keys;
 use crate::t;
+use crate::wire;
 use leptos::prelude::*;
 use leptos_router::components::Form;
 use leptos_router::hooks::use_query_map;
@@ -119,7 +120,7 @@ fn export_href(scope: Scope, q: &ParamsMap) -> String {
 #[component]
 pub fn Logs(scope: Scope) -> impl IntoView {
     let query = use_query_map();
-    let calls = crate::wire::resource(
+    let calls = wire::resource(
         move || query.with(|q| query_of(scope, q)),
         move |q| async move {
             match scope {
@@ -129,7 +130,7 @@ pub fn Logs(scope: Scope) -> impl IntoView {
         },
     );
     // The key filter: the user's keys, or (administrators) every user's and every key.
-    let choices = crate::wire::resource(
+    let choices = wire::resource(
         || (),
         move |_| async move {
             match scope {

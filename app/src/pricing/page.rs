@@ -2,13 +2,14 @@ use super::api::prices;
 use crate::components::ErrorView;
 use crate::i18n::format::money;
 use crate::t;
+use crate::wire;
 use leptos::prelude::*;
 use types::ModelPrice;
 
 /// The price table, searchable; open to visitors who are not signed in.
 #[component]
 pub fn PricingPage() -> impl IntoView {
-    let table = crate::wire::resource(|| (), |_| prices());
+    let table = wire::resource(|| (), |_| prices());
     let filter = RwSignal::new(String::new());
     view! {
         <header class="page-head">

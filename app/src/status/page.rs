@@ -2,13 +2,14 @@ use super::api::status_reading;
 use crate::components::{ErrorView, when};
 use crate::i18n::format::{millis, number, percent};
 use crate::t;
+use crate::wire;
 use leptos::prelude::*;
 use types::{HealthFigures, HourHealth, ModelState, ModelStatus, ServiceStatus};
 
 /// Service health and per-model availability; open to visitors who are not signed in.
 #[component]
 pub fn StatusPage() -> impl IntoView {
-    let status = crate::wire::resource(|| (), |_| status_reading());
+    let status = wire::resource(|| (), |_| status_reading());
     view! {
         <header class="page-head">
             <h1>{t!("status.title")}</h1>
