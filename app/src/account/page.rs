@@ -1,5 +1,5 @@
 use super::api::{ChangePassword, SignOutEverywhere};
-use crate::components::Guard;
+use crate::components::{Guard, Post, PostForm};
 use crate::i18n::{Lang, SetLanguage, error_text, lang};
 use crate::t;
 use leptos::prelude::*;
@@ -12,9 +12,9 @@ pub fn AccountPage() -> impl IntoView {
 /// Password, sessions and language.
 #[component]
 fn Account() -> impl IntoView {
-    let change = ServerAction::<ChangePassword>::new();
-    let everywhere = ServerAction::<SignOutEverywhere>::new();
-    let set_lang = ServerAction::<SetLanguage>::new();
+    let change = Post::<ChangePassword>::new();
+    let everywhere = Post::<SignOutEverywhere>::new();
+    let set_lang = Post::<SetLanguage>::new();
     let form = NodeRef::<leptos::html::Form>::new();
     Effect::watch(
         move || change.version().get(),
@@ -72,7 +72,7 @@ fn Account() -> impl IntoView {
         </header>
         <section class="panel">
             <h2>{t!("account.password")}</h2>
-            <ActionForm action=change node_ref=form>
+            <PostForm action=change node_ref=form>
                 <div class="form-grid">
                     <label>
                         <span>{t!("account.current")}</span>
@@ -93,23 +93,23 @@ fn Account() -> impl IntoView {
                 <Show when=move || other_error().is_some()>
                     <p class="error" role="alert">{other_error}</p>
                 </Show>
-            </ActionForm>
+            </PostForm>
         </section>
         <section class="panel">
             <h2>{t!("account.sessions")}</h2>
             <p class="muted">{t!("account.everywhere_text")}</p>
-            <ActionForm action=everywhere>
+            <PostForm action=everywhere>
                 <button type="submit" class="danger" data-testid="sign-out-everywhere">{t!("account.everywhere")}</button>
-            </ActionForm>
+            </PostForm>
         </section>
         <section class="panel">
             <h2>{t!("nav.language")}</h2>
             <div class="segmented" role="group" aria-label=t!("nav.language")>
                 {Lang::ALL.into_iter().map(|l| view! {
-                    <ActionForm action=set_lang>
+                    <PostForm action=set_lang>
                         <input type="hidden" name="lang" value=l.tag()/>
                         <button type="submit" class="small" lang=l.tag() aria-pressed=(l == current).to_string()>{l.name()}</button>
-                    </ActionForm>
+                    </PostForm>
                 }).collect_view()}
             </div>
         </section>

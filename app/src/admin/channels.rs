@@ -3,7 +3,7 @@
 
 use super::api::{DeleteChannel, SaveChannel, TestChannel, ToggleChannel, admin_channels};
 use super::nav::{AdminNav, FormError};
-use crate::components::{ErrorView, Guard};
+use crate::components::{ErrorView, Guard, Post, PostForm};
 use crate::t;
 use crate::wire;
 use leptos::prelude::*;
@@ -16,10 +16,10 @@ pub fn AdminChannelsPage() -> impl IntoView {
 
 #[component]
 fn Channels() -> impl IntoView {
-    let save = ServerAction::<SaveChannel>::new();
-    let toggle = ServerAction::<ToggleChannel>::new();
-    let delete = ServerAction::<DeleteChannel>::new();
-    let test = ServerAction::<TestChannel>::new();
+    let save = Post::<SaveChannel>::new();
+    let toggle = Post::<ToggleChannel>::new();
+    let delete = Post::<DeleteChannel>::new();
+    let test = Post::<TestChannel>::new();
     let data = wire::resource(
         move || {
             (
@@ -77,7 +77,7 @@ fn Channels() -> impl IntoView {
             </header>
             <section class="panel">
                 <h2>{move || if editing.get().is_some() { t!("channels.edit") } else { t!("channels.new") }}</h2>
-                <ActionForm action=save>
+                <PostForm action=save>
                     {move || editing.get().map(|c| view! { <input type="hidden" name="id" value=c.id.to_string()/> })}
                     <div class="form-grid">
                         <label>
@@ -127,7 +127,7 @@ fn Channels() -> impl IntoView {
                         <button type="button" class="link" on:click=move |_| editing.set(None)>{t!("keys.delete_no")}</button>
                     </Show>
                     {err.other()}
-                </ActionForm>
+                </PostForm>
             </section>
             {move || test.value().get().and_then(Result::ok).map(|r| view! {
                 <section class=if r.ok { "panel test ok" } else { "panel test failed" } data-testid="channel-test" role="status">
@@ -213,9 +213,9 @@ fn ChannelRow(
     c: ChannelView,
     h: Option<ChannelHealth>,
     editing: RwSignal<Option<ChannelView>>,
-    toggle: ServerAction<ToggleChannel>,
-    delete: ServerAction<DeleteChannel>,
-    test: ServerAction<TestChannel>,
+    toggle: Post<ToggleChannel>,
+    delete: Post<DeleteChannel>,
+    test: Post<TestChannel>,
 ) -> impl IntoView {
     let confirming = RwSignal::new(false);
     let id = StoredValue::new(c.id.to_string());
@@ -235,29 +235,29 @@ fn ChannelRow(
             </td>
             <td class=if open { "circuit open" } else { "circuit" } data-testid="channel-health">{health_text(h.as_ref())}</td>
             <td class="actions">
-                <ActionForm action=test>
+                <PostForm action=test>
                     <input type="hidden" name="id" value=id.get_value()/>
                     <input type="hidden" name="model" value=first_model/>
                     <button type="submit" class="small" data-testid="test-channel">{t!("channels.test")}</button>
-                </ActionForm>
+                </PostForm>
                 <button type="button" class="small" on:click=move |_| editing.set(Some(edit.get_value()))>{t!("prices.edit")}</button>
-                <ActionForm action=toggle>
+                <PostForm action=toggle>
                     <input type="hidden" name="id" value=id.get_value()/>
                     <input type="hidden" name="enabled" value=(!c.enabled).to_string()/>
                     <button type="submit" class="small">{if c.enabled { t!("keys.disable") } else { t!("keys.enable") }}</button>
-                </ActionForm>
+                </PostForm>
                 <Show
                     when=move || confirming.get()
                     fallback=move || view! {
                         <button type="button" class="small danger" on:click=move |_| confirming.set(true)>{t!("keys.delete")}</button>
                     }
                 >
-                    <ActionForm action=delete>
+                    <PostForm action=delete>
                         <input type="hidden" name="id" value=id.get_value()/>
                         <span class="confirm">{t!("channels.confirm_delete")}</span>
                         <button type="submit" class="small danger">{t!("keys.delete_yes")}</button>
                         <button type="button" class="small" on:click=move |_| confirming.set(false)>{t!("keys.delete_no")}</button>
-                    </ActionForm>
+                    </PostForm>
                 </Show>
             </td>
         </tr>

@@ -3,7 +3,7 @@
 
 use super::api::{RunJob, admin_jobs};
 use super::nav::{AdminNav, FormError};
-use crate::components::{ErrorView, Guard};
+use crate::components::{ErrorView, Guard, Post, PostForm};
 use crate::i18n::format::{millis, number, when};
 use crate::t;
 use crate::wire;
@@ -27,7 +27,7 @@ fn job_lead(name: &str) -> &'static str {
 
 #[component]
 fn Jobs() -> impl IntoView {
-    let run = ServerAction::<RunJob>::new();
+    let run = Post::<RunJob>::new();
     let data = wire::resource(move || run.version().get(), |_| admin_jobs());
     let errors = FormError::new(move || run.value().get().and_then(Result::err), &[]);
     view! {
@@ -95,7 +95,7 @@ fn Jobs() -> impl IntoView {
     }
 }
 
-fn job_row(j: JobView, run: ServerAction<RunJob>) -> impl IntoView {
+fn job_row(j: JobView, run: Post<RunJob>) -> impl IntoView {
     let name = j.name.clone();
     let lead = job_lead(&j.name);
     let last = j.last_run.clone().map(|r| {
@@ -127,10 +127,10 @@ fn job_row(j: JobView, run: ServerAction<RunJob>) -> impl IntoView {
             <td data-label=t!("jobs.last")>{last.map_or_else(|| view! { <span class="muted">{t!("jobs.never")}</span> }.into_any(), IntoAny::into_any)}</td>
             <td data-label=t!("jobs.last_success")>{j.last_success.map(when).unwrap_or_else(|| "—".into())}</td>
             <td>
-                <ActionForm action=run>
+                <PostForm action=run>
                     <input type="hidden" name="name" value=name/>
                     <button type="submit" data-testid="job-run" disabled=move || run.pending().get()>{t!("jobs.run_now")}</button>
-                </ActionForm>
+                </PostForm>
             </td>
         </tr>
     }

@@ -2,7 +2,7 @@
 
 use super::api::{AdminDeleteKey, AdminKeyStatus, KeyLimits, all_keys, list_users};
 use super::nav::{AdminNav, FormError};
-use crate::components::{ErrorView, Guard, when};
+use crate::components::{ErrorView, Guard, Post, PostForm, when};
 use crate::i18n::format::money;
 use crate::t;
 use crate::wire;
@@ -17,9 +17,9 @@ pub fn AdminKeysPage() -> impl IntoView {
 
 #[component]
 fn AllKeys() -> impl IntoView {
-    let set_status = ServerAction::<AdminKeyStatus>::new();
-    let delete = ServerAction::<AdminDeleteKey>::new();
-    let limits = ServerAction::<KeyLimits>::new();
+    let set_status = Post::<AdminKeyStatus>::new();
+    let delete = Post::<AdminDeleteKey>::new();
+    let limits = Post::<KeyLimits>::new();
     let data = wire::resource(
         move || {
             (
@@ -146,9 +146,9 @@ fn js_now() -> i64 {
 fn KeyRow(
     k: KeyView,
     owner: String,
-    set_status: ServerAction<AdminKeyStatus>,
-    delete: ServerAction<AdminDeleteKey>,
-    limits: ServerAction<KeyLimits>,
+    set_status: Post<AdminKeyStatus>,
+    delete: Post<AdminDeleteKey>,
+    limits: Post<KeyLimits>,
 ) -> impl IntoView {
     let confirming = RwSignal::new(false);
     let editing = RwSignal::new(false);
@@ -184,7 +184,7 @@ fn KeyRow(
                         <button type="button" class="small" data-testid="edit-limits" on:click=move |_| editing.set(true)>{t!("prices.edit")}</button>
                     }
                 >
-                    <ActionForm action=limits>
+                    <PostForm action=limits>
                         <input type="hidden" name="id" value=form_id.get_value()/>
                         <div class="limits-form">
                             <label><span>{t!("keys.cap")}</span><input name="spend_cap" inputmode="decimal" size="6" prop:value=texts.with_value(|t| t.0.clone())/></label>
@@ -193,19 +193,19 @@ fn KeyRow(
                         </div>
                         <button type="submit" class="small primary" data-testid="save-limits">{t!("prices.save")}</button>
                         <button type="button" class="small" on:click=move |_| editing.set(false)>{t!("keys.delete_no")}</button>
-                    </ActionForm>
+                    </PostForm>
                 </Show>
             </td>
             <td>{k.expires_at.map_or_else(|| t!("keys.never").to_string(), when)}</td>
             <td>{k.last_used_at.map_or_else(|| t!("keys.never").to_string(), when)}</td>
             <td class="actions">
-                <ActionForm action=set_status>
+                <PostForm action=set_status>
                     <input type="hidden" name="id" value=id.clone()/>
                     <input type="hidden" name="status" value=if active { "disabled" } else { "active" }/>
                     <button type="submit" class="small" data-testid="admin-key-toggle">
                         {if active { t!("keys.disable") } else { t!("keys.enable") }}
                     </button>
-                </ActionForm>
+                </PostForm>
                 <Show
                     when=move || confirming.get()
                     fallback=move || view! {
@@ -214,12 +214,12 @@ fn KeyRow(
                         </button>
                     }
                 >
-                    <ActionForm action=delete>
+                    <PostForm action=delete>
                         <input type="hidden" name="id" value=id2.get_value()/>
                         <span class="confirm">{t!("keys.confirm_delete")}</span>
                         <button type="submit" class="small danger">{t!("keys.delete_yes")}</button>
                         <button type="button" class="small" on:click=move |_| confirming.set(false)>{t!("keys.delete_no")}</button>
-                    </ActionForm>
+                    </PostForm>
                 </Show>
             </td>
         </tr>

@@ -4,7 +4,7 @@
 
 use super::api::{AddTarget, DeleteMapping, SetMapping, admin_mappings};
 use super::nav::{AdminNav, FormError};
-use crate::components::{ErrorView, Guard};
+use crate::components::{ErrorView, Guard, Post, PostForm};
 use crate::t;
 use crate::wire;
 use leptos::prelude::*;
@@ -18,9 +18,9 @@ pub fn AdminMappingsPage() -> impl IntoView {
 
 #[component]
 fn Mappings() -> impl IntoView {
-    let set = ServerAction::<SetMapping>::new();
-    let add = ServerAction::<AddTarget>::new();
-    let delete = ServerAction::<DeleteMapping>::new();
+    let set = Post::<SetMapping>::new();
+    let add = Post::<AddTarget>::new();
+    let delete = Post::<DeleteMapping>::new();
     let data = wire::resource(
         move || {
             (
@@ -50,7 +50,7 @@ fn Mappings() -> impl IntoView {
             </header>
             <section class="panel">
                 <h2>{t!("mappings.new")}</h2>
-                <ActionForm action=set>
+                <PostForm action=set>
                     <div class="form-grid">
                         <label>
                             <span>{t!("mappings.model")}</span>
@@ -65,7 +65,7 @@ fn Mappings() -> impl IntoView {
                     </div>
                     <button type="submit" class="primary" data-testid="save-mapping">{t!("prices.save")}</button>
                     {err.other()}
-                </ActionForm>
+                </PostForm>
             </section>
             <section class="panel">
                 <h2>{t!("mappings.all")}</h2>
@@ -112,9 +112,9 @@ fn MappingCard(
     m: Mapping,
     unpriced: bool,
     unserved: Vec<String>,
-    set: ServerAction<SetMapping>,
-    add: ServerAction<AddTarget>,
-    delete: ServerAction<DeleteMapping>,
+    set: Post<SetMapping>,
+    add: Post<AddTarget>,
+    delete: Post<DeleteMapping>,
 ) -> impl IntoView {
     let confirming = RwSignal::new(false);
     let n = m.targets.len();
@@ -141,41 +141,41 @@ fn MappingCard(
                         <li data-testid="target">
                             <code>{target}</code>
                             {up.map(|t| view! {
-                                <ActionForm action=set>
+                                <PostForm action=set>
                                     <input type="hidden" name="model" value=model.get_value()/>
                                     <input type="hidden" name="targets" value=t/>
                                     <button type="submit" class="small" aria-label=format!("{} {}", t!("mappings.up"), up_name)
                                         data-testid="target-up">"↑"</button>
-                                </ActionForm>
+                                </PostForm>
                             })}
                             {down.map(|t| view! {
-                                <ActionForm action=set>
+                                <PostForm action=set>
                                     <input type="hidden" name="model" value=model.get_value()/>
                                     <input type="hidden" name="targets" value=t/>
                                     <button type="submit" class="small" aria-label=format!("{} {}", t!("mappings.down"), down_name)
                                         data-testid="target-down">"↓"</button>
-                                </ActionForm>
+                                </PostForm>
                             })}
                             {(n > 1).then(|| view! {
-                                <ActionForm action=set>
+                                <PostForm action=set>
                                     <input type="hidden" name="model" value=model.get_value()/>
                                     <input type="hidden" name="targets" value=rest/>
                                     <button type="submit" class="small danger" aria-label=format!("{} {}", t!("mappings.remove"), rm_name)>"✕"</button>
-                                </ActionForm>
+                                </PostForm>
                             })}
                         </li>
                     }
                 }).collect_view()}
             </ol>
             <div class="inline-form">
-                <ActionForm action=add>
+                <PostForm action=add>
                     <input type="hidden" name="model" value=model.get_value()/>
                     <label class="grow">
                         <span>{t!("mappings.add_target")}</span>
                         <input name="target" required maxlength="256" data-testid="add-target"/>
                     </label>
                     <button type="submit" class="small">{t!("mappings.add")}</button>
-                </ActionForm>
+                </PostForm>
             </div>
             <Show
                 when=move || confirming.get()
@@ -183,12 +183,12 @@ fn MappingCard(
                     <button type="button" class="small danger" on:click=move |_| confirming.set(true)>{t!("mappings.delete")}</button>
                 }
             >
-                <ActionForm action=delete>
+                <PostForm action=delete>
                     <input type="hidden" name="model" value=model.get_value()/>
                     <span class="confirm">{t!("mappings.confirm_delete")}</span>
                     <button type="submit" class="small danger">{t!("keys.delete_yes")}</button>
                     <button type="button" class="small" on:click=move |_| confirming.set(false)>{t!("keys.delete_no")}</button>
-                </ActionForm>
+                </PostForm>
             </Show>
         </article>
     }

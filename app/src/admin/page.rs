@@ -1,6 +1,6 @@
 use super::api::{AdjustBalance, CreateUser, SetUserStatus, UpdateUser, list_users};
 use super::nav::{AdminNav, FormError};
-use crate::components::{ErrorView, Forbidden, Guard};
+use crate::components::{ErrorView, Forbidden, Guard, Post, PostForm};
 use crate::error::ErrorKind;
 use crate::i18n::format::money;
 use crate::i18n::{error_text, role_text, status_text};
@@ -17,10 +17,10 @@ pub fn AdminPage() -> impl IntoView {
 /// The users of the gateway: created, filtered, disabled and enabled here.
 #[component]
 fn Users() -> impl IntoView {
-    let create = ServerAction::<CreateUser>::new();
-    let set_status = ServerAction::<SetUserStatus>::new();
-    let update = ServerAction::<UpdateUser>::new();
-    let adjust = ServerAction::<AdjustBalance>::new();
+    let create = Post::<CreateUser>::new();
+    let set_status = Post::<SetUserStatus>::new();
+    let update = Post::<UpdateUser>::new();
+    let adjust = Post::<AdjustBalance>::new();
     let users = wire::resource(
         move || {
             (
@@ -58,8 +58,8 @@ fn Users() -> impl IntoView {
 #[component]
 fn UserAdmin(
     list: Vec<UserInfo>,
-    create: ServerAction<CreateUser>,
-    set_status: ServerAction<SetUserStatus>,
+    create: Post<CreateUser>,
+    set_status: Post<SetUserStatus>,
 ) -> impl IntoView {
     let filter = RwSignal::new(String::new());
     let list = StoredValue::new(list);
@@ -88,7 +88,7 @@ fn UserAdmin(
         <section class="panel">
             <h2>{t!("admin.create")}</h2>
             <div class="inline-form">
-            <ActionForm action=create>
+            <PostForm action=create>
                 <input name="username" aria-label=t!("admin.new_username") placeholder=t!("admin.username_hint") required minlength="3" maxlength="32"/>
                 <input name="password" type="password" aria-label=t!("admin.new_password") placeholder=t!("admin.password_hint") required minlength="8"/>
                 <select name="role" aria-label=t!("admin.role")>
@@ -96,7 +96,7 @@ fn UserAdmin(
                     <option value="admin">{t!("role.admin")}</option>
                 </select>
                 <button type="submit" class="primary">{t!("admin.create_button")}</button>
-            </ActionForm>
+            </PostForm>
             </div>
             <Show when=move || create_error().is_some()>
                 <p class="error" role="alert">{create_error}</p>
@@ -134,11 +134,11 @@ fn UserAdmin(
                                 <td>{u.group.clone()}</td>
                                 <td class="num">{money(u.balance)}</td>
                                 <td>
-                                    <ActionForm action=set_status>
+                                    <PostForm action=set_status>
                                         <input type="hidden" name="id" value=u.id.to_string()/>
                                         <input type="hidden" name="status" value=next/>
                                         <button type="submit" class="small">{label}</button>
-                                    </ActionForm>
+                                    </PostForm>
                                 </td>
                             </tr>
                         }
@@ -154,8 +154,8 @@ fn UserAdmin(
 #[component]
 fn UserChanges(
     list: Vec<UserInfo>,
-    update: ServerAction<UpdateUser>,
-    adjust: ServerAction<AdjustBalance>,
+    update: Post<UpdateUser>,
+    adjust: Post<AdjustBalance>,
 ) -> impl IntoView {
     let adjust_err = FormError::new(
         move || adjust.value().get().and_then(Result::err),
@@ -178,7 +178,7 @@ fn UserChanges(
         <section class="panel">
             <h2>{t!("admin.adjust")}</h2>
             <p class="muted">{t!("admin.adjust_lead")}</p>
-            <ActionForm action=adjust>
+            <PostForm action=adjust>
                 <div class="form-grid">
                     <label>
                         <span>{t!("admin.user")}</span>
@@ -198,14 +198,14 @@ fn UserChanges(
                 </div>
                 <button type="submit" class="primary" data-testid="adjust">{t!("admin.adjust_button")}</button>
                 {adjust_err.other()}
-            </ActionForm>
+            </PostForm>
             {move || adjusted().map(|b| view! {
                 <p class="success" role="status" data-testid="adjusted">{t!("admin.new_balance")} " " <strong>{money(b)}</strong></p>
             })}
         </section>
         <section class="panel">
             <h2>{t!("admin.update")}</h2>
-            <ActionForm action=update>
+            <PostForm action=update>
                 <div class="form-grid">
                     <label>
                         <span>{t!("admin.user")}</span>
@@ -228,7 +228,7 @@ fn UserChanges(
                 </div>
                 <button type="submit" class="primary" data-testid="update">{t!("admin.update_button")}</button>
                 {update_err.other()}
-            </ActionForm>
+            </PostForm>
         </section>
     }
 }

@@ -3,7 +3,7 @@
 
 use super::api::{SetGroup, SetPrice, admin_prices, price_history};
 use super::nav::{AdminNav, FormError};
-use crate::components::{ErrorView, Guard, when};
+use crate::components::{ErrorView, Guard, Post, PostForm, when};
 use crate::i18n::format::money;
 use crate::t;
 use crate::wire;
@@ -17,8 +17,8 @@ pub fn AdminPricesPage() -> impl IntoView {
 
 #[component]
 fn Prices() -> impl IntoView {
-    let set_price = ServerAction::<SetPrice>::new();
-    let set_group = ServerAction::<SetGroup>::new();
+    let set_price = Post::<SetPrice>::new();
+    let set_group = Post::<SetGroup>::new();
     let data = wire::resource(
         move || (set_price.version().get(), set_group.version().get()),
         |_| admin_prices(),
@@ -62,7 +62,7 @@ fn Prices() -> impl IntoView {
             </header>
             <section class="panel">
                 <h2>{t!("prices.set")}</h2>
-                <ActionForm action=set_price>
+                <PostForm action=set_price>
                     <div class="form-grid">
                         <label>
                             <span>{t!("prices.model")}</span>
@@ -93,7 +93,7 @@ fn Prices() -> impl IntoView {
                     <p class="muted small-print">{t!("prices.hint")}</p>
                     <button type="submit" class="primary" data-testid="save-price">{t!("prices.save")}</button>
                     {price_err.other()}
-                </ActionForm>
+                </PostForm>
                 {move || saved().map(|p| view! {
                     <p class="success" role="status" data-testid="price-saved">
                         {t!("prices.saved")} " " <strong>{p.model.clone()}</strong> " v" {p.version}
@@ -161,7 +161,7 @@ fn Prices() -> impl IntoView {
             </Transition>
             <section class="panel">
                 <h2>{t!("prices.set_group")}</h2>
-                <ActionForm action=set_group>
+                <PostForm action=set_group>
                     <div class="form-grid">
                         <label>
                             <span>{t!("admin.group")}</span>
@@ -176,7 +176,7 @@ fn Prices() -> impl IntoView {
                     </div>
                     <button type="submit" class="primary">{t!("prices.save")}</button>
                     {group_err.other()}
-                </ActionForm>
+                </PostForm>
             </section>
         }/>
     }

@@ -3,7 +3,7 @@
 
 use super::api::{CreateBatch, VoidBatch, VoidCode, batch_codes, list_batches};
 use super::nav::{AdminNav, FormError};
-use crate::components::{ErrorView, Guard, encode_query, when};
+use crate::components::{ErrorView, Guard, Post, PostForm, encode_query, when};
 use crate::i18n::format::money;
 use crate::t;
 use crate::wire;
@@ -26,9 +26,9 @@ fn status_label(s: RedeemStatus) -> &'static str {
 
 #[component]
 fn Redeem() -> impl IntoView {
-    let create = ServerAction::<CreateBatch>::new();
-    let void_batch = ServerAction::<VoidBatch>::new();
-    let void_code = ServerAction::<VoidCode>::new();
+    let create = Post::<CreateBatch>::new();
+    let void_batch = Post::<VoidBatch>::new();
+    let void_code = Post::<VoidCode>::new();
     let cursor = RwSignal::new(None::<String>);
     let batches = wire::resource(
         move || {
@@ -66,7 +66,7 @@ fn Redeem() -> impl IntoView {
             {move || create.value().get().and_then(Result::ok).map(|b| view! { <NewCodes b create/> })}
             <section class="panel">
                 <h2>{t!("redeem.generate")}</h2>
-                <ActionForm action=create>
+                <PostForm action=create>
                     <div class="form-grid">
                         <label>
                             <span>{t!("redeem.count")}</span>
@@ -92,7 +92,7 @@ fn Redeem() -> impl IntoView {
                     <button type="submit" class="primary" data-testid="generate">{t!("redeem.generate_button")}</button>
                     {move || create.pending().get().then(|| view! { <span class="muted" role="status">" " {t!("app.loading")}</span> })}
                     {err.other()}
-                </ActionForm>
+                </PostForm>
             </section>
             <section class="panel">
                 <h2>{t!("redeem.batches")}</h2>
@@ -140,7 +140,7 @@ fn Redeem() -> impl IntoView {
 
 /// The codes just generated, shown this once: copy them all, or download them as CSV.
 #[component]
-fn NewCodes(b: CreatedRedeemBatch, create: ServerAction<CreateBatch>) -> impl IntoView {
+fn NewCodes(b: CreatedRedeemBatch, create: Post<CreateBatch>) -> impl IntoView {
     let copied = RwSignal::new(false);
     let all = b.codes.join("\n");
     let value = b.batch.value.to_usd_string();
@@ -174,7 +174,7 @@ fn NewCodes(b: CreatedRedeemBatch, create: ServerAction<CreateBatch>) -> impl In
 fn BatchRow(
     b: RedeemBatch,
     open: RwSignal<Option<i64>>,
-    void_batch: ServerAction<VoidBatch>,
+    void_batch: Post<VoidBatch>,
 ) -> impl IntoView {
     let confirming = RwSignal::new(false);
     let id = b.id;
@@ -205,12 +205,12 @@ fn BatchRow(
                             <button type="button" class="small danger" on:click=move |_| confirming.set(true)>{t!("redeem.void_batch")}</button>
                         }
                     >
-                        <ActionForm action=void_batch>
+                        <PostForm action=void_batch>
                             <input type="hidden" name="id" value=id.to_string()/>
                             <span class="confirm">{t!("redeem.confirm_void")}</span>
                             <button type="submit" class="small danger">{t!("keys.delete_yes")}</button>
                             <button type="button" class="small" on:click=move |_| confirming.set(false)>{t!("keys.delete_no")}</button>
-                        </ActionForm>
+                        </PostForm>
                     </Show>
                 </Show>
             </td>
@@ -220,7 +220,7 @@ fn BatchRow(
 
 /// One batch's codes (their prefixes): status, who used each and when.
 #[component]
-fn BatchCodes(id: i64, void_code: ServerAction<VoidCode>) -> impl IntoView {
+fn BatchCodes(id: i64, void_code: Post<VoidCode>) -> impl IntoView {
     let cursor = RwSignal::new(None::<String>);
     let codes = wire::resource(
         move || (cursor.get(), void_code.version().get()),
@@ -252,10 +252,10 @@ fn BatchCodes(id: i64, void_code: ServerAction<VoidCode>) -> impl IntoView {
                                                     <td>{c.used_at.map(when).unwrap_or_default()}</td>
                                                     <td>
                                                         <Show when=move || unused>
-                                                            <ActionForm action=void_code>
+                                                            <PostForm action=void_code>
                                                                 <input type="hidden" name="id" value=c.id.to_string()/>
                                                                 <button type="submit" class="small danger">{t!("redeem.void")}</button>
-                                                            </ActionForm>
+                                                            </PostForm>
                                                         </Show>
                                                     </td>
                                                 </tr>

@@ -1,5 +1,5 @@
 use super::api::{Login, Logout, Register, current_user, registration_open};
-use crate::components::after_sign_in;
+use crate::components::{Post, PostForm, after_sign_in};
 use crate::i18n::error_text;
 use crate::t;
 use crate::wire;
@@ -12,16 +12,16 @@ use types::UserInfo;
 #[derive(Clone, Copy)]
 pub struct Session {
     pub user: wire::Data<Option<UserInfo>>,
-    pub login: ServerAction<Login>,
-    pub logout: ServerAction<Logout>,
-    pub register: ServerAction<Register>,
+    pub login: Post<Login>,
+    pub logout: Post<Logout>,
+    pub register: Post<Register>,
 }
 
 impl Session {
     pub fn provide() -> Session {
-        let login = ServerAction::<Login>::new();
-        let logout = ServerAction::<Logout>::new();
-        let register = ServerAction::<Register>::new();
+        let login = Post::<Login>::new();
+        let logout = Post::<Logout>::new();
+        let register = Post::<Register>::new();
         let user = wire::resource(
             move || {
                 (
@@ -100,17 +100,17 @@ pub fn LoginPage() -> impl IntoView {
                 when=move || registering.get()
                 fallback=move || {
                     view! {
-                        <ActionForm action=session.login>
+                        <PostForm action=session.login>
                             {fields()}
                             <button type="submit" class="primary">{t!("auth.sign_in")}</button>
-                        </ActionForm>
+                        </PostForm>
                     }
                 }
             >
-                <ActionForm action=session.register>
+                <PostForm action=session.register>
                     {fields()}
                     <button type="submit" class="primary">{t!("auth.create_account")}</button>
-                </ActionForm>
+                </PostForm>
             </Show>
             <Show when=move || error().is_some()>
                 <p class="error" role="alert">{error}</p>

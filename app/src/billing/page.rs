@@ -1,7 +1,7 @@
 //! The signed-in user's money: redeem a code, and every change of the balance (credits,
 //! charges, adjustments with their reasons) in keyset pages kept in the URL.
 
-use crate::components::{ErrorView, Guard};
+use crate::components::{ErrorView, Guard, Post, PostForm};
 use crate::dashboard::api::{Redeem, my_ledger};
 use crate::i18n::error_text;
 use crate::i18n::format::money;
@@ -18,7 +18,7 @@ pub fn BillingPage() -> impl IntoView {
 
 #[component]
 fn Billing() -> impl IntoView {
-    let redeem = ServerAction::<Redeem>::new();
+    let redeem = Post::<Redeem>::new();
     let query = use_query_map();
     let cursor = move || query.with(|q| q.get("cursor"));
     let ledger = wire::resource(
@@ -47,14 +47,14 @@ fn Billing() -> impl IntoView {
             <section class="panel">
                 <h2>{t!("billing.redeem")}</h2>
                 <div class="inline-form">
-                    <ActionForm action=redeem>
+                    <PostForm action=redeem>
                         <label class="grow">
                             <span>{t!("billing.code")}</span>
                             <input name="code" required autocomplete="off" spellcheck="false"
                                 placeholder="RC-XXXX-XXXX-…" data-testid="redeem-code"/>
                         </label>
                         <button type="submit" class="primary" data-testid="redeem">{t!("billing.redeem_button")}</button>
-                    </ActionForm>
+                    </PostForm>
                 </div>
                 {move || redeemed().map(|r| view! {
                     <p class="success" role="status" data-testid="redeemed">

@@ -1,3 +1,4 @@
+use super::{Post, PostForm};
 use crate::auth::Session;
 use crate::i18n::{Lang, SetLanguage, lang};
 use crate::t;
@@ -53,9 +54,9 @@ pub fn Layout(children: Children) -> impl IntoView {
                 </nav>
                 <div class="whoami">
                     <a href="/account" class="muted" data-testid="whoami" title=t!("nav.account")>{user.username.clone()}</a>
-                    <ActionForm action=session.logout>
+                    <PostForm action=session.logout>
                         <button type="submit" class="small" data-testid="sign-out">{t!("nav.sign_out")}</button>
-                    </ActionForm>
+                    </PostForm>
                 </div>
             }
             .into_any()
@@ -76,7 +77,7 @@ pub fn Layout(children: Children) -> impl IntoView {
 /// The other language, one click away: remembered in a cookie, the page reloaded in it.
 #[component]
 fn LangSwitch() -> impl IntoView {
-    let set = ServerAction::<SetLanguage>::new();
+    let set = Post::<SetLanguage>::new();
     Effect::watch(
         move || set.version().get(),
         move |_, _, _| {
@@ -92,13 +93,13 @@ fn LangSwitch() -> impl IntoView {
     };
     view! {
         <div class="lang-switch">
-            <ActionForm action=set>
+            <PostForm action=set>
                 <input type="hidden" name="lang" value=other.tag()/>
                 <button type="submit" class="small" lang=other.tag() title=t!("nav.language")
                     aria-label=format!("{}: {}", t!("nav.language"), other.name()) data-testid="language">
                     {other.name()}
                 </button>
-            </ActionForm>
+            </PostForm>
         </div>
     }
 }

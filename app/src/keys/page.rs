@@ -1,5 +1,5 @@
 use super::api::{CreateKey, DeleteKey, SetKeyStatus, my_keys, my_models};
-use crate::components::{ErrorView, Guard, when};
+use crate::components::{ErrorView, Guard, Post, PostForm, when};
 use crate::error::AppError;
 use crate::i18n::error_text;
 use crate::t;
@@ -15,9 +15,9 @@ pub fn KeysPage() -> impl IntoView {
 /// The signed-in user's API keys: created (the secret shown once), disabled, enabled, deleted.
 #[component]
 fn Keys() -> impl IntoView {
-    let create = ServerAction::<CreateKey>::new();
-    let set_status = ServerAction::<SetKeyStatus>::new();
-    let delete = ServerAction::<DeleteKey>::new();
+    let create = Post::<CreateKey>::new();
+    let set_status = Post::<SetKeyStatus>::new();
+    let delete = Post::<DeleteKey>::new();
     let keys = wire::resource(
         move || {
             (
@@ -65,7 +65,7 @@ fn Keys() -> impl IntoView {
 
 /// The secret of the key just created, shown this once, with a copy button.
 #[component]
-fn NewSecret(create: ServerAction<CreateKey>) -> impl IntoView {
+fn NewSecret(create: Post<CreateKey>) -> impl IntoView {
     let copied = RwSignal::new(false);
     let created = move || create.value().get().and_then(Result::ok);
     view! {
@@ -98,7 +98,7 @@ fn NewSecret(create: ServerAction<CreateKey>) -> impl IntoView {
 
 /// The creation form: every field labelled, the server's error shown next to the field it names.
 #[component]
-fn CreateForm(create: ServerAction<CreateKey>, models: wire::Data<Vec<String>>) -> impl IntoView {
+fn CreateForm(create: Post<CreateKey>, models: wire::Data<Vec<String>>) -> impl IntoView {
     let chosen = RwSignal::new(Vec::<String>::new());
     // A key made: the form is emptied for the next one.
     let form = NodeRef::<leptos::html::Form>::new();
@@ -139,7 +139,7 @@ fn CreateForm(create: ServerAction<CreateKey>, models: wire::Data<Vec<String>>) 
     view! {
         <section class="panel">
             <h2>{t!("keys.new")}</h2>
-            <ActionForm action=create node_ref=form>
+            <PostForm action=create node_ref=form>
                 <div class="form-grid">
                     <label>
                         <span>{t!("keys.name")}</span>
@@ -205,7 +205,7 @@ fn CreateForm(create: ServerAction<CreateKey>, models: wire::Data<Vec<String>>) 
                 <Show when=move || other_error().is_some()>
                     <p class="error" role="alert">{other_error}</p>
                 </Show>
-            </ActionForm>
+            </PostForm>
         </section>
     }
 }
@@ -213,8 +213,8 @@ fn CreateForm(create: ServerAction<CreateKey>, models: wire::Data<Vec<String>>) 
 #[component]
 fn KeyTable(
     list: Vec<KeyView>,
-    set_status: ServerAction<SetKeyStatus>,
-    delete: ServerAction<DeleteKey>,
+    set_status: Post<SetKeyStatus>,
+    delete: Post<DeleteKey>,
 ) -> impl IntoView {
     view! {
         <div class="scroll">
@@ -241,11 +241,7 @@ fn KeyTable(
 }
 
 #[component]
-fn KeyRow(
-    k: KeyView,
-    set_status: ServerAction<SetKeyStatus>,
-    delete: ServerAction<DeleteKey>,
-) -> impl IntoView {
+fn KeyRow(k: KeyView, set_status: Post<SetKeyStatus>, delete: Post<DeleteKey>) -> impl IntoView {
     let confirming = RwSignal::new(false);
     let active = k.status == "active";
     // Spend is counted against a cap (a key without one spends from the balance alone).
@@ -276,13 +272,13 @@ fn KeyRow(
             <td>{k.expires_at.map_or_else(|| t!("keys.never").to_string(), when)}</td>
             <td data-testid="last-used">{k.last_used_at.map_or_else(|| t!("keys.never").to_string(), when)}</td>
             <td class="actions">
-                <ActionForm action=set_status>
+                <PostForm action=set_status>
                     <input type="hidden" name="id" value=id.clone()/>
                     <input type="hidden" name="active" value=if active { "false" } else { "true" }/>
                     <button type="submit" class="small">
                         {if active { t!("keys.disable") } else { t!("keys.enable") }}
                     </button>
-                </ActionForm>
+                </PostForm>
                 <Show
                     when=move || confirming.get()
                     fallback=move || view! {
@@ -291,12 +287,12 @@ fn KeyRow(
                         </button>
                     }
                 >
-                    <ActionForm action=delete>
+                    <PostForm action=delete>
                         <input type="hidden" name="id" value=id2.get_value()/>
                         <span class="confirm">{t!("keys.confirm_delete")}</span>
                         <button type="submit" class="small danger" data-testid="confirm-delete">{t!("keys.delete_yes")}</button>
                         <button type="button" class="small" on:click=move |_| confirming.set(false)>{t!("keys.delete_no")}</button>
-                    </ActionForm>
+                    </PostForm>
                 </Show>
             </td>
         </tr>
