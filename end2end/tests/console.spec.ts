@@ -1,4 +1,4 @@
-import { test, expect, Page } from "@playwright/test";
+import { test, expect, Browser, Page } from "@playwright/test";
 import { readFileSync } from "fs";
 
 const ADMIN_PASSWORD = process.env.TOLLGATE_ADMIN_PASSWORD ?? "";
@@ -28,6 +28,16 @@ async function shot(page: Page, name: string) {
 async function hydrated(page: Page) {
   // frontend/src/lib.rs marks the body once the wasm module has hydrated the page.
   await page.waitForSelector("body[data-hydrated]", { state: "attached" });
+}
+
+// A user made by the admin through the REST API, for a journey of its own.
+async function createUser(browser: Browser, username: string, password: string) {
+  const admin = await browser.newPage();
+  await signIn(admin, "admin", ADMIN_PASSWORD);
+  expect((await admin.request.post("/api/admin/users", {
+    data: { username, password, role: "user" },
+  })).status()).toBe(201);
+  await admin.close();
 }
 
 async function signIn(page: Page, username: string, password: string) {
@@ -792,12 +802,7 @@ test("the API reference renders every route, offline, at desktop and phone width
 
 test("a user changes their password and signs out everywhere", async ({ page, browser }) => {
   const errors = watchErrors(page);
-  const admin = await browser.newPage();
-  await signIn(admin, "admin", ADMIN_PASSWORD);
-  expect((await admin.request.post("/api/admin/users", {
-    data: { username: "pw-user", password: "pw-user-pass", role: "user" },
-  })).status()).toBe(201);
-  await admin.close();
+  await createUser(browser, "pw-user", "pw-user-pass");
 
   await signIn(page, "pw-user", "pw-user-pass");
   await page.getByTestId("whoami").click();
@@ -847,4 +852,28 @@ test("a visitor signs up when registration is open and lands on the first-call g
   await expect(page.getByRole("alert")).toBeVisible();
   await expect(page.getByRole("heading", { name: "Create an account" })).toBeVisible();
   expect(errors).toEqual([]);
+});
+
+test("without JavaScript the forms still work: the server answers, the page shows it", async ({ browser }) => {
+  await createUser(browser, "nojs-user", "nojs-user-pass");
+
+  const context = await browser.newContext({ javaScriptEnabled: false });
+  const page = await context.newPage();
+  await page.goto("/login");
+  await page.getByLabel("Username").fill("nojs-user");
+  await page.getByLabel("Password", { exact: true }).fill("not-the-password");
+  await page.getByRole("button", { name: "Sign in" }).click();
+  // The browser posted the form itself; the server sent it back with the error in the URL,
+  // and the page, rendered on the server, shows that error where the form shows its errors.
+  await expect(page).toHaveURL(/\/login\?.*__err=/);
+  await expect(page.getByRole("alert")).toContainText("invalid username or password");
+  await page.getByLabel("Username").fill("nojs-user");
+  await page.getByLabel("Password", { exact: true }).fill("nojs-user-pass");
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await expect(page.getByRole("heading", { name: "Dashboard" })).toBeVisible();
+  await expect(page.getByTestId("whoami")).toHaveText("nojs-user");
+  await page.getByTestId("sign-out").click();
+  await expect(page).toHaveURL(/\/login$/);
+  await expect(page.getByTestId("sign-in-link")).toBeVisible();
+  await context.close();
 });

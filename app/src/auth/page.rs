@@ -46,6 +46,10 @@ impl Session {
 #[component]
 pub fn LoginPage() -> impl IntoView {
     let session = expect_context::<Session>();
+    // The session's posts are made before the router reads the URL: a form posted without
+    // JavaScript comes back here with its error.
+    session.login.recall();
+    session.register.recall();
     let show_password = RwSignal::new(false);
     let registering = RwSignal::new(false);
     let open = wire::resource(|| (), |_| registration_open());

@@ -1,5 +1,6 @@
-//! Cross-cutting HTTP behaviour: request ids, metrics and access logs (`observe`), and refusing
-//! cross-site requests that would act with a session cookie (`same_origin`).
+//! Cross-cutting HTTP behaviour: request ids, metrics and access logs (`observe`), refusing
+//! cross-site requests that would act with a session cookie (`same_origin`), and sending a form
+//! the browser posted itself back to its page (`form_posts_go_back`).
 
 use super::error::ApiError;
 use axum::extract::{MatchedPath, Request, State};
@@ -251,6 +252,26 @@ pub async fn same_origin(State(svc): State<Services>, req: Request, next: Next) 
         }
     }
     next.run(req).await
+}
+
+/// A form the browser posted itself (no JavaScript: it asks for HTML) is answered with the way
+/// back to its page, which Leptos builds (the `Referer`, with the error in its query when the
+/// call failed), so the browser shows the page again with the outcome. A server function sets
+/// its error's own status (401, 400...) on the response, and Leptos applies it after building
+/// that redirect; the browser would then show the error's JSON instead of following it.
+pub async fn form_posts_go_back(req: Request, next: Next) -> Response {
+    let form_post = req.method() == Method::POST
+        && req.uri().path().starts_with("/_sfn/")
+        && req
+            .headers()
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|a| a.contains("text/html"));
+    let mut res = next.run(req).await;
+    if form_post && res.headers().contains_key(header::LOCATION) && !res.status().is_redirection() {
+        *res.status_mut() = StatusCode::SEE_OTHER;
+    }
+    res
 }
 
 #[cfg(test)]

@@ -75,6 +75,7 @@ pub fn router(svc: Services, leptos: LeptosOptions) -> Router {
         })
         .layer(DefaultBodyLimit::max(max_body))
         .layer(RequestBodyLimitLayer::new(max_body))
+        .layer(axum::middleware::from_fn(middleware::form_posts_go_back))
         .layer(axum::middleware::from_fn_with_state(
             svc.clone(),
             middleware::resolve_session,

@@ -13,6 +13,7 @@ both_backends!(
     users_get_403_on_admin_routes_and_admin_server_functions,
     cross_site_posts_are_refused,
     registration_is_off_unless_configured,
+    forms_posted_without_javascript_go_back_to_their_page,
 );
 
 async fn login_succeeds_with_a_hardened_session_cookie(backend: Backend) {
@@ -383,6 +384,59 @@ async fn cross_site_posts_are_refused(backend: Backend) {
         .await
         .expect("post");
     assert_eq!(same.status(), 200);
+    app.stop().await;
+}
+
+/// A form the browser posts itself (no JavaScript) asks for HTML; the answer is the way back to
+/// the form's page, with the error in its query when the call failed, never the error's JSON.
+async fn forms_posted_without_javascript_go_back_to_their_page(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let client = TestApp::client();
+    let page = format!("{}/login?next=%2Fkeys", app.base);
+    let post = |password: &'static str| {
+        client
+            .post(app.url("/_sfn/login"))
+            .header("accept", "text/html,application/xhtml+xml,*/*;q=0.8")
+            .header("referer", &page)
+            .header("sec-fetch-site", "same-origin")
+            .form(&[("username", "admin"), ("password", password)])
+            .send()
+    };
+    let refused = post("not-the-password").await.expect("post");
+    assert!(refused.status().is_redirection(), "{}", refused.status());
+    assert!(session_cookie(&refused).is_none());
+    let to = refused.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_string();
+    assert!(
+        to.starts_with(&page) && to.contains("__path=") && to.contains("__err="),
+        "{to}"
+    );
+    // That page, rendered on the server, shows the error where the form shows its errors.
+    let html = client
+        .get(&to)
+        .send()
+        .await
+        .expect("page")
+        .text()
+        .await
+        .expect("html");
+    assert!(html.contains("invalid username or password"), "{html}");
+
+    let signed_in = post(ADMIN_PASSWORD).await.expect("post");
+    assert!(
+        signed_in.status().is_redirection(),
+        "{}",
+        signed_in.status()
+    );
+    assert!(session_cookie(&signed_in).is_some());
+    assert_eq!(signed_in.headers()["location"], page.as_str());
+    // A form call from the console's own code asks for JSON and keeps the error's status.
+    let json = app
+        .login(&TestApp::client(), "admin", "not-the-password")
+        .await;
+    assert_eq!(json.status(), 401);
     app.stop().await;
 }
 
