@@ -1,5 +1,6 @@
-//! Every string the console shows goes through [`t`] (or the [`t!`](crate::t) macro): one table
-//! per language (English, 简体中文), the same keys in each. Errors are shown by their code
+//! Every string the console shows goes through the [`t!`](crate::t) macro: one table per
+//! language (English, 简体中文), the same keys in each, in the same order (checked while
+//! compiling), a key turned into its index while compiling. Errors are shown by their code
 //! ([`error_text`]), never by the server's English message.
 //!
 //! The language of a page is chosen on the server: the `tollgate_lang` cookie (set by the switch
@@ -17,6 +18,38 @@ use types::ErrorInfo;
 
 pub use en::EN;
 pub use zh::ZH;
+
+/// How many texts each language has (the keys of [`EN`], in its order).
+const KEYS: usize = EN.len();
+
+// Every table has the keys of English, in its order: checked while compiling.
+const _: () = {
+    assert!(ZH.len() == KEYS, "ZH has not the keys of EN");
+    let mut i = 0;
+    while i < KEYS {
+        assert!(
+            same(EN[i].0, ZH[i].0),
+            "ZH has not the keys of EN, in order"
+        );
+        i += 1;
+    }
+};
+
+/// The texts alone, by the index of their key: the tables' keys are read only while compiling
+/// (by [`index`], for [`t!`](crate::t)), so neither the keys nor a search of them is in the
+/// wasm or on the server's path.
+static EN_TEXTS: [&str; KEYS] = texts(EN);
+static ZH_TEXTS: [&str; KEYS] = texts(ZH);
+
+const fn texts(table: &[(&'static str, &'static str)]) -> [&'static str; KEYS] {
+    let mut out = [""; KEYS];
+    let mut i = 0;
+    while i < KEYS {
+        out[i] = table[i].1;
+        i += 1;
+    }
+    out
+}
 
 /// A language of the console.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -82,6 +115,7 @@ impl Lang {
         best.map_or(Lang::En, |(_, lang)| lang)
     }
 
+    #[cfg(test)]
     fn table(self) -> &'static [(&'static str, &'static str)] {
         match self {
             Lang::En => EN,
@@ -137,18 +171,44 @@ mod client {
     }
 }
 
-/// The text of `key` in the page's language; an unknown key shows as itself (and fails the
-/// tables' tests).
-pub fn t(key: &'static str) -> &'static str {
-    text(lang(), key)
+/// The index of `key` in the tables, found while compiling: an unknown key does not compile.
+pub const fn index(key: &str) -> usize {
+    let mut i = 0;
+    while i < EN.len() {
+        if same(EN[i].0, key) {
+            return i;
+        }
+        i += 1;
+    }
+    panic!("an i18n key that is not in the tables (app/src/i18n/en.rs)")
 }
 
-/// The text of `key` in `lang`.
-pub fn text(lang: Lang, key: &'static str) -> &'static str {
-    lang.table()
-        .iter()
-        .find(|(k, _)| *k == key)
-        .map_or(key, |(_, text)| text)
+const fn same(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// The text at `index` (see [`index`]) in the page's language.
+pub fn t(index: usize) -> &'static str {
+    text(lang(), index)
+}
+
+/// The text at `index` in `lang`.
+pub fn text(lang: Lang, index: usize) -> &'static str {
+    match lang {
+        Lang::En => EN_TEXTS[index],
+        Lang::Zh => ZH_TEXTS[index],
+    }
 }
 
 /// Remembers the visitor's language (a cookie for a year); the page then reloads in it.
@@ -163,31 +223,33 @@ pub async fn set_language(lang: String) -> Result<(), AppError> {
     Ok(())
 }
 
-/// `t!(key)`, with a literal key: the current language's text of it.
+/// `t!(key)`, with a literal key: the current language's text of it (the key's index is found
+/// while compiling; an unknown key does not compile).
 #[macro_export]
 macro_rules! t {
-    ($key:literal) => {
-        $crate::i18n::t($key)
-    };
+    ($key:literal) => {{
+        const INDEX: usize = $crate::i18n::index($key);
+        $crate::i18n::t(INDEX)
+    }};
 }
 
 /// What the console says about an error: its code's text, and the field it concerns.
 pub fn error_text(e: &ErrorInfo) -> String {
     let base = match e.code() {
-        "invalid_request" => t("error.invalid_request"),
-        "unauthorized" => t("error.unauthorized"),
-        "insufficient_quota" => t("error.insufficient_quota"),
-        "forbidden" => t("error.forbidden"),
-        "not_found" | "model_not_found" => t("error.not_found"),
-        "conflict" => t("error.conflict"),
-        "payload_too_large" => t("error.payload_too_large"),
-        "rate_limit_exceeded" => t("error.rate_limited"),
-        "service_unavailable" | "bad_gateway" | "gateway_timeout" => t("error.unavailable"),
-        _ if e.kind == types::ErrorKind::Transport => t("error.transport"),
-        _ => t("error.internal"),
+        "invalid_request" => t!("error.invalid_request"),
+        "unauthorized" => t!("error.unauthorized"),
+        "insufficient_quota" => t!("error.insufficient_quota"),
+        "forbidden" => t!("error.forbidden"),
+        "not_found" | "model_not_found" => t!("error.not_found"),
+        "conflict" => t!("error.conflict"),
+        "payload_too_large" => t!("error.payload_too_large"),
+        "rate_limit_exceeded" => t!("error.rate_limited"),
+        "service_unavailable" | "bad_gateway" | "gateway_timeout" => t!("error.unavailable"),
+        _ if e.kind == types::ErrorKind::Transport => t!("error.transport"),
+        _ => t!("error.internal"),
     };
     match &e.param {
-        Some(field) => format!("{base} ({}: {field})", t("error.field")),
+        Some(field) => format!("{base} ({}: {field})", t!("error.field")),
         None => base.to_string(),
     }
 }
@@ -226,37 +288,12 @@ mod tests {
         keys.dedup();
         assert_eq!(keys.len(), n, "a key is in the table twice");
         assert!(EN.iter().all(|(_, text)| !text.is_empty()));
-        assert_eq!(t("admin.nav_users"), "Users");
-        assert_eq!(t("no.such.key"), "no.such.key");
-    }
-
-    #[test]
-    fn every_key_the_console_uses_is_in_the_table() {
-        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-        let mut missing = Vec::new();
-        let mut stack = vec![src];
-        while let Some(dir) = stack.pop() {
-            for entry in std::fs::read_dir(&dir).expect("src") {
-                let path = entry.expect("entry").path();
-                if path.is_dir() {
-                    stack.push(path);
-                    continue;
-                }
-                let text = std::fs::read_to_string(&path).expect("source");
-                // The macro itself, not the end of a longer name such as `format!`.
-                for (at, _) in text.match_indices("t!(\"") {
-                    let before = text[..at].chars().next_back().unwrap_or(' ');
-                    if before.is_alphanumeric() || before == '_' {
-                        continue;
-                    }
-                    let key = text[at + 4..].split('"').next().unwrap_or_default();
-                    if !EN.iter().any(|(k, _)| *k == key) {
-                        missing.push(format!("{}: {key}", path.display()));
-                    }
-                }
-            }
+        assert_eq!(t!("admin.nav_users"), "Users");
+        for (i, (key, en)) in EN.iter().enumerate() {
+            assert_eq!(index(key), i);
+            assert_eq!(text(Lang::En, i), *en);
+            assert_eq!(text(Lang::Zh, i), ZH[i].1);
         }
-        assert!(missing.is_empty(), "keys without a text: {missing:?}");
     }
 
     #[test]
@@ -279,8 +316,8 @@ mod tests {
         assert_eq!(Lang::negotiate(Some("en"), Some("zh-CN")), Lang::En);
         assert_eq!(Lang::negotiate(Some("bogus"), Some("zh-TW")), Lang::Zh);
         assert_eq!(Lang::from_tag("ZH_cn"), Some(Lang::Zh));
-        assert_eq!(text(Lang::Zh, "nav.keys"), "API 密钥");
-        assert_eq!(text(Lang::En, "nav.keys"), "API keys");
+        assert_eq!(text(Lang::Zh, index("nav.keys")), "API 密钥");
+        assert_eq!(text(Lang::En, index("nav.keys")), "API keys");
     }
 
     #[test]
