@@ -27,43 +27,50 @@ impl S3Server {
         let python = std::env::var("TOLLGATE_TEST_PYTHON").expect(
             "TOLLGATE_TEST_PYTHON must name a python with moto[server] (make unit sets it)",
         );
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .expect("bind")
-            .local_addr()
-            .expect("addr")
-            .port();
-        let child = Command::new(python)
-            .args([
-                "-m",
-                "moto.server",
-                "-H",
-                "127.0.0.1",
-                "-p",
-                &port.to_string(),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start moto");
-        let endpoint = format!("http://127.0.0.1:{port}");
         let bucket = format!("tg-{}", uuid::Uuid::new_v4().simple());
-        let deadline = Instant::now() + Duration::from_secs(30);
         let client = reqwest::Client::new();
-        loop {
-            // moto checks no signature: a plain PUT creates the bucket.
-            if let Ok(res) = client.put(format!("{endpoint}/{bucket}")).send().await
-                && res.status().is_success()
-            {
-                break;
+        // The free port is found by binding and releasing it, so another test's server may take
+        // it first: moto then exits, and it is started again on another port.
+        for _ in 0..5 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .expect("bind")
+                .local_addr()
+                .expect("addr")
+                .port();
+            let mut child = Command::new(&python)
+                .args([
+                    "-m",
+                    "moto.server",
+                    "-H",
+                    "127.0.0.1",
+                    "-p",
+                    &port.to_string(),
+                ])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start moto");
+            let endpoint = format!("http://127.0.0.1:{port}");
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                // moto checks no signature: a plain PUT creates the bucket.
+                if let Ok(res) = client.put(format!("{endpoint}/{bucket}")).send().await
+                    && res.status().is_success()
+                {
+                    return S3Server {
+                        child,
+                        endpoint,
+                        bucket,
+                    };
+                }
+                if child.try_wait().expect("moto's status").is_some() {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "moto did not start");
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            assert!(Instant::now() < deadline, "moto did not start");
-            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        S3Server {
-            child,
-            endpoint,
-            bucket,
-        }
+        panic!("moto exited at once on five free ports");
     }
 
     pub fn config(&self) -> S3Config {
