@@ -779,16 +779,30 @@ test("the API reference renders every route, offline, at desktop and phone width
     await expect(page.getByRole("heading", { name: "API reference" })).toBeVisible();
     // The reader's base URL: where this page was served from.
     await expect(page.getByTestId("docs-base-url")).toHaveText(new URL(page.url()).origin);
-    const all = await page.getByTestId("operation").count();
+    const shown = page.locator('[data-testid="operation"]:visible');
+    const all = await shown.count();
     expect(all).toBeGreaterThanOrEqual(44);
-    // Search narrows the list as you type (client-side, after hydration).
-    await page.getByTestId("docs-search").fill("redeem-codes");
-    await expect(page.getByTestId("operation")).toHaveCount(3);
-    const op = page.getByTestId("operation").first();
+    await expect(page.locator(".docs-tag:visible")).not.toHaveCount(0);
+    // Search narrows the list as you type (client-side, after hydration), in any case, and
+    // hides the tags left empty.
+    await page.getByTestId("docs-search").fill("Redeem-Codes");
+    await expect(shown).toHaveCount(3);
+    await expect(page.locator(".docs-tag:visible")).toHaveCount(1);
+    const op = shown.first();
     await op.locator("summary").click();
     await expect(op.getByText("Responses")).toBeVisible();
+    await page.getByTestId("docs-search").fill("no such operation");
+    await expect(shown).toHaveCount(0);
     await page.getByTestId("docs-search").fill("");
-    await expect(page.getByTestId("operation")).toHaveCount(all);
+    await expect(shown).toHaveCount(all);
+    // Reached from another page, the browser draws the server's reference itself.
+    await page.goto("/pricing");
+    await hydrated(page);
+    await page.locator('a[href="/docs"]:visible').first().click();
+    await expect(page).toHaveURL(/\/docs$/);
+    await expect(shown).toHaveCount(all);
+    await page.getByTestId("docs-search").fill("redeem-codes");
+    await expect(shown).toHaveCount(3);
     // Nothing is wider than the screen.
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     expect(overflow).toBeLessThanOrEqual(0);

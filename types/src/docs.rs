@@ -3,13 +3,25 @@
 
 use serde::{Deserialize, Serialize};
 
+/// What the docs page loads: the document's head, and its operations and schemas as HTML,
+/// rendered on the server from [`ApiDoc`] (escaped by Leptos' renderer): the browser needs no
+/// code to read or draw them, only to search them.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ApiDoc {
+pub struct ApiDocPage {
     pub title: String,
     pub version: String,
     pub description: String,
     /// Where the reader's clients reach this gateway (`/v1` is the OpenAI base URL).
     pub base_url: String,
+    /// The operations by tag, then the schemas: HTML, in the page's language.
+    pub html: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiDoc {
+    pub title: String,
+    pub version: String,
+    pub description: String,
     pub operations: Vec<DocOperation>,
     pub schemas: Vec<DocSchema>,
 }

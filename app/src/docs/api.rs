@@ -1,34 +1,170 @@
 //! The API reference: the server's OpenAPI document (provided to the app as context by the
-//! server, which generates it from its routes), reduced once to what the docs page shows.
+//! server, which generates it from its routes), reduced once to what the docs page shows and
+//! drawn as HTML on the server, once per language.
 
 use crate::error::AppError;
 use leptos::prelude::*;
-use types::docs::ApiDoc;
+use types::docs::ApiDocPage;
 
 /// The OpenAPI document as JSON, provided by the server.
 #[cfg(feature = "ssr")]
 #[derive(Clone, Copy)]
 pub struct ApiDocument(pub &'static str);
 
+/// The reference in the visitor's language, with their base URL. The document is reduced once
+/// and drawn once per language; what a request adds is its base URL.
 #[server(prefix = "/_sfn", endpoint = "docs")]
-pub async fn api_reference() -> Result<ApiDoc, AppError> {
+pub async fn api_reference() -> Result<ApiDocPage, AppError> {
+    use crate::i18n::Lang;
     use std::sync::OnceLock;
+    use types::docs::ApiDoc;
     static REDUCED: OnceLock<ApiDoc> = OnceLock::new();
+    static HTML: [OnceLock<String>; 2] = [OnceLock::new(), OnceLock::new()];
     let base_url = crate::ssr::site_url(&crate::ssr::services()?)?;
-    if let Some(doc) = REDUCED.get() {
-        return Ok(ApiDoc {
-            base_url,
-            ..doc.clone()
-        });
-    }
-    let text = use_context::<ApiDocument>()
-        .ok_or_else(|| AppError::new(crate::ErrorKind::Internal, "the API document is missing"))?;
-    let value: serde_json::Value = serde_json::from_str(text.0)
-        .map_err(|e| AppError::new(crate::ErrorKind::Internal, e.to_string()))?;
-    Ok(ApiDoc {
+    let doc = match REDUCED.get() {
+        Some(doc) => doc,
+        None => {
+            let text = use_context::<ApiDocument>().ok_or_else(|| {
+                AppError::new(crate::ErrorKind::Internal, "the API document is missing")
+            })?;
+            let value: serde_json::Value = serde_json::from_str(text.0)
+                .map_err(|e| AppError::new(crate::ErrorKind::Internal, e.to_string()))?;
+            REDUCED.get_or_init(|| reduce::doc(&value))
+        }
+    };
+    let lang = crate::ssr::request_lang();
+    let html = HTML[usize::from(lang == Lang::Zh)].get_or_init(|| draw::reference(doc, lang));
+    Ok(ApiDocPage {
+        title: doc.title.clone(),
+        version: doc.version.clone(),
+        description: doc.description.clone(),
         base_url,
-        ..REDUCED.get_or_init(|| reduce::doc(&value)).clone()
+        html: html.clone(),
     })
+}
+
+/// The reference drawn as HTML on the server: the same components a page would use, rendered
+/// to a string (text and attributes escaped by Leptos).
+#[cfg(feature = "ssr")]
+mod draw {
+    use crate::i18n::Lang;
+    use crate::t;
+    use leptos::prelude::*;
+    use leptos::tachys::view::RenderHtml;
+    use types::docs::{ApiDoc, DocOperation, DocSchema};
+
+    pub fn reference(doc: &ApiDoc, lang: Lang) -> String {
+        let owner = Owner::new();
+        owner.with(|| {
+            provide_context(lang);
+            let mut tags: Vec<String> = Vec::new();
+            for op in &doc.operations {
+                if !tags.contains(&op.tag) {
+                    tags.push(op.tag.clone());
+                }
+            }
+            let by_tag = tags.into_iter().map(|tag| {
+                let ops: Vec<DocOperation> = doc
+                    .operations
+                    .iter()
+                    .filter(|o| o.tag == tag)
+                    .cloned()
+                    .collect();
+                view! {
+                    <section class="panel docs-tag">
+                        <h2>{tag}</h2>
+                        {ops.into_iter().map(operation).collect_view()}
+                    </section>
+                }
+            });
+            view! {
+                {by_tag.collect_view()}
+                <section class="panel" id="schemas">
+                    <h2>{t!("docs.schemas")}</h2>
+                    {doc.schemas.iter().cloned().map(schema).collect_view()}
+                </section>
+            }
+            .to_html()
+        })
+    }
+
+    fn schema(s: DocSchema) -> impl IntoView {
+        let fields = (!s.fields.is_empty()).then(|| {
+            view! {
+                <div class="scroll">
+                    <table class="doc-table">
+                        <tbody>
+                            {s.fields.into_iter().map(|f| view! {
+                                <tr>
+                                    <td><code>{f.name}</code>{f.required.then_some(" *")}</td>
+                                    <td><code>{f.kind}</code></td>
+                                    <td class="muted">{f.description}</td>
+                                </tr>
+                            }).collect_view()}
+                        </tbody>
+                    </table>
+                </div>
+            }
+        });
+        let id = format!("schema-{}", s.name);
+        view! {
+            <details class="schema" id=id>
+                <summary><code>{s.name}</code> " " <span class="muted">{s.description}</span></summary>
+                {fields}
+            </details>
+        }
+    }
+
+    /// One operation; `data-search` is what the page's search looks in (path and summary).
+    fn operation(op: DocOperation) -> impl IntoView {
+        let method_class = format!("method {}", op.method.to_lowercase());
+        let search = format!("{}\n{}", op.path, op.summary).to_lowercase();
+        let auth = if op.auth.is_empty() {
+            t!("docs.public").to_string()
+        } else {
+            op.auth.join(" / ")
+        };
+        let params = (!op.params.is_empty()).then(|| {
+            view! {
+                <h3>{t!("docs.params")}</h3>
+                <div class="scroll">
+                    <table class="doc-table">
+                        <tbody>
+                            {op.params.into_iter().map(|p| view! {
+                                <tr>
+                                    <td><code>{p.name}</code>{p.required.then_some(" *")}</td>
+                                    <td class="muted">{p.location}</td>
+                                    <td><code>{p.kind}</code></td>
+                                    <td class="muted">{p.description}</td>
+                                </tr>
+                            }).collect_view()}
+                        </tbody>
+                    </table>
+                </div>
+            }
+        });
+        view! {
+            <details class="operation" data-testid="operation" data-search=search>
+                <summary>
+                    <span class=method_class>{op.method}</span>
+                    <code class="path">{op.path}</code>
+                    <span class="muted">{op.summary}</span>
+                </summary>
+                <p class="muted">{t!("docs.auth")} ": " {auth}</p>
+                {params}
+                {op.body.map(|b| view! { <p>{t!("docs.body")} ": " <code>{b}</code></p> })}
+                <h3>{t!("docs.responses")}</h3>
+                <ul class="responses">
+                    {op.responses.into_iter().map(|r| view! {
+                        <li>
+                            <strong>{r.status}</strong> " " {r.description}
+                            {r.schema.map(|s| view! { " — " <code>{s}</code> })}
+                        </li>
+                    }).collect_view()}
+                </ul>
+            </details>
+        }
+    }
 }
 
 #[cfg(feature = "ssr")]
@@ -195,7 +331,6 @@ mod reduce {
             }
         }
         ApiDoc {
-            base_url: String::new(),
             title: text(&v["info"]["title"]),
             version: text(&v["info"]["version"]),
             description: text(&v["info"]["description"]),

@@ -3,10 +3,11 @@ use crate::components::ErrorView;
 use crate::t;
 use crate::wire;
 use leptos::prelude::*;
-use types::docs::{ApiDoc, DocOperation};
+use leptos::wasm_bindgen::JsCast;
+use types::docs::ApiDocPage;
 
-/// The API reference, rendered on the server from the OpenAPI document: public, offline, and
-/// searchable by path or summary.
+/// The API reference, drawn on the server from the OpenAPI document: public, offline, and
+/// searchable by path or summary. The browser carries the search, not the drawing.
 #[component]
 pub fn DocsPage() -> impl IntoView {
     let doc = wire::resource(|| (), |()| api_reference());
@@ -30,20 +31,12 @@ pub fn DocsPage() -> impl IntoView {
 }
 
 #[component]
-fn Reference(doc: ApiDoc) -> AnyView {
-    let filter = RwSignal::new(String::new());
-    let ops = StoredValue::new(doc.operations);
-    let mut tags: Vec<String> = Vec::new();
-    for op in ops.get_value() {
-        if !tags.contains(&op.tag) {
-            tags.push(op.tag.clone());
+fn Reference(doc: ApiDocPage) -> impl IntoView {
+    let body = NodeRef::<leptos::html::Div>::new();
+    let search = move |ev| {
+        if let Some(body) = body.get_untracked() {
+            show_matching(&body, &event_target_value(&ev));
         }
-    }
-    let matches = move |op: &DocOperation| {
-        let needle = filter.get().to_lowercase();
-        needle.is_empty()
-            || op.path.to_lowercase().contains(&needle)
-            || op.summary.to_lowercase().contains(&needle)
     };
     view! {
         <p class="muted">{format!("{} {} — ", doc.title, doc.version)}{doc.description}</p>
@@ -53,94 +46,34 @@ fn Reference(doc: ApiDoc) -> AnyView {
         </p>
         <div class="table-head">
             <input type="search" class="docs-search" placeholder=t!("docs.search") aria-label=t!("docs.search")
-                data-testid="docs-search"
-                on:input=move |ev| filter.set(event_target_value(&ev))/>
+                data-testid="docs-search" on:input=search/>
         </div>
-        {tags.into_iter().map(|tag| {
-            let title = tag.clone();
-            let tag_ops = move || ops.get_value().into_iter().filter(|o| o.tag == tag).filter(|o| matches(o)).collect::<Vec<_>>();
-            view! {
-                <section class="panel docs-tag">
-                    <h2>{title}</h2>
-                    <For each=tag_ops key=|o| format!("{} {}", o.method, o.path) let:op>
-                        <Operation op/>
-                    </For>
-                </section>
-            }
-            .into_any()
-        }).collect_view()}
-        <section class="panel" id="schemas">
-            <h2>{t!("docs.schemas")}</h2>
-            {doc.schemas.into_iter().map(|s| view! {
-                <details class="schema" id=format!("schema-{}", s.name)>
-                    <summary><code>{s.name.clone()}</code> " " <span class="muted">{s.description.clone()}</span></summary>
-                    <Show when={let empty = s.fields.is_empty(); move || !empty}>
-                        <div class="scroll">
-                            <table class="doc-table">
-                                <tbody>
-                                    {s.fields.clone().into_iter().map(|f| view! {
-                                        <tr>
-                                            <td><code>{f.name}</code>{f.required.then_some(" *")}</td>
-                                            <td><code>{f.kind}</code></td>
-                                            <td class="muted">{f.description}</td>
-                                        </tr>
-                                    }).collect_view()}
-                                </tbody>
-                            </table>
-                        </div>
-                    </Show>
-                </details>
-            }
-            .into_any()).collect_view()}
-        </section>
+        <div node_ref=body inner_html=doc.html></div>
     }
-    .into_any()
 }
 
-#[component]
-fn Operation(op: DocOperation) -> AnyView {
-    let method_class = format!("method {}", op.method.to_lowercase());
-    let auth = if op.auth.is_empty() {
-        t!("docs.public").to_string()
-    } else {
-        op.auth.join(" / ")
+/// Shows the operations whose path or summary (their `data-search`) holds `needle`, in any
+/// case, and the tags that still show one; hides the others.
+fn show_matching(reference: &web_sys::HtmlElement, needle: &str) {
+    let needle = needle.trim().to_lowercase();
+    let all = |root: &web_sys::Element, selector: &str| {
+        let list = root.query_selector_all(selector).ok();
+        (0..list.as_ref().map_or(0, |l| l.length())).filter_map(move |i| {
+            list.as_ref()?
+                .item(i)?
+                .dyn_into::<web_sys::HtmlElement>()
+                .ok()
+        })
     };
-    view! {
-        <details class="operation" data-testid="operation">
-            <summary>
-                <span class=method_class>{op.method.clone()}</span>
-                <code class="path">{op.path.clone()}</code>
-                <span class="muted">{op.summary.clone()}</span>
-            </summary>
-            <p class="muted">{t!("docs.auth")} ": " {auth}</p>
-            <Show when={let empty = op.params.is_empty(); move || !empty}>
-                <h3>{t!("docs.params")}</h3>
-                <div class="scroll">
-                    <table class="doc-table">
-                        <tbody>
-                            {op.params.clone().into_iter().map(|p| view! {
-                                <tr>
-                                    <td><code>{p.name}</code>{p.required.then_some(" *")}</td>
-                                    <td class="muted">{p.location}</td>
-                                    <td><code>{p.kind}</code></td>
-                                    <td class="muted">{p.description}</td>
-                                </tr>
-                            }).collect_view()}
-                        </tbody>
-                    </table>
-                </div>
-            </Show>
-            {op.body.clone().map(|b| view! { <p>{t!("docs.body")} ": " <code>{b}</code></p> })}
-            <h3>{t!("docs.responses")}</h3>
-            <ul class="responses">
-                {op.responses.into_iter().map(|r| view! {
-                    <li>
-                        <strong>{r.status}</strong> " " {r.description}
-                        {r.schema.map(|s| view! { " — " <code>{s}</code> })}
-                    </li>
-                }).collect_view()}
-            </ul>
-        </details>
+    for tag in all(reference, ".docs-tag") {
+        let mut shown = false;
+        for op in all(&tag, ".operation") {
+            let hit = op
+                .get_attribute("data-search")
+                .is_some_and(|text| text.contains(&needle));
+            op.set_hidden(!hit);
+            shown |= hit;
+        }
+        tag.set_hidden(!shown);
     }
-    .into_any()
 }

@@ -142,5 +142,30 @@ async fn the_openapi_document_lists_every_route_and_each_is_served() {
     let html = page.text().await.expect("html");
     assert!(html.contains("/api/admin/redeem-codes"));
     assert!(html.contains("data-testid=\"operation\""));
+    // What the search looks in: the path and the summary, lower case.
+    assert!(
+        html.contains("data-search=\"/api/admin/redeem-codes/{id}/void\nvoids an unused code\"")
+    );
+    assert!(html.contains(">Responses</h3>"));
+    // Drawn in the reader's language, each language once (the second answer is the cached one).
+    for _ in 0..2 {
+        let zh = reqwest::Client::new()
+            .get(app.url("/docs"))
+            .header("accept-language", "zh-CN,zh;q=0.9")
+            .send()
+            .await
+            .expect("docs page");
+        let zh = zh.text().await.expect("html");
+        assert!(zh.contains(">响应</h3>"), "the Chinese reference");
+        assert!(!zh.contains(">Responses</h3>"));
+    }
+    let again = reqwest::get(app.url("/docs")).await.expect("docs page");
+    assert!(
+        again
+            .text()
+            .await
+            .expect("html")
+            .contains(">Responses</h3>")
+    );
     app.stop().await;
 }
