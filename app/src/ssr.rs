@@ -137,3 +137,17 @@ pub fn request_lang() -> crate::i18n::Lang {
         .and_then(|v| v.to_str().ok());
     crate::i18n::Lang::negotiate(cookie.as_deref(), accept)
 }
+
+/// `view` rendered to HTML on the server in `lang` (text and attributes escaped by Leptos),
+/// for a part of a page the browser shows as it is ([`crate::components::Drawn`]): its code is
+/// then only in the server.
+pub fn html<V: leptos::tachys::view::RenderHtml>(
+    lang: crate::i18n::Lang,
+    view: impl FnOnce() -> V,
+) -> String {
+    let owner = leptos::prelude::Owner::new();
+    owner.with(|| {
+        leptos::prelude::provide_context(lang);
+        view().to_html()
+    })
+}

@@ -348,13 +348,22 @@ test("a call made with a new key shows in the logs with its cost, and in the bal
   await hydrated(page);
   await expect(page.getByTestId("spent-today")).toHaveText("$0.015");
   await expect(page.getByTestId("spent-30")).toHaveText("$0.015");
-  await expect(page.getByTestId("usage-chart").getByTestId("bar")).toHaveCount(1);
+  // Both ranges come drawn by the server; the switch shows one.
+  const chart = page.locator('[data-testid="usage-chart"]:visible');
+  await expect(chart).toHaveCount(1);
+  await expect(chart.getByTestId("bar")).toHaveCount(1);
+  await expect(chart.locator("text.axis")).toHaveCount(9); // 6 day labels (of 30) + 3 grid lines
+  await expect(chart.getByTestId("bar").locator("title")).toHaveText(/gpt-e2e: \$0\.015 · 1 requests/);
   await expect(page.getByTestId("by-model")).toContainText("gpt-e2e");
   await expect(page.getByTestId("by-key")).toContainText("logs key");
   await expect(page.getByTestId("recent-errors")).toContainText("503");
   await page.getByTestId("range-7").click();
   await expect(page.getByTestId("range-7")).toHaveAttribute("aria-pressed", "true");
-  await expect(page.getByTestId("usage-chart").getByTestId("bar")).toHaveCount(1);
+  await expect(chart).toHaveCount(1);
+  await expect(chart.getByTestId("bar")).toHaveCount(1);
+  await expect(chart.locator("text.axis")).toHaveCount(10); // 7 day labels + 3 grid lines
+  await page.getByTestId("range-30").click();
+  await expect(chart.locator("text.axis")).toHaveCount(9);
   await shot(page, "dashboard");
   await page.setViewportSize({ width: 375, height: 800 });
   const narrow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);

@@ -275,21 +275,23 @@ pub struct UserDetail {
     pub ledger: Slice<LedgerRow>,
 }
 
-/// What the console's dashboard shows, read in one round trip: the last 30 UTC days by model
-/// and by key, the latest failed calls, and what a first call needs.
+/// What the console's dashboard shows, read in one round trip: the account as it is now, its
+/// spend today and over the last 7 and 30 UTC days, and the rest of the page drawn as HTML by
+/// the server in the reader's language.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Dashboard {
-    /// The last day of the range (`YYYY-MM-DD`, UTC).
-    pub today: String,
-    pub by_model: Vec<UsagePoint>,
-    pub by_key: Vec<UsagePoint>,
-    pub errors: Vec<UsageRow>,
-    /// The user's keys: id, name and display prefix.
-    pub keys: Vec<(i64, String, String)>,
-    /// The gateway's `/v1` address as the user reaches it.
-    pub base_url: String,
-    /// A model the user can call (for the first-call example).
-    pub example_model: Option<String>,
+    pub user: crate::UserInfo,
+    pub spent_today: Credits,
+    pub calls_today: u64,
+    pub spent_7: Credits,
+    pub spent_30: Credits,
+    pub calls_30: u64,
+    /// The spend chart by day and model, over 7 and over 30 days (HTML); none before the first
+    /// call.
+    pub chart: Option<String>,
+    /// HTML: the first-call guide before the first call, else the spend by model and by key;
+    /// then the latest failed calls.
+    pub details: String,
 }
 
 #[cfg(test)]

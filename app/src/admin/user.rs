@@ -5,7 +5,7 @@ use super::api::user_detail;
 use super::nav::AdminNav;
 use crate::billing::page::Ledger;
 use crate::components::{ErrorView, Guard, limits_text, when};
-use crate::dashboard::page::UsageChart;
+use crate::dashboard::chart::UsageChart;
 use crate::i18n::format::{money, number};
 use crate::i18n::{role_text, status_text};
 use crate::t;

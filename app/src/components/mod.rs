@@ -1,8 +1,10 @@
+mod drawn;
 mod form;
 mod guard;
 mod layout;
 mod not_found;
 
+pub use drawn::{Drawn, elements};
 pub use form::{Post, PostForm, Target};
 pub use guard::{ErrorView, Forbidden, Guard, after_sign_in};
 pub use layout::Layout;

@@ -45,7 +45,8 @@ pub async fn my_ledger(query: LedgerQuery) -> Result<Slice<LedgerRow>, AppError>
     Ok(service::usage::my_ledger(&svc, user.id, &query).await?)
 }
 
-/// Everything the dashboard shows, in one round trip (see [`Dashboard`]).
+/// Everything the dashboard shows, in one round trip, its chart and tables drawn in the
+/// reader's language (see [`Dashboard`]).
 #[server(prefix = "/_sfn", endpoint = "me/dashboard")]
 pub async fn my_dashboard() -> Result<Dashboard, AppError> {
     use crate::ssr::*;
@@ -83,7 +84,7 @@ pub async fn my_dashboard() -> Result<Dashboard, AppError> {
         .into_iter()
         .next()
         .map(|(m, _)| m);
-    Ok(Dashboard {
+    let read = super::draw::Read {
         today: types::date::format_day(today),
         by_model,
         by_key,
@@ -91,5 +92,6 @@ pub async fn my_dashboard() -> Result<Dashboard, AppError> {
         keys,
         base_url,
         example_model,
-    })
+    };
+    Ok(read.draw(user, request_lang()))
 }

@@ -1,4 +1,7 @@
 pub mod api;
+pub mod chart;
+#[cfg(feature = "ssr")]
+mod draw;
 pub mod page;
 pub use page::DashboardPage;
 

@@ -43,26 +43,22 @@ pub async fn api_reference() -> Result<ApiDocPage, AppError> {
     })
 }
 
-/// The reference drawn as HTML on the server: the same components a page would use, rendered
-/// to a string (text and attributes escaped by Leptos).
+/// The reference drawn as HTML on the server (see [`crate::components::Drawn`]).
 #[cfg(feature = "ssr")]
 mod draw {
     use crate::i18n::Lang;
     use crate::t;
     use leptos::prelude::*;
-    use leptos::tachys::view::RenderHtml;
     use types::docs::{ApiDoc, DocOperation, DocSchema};
 
     pub fn reference(doc: &ApiDoc, lang: Lang) -> String {
-        let owner = Owner::new();
-        owner.with(|| {
-            provide_context(lang);
-            let mut tags: Vec<String> = Vec::new();
-            for op in &doc.operations {
-                if !tags.contains(&op.tag) {
-                    tags.push(op.tag.clone());
-                }
+        let mut tags: Vec<String> = Vec::new();
+        for op in &doc.operations {
+            if !tags.contains(&op.tag) {
+                tags.push(op.tag.clone());
             }
+        }
+        crate::ssr::html(lang, || {
             let by_tag = tags.into_iter().map(|tag| {
                 let ops: Vec<DocOperation> = doc
                     .operations
@@ -84,7 +80,6 @@ mod draw {
                     {doc.schemas.iter().cloned().map(schema).collect_view()}
                 </section>
             }
-            .to_html()
         })
     }
 

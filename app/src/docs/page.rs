@@ -1,9 +1,8 @@
 use super::api::api_reference;
-use crate::components::ErrorView;
+use crate::components::{Drawn, ErrorView, elements};
 use crate::t;
 use crate::wire;
 use leptos::prelude::*;
-use leptos::wasm_bindgen::JsCast;
 use types::docs::ApiDocPage;
 
 /// The API reference, drawn on the server from the OpenAPI document: public, offline, and
@@ -48,7 +47,7 @@ fn Reference(doc: ApiDocPage) -> impl IntoView {
             <input type="search" class="docs-search" placeholder=t!("docs.search") aria-label=t!("docs.search")
                 data-testid="docs-search" on:input=search/>
         </div>
-        <div node_ref=body inner_html=doc.html></div>
+        <Drawn html=doc.html node_ref=body/>
     }
 }
 
@@ -56,18 +55,9 @@ fn Reference(doc: ApiDocPage) -> impl IntoView {
 /// case, and the tags that still show one; hides the others.
 fn show_matching(reference: &web_sys::HtmlElement, needle: &str) {
     let needle = needle.trim().to_lowercase();
-    let all = |root: &web_sys::Element, selector: &str| {
-        let list = root.query_selector_all(selector).ok();
-        (0..list.as_ref().map_or(0, |l| l.length())).filter_map(move |i| {
-            list.as_ref()?
-                .item(i)?
-                .dyn_into::<web_sys::HtmlElement>()
-                .ok()
-        })
-    };
-    for tag in all(reference, ".docs-tag") {
+    for tag in elements(reference, ".docs-tag") {
         let mut shown = false;
-        for op in all(&tag, ".operation") {
+        for op in elements(&tag, ".operation") {
             let hit = op
                 .get_attribute("data-search")
                 .is_some_and(|text| text.contains(&needle));

@@ -6,6 +6,7 @@ use crate::both_backends;
 both_backends!(
     usage_rows_keep_every_field_and_a_clean_stop_loses_none,
     a_refused_usage_row_does_not_take_its_batch_with_it,
+    the_dashboard_draws_untrusted_names_as_text,
 );
 
 /// Usage rows written in batches (more than one, with awkward text and every optional field
@@ -227,4 +228,81 @@ async fn usage_rows_wait_out_a_database_outage() {
         "the rows beyond the queue and its overflow"
     );
     storage.destroy().await;
+}
+
+/// The dashboard's chart and tables are drawn as HTML by the server: a key's name and a model's
+/// name (both chosen by users or upstreams) reach the page as text, never as markup.
+async fn the_dashboard_draws_untrusted_names_as_text(backend: Backend) {
+    use service::usage::{ErrorClass, UsageRecord, UsageSource};
+    let app = TestApp::spawn(backend).await;
+    let user_id = app.create_user("mallory", "mallory-password", "user").await;
+    let key_name = "<img src=x onerror=alert(1)>&\"";
+    let key = create_key(&app, json!({ "user_id": user_id, "name": key_name })).await;
+    let model = "<svg onload=alert(2)>";
+    for status in [200, 502] {
+        app.svc.usage.record(UsageRecord {
+            request_id: format!("req-{status}"),
+            user_id,
+            key_id: key["id"].as_i64(),
+            key_prefix: key["prefix"].as_str().map(str::to_string),
+            model: model.into(),
+            served_model: None,
+            channel_id: None,
+            attempts: 1,
+            stream: false,
+            prompt_tokens: 10,
+            completion_tokens: 20,
+            cached_tokens: 0,
+            cost: 1_500,
+            price_version: None,
+            usage_source: UsageSource::Upstream,
+            status,
+            error_class: (status != 200)
+                .then_some(ErrorClass::Failed(types::ErrorKind::BadGateway)),
+            latency_ms: 5,
+            ttft_ms: None,
+            client_ip: None,
+            created_at: service::now_ms(),
+        });
+    }
+    let client = TestApp::client();
+    assert_eq!(
+        app.login(&client, "mallory", "mallory-password")
+            .await
+            .status(),
+        200
+    );
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let html = loop {
+        let html = client
+            .get(app.url("/"))
+            .send()
+            .await
+            .expect("dashboard")
+            .text()
+            .await
+            .expect("html");
+        if html.contains("data-testid=\"recent-errors\"") && html.contains("data-testid=\"by-key\"")
+        {
+            break html;
+        }
+        assert!(Instant::now() < deadline, "the usage never showed: {html}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // Both ranges of the chart, the 7-day one hidden until the switch shows it.
+    assert!(html.contains("<div data-range=\"7\" hidden>"), "{html}");
+    assert!(html.contains("<div data-range=\"30\">"), "{html}");
+    assert_eq!(html.matches("data-testid=\"usage-chart\"").count(), 2);
+    // The names as text: in the chart's tooltips, the legend, the breakdowns, the errors.
+    assert!(!html.contains("<img src=x"), "{html}");
+    assert!(!html.contains("<svg onload"), "{html}");
+    assert!(
+        html.contains("&lt;img src=x onerror=alert(1)&gt;&amp;"),
+        "{html}"
+    );
+    assert!(
+        html.matches("&lt;svg onload=alert(2)&gt;").count() >= 4,
+        "{html}"
+    );
+    app.stop().await;
 }
