@@ -368,6 +368,11 @@ test("a call made with a new key shows in the logs with its cost, and in the bal
   await page.setViewportSize({ width: 375, height: 800 });
   const narrow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   expect(narrow).toBeLessThanOrEqual(0);
+  // On a phone the breakdowns still name their rows, and the exact figures their days.
+  await expect(page.getByTestId("by-model").getByRole("cell", { name: "gpt-e2e" })).toBeVisible();
+  await expect(page.getByTestId("by-key").getByRole("cell", { name: /^logs key/ })).toBeVisible();
+  await chart.locator("xpath=..").locator("details summary").click();
+  await expect(chart.locator("xpath=..").locator("table.compact td").first()).toBeVisible();
   await shot(page, "dashboard");
   await page.setViewportSize({ width: 1280, height: 800 });
 

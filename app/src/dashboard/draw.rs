@@ -132,7 +132,7 @@ fn breakdown(data: &Read) -> impl IntoView {
                  id: &'static str| {
         view! {
             <div class="scroll">
-                <table data-testid=id>
+                <table class="breakdown" data-testid=id>
                     <thead><tr>
                         <th>{head}</th>
                         <th class="num">{t!("dash.requests")}</th>
