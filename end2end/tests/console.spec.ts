@@ -373,6 +373,8 @@ test("a call made with a new key shows in the logs with its cost, and in the bal
   await expect(page.getByTestId("by-key").getByRole("cell", { name: /^logs key/ })).toBeVisible();
   await chart.locator("xpath=..").locator("details summary").click();
   await expect(chart.locator("xpath=..").locator("table.compact td").first()).toBeVisible();
+  // Opening the figures scrolled the page: back to the top, or the sticky header is drawn mid-shot.
+  await page.evaluate(() => window.scrollTo(0, 0));
   await shot(page, "dashboard");
   await page.setViewportSize({ width: 1280, height: 800 });
 
