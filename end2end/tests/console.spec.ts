@@ -300,7 +300,15 @@ test("a call made with a new key shows in the logs with its cost, and in the bal
   await expect(rows.filter({ hasText: "e2e-model" })).toContainText("503");
   // The details of one call.
   await good.click();
-  await expect(page.getByTestId("call-details")).toContainText("upstream");
+  await expect(good).toHaveAttribute("aria-expanded", "true");
+  const details = page.locator('[data-testid="call-details"]:visible');
+  await expect(details).toHaveCount(1);
+  await expect(details).toContainText("upstream");
+  // By keyboard too: Enter folds it away.
+  await good.press("Enter");
+  await expect(details).toHaveCount(0);
+  await expect(good).toHaveAttribute("aria-expanded", "false");
+  await good.click();
   await shot(page, "logs");
 
   // Filters live in the URL: shareable, and the back button returns to the full list.
@@ -902,6 +910,17 @@ test("without JavaScript the forms still work: the server answers, the page show
   await page.getByRole("button", { name: "Sign in" }).click();
   await expect(page.getByRole("heading", { name: "Dashboard" })).toBeVisible();
   await expect(page.getByTestId("whoami")).toHaveText("nojs-user");
+  // The call log's filters are a plain GET form: the server reads them from the URL.
+  await page.goto("/logs");
+  await page.getByTestId("filter-status").selectOption("error");
+  await page.getByTestId("filter-model").fill("nojs-model");
+  await page.getByTestId("apply-filters").click();
+  await expect(page).toHaveURL(/status=error/);
+  await expect(page).toHaveURL(/model=nojs-model/);
+  await expect(page.getByTestId("filter-status")).toHaveValue("error");
+  await expect(page.getByTestId("filter-model")).toHaveValue("nojs-model");
+  await expect(page.getByTestId("no-calls")).toBeVisible();
+  await page.goto("/");
   await page.getByTestId("sign-out").click();
   await expect(page).toHaveURL(/\/login$/);
   await expect(page.getByTestId("sign-in-link")).toBeVisible();

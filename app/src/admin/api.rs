@@ -457,17 +457,6 @@ pub async fn add_target(model: String, target: String) -> Result<types::Mapping,
     Ok(service::catalog::set_mapping(&svc, &actor, &model, targets).await?)
 }
 
-/// Every user's calls, newest first, in keyset pages (the user filter included).
-#[server(prefix = "/_sfn", endpoint = "admin/calls")]
-pub async fn all_calls(
-    query: types::CallsQuery,
-) -> Result<types::Slice<types::UsageRow>, AppError> {
-    use crate::ssr::*;
-    let svc = services()?;
-    let actor = current_admin(&svc).await?;
-    Ok(service::usage::all_calls(&svc, &actor, &query).await?)
-}
-
 /// Sets a key's spend cap (USD), RPM and TPM; an empty field clears it (the group's or the
 /// default limit applies, no cap).
 #[server(prefix = "/_sfn", endpoint = "admin/key_limits")]

@@ -30,7 +30,7 @@ crate::lazy_page!(AdminJobsRoute, AdminJobsPage);
 /// Every user's calls: the call log page, for all users.
 #[leptos::component]
 fn AdminCallsPage() -> impl leptos::IntoView {
-    use crate::logs::page::{Logs, Scope};
+    use crate::logs::{Scope, page::Logs};
     use leptos::prelude::*;
     view! { <Logs scope=Scope::All/> }
 }

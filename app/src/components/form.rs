@@ -160,7 +160,7 @@ fn returned_error(path: &str) -> Option<AppError> {
 }
 
 /// The submitted form's fields (and the submit button's, when it has a name), URL-encoded.
-fn fields(ev: &SubmitEvent) -> Result<String, AppError> {
+pub fn fields(ev: &SubmitEvent) -> Result<String, AppError> {
     let data = leptos::form::form_data_from_event(ev).map_err(|e| {
         AppError::from_server_fn_error(ServerFnErrorErr::Serialization(e.to_string()))
     })?;

@@ -3,10 +3,7 @@
 
 use crate::error::AppError;
 use leptos::prelude::*;
-use types::{
-    CallsQuery, Dashboard, LedgerQuery, LedgerRow, Redeemed, Slice, UsagePoint, UsageQuery,
-    UsageRow,
-};
+use types::{Dashboard, LedgerQuery, LedgerRow, Redeemed, Slice, UsagePoint, UsageQuery};
 
 /// Redeems a code for the signed-in user (throttled like the REST endpoint).
 #[server(prefix = "/_sfn", endpoint = "me/redeem")]
@@ -16,15 +13,6 @@ pub async fn redeem(code: String, idempotency_key: Option<String>) -> Result<Red
     let user = current_user(&svc).await?;
     let ip = client_ip(&svc)?;
     Ok(service::redeem::redeem(&svc, user.id, &code, idempotency_key.as_deref(), ip).await?)
-}
-
-/// The signed-in user's calls, newest first, in keyset pages.
-#[server(prefix = "/_sfn", endpoint = "me/calls")]
-pub async fn my_calls(query: CallsQuery) -> Result<Slice<UsageRow>, AppError> {
-    use crate::ssr::*;
-    let svc = services()?;
-    let user = current_user(&svc).await?;
-    Ok(service::usage::my_calls(&svc, user.id, &query).await?)
 }
 
 /// The signed-in user's daily usage by model or key.
@@ -66,10 +54,10 @@ pub async fn my_dashboard() -> Result<Dashboard, AppError> {
     let errors = service::usage::my_calls(
         &svc,
         user.id,
-        &CallsQuery {
+        &types::CallsQuery {
             status: Some("error".into()),
             limit: Some("5".into()),
-            ..CallsQuery::default()
+            ..types::CallsQuery::default()
         },
     )
     .await?

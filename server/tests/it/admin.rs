@@ -175,7 +175,7 @@ async fn every_admin_route_refuses_plain_users_and_visitors(backend: Backend) {
             ("admin/set_mapping", vec![("model", "m"), ("targets", "a")]),
             ("admin/add_target", vec![("model", "m"), ("target", "a")]),
             ("admin/delete_mapping", vec![("model", "m")]),
-            ("admin/calls", vec![("query[limit]", "10")]),
+            ("admin/logs", vec![("query", "")]),
             ("admin/overview", vec![]),
             ("admin/user", vec![("id", "1")]),
             ("admin/price_history", vec![("model", "m")]),

@@ -13,6 +13,7 @@ both_backends!(
     read_quotas_refuse_a_polling_key,
     calls_export_as_csv_streamed_whole_and_private,
     status_reports_each_models_success_and_latency,
+    the_call_log_page_is_drawn_from_its_query,
 );
 
 fn chat(extra: Value) -> Value {
@@ -288,18 +289,19 @@ async fn usage_reads_are_exact_and_private(backend: Backend) {
             .form(form)
             .send()
     };
-    let calls: Value = sfn("calls", &[("query[limit]", "3")])
-        .await
-        .expect("calls")
-        .json()
-        .await
-        .expect("json");
-    assert_eq!(calls["data"].as_array().expect("data").len(), 3, "{calls}");
-    assert!(calls["next_cursor"].is_string());
-    let refused = sfn("calls", &[("query[user_id]", &bob.to_string())])
-        .await
-        .expect("calls");
-    assert_eq!(refused.status(), 400);
+    // The call-log page, drawn for a client-side visit from the page's query string: alice's
+    // calls only, whatever user the URL names.
+    let logs = |query: String| async move {
+        let res = sfn("logs", &[("query", &query)]).await.expect("logs");
+        assert_eq!(res.status(), 200, "{query}");
+        let html: Value = res.json().await.expect("json");
+        html.as_str().expect("html").to_string()
+    };
+    let rows = |html: &str| html.matches("data-testid=\"call-row\"").count() as i64;
+    assert_eq!(rows(&logs(String::new()).await), expect);
+    assert_eq!(rows(&logs(format!("?user_id={bob}")).await), expect);
+    assert_eq!(rows(&logs("status=error".into()).await), 2);
+    assert_eq!(rows(&logs(format!("key_id={key2_id}")).await), 2);
     let usage: Value = sfn("usage", &[("query[by]", "model")])
         .await
         .expect("usage")
@@ -1020,4 +1022,134 @@ async fn status_reports_each_models_success_and_latency(backend: Backend) {
     let (code, _) = get_json(url.clone(), "sk-not-a-key").await;
     assert_eq!(code, 401);
     gw.stop().await;
+}
+
+/// The call-log page is drawn by the server from its URL: 50 calls a page and a link to the
+/// older ones that keeps the filters, the filters drawn as they are set, names as text, a bad
+/// filter shown under the form that can mend it, only the user's own calls; an administrator's
+/// page filters by user.
+async fn the_call_log_page_is_drawn_from_its_query(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let alice = app.create_user("alice", "alice-password", "user").await;
+    let bob = app.create_user("bob", "bob-password", "user").await;
+    app.create_user("root", "root-password", "admin").await;
+    let hostile = "<img src=x onerror=alert(1)>";
+    let start = service::now_ms() / 1000 * 1000;
+    // Alice's oldest call (the 60th) has the hostile model; every tenth failed.
+    seed_calls(&app, alice, 60, start, hostile).await;
+    seed_calls(&app, bob, 5, start, "bob-model").await;
+    let client = TestApp::client();
+    assert_eq!(
+        app.login(&client, "alice", "alice-password").await.status(),
+        200
+    );
+    let page = |path: String| {
+        let (client, app) = (&client, &app);
+        async move {
+            let res = client.get(app.url(&path)).send().await.expect("page");
+            assert_eq!(res.status(), 200, "{path}");
+            res.text().await.expect("html")
+        }
+    };
+    let rows = |html: &str| html.matches("data-testid=\"call-row\"").count();
+    // The target of the link marked `testid` (unescaped).
+    let href_of = |html: &str, testid: &str| -> String {
+        let at = html
+            .find(&format!("data-testid=\"{testid}\""))
+            .unwrap_or_else(|| panic!("no {testid}: {html}"));
+        let start = html[..at].rfind("href=\"").expect("href") + 6;
+        html[start..]
+            .split('"')
+            .next()
+            .expect("value")
+            .replace("&amp;", "&")
+    };
+
+    let first = page("/logs".into()).await;
+    assert_eq!(rows(&first), 50);
+    assert_eq!(
+        first.matches("data-testid=\"call-details\" hidden").count(),
+        50
+    );
+    assert!(!first.contains("bob-model"));
+    let older = href_of(&first, "older-calls");
+    assert!(older.starts_with("/logs?cursor="), "{older}");
+    let second = page(older).await;
+    assert_eq!(rows(&second), 10);
+    assert!(!second.contains("data-testid=\"older-calls\""));
+    assert!(
+        second.contains("&lt;img src=x onerror=alert(1)&gt;"),
+        "{second}"
+    );
+    assert!(!second.contains("<img src=x"), "{second}");
+
+    // Filters: kept in the form, in the link to older calls and in the export.
+    let day = types::date::format_day((start - 120_000).div_euclid(86_400_000));
+    let filtered = page(format!("/logs?status=error&model=gpt-4o-mini&from={day}")).await;
+    assert_eq!(rows(&filtered), 5);
+    assert!(filtered.contains("value=\"gpt-4o-mini\""), "{filtered}");
+    assert!(
+        filtered.contains("<option value=\"error\" selected"),
+        "{filtered}"
+    );
+    let export = href_of(&filtered, "export-csv");
+    let from = types::date::parse_day(&day).expect("day") * 86_400;
+    assert_eq!(
+        export,
+        format!("/api/me/logs.csv?model=gpt-4o-mini&status=error&from={from}")
+    );
+    let paged = page("/logs?status=success&cursor=".into()).await;
+    assert_eq!(rows(&paged), 50);
+    assert!(href_of(&paged, "older-calls").starts_with("/logs?status=success&cursor="));
+    // Another user's calls are not in reach of a user's URL.
+    let other = page(format!("/logs?user_id={bob}&model=bob-model")).await;
+    assert_eq!(rows(&other), 0);
+    assert!(other.contains("data-testid=\"no-calls\""));
+    // A bad filter: the form, and the error naming the field.
+    let bad = page("/logs?status=sometimes".into()).await;
+    assert!(bad.contains("data-testid=\"filters\""), "{bad}");
+    assert!(bad.contains("data-testid=\"error\""), "{bad}");
+    assert!(bad.contains("status"), "{bad}");
+    assert_eq!(rows(&bad), 0);
+    // The page's server function is for administrators only on the admin side.
+    let refused = client
+        .post(app.url("/_sfn/admin/logs"))
+        .form(&[("query", "")])
+        .send()
+        .await
+        .expect("admin logs");
+    assert_eq!(refused.status(), 403);
+
+    let admin = TestApp::client();
+    assert_eq!(
+        app.login(&admin, "root", "root-password").await.status(),
+        200
+    );
+    let res = admin
+        .get(app.url(&format!("/admin/calls?user_id={bob}")))
+        .send()
+        .await
+        .expect("admin page");
+    assert_eq!(res.status(), 200);
+    let html = res.text().await.expect("html");
+    assert_eq!(rows(&html), 5);
+    assert!(
+        html.contains(&format!("<option value=\"{bob}\" selected")),
+        "{html}"
+    );
+    assert_eq!(
+        href_of(&html, "export-csv"),
+        format!("/api/admin/logs.csv?user_id={bob}")
+    );
+    let everyone = admin
+        .get(app.url("/admin/calls"))
+        .send()
+        .await
+        .expect("admin page")
+        .text()
+        .await
+        .expect("html");
+    assert_eq!(rows(&everyone), 50);
+    assert!(everyone.contains("bob-model"));
+    app.stop().await;
 }
