@@ -132,7 +132,8 @@ test("a user creates an API key, copies it once, uses it, disables and deletes i
   await page.getByTestId("key-name").fill("ci key");
   await page.getByTestId("key-cap").fill("-1");
   await page.getByTestId("create-key").click();
-  await expect(page.locator(".field-error")).toContainText("spend_cap");
+  await expect(page.locator(".field-error:visible")).toHaveCount(1);
+  await expect(page.locator(".field-error:visible")).toContainText("spend_cap");
   await page.getByTestId("key-cap").fill("5");
   await page.getByTestId("key-rpm").fill("2");
   await page.getByTestId("create-key").click();
@@ -175,12 +176,19 @@ test("a user creates an API key, copies it once, uses it, disables and deletes i
   await page.setViewportSize({ width: 375, height: 800 });
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   expect(overflow).toBeLessThanOrEqual(0);
+  // On a phone each key is a card: its name and spend stay in sight.
+  await expect(row.getByRole("cell", { name: "ci key" })).toBeVisible();
+  await expect(row.getByRole("cell", { name: "$0.00 / $5.00" })).toBeVisible();
   await shot(page, "keys");
   await page.setViewportSize({ width: 1280, height: 800 });
   await shot(page, "keys");
 
-  // Deleting asks first.
-  await row.getByRole("button", { name: "Delete" }).click();
+  // Deleting asks first; "Cancel" folds the question away, the key stays.
+  await row.getByTestId("delete-key").click();
+  await row.getByRole("button", { name: "Cancel" }).click();
+  await expect(row.getByTestId("confirm-delete")).toBeHidden();
+  await expect(page.getByTestId("key-row")).toHaveCount(1);
+  await row.getByTestId("delete-key").click();
   await row.getByTestId("confirm-delete").click();
   await expect(page.getByTestId("key-row")).toHaveCount(0);
   expect((await models()).status()).toBe(401);
@@ -273,6 +281,16 @@ test("a call made with a new key shows in the logs with its cost, and in the bal
   await page.getByTestId("key-name").fill("logs key");
   await page.getByTestId("create-key").click();
   const secret = (await page.getByTestId("new-key-secret").textContent()) ?? "";
+  // A key for some models only: ticked in the form, it lists only them; the form is emptied.
+  await page.getByTestId("key-name").fill("one-model key");
+  await page.getByLabel("gpt-e2e", { exact: true }).check();
+  await page.getByTestId("create-key").click();
+  await expect(page.getByTestId("new-key")).toContainText("one-model key");
+  const oneModel = (await page.getByTestId("new-key-secret").textContent()) ?? "";
+  await expect(page.getByTestId("key-row").filter({ hasText: "one-model key" })).toContainText("gpt-e2e");
+  await expect(page.getByLabel("gpt-e2e", { exact: true })).not.toBeChecked();
+  const listed = await page.request.get("/v1/models", { headers: { authorization: `Bearer ${oneModel}` } });
+  expect((await listed.json()).data.map((m: { id: string }) => m.id)).toEqual(["gpt-e2e"]);
   const call = (model: string) => page.request.post("/v1/chat/completions", {
     headers: { authorization: `Bearer ${secret}` },
     data: { model, messages: [{ role: "user", content: "hello there world" }], max_tokens: 16 },
@@ -910,6 +928,18 @@ test("without JavaScript the forms still work: the server answers, the page show
   await page.getByRole("button", { name: "Sign in" }).click();
   await expect(page.getByRole("heading", { name: "Dashboard" })).toBeVisible();
   await expect(page.getByTestId("whoami")).toHaveText("nojs-user");
+  // The keys' table is drawn by the server, its actions plain forms: made, disabled, deleted.
+  await page.goto("/keys");
+  await page.getByTestId("key-name").fill("nojs key");
+  await page.getByTestId("create-key").click();
+  const row = page.getByTestId("key-row").filter({ hasText: "nojs key" });
+  await expect(row).toContainText("active");
+  await row.getByRole("button", { name: "Disable" }).click();
+  await expect(row.getByRole("button", { name: "Enable" })).toBeVisible();
+  await expect(row).toContainText("disabled");
+  await row.getByTestId("delete-key").click();
+  await row.getByTestId("confirm-delete").click();
+  await expect(page.getByTestId("no-keys")).toBeVisible();
   // The call log's filters are a plain GET form: the server reads them from the URL.
   await page.goto("/logs");
   await page.getByTestId("filter-status").selectOption("error");

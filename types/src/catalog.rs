@@ -39,6 +39,14 @@ pub struct CreatedKey {
     pub key: String,
 }
 
+/// A key the console just made for its owner: its name and its secret, shown this once (the
+/// console's table of keys, drawn again, shows the rest).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct KeySecret {
+    pub name: String,
+    pub key: String,
+}
+
 /// What an administrator (or, later, the key's owner) supplies to create a key.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]

@@ -15,6 +15,22 @@ pub fn Drawn(
     view! { <div node_ref=node_ref inner_html=html></div> }
 }
 
+/// A part of a page the server draws, read as a resource of its HTML: "loading" until it comes,
+/// then shown (or the error).
+#[component]
+pub fn DrawnPart(part: crate::wire::Data<String>) -> impl IntoView {
+    view! {
+        <Transition fallback=|| view! { <p class="muted">{crate::t!("app.loading")}</p> }>
+            {move || Suspend::new(async move {
+                match part.await {
+                    Ok(html) => view! { <Drawn html/> }.into_any(),
+                    Err(error) => view! { <super::ErrorView error/> }.into_any(),
+                }
+            })}
+        </Transition>
+    }
+}
+
 /// The elements under `root` that match `selector`.
 pub fn elements(
     root: &web_sys::Element,

@@ -150,6 +150,24 @@ pub fn PostForm(
     }
 }
 
+/// A form drawn by the server ([`crate::components::Drawn`]) that posts to one of `targets`'
+/// server functions: sent by `fetch` as a [`PostForm`] is, its answer to that target's
+/// [`Post`]. A form posting anywhere else is left to the browser.
+pub fn post_drawn(ev: &SubmitEvent, targets: &[Target]) {
+    use leptos::wasm_bindgen::JsCast;
+    if ev.default_prevented() {
+        return;
+    }
+    let action = ev
+        .target()
+        .and_then(|t| t.dyn_into::<web_sys::Element>().ok())
+        .and_then(|form| form.get_attribute("action"));
+    if let Some(target) = targets.iter().find(|t| action.as_deref() == Some(t.path)) {
+        ev.prevent_default();
+        (target.send).run(fields(ev));
+    }
+}
+
 /// The error the server function at `path` answered a form posted without JavaScript: the
 /// server sends the browser back to the form's page with it in the query, and the router
 /// (server and browser alike) provides it to the page.

@@ -4,8 +4,8 @@ mod guard;
 mod layout;
 mod not_found;
 
-pub use drawn::{Drawn, elements};
-pub use form::{Post, PostForm, Target, fields};
+pub use drawn::{Drawn, DrawnPart, elements};
+pub use form::{Post, PostForm, Target, fields, post_drawn};
 pub use guard::{ErrorView, Forbidden, Guard, after_sign_in};
 pub use layout::Layout;
 pub use not_found::NotFound;

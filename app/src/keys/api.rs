@@ -3,33 +3,37 @@
 
 use crate::error::AppError;
 use leptos::prelude::*;
-use types::{CreatedKey, KeyView};
+use types::KeySecret;
 
-/// The signed-in user's keys.
+/// The signed-in user's keys, drawn in the reader's language (see `draw`).
 #[server(prefix = "/_sfn", endpoint = "me/keys")]
-pub async fn my_keys() -> Result<Vec<KeyView>, AppError> {
+pub async fn my_keys() -> Result<String, AppError> {
     use crate::ssr::*;
     let svc = services()?;
     let user = current_user(&svc).await?;
     let id = user.id;
-    Ok(service::keys::list(&svc, &service::accounts::Actor::User(user), Some(id)).await?)
+    let keys = service::keys::list(&svc, &service::accounts::Actor::User(user), Some(id)).await?;
+    Ok(super::draw::draw(keys, request_lang()))
 }
 
-/// The models the signed-in user may call (to restrict a new key to some of them).
-#[server(prefix = "/_sfn", endpoint = "me/models")]
-pub async fn my_models() -> Result<Vec<String>, AppError> {
+/// The form that creates a key, drawn in the reader's language, with the models the
+/// signed-in user may call as boxes to tick (to restrict the key to some of them).
+#[server(prefix = "/_sfn", endpoint = "me/key_form")]
+pub async fn key_form() -> Result<String, AppError> {
     use crate::ssr::*;
     let svc = services()?;
     let user = service::accounts::me(&svc, &current_user(&svc).await?).await?;
-    Ok(service::proxy::offer(&svc, None, &user.group)
+    let models = service::proxy::offer(&svc, None, &user.group)
         .into_iter()
         .map(|(model, _)| model)
-        .collect())
+        .collect();
+    Ok(super::draw::form(models, request_lang()))
 }
 
 /// Creates a key for the signed-in user from the form's text fields (empty: not set): the
 /// expiry a `YYYY-MM-DD` day (the key works through its end, UTC), models comma-separated, IPs
-/// separated by commas, spaces or lines, the cap in USD. The secret is in the answer, once.
+/// separated by commas, spaces or lines, the cap in USD. The answer is the key's name and its
+/// secret, this once (the table, drawn again, shows the rest).
 #[server(prefix = "/_sfn", endpoint = "me/create_key")]
 pub async fn create_key(
     name: String,
@@ -39,7 +43,7 @@ pub async fn create_key(
     spend_cap: String,
     rpm: String,
     tpm: String,
-) -> Result<CreatedKey, AppError> {
+) -> Result<KeySecret, AppError> {
     use crate::ssr::*;
     use service::Error;
     let svc = services()?;
@@ -78,16 +82,21 @@ pub async fn create_key(
         rpm: number("rpm", &rpm)?,
         tpm: number("tpm", &tpm)?,
     };
-    Ok(service::keys::create(&svc, &service::accounts::Actor::User(user), new).await?)
+    let created = service::keys::create(&svc, &service::accounts::Actor::User(user), new).await?;
+    Ok(KeySecret {
+        name: created.view.name,
+        key: created.key,
+    })
 }
 
 /// Enables or disables one of the signed-in user's keys.
 #[server(prefix = "/_sfn", endpoint = "me/set_key_status")]
-pub async fn set_key_status(id: i64, active: bool) -> Result<KeyView, AppError> {
+pub async fn set_key_status(id: i64, active: bool) -> Result<(), AppError> {
     use crate::ssr::*;
     let svc = services()?;
     let user = current_user(&svc).await?;
-    Ok(service::keys::set_status(&svc, &service::accounts::Actor::User(user), id, active).await?)
+    service::keys::set_status(&svc, &service::accounts::Actor::User(user), id, active).await?;
+    Ok(())
 }
 
 /// Deletes one of the signed-in user's keys.

@@ -1,4 +1,6 @@
 pub mod api;
+#[cfg(feature = "ssr")]
+mod draw;
 pub mod page;
 
 pub use page::KeysPage;

@@ -4,7 +4,7 @@
 
 use super::Scope;
 use super::api::{all_logs, my_logs};
-use crate::components::{Drawn, ErrorView, Guard};
+use crate::components::{DrawnPart, Guard};
 use crate::t;
 use crate::wire;
 use leptos::ev::{KeyboardEvent, MouseEvent, SubmitEvent};
@@ -51,14 +51,7 @@ pub fn Logs(scope: Scope) -> impl IntoView {
                         ev.prevent_default()
                     }
                 }>
-                <Transition fallback=|| view! { <p class="muted">{t!("app.loading")}</p> }>
-                    {move || Suspend::new(async move {
-                        match drawn.await {
-                            Ok(html) => view! { <Drawn html/> }.into_any(),
-                            Err(e) => view! { <ErrorView error=e/> }.into_any(),
-                        }
-                    })}
-                </Transition>
+                <DrawnPart part=drawn/>
             </div>
         }/>
     }

@@ -343,11 +343,12 @@ async fn console_key_functions_touch_only_your_own_keys() {
     .await;
     let bob = gw.app.create_user("bob", "bob-password", "user").await;
     credit(&gw.app, bob, "1").await;
-    let (bobs_key, bobs_secret) = {
+    let (bobs_key, bobs_secret, bobs_prefix) = {
         let k = create_key(&gw.app, json!({ "user_id": bob, "name": "bob's" })).await;
         (
             k["id"].as_i64().expect("id"),
             k["key"].as_str().expect("key").to_string(),
+            k["prefix"].as_str().expect("prefix").to_string(),
         )
     };
     let alice = TestApp::client();
@@ -374,7 +375,29 @@ async fn console_key_functions_touch_only_your_own_keys() {
     assert_eq!(err["param"], "rpm", "{err}");
     let res = sfn("me/create_key", form("5")).await;
     assert_eq!(res.status(), 200);
-    let created: Value = res.json().await.expect("json");
+    // The answer: the key's name and its secret, once; the key as the form said.
+    let answer: Value = res.json().await.expect("json");
+    assert_eq!(answer["name"], "console", "{answer}");
+    let listed: Value = TestApp::bare_client()
+        .get(
+            gw.app
+                .url(&format!("/api/admin/keys?user_id={}", gw.user_id)),
+        )
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("keys")
+        .json()
+        .await
+        .expect("json");
+    let created = listed
+        .as_array()
+        .expect("keys")
+        .iter()
+        .find(|k| k["name"] == "console")
+        .expect("the new key")
+        .clone();
+    assert_eq!(created["rpm"], 5);
     assert_eq!(
         created["user_id"], gw.user_id,
         "for alice, whatever she sends"
@@ -389,7 +412,8 @@ async fn console_key_functions_touch_only_your_own_keys() {
         created["expires_at"], 4_102_444_800_000_i64,
         "the end of that day"
     );
-    let secret = created["key"].as_str().expect("secret").to_string();
+    let secret = answer["key"].as_str().expect("secret").to_string();
+    assert_eq!(created["prefix"], format!("{}…", &secret[..9]));
     assert_eq!(
         post_with(&gw, &secret, &call(5, 2)).await.status(),
         200,
@@ -398,16 +422,14 @@ async fn console_key_functions_touch_only_your_own_keys() {
     let res = sfn("me/create_key", vec![("name", String::new())]).await;
     assert_eq!(res.status(), 400, "fields left out");
 
+    // The keys page, drawn: alice's two keys (the gateway's test key and the new one).
     let mine: Value = sfn("me/keys", vec![]).await.json().await.expect("json");
-    let ids: Vec<i64> = mine
-        .as_array()
-        .expect("list")
-        .iter()
-        .map(|k| k["id"].as_i64().expect("id"))
-        .collect();
-    assert!(!ids.contains(&bobs_key), "bob's key is not listed");
-    assert_eq!(ids.len(), 2, "the gateway's test key and the new one");
-
+    let mine = mine.as_str().expect("html");
+    assert_eq!(mine.matches("data-testid=\"key-row\"").count(), 2, "{mine}");
+    assert!(mine.contains(created["prefix"].as_str().expect("prefix")));
+    assert!(!mine.contains(&bobs_prefix), "bob's key is not listed");
+    assert!(mine.contains("Jan 1, 2100, 00:00"), "the expiry: {mine}");
+    assert!(mine.contains("5 RPM"), "{mine}");
     for (name, form) in [
         (
             "me/set_key_status",
@@ -423,7 +445,7 @@ async fn console_key_functions_touch_only_your_own_keys() {
         "bob's key untouched"
     );
     let visitor = TestApp::client();
-    for name in ["me/keys", "me/models"] {
+    for name in ["me/keys", "me/key_form"] {
         let res = visitor
             .post(gw.app.url(&format!("/_sfn/{name}")))
             .send()
@@ -431,10 +453,19 @@ async fn console_key_functions_touch_only_your_own_keys() {
             .expect("sfn");
         assert_eq!(res.status(), 401, "{name}");
     }
-    let models: Value = sfn("me/models", vec![]).await.json().await.expect("json");
+    // The creation form offers the models alice may call, each a box to tick.
+    let form: Value = sfn("me/key_form", vec![]).await.json().await.expect("json");
+    let form = form.as_str().expect("html");
+    let offered: Vec<&str> = form
+        .split("<input type=\"checkbox\" value=\"")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .collect();
     assert_eq!(
-        models,
-        json!(["flat", "gpt-4o-mini", "text-embedding-3-small"])
+        offered,
+        ["flat", "gpt-4o-mini", "text-embedding-3-small"],
+        "{form}"
     );
+    assert!(form.contains("action=\"/_sfn/me/create_key\""), "{form}");
     gw.stop().await;
 }
