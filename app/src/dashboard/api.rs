@@ -3,7 +3,7 @@
 
 use crate::error::AppError;
 use leptos::prelude::*;
-use types::{Dashboard, LedgerQuery, LedgerRow, Redeemed, Slice, UsagePoint, UsageQuery};
+use types::{Dashboard, LedgerQuery, LedgerRow, Redeemed, Slice};
 
 /// Redeems a code for the signed-in user (throttled like the REST endpoint).
 #[server(prefix = "/_sfn", endpoint = "me/redeem")]
@@ -13,15 +13,6 @@ pub async fn redeem(code: String, idempotency_key: Option<String>) -> Result<Red
     let user = current_user(&svc).await?;
     let ip = client_ip(&svc)?;
     Ok(service::redeem::redeem(&svc, user.id, &code, idempotency_key.as_deref(), ip).await?)
-}
-
-/// The signed-in user's daily usage by model or key.
-#[server(prefix = "/_sfn", endpoint = "me/usage")]
-pub async fn my_usage(query: UsageQuery) -> Result<Vec<UsagePoint>, AppError> {
-    use crate::ssr::*;
-    let svc = services()?;
-    let user = current_user(&svc).await?;
-    Ok(service::usage::daily(&svc, user.id, &query).await?)
 }
 
 /// The signed-in user's ledger, newest first.
@@ -43,7 +34,7 @@ pub async fn my_dashboard() -> Result<Dashboard, AppError> {
     let auth = current_user(&svc).await?;
     let user = service::accounts::me(&svc, &auth).await?;
     let today = service::now_ms().div_euclid(86_400_000);
-    let range = |by: &str| UsageQuery {
+    let range = |by: &str| types::UsageQuery {
         from: Some(types::date::format_day(today - 29)),
         to: Some(types::date::format_day(today)),
         by: Some(by.to_string()),

@@ -1,5 +1,5 @@
-//! `/api/*` outside the admin API: the public price table and build facts, redeem codes and the
-//! call logs of an API key's owner. Thin adapters over `service`.
+//! `/api/*` outside the admin API: the public price table and build facts, redeem codes, and the
+//! call logs and daily usage of an API key's owner. Thin adapters over `service`.
 
 use super::AppState;
 use super::error::ApiError;
@@ -14,7 +14,8 @@ use axum::response::IntoResponse as _;
 use serde::Deserialize;
 use service::{Services, redeem, usage};
 use types::{
-    About, CallsQuery, LogsQuery, Page, Pricing, RedeemCheck, Redeemed, ServiceStatus, UsageRow,
+    About, CallsQuery, LogsQuery, Page, Pricing, RedeemCheck, Redeemed, ServiceStatus, UsagePoint,
+    UsageQuery, UsageRow,
 };
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -27,6 +28,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(status))
         .routes(routes!(check_code, redeem_code))
         .routes(routes!(logs))
+        .routes(routes!(daily_usage))
         .routes(routes!(my_logs_csv))
         .routes(routes!(super::openapi::document))
         .fallback(|| async { ApiError::new(types::ErrorKind::NotFound, "unknown endpoint") })
@@ -212,6 +214,37 @@ async fn logs(
 ) -> Result<Json<Page<UsageRow>>, ApiError> {
     Ok(Json(
         usage::logs(&svc, key.key.id, key.key.user_id, &q).await?,
+    ))
+}
+
+#[utoipa::path(
+    get,
+    path = "/usage",
+    tag = "usage",
+    summary = "The key owner's usage per day, by model or by key",
+    description = "From the hourly aggregates: one row per day and model (`by=model`, the \
+                   default) or per day and key (`by=key`; `key_id` 0 for calls made without a \
+                   key), days with no call left out, oldest first. `from` and `to` are days \
+                   (`YYYY-MM-DD`, both included; by default the last 30 days), at most 400 days \
+                   apart; days begin at UTC plus `utc_offset_minutes` (whole hours, -720 to \
+                   840). Money exact in USD. Counts toward `limits.log_query_per_minute`.",
+    params(UsageQuery),
+    responses(
+        (status = 200, description = "Days, oldest first", body = Vec<UsagePoint>),
+        (status = 400, description = "Bad input: the field at fault is in `param`", body = ErrorBody),
+        (status = 401, description = "No credentials, or bad ones", body = ErrorBody),
+        (status = 429, description = "Past the key's log-read quota; see `Retry-After`", body = ErrorBody),
+        (status = 503, description = "A dependency is unavailable; see `Retry-After`", body = ErrorBody)
+    ),
+    security(("api_key" = []))
+)]
+async fn daily_usage(
+    State(svc): State<Services>,
+    key: ApiKey,
+    ApiQuery(q): ApiQuery<UsageQuery>,
+) -> Result<Json<Vec<UsagePoint>>, ApiError> {
+    Ok(Json(
+        usage::key_usage(&svc, key.key.id, key.key.user_id, &q).await?,
     ))
 }
 

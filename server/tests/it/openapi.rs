@@ -29,6 +29,7 @@ async fn the_openapi_document_lists_every_route_and_each_is_served() {
         ("/api/about", &["get"]),
         ("/api/redeem", &["get", "post"]),
         ("/api/logs", &["get"]),
+        ("/api/usage", &["get"]),
         ("/api/openapi.json", &["get"]),
         ("/api/admin/users", &["get", "post"]),
         ("/api/admin/users/{id}", &["get", "patch"]),

@@ -26,7 +26,7 @@ pub(crate) mod repo;
 pub use export::{CSV_HEADER, CsvStream, all_calls_csv, my_calls_csv};
 pub use health::{StatusCache, purge_health, service_status};
 pub use overview::overview;
-pub use read::{MAX_DAYS, all_calls, daily, logs, my_calls, my_ledger, user_ledger};
+pub use read::{MAX_DAYS, all_calls, daily, key_usage, logs, my_calls, my_ledger, user_ledger};
 
 pub use types::{ErrorClass, UsageSource};
 

@@ -1,5 +1,6 @@
 //! Reading usage back: a user's calls (numbered pages for `/api/logs`, keyset pages for the
-//! console), daily usage by model or key from the hourly aggregates, and the ledger. A user's
+//! console), daily usage by model or key from the hourly aggregates (`/api/usage`, the
+//! dashboard), and the ledger. A user's
 //! functions take the user id the adapter authenticated (a session or an API key's owner) and
 //! read nothing else; the administrators' take the actor and check its role.
 
@@ -194,6 +195,18 @@ pub async fn all_calls(
         None => Scope::Everyone,
     };
     keyset(svc, scope, q).await
+}
+
+/// `/api/usage`: the key owner's daily usage (within the key's log-read quota, as `/api/logs`).
+pub async fn key_usage(
+    svc: &Services,
+    key_id: i64,
+    user_id: i64,
+    q: &UsageQuery,
+) -> Result<Vec<UsagePoint>, Error> {
+    crate::ratelimit::route_quota(svc, "logs", key_id, svc.config.limits.log_query_per_minute)
+        .await?;
+    daily(svc, user_id, q).await
 }
 
 /// A user's daily usage by model or by key, from the hourly aggregates.

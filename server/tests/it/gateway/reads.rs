@@ -302,37 +302,70 @@ async fn usage_reads_are_exact_and_private(backend: Backend) {
     assert_eq!(rows(&logs(format!("?user_id={bob}")).await), expect);
     assert_eq!(rows(&logs("status=error".into()).await), 2);
     assert_eq!(rows(&logs(format!("key_id={key2_id}")).await), 2);
-    let usage: Value = sfn("usage", &[("query[by]", "model")])
+    let ledger: Value = sfn("ledger", &[("query[limit]", "100")])
         .await
-        .expect("usage")
+        .expect("ledger")
         .json()
         .await
         .expect("json");
-    let points = usage.as_array().expect("points");
-    let requests: u64 = points
-        .iter()
-        .map(|p| p["requests"].as_u64().expect("n"))
-        .sum();
-    assert_eq!(requests as i64, expect, "{usage}");
-    assert!(
-        points
+    let entries = ledger["data"].as_array().expect("data");
+    assert!(!entries.is_empty() && entries.iter().all(|e| e["user_id"] == gw.user_id));
+
+    // `/api/usage`: the key owner's days from the hourly aggregates, by model or by key, each
+    // day's cost exact; bob's key reads bob's days only.
+    let usage = |q: &str, key: &str| {
+        let (url, key) = (app.url(&format!("/api/usage?{q}")), key.to_string());
+        async move { get_json(url, &key).await }
+    };
+    let points = |v: &Value| v.as_array().expect("points").clone();
+    let total = |v: &Value, field: &str| -> u64 {
+        points(v)
             .iter()
-            .all(|p| p["day"].as_str().is_some_and(|d| d.len() == 10))
-    );
-    let by_key: Value = sfn("usage", &[("query[by]", "key")])
+            .map(|p| p[field].as_u64().expect("n"))
+            .sum()
+    };
+    let cost = |v: &Value| -> i64 {
+        points(v)
+            .iter()
+            .map(|p| {
+                types::Credits::parse_usd(p["cost"].as_str().expect("usd"))
+                    .expect("cost")
+                    .units()
+            })
+            .sum()
+    };
+    let spent = |user: i64| async move {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT CAST(SUM(cost) AS BIGINT) FROM usage_logs WHERE user_id = $1",
+        )
+        .bind(user)
+        .fetch_one(app.svc.db.pool())
         .await
-        .expect("usage")
-        .json()
-        .await
-        .expect("json");
+        .expect("cost")
+    };
+    let (status, by_model) = usage("by=model", &gw.key).await;
+    assert_eq!(status, 200, "{by_model}");
+    assert_eq!(total(&by_model, "requests") as i64, expect, "{by_model}");
+    assert_eq!(total(&by_model, "failures"), 2, "{by_model}");
+    assert_eq!(cost(&by_model), spent(gw.user_id).await, "{by_model}");
     assert!(
-        by_key
-            .as_array()
-            .expect("points")
+        points(&by_model)
+            .iter()
+            .all(|p| p["day"].as_str().is_some_and(|d| d.len() == 10) && p["model"].is_string()),
+        "{by_model}"
+    );
+    let (_, default) = usage("", &gw.key).await;
+    assert_eq!(default, by_model, "by model is the default");
+    let (_, by_key) = usage("by=key", &gw.key).await;
+    assert!(
+        points(&by_key)
             .iter()
             .any(|p| p["key_id"] == key2_id && p["requests"] == 2),
         "{by_key}"
     );
+    let (_, bobs) = usage("", &bob_key).await;
+    assert_eq!(total(&bobs, "requests"), 3, "{bobs}");
+    assert_eq!(cost(&bobs), bob_cost, "{bobs}");
     // The range and the day boundary are the query's: an explicit range of today (UTC) holds
     // every call, a range in the past none, and bad values are refused naming the field.
     let today = types::date::format_day(
@@ -342,85 +375,46 @@ async fn usage_reads_are_exact_and_private(backend: Backend) {
             .as_secs() as i64
             / 86_400,
     );
-    let ranged: Value = sfn(
-        "usage",
-        &[
-            ("query[from]", &today),
-            ("query[to]", &today),
-            ("query[utc_offset_minutes]", "0"),
-        ],
+    let (_, ranged) = usage(
+        &format!("from={today}&to={today}&utc_offset_minutes=0"),
+        &gw.key,
     )
-    .await
-    .expect("usage")
-    .json()
-    .await
-    .expect("json");
-    let ranged_requests: u64 = ranged
-        .as_array()
-        .expect("points")
-        .iter()
-        .map(|p| p["requests"].as_u64().expect("n"))
-        .sum();
-    assert_eq!(ranged_requests as i64, expect, "{ranged}");
+    .await;
+    assert_eq!(total(&ranged, "requests") as i64, expect, "{ranged}");
     assert!(
-        ranged
-            .as_array()
-            .expect("points")
-            .iter()
-            .all(|p| p["day"] == today.as_str()),
+        points(&ranged).iter().all(|p| p["day"] == today.as_str()),
         "{ranged}"
     );
-    let past: Value = sfn(
-        "usage",
-        &[("query[from]", "2020-01-01"), ("query[to]", "2020-01-31")],
-    )
-    .await
-    .expect("usage")
-    .json()
-    .await
-    .expect("json");
+    let (_, past) = usage("from=2020-01-01&to=2020-01-31", &gw.key).await;
     assert_eq!(past, json!([]));
     // A range in the future is empty too, at the largest offset.
-    let shifted: Value = sfn(
-        "usage",
-        &[
-            ("query[utc_offset_minutes]", "840"),
-            ("query[to]", "2100-01-01"),
-            ("query[from]", "2099-01-01"),
-        ],
+    let (_, shifted) = usage(
+        "utc_offset_minutes=840&to=2100-01-01&from=2099-01-01",
+        &gw.key,
     )
-    .await
-    .expect("usage")
-    .json()
-    .await
-    .expect("json");
+    .await;
     assert_eq!(shifted, json!([]));
-    for (field, value) in [
-        ("utc_offset_minutes", "30"),
-        ("utc_offset_minutes", "900"),
-        ("from", "2026-02-30"),
-        ("by", "colour"),
+    for (q, field) in [
+        ("utc_offset_minutes=30", "utc_offset_minutes"),
+        ("utc_offset_minutes=900", "utc_offset_minutes"),
+        ("from=2026-02-30", "from"),
+        ("by=colour", "by"),
+        ("from=2020-01-01&to=2026-01-01", "to"),
+        ("from=2026-01-02&to=2026-01-01", "to"),
+        ("colour=red", ""),
     ] {
-        let res = sfn("usage", &[(&format!("query[{field}]"), value)])
-            .await
-            .expect("usage");
-        assert_eq!(res.status(), 400, "{field}={value}");
+        let (status, body) = usage(q, &gw.key).await;
+        assert_eq!(status, 400, "{q}: {body}");
+        if !field.is_empty() {
+            assert_eq!(body["error"]["param"], field, "{q}: {body}");
+        }
     }
-    let res = sfn(
-        "usage",
-        &[("query[from]", "2020-01-01"), ("query[to]", "2026-01-01")],
-    )
-    .await
-    .expect("usage");
-    assert_eq!(res.status(), 400, "a range longer than 400 days");
-    let ledger: Value = sfn("ledger", &[("query[limit]", "100")])
+    let res = TestApp::bare_client()
+        .get(app.url("/api/usage"))
+        .send()
         .await
-        .expect("ledger")
-        .json()
-        .await
-        .expect("json");
-    let entries = ledger["data"].as_array().expect("data");
-    assert!(!entries.is_empty() && entries.iter().all(|e| e["user_id"] == gw.user_id));
+        .expect("usage");
+    assert_eq!(res.status(), 401, "a key is required");
     gw.stop().await;
 }
 
@@ -696,18 +690,20 @@ async fn read_quotas_refuse_a_polling_key(backend: Backend) {
         .parse()
         .expect("secs");
     assert!((1..=60).contains(&retry), "{retry}");
-    // The log quota is its own.
-    for _ in 0..2 {
-        assert_eq!(get_json(app.url("/api/logs"), &gw.key).await.0, 200);
+    // The log quota is its own, shared by the call log and the daily usage.
+    assert_eq!(get_json(app.url("/api/logs"), &gw.key).await.0, 200);
+    assert_eq!(get_json(app.url("/api/usage"), &gw.key).await.0, 200);
+    for path in ["/api/logs", "/api/usage"] {
+        let (s, err) = get_json(app.url(path), &gw.key).await;
+        assert_eq!(s, 429, "{path}");
+        assert_eq!(err["error"]["type"], "rate_limit_error");
     }
-    let (s, err) = get_json(app.url("/api/logs"), &gw.key).await;
-    assert_eq!(s, 429);
-    assert_eq!(err["error"]["type"], "rate_limit_error");
     // Another key is not affected.
     let other = create_key(app, json!({ "user_id": gw.user_id, "name": "other" })).await;
     let other = other["key"].as_str().expect("key");
     assert_eq!(get_json(app.url("/v1/credits"), other).await.0, 200);
     assert_eq!(get_json(app.url("/api/logs"), other).await.0, 200);
+    assert_eq!(get_json(app.url("/api/usage"), other).await.0, 200);
     gw.stop().await;
 }
 
