@@ -208,3 +208,99 @@ async fn a_stream_ended_by_the_drain_deadline_is_charged_before_the_last_report(
     db.close().await;
     storage.destroy().await;
 }
+
+/// The console's pages and server functions are compressed for a browser that accepts it
+/// (brotli or gzip, `Vary: accept-encoding`); `/v1` and `/api` answers never are, so a stream's
+/// events reach the client as they come.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_answers_are_compressed_and_gateway_answers_are_not() {
+    use std::io::Read as _;
+    let gw = Gw::start(Backend::Sqlite, "1", |_, _| {}).await;
+    let client = TestApp::bare_client();
+    let get = |path: &str, encoding: &str| {
+        let mut req = client.get(gw.app.url(path));
+        if !encoding.is_empty() {
+            req = req.header("accept-encoding", encoding);
+        }
+        req.send()
+    };
+    let encoding = |res: &reqwest::Response| {
+        res.headers()
+            .get("content-encoding")
+            .map(|v| v.to_str().expect("ascii").to_string())
+    };
+    let gunzip = |bytes: &[u8]| {
+        let mut text = String::new();
+        flate2::read::GzDecoder::new(bytes)
+            .read_to_string(&mut text)
+            .expect("gzip");
+        text
+    };
+
+    let plain = get("/pricing", "").await.expect("page");
+    assert_eq!(encoding(&plain), None);
+    let plain = plain.text().await.expect("html");
+    assert!(plain.contains("gpt-4o-mini"), "{plain}");
+    let res = get("/pricing", "br").await.expect("page");
+    assert_eq!(encoding(&res).as_deref(), Some("br"));
+    assert!(
+        res.headers()["vary"]
+            .to_str()
+            .expect("ascii")
+            .contains("accept-encoding")
+    );
+    let res = get("/pricing", "gzip").await.expect("page");
+    assert_eq!(encoding(&res).as_deref(), Some("gzip"));
+    let bytes = res.bytes().await.expect("body");
+    let page = gunzip(&bytes);
+    assert!(
+        page.starts_with("<!DOCTYPE html>") && page.contains("gpt-4o-mini"),
+        "{page}"
+    );
+    assert!(
+        bytes.len() * 2 < page.len(),
+        "{} compressed of {}",
+        bytes.len(),
+        page.len()
+    );
+    let res = client
+        .post(gw.app.url("/_sfn/pricing"))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .expect("sfn");
+    assert_eq!(res.status(), 200);
+    assert_eq!(encoding(&res).as_deref(), Some("gzip"));
+    let prices: Value =
+        serde_json::from_str(&gunzip(&res.bytes().await.expect("body"))).expect("json");
+    assert!(prices.to_string().contains("gpt-4o-mini"), "{prices}");
+
+    for path in ["/api/pricing", "/v1/models", "/api/openapi.json"] {
+        let res = client
+            .get(gw.app.url(path))
+            .bearer_auth(&gw.key)
+            .header("accept-encoding", "gzip, br")
+            .send()
+            .await
+            .expect("api");
+        assert_eq!(res.status(), 200, "{path}");
+        assert_eq!(encoding(&res), None, "{path}");
+    }
+    let res = TestApp::bare_client()
+        .post(gw.app.url("/v1/chat/completions"))
+        .bearer_auth(&gw.key)
+        .header("accept-encoding", "gzip, br")
+        .json(&json!({ "model": "gpt-4o-mini", "messages": hello(), "stream": true }))
+        .send()
+        .await
+        .expect("stream");
+    assert_eq!(res.status(), 200);
+    assert_eq!(encoding(&res), None);
+    let events = sse_payloads(res).await;
+    assert_eq!(
+        events.last().map(String::as_str),
+        Some("[DONE]"),
+        "{events:?}"
+    );
+    gw.stop().await;
+}
