@@ -7,6 +7,9 @@ use std::path::Path;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo::rerun-if-changed=build.rs");
+    // `sqlx::migrate!` reads the migrations at compile time but cannot tell cargo so on stable
+    // Rust: a new migration file must rebuild this crate.
+    println!("cargo::rerun-if-changed=../migrations");
     let out = std::env::var_os("OUT_DIR").ok_or("OUT_DIR is not set")?;
     // (name, encoder, number of ordinary tokens: ranks 0..n; special tokens come after a gap)
     let encodings = [
