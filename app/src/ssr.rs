@@ -71,6 +71,27 @@ pub fn set_cookie(value: &str) {
     }
 }
 
+/// A cookie of the request being served.
+pub fn cookie(name: &str) -> Option<String> {
+    service::web::cookie(&use_context::<Parts>()?.headers, name)
+}
+
+/// Whether the browser posted a form itself (no JavaScript: it asks for HTML), so it will be
+/// sent back to its page rather than read this answer (see the server's `form_posts_go_back`).
+pub fn posted_without_script() -> bool {
+    use_context::<Parts>().is_some_and(|p| service::web::asks_for_html(&p.headers))
+}
+
+/// Keeps this response out of every cache (it shows a secret).
+pub fn no_store() {
+    if let Some(res) = use_context::<leptos_axum::ResponseOptions>() {
+        res.insert_header(
+            http::header::CACHE_CONTROL,
+            http::HeaderValue::from_static("no-store"),
+        );
+    }
+}
+
 /// The signed-in user of this request, if any: as the server's session layer resolved it (once
 /// per request), or resolved here when no layer ran.
 pub async fn signed_in(svc: &Services) -> Result<Option<AuthUser>, AppError> {

@@ -931,11 +931,20 @@ test("without JavaScript the forms still work: the server answers, the page show
   // The keys' table is drawn by the server, its actions plain forms: made, disabled, deleted.
   await page.goto("/keys");
   await page.getByTestId("key-name").fill("nojs key");
+  await page.getByLabel("gpt-e2e", { exact: true }).check();
   await page.getByTestId("create-key").click();
+  // The page the browser went back to shows the secret, once, and the key has the ticked model.
+  await expect(page.getByTestId("new-key")).toContainText("nojs key");
+  const nojsSecret = (await page.getByTestId("new-key-secret").textContent()) ?? "";
+  expect(nojsSecret).toMatch(/^sk-/);
+  const nojsModels = await page.request.get("/v1/models", { headers: { authorization: `Bearer ${nojsSecret}` } });
+  expect((await nojsModels.json()).data.map((m: { id: string }) => m.id)).toEqual(["gpt-e2e"]);
   const row = page.getByTestId("key-row").filter({ hasText: "nojs key" });
   await expect(row).toContainText("active");
+  await expect(row).toContainText("gpt-e2e");
   await row.getByRole("button", { name: "Disable" }).click();
   await expect(row.getByRole("button", { name: "Enable" })).toBeVisible();
+  await expect(page.getByTestId("new-key")).toHaveCount(0);
   await expect(row).toContainText("disabled");
   await row.getByTestId("delete-key").click();
   await row.getByTestId("confirm-delete").click();

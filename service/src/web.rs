@@ -27,6 +27,15 @@ pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
+/// Whether a request asks for HTML: a form the browser posted itself, without JavaScript (a
+/// script's request asks for JSON). Such a post is sent back to its page with the outcome.
+pub fn asks_for_html(headers: &HeaderMap) -> bool {
+    headers
+        .get(http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"))
+}
+
 /// The session token of a request, if any.
 pub fn session_token(config: &Config, headers: &HeaderMap) -> Option<String> {
     cookie(headers, &config.session.cookie_name)

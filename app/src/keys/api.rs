@@ -18,27 +18,70 @@ pub async fn my_keys() -> Result<String, AppError> {
 
 /// The form that creates a key, drawn in the reader's language, with the models the
 /// signed-in user may call as boxes to tick (to restrict the key to some of them).
+///
+/// A key just created by a form posted without JavaScript is drawn above it, this once: the
+/// browser went back to the page, which could not carry the server function's answer, so the
+/// secret came along in a cookie only this page receives (see [`create_key`]); it is removed
+/// here, and shown only when it is one of the user's own keys.
 #[server(prefix = "/_sfn", endpoint = "me/key_form")]
 pub async fn key_form() -> Result<String, AppError> {
     use crate::ssr::*;
     let svc = services()?;
-    let user = service::accounts::me(&svc, &current_user(&svc).await?).await?;
+    let auth = current_user(&svc).await?;
+    let fresh = match cookie(NEW_KEY_COOKIE) {
+        None => None,
+        Some(secret) => {
+            set_cookie(&new_key_cookie(&svc, "", 0));
+            no_store();
+            service::keys::list(
+                &svc,
+                &service::accounts::Actor::User(auth.clone()),
+                Some(auth.id),
+            )
+            .await?
+            .into_iter()
+            .find(|k| secret.starts_with(k.prefix.trim_end_matches('…')))
+            .map(|k| KeySecret {
+                name: k.name,
+                key: secret,
+            })
+        }
+    };
+    let user = service::accounts::me(&svc, &auth).await?;
     let models = service::proxy::offer(&svc, None, &user.group)
         .into_iter()
         .map(|(model, _)| model)
         .collect();
-    Ok(super::draw::form(models, request_lang()))
+    Ok(super::draw::form(models, fresh, request_lang()))
+}
+
+/// Where a form posted without JavaScript leaves a new key's secret for the keys page.
+#[cfg(feature = "ssr")]
+const NEW_KEY_COOKIE: &str = "tollgate_new_key";
+
+/// The cookie that carries a new key's secret to the keys page (HttpOnly, sent to `/keys`
+/// only, for at most a minute; `max_age` 0 removes it).
+#[cfg(feature = "ssr")]
+fn new_key_cookie(svc: &service::Services, secret: &str, max_age: u32) -> String {
+    let secure = if svc.config.secure_cookies() {
+        "; Secure"
+    } else {
+        ""
+    };
+    format!(
+        "{NEW_KEY_COOKIE}={secret}; Path=/keys; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}"
+    )
 }
 
 /// Creates a key for the signed-in user from the form's text fields (empty: not set): the
-/// expiry a `YYYY-MM-DD` day (the key works through its end, UTC), models comma-separated, IPs
-/// separated by commas, spaces or lines, the cap in USD. The answer is the key's name and its
-/// secret, this once (the table, drawn again, shows the rest).
+/// expiry a `YYYY-MM-DD` day (the key works through its end, UTC), the models ticked (`models[]`,
+/// none: every model), IPs separated by commas, spaces or lines, the cap in USD. The answer is
+/// the key's name and its secret, this once (the table, drawn again, shows the rest).
 #[server(prefix = "/_sfn", endpoint = "me/create_key")]
 pub async fn create_key(
     name: String,
     expires_on: String,
-    models: String,
+    #[server(default)] models: Vec<String>,
     ips: String,
     spend_cap: String,
     rpm: String,
@@ -76,13 +119,20 @@ pub async fn create_key(
         user_id: user.id,
         name,
         expires_at,
-        allowed_models: list(&models),
+        allowed_models: models
+            .iter()
+            .map(|m| m.trim().to_string())
+            .filter(|m| !m.is_empty())
+            .collect(),
         allowed_ips: list(&ips),
         spend_cap: Some(spend_cap.trim().to_string()).filter(|s| !s.is_empty()),
         rpm: number("rpm", &rpm)?,
         tpm: number("tpm", &tpm)?,
     };
     let created = service::keys::create(&svc, &service::accounts::Actor::User(user), new).await?;
+    if posted_without_script() {
+        set_cookie(&new_key_cookie(&svc, &created.key, 60));
+    }
     Ok(KeySecret {
         name: created.view.name,
         key: created.key,

@@ -1,5 +1,5 @@
 //! The keys page's parts drawn on the server (see [`crate::components::Drawn`]): the creation
-//! form, and the user's keys, a row each, its actions plain forms posting to the key server
+//! form (above it, once, the secret of a key a form made without JavaScript), and the user's keys, a row each, its actions plain forms posting to the key server
 //! functions (they work without JavaScript; the page posts them by `fetch`), deleting behind a
 //! disclosure that asks first.
 
@@ -9,7 +9,7 @@ use crate::i18n::Lang;
 use crate::t;
 use leptos::prelude::*;
 use leptos::server_fn::ServerFn;
-use types::KeyView;
+use types::{KeySecret, KeyView};
 
 /// The keys, or the line that says there are none, in `lang`.
 pub fn draw(keys: Vec<KeyView>, lang: Lang) -> String {
@@ -45,8 +45,17 @@ pub fn draw(keys: Vec<KeyView>, lang: Lang) -> String {
 /// The creation form: every field labelled, beside each field the service can name a place for
 /// its error; the models as boxes to tick (the page sends the ticked ones in `models`; none
 /// ticked, or a form posted without JavaScript: every model).
-pub fn form(models: Vec<String>, lang: Lang) -> String {
+pub fn form(models: Vec<String>, fresh: Option<KeySecret>, lang: Lang) -> String {
     crate::ssr::html(lang, move || {
+        let fresh = fresh.map(|k| {
+            view! {
+                <div class="panel secret" data-testid="new-key" role="status">
+                    <h2>{t!("keys.created")} " " <span class="muted">{k.name}</span></h2>
+                    <p><strong>{t!("keys.once")}</strong></p>
+                    <div class="copy-row"><code class="select-all" data-testid="new-key-secret">{k.key}</code></div>
+                </div>
+            }
+        });
         let error_for = |field: &'static str| {
             view! { <span class="field-error" role="alert" data-error-for=field hidden></span> }
         };
@@ -55,11 +64,12 @@ pub fn form(models: Vec<String>, lang: Lang) -> String {
         } else {
             models
                 .into_iter()
-                .map(|m| view! { <label class="check"><input type="checkbox" value=m.clone() data-model=""/>{m}</label> })
+                .map(|m| view! { <label class="check"><input type="checkbox" name="models[]" value=m.clone() data-model=""/>{m}</label> })
                 .collect_view()
                 .into_any()
         };
         view! {
+            {fresh}
             <form method="post" action=CreateKey::PATH>
                 <div class="form-grid">
                     <label>
@@ -95,7 +105,6 @@ pub fn form(models: Vec<String>, lang: Lang) -> String {
                 </div>
                 <fieldset class="models">
                     <legend>{t!("keys.models")}</legend>
-                    <input type="hidden" name="models"/>
                     {models}
                     <p class="muted small-print">{t!("keys.models_hint")}</p>
                     {error_for("allowed_models")}

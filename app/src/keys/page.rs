@@ -92,9 +92,9 @@ fn NewSecret(create: Post<CreateKey>) -> impl IntoView {
     }
 }
 
-/// The creation form, drawn by the server with the models the user may call: posted here with
-/// the ticked models, the server's error placed beside the field it names (else under the
-/// form), the form emptied once a key is made.
+/// The creation form, drawn by the server with the models the user may call as boxes to tick:
+/// posted here, the server's error placed beside the field it names (else under the form), the
+/// form emptied once a key is made.
 #[component]
 fn CreateForm(create: Post<CreateKey>, drawn: wire::Data<String>) -> impl IntoView {
     let root = NodeRef::<leptos::html::Div>::new();
@@ -115,12 +115,7 @@ fn CreateForm(create: Post<CreateKey>, drawn: wire::Data<String>) -> impl IntoVi
         },
         false,
     );
-    let submit = move |ev: SubmitEvent| {
-        if let Some(root) = root.get_untracked() {
-            tick_models(&root);
-        }
-        post_drawn(&ev, &[create.into()]);
-    };
+    let submit = move |ev: SubmitEvent| post_drawn(&ev, &[create.into()]);
     view! {
         <section class="panel">
             <h2>{t!("keys.new")}</h2>
@@ -131,23 +126,6 @@ fn CreateForm(create: Post<CreateKey>, drawn: wire::Data<String>) -> impl IntoVi
                 <p class="error" role="alert">{move || other.get()}</p>
             </Show>
         </section>
-    }
-}
-
-/// The models ticked, comma-separated, in the field the server reads.
-fn tick_models(root: &web_sys::Element) {
-    let ticked: Vec<String> = elements(root, "input[data-model]")
-        .filter_map(|e| e.dyn_into::<web_sys::HtmlInputElement>().ok())
-        .filter(|i| i.checked())
-        .map(|i| i.value())
-        .collect();
-    if let Some(field) = root
-        .query_selector("input[name=models]")
-        .ok()
-        .flatten()
-        .and_then(|e| e.dyn_into::<web_sys::HtmlInputElement>().ok())
-    {
-        field.set_value(&ticked.join(","));
     }
 }
 

@@ -262,11 +262,7 @@ pub async fn same_origin(State(svc): State<Services>, req: Request, next: Next) 
 pub async fn form_posts_go_back(req: Request, next: Next) -> Response {
     let form_post = req.method() == Method::POST
         && req.uri().path().starts_with("/_sfn/")
-        && req
-            .headers()
-            .get(header::ACCEPT)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|a| a.contains("text/html"));
+        && service::web::asks_for_html(req.headers());
     let mut res = next.run(req).await;
     if form_post && res.headers().contains_key(header::LOCATION) && !res.status().is_redirection() {
         *res.status_mut() = StatusCode::SEE_OTHER;

@@ -716,7 +716,6 @@ async fn admin_actions_are_audited_with_before_and_after(backend: Backend) {
         .form(&[
             ("name", "mine"),
             ("expires_on", ""),
-            ("models", ""),
             ("ips", ""),
             ("spend_cap", ""),
             ("rpm", ""),

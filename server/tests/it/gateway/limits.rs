@@ -362,7 +362,8 @@ async fn console_key_functions_touch_only_your_own_keys() {
         vec![
             ("name", "console".to_string()),
             ("expires_on", "2099-12-31".to_string()),
-            ("models", "gpt-4o-mini,flat".to_string()),
+            ("models[]", "gpt-4o-mini".to_string()),
+            ("models[]", "flat".to_string()),
             ("ips", "127.0.0.1\n10.0.0.0/8".to_string()),
             ("spend_cap", "2.5".to_string()),
             ("rpm", rpm.to_string()),
@@ -457,7 +458,7 @@ async fn console_key_functions_touch_only_your_own_keys() {
     let form: Value = sfn("me/key_form", vec![]).await.json().await.expect("json");
     let form = form.as_str().expect("html");
     let offered: Vec<&str> = form
-        .split("<input type=\"checkbox\" value=\"")
+        .split("<input type=\"checkbox\" name=\"models[]\" value=\"")
         .skip(1)
         .filter_map(|rest| rest.split('"').next())
         .collect();
@@ -467,5 +468,127 @@ async fn console_key_functions_touch_only_your_own_keys() {
         "{form}"
     );
     assert!(form.contains("action=\"/_sfn/me/create_key\""), "{form}");
+    assert!(!form.contains("data-testid=\"new-key\""), "{form}");
+
+    // Without JavaScript the browser posts the form itself and is sent back to the page: the
+    // secret comes along once, in a cookie only `/keys` receives, and the page shows it and
+    // removes the cookie.
+    let res = alice
+        .post(gw.app.url("/_sfn/me/create_key"))
+        .header("accept", "text/html,application/xhtml+xml")
+        .header("referer", gw.app.url("/keys"))
+        .form(&[
+            ("name", "no script"),
+            ("expires_on", ""),
+            ("models[]", "flat"),
+            ("ips", ""),
+            ("spend_cap", ""),
+            ("rpm", ""),
+            ("tpm", ""),
+        ])
+        .send()
+        .await
+        .expect("form post");
+    assert!(res.status().is_redirection(), "{}", res.status());
+    let back = res.headers()["location"]
+        .to_str()
+        .expect("ascii")
+        .to_string();
+    assert!(back.starts_with(&gw.app.url("/keys")), "{back}");
+    let set = res.headers()["set-cookie"]
+        .to_str()
+        .expect("ascii")
+        .to_string();
+    assert!(
+        set.starts_with("tollgate_new_key=sk-")
+            && set.contains("Path=/keys")
+            && set.contains("HttpOnly")
+            && set.contains("Max-Age=60"),
+        "{set}"
+    );
+    let secret = set["tollgate_new_key=".len()..]
+        .split(';')
+        .next()
+        .expect("value")
+        .to_string();
+    let page = alice.get(gw.app.url("/keys")).send().await.expect("page");
+    assert_eq!(page.status(), 200);
+    assert_eq!(page.headers()["cache-control"], "no-store");
+    let cleared = page.headers()["set-cookie"]
+        .to_str()
+        .expect("ascii")
+        .to_string();
+    assert!(
+        cleared.starts_with("tollgate_new_key=;") && cleared.contains("Max-Age=0"),
+        "{cleared}"
+    );
+    let html = page.text().await.expect("html");
+    assert!(
+        html.contains("data-testid=\"new-key-secret\"") && html.contains(&secret),
+        "the secret, once: {html}"
+    );
+    let again = alice.get(gw.app.url("/keys")).send().await.expect("page");
+    assert!(
+        !again.text().await.expect("html").contains(&secret),
+        "not twice"
+    );
+    let mut flat = call(5, 2);
+    flat["model"] = json!("flat");
+    assert_eq!(
+        post_with(&gw, &secret, &flat).await.status(),
+        200,
+        "the key works"
+    );
+    assert_eq!(
+        post_with(&gw, &secret, &call(5, 2)).await.status(),
+        403,
+        "for the ticked model only"
+    );
+    let listed: Value = TestApp::bare_client()
+        .get(
+            gw.app
+                .url(&format!("/api/admin/keys?user_id={}", gw.user_id)),
+        )
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("keys")
+        .json()
+        .await
+        .expect("json");
+    let made = listed
+        .as_array()
+        .expect("keys")
+        .iter()
+        .find(|k| k["name"] == "no script")
+        .expect("the key")
+        .clone();
+    assert_eq!(made["allowed_models"], json!(["flat"]), "the ticked box");
+    // The page shows a secret only when it is one of alice's own keys.
+    let bare = TestApp::bare_client();
+    let login = gw.app.login(&bare, "alice", "alice-password").await;
+    let session = login.headers()["set-cookie"]
+        .to_str()
+        .expect("ascii")
+        .split(';')
+        .next()
+        .expect("pair")
+        .to_string();
+    for (planted, shown) in [(&secret, true), (&bobs_secret, false)] {
+        let form: Value = bare
+            .post(gw.app.url("/_sfn/me/key_form"))
+            .header("cookie", format!("{session}; tollgate_new_key={planted}"))
+            .send()
+            .await
+            .expect("form")
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(
+            form.as_str().expect("html").contains(planted.as_str()),
+            shown,
+            "{form}"
+        );
+    }
     gw.stop().await;
 }
