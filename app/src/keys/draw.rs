@@ -1,7 +1,8 @@
 //! The keys page's parts drawn on the server (see [`crate::components::Drawn`]): the creation
-//! form (above it, once, the secret of a key a form made without JavaScript), and the user's keys, a row each, its actions plain forms posting to the key server
-//! functions (they work without JavaScript; the page posts them by `fetch`), deleting behind a
-//! disclosure that asks first.
+//! form (above it, once, the secret of a key a form made without JavaScript), and the user's
+//! keys, a row each, its actions plain forms posting to the key server functions (they work
+//! without JavaScript; the page posts them by `fetch`), deleting behind a disclosure that asks
+//! first.
 
 use super::api::{CreateKey, DeleteKey, SetKeyStatus};
 use crate::components::{limits_text, when};
@@ -43,8 +44,8 @@ pub fn draw(keys: Vec<KeyView>, lang: Lang) -> String {
 }
 
 /// The creation form: every field labelled, beside each field the service can name a place for
-/// its error; the models as boxes to tick (the page sends the ticked ones in `models`; none
-/// ticked, or a form posted without JavaScript: every model).
+/// its error; the models as boxes to tick (posted as `models[]`, with or without JavaScript;
+/// none ticked: every model). `fresh`: the secret a form posted without JavaScript just made.
 pub fn form(models: Vec<String>, fresh: Option<KeySecret>, lang: Lang) -> String {
     crate::ssr::html(lang, move || {
         let fresh = fresh.map(|k| {
