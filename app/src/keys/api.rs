@@ -22,7 +22,7 @@ pub async fn my_keys() -> Result<String, AppError> {
 /// A key just created by a form posted without JavaScript is drawn above it, this once: the
 /// browser went back to the page, which could not carry the server function's answer, so the
 /// secret came along in a cookie only this page receives (see [`create_key`]); it is removed
-/// here, and shown only when it is one of the user's own keys.
+/// here, and shown only when it is the secret of one of the user's own keys.
 #[server(prefix = "/_sfn", endpoint = "me/key_form")]
 pub async fn key_form() -> Result<String, AppError> {
     use crate::ssr::*;
@@ -33,18 +33,21 @@ pub async fn key_form() -> Result<String, AppError> {
         Some(secret) => {
             set_cookie(&new_key_cookie(&svc, "", 0));
             no_store();
-            service::keys::list(
-                &svc,
-                &service::accounts::Actor::User(auth.clone()),
-                Some(auth.id),
-            )
-            .await?
-            .into_iter()
-            .find(|k| secret.starts_with(k.prefix.trim_end_matches('…')))
-            .map(|k| KeySecret {
-                name: k.name,
-                key: secret,
-            })
+            match service::keys::own_key_id(&svc, auth.id, &secret).await? {
+                None => None,
+                Some(id) => service::keys::list(
+                    &svc,
+                    &service::accounts::Actor::User(auth.clone()),
+                    Some(auth.id),
+                )
+                .await?
+                .into_iter()
+                .find(|k| k.id == id)
+                .map(|k| KeySecret {
+                    name: k.name,
+                    key: secret,
+                }),
+            }
         }
     };
     let user = service::accounts::me(&svc, &auth).await?;

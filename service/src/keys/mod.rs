@@ -138,6 +138,19 @@ pub async fn authenticate(
     Ok(key)
 }
 
+/// Which of `user_id`'s keys `secret` is (whatever its status), found by its digest as
+/// [`authenticate`] finds it: for a page that shows a secret it did not make in this request
+/// (the keys page, after a form posted without JavaScript). `None` for anything else.
+pub async fn own_key_id(svc: &Services, user_id: i64, secret: &str) -> Result<Option<i64>, Error> {
+    if !secret.starts_with("sk-") || secret.len() > 200 {
+        return Ok(None);
+    }
+    Ok(repo::find_auth(&svc.db, &hex::encode(digest(secret)))
+        .await?
+        .filter(|k| k.user_id == user_id)
+        .map(|k| k.id))
+}
+
 /// The Redis channel on which a change of keys or users is announced to every instance.
 fn revocations(svc: &Services) -> String {
     format!("{}revoke", svc.config.redis.prefix)

@@ -59,6 +59,29 @@ fn reset_secs(text: &str) -> f64 {
             .expect("seconds")
 }
 
+/// The gateway user's key called `name`, as the admin API lists it.
+async fn key_named(gw: &Gw, name: &str) -> Value {
+    let listed: Value = TestApp::bare_client()
+        .get(
+            gw.app
+                .url(&format!("/api/admin/keys?user_id={}", gw.user_id)),
+        )
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("keys")
+        .json()
+        .await
+        .expect("json");
+    listed
+        .as_array()
+        .expect("keys")
+        .iter()
+        .find(|k| k["name"] == name)
+        .unwrap_or_else(|| panic!("no key {name}: {listed}"))
+        .clone()
+}
+
 async fn key_with(gw: &Gw, limits: Value) -> (i64, String) {
     let mut body = json!({ "user_id": gw.user_id, "name": "limited" });
     body.as_object_mut()
@@ -379,25 +402,7 @@ async fn console_key_functions_touch_only_your_own_keys() {
     // The answer: the key's name and its secret, once; the key as the form said.
     let answer: Value = res.json().await.expect("json");
     assert_eq!(answer["name"], "console", "{answer}");
-    let listed: Value = TestApp::bare_client()
-        .get(
-            gw.app
-                .url(&format!("/api/admin/keys?user_id={}", gw.user_id)),
-        )
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .expect("keys")
-        .json()
-        .await
-        .expect("json");
-    let created = listed
-        .as_array()
-        .expect("keys")
-        .iter()
-        .find(|k| k["name"] == "console")
-        .expect("the new key")
-        .clone();
+    let created = key_named(&gw, "console").await;
     assert_eq!(created["rpm"], 5);
     assert_eq!(
         created["user_id"], gw.user_id,
@@ -544,27 +549,10 @@ async fn console_key_functions_touch_only_your_own_keys() {
         403,
         "for the ticked model only"
     );
-    let listed: Value = TestApp::bare_client()
-        .get(
-            gw.app
-                .url(&format!("/api/admin/keys?user_id={}", gw.user_id)),
-        )
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .expect("keys")
-        .json()
-        .await
-        .expect("json");
-    let made = listed
-        .as_array()
-        .expect("keys")
-        .iter()
-        .find(|k| k["name"] == "no script")
-        .expect("the key")
-        .clone();
+    let made = key_named(&gw, "no script").await;
     assert_eq!(made["allowed_models"], json!(["flat"]), "the ticked box");
-    // The page shows a secret only when it is one of alice's own keys.
+    // The page shows a secret only when it is one of alice's own keys: not bob's, nor a made-up
+    // one that begins as hers does.
     let bare = TestApp::bare_client();
     let login = gw.app.login(&bare, "alice", "alice-password").await;
     let session = login.headers()["set-cookie"]
@@ -574,7 +562,8 @@ async fn console_key_functions_touch_only_your_own_keys() {
         .next()
         .expect("pair")
         .to_string();
-    for (planted, shown) in [(&secret, true), (&bobs_secret, false)] {
+    let made_up = format!("{}{}", &secret[..9], "A".repeat(secret.len() - 9));
+    for (planted, shown) in [(&secret, true), (&bobs_secret, false), (&made_up, false)] {
         let form: Value = bare
             .post(gw.app.url("/_sfn/me/key_form"))
             .header("cookie", format!("{session}; tollgate_new_key={planted}"))
