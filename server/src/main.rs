@@ -4,7 +4,7 @@
 
 use service::config::Config;
 
-use service::{Services, accounts, telemetry};
+use service::{accounts, telemetry};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -167,7 +167,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let addr = format!("{}:{}", config.server.host, config.server.port);
     // Before anything else: a stop request during start-up drains once serving begins.
     let stop = server::startup::shutdown_signal()?;
-    let svc = Services::build(config).await?;
+    let svc = server::startup::services(config).await?;
     if let Some(generated) =
         accounts::bootstrap_admin(&svc, std::env::var("TOLLGATE_ADMIN_PASSWORD").ok()).await?
     {

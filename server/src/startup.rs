@@ -2,6 +2,7 @@ use crate::http;
 use crate::site::Site;
 use leptos::prelude::LeptosOptions;
 use service::Services;
+use service::state::Background;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -46,7 +47,7 @@ pub async fn serve(
             tracing::debug!(error = %e, "could not set TCP_NODELAY");
         }
     });
-    let background = svc.start_background();
+    let background = start_background(&svc);
     let drain = Duration::from_secs(svc.config.server.drain_seconds);
     let shutdown = svc.shutdown.clone();
     let signal = {
@@ -100,6 +101,31 @@ pub async fn serve(
     }
     background.stop().await;
     result
+}
+
+/// Builds the services and applies the config's channels, mappings and prices (which the
+/// catalog then keeps in step with other instances' changes).
+pub async fn services(config: service::config::Config) -> anyhow::Result<Services> {
+    use anyhow::Context as _;
+    let svc = Services::build(config).await?;
+    service::catalog::sync_from_config(&svc)
+        .await
+        .context("applying channels, mappings and prices")?;
+    Ok(svc)
+}
+
+/// Each domain starts its own loops: the credit reporter, the usage writer, the quota limiter,
+/// the job scheduler, and the followers of other instances' catalog and key changes. They stop,
+/// after a final flush, when the returned handle's `stop` is called.
+fn start_background(svc: &Services) -> Background {
+    let mut bg = Background::default();
+    service::billing::start(svc, &mut bg);
+    service::usage::start(svc, &mut bg);
+    service::ratelimit::start(svc, &mut bg);
+    service::jobs::start(svc, &mut bg);
+    service::catalog::start(svc, &mut bg);
+    service::keys::start(svc, &mut bg);
+    bg
 }
 
 /// Listens for SIGTERM and SIGINT from this call on; the future resolves on either. Call it

@@ -116,19 +116,18 @@ impl Error {
         }
     }
 
-    /// Checks a name or note as people type it: 1 to `max` characters, not all blank, and no
-    /// control character (PostgreSQL's text cannot hold a NUL; a line break in a name misleads).
+    /// Checks a name or note as people type it (see [`crate::field::check_text`]).
     pub fn check_text(field: &'static str, text: &str, max: usize) -> Result<(), Error> {
-        if text.trim().is_empty() || text.chars().count() > max {
-            return Err(Error::invalid(
-                field,
-                format!("must be 1 to {max} characters"),
-            ));
+        Ok(crate::field::check_text(field, text, max)?)
+    }
+}
+
+impl From<crate::field::FieldError> for Error {
+    fn from(e: crate::field::FieldError) -> Self {
+        Error::Invalid {
+            field: e.field,
+            reason: e.reason,
         }
-        if text.chars().any(char::is_control) {
-            return Err(Error::invalid(field, "must not contain control characters"));
-        }
-        Ok(())
     }
 }
 

@@ -52,6 +52,21 @@ impl RedisLink {
         })))
     }
 
+    /// A link to a Redis that is not there (a closed port): every call fails at once, as after
+    /// an outage. For the tests of what degrades without Redis.
+    #[cfg(test)]
+    pub(crate) fn unreachable(timeout: Duration) -> RedisLink {
+        RedisLink(Arc::new(Inner {
+            client: Client::open("redis://127.0.0.1:1").expect("a redis url"),
+            config: AsyncConnectionConfig::new()
+                .set_connection_timeout(timeout)
+                .set_response_timeout(timeout),
+            conn: Mutex::new(None),
+            reconnecting: AtomicBool::new(false),
+            timeout,
+        }))
+    }
+
     pub fn timeout(&self) -> Duration {
         self.0.timeout
     }

@@ -3,12 +3,15 @@
 //! Nothing here knows about Leptos or HTTP status codes.
 
 pub mod accounts;
+pub mod actor;
 pub mod audit;
 pub mod billing;
 pub mod catalog;
+pub mod clock;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod field;
 pub mod jobs;
 pub mod keys;
 pub mod kv;
@@ -23,6 +26,7 @@ pub mod state;
 pub mod storage;
 pub mod telemetry;
 pub mod usage;
+pub mod views;
 pub mod web;
 
 pub use error::Error;

@@ -1,18 +1,26 @@
 //! `Services`: the one cloneable context built in `main` and handed to every adapter (axum state,
 //! Leptos context). No globals; nothing opened per request.
+//!
+//! It builds and holds the components (database, Redis, limiters, caches, the credit manager,
+//! the usage queue) and names no domain operation: the domains take it, never the reverse. Each
+//! domain starts its own background loops (`billing::start`, `usage::start`, …) into a
+//! [`Background`], which the server's startup calls.
 
-use crate::billing::credit::{CreditMetrics, LeaseTiming};
-use crate::billing::{CreditManager, PriceBook};
+use crate::billing::credit::{CreditManager, CreditMetrics, LeaseTiming};
+use crate::billing::price::PriceBook;
+use crate::clock::SystemClock;
 use crate::config::Config;
 use crate::db::Db;
-use crate::keys::KeyCache;
+use crate::keys::auth::KeyCache;
 use crate::kv::RedisLink;
 use crate::metrics::Metrics;
 use crate::proxy::tokens::Tokenizer;
-use crate::ratelimit::Limiter;
 use crate::ratelimit::quota::Quotas;
+use crate::ratelimit::window::Limiter;
 use crate::routing::Routing;
-use crate::usage::{UsageQueue, UsageSink};
+use crate::storage::Store;
+use crate::usage::sink::{UsageQueue, UsageSink};
+use crate::usage::status::StatusCache;
 use anyhow::Context as _;
 use std::ops::Deref;
 use std::sync::{Arc, Mutex, RwLock};
@@ -39,11 +47,11 @@ pub struct Inner {
     pub keys: KeyCache,
     pub routing: Routing,
     /// Where the jobs write archives and backups (`storage`).
-    pub store: crate::storage::Store,
+    pub store: Store,
     pub credit: Arc<CreditManager>,
     pub usage: UsageSink,
     /// The status page's latest readings.
-    pub status: crate::usage::StatusCache,
+    pub status: StatusCache,
     /// When this instance started: by the monotonic clock, and in unix ms.
     pub started: std::time::Instant,
     pub started_at_ms: i64,
@@ -63,7 +71,8 @@ impl Deref for Services {
 }
 
 impl Services {
-    /// Connects to the database (migrating it) and to Redis when configured.
+    /// Connects to the database (migrating it) and to Redis when configured. The catalog is
+    /// empty until `catalog::sync_from_config` runs (the server's startup does).
     pub async fn build(config: Config) -> anyhow::Result<Services> {
         let db = Db::connect(&config.database).await?;
         let timeout = Duration::from_millis(config.redis.timeout_ms);
@@ -81,12 +90,14 @@ impl Services {
             None => Limiter::local(),
         };
         let metrics = Metrics::new(config.database.max_connections);
+        let clock = SystemClock::shared();
         let quotas = Arc::new(Quotas::new(
             redis
                 .as_ref()
                 .map(|link| (link.clone(), config.redis.prefix.as_str())),
             metrics.ratelimit_degraded.clone(),
             metrics.ratelimit_refusals.clone(),
+            clock.clone(),
         ));
         let credit = CreditManager::new(
             db.clone(),
@@ -96,6 +107,7 @@ impl Services {
                 waits: metrics.credit_waits.clone(),
                 uncollected: metrics.credit_uncollected.clone(),
             },
+            clock.clone(),
         );
         credit.start().await.context("starting the credit lease")?;
         let (usage, usage_rx) = UsageSink::new(
@@ -108,12 +120,12 @@ impl Services {
             config.gateway.allow_metadata_upstreams,
         );
         let counter = spawn_counter(tokio::runtime::Handle::current())?;
-        let store = crate::storage::Store::from_config(&config.storage);
+        let store = Store::from_config(&config.storage);
         let svc = Services(Arc::new(Inner {
             config,
             db,
             redis,
-            status: crate::usage::StatusCache::default(),
+            status: StatusCache::default(),
             limiter,
             quotas,
             metrics,
@@ -131,9 +143,6 @@ impl Services {
             prices: RwLock::new(Arc::new(PriceBook::default())),
             usage_rx: Mutex::new(Some(usage_rx)),
         }));
-        crate::catalog::sync_from_config(&svc)
-            .await
-            .context("applying channels, mappings and prices")?;
         Ok(svc)
     }
 
@@ -180,39 +189,12 @@ impl Services {
         let _ = rx.wait_for(|n| *n == 0).await;
     }
 
-    /// Starts the credit reporter, the usage writer and housekeeping. They stop, after a final
-    /// flush, when the returned handle's `stop` is called (after the HTTP server has drained).
-    pub fn start_background(&self) -> Background {
-        let (tx, rx) = watch::channel(false);
-        let stopped = |mut rx: watch::Receiver<bool>| async move {
-            let _ = rx.wait_for(|v| *v).await;
-        };
-        let mut tasks = Vec::new();
-        let billing = &self.config.billing;
-        tasks.push(tokio::spawn(self.credit.clone().run(
-            Duration::from_millis(billing.report_interval_ms),
-            stopped(rx.clone()),
-        )));
-        if let Some(usage_rx) = self
-            .usage_rx
+    /// The usage queue's receiving end, for the writer (`usage::start`); once.
+    pub fn take_usage_queue(&self) -> Option<UsageQueue> {
+        self.usage_rx
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .take()
-        {
-            tasks.push(tokio::spawn(crate::usage::writer(
-                self.db.clone(),
-                usage_rx,
-                stopped(rx.clone()),
-            )));
-        }
-        tasks.push(tokio::spawn(crate::jobs::scheduler(self.clone())));
-        tasks.push(tokio::spawn(crate::catalog::follow_changes(
-            self.clone(),
-            CATALOG_POLL,
-        )));
-        tasks.push(tokio::spawn(crate::keys::follow_changes(self.clone())));
-        tasks.push(tokio::spawn(self.quotas.clone().run(stopped(rx.clone()))));
-        Background { stop: tx, tasks }
     }
 
     /// Readiness: the database must answer (the error says why not). Redis is not required:
@@ -277,13 +259,35 @@ fn spawn_counter(
     Ok(tx)
 }
 
-/// The background tasks of one instance.
+/// The background tasks of one instance: each domain spawns its loops here (its `start`), and
+/// [`Background::stop`] ends them after a final flush (after the HTTP server has drained).
 pub struct Background {
     stop: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
+impl Default for Background {
+    fn default() -> Self {
+        Background {
+            stop: watch::channel(false).0,
+            tasks: Vec::new(),
+        }
+    }
+}
+
 impl Background {
+    /// Resolves once [`Background::stop`] is called: a loop's cue for its final flush.
+    pub fn stopped(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut rx = self.stop.subscribe();
+        async move {
+            let _ = rx.wait_for(|v| *v).await;
+        }
+    }
+
+    pub fn spawn(&mut self, task: impl std::future::Future<Output = ()> + Send + 'static) {
+        self.tasks.push(tokio::spawn(task));
+    }
+
     /// Reports all credit usage, closes grants, writes queued usage logs, and waits for it.
     pub async fn stop(self) {
         self.stop.send_replace(true);

@@ -2,7 +2,7 @@
 //! (the `/v1` and `/api` routes, the console's server functions): the session cookie, the
 //! client's address, and the cookies the console sets. No status codes here.
 
-use crate::accounts::{AuthUser, ClientMeta};
+use crate::actor::{AuthUser, ClientMeta};
 use crate::config::Config;
 use http::HeaderMap;
 use http::header::{COOKIE, USER_AGENT};

@@ -167,7 +167,7 @@ impl TestApp {
             .try_init();
         let mut config = storage.config();
         tweak(&mut config);
-        let svc = Services::build(config).await.expect("services");
+        let svc = server::startup::services(config).await.expect("services");
         service::accounts::bootstrap_admin(&svc, Some(ADMIN_PASSWORD.into()))
             .await
             .expect("bootstrap admin");

@@ -358,16 +358,3 @@ async fn oversized_bodies_are_refused(backend: Backend) {
     }
     app.stop().await;
 }
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn graceful_shutdown_finishes_open_requests_and_refuses_readiness() {
-    let app = TestApp::spawn(Backend::Sqlite).await;
-    assert!(!app.svc.shutdown.is_triggered());
-    let svc = app.svc.clone();
-    let storage = app.shutdown().await;
-    assert!(
-        svc.shutdown.is_triggered(),
-        "the drain signals long-lived work"
-    );
-    storage.destroy().await;
-}

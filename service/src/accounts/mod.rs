@@ -9,66 +9,10 @@ use crate::{Error, Services, now_ms};
 use rand::RngCore as _;
 use rand::distr::{Alphanumeric, SampleString as _};
 use sha2::{Digest, Sha256};
-use std::net::IpAddr;
 use std::time::Duration;
 use types::{NewUser, Role, UserInfo, UserStatus};
 
-/// A signed-in person, as resolved from a session cookie.
-#[derive(Clone, Debug)]
-pub struct AuthUser {
-    pub id: i64,
-    pub username: String,
-    pub role: Role,
-}
-
-/// Who is asking: a signed-in user, or a script holding `admin.api_token`.
-#[derive(Clone, Debug)]
-pub enum Actor {
-    User(AuthUser),
-    AdminToken,
-}
-
-impl Actor {
-    pub fn is_admin(&self) -> bool {
-        match self {
-            Actor::User(u) => u.role == Role::Admin,
-            Actor::AdminToken => true,
-        }
-    }
-
-    /// The check every administrators' service function starts with: 403 for anyone else.
-    pub fn require_admin(&self) -> Result<(), Error> {
-        if self.is_admin() {
-            Ok(())
-        } else {
-            Err(Error::Forbidden("administrators only"))
-        }
-    }
-
-    /// The check of a user's own things (their keys): an administrator may act for anyone, a
-    /// user only for themselves; 403 otherwise.
-    pub fn may_act_for(&self, user_id: i64) -> Result<(), Error> {
-        if self.is_admin() || self.user_id() == Some(user_id) {
-            Ok(())
-        } else {
-            Err(Error::Forbidden("not your account"))
-        }
-    }
-
-    pub fn user_id(&self) -> Option<i64> {
-        match self {
-            Actor::User(u) => Some(u.id),
-            Actor::AdminToken => None,
-        }
-    }
-}
-
-/// What we know of the client making a request.
-#[derive(Clone, Debug, Default)]
-pub struct ClientMeta {
-    pub ip: Option<IpAddr>,
-    pub user_agent: Option<String>,
-}
+pub use crate::actor::{Actor, AuthUser, ClientMeta};
 
 /// A fresh session: the cookie token (shown to the browser only) and its lifetime.
 pub struct SignedIn {
@@ -308,7 +252,7 @@ pub async fn create_user(svc: &Services, actor: &Actor, new: NewUser) -> Result<
     let user = insert(svc, new).await?;
     tracing::info!(actor.id = ?actor.user_id(), user.id = user.id, role = %user.role, "user created");
     crate::audit::record(
-        svc,
+        &svc.db,
         actor,
         "user.create",
         format!("user:{}", user.id),
@@ -366,35 +310,6 @@ pub async fn get_user(svc: &Services, actor: &Actor, id: i64) -> Result<UserInfo
     repo::get(&svc.db, id).await?.ok_or(Error::NotFound("user"))
 }
 
-/// One user as an administrator sees them (see [`types::UserDetail`]): the same reads as the
-/// admin API's user, keys, usage and ledger routes; `ledger` pages the ledger.
-pub async fn detail(
-    svc: &Services,
-    actor: &Actor,
-    id: i64,
-    ledger: &types::LedgerQuery,
-) -> Result<types::UserDetail, Error> {
-    let user = get_user(svc, actor, id).await?;
-    let keys = crate::keys::list(svc, actor, Some(id)).await?;
-    let today = now_ms().div_euclid(86_400_000);
-    let range = types::UsageQuery {
-        from: Some(types::date::format_day(today - 29)),
-        to: Some(types::date::format_day(today)),
-        by: Some("model".into()),
-        utc_offset_minutes: None,
-    };
-    let usage = crate::usage::daily(svc, id, &range).await?;
-    // The user exists and the actor is an administrator (get_user): the ledger page itself.
-    let ledger = crate::usage::my_ledger(svc, id, ledger).await?;
-    Ok(types::UserDetail {
-        user,
-        keys,
-        today: types::date::format_day(today),
-        usage,
-        ledger,
-    })
-}
-
 /// Enables or disables an account. Disabling ends its sessions; nobody can disable themselves,
 /// and the last active administrator stays.
 pub async fn set_user_status(
@@ -429,7 +344,7 @@ pub async fn set_user_status(
         .await?
         .ok_or(Error::NotFound("user"))?;
     crate::audit::record(
-        svc,
+        &svc.db,
         actor,
         "user.status",
         format!("user:{id}"),
@@ -461,7 +376,7 @@ pub async fn update_user(
         .ok_or(Error::NotFound("user"))?;
     let group = patch.group.as_deref().map(str::trim);
     if let Some(g) = group {
-        crate::billing::check_group(g)?;
+        crate::billing::price::check_group(g)?;
     }
     if patch.role == Some(Role::User) && target.role == Role::Admin {
         if actor.user_id() == Some(id) {
@@ -481,7 +396,7 @@ pub async fn update_user(
         .await?
         .ok_or(Error::NotFound("user"))?;
     crate::audit::record(
-        svc,
+        &svc.db,
         actor,
         "user.update",
         format!("user:{id}"),

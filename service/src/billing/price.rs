@@ -1,6 +1,8 @@
 //! Prices and the cost of a request, in exact integer arithmetic.
 
+use crate::Error;
 use std::collections::HashMap;
+use types::Credits;
 
 /// A model's price, in units (1e-6 USD) per 1M tokens, plus a flat per-request price.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -109,6 +111,31 @@ impl Quote {
     pub fn version(&self) -> i64 {
         self.price.version
     }
+}
+
+/// A multiplier in thousandths as a decimal string: 1500 -> "1.5".
+pub fn multiplier_text(milli: i64) -> String {
+    let t = Credits::from_units(milli.saturating_mul(1000)).to_usd_string();
+    match t.strip_suffix(".00") {
+        Some(whole) => whole.to_string(),
+        None => t.trim_end_matches('0').to_string(),
+    }
+}
+
+/// A group name: 1 to 64 letters, digits, `-`, `_` or `.`.
+pub fn check_group(name: &str) -> Result<(), Error> {
+    if name.is_empty()
+        || name.len() > 64
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    {
+        return Err(Error::invalid(
+            "group",
+            "must be 1 to 64 letters, digits, -, _ or .",
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //! balance, or its own spend cap when that leaves less), and every figure derives from it, so
 //! that `hard_limit_usd - total_usage / 100` is what remains, whatever the window.
 
-use crate::keys::KeyAuth;
+use crate::keys::auth::KeyAuth;
 use crate::usage::repo as usage;
 use crate::{Error, Services};
 use types::date::parse_day;
@@ -21,7 +21,7 @@ struct Standing {
 /// Whose spending a key shows and what remains, after the key's billing-read quota.
 async fn standing(svc: &Services, key: &KeyAuth) -> Result<Standing, Error> {
     crate::ratelimit::route_quota(
-        svc,
+        &svc.limiter,
         "billing",
         key.id,
         svc.config.limits.billing_query_per_minute,

@@ -7,7 +7,6 @@ use super::RunCtx;
 use crate::storage::{ObjectStore as _, Store};
 use anyhow::Context as _;
 use bytes::Bytes;
-use sqlx::Connection as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -120,15 +119,9 @@ pub async fn restore(
             out.flush()?;
             out.sync_all()?;
         }
-        let mut conn =
-            sqlx::SqliteConnection::connect(&format!("sqlite://{}?mode=ro", part.display()))
-                .await
-                .with_context(|| format!("{key} is not a SQLite database"))?;
-        let check: String = sqlx::query_scalar("PRAGMA integrity_check")
-            .fetch_one(&mut conn)
+        let check = super::repo::sqlite_integrity(&part)
             .await
             .with_context(|| format!("{key} is not a SQLite database"))?;
-        conn.close().await?;
         anyhow::ensure!(check == "ok", "{key} fails the integrity check: {check}");
         for suffix in ["-wal", "-shm"] {
             let stale = PathBuf::from(format!("{}{suffix}", target.display()));

@@ -6,15 +6,15 @@
 
 mod backup;
 mod cleanup;
-mod probe;
+pub mod probe;
 mod repo;
 mod retention;
 
 pub use backup::{BACKUP_PREFIX, backups, restore};
-pub use probe::{apply_probes, latest_probes, probe_channel};
 pub use retention::{ARCHIVE_PREFIX, archive_key, list_archives, open_archive};
 
-use crate::accounts::Actor;
+use crate::actor::Actor;
+use crate::config::Schedule;
 use crate::db::Backend;
 use crate::{Error, Services, now_ms};
 use std::sync::Arc;
@@ -62,32 +62,6 @@ impl Job {
     /// Switched on, and meaningful for this deployment (backups are of the SQLite file).
     fn enabled(self, svc: &Services) -> bool {
         self.config(svc).enabled && (self != Job::Backup || svc.db.backend() == Backend::Sqlite)
-    }
-}
-
-/// A parsed cron expression: five fields, or six with seconds first. UTC.
-#[derive(Clone, Debug)]
-pub struct Schedule(croner::Cron);
-
-impl Schedule {
-    pub fn parse(expr: &str) -> Result<Schedule, String> {
-        croner::parser::CronParser::builder()
-            .seconds(croner::parser::Seconds::Optional)
-            .year(croner::parser::Year::Disallowed)
-            .build()
-            .parse(expr)
-            .map(Schedule)
-            .map_err(|e| format!("not a cron expression ({e}): {expr:?}"))
-    }
-
-    /// The first scheduled time strictly after `after_ms` (unix ms).
-    /// Whole seconds, so that every instance computes the same ticks.
-    pub fn next_after(&self, after_ms: i64) -> Option<i64> {
-        let after = chrono::DateTime::from_timestamp(after_ms.div_euclid(1000), 0)?;
-        self.0
-            .find_next_occurrence(&after, false)
-            .ok()
-            .map(|t| t.timestamp_millis())
     }
 }
 
@@ -146,7 +120,12 @@ impl RunCtx {
 }
 
 /// Runs the scheduler until shutdown: one loop per enabled job.
-pub async fn scheduler(svc: Services) {
+/// Starts the scheduler: a loop per enabled job (see [`scheduler`]).
+pub fn start(svc: &Services, bg: &mut crate::state::Background) {
+    bg.spawn(scheduler(svc.clone()));
+}
+
+async fn scheduler(svc: Services) {
     if let Err(e) = repo::seed(&svc.db, &Job::ALL.map(Job::name)).await {
         tracing::warn!(error = %e, "cannot prepare the job leases; retrying at the first tick");
     }
@@ -395,7 +374,7 @@ pub async fn run_now(svc: &Services, actor: &Actor, name: &str) -> Result<JobRun
         .await?
         .ok_or(Error::Conflict("the job is running; wait for it to finish"))?;
     crate::audit::record(
-        svc,
+        &svc.db,
         actor,
         "job.run",
         format!("job:{}", job.name()),

@@ -337,6 +337,18 @@ pub async fn delete_usage(db: &Db, ids: &[i64]) -> Result<u64, sqlx::Error> {
     db.write(q).await
 }
 
+/// SQLite's integrity check of a database file, opened read-only: `ok`, or what is wrong.
+pub async fn sqlite_integrity(file: &std::path::Path) -> Result<String, sqlx::Error> {
+    use sqlx::Connection as _;
+    let mut conn =
+        sqlx::SqliteConnection::connect(&format!("sqlite://{}?mode=ro", file.display())).await?;
+    let check: String = sqlx::query_scalar("PRAGMA integrity_check")
+        .fetch_one(&mut conn)
+        .await?;
+    conn.close().await?;
+    Ok(check)
+}
+
 /// An online, consistent copy of the SQLite database into a new file (`VACUUM INTO`).
 pub async fn copy_sqlite(db: &Db, to: &std::path::Path) -> Result<(), sqlx::Error> {
     sqlx::query("VACUUM INTO $1")

@@ -154,7 +154,7 @@ async fn archive_day(ctx: &RunCtx, store: &Store, day_start: i64) -> anyhow::Res
 /// The archived days, oldest first (administrators).
 pub async fn list_archives(
     svc: &Services,
-    actor: &crate::accounts::Actor,
+    actor: &crate::actor::Actor,
 ) -> Result<Vec<types::ArchiveDay>, Error> {
     actor.require_admin()?;
     let store = &svc.store;
@@ -179,7 +179,7 @@ pub async fn list_archives(
 /// One archived day as a stream (administrators).
 pub async fn open_archive(
     svc: &Services,
-    actor: &crate::accounts::Actor,
+    actor: &crate::actor::Actor,
     day: &str,
 ) -> Result<ByteStream, Error> {
     actor.require_admin()?;

@@ -4,89 +4,25 @@
 //! Redis, on every other instance (published on `<redis.prefix>revoke`); without Redis, other
 //! instances see a change within `CACHE_TTL`.
 
+pub mod auth;
 mod cidr;
 pub mod repo;
 
+pub use auth::{CACHE_TTL, KeyAuth, KeyCache, digest};
 pub use cidr::IpNet;
+pub use types::{CreatedKey, KeyView, NewKey};
 
-use crate::accounts::Actor;
+use crate::actor::Actor;
 use crate::audit::snapshot;
 use crate::{Error, Services, now_ms};
 use rand::Rng as _;
-use sha2::{Digest, Sha256};
-use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 use subtle::ConstantTimeEq as _;
 use types::{Credits, UserStatus};
 
 const SECRET_LEN: usize = 48;
 const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-pub const CACHE_TTL: Duration = Duration::from_secs(5);
-
-/// What a key may do, as the proxy needs it on every request.
-#[derive(Clone, Debug)]
-pub struct KeyAuth {
-    pub id: i64,
-    pub user_id: i64,
-    pub user_group: String,
-    pub prefix: String,
-    pub digest: [u8; 32],
-    pub active: bool,
-    pub expires_at: Option<i64>,
-    pub allowed_models: Vec<String>,
-    pub allowed_ips: Vec<IpNet>,
-    pub spend_cap: Option<i64>,
-    /// The key's own limits until [`authenticate`] resolves them (key, group, default).
-    pub limits: crate::ratelimit::quota::Limits,
-}
-
-impl KeyAuth {
-    pub fn allows_model(&self, model: &str) -> bool {
-        self.allowed_models.is_empty() || self.allowed_models.iter().any(|m| m == model)
-    }
-}
-
-pub use types::{CreatedKey, KeyView, NewKey};
-
-/// A cached key and when it was read.
-type Cached = (Arc<KeyAuth>, Instant);
-
-#[derive(Default)]
-pub struct KeyCache {
-    map: Mutex<HashMap<[u8; 32], Cached>>,
-}
-
-impl KeyCache {
-    fn get(&self, digest: &[u8; 32]) -> Option<Arc<KeyAuth>> {
-        let map = self.map.lock().ok()?;
-        map.get(digest)
-            .filter(|(_, at)| at.elapsed() < CACHE_TTL)
-            .map(|(k, _)| k.clone())
-    }
-
-    fn put(&self, key: Arc<KeyAuth>) {
-        if let Ok(mut map) = self.map.lock() {
-            if map.len() > 100_000 {
-                map.retain(|_, (_, at)| at.elapsed() < CACHE_TTL);
-            }
-            map.insert(key.digest, (key, Instant::now()));
-        }
-    }
-
-    /// Forgets every cached key (after any change to keys or users).
-    pub fn clear(&self) {
-        if let Ok(mut map) = self.map.lock() {
-            map.clear();
-        }
-    }
-}
-
-pub fn digest(secret: &str) -> [u8; 32] {
-    Sha256::digest(secret.as_bytes()).into()
-}
-
 fn new_secret() -> String {
     let mut rng = rand::rng(); // ChaCha-based CSPRNG seeded and reseeded from the OS
     let mut s = String::with_capacity(3 + SECRET_LEN);
@@ -170,10 +106,15 @@ pub async fn changed(svc: &Services) {
     }
 }
 
+/// Starts following other instances' key changes (with Redis; see [`follow_changes`]).
+pub fn start(svc: &Services, bg: &mut crate::state::Background) {
+    bg.spawn(follow_changes(svc.clone()));
+}
+
 /// Clears the key cache whenever another instance announces a change (and whenever the
 /// subscription was interrupted, as an announcement may have been missed). Runs until shutdown;
 /// does nothing without Redis.
-pub async fn follow_changes(svc: Services) {
+async fn follow_changes(svc: Services) {
     let Some(link) = svc.redis.clone() else {
         return;
     };
@@ -240,7 +181,7 @@ pub async fn create(svc: &Services, actor: &Actor, new: NewKey) -> Result<Create
     tracing::info!(key.id = id, key.prefix = %prefix, user.id = user.id, "API key created");
     if actor.is_admin() {
         crate::audit::record(
-            svc,
+            &svc.db,
             actor,
             "key.create",
             format!("key:{id}"),
@@ -347,7 +288,7 @@ pub async fn update(
         .await?
         .ok_or(Error::NotFound("key"))?;
     crate::audit::record(
-        svc,
+        &svc.db,
         actor,
         "key.update",
         format!("key:{id}"),
@@ -396,7 +337,7 @@ pub async fn set_status(
         .ok_or(Error::NotFound("key"))?;
     if actor.is_admin() {
         crate::audit::record(
-            svc,
+            &svc.db,
             actor,
             "key.status",
             format!("key:{id}"),
@@ -416,7 +357,7 @@ pub async fn delete(svc: &Services, actor: &Actor, id: i64) -> Result<(), Error>
     changed(svc).await;
     if actor.is_admin() {
         crate::audit::record(
-            svc,
+            &svc.db,
             actor,
             "key.delete",
             format!("key:{id}"),

@@ -1,11 +1,13 @@
 //! SQL for API keys.
 
-use super::{IpNet, KeyAuth, KeyView};
+use super::auth::KeyAuth;
+use super::cidr::IpNet;
 use crate::Error;
 use crate::db::{Bind, Db, Where};
 use sqlx::Row as _;
 use sqlx::any::AnyRow;
 use types::Credits;
+use types::KeyView;
 
 pub struct InsertKey<'a> {
     pub user_id: i64,

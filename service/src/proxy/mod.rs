@@ -10,7 +10,7 @@ mod stream;
 pub mod tokens;
 
 use crate::billing::{self, Quote, Usage};
-use crate::keys::KeyAuth;
+use crate::keys::auth::KeyAuth;
 use crate::routing::Candidate;
 use crate::usage::{ErrorClass, UsageRecord, UsageSource};
 use crate::{Error, Services, now_ms};

@@ -9,7 +9,7 @@ mod repo;
 
 pub use code::Code;
 
-use crate::accounts::Actor;
+use crate::actor::Actor;
 use crate::audit::snapshot;
 use crate::paging::{parse_id_cursor, parse_limit, slice};
 use crate::{Error, Services, now_ms};
@@ -86,7 +86,7 @@ pub async fn create_batch(
         "redeem codes created"
     );
     crate::audit::record(
-        svc,
+        &svc.db,
         actor,
         "redeem_batch.create",
         format!("redeem_batch:{}", batch.id),
@@ -151,7 +151,7 @@ pub async fn void_code(svc: &Services, actor: &Actor, id: i64) -> Result<(), Err
         repo::Voided::Done => {
             tracing::info!(code.id = id, "redeem code voided");
             crate::audit::record(
-                svc,
+                &svc.db,
                 actor,
                 "redeem_code.void",
                 format!("redeem_code:{id}"),
@@ -174,7 +174,7 @@ pub async fn void_batch(svc: &Services, actor: &Actor, batch_id: i64) -> Result<
         .ok_or(Error::NotFound("redeem batch"))?;
     tracing::info!(batch.id = batch_id, codes = n, "redeem batch voided");
     crate::audit::record(
-        svc,
+        &svc.db,
         actor,
         "redeem_batch.void",
         format!("redeem_batch:{batch_id}"),

@@ -8,9 +8,7 @@ pub mod repo;
 
 use crate::Error;
 use crate::now_ms;
-use crate::secret::SecretString;
 use rand::Rng as _;
-use serde::Deserialize;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -152,22 +150,8 @@ impl Upstream {
     /// `http:///x` is not read as host `x`), and not a cloud metadata address unless
     /// `allow_metadata` (`gateway.allow_metadata_upstreams`).
     pub fn new(base_url: &str, api_key: &str, allow_metadata: bool) -> Result<Upstream, Error> {
+        crate::config::channels::check_base_url(base_url, allow_metadata)?;
         let base = base_url.trim_end_matches('/');
-        let bad = || Error::invalid("base_url", "must be an http:// or https:// URL with a host");
-        let authority = base
-            .strip_prefix("http://")
-            .or_else(|| base.strip_prefix("https://"))
-            .ok_or_else(bad)?;
-        if authority.is_empty() || authority.starts_with(['/', '?', '#', '@', ':']) {
-            return Err(bad());
-        }
-        let parsed = reqwest::Url::parse(base).map_err(|_| bad())?;
-        if !allow_metadata && is_metadata_host(&parsed) {
-            return Err(Error::invalid(
-                "base_url",
-                "is a cloud metadata address (set gateway.allow_metadata_upstreams to allow it)",
-            ));
-        }
         let parse = |e: Endpoint| {
             reqwest::Url::parse(&format!("{base}{}", e.path()))
                 .ok()
@@ -203,99 +187,9 @@ impl Upstream {
     }
 }
 
-/// The addresses where clouds serve instance credentials: an upstream there would let whoever
-/// can set a channel read them through the gateway.
-fn is_metadata_host(url: &reqwest::Url) -> bool {
-    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-    let Some(host) = url.host_str() else {
-        return false;
-    };
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    match bare.parse::<IpAddr>() {
-        // 169.254.0.0/16 (link-local: AWS, GCP, Azure, OpenStack) and Alibaba's address.
-        Ok(IpAddr::V4(ip)) => ip.is_link_local() || ip == Ipv4Addr::new(100, 100, 100, 200),
-        Ok(IpAddr::V6(ip)) => {
-            ip == Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254)
-                || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_link_local())
-        }
-        Err(_) => {
-            let d = bare.trim_end_matches('.').to_ascii_lowercase();
-            d == "metadata.google.internal" || d == "metadata" || d == "instance-data"
-        }
-    }
-}
-
 pub use types::ChannelView;
 
-/// A channel as the config declares it and an administrator writes it. A missing `api_key` keeps
-/// the stored one.
-#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ChannelInput {
-    pub name: String,
-    pub base_url: String,
-    /// Write-only: no answer shows it.
-    #[serde(default)]
-    #[schema(value_type = Option<String>)]
-    pub api_key: Option<SecretString>,
-    #[serde(default)]
-    pub models: Vec<String>,
-    #[serde(default)]
-    pub priority: i64,
-    #[serde(default = "one")]
-    pub weight: u32,
-    #[serde(default = "connect_ms")]
-    pub connect_timeout_ms: u64,
-    #[serde(default = "first_byte_ms")]
-    pub first_byte_timeout_ms: u64,
-    #[serde(default = "idle_ms")]
-    pub idle_timeout_ms: u64,
-    #[serde(default = "yes")]
-    pub enabled: bool,
-}
-
-fn one() -> u32 {
-    1
-}
-fn connect_ms() -> u64 {
-    5_000
-}
-fn first_byte_ms() -> u64 {
-    60_000
-}
-fn idle_ms() -> u64 {
-    120_000
-}
-fn yes() -> bool {
-    true
-}
-
-impl ChannelInput {
-    pub fn validate(&self, allow_metadata: bool) -> Result<(), Error> {
-        Error::check_text("name", &self.name, 64)?;
-        Upstream::new(
-            &self.base_url,
-            self.api_key.as_ref().map_or("", SecretString::expose),
-            allow_metadata,
-        )?;
-        if self.weight == 0 {
-            return Err(Error::invalid("weight", "must be at least 1"));
-        }
-        for m in &self.models {
-            Error::check_text("models", m, 256)?;
-        }
-        for (field, v) in [
-            ("connect_timeout_ms", self.connect_timeout_ms),
-            ("first_byte_timeout_ms", self.first_byte_timeout_ms),
-            ("idle_timeout_ms", self.idle_timeout_ms),
-        ] {
-            if v == 0 {
-                return Err(Error::invalid(field, "must be at least 1"));
-            }
-        }
-        Ok(())
-    }
-}
+pub use crate::config::channels::ChannelInput;
 
 /// One place to send a request: a channel and the model name it knows.
 #[derive(Clone)]

@@ -5,7 +5,7 @@
 
 use super::read::{call_filter, present};
 use super::repo::{self, Filter, Scope};
-use crate::accounts::Actor;
+use crate::actor::Actor;
 use crate::{Error, Services};
 use bytes::Bytes;
 use futures_util::Stream;
@@ -38,7 +38,7 @@ pub async fn my_calls_csv(
     }
     let f = export_filter(q)?;
     crate::ratelimit::route_quota(
-        svc,
+        &svc.limiter,
         "export",
         user_id,
         svc.config.limits.log_query_per_minute,

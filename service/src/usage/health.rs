@@ -4,9 +4,8 @@
 
 use super::repo;
 use crate::{Error, Services, now_ms};
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 use types::{HealthFigures, HourHealth, ModelState, ModelStatus, ServiceStatus};
 
 /// How long a reading is served again.
@@ -15,23 +14,13 @@ pub const STATUS_TTL: Duration = Duration::from_secs(2);
 pub const HEALTH_RETENTION_MS: i64 = 7 * 86_400_000;
 const HOUR_MS: i64 = 3_600_000;
 
-/// The latest reading per price group.
-#[derive(Default)]
-pub struct StatusCache(Mutex<HashMap<String, (Instant, Arc<ServiceStatus>)>>);
-
 /// The status of the service and of the models `group` may call.
 pub async fn service_status(svc: &Services, group: &str) -> Result<Arc<ServiceStatus>, Error> {
-    if let Some((at, s)) = svc.status.0.lock().expect("status cache").get(group)
-        && at.elapsed() < STATUS_TTL
-    {
-        return Ok(s.clone());
+    if let Some(s) = svc.status.fresh(group, STATUS_TTL) {
+        return Ok(s);
     }
     let reading = Arc::new(read(svc, group).await?);
-    svc.status
-        .0
-        .lock()
-        .expect("status cache")
-        .insert(group.to_string(), (Instant::now(), reading.clone()));
+    svc.status.put(group, reading.clone());
     Ok(reading)
 }
 

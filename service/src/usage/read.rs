@@ -5,7 +5,7 @@
 //! read nothing else; the administrators' take the actor and check its role.
 
 use super::repo::{self, Filter, Scope, StatusFilter};
-use crate::accounts::Actor;
+use crate::actor::Actor;
 use crate::paging::{parse_id_cursor, parse_limit, slice};
 use crate::{Error, Services, now_ms};
 use types::date::parse_day;
@@ -93,8 +93,13 @@ pub async fn logs(
     user_id: i64,
     q: &LogsQuery,
 ) -> Result<Page<UsageRow>, Error> {
-    crate::ratelimit::route_quota(svc, "logs", key_id, svc.config.limits.log_query_per_minute)
-        .await?;
+    crate::ratelimit::route_quota(
+        &svc.limiter,
+        "logs",
+        key_id,
+        svc.config.limits.log_query_per_minute,
+    )
+    .await?;
     let f = filter(
         q.model.as_ref(),
         q.status.as_ref(),
@@ -204,8 +209,13 @@ pub async fn key_usage(
     user_id: i64,
     q: &UsageQuery,
 ) -> Result<Vec<UsagePoint>, Error> {
-    crate::ratelimit::route_quota(svc, "logs", key_id, svc.config.limits.log_query_per_minute)
-        .await?;
+    crate::ratelimit::route_quota(
+        &svc.limiter,
+        "logs",
+        key_id,
+        svc.config.limits.log_query_per_minute,
+    )
+    .await?;
     daily(svc, user_id, q).await
 }
 

@@ -1,5 +1,10 @@
 //! Per-key limits: requests per minute and tokens per minute.
 //!
+//! By job: [`window`] (a window's count, and the local share), [`slice`] (slices of a window
+//! shared through Redis), [`degraded`] (the share while Redis is away, and the beat that counts
+//! instances); here the limiter itself, its token holds and its view. Time is read from the
+//! limiter's [`Clock`](crate::clock::Clock).
+//!
 //! A key's window is a minute that opens at its first request. Without Redis it is counted in
 //! this process. With `redis.url` set it lives in Redis and is shared by every instance, but an
 //! instance does not go to Redis for every request: it takes a *slice* of the window (one
@@ -21,15 +26,21 @@
 //! (each announces itself every [`BEAT`]). No request waits on Redis while degraded; a probe
 //! once a second notices its return. `tollgate_ratelimit_degraded` is 1 meanwhile.
 
+mod degraded;
+mod slice;
+mod window;
+
+use self::slice::{BEAT_SCRIPT, Shared, TAKE};
+use self::window::{Dim, KeyState};
 use crate::Error;
+use crate::clock::SharedClock;
 use crate::config::LimitsConfig;
 use crate::kv::RedisLink;
 use prometheus::{IntCounterVec, IntGauge};
 use std::collections::HashMap;
-use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The length of a window.
 pub const WINDOW: Duration = Duration::from_secs(60);
@@ -38,9 +49,9 @@ pub const REDIS_WAIT: Duration = Duration::from_millis(100);
 /// How often an instance announces itself while Redis answers.
 pub const BEAT: Duration = Duration::from_secs(2);
 /// How often a degraded instance checks whether Redis is back.
-const PROBE: Duration = Duration::from_secs(1);
+pub(super) const PROBE: Duration = Duration::from_secs(1);
 /// An instance that has not announced itself for this long is no longer counted.
-const INSTANCE_TTL: Duration = Duration::from_secs(10);
+pub(super) const INSTANCE_TTL: Duration = Duration::from_secs(10);
 const SHARDS: usize = 16;
 const SWEEP_AT: usize = 1_000;
 
@@ -82,125 +93,6 @@ pub struct RateView {
     pub tokens: Option<LimitView>,
 }
 
-/// One limit's window as this instance sees it.
-#[derive(Debug, Default)]
-struct Dim {
-    /// Where the window ends by this instance's clock (`None`: no window open).
-    ends: Option<Instant>,
-    /// The window's identity here: a token settlement of an earlier window is dropped.
-    epoch: u64,
-    /// Units of the shared window set aside for this instance and not yet admitted.
-    slice: u64,
-    /// Units this instance admitted in the window.
-    used: u64,
-    /// The shared window's units that no instance had taken, at the last take.
-    free: u64,
-    /// Usage beyond reservations, added to the shared window at the next take.
-    debt: u64,
-}
-
-impl Dim {
-    fn roll(&mut self, now: Instant) {
-        if self.ends.is_some_and(|e| e <= now) {
-            *self = Dim::default();
-        }
-    }
-
-    fn open(&mut self, ends: Instant, epochs: &AtomicU64) {
-        if self.ends.is_none() {
-            self.epoch = epochs.fetch_add(1, Ordering::Relaxed) + 1;
-        }
-        self.ends = Some(ends);
-    }
-}
-
-#[derive(Debug, Default)]
-struct KeyState {
-    req: Dim,
-    tok: Dim,
-}
-
-/// What one take from the shared window answered, per limit.
-#[derive(Clone, Copy, Debug, Default)]
-struct Taken {
-    granted: u64,
-    free: u64,
-    ttl: Duration,
-    fresh: bool,
-}
-
-/// Redis's part: the scripts and this instance's name among the others.
-struct Shared {
-    link: RedisLink,
-    prefix: String,
-    instance: String,
-    take: redis::Script,
-    beat: redis::Script,
-}
-
-/// Takes a slice of one or both of a key's windows, all or nothing. KEYS: the requests and
-/// tokens windows. ARGV: the window in ms, then per limit: limit (0: none), need, want, debt.
-/// Returns ok, then per limit: granted, free, ttl in ms, fresh (1 when the window opened now).
-const TAKE: &str = r"
-local win = tonumber(ARGV[1])
-local st = {}
-local ok = 1
-for i = 1, 2 do
-  local b = 2 + (i - 1) * 4
-  local limit = tonumber(ARGV[b])
-  if limit > 0 then
-    local need, want, debt = tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3])
-    local ttl = redis.call('PTTL', KEYS[i])
-    local taken, fresh = 0, 0
-    if ttl < 0 then
-      fresh, ttl = 1, win
-      redis.call('SET', KEYS[i], 0, 'PX', win)
-    else
-      taken = tonumber(redis.call('GET', KEYS[i]) or '0')
-    end
-    if debt > 0 then taken = redis.call('INCRBY', KEYS[i], debt) end
-    if limit - taken < need then ok = 0 end
-    st[i] = { limit, need, want, taken, ttl, fresh }
-  end
-end
-local out = { ok }
-for i = 1, 2 do
-  local s = st[i]
-  if s then
-    local grant = 0
-    if ok == 1 and s[2] > 0 then
-      local free = s[1] - s[4]
-      grant = math.min(free, math.max(s[2], math.min(s[3], math.ceil(free / 4))))
-      s[4] = redis.call('INCRBY', KEYS[i], grant)
-    end
-    local free = s[1] - s[4]
-    if free < 0 then free = 0 end
-    table.insert(out, grant)
-    table.insert(out, free)
-    table.insert(out, s[5])
-    table.insert(out, s[6])
-  else
-    table.insert(out, 0)
-    table.insert(out, 0)
-    table.insert(out, 0)
-    table.insert(out, 0)
-  end
-end
-return out
-";
-
-/// Announces this instance (ARGV 1) and counts the live ones (announced within ARGV 2 ms),
-/// by Redis's clock.
-const BEAT_SCRIPT: &str = r"
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local ttl = tonumber(ARGV[2])
-redis.call('ZADD', KEYS[1], now, ARGV[1])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - ttl)
-redis.call('PEXPIRE', KEYS[1], ttl)
-return redis.call('ZCARD', KEYS[1])
-";
-
 pub struct Quotas {
     shards: Vec<Mutex<HashMap<i64, KeyState>>>,
     /// Per shard, the size at which ended windows are next swept out: doubled past what a
@@ -213,6 +105,7 @@ pub struct Quotas {
     epochs: AtomicU64,
     degraded_gauge: IntGauge,
     refusals: IntCounterVec,
+    clock: SharedClock,
 }
 
 /// A request's token reservation: settled with the real count, or given back when dropped
@@ -245,21 +138,12 @@ impl Drop for TokenHold {
     }
 }
 
-/// What a dimension needs from a take: its limit, units still needed, and the debt sent.
-#[derive(Clone, Copy, Default)]
-struct Ask {
-    limit: u64,
-    need: u64,
-    had: u64,
-    debt: u64,
-    epoch: u64,
-}
-
 impl Quotas {
     pub fn new(
         redis: Option<(RedisLink, &str)>,
         degraded_gauge: IntGauge,
         refusals: IntCounterVec,
+        clock: SharedClock,
     ) -> Quotas {
         Quotas {
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
@@ -276,6 +160,7 @@ impl Quotas {
             epochs: AtomicU64::new(0),
             degraded_gauge,
             refusals,
+            clock,
         }
     }
 
@@ -305,7 +190,7 @@ impl Quotas {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if map.len() >= self.sweep_at[i].load(Ordering::Relaxed) {
-            let now = Instant::now();
+            let now = self.clock.now();
             map.retain(|_, s| {
                 s.req.ends.is_some_and(|e| e > now) || s.tok.ends.is_some_and(|e| e > now)
             });
@@ -345,154 +230,7 @@ impl Quotas {
         }
     }
 
-    /// Admits against this instance's own count: the whole limit without Redis, its share
-    /// while degraded.
-    fn admit_locally(
-        self: &Arc<Self>,
-        key_id: i64,
-        limits: Limits,
-        (req, tok): (u64, u64),
-    ) -> Result<Option<TokenHold>, Error> {
-        let n = self.sharers();
-        let now = Instant::now();
-        let mut map = self.shard(key_id);
-        let st = map.entry(key_id).or_default();
-        st.req.roll(now);
-        st.tok.roll(now);
-        let mut retry = None;
-        for (dim, limit, units, name) in [
-            (&st.req, limits.rpm, req, "requests"),
-            (&st.tok, limits.tpm, tok, "tokens"),
-        ] {
-            if let Some(limit) = limit
-                && dim.used + units > limit.div_ceil(n)
-            {
-                self.refusals.with_label_values(&[name]).inc();
-                let left = dim.ends.map_or(WINDOW, |e| e - now);
-                retry = Some(retry.map_or(left, |r: Duration| r.max(left)));
-            }
-        }
-        if let Some(retry_after) = retry {
-            return Err(Error::RateLimited { retry_after });
-        }
-        for (dim, units) in [(&mut st.req, req), (&mut st.tok, tok)] {
-            if units > 0 || dim.ends.is_some() {
-                let ends = dim.ends.unwrap_or(now + WINDOW);
-                dim.open(ends, &self.epochs);
-                dim.used += units;
-            }
-        }
-        Ok(limits.tpm.map(|_| TokenHold {
-            quotas: self.clone(),
-            key_id,
-            units: tok,
-            epoch: st.tok.epoch,
-            from_slice: false,
-            settled: false,
-        }))
-    }
-
-    async fn admit_shared(
-        self: &Arc<Self>,
-        shared: &Shared,
-        key_id: i64,
-        limits: Limits,
-        (req, tok): (u64, u64),
-    ) -> Result<Option<TokenHold>, Error> {
-        // From this instance's slices, when they hold enough: no network.
-        let mut asks = [Ask::default(); 2];
-        {
-            let now = Instant::now();
-            let mut map = self.shard(key_id);
-            let st = map.entry(key_id).or_default();
-            for (i, (dim, limit, units)) in [
-                (&mut st.req, limits.rpm, req),
-                (&mut st.tok, limits.tpm, tok),
-            ]
-            .into_iter()
-            .enumerate()
-            {
-                dim.roll(now);
-                let Some(limit) = limit else { continue };
-                let had = dim.slice.min(units);
-                dim.slice -= had;
-                asks[i] = Ask {
-                    limit,
-                    need: units - had,
-                    had,
-                    debt: dim.debt,
-                    epoch: dim.epoch,
-                };
-            }
-            if asks.iter().all(|a| a.need == 0) {
-                st.req.used += req;
-                st.tok.used += tok;
-                return Ok(self.hold(limits, key_id, tok, st.tok.epoch, true));
-            }
-        }
-        // Otherwise one take from the shared window, for both limits.
-        let sent = Instant::now();
-        match self.take(shared, key_id, &asks).await {
-            Ok((ok, taken)) => {
-                let mut map = self.shard(key_id);
-                let st = map.entry(key_id).or_default();
-                let mut retry = Duration::ZERO;
-                for (i, (dim, units, name)) in
-                    [(&mut st.req, req, "requests"), (&mut st.tok, tok, "tokens")]
-                        .into_iter()
-                        .enumerate()
-                {
-                    let (ask, t) = (asks[i], taken[i]);
-                    if ask.limit == 0 {
-                        continue;
-                    }
-                    let same = dim.epoch == ask.epoch && !t.fresh;
-                    if t.fresh || dim.epoch != ask.epoch {
-                        *dim = Dim::default();
-                    }
-                    dim.open(sent + t.ttl, &self.epochs);
-                    dim.free = t.free;
-                    if same {
-                        dim.debt = dim.debt.saturating_sub(ask.debt);
-                    }
-                    if ok {
-                        dim.slice += t.granted - ask.need.min(t.granted);
-                        dim.used += units;
-                    } else {
-                        if same {
-                            dim.slice += ask.had;
-                        }
-                        if t.free < ask.need {
-                            self.refusals.with_label_values(&[name]).inc();
-                            retry = retry.max(t.ttl);
-                        }
-                    }
-                }
-                if !ok {
-                    return Err(Error::RateLimited {
-                        retry_after: retry.max(Duration::from_millis(1)),
-                    });
-                }
-                let epoch = st.tok.epoch;
-                Ok(self.hold(limits, key_id, tok, epoch, true))
-            }
-            Err(e) => {
-                {
-                    let mut map = self.shard(key_id);
-                    let st = map.entry(key_id).or_default();
-                    for (dim, ask) in [(&mut st.req, asks[0]), (&mut st.tok, asks[1])] {
-                        if dim.epoch == ask.epoch {
-                            dim.slice += ask.had;
-                        }
-                    }
-                }
-                self.degrade(&e);
-                self.admit_locally(key_id, limits, (req, tok))
-            }
-        }
-    }
-
-    fn hold(
+    pub(super) fn hold(
         self: &Arc<Self>,
         limits: Limits,
         key_id: i64,
@@ -510,52 +248,13 @@ impl Quotas {
         })
     }
 
-    async fn take(
-        &self,
-        shared: &Shared,
-        key_id: i64,
-        asks: &[Ask; 2],
-    ) -> Result<(bool, [Taken; 2]), Error> {
-        let keys = [
-            format!("{}r:{key_id}", shared.prefix),
-            format!("{}t:{key_id}", shared.prefix),
-        ];
-        let win = WINDOW.as_millis() as u64;
-        let mut invocation = shared.take.key(&keys[0]);
-        invocation.key(&keys[1]).arg(win);
-        for a in asks {
-            invocation
-                .arg(a.limit)
-                .arg(a.need)
-                .arg((a.limit / 20).max(1))
-                .arg(a.debt);
-        }
-        let out: Vec<i64> = shared
-            .link
-            .call_within(REDIS_WAIT, |mut conn| async move {
-                invocation.invoke_async(&mut conn).await
-            })
-            .await?;
-        if out.len() != 9 {
-            return Err(anyhow::anyhow!("rate limit script answered {} values", out.len()).into());
-        }
-        let n = |v: i64| u64::try_from(v).unwrap_or(0);
-        let dim = |i: usize| Taken {
-            granted: n(out[1 + i * 4]),
-            free: n(out[2 + i * 4]),
-            ttl: Duration::from_millis(n(out[3 + i * 4])),
-            fresh: out[4 + i * 4] == 1,
-        };
-        Ok((out[0] == 1, [dim(0), dim(1)]))
-    }
-
     fn settle(&self, key_id: i64, units: u64, epoch: u64, from_slice: bool, used: u64) {
         let mut map = self.shard(key_id);
         let Some(st) = map.get_mut(&key_id) else {
             return;
         };
         let dim = &mut st.tok;
-        if dim.epoch != epoch || dim.ends.is_none_or(|e| e <= Instant::now()) {
+        if dim.epoch != epoch || dim.ends.is_none_or(|e| e <= self.clock.now()) {
             return;
         }
         if used <= units {
@@ -580,7 +279,7 @@ impl Quotas {
         if limits.is_unlimited() {
             return RateView::default();
         }
-        let now = Instant::now();
+        let now = self.clock.now();
         let local = self.shared.is_none() || self.degraded();
         let n = self.sharers();
         let map = self.shard(key_id);
@@ -601,7 +300,9 @@ impl Quotas {
                     } else {
                         (d.free + d.slice).min(limit)
                     },
-                    reset: d.ends.map_or(Duration::ZERO, |e| e - now),
+                    reset: d
+                        .ends
+                        .map_or(Duration::ZERO, |e| e.saturating_duration_since(now)),
                 },
             })
         };
@@ -609,71 +310,6 @@ impl Quotas {
             requests: one(limits.rpm, st.map(|s| &s.req)),
             tokens: one(limits.tpm, st.map(|s| &s.tok)),
         }
-    }
-
-    fn degrade(&self, e: &Error) {
-        if !self.degraded.swap(true, Ordering::AcqRel) {
-            self.degraded_gauge.set(1);
-        }
-        static LOG: crate::telemetry::Throttle = crate::telemetry::Throttle::per_second();
-        if let Some(held) = LOG.ready() {
-            tracing::warn!(
-                error = %e,
-                instances = self.instances(),
-                similar_since_last = held,
-                "rate limits counted locally (each instance its share): redis unreachable"
-            );
-        }
-    }
-
-    fn recover(&self) {
-        if self.degraded.swap(false, Ordering::AcqRel) {
-            self.degraded_gauge.set(0);
-            tracing::info!("rate limits shared through redis again");
-        }
-    }
-
-    /// Announces this instance and counts the others until `stop` (every [`BEAT`]; every
-    /// second while degraded, which also notices Redis's return). Does nothing without Redis.
-    pub async fn run(self: Arc<Self>, stop: impl Future<Output = ()>) {
-        let Some(shared) = &self.shared else { return };
-        tokio::pin!(stop);
-        let key = format!("{}instances", shared.prefix);
-        loop {
-            let beat = shared
-                .link
-                .call_within(REDIS_WAIT, |mut conn| {
-                    let mut invocation = shared.beat.key(&key);
-                    invocation
-                        .arg(&shared.instance)
-                        .arg(INSTANCE_TTL.as_millis() as u64);
-                    async move { invocation.invoke_async::<u64>(&mut conn).await }
-                })
-                .await;
-            match beat {
-                Ok(n) => {
-                    self.instances.store(n.max(1), Ordering::Relaxed);
-                    self.recover();
-                }
-                Err(e) => self.degrade(&e),
-            }
-            let pause = if self.degraded() { PROBE } else { BEAT };
-            tokio::select! {
-                () = tokio::time::sleep(pause) => {}
-                () = &mut stop => break,
-            }
-        }
-        let (key, me) = (key.clone(), shared.instance.clone());
-        let _ = shared
-            .link
-            .call_within(REDIS_WAIT, |mut conn| async move {
-                redis::cmd("ZREM")
-                    .arg(&key)
-                    .arg(&me)
-                    .query_async::<i64>(&mut conn)
-                    .await
-            })
-            .await;
     }
 }
 
@@ -701,6 +337,7 @@ mod tests {
             None,
             IntGauge::new("g", "g").expect("metric"),
             refusals,
+            crate::clock::SystemClock::shared(),
         ))
     }
 

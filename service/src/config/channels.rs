@@ -1,0 +1,133 @@
+//! `channels:` the upstreams, loaded into the database at every start (and editable at runtime
+//! by administrators, who write the same [`ChannelInput`]). Keys of each: `name` (1 to 64
+//! characters, unique), `base_url` (http(s) with a host; never a cloud metadata address unless
+//! `gateway.allow_metadata_upstreams`), `api_key` (printable ASCII; write-only), `models`,
+//! `priority`, `weight` (at least 1), `connect_timeout_ms`, `first_byte_timeout_ms`,
+//! `idle_timeout_ms` (each at least 1), `enabled`.
+
+use crate::field::{FieldError, check_text};
+use crate::secret::SecretString;
+use serde::Deserialize;
+
+/// A channel as the config declares it and an administrator writes it. A missing `api_key` keeps
+/// the stored one.
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelInput {
+    pub name: String,
+    pub base_url: String,
+    /// Write-only: no answer shows it.
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub api_key: Option<SecretString>,
+    #[serde(default)]
+    pub models: Vec<String>,
+    #[serde(default)]
+    pub priority: i64,
+    #[serde(default = "one")]
+    pub weight: u32,
+    #[serde(default = "connect_ms")]
+    pub connect_timeout_ms: u64,
+    #[serde(default = "first_byte_ms")]
+    pub first_byte_timeout_ms: u64,
+    #[serde(default = "idle_ms")]
+    pub idle_timeout_ms: u64,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+}
+
+fn one() -> u32 {
+    1
+}
+fn connect_ms() -> u64 {
+    5_000
+}
+fn first_byte_ms() -> u64 {
+    60_000
+}
+fn idle_ms() -> u64 {
+    120_000
+}
+fn yes() -> bool {
+    true
+}
+
+impl ChannelInput {
+    /// Checks every field as the routing table will read it (a wrong one is named).
+    pub fn validate(&self, allow_metadata: bool) -> Result<(), FieldError> {
+        check_text("name", &self.name, 64)?;
+        check_base_url(&self.base_url, allow_metadata)?;
+        if let Some(key) = &self.api_key
+            && !key
+                .expose()
+                .bytes()
+                .all(|b| b == b'\t' || (b' '..=b'~').contains(&b))
+        {
+            return Err(FieldError::new(
+                "api_key",
+                "must be printable ASCII, without line breaks",
+            ));
+        }
+        if self.weight == 0 {
+            return Err(FieldError::new("weight", "must be at least 1"));
+        }
+        for m in &self.models {
+            check_text("models", m, 256)?;
+        }
+        for (field, v) in [
+            ("connect_timeout_ms", self.connect_timeout_ms),
+            ("first_byte_timeout_ms", self.first_byte_timeout_ms),
+            ("idle_timeout_ms", self.idle_timeout_ms),
+        ] {
+            if v == 0 {
+                return Err(FieldError::new(field, "must be at least 1"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Checks a channel's address: an http(s) URL with a host (written as such: `http:///x` is not
+/// read as host `x`), and not a cloud metadata address unless `allow_metadata`. Returns it
+/// parsed, without a trailing `/`.
+pub fn check_base_url(base_url: &str, allow_metadata: bool) -> Result<reqwest::Url, FieldError> {
+    let base = base_url.trim_end_matches('/');
+    let bad = || FieldError::new("base_url", "must be an http:// or https:// URL with a host");
+    let authority = base
+        .strip_prefix("http://")
+        .or_else(|| base.strip_prefix("https://"))
+        .ok_or_else(bad)?;
+    if authority.is_empty() || authority.starts_with(['/', '?', '#', '@', ':']) {
+        return Err(bad());
+    }
+    let parsed = reqwest::Url::parse(base).map_err(|_| bad())?;
+    if !allow_metadata && is_metadata_host(&parsed) {
+        return Err(FieldError::new(
+            "base_url",
+            "is a cloud metadata address (set gateway.allow_metadata_upstreams to allow it)",
+        ));
+    }
+    Ok(parsed)
+}
+
+/// The addresses where clouds serve instance credentials: an upstream there would let whoever
+/// can set a channel read them through the gateway.
+fn is_metadata_host(url: &reqwest::Url) -> bool {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    match bare.parse::<IpAddr>() {
+        // 169.254.0.0/16 (link-local: AWS, GCP, Azure, OpenStack) and Alibaba's address.
+        Ok(IpAddr::V4(ip)) => ip.is_link_local() || ip == Ipv4Addr::new(100, 100, 100, 200),
+        Ok(IpAddr::V6(ip)) => {
+            ip == Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254)
+                || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_link_local())
+        }
+        Err(_) => {
+            let d = bare.trim_end_matches('.').to_ascii_lowercase();
+            d == "metadata.google.internal" || d == "metadata" || d == "instance-data"
+        }
+    }
+}

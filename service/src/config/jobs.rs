@@ -1,0 +1,194 @@
+//! `jobs:` the scheduled jobs, each `enabled` and a `schedule` (cron in UTC, five fields or six
+//! with seconds first): `retention`, `cleanup`, `channel_probe`, `backup`. `retention:`
+//! `usage_days` (at least 1), `batch_rows` (1 to 10000), `job_runs_days` (at least 1).
+//! `backup:` `keep` (at least 1). A schedule is parsed when the config loads ([`Schedule`]).
+
+use super::{ConfigError, at_least_one, err};
+use serde::Deserialize;
+
+/// A parsed cron expression: five fields, or six with seconds first. UTC.
+#[derive(Clone, Debug)]
+pub struct Schedule(croner::Cron);
+
+impl Schedule {
+    pub fn parse(expr: &str) -> Result<Schedule, String> {
+        croner::parser::CronParser::builder()
+            .seconds(croner::parser::Seconds::Optional)
+            .year(croner::parser::Year::Disallowed)
+            .build()
+            .parse(expr)
+            .map(Schedule)
+            .map_err(|e| format!("not a cron expression ({e}): {expr:?}"))
+    }
+
+    /// The first scheduled time strictly after `after_ms` (unix ms).
+    /// Whole seconds, so that every instance computes the same ticks.
+    pub fn next_after(&self, after_ms: i64) -> Option<i64> {
+        let after = chrono::DateTime::from_timestamp(after_ms.div_euclid(1000), 0)?;
+        self.0
+            .find_next_occurrence(&after, false)
+            .ok()
+            .map(|t| t.timestamp_millis())
+    }
+}
+
+/// One scheduled job: a cron expression in UTC, with an optional leading seconds field
+/// (`sec min hour day month weekday`, or the five classic fields), and a switch. Either may be
+/// left out: a job is on by default, at its default schedule.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobConfig {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    #[serde(default)]
+    schedule: Option<String>,
+    #[serde(skip)]
+    default_schedule: &'static str,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl JobConfig {
+    fn new(schedule: &'static str) -> Self {
+        Self {
+            enabled: true,
+            schedule: None,
+            default_schedule: schedule,
+        }
+    }
+
+    /// The configured schedule, or the job's default.
+    pub fn schedule(&self) -> &str {
+        self.schedule.as_deref().unwrap_or(self.default_schedule)
+    }
+
+    pub fn set_schedule(&mut self, schedule: impl Into<String>) {
+        self.schedule = Some(schedule.into());
+    }
+}
+
+/// The scheduled jobs. With several instances on one database, each scheduled time runs once.
+#[derive(Clone, Debug)]
+pub struct JobsConfig {
+    /// Archive usage rows past `retention.usage_days` to object storage, then delete them.
+    pub retention: JobConfig,
+    /// Expired sessions, idempotency records, old health minutes, finished job runs, log files.
+    pub cleanup: JobConfig,
+    /// A tiny live request through every enabled channel; opens or closes its circuit.
+    pub channel_probe: JobConfig,
+    /// SQLite only: an online copy of the database to object storage.
+    pub backup: JobConfig,
+}
+
+impl Default for JobsConfig {
+    fn default() -> Self {
+        Self {
+            retention: JobConfig::new("0 30 3 * * *"),
+            cleanup: JobConfig::new("0 */15 * * * *"),
+            channel_probe: JobConfig::new("0 */5 * * * *"),
+            backup: JobConfig::new("0 0 4 * * *"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for JobsConfig {
+    /// Each job's section is optional, and so is each field of it (see [`JobConfig`]).
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Raw {
+            retention: Option<JobConfig>,
+            cleanup: Option<JobConfig>,
+            channel_probe: Option<JobConfig>,
+            backup: Option<JobConfig>,
+        }
+        let raw = Raw::deserialize(d)?;
+        let mut jobs = JobsConfig::default();
+        for (slot, given) in [
+            (&mut jobs.retention, raw.retention),
+            (&mut jobs.cleanup, raw.cleanup),
+            (&mut jobs.channel_probe, raw.channel_probe),
+            (&mut jobs.backup, raw.backup),
+        ] {
+            if let Some(g) = given {
+                slot.enabled = g.enabled;
+                slot.schedule = g.schedule;
+            }
+        }
+        Ok(jobs)
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionConfig {
+    /// Usage rows (call logs) older than this many days are archived and deleted; the hourly
+    /// aggregates (dashboards, billing reads) are kept forever.
+    pub usage_days: u32,
+    /// Rows deleted per statement, so that no delete holds the table for long.
+    pub batch_rows: u32,
+    /// Finished job runs older than this are removed by the cleanup job.
+    pub job_runs_days: u32,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        Self {
+            usage_days: 90,
+            batch_rows: 1000,
+            job_runs_days: 30,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BackupConfig {
+    /// Backups kept in object storage; older ones are deleted after a successful backup.
+    pub keep: u32,
+}
+
+impl Default for BackupConfig {
+    fn default() -> Self {
+        Self { keep: 7 }
+    }
+}
+
+impl JobsConfig {
+    /// Every job by its config name.
+    pub fn all(&self) -> [(&'static str, &JobConfig); 4] {
+        [
+            ("retention", &self.retention),
+            ("cleanup", &self.cleanup),
+            ("channel_probe", &self.channel_probe),
+            ("backup", &self.backup),
+        ]
+    }
+
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        for (name, job) in self.all() {
+            if let Err(e) = Schedule::parse(job.schedule()) {
+                return Err(err(format!("jobs.{name}.schedule"), e));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl RetentionConfig {
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        at_least_one("retention.usage_days", self.usage_days)?;
+        if self.batch_rows == 0 || self.batch_rows > 10_000 {
+            return Err(err("retention.batch_rows", "must be between 1 and 10000"));
+        }
+        at_least_one("retention.job_runs_days", self.job_runs_days)
+    }
+}
+
+impl BackupConfig {
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        at_least_one("backup.keep", self.keep)
+    }
+}

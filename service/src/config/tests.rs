@@ -1,0 +1,231 @@
+use super::*;
+use crate::secret::SecretString;
+
+#[test]
+fn a_lease_of_zero_seconds_is_refused() {
+    let e = load("billing:\n  sweep_after_seconds: 0\n", &[]).expect_err("zero lease");
+    assert_eq!(e.key, "billing.sweep_after_seconds");
+    let e = load("gateway:\n  allow_metadata_upstreams: maybe\n", &[]).expect_err("a bool");
+    assert_eq!(e.key, "gateway.allow_metadata_upstreams");
+}
+
+#[test]
+fn prices_are_parsed_once_and_kept() {
+    let c = load(
+        "pricing:\n  m: { input_per_1m: \"0.15\", output_per_1m: \"0.6\" }\n",
+        &[],
+    )
+    .expect("valid");
+    let first: *const _ = c.prices().expect("prices");
+    let again: *const _ = c.prices().expect("prices");
+    assert_eq!(first, again, "the parse made at validation is reused");
+    assert_eq!(c.prices().expect("prices")["m"].input_per_1m, 150_000);
+}
+
+/// The config files the repository ships load as they are (with their `${…}` set).
+#[test]
+fn the_shipped_config_files_load() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config");
+    for file in ["config.yaml", "config.prd.yaml"] {
+        let text = std::fs::read_to_string(dir.join(file)).expect("shipped config");
+        let c = Config::from_sources(Some(&text), Vec::new(), |name| {
+            Some(match name {
+                "TOLLGATE_DATABASE_URL" => "postgres://u@db/tollgate".to_string(),
+                "TOLLGATE_REDIS_URL" => "redis://redis:6379".to_string(),
+                _ => format!("value-of-{name}"),
+            })
+        })
+        .unwrap_or_else(|e| panic!("{file}: {}: {}", e.key, e.message));
+        assert!(!c.gateway.allow_metadata_upstreams, "{file}");
+        assert_eq!(c.billing.sweep_after_seconds, 15, "{file}");
+    }
+}
+
+fn load(yaml: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    let vars: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let lookup = |name: &str| {
+        env.iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.to_string())
+    };
+    Config::from_sources(Some(yaml), vars.clone(), lookup)
+}
+
+#[test]
+fn defaults_need_no_file() {
+    let c = Config::from_sources(None, Vec::new(), |_| None).expect("defaults are valid");
+    assert_eq!(c.server.port, 9701);
+    assert_eq!(c.database.url.expose(), "sqlite://data/tollgate.db");
+    assert!(c.redis.url.is_empty());
+    assert!(!c.auth.allow_registration);
+}
+
+#[test]
+fn environment_overrides_the_file() {
+    let c = load(
+        "server:\n  port: 9000\n",
+        &[
+            ("TOLLGATE__SERVER__PORT", "9801"),
+            ("TOLLGATE__LOG__FORMAT", "json"),
+        ],
+    )
+    .expect("valid");
+    assert_eq!(c.server.port, 9801);
+    assert_eq!(c.log.format, LogFormat::Json);
+}
+
+#[test]
+fn limits_are_read_from_the_file_and_the_environment_and_checked() {
+    let c = load(
+        "limits:\n  default_tpm: 50000\n  groups:\n    vip: { rpm: 600 }\n",
+        &[("TOLLGATE__LIMITS__DEFAULT_RPM", "60")],
+    )
+    .expect("valid");
+    assert_eq!(c.limits.default_rpm, Some(60));
+    assert_eq!(c.limits.default_tpm, Some(50_000));
+    assert_eq!(c.limits.groups["vip"].rpm, Some(600));
+    assert_eq!(c.limits.groups["vip"].tpm, None);
+    let e = load("limits:\n  groups:\n    vip: { tpm: 0 }\n", &[]).expect_err("zero");
+    assert_eq!(e.key, "limits.groups.vip.tpm");
+    let e = load("limits:\n  default_rpm: 0\n", &[]).expect_err("zero");
+    assert_eq!(e.key, "limits.default_rpm");
+    let e = load("limits:\n  groups:\n    vip: { burst: 5 }\n", &[]).expect_err("unknown");
+    assert!(
+        e.key.contains("burst") || e.message.contains("burst"),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn unknown_key_is_named() {
+    let e = load("server:\n  prot: 1\n", &[]).expect_err("unknown key");
+    assert!(e.to_string().contains("prot"), "{e}");
+    let e = load("", &[("TOLLGATE__SERVER__BOGUS", "1")]).expect_err("unknown env key");
+    assert!(e.to_string().contains("bogus"), "{e}");
+}
+
+#[test]
+fn bad_value_is_named() {
+    let e = load("server:\n  port: high\n", &[]).expect_err("bad value");
+    assert_eq!(e.key, "server.port");
+    let e = load("", &[("TOLLGATE__SERVER__PORT", "99999")]).expect_err("out of range");
+    assert_eq!(e.key, "server.port");
+    let e = load("database:\n  url: mysql://x\n", &[]).expect_err("scheme");
+    assert_eq!(e.key, "database.url");
+}
+
+#[test]
+fn jobs_storage_and_retention_are_read_and_checked() {
+    let c = load(
+        "jobs:\n  cleanup: { enabled: false }\n  retention: { schedule: \"0 0 1 * * *\" }\n",
+        &[("TOLLGATE__JOBS__BACKUP__ENABLED", "false")],
+    )
+    .expect("valid");
+    assert!(!c.jobs.cleanup.enabled);
+    assert_eq!(
+        c.jobs.cleanup.schedule(),
+        "0 */15 * * * *",
+        "the default stays"
+    );
+    assert!(c.jobs.retention.enabled);
+    assert_eq!(c.jobs.retention.schedule(), "0 0 1 * * *");
+    assert!(!c.jobs.backup.enabled);
+    assert_eq!(c.jobs.channel_probe.schedule(), "0 */5 * * * *");
+    let e = load("jobs:\n  cleanup: { schedule: \"every hour\" }\n", &[]).expect_err("cron");
+    assert_eq!(e.key, "jobs.cleanup.schedule");
+    let e = load("jobs:\n  nightly: { schedule: \"* * * * *\" }\n", &[]).expect_err("unknown job");
+    assert!(e.key.starts_with("jobs"), "{}", e.key);
+    let e = load("storage:\n  kind: s3\n  s3: { bucket: b }\n", &[]).expect_err("credentials");
+    assert_eq!(e.key, "storage.s3.access_key_id");
+    let e = load(
+            "storage:\n  kind: s3\n  s3: { bucket: b, access_key_id: a, secret_access_key: s, endpoint: \"ftp://x\" }\n",
+            &[],
+        )
+        .expect_err("endpoint");
+    assert_eq!(e.key, "storage.s3.endpoint");
+    for (text, key) in [
+        ("retention:\n  usage_days: 0\n", "retention.usage_days"),
+        ("retention:\n  batch_rows: 20000\n", "retention.batch_rows"),
+        (
+            "retention:\n  job_runs_days: 0\n",
+            "retention.job_runs_days",
+        ),
+        ("backup:\n  keep: 0\n", "backup.keep"),
+        (
+            "redeem:\n  idempotency_hours: 0\n",
+            "redeem.idempotency_hours",
+        ),
+    ] {
+        assert_eq!(load(text, &[]).expect_err(text).key, key);
+    }
+}
+
+#[test]
+fn interpolates_environment_into_strings() {
+    let c = load("admin:\n  api_token: \"${TOKEN}\"\n", &[("TOKEN", "t-123")]).expect("valid");
+    assert!(c.admin.api_token.matches("t-123"));
+    let e = load("admin:\n  api_token: \"${MISSING}\"\n", &[]).expect_err("missing var");
+    assert_eq!(e.key, "admin.api_token");
+}
+
+#[test]
+fn gateway_sections_follow_the_contract() {
+    let yaml = r#"
+channels:
+  - { name: openai-main, base_url: "https://api.example.com/v1", api_key: "${OPENAI_KEY}",
+      models: [gpt-4o-mini, text-embedding-3-small], priority: 0, weight: 1 }
+model_mapping:
+  deepseek-chat: [deepseek-chat, hs-deepseek-v3-250324]
+pricing:
+  gpt-4o-mini: { input_per_1m: "0.15", output_per_1m: "0.60", cached_input_per_1m: "0.075" }
+admin:
+  api_token: "${TOLLGATE_ADMIN_TOKEN}"
+"#;
+    let c = load(
+        yaml,
+        &[("OPENAI_KEY", "sk-up"), ("TOLLGATE_ADMIN_TOKEN", "adm")],
+    )
+    .expect("valid");
+    assert_eq!(
+        c.channels[0].api_key.as_ref().map(SecretString::expose),
+        Some("sk-up")
+    );
+    assert_eq!(
+        c.channels[0].models,
+        ["gpt-4o-mini", "text-embedding-3-small"]
+    );
+    assert_eq!(
+        c.model_mapping["deepseek-chat"],
+        ["deepseek-chat", "hs-deepseek-v3-250324"]
+    );
+    let p = c.pricing["gpt-4o-mini"]
+        .parse("gpt-4o-mini")
+        .expect("price");
+    assert_eq!(
+        (p.input_per_1m, p.output_per_1m, p.cached_input_per_1m),
+        (150_000, 600_000, 75_000)
+    );
+}
+
+#[test]
+fn bad_prices_and_channels_are_named() {
+    let e = load(
+        "pricing:\n  m: { input_per_1m: \"0.1234567\", output_per_1m: \"1\" }\n",
+        &[],
+    )
+    .expect_err("precision");
+    assert_eq!(e.key, "pricing.m.input_per_1m");
+    let e = load("channels:\n  - { name: a, base_url: \"ftp://x\" }\n", &[]).expect_err("scheme");
+    assert_eq!(e.key, "channels[0].base_url");
+    assert_eq!(parse_multiplier("k", "1.5"), Ok(1500));
+    assert!(parse_multiplier("k", "1.0005").is_err());
+}
+
+#[test]
+fn override_text_that_looks_like_yaml_stays_a_string() {
+    let c = load("", &[("TOLLGATE__SERVER__HOST", "a: b")]).expect("valid");
+    assert_eq!(c.server.host, "a: b");
+}
