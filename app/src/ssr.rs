@@ -13,6 +13,32 @@ use service::config::Config;
 use service::web::CurrentUser;
 use std::net::SocketAddr;
 
+/// What a server function starts from: the services and who is asking, resolved in one call
+/// (`Ctx::user()` for a signed-in person, `Ctx::admin()` for an administrator).
+pub struct Ctx<W> {
+    pub svc: Services,
+    pub who: W,
+}
+
+impl Ctx<AuthUser> {
+    /// The services and the signed-in user, or `Unauthorized`.
+    pub async fn user() -> Result<Self, AppError> {
+        let svc = services()?;
+        let who = current_user(&svc).await?;
+        Ok(Ctx { svc, who })
+    }
+}
+
+impl Ctx<Actor> {
+    /// The services and the signed-in administrator: `Unauthorized` when nobody is signed in,
+    /// `Forbidden` for anyone else (and the service checks again).
+    pub async fn admin() -> Result<Self, AppError> {
+        let svc = services()?;
+        let who = current_admin(&svc).await?;
+        Ok(Ctx { svc, who })
+    }
+}
+
 /// The services, as provided to every server function.
 pub fn services() -> Result<Services, AppError> {
     use_context::<Services>()

@@ -10,8 +10,7 @@ pub async fn change_password(
     new_password: String,
 ) -> Result<(), AppError> {
     use crate::ssr::*;
-    let svc = services()?;
-    let user = current_user(&svc).await?;
+    let Ctx { svc, who: user } = Ctx::user().await?;
     let token = session_token(&svc.config, &parts()?.headers).unwrap_or_default();
     Ok(
         service::accounts::change_password(&svc, &user, &token, current_password, new_password)
@@ -23,8 +22,7 @@ pub async fn change_password(
 #[server(prefix = "/_sfn", endpoint = "me/sign_out_everywhere")]
 pub async fn sign_out_everywhere() -> Result<(), AppError> {
     use crate::ssr::*;
-    let svc = services()?;
-    let user = current_user(&svc).await?;
+    let Ctx { svc, who: user } = Ctx::user().await?;
     service::accounts::sign_out_everywhere(&svc, &user).await?;
     set_cookie(&clear_session_cookie(&svc.config));
     Ok(())

@@ -1,6 +1,7 @@
 use super::api::{ChangePassword, SignOutEverywhere};
 use crate::components::{Guard, Post, PostForm};
-use crate::i18n::{Lang, SetLanguage, error_text, lang};
+use crate::i18n::switch::SetLanguage;
+use crate::i18n::{Lang, error_text, lang};
 use crate::t;
 use leptos::prelude::*;
 

@@ -9,8 +9,7 @@ use types::UserInfo;
 #[server(prefix = "/_sfn", endpoint = "admin/users")]
 pub async fn list_users() -> Result<Vec<UserInfo>, AppError> {
     use crate::ssr::*;
-    let svc = services()?;
-    let actor = current_admin(&svc).await?;
+    let Ctx { svc, who: actor } = Ctx::admin().await?;
     Ok(service::accounts::list_users(&svc, &actor, 500, 0).await?)
 }
 
@@ -18,13 +17,12 @@ pub async fn list_users() -> Result<Vec<UserInfo>, AppError> {
 #[server(prefix = "/_sfn", endpoint = "admin/user")]
 pub async fn user_detail(id: i64, cursor: Option<String>) -> Result<types::UserDetail, AppError> {
     use crate::ssr::*;
-    let svc = services()?;
-    let actor = current_admin(&svc).await?;
+    let Ctx { svc, who: actor } = Ctx::admin().await?;
     let page = types::LedgerQuery {
         cursor,
         limit: Some("25".into()),
     };
-    Ok(service::accounts::detail(&svc, &actor, id, &page).await?)
+    Ok(service::views::admin::user_detail(&svc, &actor, id, &page).await?)
 }
 
 #[server(prefix = "/_sfn", endpoint = "admin/create_user")]
@@ -34,8 +32,7 @@ pub async fn create_user(
     role: String,
 ) -> Result<UserInfo, AppError> {
     use crate::ssr::*;
-    let svc = services()?;
-    let actor = current_admin(&svc).await?;
+    let Ctx { svc, who: actor } = Ctx::admin().await?;
     let role = role
         .parse()
         .map_err(|()| service::Error::invalid("role", "must be user or admin"))?;
@@ -50,8 +47,7 @@ pub async fn create_user(
 #[server(prefix = "/_sfn", endpoint = "admin/set_user_status")]
 pub async fn set_user_status(id: i64, status: String) -> Result<UserInfo, AppError> {
     use crate::ssr::*;
-    let svc = services()?;
-    let actor = current_admin(&svc).await?;
+    let Ctx { svc, who: actor } = Ctx::admin().await?;
     let status = status
         .parse()
         .map_err(|()| service::Error::invalid("status", "must be active or disabled"))?;
@@ -62,8 +58,7 @@ pub async fn set_user_status(id: i64, status: String) -> Result<UserInfo, AppErr
 #[server(prefix = "/_sfn", endpoint = "admin/update_user")]
 pub async fn update_user(id: i64, role: String, group: String) -> Result<UserInfo, AppError> {
     use crate::ssr::*;
-    let svc = services()?;
-    let actor = current_admin(&svc).await?;
+    let Ctx { svc, who: actor } = Ctx::admin().await?;
     let role = match role.trim() {
         "" => None,
         r => Some(
@@ -84,8 +79,7 @@ pub async fn adjust_balance(
     reason: String,
 ) -> Result<types::Credits, AppError> {
     use crate::ssr::*;
-    let svc = services()?;
-    let actor = current_admin(&svc).await?;
+    let Ctx { svc, who: actor } = Ctx::admin().await?;
     Ok(service::billing::adjust_balance(&svc, &actor, user_id, amount.trim(), &reason).await?)
 }
 
@@ -93,8 +87,7 @@ pub async fn adjust_balance(
 #[server(prefix = "/_sfn", endpoint = "admin/keys")]
 pub async fn all_keys() -> Result<Vec<types::KeyView>, AppError> {
     use crate::ssr::*;
-    let svc = services()?;
-    let actor = current_admin(&svc).await?;
+    let Ctx { svc, who: actor } = Ctx::admin().await?;
     Ok(service::keys::list(&svc, &actor, None).await?)
 }
 
@@ -102,8 +95,7 @@ pub async fn all_keys() -> Result<Vec<types::KeyView>, AppError> {
 #[server(prefix = "/_sfn", endpoint = "admin/key_status")]
 pub async fn admin_key_status(id: i64, status: String) -> Result<types::KeyView, AppError> {
     use crate::ssr::*;
-    let svc = services()?;
-    let actor = current_admin(&svc).await?;
+    let Ctx { svc, who: actor } = Ctx::admin().await?;
     let active = match status.as_str() {
         "active" => true,
         "disabled" => false,
@@ -116,8 +108,7 @@ pub async fn admin_key_status(id: i64, status: String) -> Result<types::KeyView,
 #[server(prefix = "/_sfn", endpoint = "admin/delete_key")]
 pub async fn admin_delete_key(id: i64) -> Result<(), AppError> {
     use crate::ssr::*;
-    let svc = services()?;
-    let actor = current_admin(&svc).await?;
+    let Ctx { svc, who: actor } = Ctx::admin().await?;
     Ok(service::keys::delete(&svc, &actor, id).await?)
 }
 
@@ -132,8 +123,7 @@ pub async fn create_batch(
 ) -> Result<types::CreatedRedeemBatch, AppError> {
     use crate::ssr::*;
     use service::Error;
-    let svc = services()?;
-    let actor = current_admin(&svc).await?;
+    let Ctx { svc, who: actor } = Ctx::admin().await?;
     let count = count
         .trim()
         .parse::<u32>()
@@ -162,8 +152,7 @@ pub async fn list_batches(
     cursor: Option<String>,
 ) -> Result<types::Slice<types::RedeemBatch>, AppError> {
     use crate::ssr::*;
-    let svc = services()?;
-    let actor = current_admin(&svc).await?;
+    let Ctx { svc, who: actor } = Ctx::admin().await?;
     Ok(service::redeem::list_batches(&svc, &actor, cursor.as_deref(), Some("20")).await?)
 }
 
@@ -174,8 +163,7 @@ pub async fn batch_codes(
     cursor: Option<String>,
 ) -> Result<types::Slice<types::RedeemCodeView>, AppError> {
     use crate::ssr::*;
-    let svc = services()?;
-    let actor = current_admin(&svc).await?;
+    let Ctx { svc, who: actor } = Ctx::admin().await?;
     let batch = batch.to_string();
     Ok(service::redeem::list_codes(
         &svc,
@@ -192,8 +180,7 @@ pub async fn batch_codes(
 #[server(prefix = "/_sfn", endpoint = "admin/void_batch")]
 pub async fn void_batch(id: i64) -> Result<u64, AppError> {
     use crate::ssr::*;
-    let svc = services()?;
-    let actor = current_admin(&svc).await?;
+    let Ctx { svc, who: actor } = Ctx::admin().await?;
     Ok(service::redeem::void_batch(&svc, &actor, id).await?)
 }
 
@@ -201,8 +188,7 @@ pub async fn void_batch(id: i64) -> Result<u64, AppError> {
 #[server(prefix = "/_sfn", endpoint = "admin/void_code")]
 pub async fn void_code(id: i64) -> Result<(), AppError> {
     use crate::ssr::*;
-    let svc = services()?;
-    let actor = current_admin(&svc).await?;
+    let Ctx { svc, who: actor } = Ctx::admin().await?;
     Ok(service::redeem::void_code(&svc, &actor, id).await?)
 }
 
@@ -210,10 +196,9 @@ pub async fn void_code(id: i64) -> Result<(), AppError> {
 #[server(prefix = "/_sfn", endpoint = "admin/prices")]
 pub async fn admin_prices() -> Result<(Vec<types::PriceView>, Vec<types::GroupView>), AppError> {
     use crate::ssr::*;
-    let svc = services()?;
-    let actor = current_admin(&svc).await?;
-    let groups = service::billing::groups(&svc, &actor)?;
-    Ok((service::catalog::list_prices(&svc).await?, groups))
+    let Ctx { svc, who: actor } = Ctx::admin().await?;
+    let groups = service::catalog::groups(&svc, &actor)?;
+    Ok((service::catalog::list_prices(&svc, &actor).await?, groups))
 }
 
 /// Sets a model's price (a new version, served at once); empty cached and per-request: none.
@@ -226,8 +211,7 @@ pub async fn set_price(
     per_request: String,
 ) -> Result<types::PriceView, AppError> {
     use crate::ssr::*;
-    let svc = services()?;
-    let actor = current_admin(&svc).await?;
+    let Ctx { svc, who: actor } = Ctx::admin().await?;
     let opt = |s: String| Some(s.trim().to_string()).filter(|s| !s.is_empty());
     let price = service::config::PriceConfig {
         input_per_1m: input_per_1m.trim().to_string(),
@@ -243,17 +227,15 @@ pub async fn set_price(
 #[server(prefix = "/_sfn", endpoint = "admin/price_history")]
 pub async fn price_history(model: String) -> Result<Vec<types::PriceVersion>, AppError> {
     use crate::ssr::*;
-    let svc = services()?;
-    let actor = current_admin(&svc).await?;
+    let Ctx { svc, who: actor } = Ctx::admin().await?;
     Ok(service::catalog::price_history(&svc, &actor, &model).await?)
 }
 
 #[server(prefix = "/_sfn", endpoint = "admin/set_group")]
 pub async fn set_group(name: String, multiplier: String) -> Result<types::GroupView, AppError> {
     use crate::ssr::*;
-    let svc = services()?;
-    let actor = current_admin(&svc).await?;
-    Ok(service::billing::set_group(&svc, &actor, name.trim(), multiplier.trim()).await?)
+    let Ctx { svc, who: actor } = Ctx::admin().await?;
+    Ok(service::catalog::set_group(&svc, &actor, name.trim(), multiplier.trim()).await?)
 }
 
 /// A page of the audit log, newest first, filtered by action (or kind) and actor.
@@ -264,8 +246,7 @@ pub async fn audit_log(
     cursor: Option<String>,
 ) -> Result<types::Slice<types::AuditEntry>, AppError> {
     use crate::ssr::*;
-    let svc = services()?;
-    let admin = current_admin(&svc).await?;
+    let Ctx { svc, who: admin } = Ctx::admin().await?;
     let q = types::AuditQuery {
         action: Some(action),
         actor: Some(actor),
@@ -273,7 +254,7 @@ pub async fn audit_log(
         cursor,
         limit: Some("50".into()),
     };
-    Ok(service::audit::list(&svc, &admin, &q).await?)
+    Ok(service::audit::list(&svc.db, &admin, &q).await?)
 }
 
 /// The channels, and each one's health as this instance has seen it.
@@ -281,8 +262,7 @@ pub async fn audit_log(
 pub async fn admin_channels()
 -> Result<(Vec<types::ChannelView>, Vec<types::ChannelHealth>), AppError> {
     use crate::ssr::*;
-    let svc = services()?;
-    let actor = current_admin(&svc).await?;
+    let Ctx { svc, who: actor } = Ctx::admin().await?;
     let health = service::catalog::channel_health(&svc, &actor).await?;
     Ok((service::catalog::list_channels(&svc, &actor).await?, health))
 }
@@ -303,8 +283,7 @@ pub async fn save_channel(
 ) -> Result<types::ChannelView, AppError> {
     use crate::ssr::*;
     use service::Error;
-    let svc = services()?;
-    let actor = current_admin(&svc).await?;
+    let Ctx { svc, who: actor } = Ctx::admin().await?;
     let number = |field: &'static str, text: &str, default: i64| -> Result<i64, Error> {
         match text.trim() {
             "" => Ok(default),
@@ -355,8 +334,7 @@ pub async fn save_channel(
 #[server(prefix = "/_sfn", endpoint = "admin/toggle_channel")]
 pub async fn toggle_channel(id: i64, enabled: bool) -> Result<types::ChannelView, AppError> {
     use crate::ssr::*;
-    let svc = services()?;
-    let actor = current_admin(&svc).await?;
+    let Ctx { svc, who: actor } = Ctx::admin().await?;
     let c = service::catalog::list_channels(&svc, &actor)
         .await?
         .into_iter()
@@ -380,8 +358,7 @@ pub async fn toggle_channel(id: i64, enabled: bool) -> Result<types::ChannelView
 #[server(prefix = "/_sfn", endpoint = "admin/delete_channel")]
 pub async fn delete_channel(id: i64) -> Result<(), AppError> {
     use crate::ssr::*;
-    let svc = services()?;
-    let actor = current_admin(&svc).await?;
+    let Ctx { svc, who: actor } = Ctx::admin().await?;
     Ok(service::catalog::delete_channel(&svc, &actor, id).await?)
 }
 
@@ -389,8 +366,7 @@ pub async fn delete_channel(id: i64) -> Result<(), AppError> {
 #[server(prefix = "/_sfn", endpoint = "admin/test_channel")]
 pub async fn test_channel(id: i64, model: String) -> Result<types::ChannelTest, AppError> {
     use crate::ssr::*;
-    let svc = services()?;
-    let actor = current_admin(&svc).await?;
+    let Ctx { svc, who: actor } = Ctx::admin().await?;
     Ok(service::catalog::test_channel(&svc, &actor, id, Some(&model)).await?)
 }
 
@@ -406,12 +382,11 @@ pub async fn admin_mappings() -> Result<
     AppError,
 > {
     use crate::ssr::*;
-    let svc = services()?;
-    let actor = current_admin(&svc).await?;
+    let Ctx { svc, who: actor } = Ctx::admin().await?;
     Ok((
         service::catalog::list_mappings(&svc, &actor).await?,
         service::catalog::list_channels(&svc, &actor).await?,
-        service::catalog::list_prices(&svc).await?,
+        service::catalog::list_prices(&svc, &actor).await?,
     ))
 }
 
@@ -419,8 +394,7 @@ pub async fn admin_mappings() -> Result<
 #[server(prefix = "/_sfn", endpoint = "admin/set_mapping")]
 pub async fn set_mapping(model: String, targets: String) -> Result<types::Mapping, AppError> {
     use crate::ssr::*;
-    let svc = services()?;
-    let actor = current_admin(&svc).await?;
+    let Ctx { svc, who: actor } = Ctx::admin().await?;
     let targets = targets
         .split([',', ' ', '\n', '\r', '\t'])
         .filter(|t| !t.is_empty())
@@ -432,8 +406,7 @@ pub async fn set_mapping(model: String, targets: String) -> Result<types::Mappin
 #[server(prefix = "/_sfn", endpoint = "admin/delete_mapping")]
 pub async fn delete_mapping(model: String) -> Result<(), AppError> {
     use crate::ssr::*;
-    let svc = services()?;
-    let actor = current_admin(&svc).await?;
+    let Ctx { svc, who: actor } = Ctx::admin().await?;
     Ok(service::catalog::delete_mapping(&svc, &actor, &model).await?)
 }
 
@@ -441,8 +414,7 @@ pub async fn delete_mapping(model: String) -> Result<(), AppError> {
 #[server(prefix = "/_sfn", endpoint = "admin/add_target")]
 pub async fn add_target(model: String, target: String) -> Result<types::Mapping, AppError> {
     use crate::ssr::*;
-    let svc = services()?;
-    let actor = current_admin(&svc).await?;
+    let Ctx { svc, who: actor } = Ctx::admin().await?;
     let mut targets = service::catalog::list_mappings(&svc, &actor)
         .await?
         .into_iter()
@@ -468,8 +440,7 @@ pub async fn key_limits(
 ) -> Result<types::KeyView, AppError> {
     use crate::ssr::*;
     use service::Error;
-    let svc = services()?;
-    let actor = current_admin(&svc).await?;
+    let Ctx { svc, who: actor } = Ctx::admin().await?;
     let number = |field: &'static str, text: &str| -> Result<Option<i64>, Error> {
         match text.trim() {
             "" => Ok(None),
@@ -492,9 +463,8 @@ pub async fn key_limits(
 #[server(prefix = "/_sfn", endpoint = "admin/overview")]
 pub async fn admin_overview() -> Result<types::AdminOverview, AppError> {
     use crate::ssr::*;
-    let svc = services()?;
-    let actor = current_admin(&svc).await?;
-    Ok(service::usage::overview(&svc, &actor).await?)
+    let Ctx { svc, who: actor } = Ctx::admin().await?;
+    Ok(service::views::admin::overview(&svc, &actor).await?)
 }
 
 /// The scheduled jobs with their latest runs, and the archived days of call logs. The archive
@@ -508,8 +478,7 @@ pub async fn admin_jobs() -> Result<
     AppError,
 > {
     use crate::ssr::*;
-    let svc = services()?;
-    let actor = current_admin(&svc).await?;
+    let Ctx { svc, who: actor } = Ctx::admin().await?;
     let jobs = service::jobs::list(&svc, &actor).await?;
     let archives = service::jobs::list_archives(&svc, &actor)
         .await
@@ -521,7 +490,6 @@ pub async fn admin_jobs() -> Result<
 #[server(prefix = "/_sfn", endpoint = "admin/run_job")]
 pub async fn run_job(name: String) -> Result<types::JobRun, AppError> {
     use crate::ssr::*;
-    let svc = services()?;
-    let actor = current_admin(&svc).await?;
+    let Ctx { svc, who: actor } = Ctx::admin().await?;
     Ok(service::jobs::run_now(&svc, &actor, &name).await?)
 }

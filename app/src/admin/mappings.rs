@@ -144,7 +144,7 @@ fn MappingCard(
                                 <PostForm action=set>
                                     <input type="hidden" name="model" value=model.get_value()/>
                                     <input type="hidden" name="targets" value=t/>
-                                    <button type="submit" class="small" aria-label=format!("{} {}", t!("mappings.up"), up_name)
+                                    <button type="submit" class="small" aria-label=t!("mappings.up_model", model = up_name)
                                         data-testid="target-up">"↑"</button>
                                 </PostForm>
                             })}
@@ -152,7 +152,7 @@ fn MappingCard(
                                 <PostForm action=set>
                                     <input type="hidden" name="model" value=model.get_value()/>
                                     <input type="hidden" name="targets" value=t/>
-                                    <button type="submit" class="small" aria-label=format!("{} {}", t!("mappings.down"), down_name)
+                                    <button type="submit" class="small" aria-label=t!("mappings.down_model", model = down_name)
                                         data-testid="target-down">"↓"</button>
                                 </PostForm>
                             })}
@@ -160,7 +160,7 @@ fn MappingCard(
                                 <PostForm action=set>
                                     <input type="hidden" name="model" value=model.get_value()/>
                                     <input type="hidden" name="targets" value=rest/>
-                                    <button type="submit" class="small danger" aria-label=format!("{} {}", t!("mappings.remove"), rm_name)>"✕"</button>
+                                    <button type="submit" class="small danger" aria-label=t!("mappings.remove_model", model = rm_name)>"✕"</button>
                                 </PostForm>
                             })}
                         </li>

@@ -4,7 +4,7 @@ mod channels;
 mod jobs;
 mod keys;
 mod mappings;
-mod nav;
+pub mod nav;
 mod overview;
 pub mod page;
 mod prices;

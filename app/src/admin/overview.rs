@@ -78,7 +78,7 @@ fn Figures(o: AdminOverview) -> impl IntoView {
                             let state = if !c.enabled {
                                 ("off", t!("status.disabled").to_string())
                             } else if h.cooldown_ms > 0 {
-                                ("down", format!("{} {} s", t!("channels.circuit_open"), h.cooldown_ms.div_ceil(1000)))
+                                ("down", t!("channels.circuit_open_for", seconds = h.cooldown_ms.div_ceil(1000)))
                             } else {
                                 match ((h.requests - h.failures) * 10_000).checked_div(h.requests) {
                                     None => ("idle", t!("channels.no_traffic").to_string()),

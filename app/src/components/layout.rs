@@ -1,6 +1,7 @@
 use super::{Post, PostForm};
 use crate::auth::Session;
-use crate::i18n::{Lang, SetLanguage, lang};
+use crate::i18n::switch::SetLanguage;
+use crate::i18n::{Lang, lang};
 use crate::t;
 use leptos::prelude::*;
 use leptos_router::components::A;
@@ -96,7 +97,7 @@ fn LangSwitch() -> impl IntoView {
             <PostForm action=set>
                 <input type="hidden" name="lang" value=other.tag()/>
                 <button type="submit" class="small" lang=other.tag() title=t!("nav.language")
-                    aria-label=format!("{}: {}", t!("nav.language"), other.name()) data-testid="language">
+                    aria-label=t!("nav.language_to", name = other.name()) data-testid="language">
                     {other.name()}
                 </button>
             </PostForm>

@@ -34,7 +34,7 @@ fn Overview(data: Dashboard) -> impl IntoView {
     // Shown in dollars, or in the integer units the ledger keeps; switching is client-side.
     let in_units = RwSignal::new(false);
     let usd = money(user.balance);
-    let units = format!("{}{}", user.balance.units(), t!("dash.units"));
+    let units = t!("dash.units", units = user.balance.units());
     let balance = move || {
         if in_units.get() {
             units.clone()

@@ -10,10 +10,9 @@
 
 mod en;
 pub mod format;
+pub mod switch;
 mod zh;
 
-use crate::error::AppError;
-use leptos::prelude::*;
 use types::ErrorInfo;
 
 pub use en::EN;
@@ -129,7 +128,7 @@ impl Lang {
 pub fn lang() -> Lang {
     #[cfg(feature = "ssr")]
     {
-        use_context::<Lang>().unwrap_or_default()
+        leptos::prelude::use_context::<Lang>().unwrap_or_default()
     }
     #[cfg(not(feature = "ssr"))]
     {
@@ -211,18 +210,6 @@ pub fn text(lang: Lang, index: usize) -> &'static str {
     }
 }
 
-/// Remembers the visitor's language (a cookie for a year); the page then reloads in it.
-#[server(prefix = "/_sfn", endpoint = "language")]
-pub async fn set_language(lang: String) -> Result<(), AppError> {
-    let lang = Lang::from_tag(&lang)
-        .ok_or_else(|| AppError::from(service::Error::invalid("lang", "must be en or zh-CN")))?;
-    crate::ssr::set_cookie(&format!(
-        "{COOKIE}={}; Path=/; Max-Age=31536000; SameSite=Lax",
-        lang.tag()
-    ));
-    Ok(())
-}
-
 /// `t!(key)`, with a literal key: the current language's text of it (the key's index is found
 /// while compiling; an unknown key does not compile).
 #[macro_export]
@@ -231,6 +218,34 @@ macro_rules! t {
         const INDEX: usize = $crate::i18n::index($key);
         $crate::i18n::t(INDEX)
     }};
+    ($key:literal, $($name:ident = $value:expr),+ $(,)?) => {{
+        const INDEX: usize = $crate::i18n::index($key);
+        $crate::i18n::fill(
+            $crate::i18n::t(INDEX),
+            &[$((stringify!($name), &$value as &dyn ::std::fmt::Display)),+],
+        )
+    }};
+}
+
+/// A text with its `{name}` places filled (`t!(key, name = value)`): each language puts the
+/// value where its grammar wants it. A place the text does not have is left out.
+pub fn fill(text: &str, values: &[(&str, &dyn std::fmt::Display)]) -> String {
+    let mut out = String::with_capacity(text.len() + 16);
+    let mut rest = text;
+    while let Some(open) = rest.find('{') {
+        let Some(close) = rest[open..].find('}').map(|c| open + c) else {
+            break;
+        };
+        out.push_str(&rest[..open]);
+        let name = &rest[open + 1..close];
+        match values.iter().find(|(n, _)| *n == name) {
+            Some((_, v)) => out.push_str(&v.to_string()),
+            None => out.push_str(&rest[open..=close]),
+        }
+        rest = &rest[close + 1..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// What the console says about an error: its code's text, and the field it concerns.
@@ -249,7 +264,7 @@ pub fn error_text(e: &ErrorInfo) -> String {
         _ => t!("error.internal"),
     };
     match &e.param {
-        Some(field) => format!("{base} ({}: {field})", t!("error.field")),
+        Some(field) => t!("error.with_field", message = base, field = field),
         None => base.to_string(),
     }
 }
@@ -318,6 +333,41 @@ mod tests {
         assert_eq!(Lang::from_tag("ZH_cn"), Some(Lang::Zh));
         assert_eq!(text(Lang::Zh, index("nav.keys")), "API 密钥");
         assert_eq!(text(Lang::En, index("nav.keys")), "API keys");
+    }
+
+    #[test]
+    fn texts_take_values_where_each_language_puts_them() {
+        assert_eq!(
+            fill("Move up {model}", &[("model", &"gpt-4o")]),
+            "Move up gpt-4o"
+        );
+        assert_eq!(
+            fill("{units} 单位", &[("units", &1_500)]),
+            "1500 单位",
+            "a value first"
+        );
+        assert_eq!(fill("{a}-{b}-{a}", &[("a", &1), ("b", &2)]), "1-2-1");
+        assert_eq!(
+            fill("{missing} {", &[]),
+            "{missing} {",
+            "unknown places stay"
+        );
+        for (i, (key, en)) in EN.iter().enumerate() {
+            let places = |t: &str| {
+                let mut p: Vec<String> = t
+                    .split('{')
+                    .skip(1)
+                    .filter_map(|s| s.split_once('}').map(|(n, _)| n.to_string()))
+                    .collect();
+                p.sort();
+                p
+            };
+            assert_eq!(
+                places(en),
+                places(ZH[i].1),
+                "{key}: both languages fill the same places"
+            );
+        }
     }
 
     #[test]

@@ -5,67 +5,14 @@ use crate::error::AppError;
 use leptos::prelude::*;
 use types::KeySecret;
 
-/// The signed-in user's keys, drawn in the reader's language (see `draw`).
-#[server(prefix = "/_sfn", endpoint = "me/keys")]
-pub async fn my_keys() -> Result<String, AppError> {
-    use crate::ssr::*;
-    let svc = services()?;
-    let user = current_user(&svc).await?;
-    let id = user.id;
-    let keys = service::keys::list(&svc, &service::accounts::Actor::User(user), Some(id)).await?;
-    Ok(super::draw::draw(keys, request_lang()))
-}
-
-/// The form that creates a key, drawn in the reader's language, with the models the
-/// signed-in user may call as boxes to tick (to restrict the key to some of them).
-///
-/// A key just created by a form posted without JavaScript is drawn above it, this once: the
-/// browser went back to the page, which could not carry the server function's answer, so the
-/// secret came along in a cookie only this page receives (see [`create_key`]); it is removed
-/// here, and shown only when it is the secret of one of the user's own keys.
-#[server(prefix = "/_sfn", endpoint = "me/key_form")]
-pub async fn key_form() -> Result<String, AppError> {
-    use crate::ssr::*;
-    let svc = services()?;
-    let auth = current_user(&svc).await?;
-    let fresh = match cookie(NEW_KEY_COOKIE) {
-        None => None,
-        Some(secret) => {
-            set_cookie(&new_key_cookie(&svc, "", 0));
-            no_store();
-            match service::keys::own_key_id(&svc, auth.id, &secret).await? {
-                None => None,
-                Some(id) => service::keys::list(
-                    &svc,
-                    &service::accounts::Actor::User(auth.clone()),
-                    Some(auth.id),
-                )
-                .await?
-                .into_iter()
-                .find(|k| k.id == id)
-                .map(|k| KeySecret {
-                    name: k.name,
-                    key: secret,
-                }),
-            }
-        }
-    };
-    let user = service::accounts::me(&svc, &auth).await?;
-    let models = service::proxy::offer(&svc, None, &user.group)
-        .into_iter()
-        .map(|(model, _)| model)
-        .collect();
-    Ok(super::draw::form(models, fresh, request_lang()))
-}
-
 /// Where a form posted without JavaScript leaves a new key's secret for the keys page.
 #[cfg(feature = "ssr")]
-const NEW_KEY_COOKIE: &str = "tollgate_new_key";
+pub(super) const NEW_KEY_COOKIE: &str = "tollgate_new_key";
 
 /// The cookie that carries a new key's secret to the keys page (HttpOnly, sent to `/keys`
 /// only, for at most a minute; `max_age` 0 removes it).
 #[cfg(feature = "ssr")]
-fn new_key_cookie(svc: &service::Services, secret: &str, max_age: u32) -> String {
+pub(super) fn new_key_cookie(svc: &service::Services, secret: &str, max_age: u32) -> String {
     let secure = if svc.config.secure_cookies() {
         "; Secure"
     } else {
@@ -92,8 +39,7 @@ pub async fn create_key(
 ) -> Result<KeySecret, AppError> {
     use crate::ssr::*;
     use service::Error;
-    let svc = services()?;
-    let user = current_user(&svc).await?;
+    let Ctx { svc, who: user } = Ctx::user().await?;
     let expires_at = match expires_on.trim() {
         "" => None,
         day => Some(
@@ -146,8 +92,7 @@ pub async fn create_key(
 #[server(prefix = "/_sfn", endpoint = "me/set_key_status")]
 pub async fn set_key_status(id: i64, active: bool) -> Result<(), AppError> {
     use crate::ssr::*;
-    let svc = services()?;
-    let user = current_user(&svc).await?;
+    let Ctx { svc, who: user } = Ctx::user().await?;
     service::keys::set_status(&svc, &service::accounts::Actor::User(user), id, active).await?;
     Ok(())
 }
@@ -156,7 +101,6 @@ pub async fn set_key_status(id: i64, active: bool) -> Result<(), AppError> {
 #[server(prefix = "/_sfn", endpoint = "me/delete_key")]
 pub async fn delete_key(id: i64) -> Result<(), AppError> {
     use crate::ssr::*;
-    let svc = services()?;
-    let user = current_user(&svc).await?;
+    let Ctx { svc, who: user } = Ctx::user().await?;
     Ok(service::keys::delete(&svc, &service::accounts::Actor::User(user), id).await?)
 }

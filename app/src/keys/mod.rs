@@ -2,6 +2,7 @@ pub mod api;
 #[cfg(feature = "ssr")]
 mod draw;
 pub mod page;
+pub mod read;
 
 pub use page::KeysPage;
 

@@ -1,4 +1,5 @@
-use super::api::{CreateKey, DeleteKey, SetKeyStatus, key_form, my_keys};
+use super::api::{CreateKey, DeleteKey, SetKeyStatus};
+use super::read::{key_form, my_keys};
 use crate::components::{DrawnPart, Guard, Post, elements, post_drawn};
 use crate::error::AppError;
 use crate::i18n::error_text;

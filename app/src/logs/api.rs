@@ -9,20 +9,10 @@ use leptos::prelude::*;
 #[server(prefix = "/_sfn", endpoint = "me/logs")]
 pub async fn my_logs(query: String) -> Result<String, AppError> {
     use crate::ssr::*;
-    use service::accounts::Actor;
-    let svc = services()?;
-    let user = current_user(&svc).await?;
-    let id = user.id;
+    let Ctx { svc, who } = Ctx::user().await?;
     let filters = super::draw::Filters::parse(super::Scope::Mine, &query);
-    let keys = service::keys::list(&svc, &Actor::User(user), Some(id)).await?;
-    let calls = super::draw::shown(service::usage::my_calls(&svc, id, &filters.calls()).await)?;
-    Ok(super::draw::Read {
-        filters,
-        users: None,
-        keys,
-        calls,
-    }
-    .draw(request_lang()))
+    let read = service::views::pages::my_calls(&svc, &who, &filters.calls()).await?;
+    Ok(super::draw::Read::new(filters, read).draw(request_lang()))
 }
 
 /// Every user's calls as the page `/admin/calls?{query}` shows them (administrators): as
@@ -30,18 +20,8 @@ pub async fn my_logs(query: String) -> Result<String, AppError> {
 #[server(prefix = "/_sfn", endpoint = "admin/logs")]
 pub async fn all_logs(query: String) -> Result<String, AppError> {
     use crate::ssr::*;
-    let svc = services()?;
-    let actor = current_admin(&svc).await?;
+    let Ctx { svc, who } = Ctx::admin().await?;
     let filters = super::draw::Filters::parse(super::Scope::All, &query);
-    let users = service::accounts::list_users(&svc, &actor, 500, 0).await?;
-    let keys = service::keys::list(&svc, &actor, None).await?;
-    let calls =
-        super::draw::shown(service::usage::all_calls(&svc, &actor, &filters.calls()).await)?;
-    Ok(super::draw::Read {
-        filters,
-        users: Some(users),
-        keys,
-        calls,
-    }
-    .draw(request_lang()))
+    let read = service::views::pages::all_calls(&svc, &who, &filters.calls()).await?;
+    Ok(super::draw::Read::new(filters, read).draw(request_lang()))
 }

@@ -141,16 +141,6 @@ fn day_seconds(text: &Option<String>, days: i64) -> Option<String> {
     })
 }
 
-/// A read refused for its filters is shown on the page, under the form that can mend them;
-/// any other error is the server function's.
-pub fn shown<T>(read: Result<T, service::Error>) -> Result<Result<T, AppError>, AppError> {
-    match read {
-        Ok(v) => Ok(Ok(v)),
-        Err(e @ service::Error::Invalid { .. }) => Ok(Err(AppError(e.into_info()))),
-        Err(e) => Err(e.into()),
-    }
-}
-
 /// What the server function read, drawn once.
 pub struct Read {
     pub filters: Filters,
@@ -161,6 +151,17 @@ pub struct Read {
 }
 
 impl Read {
+    /// The page's read model, to be drawn with its `filters` (a bad filter is drawn as the
+    /// page's error line).
+    pub fn new(filters: Filters, read: service::views::pages::Calls) -> Read {
+        Read {
+            filters,
+            users: read.users,
+            keys: read.keys,
+            calls: read.calls.map_err(|e| AppError(e.into_info())),
+        }
+    }
+
     /// The page's filters, calls and pager, in `lang`.
     pub fn draw(self, lang: Lang) -> String {
         crate::ssr::html(lang, move || {

@@ -42,7 +42,7 @@ pub fn Logs(scope: Scope) -> impl IntoView {
             <header class="page-head">
                 <h1>{match scope { Scope::Mine => t!("logs.title"), Scope::All => t!("admin.calls_title") }}</h1>
                 <p class="muted">{match scope { Scope::Mine => t!("logs.lead"), Scope::All => t!("admin.calls_lead") }}</p>
-                {(scope == Scope::All).then(|| view! { <crate::admin::AdminNav/> })}
+                {(scope == Scope::All).then(|| view! { <crate::admin::nav::AdminNav/> })}
             </header>
             <div on:submit=submit.clone()
                 on:click=|ev: MouseEvent| { open_details(ev.target()); }
