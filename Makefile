@@ -52,6 +52,7 @@ run: build
 	$(BIN) --config config/config.yaml
 
 lint: tools
+	python3 scripts/module-loops.py service app types server
 	cargo fmt --all -- --check
 	cargo clippy --workspace --exclude frontend --all-targets --locked -- -D warnings
 	cargo clippy -p frontend --target wasm32-unknown-unknown --locked -- -D warnings
