@@ -712,7 +712,10 @@ async fn cleanup_removes_what_is_past_its_window(backend: Backend) {
         c.redeem.idempotency_hours = 1;
         c.retention.job_runs_days = 1;
         c.jobs.cleanup.enabled = true;
-        c.jobs.cleanup.set_schedule("0 0 0 1 1 *");
+        c.jobs
+            .cleanup
+            .set_schedule("0 0 0 1 1 *")
+            .expect("a cron expression");
     })
     .await;
     let user = app

@@ -97,10 +97,8 @@ async fn load_prices(db: &Db, config: &Config) -> Result<PriceBook, Error> {
         book.from_database.insert(group.clone());
         book.multipliers.insert(group, milli);
     }
-    for (group, text) in &config.billing.group_multipliers {
-        let m = crate::config::parse_multiplier(group, text)
-            .map_err(|e| Error::invalid("group_multipliers", e.to_string()))?;
-        book.multipliers.entry(group.clone()).or_insert(m);
+    for (group, m) in &config.billing.group_multipliers {
+        book.multipliers.entry(group.clone()).or_insert(m.milli());
     }
     Ok(book)
 }

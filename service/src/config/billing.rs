@@ -23,7 +23,7 @@ pub struct BillingConfig {
     /// (at least a second more).
     pub sweep_after_seconds: u64,
     /// User group -> price multiplier as a decimal string ("1.5").
-    pub group_multipliers: BTreeMap<String, String>,
+    pub group_multipliers: BTreeMap<String, Multiplier>,
 }
 
 impl Default for BillingConfig {
@@ -35,6 +35,26 @@ impl Default for BillingConfig {
             sweep_after_seconds: 15,
             group_multipliers: BTreeMap::new(),
         }
+    }
+}
+
+/// A price multiplier in thousandths, parsed exactly from its decimal text when the config
+/// loads ("1.5" -> 1500): a wrong one stops startup naming its key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Multiplier(i64);
+
+impl Multiplier {
+    pub fn milli(self) -> i64 {
+        self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for Multiplier {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        parse_multiplier("", &text)
+            .map(Multiplier)
+            .map_err(|e| serde::de::Error::custom(e.message))
     }
 }
 
@@ -54,9 +74,6 @@ impl BillingConfig {
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
         at_least_one("billing.report_interval_ms", self.report_interval_ms)?;
         at_least_one("billing.sweep_after_seconds", self.sweep_after_seconds)?;
-        for (group, text) in &self.group_multipliers {
-            parse_multiplier(&format!("billing.group_multipliers.{group}"), text)?;
-        }
         Ok(())
     }
 }

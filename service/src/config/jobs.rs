@@ -1,14 +1,19 @@
 //! `jobs:` the scheduled jobs, each `enabled` and a `schedule` (cron in UTC, five fields or six
 //! with seconds first): `retention`, `cleanup`, `channel_probe`, `backup`. `retention:`
 //! `usage_days` (at least 1), `batch_rows` (1 to 10000), `job_runs_days` (at least 1).
-//! `backup:` `keep` (at least 1). A schedule is parsed when the config loads ([`Schedule`]).
+//! `backup:` `keep` (at least 1). A schedule is parsed when the config loads ([`Schedule`]): a
+//! wrong one stops startup naming `jobs.<job>.schedule`.
 
 use super::{ConfigError, at_least_one, err};
 use serde::Deserialize;
 
-/// A parsed cron expression: five fields, or six with seconds first. UTC.
+/// A cron expression, parsed when the config loads: five fields, or six with seconds first.
+/// UTC. It keeps its text, as written, for the jobs page.
 #[derive(Clone, Debug)]
-pub struct Schedule(croner::Cron);
+pub struct Schedule {
+    text: String,
+    cron: croner::Cron,
+}
 
 impl Schedule {
     pub fn parse(expr: &str) -> Result<Schedule, String> {
@@ -17,33 +22,53 @@ impl Schedule {
             .year(croner::parser::Year::Disallowed)
             .build()
             .parse(expr)
-            .map(Schedule)
+            .map(|cron| Schedule {
+                text: expr.to_string(),
+                cron,
+            })
             .map_err(|e| format!("not a cron expression ({e}): {expr:?}"))
+    }
+
+    /// The expression as written.
+    pub fn as_str(&self) -> &str {
+        &self.text
     }
 
     /// The first scheduled time strictly after `after_ms` (unix ms).
     /// Whole seconds, so that every instance computes the same ticks.
     pub fn next_after(&self, after_ms: i64) -> Option<i64> {
         let after = chrono::DateTime::from_timestamp(after_ms.div_euclid(1000), 0)?;
-        self.0
+        self.cron
             .find_next_occurrence(&after, false)
             .ok()
             .map(|t| t.timestamp_millis())
     }
 }
 
+impl<'de> Deserialize<'de> for Schedule {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Schedule::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
 /// One scheduled job: a cron expression in UTC, with an optional leading seconds field
 /// (`sec min hour day month weekday`, or the five classic fields), and a switch. Either may be
 /// left out: a job is on by default, at its default schedule.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug)]
 pub struct JobConfig {
-    #[serde(default = "yes")]
     pub enabled: bool,
+    schedule: Schedule,
+}
+
+/// A job's section as written: each field optional.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JobSection {
+    #[serde(default = "yes")]
+    enabled: bool,
     #[serde(default)]
-    schedule: Option<String>,
-    #[serde(skip)]
-    default_schedule: &'static str,
+    schedule: Option<Schedule>,
 }
 
 fn yes() -> bool {
@@ -51,21 +76,28 @@ fn yes() -> bool {
 }
 
 impl JobConfig {
+    /// A job on at `schedule`, one of the defaults below (checked by a test).
     fn new(schedule: &'static str) -> Self {
         Self {
             enabled: true,
-            schedule: None,
-            default_schedule: schedule,
+            schedule: Schedule::parse(schedule).expect("a default schedule parses"),
         }
     }
 
-    /// The configured schedule, or the job's default.
+    /// The configured schedule as written, or the job's default.
     pub fn schedule(&self) -> &str {
-        self.schedule.as_deref().unwrap_or(self.default_schedule)
+        self.schedule.as_str()
     }
 
-    pub fn set_schedule(&mut self, schedule: impl Into<String>) {
-        self.schedule = Some(schedule.into());
+    /// The schedule, parsed.
+    pub fn cron(&self) -> &Schedule {
+        &self.schedule
+    }
+
+    /// Sets the schedule (a cron expression, or why it is not one).
+    pub fn set_schedule(&mut self, schedule: &str) -> Result<(), String> {
+        self.schedule = Schedule::parse(schedule)?;
+        Ok(())
     }
 }
 
@@ -99,10 +131,10 @@ impl<'de> Deserialize<'de> for JobsConfig {
         #[derive(Deserialize)]
         #[serde(deny_unknown_fields)]
         struct Raw {
-            retention: Option<JobConfig>,
-            cleanup: Option<JobConfig>,
-            channel_probe: Option<JobConfig>,
-            backup: Option<JobConfig>,
+            retention: Option<JobSection>,
+            cleanup: Option<JobSection>,
+            channel_probe: Option<JobSection>,
+            backup: Option<JobSection>,
         }
         let raw = Raw::deserialize(d)?;
         let mut jobs = JobsConfig::default();
@@ -114,7 +146,9 @@ impl<'de> Deserialize<'de> for JobsConfig {
         ] {
             if let Some(g) = given {
                 slot.enabled = g.enabled;
-                slot.schedule = g.schedule;
+                if let Some(schedule) = g.schedule {
+                    slot.schedule = schedule;
+                }
             }
         }
         Ok(jobs)
@@ -166,15 +200,6 @@ impl JobsConfig {
             ("backup", &self.backup),
         ]
     }
-
-    pub(super) fn validate(&self) -> Result<(), ConfigError> {
-        for (name, job) in self.all() {
-            if let Err(e) = Schedule::parse(job.schedule()) {
-                return Err(err(format!("jobs.{name}.schedule"), e));
-            }
-        }
-        Ok(())
-    }
 }
 
 impl RetentionConfig {
@@ -190,5 +215,28 @@ impl RetentionConfig {
 impl BackupConfig {
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
         at_least_one("backup.keep", self.keep)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_schedules_parse_and_keep_their_text() {
+        let jobs = JobsConfig::default();
+        for (name, job) in jobs.all() {
+            assert_eq!(job.cron().as_str(), job.schedule(), "{name}");
+            assert!(job.cron().next_after(0).is_some(), "{name}");
+        }
+        let mut job = JobConfig::new("0 0 4 * * *");
+        assert!(job.set_schedule("every day").is_err());
+        assert_eq!(
+            job.schedule(),
+            "0 0 4 * * *",
+            "a refused schedule changes nothing"
+        );
+        job.set_schedule("*/15 * * * *").expect("five fields");
+        assert_eq!(job.schedule(), "*/15 * * * *");
     }
 }

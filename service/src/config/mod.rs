@@ -20,7 +20,7 @@ mod source;
 pub mod storage;
 
 pub use auth::{AuthConfig, RedeemConfig, SessionConfig};
-pub use billing::{BillingConfig, ParsedPrice, PriceConfig, parse_multiplier};
+pub use billing::{BillingConfig, Multiplier, ParsedPrice, PriceConfig, parse_multiplier};
 pub use channels::ChannelInput as ChannelConfig;
 pub use database::{DatabaseConfig, RedisConfig};
 pub use gateway::GatewayConfig;
@@ -188,7 +188,6 @@ impl Config {
         self.limits.validate()?;
         self.redeem.validate()?;
         self.storage.validate()?;
-        self.jobs.validate()?;
         self.retention.validate()?;
         self.backup.validate()?;
         self.gateway.validate()?;

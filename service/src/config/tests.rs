@@ -229,3 +229,13 @@ fn override_text_that_looks_like_yaml_stays_a_string() {
     let c = load("", &[("TOLLGATE__SERVER__HOST", "a: b")]).expect("valid");
     assert_eq!(c.server.host, "a: b");
 }
+
+#[test]
+fn a_group_multiplier_is_parsed_when_the_config_loads() {
+    let c = load("billing:\n  group_multipliers: { vip: \"0.8\" }\n", &[]).expect("valid");
+    assert_eq!(c.billing.group_multipliers["vip"].milli(), 800);
+    let e = load("billing:\n  group_multipliers: { vip: \"0.0001\" }\n", &[])
+        .expect_err("four decimal places");
+    assert_eq!(e.key, "billing.group_multipliers.vip");
+    assert!(e.message.contains("at most 3 decimal places"), "{e}");
+}

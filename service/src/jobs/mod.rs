@@ -134,9 +134,7 @@ async fn scheduler(svc: Services) {
         if !job.enabled(&svc) {
             continue;
         }
-        let Ok(schedule) = Schedule::parse(job.config(&svc).schedule()) else {
-            continue; // refused when the config was validated
-        };
+        let schedule = job.config(&svc).cron().clone();
         loops.push(tokio::spawn(job_loop(svc.clone(), job, schedule)));
     }
     for l in loops {
@@ -323,10 +321,7 @@ pub async fn list(svc: &Services, actor: &Actor) -> Result<Vec<JobView>, Error> 
     for job in Job::ALL {
         let cfg = job.config(svc);
         let enabled = job.enabled(svc);
-        let next_run = enabled
-            .then(|| Schedule::parse(cfg.schedule()).ok())
-            .flatten()
-            .and_then(|s| s.next_after(now));
+        let next_run = enabled.then(|| cfg.cron().next_after(now)).flatten();
         out.push(JobView {
             name: job.name().into(),
             enabled,
