@@ -263,6 +263,14 @@ impl TestApp {
 }
 
 /// The session cookie's value from a response's `Set-Cookie`, if it sets one.
+/// The JSON of a `201 Created` answer; any other status fails the test, showing the body.
+pub async fn created(res: reqwest::Response) -> serde_json::Value {
+    let status = res.status();
+    let body = res.text().await.unwrap_or_default();
+    assert_eq!(status, 201, "{body}");
+    serde_json::from_str(&body).expect("json")
+}
+
 pub fn session_cookie(res: &reqwest::Response) -> Option<(String, String)> {
     res.headers()
         .get_all("set-cookie")

@@ -157,12 +157,17 @@ impl Proc {
         }
     }
 
-    pub async fn call(&self, key: &str, body: &Value) -> u16 {
+    /// A chat completion through this process, bounded by 20 s.
+    pub fn chat(&self, key: &str, body: &Value) -> reqwest::RequestBuilder {
         TestApp::bare_client()
             .post(self.url("/v1/chat/completions"))
             .bearer_auth(key)
             .json(body)
             .timeout(Duration::from_secs(20))
+    }
+
+    pub async fn call(&self, key: &str, body: &Value) -> u16 {
+        self.chat(key, body)
             .send()
             .await
             .map_or(0, |r| r.status().as_u16())

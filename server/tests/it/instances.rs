@@ -30,14 +30,7 @@ async fn limited_key(base: &str, user_id: i64, limits: Value) -> String {
 /// One call: its status, `x-ratelimit-remaining-requests` if sent, and how long it took.
 async fn call(p: &Proc, key: &str, body: &Value) -> (u16, Option<u64>, Duration) {
     let start = Instant::now();
-    let res = TestApp::bare_client()
-        .post(p.url("/v1/chat/completions"))
-        .bearer_auth(key)
-        .json(body)
-        .timeout(Duration::from_secs(20))
-        .send()
-        .await
-        .expect("call");
+    let res = p.chat(key, body).send().await.expect("call");
     let remaining = res
         .headers()
         .get("x-ratelimit-remaining-requests")

@@ -95,13 +95,7 @@ pub async fn create_key(app: &TestApp, body: Value) -> Value {
         .send()
         .await
         .expect("create key");
-    assert_eq!(
-        res.status(),
-        201,
-        "{}",
-        res.text().await.unwrap_or_default()
-    );
-    res.json().await.expect("json")
+    created(res).await
 }
 
 impl Gw {

@@ -40,13 +40,7 @@ async fn batch(app: &TestApp, body: Value) -> Value {
         Some(body),
     )
     .await;
-    assert_eq!(
-        res.status(),
-        201,
-        "{}",
-        res.text().await.unwrap_or_default()
-    );
-    res.json().await.expect("json")
+    created(res).await
 }
 
 async fn redeem(base: &str, key: &str, code: &str, idem: Option<&str>) -> reqwest::Response {
