@@ -57,16 +57,8 @@ impl ChannelInput {
     pub fn validate(&self, allow_metadata: bool) -> Result<(), FieldError> {
         check_text("name", &self.name, 64)?;
         check_base_url(&self.base_url, allow_metadata)?;
-        if let Some(key) = &self.api_key
-            && !key
-                .expose()
-                .bytes()
-                .all(|b| b == b'\t' || (b' '..=b'~').contains(&b))
-        {
-            return Err(FieldError::new(
-                "api_key",
-                "must be printable ASCII, without line breaks",
-            ));
+        if let Some(key) = &self.api_key {
+            check_api_key(key.expose())?;
         }
         if self.weight == 0 {
             return Err(FieldError::new("weight", "must be at least 1"));
@@ -84,6 +76,21 @@ impl ChannelInput {
             }
         }
         Ok(())
+    }
+}
+
+/// A channel's key goes out in a header: printable ASCII (and tabs), no line break.
+pub fn check_api_key(key: &str) -> Result<(), FieldError> {
+    if key
+        .bytes()
+        .all(|b| b == b'\t' || (b' '..=b'~').contains(&b))
+    {
+        Ok(())
+    } else {
+        Err(FieldError::new(
+            "api_key",
+            "must be printable ASCII, without line breaks",
+        ))
     }
 }
 

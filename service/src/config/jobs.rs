@@ -190,17 +190,7 @@ impl Default for BackupConfig {
     }
 }
 
-impl JobsConfig {
-    /// Every job by its config name.
-    pub fn all(&self) -> [(&'static str, &JobConfig); 4] {
-        [
-            ("retention", &self.retention),
-            ("cleanup", &self.cleanup),
-            ("channel_probe", &self.channel_probe),
-            ("backup", &self.backup),
-        ]
-    }
-}
+impl JobsConfig {}
 
 impl RetentionConfig {
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
@@ -225,7 +215,12 @@ mod tests {
     #[test]
     fn the_default_schedules_parse_and_keep_their_text() {
         let jobs = JobsConfig::default();
-        for (name, job) in jobs.all() {
+        for (name, job) in [
+            ("retention", &jobs.retention),
+            ("cleanup", &jobs.cleanup),
+            ("channel_probe", &jobs.channel_probe),
+            ("backup", &jobs.backup),
+        ] {
             assert_eq!(job.cron().as_str(), job.schedule(), "{name}");
             assert!(job.cron().next_after(0).is_some(), "{name}");
         }

@@ -4,7 +4,7 @@
 pub mod quota;
 pub mod window;
 
-pub use window::{Count, Limiter};
+use window::Limiter;
 
 use crate::state::Background;
 use crate::{Error, Services};

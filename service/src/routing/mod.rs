@@ -146,9 +146,8 @@ pub struct Upstream {
 }
 
 impl Upstream {
-    /// Checks and parses a channel's address: an http(s) URL with a host (written as such:
-    /// `http:///x` is not read as host `x`), and not a cloud metadata address unless
-    /// `allow_metadata` (`gateway.allow_metadata_upstreams`).
+    /// Checks (by the config's rules: `config::channels`) and parses a channel's address and
+    /// key.
     pub fn new(base_url: &str, api_key: &str, allow_metadata: bool) -> Result<Upstream, Error> {
         crate::config::channels::check_base_url(base_url, allow_metadata)?;
         let base = base_url.trim_end_matches('/');
@@ -168,10 +167,9 @@ impl Upstream {
         let auth = if api_key.is_empty() {
             None
         } else {
+            crate::config::channels::check_api_key(api_key)?;
             let mut v = reqwest::header::HeaderValue::from_str(&format!("Bearer {api_key}"))
-                .map_err(|_| {
-                    Error::invalid("api_key", "must be printable ASCII, without line breaks")
-                })?;
+                .map_err(|e| Error::Internal(anyhow::anyhow!("a checked key: {e}")))?;
             v.set_sensitive(true);
             Some(v)
         };
