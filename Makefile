@@ -21,6 +21,7 @@ BIN := $(CARGO_TARGET_DIR)/release/tollgate
 LEPTOS_RUSTFLAGS := --cfg erase_components
 VENV := $(CACHE)/venv
 OPENAI_VERSION := 3.57.0
+ANTHROPIC_VERSION := 2.17.0
 # A real S3-compatible server (moto in server mode) for the object-storage tests.
 MOTO_VERSION := 5.2.5
 export TOLLGATE_TEST_PYTHON := $(VENV)/bin/python
@@ -33,12 +34,13 @@ tools:
 services:
 	@scripts/ensure-services.sh
 
-## A venv with the official openai client (the real-client tests) and moto's S3 server.
+## A venv with the official openai and anthropic clients (the real-client tests) and moto's S3
+## server.
 pyenv:
-	@if ! $(VENV)/bin/python -c 'import openai, moto, sys; sys.exit(openai.__version__ != "$(OPENAI_VERSION)" or moto.__version__ != "$(MOTO_VERSION)")' 2>/dev/null; then \
-	  echo "[tools] preparing $(VENV): openai==$(OPENAI_VERSION), moto[server]==$(MOTO_VERSION)"; \
+	@if ! $(VENV)/bin/python -c 'import openai, anthropic, moto, sys; sys.exit(openai.__version__ != "$(OPENAI_VERSION)" or anthropic.__version__ != "$(ANTHROPIC_VERSION)" or moto.__version__ != "$(MOTO_VERSION)")' 2>/dev/null; then \
+	  echo "[tools] preparing $(VENV): openai==$(OPENAI_VERSION), anthropic==$(ANTHROPIC_VERSION), moto[server]==$(MOTO_VERSION)"; \
 	  test -x $(VENV)/bin/python || python3 -m venv $(VENV); \
-	  $(VENV)/bin/pip install -q "openai==$(OPENAI_VERSION)" "moto[server]==$(MOTO_VERSION)"; \
+	  $(VENV)/bin/pip install -q "openai==$(OPENAI_VERSION)" "anthropic==$(ANTHROPIC_VERSION)" "moto[server]==$(MOTO_VERSION)"; \
 	fi
 
 ## Release build of the binary and the console (wasm, js, css).

@@ -138,13 +138,21 @@ YAML
   local stream='{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hello there world"}],"max_tokens":16,"stream":true}'
   echo "== $name: $DURATION s per run, $CONNS connections; gateway on CPU 0, mock + load on CPU 1"
   printf '%-34s %10s %9s %9s %12s\n' "run" "req/s" "p50 ms" "p99 ms" "CPU us/req"
-  for kind in chat stream limited; do
+  # "messages" and "responses": Claude Code's and Codex's protocols on the same chat channel,
+  # each stream converted (the mock direct line is the chat stream it becomes).
+  local messages='{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hello there world"}],"max_tokens":16,"stream":true}'
+  local responses='{"model":"gpt-4o-mini","input":"hello there world","max_output_tokens":16,"stream":true}'
+  for kind in chat stream limited messages responses; do
     local body; [ "$kind" = stream ] && body="$stream" || body="$chat"
+    local route=/v1/chat/completions
+    if [ "$kind" = messages ]; then body="$messages"; route=/v1/messages; fi
+    if [ "$kind" = responses ]; then body="$responses"; route=/v1/responses; fi
+    local direct="$body"; case "$kind" in messages|responses) direct="$stream" ;; esac
     [ "$kind" = limited ] && KEY="$limited_key" || KEY="$(python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])' <<<"$created")"
-    load "http://127.0.0.1:$port/v1/chat/completions" "$body" -z 2s -c "$CONNS" >/dev/null   # warm-up
-    read -r mrps mp50 mp99 _ < <(load "http://127.0.0.1:$mock_port/v1/chat/completions" "$body" -z "${DURATION}s" -c "$CONNS")
+    load "http://127.0.0.1:$port$route" "$body" -z 2s -c "$CONNS" >/dev/null   # warm-up
+    read -r mrps mp50 mp99 _ < <(load "http://127.0.0.1:$mock_port/v1/chat/completions" "$direct" -z "${DURATION}s" -c "$CONNS")
     local t0; t0="$(cpu_ticks "$gw")"
-    read -r grps gp50 gp99 gok < <(load "http://127.0.0.1:$port/v1/chat/completions" "$body" -z "${DURATION}s" -c "$CONNS")
+    read -r grps gp50 gp99 gok < <(load "http://127.0.0.1:$port$route" "$body" -z "${DURATION}s" -c "$CONNS")
     local t1; t1="$(cpu_ticks "$gw")"
     local cpu_us; cpu_us="$(python3 -c "print(f'{($t1-$t0)/$tck*1e6/max($gok,1):.1f}')")"
     printf '%-34s %10s %9s %9s %12s\n' "mock direct ($kind)" "$mrps" "$mp50" "$mp99" "-"

@@ -127,12 +127,52 @@ where
     Option::<T>::deserialize(d).map(Some)
 }
 
+/// What protocol a channel's upstream speaks, and so what it can serve: a closed set.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "kebab-case")]
+pub enum ChannelKind {
+    /// OpenAI itself: chat, completions, embeddings and the Responses API natively
+    /// (`max_completion_tokens`).
+    #[serde(rename = "openai")]
+    OpenAi,
+    /// A server with OpenAI's chat, completions and embeddings routes (`max_tokens`); Messages
+    /// and Responses calls reach it converted to chat.
+    #[default]
+    #[serde(rename = "openai-compatible")]
+    OpenAiCompatible,
+    /// Anthropic's Messages API (`x-api-key`, `anthropic-version`).
+    Anthropic,
+}
+
+impl ChannelKind {
+    pub const ALL: [ChannelKind; 3] = [
+        ChannelKind::OpenAi,
+        ChannelKind::OpenAiCompatible,
+        ChannelKind::Anthropic,
+    ];
+
+    /// The name the config, the API and the database use.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ChannelKind::OpenAi => "openai",
+            ChannelKind::OpenAiCompatible => "openai-compatible",
+            ChannelKind::Anthropic => "anthropic",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<ChannelKind> {
+        Self::ALL.into_iter().find(|k| k.as_str() == text)
+    }
+}
+
 /// A channel as the admin API shows it: the upstream key is write-only.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ChannelView {
     pub id: i64,
     pub name: String,
+    pub kind: ChannelKind,
     pub base_url: String,
     pub models: Vec<String>,
     pub priority: i64,

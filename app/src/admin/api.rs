@@ -273,6 +273,7 @@ pub async fn admin_channels()
 pub async fn save_channel(
     id: Option<i64>,
     name: String,
+    kind: String,
     base_url: String,
     api_key: String,
     models: String,
@@ -307,6 +308,10 @@ pub async fn save_channel(
     };
     let input = service::routing::ChannelInput {
         name: name.trim().to_string(),
+        kind: types::ChannelKind::parse(kind.trim()).ok_or(Error::invalid(
+            "kind",
+            "must be openai, openai-compatible or anthropic",
+        ))?,
         base_url: base_url.trim().to_string(),
         api_key: Some(api_key.trim().to_string())
             .filter(|k| !k.is_empty())
@@ -342,6 +347,7 @@ pub async fn toggle_channel(id: i64, enabled: bool) -> Result<types::ChannelView
         .ok_or(service::Error::NotFound("channel"))?;
     let input = service::routing::ChannelInput {
         name: c.name,
+        kind: c.kind,
         base_url: c.base_url,
         api_key: None,
         models: c.models,

@@ -7,7 +7,7 @@ use crate::components::{ErrorView, Guard, Post, PostForm};
 use crate::t;
 use crate::wire;
 use leptos::prelude::*;
-use types::{ChannelHealth, ChannelView};
+use types::{ChannelHealth, ChannelKind, ChannelView};
 
 #[component]
 pub fn AdminChannelsPage() -> impl IntoView {
@@ -46,6 +46,7 @@ fn Channels() -> impl IntoView {
         move || save.value().get().and_then(Result::err),
         &[
             "name",
+            "kind",
             "base_url",
             "api_key",
             "models",
@@ -84,6 +85,15 @@ fn Channels() -> impl IntoView {
                             <span>{t!("channels.name")}</span>
                             <input name="name" required maxlength="64" data-testid="channel-name" prop:value=val(|c| c.name.clone())/>
                             {err.at("name")}
+                        </label>
+                        <label>
+                            <span>{t!("channels.kind")}</span>
+                            <select name="kind" data-testid="channel-kind" prop:value=move || editing.get().map(|c| c.kind).unwrap_or_default().as_str()>
+                                {ChannelKind::ALL.into_iter().map(|k| view! {
+                                    <option value=k.as_str() selected=move || editing.get().map(|c| c.kind).unwrap_or_default() == k>{kind_label(k)}</option>
+                                }).collect_view()}
+                            </select>
+                            {err.at("kind")}
                         </label>
                         <label class="wide">
                             <span>{t!("channels.base_url")}</span>
@@ -157,7 +167,7 @@ fn Channels() -> impl IntoView {
                             <div class="scroll">
                             <table data-testid="channels">
                                 <thead><tr>
-                                    <th>{t!("channels.name")}</th><th>{t!("channels.base_url")}</th><th>{t!("channels.models")}</th>
+                                    <th>{t!("channels.name")}</th><th>{t!("channels.kind")}</th><th>{t!("channels.base_url")}</th><th>{t!("channels.models")}</th>
                                     <th class="num">{t!("channels.priority")}</th><th>{t!("keys.col_status")}</th>
                                     <th>{t!("channels.health")}</th><th></th>
                                 </tr></thead>
@@ -174,6 +184,15 @@ fn Channels() -> impl IntoView {
                 </Transition>
             </section>
         }/>
+    }
+}
+
+/// A kind as the console names it.
+fn kind_label(kind: ChannelKind) -> &'static str {
+    match kind {
+        ChannelKind::OpenAi => "OpenAI",
+        ChannelKind::OpenAiCompatible => t!("channels.kind_compatible"),
+        ChannelKind::Anthropic => "Anthropic",
     }
 }
 
@@ -225,6 +244,7 @@ fn ChannelRow(
     view! {
         <tr data-testid="channel-row">
             <td>{c.name.clone()}</td>
+            <td data-testid="channel-kind-cell">{kind_label(c.kind)}</td>
             <td><code>{c.base_url.clone()}</code></td>
             <td>{c.models.join(", ")}</td>
             <td class="num">{c.priority} " / " {c.weight}</td>

@@ -43,6 +43,14 @@ fn Reference(doc: ApiDocPage) -> impl IntoView {
             {t!("docs.base_url")} " " <code data-testid="docs-base-url">{doc.base_url.clone()}</code>
             " · " {t!("docs.sdk_base")} " " <code>{format!("{}/v1", doc.base_url)}</code>
         </p>
+        <p class="base-url">
+            {t!("docs.claude_code")} " "
+            <code data-testid="docs-claude-code">{format!("ANTHROPIC_BASE_URL={} ANTHROPIC_AUTH_TOKEN=sk-… claude", doc.base_url)}</code>
+        </p>
+        <p class="base-url">
+            {t!("docs.codex")} " "
+            <code data-testid="docs-codex">{format!("[model_providers.tollgate] base_url = \"{}/v1\" env_key = \"TOLLGATE_API_KEY\" wire_api = \"responses\"", doc.base_url)}</code>
+        </p>
         <div class="table-head">
             <input type="search" class="docs-search" placeholder=t!("docs.search") aria-label=t!("docs.search")
                 data-testid="docs-search" on:input=search/>

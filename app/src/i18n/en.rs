@@ -133,6 +133,14 @@ pub const EN: &[(&str, &str)] = &[
     ("docs.base_url", "Base URL of this gateway:"),
     ("docs.sdk_base", "OpenAI SDKs take"),
     (
+        "docs.claude_code",
+        "Claude Code (Anthropic Messages, /v1/messages):",
+    ),
+    (
+        "docs.codex",
+        "Codex (the Responses API, /v1/responses), in ~/.codex/config.toml:",
+    ),
+    (
         "docs.lead",
         "Every route of /v1, /api and /api/admin, generated from the server's handlers. The same document as JSON:",
     ),
@@ -465,11 +473,13 @@ pub const EN: &[(&str, &str)] = &[
     ("channels.edit", "Edit the channel"),
     ("channels.name", "Name"),
     ("channels.base_url", "Base URL"),
+    ("channels.kind", "Kind"),
+    ("channels.kind_compatible", "OpenAI-compatible"),
     ("channels.api_key", "Upstream API key"),
     ("channels.key_kept", "set: leave empty to keep"),
     (
         "channels.key_hint",
-        "The key is never shown after saving. Models are the upstream names this channel serves.",
+        "The key is never shown after saving. Models are the upstream names this channel serves. The base URL includes /v1 (https://api.anthropic.com/v1 for Anthropic). Anthropic channels serve /v1/messages; OpenAI ones serve chat, completions, embeddings and, converted, /v1/messages.",
     ),
     ("channels.models", "Models"),
     ("channels.priority", "Priority / weight"),

@@ -127,6 +127,14 @@ pub const ZH: &[(&str, &str)] = &[
     ("docs.base_url", "本网关的地址："),
     ("docs.sdk_base", "OpenAI SDK 的 base_url 填写"),
     (
+        "docs.claude_code",
+        "Claude Code（Anthropic Messages，/v1/messages）：",
+    ),
+    (
+        "docs.codex",
+        "Codex（Responses API，/v1/responses），写入 ~/.codex/config.toml：",
+    ),
+    (
         "docs.lead",
         "/v1、/api 与 /api/admin 的全部路由，由服务端处理函数生成。同一文档的 JSON 版本：",
     ),
@@ -435,11 +443,13 @@ pub const ZH: &[(&str, &str)] = &[
     ("channels.edit", "编辑渠道"),
     ("channels.name", "名称"),
     ("channels.base_url", "基础 URL"),
+    ("channels.kind", "类型"),
+    ("channels.kind_compatible", "OpenAI 兼容"),
     ("channels.api_key", "上游 API 密钥"),
     ("channels.key_kept", "已设置：留空则保持不变"),
     (
         "channels.key_hint",
-        "保存后密钥不再显示。模型为此渠道提供的上游模型名。",
+        "保存后密钥不再显示。模型为此渠道提供的上游模型名。基础 URL 含 /v1（Anthropic 为 https://api.anthropic.com/v1）。Anthropic 渠道服务 /v1/messages；OpenAI 渠道服务 chat、completions、embeddings，并经转换服务 /v1/messages。",
     ),
     ("channels.models", "模型"),
     ("channels.priority", "优先级 / 权重"),

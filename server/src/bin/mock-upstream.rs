@@ -4,7 +4,17 @@
 //! body, or by a path prefix `/m/<directives>/v1/…` (so a channel's `base_url` can carry it), e.g.
 //! `/m/status=503,retry_after=2/v1`. Directives: `delay_ms` (before the headers), `status`,
 //! `retry_after`, `chunks` (stream length), `chunk_delay_ms`, `cut_after` (close the stream after
-//! N chunks, without `[DONE]`), `stall_after` (stop sending after N chunks), `omit_usage`.
+//! N chunks, without `[DONE]`), `stall_after` (stop sending after N chunks), `omit_usage`,
+//! `tool` (after the text, a call of the tool `get_weather`, its arguments in three pieces),
+//! `reasoning` (reasoning before the text), `cached=N` (N of the prompt's tokens read from a
+//! cache), `cache_write=N` (Anthropic: N tokens written to the cache), `error_after=N`
+//! (Anthropic: an `overloaded_error` event after N text deltas).
+//!
+//! OpenAI's Responses API is served at `/v1/responses` (text output, the stream's events in order,
+//! usage with cached tokens). Anthropic's Messages API is served at `/v1/messages` and `/v1/messages/count_tokens` as its
+//! reference documents it: `x-api-key` and `anthropic-version` required, `max_tokens` required,
+//! block types checked, the event lifecycle (`message_start` … `message_stop`) with usage in
+//! Anthropic's terms (input tokens exclude cache reads and writes).
 //!
 //! `GET /_mock/requests` lists what it received (path, model, stream, include_usage, outcome);
 //! `DELETE /_mock/requests` clears the list. Usage is deterministic: prompt tokens = words in the
@@ -86,6 +96,10 @@ fn words(v: &Value) -> u64 {
 }
 
 const REPLY: [&str; 6] = ["Hello", " from", " the", " mock", " upstream", "."];
+const REASONING: &str = "Thinking it over.";
+const TOOL_ID: &str = "call_mock_1";
+/// A tool call's arguments, streamed in these pieces.
+const TOOL_ARGS: [&str; 3] = ["{\"city\"", ":\"Par", "is\"}"];
 
 async fn handle(
     log: Log,
@@ -145,7 +159,10 @@ async fn handle(
     };
     let chunks = d.num("chunks").unwrap_or(REPLY.len() as u64).max(1);
     let omit_usage = d.flag("omit_usage");
-    let usage = json!({"prompt_tokens": prompt_tokens, "completion_tokens": chunks, "total_tokens": prompt_tokens + chunks});
+    let mut usage = json!({"prompt_tokens": prompt_tokens, "completion_tokens": chunks, "total_tokens": prompt_tokens + chunks});
+    if let Some(cached) = d.num("cached") {
+        usage["prompt_tokens_details"] = json!({"cached_tokens": cached});
+    }
     let text: String = (0..chunks)
         .map(|i| REPLY[(i as usize) % REPLY.len()])
         .collect();
@@ -169,8 +186,18 @@ async fn handle(
     if !stream {
         log.set(idx, "outcome", json!("completed"));
         let mut out = if kind == "chat" {
+            let mut message = json!({"role": "assistant", "content": text});
+            if d.flag("reasoning") {
+                message["reasoning_content"] = json!(REASONING);
+            }
+            let mut finish = "stop";
+            if d.flag("tool") {
+                message["tool_calls"] = json!([{"id": TOOL_ID, "type": "function",
+                    "function": {"name": "get_weather", "arguments": TOOL_ARGS.concat()}}]);
+                finish = "tool_calls";
+            }
             json!({"id": "chatcmpl-mock", "object": "chat.completion", "created": 1, "model": model,
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+                "choices": [{"index": 0, "message": message, "finish_reason": finish}],
                 "usage": usage})
         } else {
             json!({"id": "cmpl-mock", "object": "text_completion", "created": 1, "model": model,
@@ -192,6 +219,7 @@ async fn handle(
     };
     let stream = async_stream(
         kind == "chat",
+        (d.flag("reasoning"), d.flag("tool")),
         model,
         chunks,
         cut_after,
@@ -237,6 +265,7 @@ impl Drop for Outcome {
 )]
 fn async_stream(
     chat: bool,
+    (reasoning, tool): (bool, bool),
     model: String,
     chunks: u64,
     cut_after: Option<u64>,
@@ -248,6 +277,19 @@ fn async_stream(
 ) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send {
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
     tokio::spawn(async move {
+        let chunk = |delta: Value, finish: Value| {
+            let event = json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1, "model": model,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]});
+            Ok(Bytes::from(format!("data: {event}\n\n")))
+        };
+        if chat && reasoning {
+            let _ = tx
+                .send(chunk(
+                    json!({"role": "assistant", "reasoning_content": REASONING}),
+                    Value::Null,
+                ))
+                .await;
+        }
         for i in 0..chunks {
             if cut_after == Some(i) {
                 // Let what was sent reach the client first, as a real cut would.
@@ -283,9 +325,21 @@ fn async_stream(
                 return; // the client went away: the guard records the cancellation
             }
         }
+        if chat && tool {
+            for (i, piece) in TOOL_ARGS.iter().enumerate() {
+                let call = if i == 0 {
+                    json!({"index": 0, "id": TOOL_ID, "type": "function", "function": {"name": "get_weather", "arguments": piece}})
+                } else {
+                    json!({"index": 0, "function": {"arguments": piece}})
+                };
+                let _ = tx
+                    .send(chunk(json!({"tool_calls": [call]}), Value::Null))
+                    .await;
+            }
+        }
         let finish = if chat {
             json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1, "model": model,
-                "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+                "choices": [{"index": 0, "delta": {}, "finish_reason": if tool { "tool_calls" } else { "stop" }}]})
         } else {
             json!({"id": "cmpl-mock", "object": "text_completion", "created": 1, "model": model,
                 "choices": [{"index": 0, "text": "", "finish_reason": "stop"}]})
@@ -310,6 +364,386 @@ fn tokio_stream_from(
     futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
 
+/// An error in Anthropic's shape.
+fn anthropic_error(status: StatusCode, kind: &str, message: &str) -> Response {
+    (
+        status,
+        Json(json!({"type": "error", "error": {"type": kind, "message": message}})),
+    )
+        .into_response()
+}
+
+/// The block types a Messages request may hold, by role (as the API reference lists them).
+fn block_ok(role: &str, kind: &str) -> bool {
+    match role {
+        "user" => matches!(
+            kind,
+            "text" | "image" | "document" | "tool_result" | "search_result"
+        ),
+        "assistant" => matches!(
+            kind,
+            "text" | "tool_use" | "thinking" | "redacted_thinking" | "server_tool_use"
+        ),
+        _ => false,
+    }
+}
+
+/// Anthropic's Messages API (`count` for `/messages/count_tokens`).
+async fn anthropic(
+    log: Log,
+    prefix: String,
+    count: bool,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Ok(body) = serde_json::from_slice::<Value>(&body) else {
+        return anthropic_error(StatusCode::BAD_REQUEST, "invalid_request_error", "bad json");
+    };
+    let mut d = Directives::default();
+    d.merge_path(&prefix);
+    d.merge_body(&body);
+    d.merge_headers(&headers);
+    let header = |n: &str| {
+        headers
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string()
+    };
+    let model = body
+        .get("model")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
+    let idx = log.push(json!({
+        "path": if count { "count_tokens" } else { "messages" }, "prefix": prefix, "model": model,
+        "stream": stream, "x_api_key": header("x-api-key"), "authorization": header("authorization"),
+        "anthropic_version": header("anthropic-version"), "anthropic_beta": header("anthropic-beta"),
+        "outcome": "started", "body": body,
+    }));
+    if header("x-api-key").is_empty() {
+        return anthropic_error(
+            StatusCode::UNAUTHORIZED,
+            "authentication_error",
+            "x-api-key header is required",
+        );
+    }
+    if header("anthropic-version").is_empty() {
+        return anthropic_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "anthropic-version: header is required",
+        );
+    }
+    if let Some(ms) = d.num("delay_ms") {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+    if let Some(status) = d
+        .num("status")
+        .and_then(|s| StatusCode::from_u16(s as u16).ok())
+    {
+        log.set(idx, "outcome", json!(format!("status {}", status.as_u16())));
+        let kind = if status.as_u16() == 529 {
+            "overloaded_error"
+        } else {
+            "api_error"
+        };
+        return anthropic_error(status, kind, &format!("mock failure {}", status.as_u16()));
+    }
+    let Some(messages) = body.get("messages").and_then(Value::as_array) else {
+        return anthropic_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "messages: Field required",
+        );
+    };
+    for (i, m) in messages.iter().enumerate() {
+        let role = m.get("role").and_then(Value::as_str).unwrap_or("");
+        for (j, b) in m
+            .get("content")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            let kind = b.get("type").and_then(Value::as_str).unwrap_or("");
+            if !block_ok(role, kind) {
+                return anthropic_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request_error",
+                    &format!(
+                        "messages.{i}.content.{j}.type: Input tag '{kind}' found using 'type' does not match any of the expected tags"
+                    ),
+                );
+            }
+        }
+    }
+    let input = messages.iter().map(words).sum::<u64>() + body.get("system").map_or(0, words);
+    if count {
+        log.set(idx, "outcome", json!("completed"));
+        return Json(json!({"input_tokens": input})).into_response();
+    }
+    if body.get("max_tokens").and_then(Value::as_u64).is_none() {
+        return anthropic_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "max_tokens: Field required",
+        );
+    }
+    let chunks = d.num("chunks").unwrap_or(REPLY.len() as u64).max(1);
+    let cache_read = d.num("cached").unwrap_or(0);
+    let cache_write = d.num("cache_write").unwrap_or(0);
+    let (reasoning, tool) = (d.flag("reasoning"), d.flag("tool"));
+    let text: String = (0..chunks)
+        .map(|i| REPLY[(i as usize) % REPLY.len()])
+        .collect();
+    let stop = if tool { "tool_use" } else { "end_turn" };
+    let usage = json!({"input_tokens": input, "cache_creation_input_tokens": cache_write,
+        "cache_read_input_tokens": cache_read, "output_tokens": chunks});
+    if !stream {
+        log.set(idx, "outcome", json!("completed"));
+        let mut content = Vec::new();
+        if reasoning {
+            content
+                .push(json!({"type": "thinking", "thinking": REASONING, "signature": "sig-mock"}));
+        }
+        content.push(json!({"type": "text", "text": text}));
+        if tool {
+            content.push(json!({"type": "tool_use", "id": "toolu_mock_1", "name": "get_weather", "input": {"city": "Paris"}}));
+        }
+        return Json(
+            json!({"id": "msg_mock", "type": "message", "role": "assistant", "model": model,
+            "content": content, "stop_reason": stop, "stop_sequence": null, "usage": usage}),
+        )
+        .into_response();
+    }
+    let cut_after = d.num("cut_after");
+    let error_after = d.num("error_after");
+    let chunk_delay = Duration::from_millis(d.num("chunk_delay_ms").unwrap_or(0));
+    let mut guard = Outcome {
+        log: log.clone(),
+        idx,
+        done: false,
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+    tokio::spawn(async move {
+        let ev =
+            |kind: &str, data: Value| Ok(Bytes::from(format!("event: {kind}\ndata: {data}\n\n")));
+        let mut events = vec![ev(
+            "message_start",
+            json!({"type": "message_start", "message": {
+            "id": "msg_mock", "type": "message", "role": "assistant", "model": model, "content": [],
+            "stop_reason": null, "stop_sequence": null,
+            "usage": {"input_tokens": input, "cache_creation_input_tokens": cache_write,
+                "cache_read_input_tokens": cache_read, "output_tokens": 1}}}),
+        )];
+        let mut index = 0;
+        if reasoning {
+            events.push(ev("content_block_start", json!({"type": "content_block_start", "index": index, "content_block": {"type": "thinking", "thinking": "", "signature": ""}})));
+            events.push(ev("content_block_delta", json!({"type": "content_block_delta", "index": index, "delta": {"type": "thinking_delta", "thinking": REASONING}})));
+            events.push(ev("content_block_delta", json!({"type": "content_block_delta", "index": index, "delta": {"type": "signature_delta", "signature": "sig-mock"}})));
+            events.push(ev(
+                "content_block_stop",
+                json!({"type": "content_block_stop", "index": index}),
+            ));
+            index += 1;
+        }
+        events.push(ev("content_block_start", json!({"type": "content_block_start", "index": index, "content_block": {"type": "text", "text": ""}})));
+        events.push(ev("ping", json!({"type": "ping"})));
+        for send in events {
+            if tx.send(send).await.is_err() {
+                return;
+            }
+        }
+        for i in 0..chunks {
+            if cut_after == Some(i) {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                guard.finish("cut");
+                let _ = tx
+                    .send(Err(std::io::Error::other("mock cut the stream")))
+                    .await;
+                return;
+            }
+            if error_after == Some(i) {
+                guard.finish("error");
+                let _ = tx.send(ev("error", json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}))).await;
+                return;
+            }
+            if !chunk_delay.is_zero() {
+                tokio::time::sleep(chunk_delay).await;
+            }
+            let piece = REPLY[(i as usize) % REPLY.len()];
+            if tx.send(ev("content_block_delta", json!({"type": "content_block_delta", "index": index, "delta": {"type": "text_delta", "text": piece}}))).await.is_err() {
+                return;
+            }
+        }
+        let mut tail = vec![ev(
+            "content_block_stop",
+            json!({"type": "content_block_stop", "index": index}),
+        )];
+        if tool {
+            index += 1;
+            tail.push(ev("content_block_start", json!({"type": "content_block_start", "index": index, "content_block": {"type": "tool_use", "id": "toolu_mock_1", "name": "get_weather", "input": {}}})));
+            for piece in TOOL_ARGS {
+                tail.push(ev("content_block_delta", json!({"type": "content_block_delta", "index": index, "delta": {"type": "input_json_delta", "partial_json": piece}})));
+            }
+            tail.push(ev(
+                "content_block_stop",
+                json!({"type": "content_block_stop", "index": index}),
+            ));
+        }
+        tail.push(ev("message_delta", json!({"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": null}, "usage": {"output_tokens": chunks}})));
+        tail.push(ev("message_stop", json!({"type": "message_stop"})));
+        for send in tail {
+            if tx.send(send).await.is_err() {
+                return;
+            }
+        }
+        guard.finish("completed");
+    });
+    Response::builder()
+        .header("content-type", "text/event-stream")
+        .header("cache-control", "no-cache")
+        .body(Body::from_stream(tokio_stream_from(rx)))
+        .expect("response")
+}
+
+/// OpenAI's Responses API, as an `openai` channel serves it: text output, usage with cached
+/// tokens, the stream's events in order with their sequence numbers.
+async fn responses(log: Log, prefix: String, headers: HeaderMap, body: Bytes) -> Response {
+    let Ok(body) = serde_json::from_slice::<Value>(&body) else {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": {"message": "bad json", "type": "invalid_request_error"}})),
+        )
+            .into_response();
+    };
+    let mut d = Directives::default();
+    d.merge_path(&prefix);
+    d.merge_body(&body);
+    d.merge_headers(&headers);
+    let model = body
+        .get("model")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
+    let auth = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let idx = log.push(
+        json!({"path": "responses", "prefix": prefix, "model": model, "stream": stream,
+        "authorization": auth, "outcome": "started", "body": body}),
+    );
+    if let Some(status) = d
+        .num("status")
+        .and_then(|s| StatusCode::from_u16(s as u16).ok())
+    {
+        log.set(idx, "outcome", json!(format!("status {}", status.as_u16())));
+        return (status, Json(json!({"error": {"message": format!("mock failure {}", status.as_u16()), "type": "mock_error"}}))).into_response();
+    }
+    let input = body.get("input").map_or(0, words) + body.get("instructions").map_or(0, words);
+    let chunks = d.num("chunks").unwrap_or(REPLY.len() as u64).max(1);
+    let cached = d.num("cached").unwrap_or(0);
+    let text: String = (0..chunks)
+        .map(|i| REPLY[(i as usize) % REPLY.len()])
+        .collect();
+    let usage = json!({"input_tokens": input, "input_tokens_details": {"cached_tokens": cached},
+        "output_tokens": chunks, "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": input + chunks});
+    let response = |status: &str, output: Value, usage: Value| {
+        json!({"id": "resp_mock", "object": "response",
+        "created_at": 1, "status": status, "error": null, "incomplete_details": null, "model": model,
+        "output": output, "parallel_tool_calls": true, "tool_choice": "auto", "tools": [], "usage": usage})
+    };
+    let message = json!({"type": "message", "id": "msg_mock", "status": "completed", "role": "assistant",
+        "content": [{"type": "output_text", "text": text, "annotations": []}]});
+    if !stream {
+        log.set(idx, "outcome", json!("completed"));
+        return Json(response("completed", json!([message]), usage)).into_response();
+    }
+    let cut_after = d.num("cut_after");
+    let mut guard = Outcome {
+        log: log.clone(),
+        idx,
+        done: false,
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+    let created = response("in_progress", json!([]), Value::Null);
+    let completed = response("completed", json!([message]), usage);
+    tokio::spawn(async move {
+        let mut seq = 0u64;
+        let mut ev = |kind: &str, mut data: Value| {
+            data["type"] = json!(kind);
+            data["sequence_number"] = json!(seq);
+            seq += 1;
+            Ok(Bytes::from(format!("event: {kind}\ndata: {data}\n\n")))
+        };
+        let head = vec![
+            ev("response.created", json!({"response": created})),
+            ev(
+                "response.output_item.added",
+                json!({"output_index": 0, "item": {"type": "message", "id": "msg_mock", "status": "in_progress", "role": "assistant", "content": []}}),
+            ),
+            ev(
+                "response.content_part.added",
+                json!({"item_id": "msg_mock", "output_index": 0, "content_index": 0, "part": {"type": "output_text", "text": "", "annotations": []}}),
+            ),
+        ];
+        for e in head {
+            if tx.send(e).await.is_err() {
+                return;
+            }
+        }
+        for i in 0..chunks {
+            if cut_after == Some(i) {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                guard.finish("cut");
+                let _ = tx
+                    .send(Err(std::io::Error::other("mock cut the stream")))
+                    .await;
+                return;
+            }
+            let piece = REPLY[(i as usize) % REPLY.len()];
+            let e = ev(
+                "response.output_text.delta",
+                json!({"item_id": "msg_mock", "output_index": 0, "content_index": 0, "delta": piece, "logprobs": []}),
+            );
+            if tx.send(e).await.is_err() {
+                return;
+            }
+        }
+        let tail = vec![
+            ev(
+                "response.output_text.done",
+                json!({"item_id": "msg_mock", "output_index": 0, "content_index": 0, "text": text, "logprobs": []}),
+            ),
+            ev(
+                "response.content_part.done",
+                json!({"item_id": "msg_mock", "output_index": 0, "content_index": 0, "part": {"type": "output_text", "text": text, "annotations": []}}),
+            ),
+            ev(
+                "response.output_item.done",
+                json!({"output_index": 0, "item": message}),
+            ),
+            ev("response.completed", json!({"response": completed})),
+        ];
+        for e in tail {
+            if tx.send(e).await.is_err() {
+                return;
+            }
+        }
+        guard.finish("completed");
+    });
+    Response::builder()
+        .header("content-type", "text/event-stream")
+        .header("cache-control", "no-cache")
+        .body(Body::from_stream(tokio_stream_from(rx)))
+        .expect("response")
+}
+
 fn router(log: Log) -> Router {
     let chat = |prefix: String, log: Log, headers: HeaderMap, body: Bytes| {
         handle(log, prefix, "chat", headers, body)
@@ -327,6 +761,12 @@ fn router(log: Log) -> Router {
         .route("/m/{spec}/v1/chat/completions", post(move |Path(p): Path<String>, State(l): State<Log>, h: HeaderMap, b: Bytes| chat(p, l, h, b)))
         .route("/m/{spec}/v1/completions", post(move |Path(p): Path<String>, State(l): State<Log>, h: HeaderMap, b: Bytes| comp(p, l, h, b)))
         .route("/m/{spec}/v1/embeddings", post(move |Path(p): Path<String>, State(l): State<Log>, h: HeaderMap, b: Bytes| emb(p, l, h, b)))
+        .route("/v1/responses", post(|State(l): State<Log>, h: HeaderMap, b: Bytes| responses(l, String::new(), h, b)))
+        .route("/m/{spec}/v1/responses", post(|Path(p): Path<String>, State(l): State<Log>, h: HeaderMap, b: Bytes| responses(l, p, h, b)))
+        .route("/v1/messages", post(|State(l): State<Log>, h: HeaderMap, b: Bytes| anthropic(l, String::new(), false, h, b)))
+        .route("/v1/messages/count_tokens", post(|State(l): State<Log>, h: HeaderMap, b: Bytes| anthropic(l, String::new(), true, h, b)))
+        .route("/m/{spec}/v1/messages", post(|Path(p): Path<String>, State(l): State<Log>, h: HeaderMap, b: Bytes| anthropic(l, p, false, h, b)))
+        .route("/m/{spec}/v1/messages/count_tokens", post(|Path(p): Path<String>, State(l): State<Log>, h: HeaderMap, b: Bytes| anthropic(l, p, true, h, b)))
         .route("/v1/models", get(|| async { Json(json!({"object": "list", "data": [{"id": "mock-model", "object": "model", "owned_by": "mock"}]})) }))
         .route(
             "/_mock/requests",

@@ -86,6 +86,12 @@ pub async fn observe(State(svc): State<Services>, req: Request, next: Next) -> R
     if api && (res.status().is_client_error() || res.status().is_server_error()) && !is_json(&res) {
         res = REQUEST_ID.scope(id.clone(), as_api_error(res)).await;
     }
+    // The Anthropic surface answers every error in Anthropic's shape, with the same status.
+    if path.starts_with("/v1/messages")
+        && (res.status().is_client_error() || res.status().is_server_error())
+    {
+        res = as_anthropic_error(res, &id).await;
+    }
     let elapsed = started.elapsed();
     let status = res.status();
     if let Some(UpstreamTime(upstream)) = res.extensions().get::<UpstreamTime>() {
@@ -178,6 +184,41 @@ async fn as_api_error(res: Response) -> Response {
     let mut out = ApiError::new(ErrorKind::from_status(status.as_u16()), message).into_response();
     *out.status_mut() = status;
     out
+}
+
+/// Rewrites an OpenAI-shaped error (every `/v1` error is one by now) in Anthropic's shape:
+/// `{"type":"error","error":{"type","message"},"request_id"}`; the status and the headers
+/// (`retry-after`, the rate-limit headers) stay.
+async fn as_anthropic_error(res: Response, request_id: &str) -> Response {
+    let (mut parts, body) = res.into_parts();
+    let bytes = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .unwrap_or_default();
+    let message = serde_json::from_slice::<serde_json::Value>(&bytes)
+        .ok()
+        .and_then(|v| {
+            v.pointer("/error/message")
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| {
+            parts
+                .status
+                .canonical_reason()
+                .unwrap_or("error")
+                .to_ascii_lowercase()
+        });
+    let body = service::proxy::anthropic::error_body(
+        ErrorKind::from_status(parts.status.as_u16()),
+        &message,
+        Some(request_id),
+    );
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Response::from_parts(parts, axum::body::Body::from(body.to_string()))
 }
 
 /// The origin (`scheme://host[:port]`) part of a URL.

@@ -9,7 +9,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::Request;
 use axum::extract::{ConnectInfo, FromRequestParts, Path, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderName, HeaderValue, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use service::Services;
@@ -30,6 +30,9 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(chat))
         .routes(routes!(completions))
         .routes(routes!(embeddings))
+        .routes(routes!(responses))
+        .routes(routes!(messages))
+        .routes(routes!(count_tokens))
         .routes(routes!(list_models))
         .routes(routes!(get_model))
         .routes(routes!(subscription))
@@ -126,13 +129,20 @@ impl FromRequestParts<AppState> for ApiKey {
 /// answer is read to its end and charged (the upstream bills for it either way), a stream whose
 /// client left before its first byte is cancelled and charged as partial, and every call that
 /// reached an upstream leaves its usage row. Shutdown waits for these tasks (`in_flight`).
-async fn relay(svc: Services, key: ApiKey, endpoint: Endpoint, body: Bytes) -> Response {
+async fn relay(
+    svc: Services,
+    key: ApiKey,
+    endpoint: Endpoint,
+    body: Bytes,
+    forward: HeaderMap,
+) -> Response {
     let request_id = service::telemetry::current_request_id().unwrap_or_default();
     let ctx = CallContext {
         key: key.key,
         request_id: request_id.clone(),
         client_ip: key.client_ip,
         started: Instant::now(),
+        forward,
     };
     let in_flight = svc.in_flight();
     let call = async move {
@@ -205,7 +215,7 @@ async fn respond(svc: &Services, ctx: &CallContext, endpoint: Endpoint, body: By
     security(("api_key" = []))
 )]
 async fn chat(State(svc): State<Services>, key: ApiKey, body: Bytes) -> Response {
-    relay(svc, key, Endpoint::Chat, body).await
+    relay(svc, key, Endpoint::Chat, body, Default::default()).await
 }
 
 #[utoipa::path(
@@ -229,7 +239,7 @@ async fn chat(State(svc): State<Services>, key: ApiKey, body: Bytes) -> Response
     security(("api_key" = []))
 )]
 async fn completions(State(svc): State<Services>, key: ApiKey, body: Bytes) -> Response {
-    relay(svc, key, Endpoint::Completions, body).await
+    relay(svc, key, Endpoint::Completions, body, Default::default()).await
 }
 
 #[utoipa::path(
@@ -253,7 +263,122 @@ async fn completions(State(svc): State<Services>, key: ApiKey, body: Bytes) -> R
     security(("api_key" = []))
 )]
 async fn embeddings(State(svc): State<Services>, key: ApiKey, body: Bytes) -> Response {
-    relay(svc, key, Endpoint::Embeddings, body).await
+    relay(svc, key, Endpoint::Embeddings, body, Default::default()).await
+}
+
+#[utoipa::path(
+    post,
+    path = "/responses",
+    tag = "openai",
+    summary = "OpenAI Responses API (streams with `stream: true`): Codex's API",
+    description = "Served by `openai` channels as is, and by OpenAI-compatible channels through a conversion to chat (function tools, function calls and their outputs, reasoning summaries, `instructions`, `max_output_tokens`). Nothing is stored: `previous_response_id` and `conversation` are refused; send the whole conversation in `input`.",
+    request_body = Object,
+    responses(
+        (status = 200, description = "The response: JSON, or the Responses API's server-sent events when `stream` is true", content((Object = "application/json"), (String = "text/event-stream"))),
+        (status = 400, description = "Bad input: the field at fault is in `param`", body = ErrorBody),
+        (status = 401, description = "No credentials, or bad ones", body = ErrorBody),
+        (status = 402, description = "The balance (or the key's cap) cannot cover the request", body = ErrorBody),
+        (status = 403, description = "Not allowed", body = ErrorBody),
+        (status = 404, description = "Not found", body = ErrorBody),
+        (status = 429, description = "Throttled; see `Retry-After`", body = ErrorBody),
+        (status = 502, description = "The upstream failed", body = ErrorBody),
+        (status = 503, description = "A dependency is unavailable; see `Retry-After`", body = ErrorBody),
+        (status = 504, description = "The upstream timed out", body = ErrorBody)
+    ),
+    security(("api_key" = []))
+)]
+async fn responses(State(svc): State<Services>, key: ApiKey, body: Bytes) -> Response {
+    relay(svc, key, Endpoint::Responses, body, HeaderMap::new()).await
+}
+
+/// The client's Anthropic headers, passed on to an Anthropic upstream (`anthropic-version` in
+/// place of the gateway's default).
+fn anthropic_headers(headers: &HeaderMap) -> HeaderMap {
+    let mut out = HeaderMap::new();
+    for name in ["anthropic-version", "anthropic-beta"] {
+        for v in headers.get_all(name) {
+            out.append(HeaderName::from_static(name), v.clone());
+        }
+    }
+    out
+}
+
+#[utoipa::path(
+    post,
+    path = "/messages",
+    tag = "anthropic",
+    summary = "Anthropic Messages (streams with `stream: true`): Claude Code's API",
+    description = "Served by Anthropic channels as is, and by OpenAI-compatible channels through a conversion. The key goes in `x-api-key` or as a Bearer token; errors take Anthropic's shape, `{\"type\":\"error\",\"error\":{\"type\",\"message\"}}`.",
+    request_body = Object,
+    responses(
+        (status = 200, description = "The message: JSON, or Anthropic's server-sent events when `stream` is true", content((Object = "application/json"), (String = "text/event-stream"))),
+        (status = 400, description = "Bad input (`invalid_request_error`)", body = Object),
+        (status = 401, description = "No credentials, or bad ones (`authentication_error`)", body = Object),
+        (status = 402, description = "The balance (or the key's cap) cannot cover the request (`billing_error`)", body = Object),
+        (status = 403, description = "Not allowed (`permission_error`)", body = Object),
+        (status = 404, description = "Not found (`not_found_error`)", body = Object),
+        (status = 413, description = "Too large (`request_too_large`)", body = Object),
+        (status = 429, description = "Throttled; see `Retry-After` (`rate_limit_error`)", body = Object),
+        (status = 502, description = "The upstream failed (`api_error`)", body = Object),
+        (status = 503, description = "No upstream available (`overloaded_error`)", body = Object),
+        (status = 504, description = "The upstream timed out (`timeout_error`)", body = Object)
+    ),
+    security(("api_key" = []))
+)]
+async fn messages(
+    State(svc): State<Services>,
+    key: ApiKey,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let forward = anthropic_headers(&headers);
+    relay(svc, key, Endpoint::Messages, body, forward).await
+}
+
+#[utoipa::path(
+    post,
+    path = "/messages/count_tokens",
+    tag = "anthropic",
+    summary = "Anthropic token counting: exact through an Anthropic channel, else estimated",
+    description = "Free. The answer's `x-tollgate-token-count` header says `exact` (an Anthropic channel counted) or `estimate` (the gateway's own count).",
+    request_body = Object,
+    responses(
+        (status = 200, description = "`{\"input_tokens\": N}`", body = Object),
+        (status = 400, description = "Bad input (`invalid_request_error`)", body = Object),
+        (status = 401, description = "No credentials, or bad ones (`authentication_error`)", body = Object),
+        (status = 403, description = "Not allowed (`permission_error`)", body = Object),
+        (status = 404, description = "Not found (`not_found_error`)", body = Object)
+    ),
+    security(("api_key" = []))
+)]
+async fn count_tokens(
+    State(svc): State<Services>,
+    key: ApiKey,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let ctx = CallContext {
+        key: key.key,
+        request_id: service::telemetry::current_request_id().unwrap_or_default(),
+        client_ip: key.client_ip,
+        started: Instant::now(),
+        forward: anthropic_headers(&headers),
+    };
+    let count = proxy::count_tokens(&svc, &ctx, body).await?;
+    Ok((
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ),
+            (
+                HeaderName::from_static("x-tollgate-token-count"),
+                HeaderValue::from_static(if count.exact { "exact" } else { "estimate" }),
+            ),
+        ],
+        count.body,
+    )
+        .into_response())
 }
 
 #[utoipa::path(

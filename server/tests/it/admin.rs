@@ -156,6 +156,7 @@ async fn every_admin_route_refuses_plain_users_and_visitors(backend: Backend) {
                 "admin/save_channel",
                 vec![
                     ("name", "c"),
+                    ("kind", "openai-compatible"),
                     ("base_url", "http://127.0.0.1:1/v1"),
                     ("api_key", ""),
                     ("models", "m"),

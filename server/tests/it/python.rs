@@ -7,6 +7,8 @@ use std::process::Command;
 
 both_backends!(
     the_official_openai_client_works_against_the_gateway,
+    the_official_anthropic_client_works_against_the_gateway,
+    the_official_openai_client_speaks_the_responses_api,
     chat_clients_read_balances_and_redeem_codes,
 );
 
@@ -94,5 +96,60 @@ async fn the_official_openai_client_works_against_the_gateway(backend: Backend) 
     // charged, the refused call logged (free), the bad key's call not.
     gw.settled(6).await;
     assert!(gw.balance().await < 1_000_000);
+    gw.stop().await;
+}
+
+/// Claude Code's SDK: Messages through an Anthropic channel and converted over a chat one.
+async fn the_official_anthropic_client_works_against_the_gateway(backend: Backend) {
+    use crate::gateway::agents;
+    let gw = Gw::start(backend, "1", |c, m| agents::agents(c, m, "")).await;
+    let stdout = run_script(
+        "anthropic_client.py",
+        &gw,
+        vec![
+            ("TOLLGATE_CLAUDE", agents::CLAUDE.to_string()),
+            ("TOLLGATE_AGENT", agents::AGENT.to_string()),
+        ],
+    )
+    .await;
+    assert!(
+        stdout.contains("anthropic client: 6 passed, 0 failed"),
+        "{stdout}"
+    );
+    // Five calls served (two of them streamed); the refused ones were free.
+    let served = gw
+        .scalar("SELECT COUNT(*) FROM usage_logs WHERE user_id = $1 AND cost > 0")
+        .await;
+    assert_eq!(served, 5);
+    let rows = gw
+        .scalar("SELECT COUNT(*) FROM usage_logs WHERE user_id = $1")
+        .await;
+    gw.settled(rows).await;
+    gw.stop().await;
+}
+
+/// Codex's SDK calls: the Responses API through an `openai` channel and converted over chat.
+async fn the_official_openai_client_speaks_the_responses_api(backend: Backend) {
+    use crate::gateway::{agents, codex};
+    let gw = Gw::start(backend, "1", |c, m| codex::codex(c, m, "")).await;
+    let stdout = run_script(
+        "codex_client.py",
+        &gw,
+        vec![
+            ("TOLLGATE_CODEX", codex::CODEX.to_string()),
+            ("TOLLGATE_AGENT", agents::AGENT.to_string()),
+        ],
+    )
+    .await;
+    assert!(
+        stdout.contains("codex client: 5 passed, 0 failed"),
+        "{stdout}"
+    );
+    // Four calls served; the refused one was free.
+    let served = gw
+        .scalar("SELECT COUNT(*) FROM usage_logs WHERE user_id = $1 AND cost > 0")
+        .await;
+    assert_eq!(served, 4);
+    gw.settled(5).await;
     gw.stop().await;
 }

@@ -1,6 +1,8 @@
 //! `channels:` the upstreams, loaded into the database at every start (and editable at runtime
 //! by administrators, who write the same [`ChannelInput`]). Keys of each: `name` (1 to 64
-//! characters, unique), `base_url` (http(s) with a host; never a cloud metadata address unless
+//! characters, unique), `kind` (`openai`, `openai-compatible`, the default, or `anthropic`: the
+//! protocol the upstream speaks, and so which `/v1` routes it serves), `base_url` (http(s) with
+//! a host, `/v1` included; never a cloud metadata address unless
 //! `gateway.allow_metadata_upstreams`), `api_key` (printable ASCII; write-only), `models`,
 //! `priority`, `weight` (at least 1), `connect_timeout_ms`, `first_byte_timeout_ms`,
 //! `idle_timeout_ms` (each at least 1), `enabled`.
@@ -15,6 +17,8 @@ use serde::Deserialize;
 #[serde(deny_unknown_fields)]
 pub struct ChannelInput {
     pub name: String,
+    #[serde(default)]
+    pub kind: types::ChannelKind,
     pub base_url: String,
     /// Write-only: no answer shows it.
     #[serde(default)]

@@ -10,26 +10,40 @@ use futures_util::StreamExt as _;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use types::{ChannelProbe, ChannelTest};
+use types::{ChannelKind, ChannelProbe, ChannelTest};
 
 /// Channels probed at once.
 const AT_ONCE: usize = 8;
 
-/// One live request through `ch` for `model`; touches nothing but the channel's health figures.
+/// One live request through `ch` for `model`, in the protocol of the channel's kind; touches
+/// nothing but the channel's health figures.
 pub async fn probe_channel(ch: &Channel, model: &str) -> ChannelTest {
+    // The same small request in either protocol: a chat message, or a Messages call.
     let body = serde_json::json!({
         "model": model,
         "messages": [{ "role": "user", "content": "ping" }],
         "max_tokens": 1,
         "stream": false,
     });
-    let mut request = ch.client.post(ch.upstream.url(Endpoint::Chat)).json(&body);
-    if let Some(auth) = ch.upstream.auth() {
-        request = request.header(reqwest::header::AUTHORIZATION, auth.clone());
-    }
+    let endpoint = match ch.kind {
+        ChannelKind::Anthropic => Endpoint::Messages,
+        ChannelKind::OpenAi | ChannelKind::OpenAiCompatible => Endpoint::Chat,
+    };
     let wait = ch.first_byte_timeout.min(Duration::from_secs(30));
     let sent = Instant::now();
-    let answer = tokio::time::timeout(wait, request.send()).await;
+    let answer = match ch.upstream.post(&ch.client, endpoint) {
+        Ok(request) => tokio::time::timeout(wait, request.json(&body).send()).await,
+        Err(e) => {
+            return ChannelTest {
+                channel_id: ch.id,
+                model: model.to_string(),
+                ok: false,
+                status: None,
+                latency_ms: 0,
+                error: Some(e.to_string()),
+            };
+        }
+    };
     let took = sent.elapsed();
     let latency_ms = u64::try_from(took.as_millis()).unwrap_or(u64::MAX);
     let (ok, status, error) = match answer {

@@ -4,13 +4,20 @@
 use super::request::{concat, quoted};
 use super::settle::Call;
 use super::sse::{self, UpstreamUsage};
-use super::{Endpoint, ProxyBody, ProxyResponse, UpstreamFailure, without_url};
+use super::without_url;
+use super::{
+    Endpoint, Mode, ProxyBody, ProxyResponse, UpstreamFailure, anthropic, convert, responses,
+};
 use crate::Error;
 use crate::routing::Candidate;
 use bytes::Bytes;
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the answer's parts, each read once"
+)]
 pub(super) async fn complete_response(
     call: Call,
     resp: reqwest::Response,
@@ -18,6 +25,8 @@ pub(super) async fn complete_response(
     endpoint: Endpoint,
     model: &str,
     mut upstream: Duration,
+    mode: Mode,
+    echo: Option<&responses::Echo>,
 ) -> Result<ProxyResponse, Error> {
     let reading = Instant::now();
     let body = tokio::time::timeout(cand.channel.idle_timeout, resp.bytes()).await;
@@ -38,7 +47,31 @@ pub(super) async fn complete_response(
             });
         }
     };
-    let (usage, text, body) = read_response(&bytes, model)?;
+    let (usage, text, body) = match mode {
+        Mode::Chat | Mode::Responses => read_response(&bytes, model)?,
+        Mode::Messages => anthropic::read_answer(&bytes, model).ok_or_else(invalid_answer)?,
+        Mode::ChatToMessages | Mode::ChatToResponses => {
+            let chat: Value = serde_json::from_slice(&bytes).map_err(|_| invalid_answer())?;
+            let usage = sse::usage_of(&chat);
+            let mut text = String::new();
+            if usage.is_none() {
+                sse::append_text(&chat, &mut text);
+            }
+            let answer = if mode == Mode::ChatToMessages {
+                convert::chat_answer_to_message(&chat, model)
+            } else {
+                let default = responses::Echo::default();
+                responses::chat_answer_to_response(
+                    &chat,
+                    model,
+                    echo.unwrap_or(&default),
+                    crate::now_ms() / 1000,
+                )
+            };
+            let body = Bytes::from(serde_json::to_vec(&answer).map_err(anyhow::Error::from)?);
+            (usage, text, body)
+        }
+    };
     let usage = usage.map(|u| {
         if endpoint == Endpoint::Embeddings {
             UpstreamUsage { completion: 0, ..u }
@@ -52,6 +85,13 @@ pub(super) async fn complete_response(
         body: ProxyBody::Json(body),
         upstream,
     })
+}
+
+fn invalid_answer() -> Error {
+    Error::Upstream {
+        failure: UpstreamFailure::BadGateway,
+        message: "the upstream sent an invalid response".into(),
+    }
 }
 
 /// An upstream's answer to a non-stream call: its usage, the text it generated when it reports
@@ -79,10 +119,7 @@ fn read_response(
         return Ok((usage, text, body));
     }
     let Ok(mut v) = serde_json::from_slice::<Value>(bytes) else {
-        return Err(Error::Upstream {
-            failure: UpstreamFailure::BadGateway,
-            message: "the upstream sent an invalid response".into(),
-        });
+        return Err(invalid_answer());
     };
     let usage = sse::usage_of(&v);
     sse::append_text(&v, &mut text);

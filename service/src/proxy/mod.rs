@@ -3,7 +3,11 @@
 //! Every `/v1` entry point calls [`relay`]; nothing here knows about axum.
 
 mod answer;
+pub mod anthropic;
+mod convert;
+mod count;
 mod request;
+mod responses;
 mod settle;
 pub mod sse;
 mod stream;
@@ -11,7 +15,7 @@ pub mod tokens;
 
 use crate::billing::{self, Quote, Usage};
 use crate::keys::auth::KeyAuth;
-use crate::routing::Candidate;
+use crate::routing::{Candidate, Plan, plan};
 use crate::usage::{ErrorClass, UsageRecord, UsageSource};
 use crate::{Error, Services, now_ms};
 use bytes::Bytes;
@@ -27,6 +31,7 @@ use std::time::{Duration, Instant};
 use types::Credits;
 
 pub use crate::routing::Endpoint;
+pub use count::count_tokens;
 
 /// Who is calling and since when.
 pub struct CallContext {
@@ -34,6 +39,24 @@ pub struct CallContext {
     pub request_id: String,
     pub client_ip: Option<IpAddr>,
     pub started: Instant,
+    /// Headers of the client's passed on to an upstream that speaks its protocol
+    /// (`anthropic-version`, `anthropic-beta` to an Anthropic channel).
+    pub forward: reqwest::header::HeaderMap,
+}
+
+/// How an answer is relayed to the client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    /// OpenAI's protocol at both ends.
+    Chat,
+    /// Anthropic's Messages protocol at both ends.
+    Messages,
+    /// A Messages call served by a chat route, its answer converted.
+    ChatToMessages,
+    /// OpenAI's Responses API at both ends.
+    Responses,
+    /// A Responses call served by a chat route, its answer converted.
+    ChatToResponses,
 }
 
 pub type EventStream = Pin<Box<dyn Stream<Item = Result<Bytes, std::io::Error>> + Send>>;
@@ -105,7 +128,47 @@ async fn relay_traced(
     if !ctx.key.allows_model(&model) {
         return Err(Error::Forbidden("this API key may not use this model"));
     }
-    let candidates = svc.routing.candidates(&model)?;
+    // The channels that can serve this route, each with how (the kind decides).
+    let candidates: Vec<(Candidate, Plan)> = svc
+        .routing
+        .candidates(&model)?
+        .into_iter()
+        .filter_map(|c| plan(c.channel.kind, endpoint).map(|p| (c, p)))
+        .collect();
+    if candidates.is_empty() {
+        return Err(Error::invalid(
+            "model",
+            format!(
+                "the model {model:?} is not served on {} by any of its channels",
+                endpoint.route()
+            ),
+        ));
+    }
+    // A Messages or Responses call some chat channel may serve: converted once, before
+    // anything is held.
+    let mut echo = None;
+    let converted = match candidates.iter().find(|(_, p)| *p != Plan::Native) {
+        Some((_, how)) => {
+            let document = request::document(&out)?;
+            let chat = match how {
+                Plan::MessagesViaChat => {
+                    convert::messages_to_chat(&document, stream, completion_bound)?
+                }
+                _ => {
+                    echo = Some(responses::Echo::of(
+                        &document,
+                        request::field_u64(&document, "max_output_tokens")?,
+                    ));
+                    responses::responses_to_chat(&document, stream, completion_bound)?
+                }
+            };
+            if !chat.dropped.is_empty() {
+                tracing::info!(dropped = ?chat.dropped, "what a chat channel cannot carry is left out");
+            }
+            Some(chat)
+        }
+        None => None,
+    };
     // The key's limits: one request, and tokens estimated as OpenAI does (a quarter of the
     // request's bytes, plus every allowed output token), settled to the real count.
     let tokens = svc
@@ -120,7 +183,7 @@ async fn relay_traced(
         .prices()
         .quote(
             std::iter::once(model.as_str())
-                .chain(candidates.iter().map(|c| c.upstream_model.as_str())),
+                .chain(candidates.iter().map(|(c, _)| c.upstream_model.as_str())),
             &ctx.key.user_group,
         )
         .ok_or(Error::Forbidden("no price is set for this model"))?;
@@ -141,7 +204,7 @@ async fn relay_traced(
     let mut last = UpstreamFailure::Unavailable;
     let mut attempts = 0u32;
     let mut upstream = Duration::ZERO;
-    for cand in candidates.iter().take(gw.max_attempts as usize) {
+    for (cand, how) in candidates.iter().take(gw.max_attempts as usize) {
         let now = Instant::now();
         if now >= deadline {
             last = UpstreamFailure::Timeout;
@@ -151,15 +214,39 @@ async fn relay_traced(
         trace.attempts = attempts;
         trace.channel_id = Some(cand.channel.id);
         trace.served_model = Some(cand.upstream_model.clone());
-        let payload = out.body(&cand.upstream_model)?;
         let ch = &cand.channel;
+        let (wire, payload, mode) = match (how, &converted) {
+            (Plan::MessagesViaChat | Plan::ResponsesViaChat, Some(chat)) => (
+                Endpoint::Chat,
+                chat.body(&cand.upstream_model, ch.kind)?,
+                if *how == Plan::MessagesViaChat {
+                    Mode::ChatToMessages
+                } else {
+                    Mode::ChatToResponses
+                },
+            ),
+            (Plan::MessagesViaChat | Plan::ResponsesViaChat, None) => {
+                return Err(Error::Internal(anyhow::anyhow!(
+                    "a chat channel for a call that was not converted"
+                )));
+            }
+            (Plan::Native, _) => (
+                endpoint,
+                out.body(&cand.upstream_model)?,
+                match endpoint {
+                    Endpoint::Messages => Mode::Messages,
+                    Endpoint::Responses => Mode::Responses,
+                    _ => Mode::Chat,
+                },
+            ),
+        };
         let mut request = ch
-            .client
-            .post(ch.upstream.url(endpoint))
+            .upstream
+            .post(&ch.client, wire)?
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(payload);
-        if let Some(auth) = ch.upstream.auth() {
-            request = request.header(reqwest::header::AUTHORIZATION, auth.clone());
+        if mode == Mode::Messages && !ctx.forward.is_empty() {
+            request = request.headers(ctx.forward.clone());
         }
         let wait = ch.first_byte_timeout.min(deadline - now);
         let sent = Instant::now();
@@ -211,9 +298,21 @@ async fn relay_traced(
                     &model,
                     client_wants_usage,
                     upstream,
+                    mode,
+                    echo.clone().unwrap_or_default(),
                 ))
             } else {
-                answer::complete_response(call, resp, cand, endpoint, &model, upstream).await
+                answer::complete_response(
+                    call,
+                    resp,
+                    cand,
+                    endpoint,
+                    &model,
+                    upstream,
+                    mode,
+                    echo.as_ref(),
+                )
+                .await
             };
         }
         if status == 429 || status >= 500 {
@@ -385,6 +484,7 @@ pub fn offer(svc: &Services, key: Option<&KeyAuth>, group: &str) -> Vec<(String,
         .filter(|m| key.is_none_or(|k| k.allows_model(m)))
         .filter_map(|m| {
             let candidates = svc.routing.candidates(&m).ok()?;
+            // A model is offered when some channel of it serves one route or another.
             let quote = book.quote(
                 std::iter::once(m.as_str())
                     .chain(candidates.iter().map(|c| c.upstream_model.as_str())),

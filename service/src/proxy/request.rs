@@ -112,7 +112,11 @@ struct Head<'a> {
     input: Option<serde::de::IgnoredAny>,
     max_tokens: Option<u64>,
     max_completion_tokens: Option<u64>,
+    max_output_tokens: Option<u64>,
     n: Option<u64>,
+    /// A Responses request that continues a stored one (refused: see [`parse_responses`]).
+    previous_response_id: Option<serde::de::IgnoredAny>,
+    conversation: Option<serde::de::IgnoredAny>,
     /// Present, whatever its value (`null` too).
     #[serde(default, borrow, deserialize_with = "present")]
     stream_options: Option<&'a serde_json::value::RawValue>,
@@ -148,10 +152,43 @@ fn parse_fast(endpoint: Endpoint, raw: &Bytes, default_max_tokens: u64) -> Optio
         Endpoint::Chat => head.messages.is_some_and(|m| !m.is_empty()),
         Endpoint::Completions => head.prompt.is_some(),
         Endpoint::Embeddings => head.input.is_some() && !stream,
+        Endpoint::Messages => {
+            head.messages.is_some_and(|m| !m.is_empty())
+                && head.max_tokens.is_some_and(|m| m > 0)
+                && head.n.is_none()
+                && head.stream_options.is_none()
+        }
+        Endpoint::Responses => {
+            head.input.is_some()
+                && head.n.is_none()
+                && head.stream_options.is_none()
+                && head.previous_response_id.is_none()
+                && head.conversation.is_none()
+                && head.max_output_tokens != Some(0)
+        }
+        Endpoint::CountTokens => false,
     };
     let n = head.n.unwrap_or(1);
     if !present || n == 0 || n > 128 {
         return None;
+    }
+    if matches!(endpoint, Endpoint::Messages | Endpoint::Responses) {
+        let completion_bound = match endpoint {
+            Endpoint::Messages => head.max_tokens.unwrap_or(0),
+            _ => head.max_output_tokens.unwrap_or(default_max_tokens),
+        };
+        return Some(Parsed {
+            out: Outgoing::Spliced {
+                raw: raw.clone(),
+                brace,
+                model: model_span,
+                ask_usage: false,
+            },
+            model,
+            stream,
+            completion_bound,
+            client_wants_usage: false,
+        });
     }
     let client_wants_usage = match head.stream_options {
         None => false,
@@ -167,7 +204,9 @@ fn parse_fast(endpoint: Endpoint, raw: &Bytes, default_max_tokens: u64) -> Optio
         return None;
     }
     let completion_bound = match endpoint {
-        Endpoint::Embeddings => 0,
+        Endpoint::Embeddings | Endpoint::Messages | Endpoint::CountTokens | Endpoint::Responses => {
+            0
+        }
         _ => head
             .max_completion_tokens
             .or(head.max_tokens)
@@ -188,7 +227,7 @@ fn parse_fast(endpoint: Endpoint, raw: &Bytes, default_max_tokens: u64) -> Optio
     })
 }
 
-fn field_u64(
+pub(super) fn field_u64(
     body: &serde_json::Map<String, Value>,
     name: &'static str,
 ) -> Result<Option<u64>, Error> {
@@ -204,11 +243,11 @@ fn field_u64(
 /// How deeply a request's JSON may nest: serde_json's own limit for documents, applied to the
 /// fast reading too (which skips what it does not read without counting levels). Deeper
 /// requests are refused before any upstream sees them.
-const MAX_DEPTH: usize = 128;
+pub(super) const MAX_DEPTH: usize = 128;
 
 /// True when `raw` nests arrays and objects deeper than `max` (strings are skipped; the scan
 /// does not judge whether the JSON is valid, the reading after it does).
-fn nests_deeper_than(raw: &[u8], max: usize) -> bool {
+pub(super) fn nests_deeper_than(raw: &[u8], max: usize) -> bool {
     let mut depth = 0usize;
     let mut in_string = false;
     let mut escaped = false;
@@ -283,6 +322,12 @@ fn parse_document(
     if stream && endpoint == Endpoint::Embeddings {
         return Err(Error::invalid("stream", "embeddings cannot be streamed"));
     }
+    if endpoint == Endpoint::Messages {
+        return parse_messages(body, model, stream);
+    }
+    if endpoint == Endpoint::Responses {
+        return parse_responses(body, model, stream, default_max_tokens);
+    }
     match endpoint {
         Endpoint::Chat => match body.get("messages") {
             Some(Value::Array(m)) if !m.is_empty() => {}
@@ -300,6 +345,12 @@ fn parse_document(
                 return Err(Error::invalid("input", "is required"));
             }
         }
+        Endpoint::Messages | Endpoint::CountTokens | Endpoint::Responses => {
+            return Err(Error::Internal(anyhow::anyhow!(
+                "{} is not read as a relayed request",
+                endpoint.route()
+            )));
+        }
     }
     let max = field_u64(&body, "max_completion_tokens")?.or(field_u64(&body, "max_tokens")?);
     let n = field_u64(&body, "n")?.unwrap_or(1);
@@ -307,7 +358,9 @@ fn parse_document(
         return Err(Error::invalid("n", "must be between 1 and 128"));
     }
     let completion_bound = match endpoint {
-        Endpoint::Embeddings => 0,
+        Endpoint::Embeddings | Endpoint::Messages | Endpoint::CountTokens | Endpoint::Responses => {
+            0
+        }
         _ => max.unwrap_or(default_max_tokens).saturating_mul(n),
     };
     let client_wants_usage = body
@@ -332,6 +385,88 @@ fn parse_document(
         completion_bound,
         client_wants_usage,
     })
+}
+
+/// Checks what an Anthropic Messages request must have (the upstream, or the conversion,
+/// judges the rest): `messages`, a list that is not empty, and `max_tokens`, which bounds what
+/// the call is charged.
+fn parse_messages(
+    body: serde_json::Map<String, Value>,
+    model: String,
+    stream: bool,
+) -> Result<Parsed, Error> {
+    match body.get("messages") {
+        Some(Value::Array(m)) if !m.is_empty() => {}
+        Some(Value::Array(_)) => return Err(Error::invalid("messages", "must not be empty")),
+        Some(_) => return Err(Error::invalid("messages", "must be a list")),
+        None => return Err(Error::invalid("messages", "is required")),
+    }
+    let max_tokens = match field_u64(&body, "max_tokens")? {
+        Some(0) => return Err(Error::invalid("max_tokens", "must be at least 1")),
+        Some(n) => n,
+        None => return Err(Error::invalid("max_tokens", "is required")),
+    };
+    Ok(Parsed {
+        out: Outgoing::Document(body),
+        model,
+        stream,
+        completion_bound: max_tokens,
+        client_wants_usage: false,
+    })
+}
+
+/// Checks what a Responses request must have: `input` (text or a list of items), and
+/// `max_output_tokens` when given (else `billing.default_max_tokens` bounds the reservation). A
+/// request that continues a stored response or conversation is refused: the gateway stores
+/// none, and the input such a request carries upstream is not bounded by its body.
+fn parse_responses(
+    body: serde_json::Map<String, Value>,
+    model: String,
+    stream: bool,
+    default_max_tokens: u64,
+) -> Result<Parsed, Error> {
+    for field in ["previous_response_id", "conversation"] {
+        if body.get(field).is_some_and(|v| !v.is_null()) {
+            return Err(Error::invalid(
+                field,
+                "is not supported: the gateway stores no responses, and a stored conversation's \
+                 input cannot be bounded before it is charged; send the whole conversation in `input`",
+            ));
+        }
+    }
+    match body.get("input") {
+        Some(Value::String(_) | Value::Array(_)) => {}
+        Some(_) => {
+            return Err(Error::invalid(
+                "input",
+                "must be a string or a list of items",
+            ));
+        }
+        None => return Err(Error::invalid("input", "is required")),
+    }
+    let completion_bound = match field_u64(&body, "max_output_tokens")? {
+        Some(0) => return Err(Error::invalid("max_output_tokens", "must be at least 1")),
+        Some(n) => n,
+        None => default_max_tokens,
+    };
+    Ok(Parsed {
+        out: Outgoing::Document(body),
+        model,
+        stream,
+        completion_bound,
+        client_wants_usage: false,
+    })
+}
+
+/// A request body as a document, for a conversion: the fast reading kept the client's bytes.
+pub(super) fn document(out: &Outgoing) -> Result<serde_json::Map<String, Value>, Error> {
+    match out {
+        Outgoing::Document(body) => Ok(body.clone()),
+        Outgoing::Spliced { raw, .. } => match serde_json::from_slice(raw) {
+            Ok(Value::Object(body)) => Ok(body),
+            _ => Err(Error::invalid("body", "must be a JSON object")),
+        },
+    }
 }
 
 #[cfg(test)]

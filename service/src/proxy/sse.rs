@@ -136,19 +136,54 @@ struct Function<'a> {
     arguments: Option<Cow<'a, str>>,
 }
 
+/// The usage fields of an OpenAI answer or chunk.
 #[derive(Deserialize)]
-struct UsageFields {
+pub struct UsageFields {
     prompt_tokens: Option<u64>,
     input_tokens: Option<u64>,
     completion_tokens: Option<u64>,
     output_tokens: Option<u64>,
     #[serde(default)]
     prompt_tokens_details: Option<TokenDetails>,
+    /// The Responses API's name for the same.
+    #[serde(default)]
+    input_tokens_details: Option<TokenDetails>,
+    #[serde(default)]
+    completion_tokens_details: Option<OutputDetails>,
+}
+
+#[derive(Deserialize)]
+struct OutputDetails {
+    reasoning_tokens: Option<u64>,
 }
 
 #[derive(Deserialize)]
 struct TokenDetails {
     cached_tokens: Option<u64>,
+}
+
+impl UsageFields {
+    /// Of the output tokens, those spent reasoning (0 when not said).
+    pub fn reasoning_tokens(&self) -> u64 {
+        self.completion_tokens_details
+            .as_ref()
+            .and_then(|d| d.reasoning_tokens)
+            .unwrap_or(0)
+    }
+
+    /// The usage, read as [`usage_of`] reads it.
+    pub fn usage(&self) -> Option<UpstreamUsage> {
+        Some(UpstreamUsage {
+            prompt: self.prompt_tokens.or(self.input_tokens)?,
+            completion: self.completion_tokens.or(self.output_tokens).unwrap_or(0),
+            cached: self
+                .prompt_tokens_details
+                .as_ref()
+                .or(self.input_tokens_details.as_ref())
+                .and_then(|d| d.cached_tokens)
+                .unwrap_or(0),
+        })
+    }
 }
 
 impl Chunk<'_> {
@@ -158,16 +193,7 @@ impl Chunk<'_> {
 
     /// The usage it reports, read as [`usage_of`] reads it.
     pub fn usage(&self) -> Option<UpstreamUsage> {
-        let u = self.usage.as_ref()?;
-        Some(UpstreamUsage {
-            prompt: u.prompt_tokens.or(u.input_tokens)?,
-            completion: u.completion_tokens.or(u.output_tokens).unwrap_or(0),
-            cached: u
-                .prompt_tokens_details
-                .as_ref()
-                .and_then(|d| d.cached_tokens)
-                .unwrap_or(0),
-        })
+        self.usage.as_ref()?.usage()
     }
 
     /// Text generated in it, as [`append_text`] finds it in a `Value`.
@@ -230,6 +256,7 @@ pub fn usage_of(v: &Value) -> Option<UpstreamUsage> {
             .or_else(|| n("output_tokens"))
             .unwrap_or(0),
         cached: at(v, &["usage", "prompt_tokens_details", "cached_tokens"])
+            .or_else(|| at(v, &["usage", "input_tokens_details", "cached_tokens"]))
             .and_then(Value::as_u64)
             .unwrap_or(0),
     })
@@ -289,6 +316,20 @@ pub fn frame_parts(parts: &[&[u8]]) -> Bytes {
     }
     b.extend_from_slice(b"\n\n");
     b.freeze()
+}
+
+/// An event with a name (`event: <kind>`) and a JSON payload: how Anthropic's and the Responses
+/// API's streams frame theirs.
+pub fn named_event(kind: &str, data: &Value) -> Bytes {
+    use bytes::BufMut as _;
+    let mut b = BytesMut::with_capacity(160).writer();
+    let _ = std::io::Write::write_all(&mut b, b"event: ");
+    let _ = std::io::Write::write_all(&mut b, kind.as_bytes());
+    let _ = std::io::Write::write_all(&mut b, b"\ndata: ");
+    // Writing a `Value` to memory cannot fail.
+    let _ = serde_json::to_writer(&mut b, data);
+    let _ = std::io::Write::write_all(&mut b, b"\n\n");
+    b.into_inner().freeze()
 }
 
 /// The event that ends a stream the upstream cut: an error, never a fake `[DONE]`.

@@ -2,10 +2,13 @@
 //! as the client asked, and the call settled once however it ends (complete, cut by the
 //! upstream, left by the client, ended by the drain deadline).
 
+use super::anthropic::{self, UsageSoFar};
+use super::convert::{ChatChunk, ChatToMessages};
 use super::request::quoted;
+use super::responses::{ChatToResponses, Echo};
 use super::settle::Call;
 use super::sse::{self, UpstreamUsage};
-use super::{ProxyBody, ProxyResponse};
+use super::{Mode, ProxyBody, ProxyResponse};
 use crate::routing::Candidate;
 use crate::usage::ErrorClass;
 use bytes::Bytes;
@@ -42,10 +45,210 @@ struct Relay {
     call: Option<Call>,
     /// Counts the stream in `open_streams` while it lives.
     _open: crate::metrics::GaugeGuard,
+    /// How the stream is relayed.
+    mode: Mode,
+    /// A Messages stream: its usage so far, and whether the upstream sent an error event.
+    messages_usage: UsageSoFar,
+    upstream_error: bool,
+    /// Of the upstream's output tokens, those it spent reasoning (when it says).
+    reasoning_tokens: u64,
+    /// A Messages call on a chat stream: the conversion.
+    convert: Option<Box<ChatToMessages>>,
+    /// A Responses call on a chat stream: the conversion.
+    to_responses: Option<Box<ChatToResponses>>,
 }
 
 impl Relay {
     fn on_event(&mut self, event: sse::Event) {
+        match self.mode {
+            Mode::Chat => self.on_chat_event(event),
+            Mode::Messages => self.on_messages_event(event),
+            Mode::ChatToMessages | Mode::ChatToResponses => self.on_converted_event(event),
+            Mode::Responses => self.on_responses_event(event),
+        }
+    }
+
+    /// A Responses event, relayed as it came (the model renamed in the events that carry the
+    /// response): the usage comes with `response.completed` (or `.incomplete`).
+    fn on_responses_event(&mut self, event: sse::Event) {
+        #[derive(serde::Deserialize)]
+        struct ResponsesEvent<'a> {
+            #[serde(rename = "type", borrow)]
+            kind: std::borrow::Cow<'a, str>,
+            #[serde(default, borrow)]
+            delta: Option<std::borrow::Cow<'a, str>>,
+        }
+        let Some(data) = sse::data_of(event.lines()) else {
+            self.out.push_back(event.whole());
+            return;
+        };
+        let Ok(ev) = serde_json::from_slice::<ResponsesEvent<'_>>(&data) else {
+            self.out.push_back(event.whole());
+            return;
+        };
+        match &*ev.kind {
+            "response.created"
+            | "response.in_progress"
+            | "response.completed"
+            | "response.incomplete"
+            | "response.failed" => {
+                let Ok(mut v) = serde_json::from_slice::<Value>(&data) else {
+                    self.out.push_back(event.whole());
+                    return;
+                };
+                match &*ev.kind {
+                    "response.completed" | "response.incomplete" => {
+                        self.usage = sse::usage_of(&v["response"]);
+                        self.saw_done = true;
+                    }
+                    "response.failed" => self.upstream_error = true,
+                    _ => {}
+                }
+                if self.rewrite
+                    && let Some(m) = v.pointer_mut("/response/model")
+                {
+                    *m = Value::String(self.model.clone());
+                    self.out.push_back(super::request::concat(&[
+                        b"event: ",
+                        ev.kind.as_bytes(),
+                        b"\n",
+                        &sse::frame(v.to_string().as_bytes()),
+                    ]));
+                    return;
+                }
+            }
+            "response.output_text.delta"
+            | "response.function_call_arguments.delta"
+            | "response.reasoning_summary_text.delta"
+            | "response.reasoning_text.delta"
+            | "response.refusal.delta" => {
+                self.first_token();
+                if let Some(d) = &ev.delta {
+                    self.text.push_str(d);
+                }
+            }
+            "error" => self.upstream_error = true,
+            _ => {}
+        }
+        self.out.push_back(event.whole());
+    }
+
+    /// A Messages event, relayed as it came (the model renamed in `message_start`): usage and
+    /// generated text are read on the way.
+    fn on_messages_event(&mut self, event: sse::Event) {
+        let Some(data) = sse::data_of(event.lines()) else {
+            self.out.push_back(event.whole());
+            return;
+        };
+        let Ok(ev) = serde_json::from_slice::<anthropic::StreamEvent<'_>>(&data) else {
+            self.out.push_back(event.whole());
+            return;
+        };
+        match &*ev.kind {
+            "message_start" => {
+                let message = ev.message.as_ref();
+                if let Some(u) = message.and_then(|m| m.usage.as_ref()) {
+                    self.messages_usage.add(u);
+                }
+                let span = message
+                    .and_then(|m| m.model)
+                    .and_then(|m| sse::span_in(m.get(), &data));
+                if self.rewrite
+                    && let Some(span) = span
+                {
+                    let data = super::request::concat(&[
+                        &data[..span.start],
+                        self.model_json.as_bytes(),
+                        &data[span.end..],
+                    ]);
+                    self.out.push_back(super::request::concat(&[
+                        b"event: message_start\n",
+                        &sse::frame(&data),
+                    ]));
+                    return;
+                }
+            }
+            "content_block_start" => self.first_token(),
+            "content_block_delta" => {
+                self.first_token();
+                if let Some(d) = &ev.delta {
+                    d.append_text(&mut self.text);
+                }
+            }
+            "message_delta" => {
+                if let Some(u) = &ev.usage {
+                    self.messages_usage.add(u);
+                }
+            }
+            "message_stop" => {
+                self.saw_done = true;
+                self.usage = self
+                    .messages_usage
+                    .usage()
+                    .map(anthropic::MessagesUsage::to_upstream);
+            }
+            "error" => self.upstream_error = true,
+            _ => {}
+        }
+        self.out.push_back(event.whole());
+    }
+
+    /// A chat chunk of a Messages call, converted.
+    fn on_converted_event(&mut self, event: sse::Event) {
+        let Some(data) = sse::data_of(event.lines()) else {
+            return; // comments and keep-alives: the Messages stream has its own
+        };
+        if *data == *b"[DONE]" {
+            self.saw_done = true;
+            if let Some(c) = self.convert.as_mut() {
+                c.finish(self.usage, &mut self.out);
+            }
+            if let Some(c) = self.to_responses.as_mut() {
+                c.finish(self.usage, self.reasoning_tokens, &mut self.out);
+            }
+            return;
+        }
+        match serde_json::from_slice::<ChatChunk<'_>>(&data) {
+            Ok(chunk) => {
+                if let Some(u) = chunk.usage() {
+                    self.usage = Some(u);
+                    self.reasoning_tokens = chunk.reasoning_tokens();
+                }
+                if chunk.has_choices() && self.ttft.is_none() {
+                    self.ttft = self.call.as_ref().map(|c| c.started.elapsed());
+                }
+                if let Some(c) = self.convert.as_mut() {
+                    c.on_chunk(&chunk, &mut self.out, &mut self.text);
+                }
+                if let Some(c) = self.to_responses.as_mut() {
+                    c.on_chunk(&chunk, &mut self.out, &mut self.text);
+                }
+            }
+            Err(_) => {
+                tracing::warn!(model = %self.model, "a chat chunk that could not be read was left out of a converted stream");
+            }
+        }
+    }
+
+    /// Tells the client the stream failed, in its protocol.
+    fn fail(&mut self, why: &str) {
+        let event = match self.mode {
+            Mode::Chat => sse::error_event(why),
+            // The upstream's own error event was relayed: it says more than ours would.
+            Mode::Messages | Mode::Responses if self.upstream_error => return,
+            Mode::Messages | Mode::ChatToMessages => anthropic::error_event(why),
+            Mode::Responses => responses_error_event(why),
+            Mode::ChatToResponses => {
+                if let Some(c) = self.to_responses.as_mut() {
+                    c.fail(why, &mut self.out);
+                }
+                return;
+            }
+        };
+        self.out.push_back(event);
+    }
+
+    fn on_chat_event(&mut self, event: sse::Event) {
         let Some(data) = sse::data_of(event.lines()) else {
             self.out.push_back(event.whole());
             return;
@@ -161,6 +364,9 @@ impl Relay {
 
     fn end(&mut self, how: End) {
         if let Some(call) = self.call.take() {
+            if let Some(c) = self.convert.as_ref().filter(|c| c.dropped > 0) {
+                tracing::warn!(model = %self.model, dropped = c.dropped, "tool-call pieces that came after their block closed were left out of a converted stream");
+            }
             let class = match how {
                 End::Complete => None,
                 End::UpstreamCut => Some(ErrorClass::UpstreamCut),
@@ -179,7 +385,7 @@ impl Relay {
 
     fn cut(&mut self, why: &str) {
         tracing::warn!(model = %self.model, reason = why, "upstream stream ended early");
-        self.out.push_back(sse::error_event(why));
+        self.fail(why);
         self.finished = true;
         self.end(End::UpstreamCut);
     }
@@ -187,11 +393,18 @@ impl Relay {
     /// The drain deadline passed: end the stream with an error event, charging what was
     /// generated, so that the last credit report and usage write include it.
     fn halt(&mut self) {
-        self.out
-            .push_back(sse::error_event("the gateway is shutting down"));
+        self.fail("the gateway is shutting down");
         self.finished = true;
         self.end(End::Halted);
     }
+}
+
+/// The `error` event of a Responses stream that failed.
+fn responses_error_event(message: &str) -> Bytes {
+    sse::named_event(
+        "error",
+        &serde_json::json!({"type": "error", "code": "server_error", "message": message, "param": null}),
+    )
 }
 
 impl Drop for Relay {
@@ -207,6 +420,10 @@ impl Drop for Relay {
     }
 }
 
+#[expect(
+    clippy::too_many_arguments,
+    reason = "what the relay reads of the call, the answer and the conversion"
+)]
 pub(super) fn stream_response(
     call: Call,
     resp: reqwest::Response,
@@ -214,6 +431,8 @@ pub(super) fn stream_response(
     model: &str,
     client_wants_usage: bool,
     upstream: Duration,
+    mode: Mode,
+    echo: Echo,
 ) -> ProxyResponse {
     let halt = call.svc.halt.watch();
     let open = crate::metrics::GaugeGuard::new(&call.svc.metrics.open_streams);
@@ -233,6 +452,13 @@ pub(super) fn stream_response(
         ttft: None,
         call: Some(call),
         _open: open,
+        mode,
+        messages_usage: UsageSoFar::default(),
+        upstream_error: false,
+        convert: (mode == Mode::ChatToMessages).then(|| Box::new(ChatToMessages::new(model))),
+        to_responses: (mode == Mode::ChatToResponses)
+            .then(|| Box::new(ChatToResponses::new(model, echo, crate::now_ms() / 1000))),
+        reasoning_tokens: 0,
     };
     let stream = futures_util::stream::unfold((relay, halt), |(mut r, mut halt)| async move {
         loop {

@@ -267,15 +267,21 @@ impl Tokenizer {
         }
     }
 
-    /// Prompt tokens of a request body, counted locally: chat messages (plus OpenAI's
-    /// per-message framing: 3 tokens a message and 3 for the reply), a completion prompt, or
-    /// embedding input.
+    /// Prompt tokens of a request body, counted locally: chat or Messages messages (plus
+    /// OpenAI's per-message framing: 3 tokens a message and 3 for the reply) with a Messages
+    /// `system` and the tools' definitions, a completion prompt, or embedding input.
     pub fn prompt_tokens(&self, model: &str, body: &Value) -> u64 {
         let mut text = String::new();
         let mut framing = 0;
         if let Some(messages) = body.get("messages").and_then(Value::as_array) {
+            if let Some(system) = body.get("system") {
+                push_text(system, &mut text);
+            }
             for m in messages {
                 push_text(m, &mut text);
+            }
+            if let Some(tools) = body.get("tools") {
+                push_text(tools, &mut text);
             }
             framing = 3 * messages.len() as u64 + 3;
         } else if let Some(p) = body.get("prompt") {
@@ -298,9 +304,26 @@ fn push_text(v: &Value, out: &mut String) {
         }
         Value::Array(a) => a.iter().for_each(|x| push_text(x, out)),
         Value::Object(o) => {
-            for k in ["content", "text", "arguments", "name"] {
+            for k in [
+                "content",
+                "text",
+                "thinking",
+                "arguments",
+                "name",
+                "description",
+            ] {
                 if let Some(x) = o.get(k) {
                     push_text(x, out);
+                }
+            }
+            // Structured values the model reads as JSON text: a Messages tool call's input, a
+            // tool's schema.
+            for k in ["input", "input_schema", "parameters"] {
+                if let Some(x) = o.get(k).filter(|x| x.is_object() || x.is_array()) {
+                    if !out.is_empty() {
+                        out.push('\n');
+                    }
+                    out.push_str(&x.to_string());
                 }
             }
             if let Some(calls) = o.get("tool_calls") {
@@ -472,6 +495,15 @@ mod tests {
         assert_eq!(t.prompt_tokens("gpt-3.5-turbo", &body), 2 + 3 + 3);
         let parts = json!({"messages": [{"role": "user", "content": [{"type": "text", "text": "Hello world"}]}]});
         assert_eq!(t.prompt_tokens("gpt-3.5-turbo", &parts), 2 + 3 + 3);
+        // A Messages request: its system, its tool calls' input and its tools count too.
+        let messages = json!({"system": [{"type": "text", "text": "Hello"}],
+            "messages": [{"role": "assistant", "content": [{"type": "tool_use", "id": "t", "name": "ls", "input": {"a": 1}}]}],
+            "tools": [{"name": "ls", "input_schema": {"type": "object"}}]});
+        let text = "Hello\nls\n{\"a\":1}\nls\n{\"type\":\"object\"}";
+        assert_eq!(
+            t.prompt_tokens("gpt-4o", &messages),
+            t.count("gpt-4o", text) + 3 + 3
+        );
         assert_eq!(t.count("gpt-4o-mini", ""), 0);
         assert_eq!(
             t.count("gpt-4o-mini", "The quick brown fox"),

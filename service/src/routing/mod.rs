@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
+use types::ChannelKind;
 
 /// A channel's health on this instance: the circuit (failures in a row, open until), and its
 /// answers over the last hour in minute buckets (requests, failures, time to headers).
@@ -103,6 +104,7 @@ impl Health {
 pub struct Channel {
     pub id: i64,
     pub name: String,
+    pub kind: ChannelKind,
     pub upstream: Upstream,
     pub models: Vec<String>,
     pub priority: i64,
@@ -114,16 +116,29 @@ pub struct Channel {
     pub health: Arc<Health>,
 }
 
-/// What a request asks of an upstream.
+/// A route of an upstream API: what the gateway sends a request to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Endpoint {
     Chat,
     Completions,
     Embeddings,
+    /// Anthropic's Messages API.
+    Messages,
+    /// Anthropic's token counting (`/messages/count_tokens`).
+    CountTokens,
+    /// OpenAI's Responses API.
+    Responses,
 }
 
 impl Endpoint {
-    const ALL: [Endpoint; 3] = [Endpoint::Chat, Endpoint::Completions, Endpoint::Embeddings];
+    const ALL: [Endpoint; 6] = [
+        Endpoint::Chat,
+        Endpoint::Completions,
+        Endpoint::Embeddings,
+        Endpoint::Messages,
+        Endpoint::CountTokens,
+        Endpoint::Responses,
+    ];
 
     /// The path after a channel's base URL.
     pub fn path(self) -> &'static str {
@@ -131,57 +146,136 @@ impl Endpoint {
             Endpoint::Chat => "/chat/completions",
             Endpoint::Completions => "/completions",
             Endpoint::Embeddings => "/embeddings",
+            Endpoint::Messages => "/messages",
+            Endpoint::CountTokens => "/messages/count_tokens",
+            Endpoint::Responses => "/responses",
+        }
+    }
+
+    /// The route as a client names it (`/v1` and the path), for messages.
+    pub fn route(self) -> &'static str {
+        match self {
+            Endpoint::Chat => "/v1/chat/completions",
+            Endpoint::Completions => "/v1/completions",
+            Endpoint::Embeddings => "/v1/embeddings",
+            Endpoint::Messages => "/v1/messages",
+            Endpoint::CountTokens => "/v1/messages/count_tokens",
+            Endpoint::Responses => "/v1/responses",
         }
     }
 }
+
+/// How a channel serves a request that came in on some route: the same route upstream, or
+/// converted to another protocol and back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Plan {
+    /// Both ends speak the same protocol: the request goes up as it came (its model renamed).
+    Native,
+    /// An Anthropic Messages request sent to an OpenAI chat route, its answer converted back.
+    MessagesViaChat,
+    /// A Responses API request sent to an OpenAI chat route, its answer converted back.
+    ResponsesViaChat,
+}
+
+/// What a channel of `kind` does with a request that came in on `inbound`; `None` when it
+/// cannot serve it at all. Known from the kind alone, so a model whose channels cannot serve a
+/// route is refused on that route before anything is reserved or sent.
+pub fn plan(kind: ChannelKind, inbound: Endpoint) -> Option<Plan> {
+    match (kind, inbound) {
+        (
+            ChannelKind::OpenAi | ChannelKind::OpenAiCompatible,
+            Endpoint::Chat | Endpoint::Completions | Endpoint::Embeddings,
+        ) => Some(Plan::Native),
+        (ChannelKind::OpenAi | ChannelKind::OpenAiCompatible, Endpoint::Messages) => {
+            Some(Plan::MessagesViaChat)
+        }
+        (ChannelKind::OpenAi, Endpoint::Responses) => Some(Plan::Native),
+        (ChannelKind::OpenAiCompatible, Endpoint::Responses) => Some(Plan::ResponsesViaChat),
+        (ChannelKind::Anthropic, Endpoint::Messages | Endpoint::CountTokens) => Some(Plan::Native),
+        _ => None,
+    }
+}
+
+/// The `anthropic-version` sent when the client names none.
+pub const ANTHROPIC_VERSION: &str = "2023-06-01";
 
 /// A channel's addresses and credentials, checked and parsed once, when the channel is written
 /// and when the routing table loads, instead of formatting and parsing a URL for every request.
 /// (reqwest still parses each response's URL again, about 2% of the gateway's CPU under load:
 /// its redirect layer runs even with redirects off.)
 pub struct Upstream {
-    urls: [reqwest::Url; 3],
-    /// `Bearer <api key>`, marked sensitive; none when the channel has no key.
-    auth: Option<reqwest::header::HeaderValue>,
+    /// Each [`Endpoint`]'s URL, where the channel's kind has that route.
+    urls: [Option<reqwest::Url>; 6],
+    /// The headers every request carries: the credentials as the kind sends them (marked
+    /// sensitive), and Anthropic's version.
+    headers: reqwest::header::HeaderMap,
 }
 
 impl Upstream {
     /// Checks (by the config's rules: `config::channels`) and parses a channel's address and
     /// key.
-    pub fn new(base_url: &str, api_key: &str, allow_metadata: bool) -> Result<Upstream, Error> {
+    pub fn new(
+        kind: ChannelKind,
+        base_url: &str,
+        api_key: &str,
+        allow_metadata: bool,
+    ) -> Result<Upstream, Error> {
+        use reqwest::header::{AUTHORIZATION, HeaderName, HeaderValue};
         crate::config::channels::check_base_url(base_url, allow_metadata)?;
         let base = base_url.trim_end_matches('/');
-        let parse = |e: Endpoint| {
-            reqwest::Url::parse(&format!("{base}{}", e.path()))
-                .ok()
-                .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
-                .ok_or_else(|| {
-                    Error::invalid("base_url", "must be an http:// or https:// URL with a host")
-                })
-        };
-        let urls = [
-            parse(Endpoint::ALL[0])?,
-            parse(Endpoint::ALL[1])?,
-            parse(Endpoint::ALL[2])?,
-        ];
-        let auth = if api_key.is_empty() {
-            None
-        } else {
+        let mut urls: [Option<reqwest::Url>; 6] = Default::default();
+        for e in Endpoint::ALL {
+            if plan(kind, e) != Some(Plan::Native) {
+                continue; // not a route of this kind's API
+            }
+            urls[e as usize] = Some(
+                reqwest::Url::parse(&format!("{base}{}", e.path()))
+                    .ok()
+                    .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+                    .ok_or_else(|| {
+                        Error::invalid("base_url", "must be an http:// or https:// URL with a host")
+                    })?,
+            );
+        }
+        let mut headers = reqwest::header::HeaderMap::new();
+        if !api_key.is_empty() {
             crate::config::channels::check_api_key(api_key)?;
-            let mut v = reqwest::header::HeaderValue::from_str(&format!("Bearer {api_key}"))
+            let (name, text) = match kind {
+                ChannelKind::Anthropic => {
+                    (HeaderName::from_static("x-api-key"), api_key.to_string())
+                }
+                ChannelKind::OpenAi | ChannelKind::OpenAiCompatible => {
+                    (AUTHORIZATION, format!("Bearer {api_key}"))
+                }
+            };
+            let mut v = HeaderValue::from_str(&text)
                 .map_err(|e| Error::Internal(anyhow::anyhow!("a checked key: {e}")))?;
             v.set_sensitive(true);
-            Some(v)
-        };
-        Ok(Upstream { urls, auth })
+            headers.insert(name, v);
+        }
+        if kind == ChannelKind::Anthropic {
+            headers.insert(
+                HeaderName::from_static("anthropic-version"),
+                HeaderValue::from_static(ANTHROPIC_VERSION),
+            );
+        }
+        Ok(Upstream { urls, headers })
     }
 
-    pub fn url(&self, endpoint: Endpoint) -> reqwest::Url {
-        self.urls[endpoint as usize].clone()
-    }
-
-    pub fn auth(&self) -> Option<&reqwest::header::HeaderValue> {
-        self.auth.as_ref()
+    /// A POST to the channel's `endpoint`, with its credentials; an error when the channel's
+    /// kind has no such route (routing never sends one there: [`plan`]).
+    pub fn post(
+        &self,
+        client: &reqwest::Client,
+        endpoint: Endpoint,
+    ) -> Result<reqwest::RequestBuilder, Error> {
+        let url = self.urls[endpoint as usize].clone().ok_or_else(|| {
+            Error::Internal(anyhow::anyhow!(
+                "a channel without the route {}",
+                endpoint.path()
+            ))
+        })?;
+        Ok(client.post(url).headers(self.headers.clone()))
     }
 }
 

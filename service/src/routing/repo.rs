@@ -9,13 +9,16 @@ use sqlx::any::AnyRow;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
+use types::ChannelKind;
 
-const COLUMNS: &str = "id, name, base_url, api_key, models, priority, weight, connect_timeout_ms, \
+const COLUMNS: &str = "id, name, kind, base_url, api_key, models, priority, weight, connect_timeout_ms, \
                        first_byte_timeout_ms, idle_timeout_ms, enabled";
 
 struct Row {
     view: ChannelView,
     api_key: String,
+    /// The stored kind is one this version knows.
+    known_kind: bool,
 }
 
 fn row(r: &AnyRow) -> Result<Row, Error> {
@@ -24,10 +27,14 @@ fn row(r: &AnyRow) -> Result<Row, Error> {
     let ms = |name: &str| -> Result<u64, Error> {
         Ok(u64::try_from(r.try_get::<i64, _>(name)?).unwrap_or(0))
     };
+    let kind: String = r.try_get("kind")?;
     Ok(Row {
         view: ChannelView {
             id: r.try_get("id")?,
             name: r.try_get("name")?,
+            // Written only from the closed set; a kind this version does not know (a newer
+            // version wrote it) is read as the default and left out of routing by `load`.
+            kind: ChannelKind::parse(&kind).unwrap_or_default(),
             base_url: r.try_get("base_url")?,
             models: serde_json::from_str(&models).unwrap_or_default(),
             priority: r.try_get("priority")?,
@@ -41,6 +48,7 @@ fn row(r: &AnyRow) -> Result<Row, Error> {
             has_api_key: !api_key.is_empty(),
         },
         api_key,
+        known_kind: ChannelKind::parse(&kind).is_some(),
     })
 }
 
@@ -50,10 +58,23 @@ pub async fn load(db: &Db, routing: &Routing) -> Result<(), Error> {
     let rows = sqlx::query(&sql).fetch_all(db.pool()).await?;
     let mut channels = Vec::with_capacity(rows.len());
     for r in &rows {
-        let Row { view, api_key } = row(r)?;
+        let Row {
+            view,
+            api_key,
+            known_kind,
+        } = row(r)?;
+        if !known_kind {
+            tracing::error!(channel = %view.name, "channel not routed: its stored kind is unknown to this version");
+            continue;
+        }
         // Rows are checked when written; one that is not valid now (written by an older
         // version) is left out of routing, and says so.
-        let upstream = match Upstream::new(&view.base_url, &api_key, routing.allow_metadata) {
+        let upstream = match Upstream::new(
+            view.kind,
+            &view.base_url,
+            &api_key,
+            routing.allow_metadata,
+        ) {
             Ok(u) => u,
             Err(e) => {
                 tracing::error!(channel = %view.name, error = %e, "channel not routed: its stored address or key is invalid");
@@ -63,6 +84,7 @@ pub async fn load(db: &Db, routing: &Routing) -> Result<(), Error> {
         channels.push(Arc::new(Channel {
             id: view.id,
             name: view.name,
+            kind: view.kind,
             upstream,
             models: view.models,
             priority: view.priority,
@@ -125,17 +147,17 @@ pub async fn upsert(db: &Db, id: Option<i64>, c: &ChannelInput) -> Result<i64, E
         tx.rollback().await?;
         return Err(Error::NotFound("channel"));
     }
-    // Both statements take the same parameters $1..$11 (the update adds the id as $12).
+    // Both statements take the same parameters $1..$12 (the update adds the id as $13).
     let sql = match existing {
         Some(_) => {
             "UPDATE channels SET name = $1, base_url = $2, api_key = COALESCE($3, api_key), models = $4, \
              priority = $5, weight = $6, connect_timeout_ms = $7, first_byte_timeout_ms = $8, \
-             idle_timeout_ms = $9, enabled = $10, updated_at = $11 WHERE id = $12 RETURNING id"
+             idle_timeout_ms = $9, enabled = $10, updated_at = $11, kind = $12 WHERE id = $13 RETURNING id"
         }
         None => {
             "INSERT INTO channels (name, base_url, api_key, models, priority, weight, connect_timeout_ms, \
-             first_byte_timeout_ms, idle_timeout_ms, enabled, created_at, updated_at) \
-             VALUES ($1, $2, COALESCE($3, ''), $4, $5, $6, $7, $8, $9, $10, $11, $11) RETURNING id"
+             first_byte_timeout_ms, idle_timeout_ms, enabled, created_at, updated_at, kind) \
+             VALUES ($1, $2, COALESCE($3, ''), $4, $5, $6, $7, $8, $9, $10, $11, $11, $12) RETURNING id"
         }
     };
     let mut q = sqlx::query_scalar::<_, i64>(sql)
@@ -149,7 +171,8 @@ pub async fn upsert(db: &Db, id: Option<i64>, c: &ChannelInput) -> Result<i64, E
         .bind(to_i64(c.first_byte_timeout_ms))
         .bind(to_i64(c.idle_timeout_ms))
         .bind(i64::from(c.enabled))
-        .bind(now);
+        .bind(now)
+        .bind(c.kind.as_str());
     if let Some(id) = existing {
         q = q.bind(id);
     }

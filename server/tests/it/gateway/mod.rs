@@ -1,6 +1,8 @@
 //! The gateway core end to end: the real server, the mock upstream as a separate process, real
 //! SQLite/PostgreSQL (+ Redis). Assertions cover the HTTP answers and the money in the database.
 
+pub mod agents;
+pub mod codex;
 mod limits;
 mod metrics;
 mod money;
@@ -24,6 +26,7 @@ pub use std::time::{Duration, Instant};
 pub fn channel(name: &str, base_url: String, models: &[&str], priority: i64) -> ChannelConfig {
     ChannelConfig {
         name: name.into(),
+        kind: Default::default(),
         base_url,
         api_key: Some(SecretString::new("upstream-secret-key")),
         models: models.iter().map(|m| m.to_string()).collect(),
