@@ -85,9 +85,10 @@ pub async fn channel_health(
         .collect())
 }
 
-/// Sends a tiny live request through a channel (a chat completion of its first model, or
-/// `model` when given, with `max_tokens: 1`) and tells what happened; the answer counts toward
-/// the channel's health and circuit like any other. Nothing is charged or logged as a call.
+/// Sends a tiny live request through a channel in its protocol (see `jobs::probe`) for its first
+/// model, or `model` when given, with `max_tokens: 1`, and tells what happened; the answer
+/// counts toward the channel's health and circuit like any other. Nothing is charged or logged
+/// as a call.
 pub async fn test_channel(
     svc: &Services,
     actor: &Actor,

@@ -15,8 +15,8 @@ use types::{ChannelKind, ChannelProbe, ChannelTest};
 /// Channels probed at once.
 const AT_ONCE: usize = 8;
 
-/// One live request through `ch` for `model`, in the protocol of the channel's kind; touches
-/// nothing but the channel's health figures.
+/// One live request through `ch` for `model`, in the protocol of the channel's kind (an
+/// embedding for an embedding model); touches nothing but the channel's health figures.
 pub async fn probe_channel(ch: &Channel, model: &str) -> ChannelTest {
     // The same small request in either protocol: a chat message, or a Messages call.
     let body = serde_json::json!({
@@ -25,8 +25,16 @@ pub async fn probe_channel(ch: &Channel, model: &str) -> ChannelTest {
         "max_tokens": 1,
         "stream": false,
     });
+    // An embedding model is probed with an embedding.
+    let embedding = ch.kind != ChannelKind::Anthropic && model.contains("embed");
+    let body = if embedding {
+        serde_json::json!({ "model": model, "input": "ping" })
+    } else {
+        body
+    };
     let endpoint = match ch.kind {
         ChannelKind::Anthropic => Endpoint::Messages,
+        ChannelKind::OpenAi | ChannelKind::OpenAiCompatible if embedding => Endpoint::Embeddings,
         ChannelKind::OpenAi | ChannelKind::OpenAiCompatible => Endpoint::Chat,
     };
     let wait = ch.first_byte_timeout.min(Duration::from_secs(30));
@@ -58,8 +66,12 @@ pub async fn probe_channel(ch: &Channel, model: &str) -> ChannelTest {
             if (200..300).contains(&status) {
                 (true, Some(status), None)
             } else {
+                // A refusal of the request itself (a model the channel does not know, a field it
+                // does not take) comes from a channel that answers: it does not open the
+                // circuit, and its text is shown.
+                let answered = matches!(status, 400 | 404 | 413 | 422);
                 let text = crate::proxy::upstream_message(resp).await;
-                (false, Some(status), Some(text))
+                (answered, Some(status), Some(text))
             }
         }
     };

@@ -118,6 +118,7 @@ async fn relay_traced(
         stream,
         completion_bound,
         client_wants_usage,
+        affinity,
     } = parse(
         endpoint,
         &raw,
@@ -131,7 +132,7 @@ async fn relay_traced(
     // The channels that can serve this route, each with how (the kind decides).
     let candidates: Vec<(Candidate, Plan)> = svc
         .routing
-        .candidates(&model)?
+        .candidates_for(&model, affinity.as_deref())?
         .into_iter()
         .filter_map(|c| plan(c.channel.kind, endpoint).map(|p| (c, p)))
         .collect();

@@ -13,6 +13,9 @@ pub(super) struct Parsed {
     pub(super) stream: bool,
     pub(super) completion_bound: u64,
     pub(super) client_wants_usage: bool,
+    /// The call's session, for channel affinity: a Responses `prompt_cache_key`, a Messages
+    /// `metadata.user_id`, or a `user`.
+    pub(super) affinity: Option<String>,
 }
 
 /// The body a request goes upstream with: the client's, with `model` naming the upstream's model
@@ -117,9 +120,45 @@ struct Head<'a> {
     /// A Responses request that continues a stored one (refused: see [`parse_responses`]).
     previous_response_id: Option<serde::de::IgnoredAny>,
     conversation: Option<serde::de::IgnoredAny>,
+    #[serde(default, borrow)]
+    prompt_cache_key: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, borrow)]
+    metadata: Option<Metadata<'a>>,
+    #[serde(default, borrow)]
+    user: Option<std::borrow::Cow<'a, str>>,
     /// Present, whatever its value (`null` too).
     #[serde(default, borrow, deserialize_with = "present")]
     stream_options: Option<&'a serde_json::value::RawValue>,
+}
+
+#[derive(serde::Deserialize)]
+struct Metadata<'a> {
+    #[serde(default, borrow)]
+    user_id: Option<std::borrow::Cow<'a, str>>,
+}
+
+/// A session key, as [`Parsed::affinity`] names it.
+fn session(
+    prompt_cache_key: Option<&str>,
+    user_id: Option<&str>,
+    user: Option<&str>,
+) -> Option<String> {
+    prompt_cache_key
+        .or(user_id)
+        .or(user)
+        .filter(|k| !k.is_empty())
+        .map(|k| k.chars().take(256).collect())
+}
+
+/// [`session`] read from a document.
+fn session_of(body: &serde_json::Map<String, Value>) -> Option<String> {
+    session(
+        body.get("prompt_cache_key").and_then(Value::as_str),
+        body.get("metadata")
+            .and_then(|m| m.get("user_id"))
+            .and_then(Value::as_str),
+        body.get("user").and_then(Value::as_str),
+    )
 }
 
 fn present<'de, D: serde::Deserializer<'de>>(
@@ -172,6 +211,11 @@ fn parse_fast(endpoint: Endpoint, raw: &Bytes, default_max_tokens: u64) -> Optio
     if !present || n == 0 || n > 128 {
         return None;
     }
+    let affinity = session(
+        head.prompt_cache_key.as_deref(),
+        head.metadata.as_ref().and_then(|m| m.user_id.as_deref()),
+        head.user.as_deref(),
+    );
     if matches!(endpoint, Endpoint::Messages | Endpoint::Responses) {
         let completion_bound = match endpoint {
             Endpoint::Messages => head.max_tokens.unwrap_or(0),
@@ -188,6 +232,7 @@ fn parse_fast(endpoint: Endpoint, raw: &Bytes, default_max_tokens: u64) -> Optio
             stream,
             completion_bound,
             client_wants_usage: false,
+            affinity,
         });
     }
     let client_wants_usage = match head.stream_options {
@@ -224,6 +269,7 @@ fn parse_fast(endpoint: Endpoint, raw: &Bytes, default_max_tokens: u64) -> Optio
         stream,
         completion_bound,
         client_wants_usage,
+        affinity,
     })
 }
 
@@ -379,6 +425,7 @@ fn parse_document(
         }
     }
     Ok(Parsed {
+        affinity: session_of(&body),
         out: Outgoing::Document(body),
         model,
         stream,
@@ -407,6 +454,7 @@ fn parse_messages(
         None => return Err(Error::invalid("max_tokens", "is required")),
     };
     Ok(Parsed {
+        affinity: session_of(&body),
         out: Outgoing::Document(body),
         model,
         stream,
@@ -450,6 +498,7 @@ fn parse_responses(
         None => default_max_tokens,
     };
     Ok(Parsed {
+        affinity: session_of(&body),
         out: Outgoing::Document(body),
         model,
         stream,
@@ -507,6 +556,18 @@ mod tests {
                 Endpoint::Completions,
                 r#"{"prompt":["a","b"],"model":"m","stream":true}"#,
             ),
+            (
+                Endpoint::Chat,
+                r#"{"model":"m","messages":[1],"user":"u-\u0031"}"#,
+            ),
+            (
+                Endpoint::Messages,
+                r#"{"model":"m","max_tokens":5,"messages":[1],"metadata":{"user_id":"s1"},"stream":true}"#,
+            ),
+            (
+                Endpoint::Responses,
+                r#"{"model":"m","input":"hi","prompt_cache_key":"k","user":"u"}"#,
+            ),
             (Endpoint::Embeddings, r#"{"input":"x","model":"m"}"#),
         ];
         for (endpoint, body) in cases {
@@ -520,13 +581,15 @@ mod tests {
                     &fast.model,
                     fast.stream,
                     fast.completion_bound,
-                    fast.client_wants_usage
+                    fast.client_wants_usage,
+                    &fast.affinity
                 ),
                 (
                     &doc.model,
                     doc.stream,
                     doc.completion_bound,
-                    doc.client_wants_usage
+                    doc.client_wants_usage,
+                    &doc.affinity
                 ),
                 "{body}"
             );

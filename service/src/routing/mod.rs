@@ -21,6 +21,8 @@ use types::ChannelKind;
 pub struct Health {
     failures: AtomicU32,
     open_until_ms: AtomicI64,
+    /// When the last half-open trial call was let through (unix ms).
+    trial_at_ms: AtomicI64,
     minutes: [Minute; 60],
 }
 
@@ -38,6 +40,7 @@ impl Default for Health {
         Health {
             failures: AtomicU32::new(0),
             open_until_ms: AtomicI64::new(0),
+            trial_at_ms: AtomicI64::new(0),
             minutes: std::array::from_fn(|_| Minute::default()),
         }
     }
@@ -366,6 +369,20 @@ impl Routing {
 
     /// Where to send `model`, in the order to try. Cooling channels go last (probed if all fail).
     pub fn candidates(&self, model: &str) -> Result<Vec<Candidate>, Error> {
+        self.candidates_for(model, None)
+    }
+
+    /// [`Routing::candidates`] for a call of a session (`affinity`: a prompt cache key, a
+    /// Messages `metadata.user_id`, a chat `user`): among channels of equal priority, the
+    /// session's calls go first to the same one while it is healthy (weighted rendezvous
+    /// hashing: no shared state, and the same on every instance), so prompt caches hit and a
+    /// provider's encrypted reasoning stays with the account that made it. The others follow in
+    /// the same way, so failover still works.
+    pub fn candidates_for(
+        &self,
+        model: &str,
+        affinity: Option<&str>,
+    ) -> Result<Vec<Candidate>, Error> {
         let t = self.snapshot();
         let direct = [model.to_string()];
         let targets: &[String] = t.mappings.get(model).map_or(&direct[..], Vec::as_slice);
@@ -373,6 +390,7 @@ impl Routing {
         let mut ready = Vec::new();
         let mut cooling = Vec::new();
         let mut rng = rand::rng();
+        let session = affinity.filter(|a| !a.is_empty()).map(fnv1a);
         for target in targets {
             let mut serving: Vec<&Arc<Channel>> = t
                 .channels
@@ -383,7 +401,10 @@ impl Routing {
             let mut keyed: Vec<(i64, f64, &Arc<Channel>)> = serving
                 .drain(..)
                 .map(|c| {
-                    let u: f64 = rng.random_range(f64::EPSILON..1.0);
+                    let u: f64 = match session {
+                        Some(h) => unit(h, c.id),
+                        None => rng.random_range(f64::EPSILON..1.0),
+                    };
                     (c.priority, u.powf(1.0 / f64::from(c.weight)), c)
                 })
                 .collect();
@@ -393,10 +414,10 @@ impl Routing {
                     channel: c.clone(),
                     upstream_model: target.clone(),
                 };
-                if c.health.open_until_ms.load(Ordering::Relaxed) > now {
-                    cooling.push(cand)
-                } else {
+                if self.admits(c, now) {
                     ready.push(cand)
+                } else {
+                    cooling.push(cand)
                 }
             }
         }
@@ -405,6 +426,27 @@ impl Routing {
         }
         ready.extend(cooling);
         Ok(ready)
+    }
+
+    /// Whether `ch` takes calls at `now`: closed, or half-open (the cooldown over, the
+    /// circuit not yet closed by a success) and this call is the one trial let through until
+    /// the trial answers or its first-byte time runs out. Calls waiting behind a trial try the
+    /// channel last.
+    fn admits(&self, ch: &Channel, now: i64) -> bool {
+        let h = &ch.health;
+        let open_until = h.open_until_ms.load(Ordering::Relaxed);
+        if open_until > now {
+            return false;
+        }
+        if open_until == 0 || h.failures.load(Ordering::Relaxed) < self.threshold {
+            return true;
+        }
+        let trial = i64::try_from(ch.first_byte_timeout.as_millis()).unwrap_or(i64::MAX / 4);
+        let last = h.trial_at_ms.load(Ordering::Relaxed);
+        now.saturating_sub(last) >= trial
+            && h.trial_at_ms
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
     }
 
     pub fn succeeded(&self, ch: &Channel) {
@@ -444,6 +486,24 @@ impl Routing {
     }
 }
 
+/// FNV-1a of a session key: stable across processes and versions (the standard library's hasher
+/// promises neither).
+fn fnv1a(key: &str) -> u64 {
+    key.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// A session's draw for a channel, in (0, 1): the key's hash and the channel's id mixed
+/// (splitmix64), the top 53 bits as a fraction.
+fn unit(session: u64, channel_id: i64) -> f64 {
+    let mut z = session ^ (channel_id as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^= z >> 31;
+    ((z >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+}
+
 /// An HTTP client for one channel: no redirects (SSRF), TCP_NODELAY, bounded connect time.
 pub fn client(connect_timeout: Duration) -> Result<reqwest::Client, Error> {
     reqwest::Client::builder()
@@ -453,4 +513,136 @@ pub fn client(connect_timeout: Duration) -> Result<reqwest::Client, Error> {
         .pool_idle_timeout(Duration::from_secs(90))
         .build()
         .map_err(|e| Error::Internal(anyhow::anyhow!("building an HTTP client: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn channel(id: i64, priority: i64, weight: u32) -> Arc<Channel> {
+        Arc::new(Channel {
+            id,
+            name: format!("c{id}"),
+            kind: ChannelKind::OpenAiCompatible,
+            upstream: Upstream::new(
+                ChannelKind::OpenAiCompatible,
+                "http://127.0.0.1:1/v1",
+                "",
+                false,
+            )
+            .expect("an upstream"),
+            models: vec!["m".into()],
+            priority,
+            weight,
+            first_byte_timeout: Duration::from_secs(1),
+            idle_timeout: Duration::from_secs(1),
+            enabled: true,
+            client: client(Duration::from_secs(1)).expect("a client"),
+            health: Arc::new(Health::default()),
+        })
+    }
+
+    fn routing(channels: Vec<Arc<Channel>>) -> Routing {
+        let r = Routing::new(Duration::from_secs(30), 1, false);
+        r.install(Table {
+            channels,
+            mappings: HashMap::new(),
+        });
+        r
+    }
+
+    fn first(r: &Routing, session: &str) -> i64 {
+        r.candidates_for("m", Some(session)).expect("candidates")[0]
+            .channel
+            .id
+    }
+
+    #[test]
+    fn a_session_sticks_to_one_channel_among_equals_and_fails_over() {
+        let r = routing(vec![channel(1, 0, 1), channel(2, 0, 1), channel(3, 0, 1)]);
+        let mut shares = HashMap::new();
+        for n in 0..300 {
+            let session = format!("session-{n}");
+            let chosen = first(&r, &session);
+            for _ in 0..5 {
+                assert_eq!(first(&r, &session), chosen, "{session} moved");
+            }
+            *shares.entry(chosen).or_insert(0) += 1;
+        }
+        // Sessions spread over the equals.
+        for id in [1, 2, 3] {
+            let share = shares.get(&id).copied().unwrap_or(0);
+            assert!((60..=140).contains(&share), "{shares:?}");
+        }
+        // The session's channel cools down: its calls go elsewhere, and come back after.
+        let chosen = first(&r, "session-0");
+        let table = r.snapshot();
+        let ch = table
+            .channels
+            .iter()
+            .find(|c| c.id == chosen)
+            .expect("the channel");
+        r.failed(ch, Some(Duration::from_secs(60)));
+        let list = r
+            .candidates_for("m", Some("session-0"))
+            .expect("candidates");
+        assert_ne!(list[0].channel.id, chosen);
+        assert_eq!(
+            list.last().map(|c| c.channel.id),
+            Some(chosen),
+            "tried last"
+        );
+        r.succeeded(ch);
+        assert_eq!(first(&r, "session-0"), chosen);
+    }
+
+    #[test]
+    fn sessions_follow_weights_and_priorities() {
+        let r = routing(vec![
+            channel(1, 0, 3),
+            channel(2, 0, 1),
+            channel(3, -1, 100),
+        ]);
+        let heavy = (0..400)
+            .filter(|n| first(&r, &format!("s{n}")) == 1)
+            .count();
+        assert!(
+            (240..=360).contains(&heavy),
+            "{heavy} of 400 on the weight-3 channel"
+        );
+        // A lower priority is never first while a higher one is ready.
+        assert!((0..100).all(|n| first(&r, &format!("s{n}")) != 3));
+        // No session: the order is drawn at random, as before.
+        assert!(r.candidates_for("m", None).is_ok());
+        assert!(r.candidates_for("m", Some("")).is_ok());
+    }
+
+    #[test]
+    fn a_half_open_circuit_lets_one_trial_through_at_a_time() {
+        let r = Routing::new(Duration::from_millis(1), 1, false);
+        r.install(Table {
+            channels: vec![channel(1, 5, 1), channel(2, 0, 1)],
+            mappings: HashMap::new(),
+        });
+        let table = r.snapshot();
+        let flaky = &table.channels[0];
+        r.failed(flaky, None);
+        std::thread::sleep(Duration::from_millis(5));
+        let order = |r: &Routing| -> Vec<i64> {
+            r.candidates("m")
+                .expect("candidates")
+                .iter()
+                .map(|c| c.channel.id)
+                .collect()
+        };
+        // The cooldown is over: one call tries the channel first; the calls behind it, while
+        // its trial is out, go elsewhere first.
+        assert_eq!(order(&r), [1, 2]);
+        assert_eq!(order(&r), [2, 1]);
+        assert_eq!(order(&r), [2, 1]);
+        // The trial answered: closed, every call tries it first again.
+        r.succeeded(flaky);
+        assert_eq!(order(&r), [1, 2]);
+        assert_eq!(order(&r), [1, 2]);
+    }
 }

@@ -10,6 +10,7 @@ both_backends!(
     count_tokens_is_exact_through_anthropic_and_estimated_otherwise,
     the_anthropic_surface_answers_errors_in_its_shape,
     cut_messages_streams_end_with_an_error_event_and_are_charged_once,
+    probes_speak_each_channels_protocol,
 );
 
 /// The model Claude Code asks for, mapped to an Anthropic channel's model name.
@@ -558,5 +559,94 @@ async fn cut_messages_streams_end_with_an_error_event_and_are_charged_once(backe
         .scalar("SELECT COUNT(*) FROM usage_logs WHERE user_id = $1 AND usage_source = 'partial' AND error_class = 'upstream_cut' AND cost > 0")
         .await;
     assert_eq!(partial, 3);
+    gw.stop().await;
+}
+
+/// A channel's test (the probe's request) speaks its kind's protocol, an embedding model gets an
+/// embedding, and a refusal of the request itself shows the channel answering: no circuit opens.
+async fn probes_speak_each_channels_protocol(backend: Backend) {
+    let gw = Gw::start(backend, "1", |c, m| {
+        agents(c, m, "");
+        c.channels
+            .push(channel("refusing", m.url("status=400"), &["refused"], 0));
+    })
+    .await;
+    let admin = TestApp::bare_client();
+    let channels: Value = admin
+        .get(gw.app.url("/api/admin/channels"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("channels")
+        .json()
+        .await
+        .expect("json");
+    let id = |name: &str| {
+        channels
+            .as_array()
+            .and_then(|a| a.iter().find(|c| c["name"] == name))
+            .map(|c| c["id"].as_i64().expect("an id"))
+            .unwrap_or_else(|| panic!("no channel {name}: {channels}"))
+    };
+    assert_eq!(
+        channels
+            .as_array()
+            .and_then(|a| a.iter().find(|c| c["name"] == "claude"))
+            .map(|c| c["kind"].clone()),
+        Some(json!("anthropic"))
+    );
+    let test = |id: i64, model: &'static str| {
+        let url = gw
+            .app
+            .url(&format!("/api/admin/channels/{id}/test?model={model}"));
+        async move {
+            let res = TestApp::bare_client()
+                .post(url)
+                .bearer_auth(ADMIN_TOKEN)
+                .send()
+                .await
+                .expect("test");
+            assert_eq!(res.status(), 200);
+            res.json::<Value>().await.expect("json")
+        }
+    };
+    let claude = test(id("claude"), CLAUDE_UP).await;
+    assert_eq!(
+        (claude["ok"].clone(), claude["status"].clone()),
+        (json!(true), json!(200))
+    );
+    let embed = test(id("primary"), "text-embedding-3-small").await;
+    assert_eq!(embed["ok"], true);
+    let refused = test(id("refusing"), "refused").await;
+    assert_eq!(
+        (refused["ok"].clone(), refused["status"].clone()),
+        (json!(true), json!(400)),
+        "{refused}"
+    );
+    assert!(
+        refused["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("mock failure 400"))
+    );
+    let up = gw.mock.requests().await;
+    let paths: Vec<&str> = up.iter().filter_map(|r| r["path"].as_str()).collect();
+    assert_eq!(paths, ["messages", "embeddings", "chat"]);
+    assert_eq!(up[0]["x_api_key"], "upstream-secret-key");
+    // The refusing channel's circuit stayed closed.
+    let health: Value = admin
+        .get(gw.app.url("/api/admin/channels/health"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("health")
+        .json()
+        .await
+        .expect("json");
+    let refusing = health
+        .as_array()
+        .and_then(|a| a.iter().find(|h| h["channel_id"] == id("refusing")))
+        .expect("its health");
+    assert_eq!(refusing["cooldown_ms"], 0, "{refusing}");
+    assert_eq!(refusing["failures_in_a_row"], 0, "{refusing}");
     gw.stop().await;
 }

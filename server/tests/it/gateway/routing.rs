@@ -1,4 +1,4 @@
-//! Routing: weighted choice within a priority, the circuit breaker's cycle (open after
+//! Routing: weighted choice within a priority, session affinity, the circuit breaker's cycle (open after
 //! `failure_threshold` failures in a row, half-open after the cooldown, closed on a success),
 //! and `/v1/completions` (plain and streamed) charged like chat.
 
@@ -7,6 +7,7 @@ use crate::both_backends;
 
 both_backends!(
     weights_share_the_calls_within_a_priority,
+    a_session_stays_on_one_channel_on_every_surface,
     the_circuit_opens_half_opens_and_closes,
     legacy_completions_are_relayed_and_charged,
 );
@@ -58,6 +59,51 @@ async fn weights_share_the_calls_within_a_priority(backend: Backend) {
         assert_eq!(gw.post("/v1/chat/completions", flat()).await.status(), 200);
     }
     assert!(prefixes(&gw.mock).await.iter().all(|p| p == "delay_ms=1"));
+    gw.stop().await;
+}
+
+/// Calls of one session (a chat `user`, a Messages `metadata.user_id`, a Responses
+/// `prompt_cache_key`) go to one channel among equals, every time; sessions spread over them.
+async fn a_session_stays_on_one_channel_on_every_surface(backend: Backend) {
+    let gw = Gw::start(backend, "10", |c, mock| {
+        c.channels = vec![
+            channel("a", mock.url("delay_ms=0"), &["flat"], 0),
+            channel("b", mock.url("delay_ms=1"), &["flat"], 0),
+            channel("c", mock.url("delay_ms=2"), &["flat"], 0),
+        ];
+    })
+    .await;
+    let ask = json!([{ "role": "user", "content": "x" }]);
+    for n in 0..12 {
+        let session = format!("session-{n}");
+        for (path, body) in [
+            (
+                "/v1/chat/completions",
+                json!({ "model": "flat", "messages": ask, "max_tokens": 1, "user": session }),
+            ),
+            (
+                "/v1/messages",
+                json!({ "model": "flat", "messages": ask, "max_tokens": 1, "metadata": { "user_id": session } }),
+            ),
+            (
+                "/v1/responses",
+                json!({ "model": "flat", "input": "x", "max_output_tokens": 1, "prompt_cache_key": session }),
+            ),
+        ] {
+            assert_eq!(gw.post(path, body).await.status(), 200, "{path}");
+        }
+    }
+    let seen = prefixes(&gw.mock).await;
+    assert_eq!(seen.len(), 36);
+    let mut used = std::collections::HashSet::new();
+    for calls in seen.chunks(3) {
+        assert!(
+            calls.iter().all(|p| *p == calls[0]),
+            "one session, one channel: {calls:?}"
+        );
+        used.insert(calls[0].clone());
+    }
+    assert!(used.len() >= 2, "12 sessions on one channel: {used:?}");
     gw.stop().await;
 }
 
