@@ -80,6 +80,46 @@ fn user_content(content: &Value, at: &str) -> Result<Value, Error> {
     Ok(Value::Array(out))
 }
 
+/// A custom (freeform) tool as a chat function of one string argument, `input`, whose
+/// description carries the tool's grammar when it has one.
+fn custom_tool(t: &Value, i: usize) -> Result<Value, Error> {
+    let name = t
+        .get("name")
+        .and_then(Value::as_str)
+        .ok_or_else(|| bad("tools", format!("tools[{i}].name is required")))?;
+    let mut description = t
+        .get("description")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    if let Some(format) = t.get("format").filter(|f| f["type"] == "grammar") {
+        description.push_str(&format!(
+            "\n\nThe input follows this {} grammar:\n{}",
+            format.get("syntax").and_then(Value::as_str).unwrap_or(""),
+            format
+                .get("definition")
+                .and_then(Value::as_str)
+                .unwrap_or(""),
+        ));
+    }
+    Ok(json!({"type": "function", "function": {
+        "name": name,
+        "description": description,
+        "parameters": {"type": "object", "properties": {"input": {"type": "string",
+            "description": "The tool's whole input, as raw text"}},
+            "required": ["input"], "additionalProperties": false},
+    }}))
+}
+
+/// A custom tool's raw input, from the arguments of the chat call that stood for it (the
+/// arguments themselves when they are not the expected object).
+fn custom_input(arguments: &str) -> String {
+    serde_json::from_str::<Value>(arguments)
+        .ok()
+        .and_then(|v| v.get("input").and_then(Value::as_str).map(str::to_string))
+        .unwrap_or_else(|| arguments.to_string())
+}
+
 /// Converts a Responses request (already checked for `model`, `input` and the bound).
 pub(super) fn responses_to_chat(
     req: &Map<String, Value>,
@@ -145,20 +185,26 @@ pub(super) fn responses_to_chat(
                             }
                         }
                     }
-                    "function_call" => {
+                    "function_call" | "custom_tool_call" => {
                         let (Some(call_id), Some(name)) = (
                             item.get("call_id").and_then(Value::as_str),
                             item.get("name").and_then(Value::as_str),
                         ) else {
                             return Err(bad(
                                 "input",
-                                format!("{at}: a function_call needs a call_id and a name"),
+                                format!("{at}: a {kind} needs a call_id and a name"),
                             ));
                         };
-                        let arguments = item
-                            .get("arguments")
-                            .and_then(Value::as_str)
-                            .unwrap_or("{}");
+                        // A custom tool's raw input travels as the one argument of a function.
+                        let arguments = if kind == "custom_tool_call" {
+                            json!({ "input": item.get("input").and_then(Value::as_str).unwrap_or("") })
+                                .to_string()
+                        } else {
+                            item.get("arguments")
+                                .and_then(Value::as_str)
+                                .unwrap_or("{}")
+                                .to_string()
+                        };
                         let call = json!({"id": call_id, "type": "function",
                             "function": {"name": name, "arguments": arguments}});
                         // Calls follow the assistant's text, in the same message.
@@ -176,12 +222,9 @@ pub(super) fn responses_to_chat(
                             }
                         }
                     }
-                    "function_call_output" => {
+                    "function_call_output" | "custom_tool_call_output" => {
                         let Some(call_id) = item.get("call_id").and_then(Value::as_str) else {
-                            return Err(bad(
-                                "input",
-                                format!("{at}: a function_call_output needs a call_id"),
-                            ));
+                            return Err(bad("input", format!("{at}: a {kind} needs a call_id")));
                         };
                         let output = match item.get("output") {
                             Some(Value::String(s)) => s.clone(),
@@ -259,11 +302,15 @@ pub(super) fn responses_to_chat(
         };
         let mut out = Vec::with_capacity(tools.len());
         for (i, t) in tools.iter().enumerate() {
+            if t.get("type").and_then(Value::as_str) == Some("custom") {
+                out.push(custom_tool(t, i)?);
+                continue;
+            }
             if t.get("type").and_then(Value::as_str) != Some("function") {
                 return Err(bad(
                     "tools",
                     format!(
-                        "tools[{i}]: the tool type {} cannot be sent to this model's channels (function tools can)",
+                        "tools[{i}]: the tool type {} cannot be sent to this model's channels (function and custom tools can)",
                         t.get("type").and_then(Value::as_str).unwrap_or("(none)")
                     ),
                 ));
@@ -290,7 +337,12 @@ pub(super) fn responses_to_chat(
             Value::String(s) if matches!(s.as_str(), "auto" | "none" | "required") => {
                 choice.clone()
             }
-            Value::Object(o) if o.get("type").and_then(Value::as_str) == Some("function") => {
+            Value::Object(o)
+                if matches!(
+                    o.get("type").and_then(Value::as_str),
+                    Some("function" | "custom")
+                ) =>
+            {
                 match o.get("name").and_then(Value::as_str) {
                     Some(n) => json!({"type": "function", "function": {"name": n}}),
                     None => return Err(bad("tool_choice", "a function choice needs a name")),
@@ -321,6 +373,8 @@ pub(super) fn responses_to_chat(
 #[derive(Clone, Debug, Default)]
 pub(super) struct Echo {
     fields: Map<String, Value>,
+    /// The request's custom tools: their calls go back as `custom_tool_call` items.
+    custom: Vec<String>,
 }
 
 impl Echo {
@@ -348,7 +402,19 @@ impl Echo {
             "max_output_tokens".into(),
             max_tokens.map_or(Value::Null, Value::from),
         );
-        Echo { fields }
+        let custom = req
+            .get("tools")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter(|t| t["type"] == "custom")
+            .filter_map(|t| t.get("name").and_then(Value::as_str).map(str::to_string))
+            .collect();
+        Echo { fields, custom }
+    }
+
+    fn is_custom(&self, name: &str) -> bool {
+        self.custom.iter().any(|c| c == name)
     }
 }
 
@@ -440,10 +506,7 @@ pub(super) fn chat_answer_to_response(
     }
     for (i, (call_id, name, arguments)) in answer.calls.iter().enumerate() {
         let call_id = call_id.map_or_else(|| format!("call_{i}"), str::to_string);
-        output.push(
-            json!({"type": "function_call", "id": format!("fc_{call_id}"), "status": "completed",
-            "call_id": call_id, "name": name, "arguments": arguments}),
-        );
+        output.push(call_item(&call_id, name, arguments, echo.is_custom(name)));
     }
     let length = answer.finish_reason == Some("length");
     let usage = super::sse::usage_of(chat);
@@ -463,6 +526,17 @@ pub(super) fn chat_answer_to_response(
     )
 }
 
+/// A tool call as an output item: a function call, or a custom tool's call with its raw input.
+fn call_item(call_id: &str, name: &str, arguments: &str, custom: bool) -> Value {
+    if custom {
+        json!({"type": "custom_tool_call", "id": format!("ctc_{call_id}"), "status": "completed",
+            "call_id": call_id, "name": name, "input": custom_input(arguments)})
+    } else {
+        json!({"type": "function_call", "id": format!("fc_{call_id}"), "status": "completed",
+            "call_id": call_id, "name": name, "arguments": arguments})
+    }
+}
+
 /// One item of the output as a stream builds it.
 #[derive(Debug)]
 enum Item {
@@ -480,6 +554,8 @@ enum Item {
         name: String,
         arguments: String,
         chat_index: u64,
+        /// A custom tool's call: its input is sent whole when the call ends.
+        custom: bool,
     },
 }
 
@@ -495,14 +571,12 @@ impl Item {
                 "content": [{"type": "output_text", "text": text, "annotations": []}]})
             }
             Item::Call {
-                id,
                 call_id,
                 name,
                 arguments,
+                custom,
                 ..
-            } => json!({"type": "function_call",
-                "id": id, "status": "completed", "call_id": call_id, "name": name,
-                "arguments": arguments}),
+            } => call_item(call_id, name, arguments, *custom),
         }
     }
 }
@@ -604,6 +678,24 @@ impl ChatToResponses {
                 self.emit("response.output_text.done", json!({"item_id": id, "output_index": index, "content_index": 0, "text": text, "logprobs": []}), out);
                 self.emit("response.content_part.done", json!({"item_id": id, "output_index": index, "content_index": 0, "part": {"type": "output_text", "text": text, "annotations": []}}), out);
             }
+            Item::Call {
+                id,
+                arguments,
+                custom: true,
+                ..
+            } => {
+                let (id, input) = (id.clone(), custom_input(arguments));
+                self.emit(
+                    "response.custom_tool_call_input.delta",
+                    json!({"item_id": id, "output_index": index, "delta": input}),
+                    out,
+                );
+                self.emit(
+                    "response.custom_tool_call_input.done",
+                    json!({"item_id": id, "output_index": index, "input": input}),
+                    out,
+                );
+            }
             Item::Call { id, arguments, .. } => {
                 let (id, arguments) = (id.clone(), arguments.clone());
                 self.emit(
@@ -628,6 +720,15 @@ impl ChatToResponses {
             Item::Reasoning { id, .. } => json!({"type": "reasoning", "id": id, "summary": []}),
             Item::Message { id, .. } => {
                 json!({"type": "message", "id": id, "status": "in_progress", "role": "assistant", "content": []})
+            }
+            Item::Call {
+                id,
+                call_id,
+                name,
+                custom: true,
+                ..
+            } => {
+                json!({"type": "custom_tool_call", "id": id, "status": "in_progress", "call_id": call_id, "name": name, "input": ""})
             }
             Item::Call {
                 id, call_id, name, ..
@@ -733,12 +834,15 @@ impl ChatToResponses {
                     .id()
                     .filter(|i| !i.is_empty())
                     .map_or_else(|| format!("call_{}", call.index()), str::to_string);
+                let name = call.name().unwrap_or("").to_string();
+                let custom = self.echo.is_custom(&name);
                 let item = Item::Call {
-                    id: format!("fc_{call_id}"),
+                    id: format!("{}_{call_id}", if custom { "ctc" } else { "fc" }),
                     call_id,
-                    name: call.name().unwrap_or("").to_string(),
+                    name,
                     arguments: String::new(),
                     chat_index: call.index(),
+                    custom,
                 };
                 self.open_item(item, out);
             }
@@ -746,6 +850,15 @@ impl ChatToResponses {
                 text.push_str(a);
                 let index = self.items.len() - 1;
                 let id = match self.items.last_mut() {
+                    Some(Item::Call {
+                        custom: true,
+                        arguments,
+                        ..
+                    }) => {
+                        // Held: the raw input is known once the arguments are whole.
+                        arguments.push_str(a);
+                        continue;
+                    }
                     Some(Item::Call { id, arguments, .. }) => {
                         arguments.push_str(a);
                         id.clone()
@@ -944,5 +1057,81 @@ mod tests {
         let last = String::from_utf8_lossy(out.back().expect("an event")).into_owned();
         assert!(last.starts_with("event: response.failed\n"), "{last}");
         assert!(last.contains("\"status\":\"failed\""), "{last}");
+    }
+
+    /// Codex's freeform tools: declared as functions of one string, their calls and outputs
+    /// sent back as chat's, and the model's call streamed back as a custom tool call whose raw
+    /// input arrives whole.
+    #[test]
+    fn custom_tools_travel_as_functions_of_one_string() {
+        let req: Value = serde_json::from_str(
+            r#"{"model":"codex","input":[
+              {"type":"custom_tool_call","call_id":"c1","name":"apply_patch","input":"*** Begin Patch"},
+              {"type":"custom_tool_call_output","call_id":"c1","output":"done"}],
+            "tools":[{"type":"custom","name":"apply_patch","description":"Patch","format":{"type":"grammar","syntax":"lark","definition":"start: x"}}],
+            "tool_choice":{"type":"custom","name":"apply_patch"}}"#,
+        )
+        .expect("json");
+        let req = req.as_object().expect("object");
+        let chat = responses_to_chat(req, false, 8).expect("converts");
+        let body = chat.json("up", ChannelKind::OpenAiCompatible);
+        assert_eq!(
+            body["messages"],
+            json!([
+                {"role": "assistant", "content": null, "tool_calls": [{"id": "c1", "type": "function",
+                    "function": {"name": "apply_patch", "arguments": "{\"input\":\"*** Begin Patch\"}"}}]},
+                {"role": "tool", "tool_call_id": "c1", "content": "done"}
+            ])
+        );
+        assert_eq!(
+            body["tools"][0]["function"]["description"],
+            "Patch\n\nThe input follows this lark grammar:\nstart: x"
+        );
+        assert_eq!(
+            body["tool_choice"],
+            json!({"type": "function", "function": {"name": "apply_patch"}})
+        );
+        let mut m = ChatToResponses::new("codex", Echo::of(req, None), 7);
+        let mut out = VecDeque::new();
+        let mut text = String::new();
+        for c in [
+            r#"{"id":"c2","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_p","function":{"name":"apply_patch","arguments":"{\"input\":\"*** Be"}}]}}]}"#,
+            r#"{"id":"c2","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"gin\\nx\"}"}}]}}]}"#,
+        ] {
+            let chunk: ChatChunk<'_> = serde_json::from_str(c).expect("chunk");
+            m.on_chunk(&chunk, &mut out, &mut text);
+        }
+        m.finish(None, 0, &mut out);
+        let events: Vec<String> = out
+            .iter()
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .collect();
+        let names: Vec<&str> = events
+            .iter()
+            .filter_map(|e| e.strip_prefix("event: ")?.split('\n').next())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "response.created",
+                "response.in_progress",
+                "response.output_item.added",
+                "response.custom_tool_call_input.delta",
+                "response.custom_tool_call_input.done",
+                "response.output_item.done",
+                "response.completed"
+            ]
+        );
+        assert!(
+            events[4].contains(r#""input":"*** Begin\nx""#),
+            "{}",
+            events[4]
+        );
+        assert!(
+            events[5].contains(r#""type":"custom_tool_call""#)
+                && events[5].contains(r#""call_id":"call_p""#),
+            "{}",
+            events[5]
+        );
     }
 }

@@ -187,7 +187,34 @@ async fn responses_are_converted_over_a_chat_channel(backend: Backend) {
     );
     // Without max_output_tokens the configured default bounds the call, upstream too.
     assert_eq!(up[1]["body"]["max_tokens"], 4096);
-    gw.settled(2).await;
+
+    // A custom (freeform) tool, as Codex declares apply_patch: a function of one string
+    // upstream, its call a custom_tool_call with the raw input back (here the mock's arguments,
+    // which are not the expected object, kept whole).
+    let res = gw
+        .post(
+            "/v1/responses",
+            json!({ "model": AGENT, "input": "patch it", "tools": [{ "type": "custom", "name": "get_weather",
+                    "description": "Edit files", "format": { "type": "grammar", "syntax": "lark", "definition": "start: /.+/" } }] }),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.expect("json");
+    assert_eq!(
+        body["output"][2],
+        json!({ "type": "custom_tool_call", "id": "ctc_call_mock_1", "status": "completed",
+                "call_id": "call_mock_1", "name": "get_weather", "input": "{\"city\":\"Paris\"}" })
+    );
+    let up = gw.mock.requests().await;
+    let tool = &up[2]["body"]["tools"][0]["function"];
+    assert_eq!(tool["parameters"]["required"], json!(["input"]));
+    assert!(
+        tool["description"]
+            .as_str()
+            .is_some_and(|d| d.contains("lark") && d.contains("start: /.+/")),
+        "{tool}"
+    );
+    gw.settled(3).await;
     let charged: i64 = gw
         .scalar("SELECT CAST(SUM(cost) AS BIGINT) FROM usage_logs WHERE user_id = $1")
         .await;
