@@ -563,6 +563,16 @@ test("the admin runs the gateway from the console, and every action is audited",
   await expect(page.getByTestId("channel-test")).toContainText("HTTP 503");
   await expect(page.getByTestId("test-error")).not.toBeEmpty();
   await expect(page.getByTestId("channel-row").filter({ hasText: "console-good" }).getByTestId("channel-health")).toContainText("100.0% (1)");
+  // An Anthropic channel: its kind chosen in the form, its test a Messages call to the mock.
+  await page.getByTestId("channel-kind").selectOption("anthropic");
+  await addChannel("console-claude", mock, "claude-e2e");
+  const claudeRow = page.getByTestId("channel-row").filter({ hasText: "console-claude" });
+  await expect(claudeRow.getByTestId("channel-kind-cell")).toHaveText("Anthropic");
+  await expect(page.getByTestId("channel-row").filter({ hasText: "console-good" }).getByTestId("channel-kind-cell")).toHaveText("OpenAI-compatible");
+  await claudeRow.getByTestId("test-channel").click();
+  await expect(page.getByTestId("channel-test")).toContainText("claude-e2e");
+  await expect(page.getByTestId("test-outcome")).toHaveText("Answered");
+  await expect(page.getByTestId("channel-test")).toContainText("HTTP 200");
   await shot(page, "admin-channels");
 
   // A public model mapped to both, the broken one first; priced; a call falls back and succeeds.
