@@ -1,6 +1,6 @@
 //! `/v1/messages/count_tokens`: exact through an Anthropic channel of the model, otherwise
 //! counted here and marked as an estimate. Free, as Anthropic's is; the key must still be
-//! allowed the model.
+//! allowed the model, and each call is a request against its requests per minute.
 
 use super::request::{MAX_DEPTH, nests_deeper_than};
 use super::{CallContext, UpstreamFailure, upstream_message, without_url};
@@ -28,7 +28,7 @@ pub async fn count_tokens(
             format!("nests arrays and objects more than {MAX_DEPTH} levels deep"),
         ));
     }
-    let mut body = match serde_json::from_slice::<Value>(&raw) {
+    let body = match serde_json::from_slice::<Value>(&raw) {
         Ok(Value::Object(b)) => b,
         Ok(_) => return Err(Error::invalid("body", "must be a JSON object")),
         Err(e) => return Err(Error::invalid("body", format!("invalid JSON: {e}"))),
@@ -49,6 +49,23 @@ pub async fn count_tokens(
         return Err(Error::Forbidden("this API key may not use this model"));
     }
     let candidates = svc.routing.candidates(&model)?;
+    // A request against the key's requests per minute (no tokens): counting here takes the
+    // token-counting thread, which settlements share, so a key cannot flood it.
+    let hold = svc.quotas.admit(ctx.key.id, ctx.key.limits, 0).await?;
+    let count = count_with(svc, ctx, &model, body, &candidates).await;
+    if let Some(h) = hold {
+        h.settle(0);
+    }
+    count
+}
+
+async fn count_with(
+    svc: &Services,
+    ctx: &CallContext,
+    model: &str,
+    mut body: serde_json::Map<String, Value>,
+    candidates: &[crate::routing::Candidate],
+) -> Result<TokenCount, Error> {
     let exact = candidates
         .iter()
         .filter(|c| plan(c.channel.kind, Endpoint::CountTokens) == Some(Plan::Native))
@@ -107,6 +124,7 @@ pub async fn count_tokens(
     }
     let (tx, rx) = tokio::sync::oneshot::channel();
     let document = Value::Object(body);
+    let model = model.to_string();
     svc.settle_off_runtime(move |tokenizer| {
         let _ = tx.send(tokenizer.prompt_tokens(&model, &document));
     });

@@ -375,6 +375,28 @@ async fn count_tokens_is_exact_through_anthropic_and_estimated_otherwise(backend
         )
         .await;
     assert_eq!(res.status(), 400);
+    // Each count is a request against the key's requests per minute.
+    let limited = create_key(
+        &gw.app,
+        json!({ "user_id": gw.user_id, "name": "one a minute", "rpm": 1 }),
+    )
+    .await["key"]
+        .as_str()
+        .expect("key")
+        .to_string();
+    let count = || {
+        TestApp::bare_client()
+            .post(gw.app.url("/v1/messages/count_tokens"))
+            .header("x-api-key", &limited)
+            .json(&json!({ "model": AGENT, "messages": ask() }))
+            .send()
+    };
+    assert_eq!(count().await.expect("count").status(), 200);
+    let (status, err) = error_of(count().await.expect("count")).await;
+    assert_eq!(
+        (status, err["error"]["type"].as_str()),
+        (429, Some("rate_limit_error"))
+    );
     gw.stop().await;
 }
 
