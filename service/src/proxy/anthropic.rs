@@ -88,11 +88,6 @@ impl UsageSoFar {
     }
 }
 
-/// One event in Anthropic's framing: `event: <type>` and its data.
-pub fn event(kind: &str, data: &Value) -> Bytes {
-    sse::named_event(kind, data)
-}
-
 /// Anthropic's error type for an error kind (its status codes are the same).
 pub fn error_type(kind: types::ErrorKind) -> &'static str {
     use types::ErrorKind as K;
@@ -121,7 +116,7 @@ pub fn error_body(kind: types::ErrorKind, message: &str, request_id: Option<&str
 
 /// The event that ends a Messages stream the upstream cut or the gateway stopped.
 pub fn error_event(message: &str) -> Bytes {
-    event(
+    sse::named_event(
         "error",
         &error_body(types::ErrorKind::BadGateway, message, None),
     )

@@ -2,7 +2,7 @@
 //! document, or a stream through [`ChatToMessages`]) converted back. What the chat protocol
 //! cannot hold is dropped and named in the call's log line, never silently.
 
-use super::anthropic::{self, MessagesUsage};
+use super::anthropic::MessagesUsage;
 use super::sse::UpstreamUsage;
 use crate::Error;
 use bytes::{BufMut as _, Bytes, BytesMut};
@@ -668,7 +668,7 @@ impl ChatToMessages {
             return;
         }
         self.started = true;
-        out.push_back(anthropic::event(
+        out.push_back(super::sse::named_event(
             "message_start",
             &json!({"type": "message_start", "message": {
                 "id": message_id(id), "type": "message", "role": "assistant",
@@ -680,7 +680,7 @@ impl ChatToMessages {
 
     fn close(&mut self, out: &mut VecDeque<Bytes>) {
         if self.open.take().is_some() {
-            out.push_back(anthropic::event(
+            out.push_back(super::sse::named_event(
                 "content_block_stop",
                 &json!({"type": "content_block_stop", "index": self.next - 1}),
             ));
@@ -693,7 +693,7 @@ impl ChatToMessages {
             return;
         }
         self.close(out);
-        out.push_back(anthropic::event(
+        out.push_back(super::sse::named_event(
             "content_block_start",
             &json!({"type": "content_block_start", "index": self.next, "content_block": start}),
         ));
@@ -702,7 +702,7 @@ impl ChatToMessages {
     }
 
     fn delta(&self, delta: Value, out: &mut VecDeque<Bytes>) {
-        out.push_back(anthropic::event(
+        out.push_back(super::sse::named_event(
             "content_block_delta",
             &json!({"type": "content_block_delta", "index": self.next - 1, "delta": delta}),
         ));
@@ -768,13 +768,13 @@ impl ChatToMessages {
         self.start(None, out);
         self.close(out);
         let usage = usage.map(MessagesUsage::from_chat).unwrap_or_default();
-        out.push_back(anthropic::event(
+        out.push_back(super::sse::named_event(
             "message_delta",
             &json!({"type": "message_delta",
                 "delta": {"stop_reason": stop_reason(self.finish.as_deref()), "stop_sequence": null},
                 "usage": usage.json()}),
         ));
-        out.push_back(anthropic::event(
+        out.push_back(super::sse::named_event(
             "message_stop",
             &json!({"type": "message_stop"}),
         ));

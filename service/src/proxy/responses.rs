@@ -391,7 +391,6 @@ impl Echo {
             "text",
             "metadata",
             "user",
-            "store",
             "prompt_cache_key",
         ] {
             if let Some(v) = req.get(key) {

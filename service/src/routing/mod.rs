@@ -209,9 +209,12 @@ pub const ANTHROPIC_VERSION: &str = "2023-06-01";
 pub struct Upstream {
     /// Each [`Endpoint`]'s URL, where the channel's kind has that route.
     urls: [Option<reqwest::Url>; 6],
-    /// The headers every request carries: the credentials as the kind sends them (marked
-    /// sensitive), and Anthropic's version.
-    headers: reqwest::header::HeaderMap,
+    /// The credentials as the kind sends them (`Authorization: Bearer` or `x-api-key`), marked
+    /// sensitive; none when the channel has no key.
+    auth: Option<(reqwest::header::HeaderName, reqwest::header::HeaderValue)>,
+    /// Anthropic's API: every request names its version (the client's, when it sends one, is
+    /// put in its place by the relay).
+    anthropic: bool,
 }
 
 impl Upstream {
@@ -240,7 +243,7 @@ impl Upstream {
                     })?,
             );
         }
-        let mut headers = reqwest::header::HeaderMap::new();
+        let mut auth = None;
         if !api_key.is_empty() {
             crate::config::channels::check_api_key(api_key)?;
             let (name, text) = match kind {
@@ -254,15 +257,13 @@ impl Upstream {
             let mut v = HeaderValue::from_str(&text)
                 .map_err(|e| Error::Internal(anyhow::anyhow!("a checked key: {e}")))?;
             v.set_sensitive(true);
-            headers.insert(name, v);
+            auth = Some((name, v));
         }
-        if kind == ChannelKind::Anthropic {
-            headers.insert(
-                HeaderName::from_static("anthropic-version"),
-                HeaderValue::from_static(ANTHROPIC_VERSION),
-            );
-        }
-        Ok(Upstream { urls, headers })
+        Ok(Upstream {
+            urls,
+            auth,
+            anthropic: kind == ChannelKind::Anthropic,
+        })
     }
 
     /// A POST to the channel's `endpoint`, with its credentials; an error when the channel's
@@ -278,7 +279,18 @@ impl Upstream {
                 endpoint.path()
             ))
         })?;
-        Ok(client.post(url).headers(self.headers.clone()))
+        // Header by header: cloning a map for every request would allocate on the hot path.
+        let mut request = client.post(url);
+        if let Some((name, value)) = &self.auth {
+            request = request.header(name.clone(), value.clone());
+        }
+        if self.anthropic {
+            request = request.header(
+                "anthropic-version",
+                reqwest::header::HeaderValue::from_static(ANTHROPIC_VERSION),
+            );
+        }
+        Ok(request)
     }
 }
 

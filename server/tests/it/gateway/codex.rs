@@ -194,12 +194,16 @@ async fn responses_are_converted_over_a_chat_channel(backend: Backend) {
     let res = gw
         .post(
             "/v1/responses",
-            json!({ "model": AGENT, "input": "patch it", "tools": [{ "type": "custom", "name": "get_weather",
+            json!({ "model": AGENT, "input": "patch it", "store": true, "tools": [{ "type": "custom", "name": "get_weather",
                     "description": "Edit files", "format": { "type": "grammar", "syntax": "lark", "definition": "start: /.+/" } }] }),
         )
         .await;
     assert_eq!(res.status(), 200);
     let body: Value = res.json().await.expect("json");
+    assert_eq!(
+        body["store"], false,
+        "nothing is stored, whatever was asked"
+    );
     assert_eq!(
         body["output"][2],
         json!({ "type": "custom_tool_call", "id": "ctc_call_mock_1", "status": "completed",
