@@ -190,15 +190,17 @@ impl Metrics {
         let calls = IntCounterVec::new(
             Opts::new(
                 "calls_total",
-                "/v1 calls by public model, channel and status class (names outside the catalog: other)",
+                "/v1 calls by public model, channel, status class, route called (chat, completions, \
+                 embeddings, messages, responses) and the answering channel's kind (none: no \
+                 channel was tried); names outside the catalog: other",
             ),
-            &["model", "channel", "status"],
+            &["model", "channel", "status", "surface", "kind"],
         )
         .expect("valid metric");
         let tokens = IntCounterVec::new(
             Opts::new(
                 "tokens_total",
-                "Tokens by public model and kind (prompt, completion, cached)",
+                "Tokens by public model and kind (prompt, completion, cached, cache_write, reasoning)",
             ),
             &["model", "kind"],
         )
@@ -367,7 +369,9 @@ mod tests {
         m.job_runs.with_label_values(&["cleanup", "ok"]).inc();
         m.job_duration.with_label_values(&["cleanup"]).observe(1.0);
         m.job_last_success.with_label_values(&["cleanup"]).set(1);
-        m.calls.with_label_values(&["m", "c", "2xx"]).inc();
+        m.calls
+            .with_label_values(&["m", "c", "2xx", "chat", "openai"])
+            .inc();
         m.tokens.with_label_values(&["m", "prompt"]).inc();
         m.cost_units.with_label_values(&["m"]).inc();
         m.call_duration.with_label_values(&["m"]).observe(1.0);

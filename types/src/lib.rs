@@ -35,6 +35,6 @@ pub use redeem::{
 pub use status::{HealthFigures, HourHealth, ModelState, ModelStatus, ServiceStatus};
 pub use usage::{
     CallsQuery, Dashboard, ErrorClass, LedgerQuery, LedgerRow, LogsQuery, Page, PageMeta, Slice,
-    UsagePoint, UsageQuery, UsageRow, UsageSource, UserDetail,
+    TokenDetail, UsagePoint, UsageQuery, UsageRow, UsageSource, UserDetail,
 };
 pub use user::{NewUser, Role, UserInfo, UserPatch, UserStatus};

@@ -93,6 +93,60 @@ macro_rules! as_text {
 as_text!(UsageSource, "usage source");
 as_text!(ErrorClass, "error class");
 
+/// Of a call's tokens, the kinds a provider reports apart: each a part of the input count
+/// (cache writes, image and audio input) or of the output count (reasoning, image and audio
+/// output), resolved once per provider by its adapter. 0 where the provider says nothing.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TokenDetail {
+    /// Input written to the upstream's prompt cache with a 5-minute lifetime.
+    pub cache_write_5m: u64,
+    /// Input written to the upstream's prompt cache with a 1-hour lifetime.
+    pub cache_write_1h: u64,
+    /// Output spent reasoning (thinking).
+    pub reasoning: u64,
+    pub image_input: u64,
+    pub image_output: u64,
+    pub audio_input: u64,
+    pub audio_output: u64,
+}
+
+impl UsageRow {
+    /// The kinds of tokens reported apart, together.
+    pub fn detail(&self) -> TokenDetail {
+        TokenDetail {
+            cache_write_5m: self.cache_write_5m_tokens,
+            cache_write_1h: self.cache_write_1h_tokens,
+            reasoning: self.reasoning_tokens,
+            image_input: self.image_input_tokens,
+            image_output: self.image_output_tokens,
+            audio_input: self.audio_input_tokens,
+            audio_output: self.audio_output_tokens,
+        }
+    }
+}
+
+impl TokenDetail {
+    /// Each count, in the order of their columns (`cache_write_5m_tokens`,
+    /// `cache_write_1h_tokens`, `reasoning_tokens`, `image_input_tokens`, `image_output_tokens`,
+    /// `audio_input_tokens`, `audio_output_tokens`), as the usage rows and the CSV hold them.
+    pub fn counts(&self) -> [u64; 7] {
+        [
+            self.cache_write_5m,
+            self.cache_write_1h,
+            self.reasoning,
+            self.image_input,
+            self.image_output,
+            self.audio_input,
+            self.audio_output,
+        ]
+    }
+
+    /// Both cache-write lifetimes together.
+    pub fn cache_write(&self) -> u64 {
+        self.cache_write_5m.saturating_add(self.cache_write_1h)
+    }
+}
+
 /// One call, as its owner and the administrators read it in the call logs.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -108,9 +162,33 @@ pub struct UsageRow {
     pub channel_id: Option<i64>,
     pub attempts: u32,
     pub stream: bool,
+    /// Input tokens, cache reads and writes included; of them, `cached_tokens` were read from
+    /// the upstream's cache.
     pub prompt_tokens: u64,
+    /// Output tokens, reasoning included.
     pub completion_tokens: u64,
     pub cached_tokens: u64,
+    /// The kinds of tokens the provider reported apart (0 when it did not): parts of the input
+    /// (cache writes by lifetime, image, audio) and of the output (reasoning, image, audio).
+    #[serde(default)]
+    pub cache_write_5m_tokens: u64,
+    #[serde(default)]
+    pub cache_write_1h_tokens: u64,
+    #[serde(default)]
+    pub reasoning_tokens: u64,
+    #[serde(default)]
+    pub image_input_tokens: u64,
+    #[serde(default)]
+    pub image_output_tokens: u64,
+    #[serde(default)]
+    pub audio_input_tokens: u64,
+    #[serde(default)]
+    pub audio_output_tokens: u64,
+    /// The route the client called: `chat`, `completions`, `embeddings`, `messages` or
+    /// `responses`.
+    pub surface: String,
+    /// The kind of the channel that answered (`openai`, `openai-compatible`, `anthropic`…).
+    pub upstream_kind: Option<String>,
     #[cfg_attr(feature = "openapi", schema(value_type = String, example = "1.50"))]
     #[serde(with = "crate::money::usd")]
     pub cost: Credits,
@@ -258,6 +336,11 @@ pub struct UsagePoint {
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
     pub cached_tokens: u64,
+    /// Input written to the upstream's cache (both lifetimes), and output spent reasoning.
+    #[serde(default)]
+    pub cache_write_tokens: u64,
+    #[serde(default)]
+    pub reasoning_tokens: u64,
     #[cfg_attr(feature = "openapi", schema(value_type = String, example = "1.50"))]
     #[serde(with = "crate::money::usd")]
     pub cost: Credits,

@@ -102,19 +102,34 @@ fn first_call(data: &Read) -> impl IntoView {
     }
 }
 
+/// One row of the breakdown: its calls, tokens and spend over the range.
+#[derive(Default)]
+struct Sums {
+    requests: u64,
+    input: u64,
+    output: u64,
+    cache_read: u64,
+    cache_write: u64,
+    reasoning: u64,
+    cost: i64,
+}
+
 /// The last 30 days by model and by key.
 fn breakdown(data: &Read) -> impl IntoView {
     let sum = |points: &[UsagePoint], key: &dyn Fn(&UsagePoint) -> String| {
-        let mut m: BTreeMap<String, (u64, u64, u64, i64)> = BTreeMap::new();
+        let mut m: BTreeMap<String, Sums> = BTreeMap::new();
         for p in points {
             let e = m.entry(key(p)).or_default();
-            e.0 += p.requests;
-            e.1 += p.prompt_tokens;
-            e.2 += p.completion_tokens;
-            e.3 += p.cost.units();
+            e.requests += p.requests;
+            e.input += p.prompt_tokens;
+            e.output += p.completion_tokens;
+            e.cache_read += p.cached_tokens;
+            e.cache_write += p.cache_write_tokens;
+            e.reasoning += p.reasoning_tokens;
+            e.cost += p.cost.units();
         }
         let mut v: Vec<_> = m.into_iter().collect();
-        v.sort_by(|a, b| b.1.3.cmp(&a.1.3).then(a.0.cmp(&b.0)));
+        v.sort_by(|a, b| b.1.cost.cmp(&a.1.cost).then(a.0.cmp(&b.0)));
         v
     };
     let keys = data.keys.clone();
@@ -127,9 +142,7 @@ fn breakdown(data: &Read) -> impl IntoView {
     };
     let by_model = sum(&data.by_model, &|p| p.model.clone().unwrap_or_default());
     let by_key = sum(&data.by_key, &key_name);
-    let table = |rows: Vec<(String, (u64, u64, u64, i64))>,
-                 head: &'static str,
-                 id: &'static str| {
+    let table = |rows: Vec<(String, Sums)>, head: &'static str, id: &'static str| {
         view! {
             <div class="scroll">
                 <table class="breakdown" data-testid=id>
@@ -137,12 +150,17 @@ fn breakdown(data: &Read) -> impl IntoView {
                         <th>{head}</th>
                         <th class="num">{t!("dash.requests")}</th>
                         <th class="num">{t!("dash.tokens")}</th>
+                        <th class="num">{t!("dash.cache")}</th>
+                        <th class="num">{t!("dash.reasoning")}</th>
                         <th class="num">{t!("dash.spend")}</th>
                     </tr></thead>
                     <tbody>
-                        {rows.into_iter().map(|(name, (r, i, o, c))| view! {
-                            <tr><td>{name}</td><td class="num">{number(r)}</td><td class="num">{format!("{} / {}", number(i), number(o))}</td>
-                                <td class="num">{money(Credits::from_units(c))}</td></tr>
+                        {rows.into_iter().map(|(name, s)| view! {
+                            <tr><td>{name}</td><td class="num">{number(s.requests)}</td>
+                                <td class="num">{format!("{} / {}", number(s.input), number(s.output))}</td>
+                                <td class="num">{format!("{} / {}", number(s.cache_read), number(s.cache_write))}</td>
+                                <td class="num">{number(s.reasoning)}</td>
+                                <td class="num">{money(Credits::from_units(s.cost))}</td></tr>
                         }).collect_view()}
                     </tbody>
                 </table>

@@ -301,6 +301,7 @@ fn row(r: UsageRow) -> impl IntoView {
         number(r.completion_tokens),
         number(r.cached_tokens)
     );
+    let breakdown = breakdown(&r.detail());
     let latency = match r.ttft_ms {
         Some(first) => format!("{} ({})", millis(r.latency_ms), millis(first)),
         None => millis(r.latency_ms),
@@ -325,9 +326,35 @@ fn row(r: UsageRow) -> impl IntoView {
                     <dt>{t!("logs.usage_source")}</dt><dd>{r.usage_source.as_str()}</dd>
                     <dt>{t!("logs.price_version")}</dt><dd>{r.price_version.map(|v| v.to_string()).unwrap_or_default()}</dd>
                     <dt>{t!("logs.error")}</dt><dd>{r.error_class.map(|e| e.as_str()).unwrap_or_default()}</dd>
+                    <dt>{t!("logs.surface")}</dt><dd>{r.surface}</dd>
+                    <dt>{t!("logs.upstream_kind")}</dt><dd>{r.upstream_kind.unwrap_or_default()}</dd>
+                    <dt>{t!("logs.breakdown")}</dt><dd data-testid="call-breakdown">{breakdown}</dd>
                 </dl>
             </td>
         </tr>
+    }
+}
+
+/// The kinds of tokens the provider reported apart, those it reported: `reasoning 20 · cache
+/// writes (1 h) 5`; a dash when none.
+fn breakdown(d: &types::TokenDetail) -> String {
+    let parts: Vec<String> = [
+        (t!("logs.cache_write_5m"), d.cache_write_5m),
+        (t!("logs.cache_write_1h"), d.cache_write_1h),
+        (t!("logs.reasoning"), d.reasoning),
+        (t!("logs.image_input"), d.image_input),
+        (t!("logs.image_output"), d.image_output),
+        (t!("logs.audio_input"), d.audio_input),
+        (t!("logs.audio_output"), d.audio_output),
+    ]
+    .into_iter()
+    .filter(|(_, n)| *n > 0)
+    .map(|(name, n)| format!("{name} {}", number(n)))
+    .collect();
+    if parts.is_empty() {
+        "—".to_string()
+    } else {
+        parts.join(" · ")
     }
 }
 

@@ -7,7 +7,9 @@
 //! N chunks, without `[DONE]`), `stall_after` (stop sending after N chunks), `omit_usage`,
 //! `tool` (after the text, a call of the tool `get_weather`, its arguments in three pieces),
 //! `reasoning` (reasoning before the text), `cached=N` (N of the prompt's tokens read from a
-//! cache), `cache_write=N` (Anthropic: N tokens written to the cache), `error_after=N`
+//! cache), `cache_write=N` and `cache_write_1h=N` (Anthropic: N tokens written to the cache
+//! with the 5-minute and the 1-hour lifetime), `reasoning_tokens=N` (OpenAI chat and Responses:
+//! N reasoning tokens more in the output count, reported in its details), `error_after=N`
 //! (Anthropic: an `overloaded_error` event after N text deltas).
 //!
 //! OpenAI's Responses API is served at `/v1/responses` (text output, the stream's events in order,
@@ -159,9 +161,14 @@ async fn handle(
     };
     let chunks = d.num("chunks").unwrap_or(REPLY.len() as u64).max(1);
     let omit_usage = d.flag("omit_usage");
-    let mut usage = json!({"prompt_tokens": prompt_tokens, "completion_tokens": chunks, "total_tokens": prompt_tokens + chunks});
+    let reasoning_tokens = d.num("reasoning_tokens");
+    let completion_tokens = chunks + reasoning_tokens.unwrap_or(0);
+    let mut usage = json!({"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens});
     if let Some(cached) = d.num("cached") {
         usage["prompt_tokens_details"] = json!({"cached_tokens": cached});
+    }
+    if let Some(n) = reasoning_tokens {
+        usage["completion_tokens_details"] = json!({"reasoning_tokens": n});
     }
     let text: String = (0..chunks)
         .map(|i| REPLY[(i as usize) % REPLY.len()])
@@ -493,14 +500,19 @@ async fn anthropic(
     }
     let chunks = d.num("chunks").unwrap_or(REPLY.len() as u64).max(1);
     let cache_read = d.num("cached").unwrap_or(0);
-    let cache_write = d.num("cache_write").unwrap_or(0);
+    let cache_write_5m = d.num("cache_write").unwrap_or(0);
+    let cache_write_1h = d.num("cache_write_1h").unwrap_or(0);
+    let cache_write = cache_write_5m + cache_write_1h;
+    let cache_creation = json!({"ephemeral_5m_input_tokens": cache_write_5m,
+        "ephemeral_1h_input_tokens": cache_write_1h});
     let (reasoning, tool) = (d.flag("reasoning"), d.flag("tool"));
     let text: String = (0..chunks)
         .map(|i| REPLY[(i as usize) % REPLY.len()])
         .collect();
     let stop = if tool { "tool_use" } else { "end_turn" };
     let usage = json!({"input_tokens": input, "cache_creation_input_tokens": cache_write,
-        "cache_read_input_tokens": cache_read, "output_tokens": chunks});
+        "cache_read_input_tokens": cache_read, "cache_creation": cache_creation.clone(),
+        "output_tokens": chunks});
     if !stream {
         log.set(idx, "outcome", json!("completed"));
         let mut content = Vec::new();
@@ -536,7 +548,8 @@ async fn anthropic(
             "id": "msg_mock", "type": "message", "role": "assistant", "model": model, "content": [],
             "stop_reason": null, "stop_sequence": null,
             "usage": {"input_tokens": input, "cache_creation_input_tokens": cache_write,
-                "cache_read_input_tokens": cache_read, "output_tokens": 1}}}),
+                "cache_read_input_tokens": cache_read, "cache_creation": cache_creation,
+                "output_tokens": 1}}}),
         )];
         let mut index = 0;
         if reasoning {
@@ -651,8 +664,11 @@ async fn responses(log: Log, prefix: String, headers: HeaderMap, body: Bytes) ->
     let text: String = (0..chunks)
         .map(|i| REPLY[(i as usize) % REPLY.len()])
         .collect();
+    let reasoning_tokens = d.num("reasoning_tokens").unwrap_or(0);
+    let output = chunks + reasoning_tokens;
     let usage = json!({"input_tokens": input, "input_tokens_details": {"cached_tokens": cached},
-        "output_tokens": chunks, "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": input + chunks});
+        "output_tokens": output, "output_tokens_details": {"reasoning_tokens": reasoning_tokens},
+        "total_tokens": input + output});
     let response = |status: &str, output: Value, usage: Value| {
         json!({"id": "resp_mock", "object": "response",
         "created_at": 1, "status": status, "error": null, "incomplete_details": null, "model": model,

@@ -21,6 +21,9 @@ pub struct Usage {
     pub completion: u64,
     /// Of the prompt tokens, how many were served from the upstream's cache.
     pub cached: u64,
+    /// The kinds of tokens reported apart (cache writes, reasoning, images, audio), each a part
+    /// of `prompt` or `completion`: charged within them at today's prices.
+    pub detail: types::TokenDetail,
 }
 
 pub const MULTIPLIER_ONE: i64 = 1000;
@@ -165,6 +168,7 @@ mod tests {
             prompt: 1_000_000,
             completion: 0,
             cached: 0,
+            ..Default::default()
         };
         assert_eq!(q.cost(&used), 75_000, "half price for the group");
         assert_eq!(q.hold(&used), q.cost(&used));
@@ -183,6 +187,7 @@ mod tests {
             prompt: 1_000_000,
             completion: 1_000_000,
             cached: 0,
+            ..Default::default()
         };
         assert_eq!(p.cost(&u, MULTIPLIER_ONE), 750_000);
         // 10 prompt tokens cost 1.5 units: rounded up to 2, once.
@@ -191,7 +196,8 @@ mod tests {
                 &Usage {
                     prompt: 10,
                     completion: 0,
-                    cached: 0
+                    cached: 0,
+                    ..Default::default()
                 },
                 MULTIPLIER_ONE
             ),
@@ -207,6 +213,7 @@ mod tests {
             prompt: 100,
             completion: 0,
             cached: 40,
+            ..Default::default()
         };
         assert_eq!(p.cost(&u, MULTIPLIER_ONE), 60 + 20);
         // More cached than prompt tokens is clamped.
@@ -215,7 +222,8 @@ mod tests {
                 &Usage {
                     prompt: 10,
                     completion: 0,
-                    cached: 99
+                    cached: 99,
+                    ..Default::default()
                 },
                 MULTIPLIER_ONE
             ),
@@ -238,6 +246,7 @@ mod tests {
             prompt: u64::MAX,
             completion: u64::MAX,
             cached: 0,
+            ..Default::default()
         };
         assert_eq!(p.cost(&u, MULTIPLIER_ONE), i64::MAX);
     }

@@ -249,6 +249,26 @@ pub struct ArchivedUsage {
     pub prompt_tokens: i64,
     pub completion_tokens: i64,
     pub cached_tokens: i64,
+    // Columns added since the first archives: an older archive's lines read as the migration
+    // filled its rows (0, `chat`, no kind).
+    #[serde(default)]
+    pub cache_write_5m_tokens: i64,
+    #[serde(default)]
+    pub cache_write_1h_tokens: i64,
+    #[serde(default)]
+    pub reasoning_tokens: i64,
+    #[serde(default)]
+    pub image_input_tokens: i64,
+    #[serde(default)]
+    pub image_output_tokens: i64,
+    #[serde(default)]
+    pub audio_input_tokens: i64,
+    #[serde(default)]
+    pub audio_output_tokens: i64,
+    #[serde(default = "chat")]
+    pub surface: String,
+    #[serde(default)]
+    pub upstream_kind: Option<String>,
     pub cost: i64,
     pub price_version: Option<i64>,
     pub usage_source: String,
@@ -260,8 +280,14 @@ pub struct ArchivedUsage {
     pub created_at: i64,
 }
 
+fn chat() -> String {
+    "chat".to_string()
+}
+
 const USAGE_COLUMNS: &str = "id, request_id, user_id, key_id, key_prefix, model, served_model, \
-    channel_id, attempts, stream, prompt_tokens, completion_tokens, cached_tokens, cost, \
+    channel_id, attempts, stream, prompt_tokens, completion_tokens, cached_tokens, \
+    cache_write_5m_tokens, cache_write_1h_tokens, reasoning_tokens, image_input_tokens, \
+    image_output_tokens, audio_input_tokens, audio_output_tokens, surface, upstream_kind, cost, \
     price_version, usage_source, status, error_class, latency_ms, ttft_ms, client_ip, created_at";
 
 fn archived(r: &sqlx::any::AnyRow) -> Result<ArchivedUsage, sqlx::Error> {
@@ -279,6 +305,15 @@ fn archived(r: &sqlx::any::AnyRow) -> Result<ArchivedUsage, sqlx::Error> {
         prompt_tokens: r.try_get("prompt_tokens")?,
         completion_tokens: r.try_get("completion_tokens")?,
         cached_tokens: r.try_get("cached_tokens")?,
+        cache_write_5m_tokens: r.try_get("cache_write_5m_tokens")?,
+        cache_write_1h_tokens: r.try_get("cache_write_1h_tokens")?,
+        reasoning_tokens: r.try_get("reasoning_tokens")?,
+        image_input_tokens: r.try_get("image_input_tokens")?,
+        image_output_tokens: r.try_get("image_output_tokens")?,
+        audio_input_tokens: r.try_get("audio_input_tokens")?,
+        audio_output_tokens: r.try_get("audio_output_tokens")?,
+        surface: r.try_get("surface")?,
+        upstream_kind: r.try_get("upstream_kind")?,
         cost: r.try_get("cost")?,
         price_version: r.try_get("price_version")?,
         usage_source: r.try_get("usage_source")?,

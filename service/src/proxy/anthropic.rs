@@ -13,7 +13,10 @@ use std::borrow::Cow;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct MessagesUsage {
     pub input: u64,
+    /// Cache writes of both lifetimes (`cache_creation_input_tokens`); of them, those with the
+    /// 1-hour lifetime (`cache_creation.ephemeral_1h_input_tokens`).
     pub cache_write: u64,
+    pub cache_write_1h: u64,
     pub cache_read: u64,
     pub output: u64,
 }
@@ -21,9 +24,14 @@ pub struct MessagesUsage {
 impl MessagesUsage {
     /// A chat usage (cached tokens included in the prompt) in Anthropic's terms.
     pub fn from_chat(u: UpstreamUsage) -> MessagesUsage {
+        let cache_write = u.detail.cache_write();
         MessagesUsage {
-            input: u.prompt.saturating_sub(u.cached),
-            cache_write: 0,
+            input: u
+                .prompt
+                .saturating_sub(u.cached)
+                .saturating_sub(cache_write),
+            cache_write,
+            cache_write_1h: u.detail.cache_write_1h,
             cache_read: u.cached,
             output: u.completion,
         }
@@ -32,10 +40,19 @@ impl MessagesUsage {
     /// The gateway's count: the prompt includes cache reads and writes (writes are charged at
     /// the input price; reads at the cached price).
     pub fn to_upstream(self) -> UpstreamUsage {
+        let cache_write_1h = self.cache_write_1h.min(self.cache_write);
         UpstreamUsage {
-            prompt: self.input + self.cache_write + self.cache_read,
+            prompt: self
+                .input
+                .saturating_add(self.cache_write)
+                .saturating_add(self.cache_read),
             completion: self.output,
             cached: self.cache_read,
+            detail: types::TokenDetail {
+                cache_write_5m: self.cache_write - cache_write_1h,
+                cache_write_1h,
+                ..types::TokenDetail::default()
+            },
         }
     }
 
@@ -56,6 +73,13 @@ pub struct UsageFields {
     cache_creation_input_tokens: Option<u64>,
     cache_read_input_tokens: Option<u64>,
     output_tokens: Option<u64>,
+    /// The cache writes by lifetime (newer API versions).
+    cache_creation: Option<CacheCreation>,
+}
+
+#[derive(Deserialize, Default, Clone, Copy, Debug)]
+pub struct CacheCreation {
+    ephemeral_1h_input_tokens: Option<u64>,
 }
 
 /// Usage gathered over a stream: `message_start` gives the input side, `message_delta` the
@@ -74,6 +98,7 @@ impl UsageSoFar {
             .or(f.cache_creation_input_tokens);
         f.cache_read_input_tokens = u.cache_read_input_tokens.or(f.cache_read_input_tokens);
         f.output_tokens = u.output_tokens.or(f.output_tokens);
+        f.cache_creation = u.cache_creation.or(f.cache_creation);
     }
 
     /// The usage, when the input count was reported.
@@ -82,6 +107,10 @@ impl UsageSoFar {
         Some(MessagesUsage {
             input: f.input_tokens?,
             cache_write: f.cache_creation_input_tokens.unwrap_or(0),
+            cache_write_1h: f
+                .cache_creation
+                .and_then(|c| c.ephemeral_1h_input_tokens)
+                .unwrap_or(0),
             cache_read: f.cache_read_input_tokens.unwrap_or(0),
             output: f.output_tokens.unwrap_or(0),
         })
@@ -223,7 +252,11 @@ mod tests {
             Some(UpstreamUsage {
                 prompt: 1103,
                 completion: 7,
-                cached: 1000
+                cached: 1000,
+                detail: types::TokenDetail {
+                    cache_write_5m: 100,
+                    ..Default::default()
+                }
             })
         );
         assert!(text.is_empty());
@@ -250,11 +283,25 @@ mod tests {
         )
         .expect("event");
         so_far.add(&delta.usage.expect("usage"));
+        // Newer versions split the cache writes by lifetime; the 1-hour part is kept apart.
+        let mut split = UsageSoFar::default();
+        let start: StreamEvent<'_> = serde_json::from_str(
+            r#"{"type":"message_start","message":{"model":"m","usage":{"input_tokens":5,"cache_creation_input_tokens":30,"cache_creation":{"ephemeral_5m_input_tokens":10,"ephemeral_1h_input_tokens":20},"output_tokens":1}}}"#,
+        )
+        .expect("event");
+        split.add(&start.message.and_then(|m| m.usage).expect("usage"));
+        let u = split.usage().expect("usage").to_upstream();
+        assert_eq!(
+            (u.prompt, u.detail.cache_write_5m, u.detail.cache_write_1h),
+            (35, 10, 20)
+        );
+        assert_eq!(MessagesUsage::from_chat(u).cache_write, 30);
         assert_eq!(
             so_far.usage(),
             Some(MessagesUsage {
                 input: 5,
                 cache_write: 0,
+                cache_write_1h: 0,
                 cache_read: 2,
                 output: 9
             })

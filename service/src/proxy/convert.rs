@@ -900,6 +900,7 @@ mod tests {
                 prompt: 10,
                 completion: 5,
                 cached: 4,
+                ..Default::default()
             }),
             &mut out,
         );

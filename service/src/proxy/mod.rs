@@ -83,6 +83,7 @@ struct Trace {
     /// Upstream attempts made, and the last one's channel and upstream model.
     attempts: u32,
     channel_id: Option<i64>,
+    kind: Option<types::ChannelKind>,
     served_model: Option<String>,
 }
 
@@ -100,7 +101,7 @@ pub async fn relay(
         if trace.model.is_none() {
             trace.model = requested_model(&raw);
         }
-        record_failure(svc, ctx, trace, e.kind());
+        record_failure(svc, ctx, endpoint, trace, e.kind());
     }
     result
 }
@@ -193,7 +194,7 @@ async fn relay_traced(
     let bound = Usage {
         prompt: raw.len() as u64 + 16,
         completion: completion_bound,
-        cached: 0,
+        ..Usage::default()
     };
     let reservation = svc
         .credit
@@ -214,6 +215,7 @@ async fn relay_traced(
         attempts += 1;
         trace.attempts = attempts;
         trace.channel_id = Some(cand.channel.id);
+        trace.kind = Some(cand.channel.kind);
         trace.served_model = Some(cand.upstream_model.clone());
         let ch = &cand.channel;
         let (wire, payload, mode) = match (how, &converted) {
@@ -288,7 +290,7 @@ async fn relay_traced(
                 tokens,
                 quote,
                 request: raw.clone(),
-                log: base_log(ctx, &model, cand, attempts, stream),
+                log: base_log(ctx, endpoint, &model, cand, attempts, stream),
                 started: ctx.started,
             };
             return if stream {
@@ -417,6 +419,7 @@ pub fn mask_secrets(text: &str) -> String {
 
 fn base_log(
     ctx: &CallContext,
+    endpoint: Endpoint,
     model: &str,
     cand: &Candidate,
     attempts: u32,
@@ -432,6 +435,8 @@ fn base_log(
         channel_id: Some(cand.channel.id),
         attempts,
         stream,
+        surface: endpoint.surface(),
+        upstream_kind: Some(cand.channel.kind),
         usage_source: UsageSource::Absent,
         status: 200,
         client_ip: ctx.client_ip.map(|ip| ip.to_string()),
@@ -442,7 +447,13 @@ fn base_log(
 
 /// The failure row of a call that got no usable answer (nothing charged): what it asked for,
 /// how many upstream attempts it made and the last one's channel, the status it is answered.
-fn record_failure(svc: &Services, ctx: &CallContext, trace: Trace, kind: types::ErrorKind) {
+fn record_failure(
+    svc: &Services,
+    ctx: &CallContext,
+    endpoint: Endpoint,
+    trace: Trace,
+    kind: types::ErrorKind,
+) {
     crate::usage::log_call(
         svc,
         UsageRecord {
@@ -453,6 +464,8 @@ fn record_failure(svc: &Services, ctx: &CallContext, trace: Trace, kind: types::
             model: trace.model.unwrap_or_default(),
             served_model: trace.served_model,
             channel_id: trace.channel_id,
+            upstream_kind: trace.kind,
+            surface: endpoint.surface(),
             attempts: trace.attempts,
             usage_source: UsageSource::Absent,
             status: kind.status(),

@@ -985,6 +985,7 @@ mod tests {
                 prompt: 10,
                 completion: 5,
                 cached: 4,
+                ..Default::default()
             }),
             0,
             &mut out,

@@ -35,11 +35,6 @@ impl Call {
     ) {
         match usage {
             Some(u) => {
-                let u = Usage {
-                    prompt: u.prompt,
-                    completion: u.completion,
-                    cached: u.cached,
-                };
                 self.finish(u, UsageSource::Upstream, error_class, ttft);
             }
             None => {
@@ -53,7 +48,7 @@ impl Call {
                             &serde_json::from_slice(&self.request).unwrap_or(Value::Null),
                         ),
                         completion: tokenizer.count(model, &generated),
-                        cached: 0,
+                        ..Usage::default()
                     };
                     let source = if complete {
                         UsageSource::Estimated
@@ -82,6 +77,7 @@ impl Call {
         log.prompt_tokens = u.prompt;
         log.completion_tokens = u.completion;
         log.cached_tokens = u.cached;
+        log.detail = u.detail;
         log.cost = cost;
         log.price_version = Some(self.quote.version());
         log.usage_source = source;

@@ -149,17 +149,18 @@ pub struct UsageFields {
     #[serde(default)]
     input_tokens_details: Option<TokenDetails>,
     #[serde(default)]
-    completion_tokens_details: Option<OutputDetails>,
+    completion_tokens_details: Option<TokenDetails>,
+    #[serde(default)]
+    output_tokens_details: Option<TokenDetails>,
 }
 
-#[derive(Deserialize)]
-struct OutputDetails {
-    reasoning_tokens: Option<u64>,
-}
-
-#[derive(Deserialize)]
+/// The details of an input or output count, as OpenAI reports them (chat, Responses, images).
+#[derive(Deserialize, Default)]
 struct TokenDetails {
     cached_tokens: Option<u64>,
+    reasoning_tokens: Option<u64>,
+    audio_tokens: Option<u64>,
+    image_tokens: Option<u64>,
 }
 
 impl UsageFields {
@@ -167,22 +168,60 @@ impl UsageFields {
     pub fn reasoning_tokens(&self) -> u64 {
         self.completion_tokens_details
             .as_ref()
+            .or(self.output_tokens_details.as_ref())
             .and_then(|d| d.reasoning_tokens)
             .unwrap_or(0)
     }
 
     /// The usage, read as [`usage_of`] reads it.
     pub fn usage(&self) -> Option<UpstreamUsage> {
-        Some(UpstreamUsage {
-            prompt: self.prompt_tokens.or(self.input_tokens)?,
-            completion: self.completion_tokens.or(self.output_tokens).unwrap_or(0),
-            cached: self
-                .prompt_tokens_details
-                .as_ref()
-                .or(self.input_tokens_details.as_ref())
-                .and_then(|d| d.cached_tokens)
-                .unwrap_or(0),
-        })
+        let input = self
+            .prompt_tokens_details
+            .as_ref()
+            .or(self.input_tokens_details.as_ref());
+        let output = self
+            .completion_tokens_details
+            .as_ref()
+            .or(self.output_tokens_details.as_ref());
+        let of = |d: Option<&TokenDetails>, f: fn(&TokenDetails) -> Option<u64>| {
+            d.and_then(f).unwrap_or(0)
+        };
+        Some(openai_usage(
+            self.prompt_tokens.or(self.input_tokens)?,
+            self.completion_tokens.or(self.output_tokens).unwrap_or(0),
+            [
+                of(input, |d| d.cached_tokens),
+                of(input, |d| d.image_tokens),
+                of(input, |d| d.audio_tokens),
+            ],
+            [
+                of(output, |d| d.reasoning_tokens),
+                of(output, |d| d.image_tokens),
+                of(output, |d| d.audio_tokens),
+            ],
+        ))
+    }
+}
+
+/// OpenAI's usage in the gateway's terms: its input count includes cached tokens (chat and
+/// Responses alike), and each detail is a part of the count it details. `input` holds the
+/// cached, image and audio parts of the input; `output` the reasoning, image and audio parts
+/// of the output.
+fn openai_usage(prompt: u64, completion: u64, input: [u64; 3], output: [u64; 3]) -> UpstreamUsage {
+    let [cached, image_input, audio_input] = input.map(|n| n.min(prompt));
+    let [reasoning, image_output, audio_output] = output.map(|n| n.min(completion));
+    UpstreamUsage {
+        prompt,
+        completion,
+        cached,
+        detail: types::TokenDetail {
+            reasoning,
+            image_input,
+            image_output,
+            audio_input,
+            audio_output,
+            ..types::TokenDetail::default()
+        },
     }
 }
 
@@ -238,28 +277,38 @@ pub fn span_in(part: &str, whole: &[u8]) -> Option<std::ops::Range<usize>> {
     (end <= whole.len()).then_some(start..end)
 }
 
-/// Usage as upstreams report it.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct UpstreamUsage {
-    pub prompt: u64,
-    pub completion: u64,
-    pub cached: u64,
-}
+/// Usage as upstreams report it, normalized: the billing's own count.
+pub use crate::billing::Usage as UpstreamUsage;
 
 pub fn usage_of(v: &Value) -> Option<UpstreamUsage> {
     let u = v.get("usage")?.as_object()?;
     let n = |k: &str| u.get(k).and_then(Value::as_u64);
-    let prompt = n("prompt_tokens").or_else(|| n("input_tokens"))?;
-    Some(UpstreamUsage {
-        prompt,
-        completion: n("completion_tokens")
+    let detail = |names: [&str; 2], field: &str| {
+        names
+            .iter()
+            .find_map(|d| u.get(*d).filter(|d| d.is_object()))
+            .and_then(|d| d.get(field))
+            .and_then(Value::as_u64)
+            .unwrap_or(0)
+    };
+    const INPUT: [&str; 2] = ["prompt_tokens_details", "input_tokens_details"];
+    const OUTPUT: [&str; 2] = ["completion_tokens_details", "output_tokens_details"];
+    Some(openai_usage(
+        n("prompt_tokens").or_else(|| n("input_tokens"))?,
+        n("completion_tokens")
             .or_else(|| n("output_tokens"))
             .unwrap_or(0),
-        cached: at(v, &["usage", "prompt_tokens_details", "cached_tokens"])
-            .or_else(|| at(v, &["usage", "input_tokens_details", "cached_tokens"]))
-            .and_then(Value::as_u64)
-            .unwrap_or(0),
-    })
+        [
+            detail(INPUT, "cached_tokens"),
+            detail(INPUT, "image_tokens"),
+            detail(INPUT, "audio_tokens"),
+        ],
+        [
+            detail(OUTPUT, "reasoning_tokens"),
+            detail(OUTPUT, "image_tokens"),
+            detail(OUTPUT, "audio_tokens"),
+        ],
+    ))
 }
 
 /// The value at a path of object keys. (`Value::pointer` allocates to unescape each step; this
@@ -447,7 +496,8 @@ mod tests {
             Some(UpstreamUsage {
                 prompt: 9,
                 completion: 4,
-                cached: 2
+                cached: 2,
+                ..Default::default()
             })
         );
         let d: Value =
@@ -462,6 +512,37 @@ mod tests {
         append_text(&more, &mut s);
         assert_eq!(s, "Hiabcd");
         assert!(data_of(b": keep-alive").is_none());
+    }
+
+    #[test]
+    fn openai_details_are_parts_of_the_counts_they_detail() {
+        let expected = UpstreamUsage {
+            prompt: 20,
+            completion: 10,
+            cached: 4,
+            detail: types::TokenDetail {
+                reasoning: 6,
+                audio_input: 3,
+                audio_output: 2,
+                image_input: 20,
+                ..Default::default()
+            },
+        };
+        // Chat's names; an image count beyond the input is clamped to it.
+        let chat = r#"{"usage":{"prompt_tokens":20,"completion_tokens":10,
+            "prompt_tokens_details":{"cached_tokens":4,"audio_tokens":3,"image_tokens":99},
+            "completion_tokens_details":{"reasoning_tokens":6,"audio_tokens":2}}}"#;
+        // The Responses API's names for the same.
+        let responses = r#"{"usage":{"input_tokens":20,"output_tokens":10,
+            "input_tokens_details":{"cached_tokens":4,"audio_tokens":3,"image_tokens":99},
+            "output_tokens_details":{"reasoning_tokens":6,"audio_tokens":2}}}"#;
+        for text in [chat, responses] {
+            let v: Value = serde_json::from_str(text).expect("json");
+            assert_eq!(usage_of(&v), Some(expected), "{text}");
+            // The typed reader of stream chunks agrees with the untyped one.
+            let chunk: Chunk<'_> = serde_json::from_str(text).expect("a chunk");
+            assert_eq!(chunk.usage(), Some(expected), "{text}");
+        }
     }
 
     #[test]

@@ -155,6 +155,18 @@ impl Endpoint {
         }
     }
 
+    /// The route's short name, as usage rows and metrics record it.
+    pub fn surface(self) -> &'static str {
+        match self {
+            Endpoint::Chat => "chat",
+            Endpoint::Completions => "completions",
+            Endpoint::Embeddings => "embeddings",
+            Endpoint::Messages => "messages",
+            Endpoint::CountTokens => "count_tokens",
+            Endpoint::Responses => "responses",
+        }
+    }
+
     /// The route as a client names it (`/v1` and the path), for messages.
     pub fn route(self) -> &'static str {
         match self {

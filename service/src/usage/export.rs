@@ -18,7 +18,9 @@ const CHUNK: i64 = 1000;
 /// The header line; the columns of [`write_row`], in order.
 pub const CSV_HEADER: &str = "id,time_utc,request_id,user_id,key_id,key_prefix,model,served_model,\
 channel_id,attempts,stream,prompt_tokens,completion_tokens,cached_tokens,cost_usd,price_version,\
-usage_source,status,error_class,latency_ms,ttft_ms\r\n";
+usage_source,status,error_class,latency_ms,ttft_ms,cache_write_5m_tokens,cache_write_1h_tokens,\
+reasoning_tokens,image_input_tokens,image_output_tokens,audio_input_tokens,audio_output_tokens,\
+surface,upstream_kind\r\n";
 
 /// A byte stream of CSV (RFC 4180, CRLF line ends).
 pub type CsvStream = std::pin::Pin<Box<dyn Stream<Item = Result<Bytes, Error>> + Send>>;
@@ -130,7 +132,7 @@ pub fn write_row(out: &mut String, r: &UsageRow) {
     field(out, r.served_model.as_deref().unwrap_or_default());
     let _ = write!(
         out,
-        ",{},{},{},{},{},{},{},{},{},{},{},{},{}\r\n",
+        ",{},{},{},{},{},{},{},{},{},{},{},{},{},",
         opt(r.channel_id),
         r.attempts,
         r.stream,
@@ -145,6 +147,13 @@ pub fn write_row(out: &mut String, r: &UsageRow) {
         r.latency_ms,
         r.ttft_ms.map(|v| v.to_string()).unwrap_or_default(),
     );
+    for n in r.detail().counts() {
+        let _ = write!(out, "{n},");
+    }
+    field(out, &r.surface);
+    out.push(',');
+    field(out, r.upstream_kind.as_deref().unwrap_or_default());
+    out.push_str("\r\n");
 }
 
 /// A text field: quoted when it holds a separator, a quote or a line break (quotes doubled),
@@ -203,6 +212,15 @@ mod tests {
             prompt_tokens: 12,
             completion_tokens: 30,
             cached_tokens: 0,
+            cache_write_5m_tokens: 0,
+            cache_write_1h_tokens: 5,
+            reasoning_tokens: 20,
+            image_input_tokens: 0,
+            image_output_tokens: 0,
+            audio_input_tokens: 0,
+            audio_output_tokens: 0,
+            surface: "messages".into(),
+            upstream_kind: Some("anthropic".into()),
             cost: Credits::from_units(123),
             price_version: None,
             usage_source: UsageSource::Upstream,
@@ -221,7 +239,7 @@ mod tests {
         assert_eq!(
             out,
             "7,2025-11-28T02:34:15.123Z,req-1,3,9,sk-abcd,gpt-4o,,2,1,true,12,30,0,0.000123,,\
-             upstream,502,upstream_cut,250,\r\n"
+             upstream,502,upstream_cut,250,,0,5,20,0,0,0,0,messages,anthropic\r\n"
         );
         let columns = CSV_HEADER.trim_end().split(',').count();
         assert_eq!(out.trim_end().split(',').count(), columns);

@@ -48,7 +48,13 @@ pub fn log_call(svc: &Services, r: UsageRecord) {
             .map_or(OTHER, |c| c.name.as_str()),
     };
     m.calls
-        .with_label_values(&[model, channel, status_class(r.status)])
+        .with_label_values(&[
+            model,
+            channel,
+            status_class(r.status),
+            r.surface,
+            r.upstream_kind.map_or("none", types::ChannelKind::as_str),
+        ])
         .inc();
     if r.prompt_tokens > 0 {
         m.tokens
@@ -64,6 +70,14 @@ pub fn log_call(svc: &Services, r: UsageRecord) {
         m.tokens
             .with_label_values(&[model, "cached"])
             .inc_by(r.cached_tokens);
+    }
+    for (kind, n) in [
+        ("cache_write", r.detail.cache_write()),
+        ("reasoning", r.detail.reasoning),
+    ] {
+        if n > 0 {
+            m.tokens.with_label_values(&[model, kind]).inc_by(n);
+        }
     }
     if r.cost > 0 {
         m.cost_units

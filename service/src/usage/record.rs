@@ -18,6 +18,11 @@ pub struct UsageRecord {
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
     pub cached_tokens: u64,
+    pub detail: types::TokenDetail,
+    /// The route called ([`crate::routing::Endpoint::surface`]).
+    pub surface: &'static str,
+    /// The kind of the channel that answered (or was tried last).
+    pub upstream_kind: Option<types::ChannelKind>,
     pub cost: i64,
     pub price_version: Option<i64>,
     pub usage_source: UsageSource,

@@ -11,6 +11,7 @@ both_backends!(
     the_anthropic_surface_answers_errors_in_its_shape,
     cut_messages_streams_end_with_an_error_event_and_are_charged_once,
     probes_speak_each_channels_protocol,
+    usage_is_one_normalized_count_on_every_surface,
 );
 
 /// The model Claude Code asks for, mapped to an Anthropic channel's model name.
@@ -139,7 +140,7 @@ fn ask() -> Value {
 
 async fn messages_pass_through_to_an_anthropic_channel_and_charge_cache_reads(backend: Backend) {
     let gw = Gw::start(backend, "1", |c, m| {
-        agents(c, m, "cached=1000,cache_write=100")
+        agents(c, m, "cached=1000,cache_write=60,cache_write_1h=40")
     })
     .await;
     let res = gw
@@ -154,7 +155,9 @@ async fn messages_pass_through_to_an_anthropic_channel_and_charge_cache_reads(ba
     assert_eq!(body["content"][0]["text"], "Hello from the mock upstream.");
     assert_eq!(
         body["usage"],
-        json!({"input_tokens": 5, "cache_creation_input_tokens": 100, "cache_read_input_tokens": 1000, "output_tokens": 6})
+        json!({"input_tokens": 5, "cache_creation_input_tokens": 100, "cache_read_input_tokens": 1000,
+               "cache_creation": {"ephemeral_5m_input_tokens": 60, "ephemeral_1h_input_tokens": 40},
+               "output_tokens": 6})
     );
     // The upstream got the channel's key in Anthropic's header, the client's version and beta.
     let up = gw.mock.requests().await;
@@ -173,11 +176,18 @@ async fn messages_pass_through_to_an_anthropic_channel_and_charge_cache_reads(ba
         (cost, source.as_str(), class, prompt, completion),
         (705, "upstream", None, 1105, 6)
     );
-    assert_eq!(
-        gw.scalar("SELECT cached_tokens FROM usage_logs WHERE user_id = $1")
-            .await,
-        1000
-    );
+    // The row as `/api/logs` gives it: every kind of token apart, the route and the kind.
+    let call = gw.last_call().await;
+    for (field, value) in [
+        ("cached_tokens", json!(1000)),
+        ("cache_write_5m_tokens", json!(60)),
+        ("cache_write_1h_tokens", json!(40)),
+        ("reasoning_tokens", json!(0)),
+        ("surface", json!("messages")),
+        ("upstream_kind", json!("anthropic")),
+    ] {
+        assert_eq!(call[field], value, "{field}: {call}");
+    }
     assert_eq!(gw.balance().await, 1_000_000 - 705);
 
     // Streamed: the events as they came, the model renamed in message_start.
@@ -322,6 +332,16 @@ async fn messages_are_converted_over_a_chat_channel(backend: Backend) {
         ])
     );
     gw.settled(2).await;
+    let call = gw.last_call().await;
+    assert_eq!(
+        (
+            &call["surface"],
+            &call["upstream_kind"],
+            &call["cached_tokens"]
+        ),
+        (&json!("messages"), &json!("openai-compatible"), &json!(2)),
+        "{call}"
+    );
     let charged: i64 = gw
         .scalar("SELECT CAST(SUM(cost) AS BIGINT) FROM usage_logs WHERE user_id = $1")
         .await;
@@ -670,5 +690,82 @@ async fn probes_speak_each_channels_protocol(backend: Backend) {
         .expect("its health");
     assert_eq!(refusing["cooldown_ms"], 0, "{refusing}");
     assert_eq!(refusing["failures_in_a_row"], 0, "{refusing}");
+    gw.stop().await;
+}
+
+/// Each provider's usage read once into the gateway's terms: reasoning (a part of the output)
+/// from chat, cache writes of both lifetimes (a part of the input) from Messages; the sums in
+/// the daily usage the dashboard draws and in the token metrics.
+async fn usage_is_one_normalized_count_on_every_surface(backend: Backend) {
+    let gw = Gw::start(backend, "1", |c, m| {
+        agents(c, m, "cache_write=7,cache_write_1h=5")
+    })
+    .await;
+    let res = gw
+        .post(
+            "/v1/chat/completions",
+            json!({ "model": "gpt-4o-mini", "messages": hello(), "mock": { "reasoning_tokens": 3 } }),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.expect("json");
+    assert_eq!(
+        body["usage"]["completion_tokens"], 9,
+        "reasoning is in the output"
+    );
+    gw.settled(1).await;
+    let call = gw.last_call().await;
+    for (field, value) in [
+        ("completion_tokens", json!(9)),
+        ("reasoning_tokens", json!(3)),
+        ("cache_write_5m_tokens", json!(0)),
+        ("surface", json!("chat")),
+        ("upstream_kind", json!("openai-compatible")),
+    ] {
+        assert_eq!(call[field], value, "{field}: {call}");
+    }
+    let res = gw
+        .messages(
+            "/v1/messages",
+            json!({ "model": CLAUDE, "max_tokens": 64, "messages": ask(), "stream": true }),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let events = events(res).await;
+    lifecycle(&events);
+    gw.settled(2).await;
+    let call = gw.last_call().await;
+    // Input 3 plus 12 written to the cache: 15 prompt tokens.
+    for (field, value) in [
+        ("prompt_tokens", json!(15)),
+        ("cache_write_5m_tokens", json!(7)),
+        ("cache_write_1h_tokens", json!(5)),
+        ("surface", json!("messages")),
+        ("upstream_kind", json!("anthropic")),
+    ] {
+        assert_eq!(call[field], value, "{field}: {call}");
+    }
+    // The day's sums, as the dashboard reads them.
+    let days = gw.get_json("/api/usage").await;
+    let of = |model: &str| {
+        days.as_array()
+            .expect("days")
+            .iter()
+            .find(|d| d["model"] == model)
+            .unwrap_or_else(|| panic!("{model} in {days:?}"))
+            .clone()
+    };
+    assert_eq!(of("gpt-4o-mini")["reasoning_tokens"], 3);
+    assert_eq!(of(CLAUDE)["cache_write_tokens"], 12);
+    assert_eq!(
+        gw.metric("tollgate_tokens_total{kind=\"reasoning\",model=\"gpt-4o-mini\"}")
+            .await,
+        3.0
+    );
+    assert_eq!(
+        gw.metric("tollgate_tokens_total{kind=\"cache_write\",model=\"claude-sonnet\"}")
+            .await,
+        12.0
+    );
     gw.stop().await;
 }

@@ -259,7 +259,8 @@ async fn responses_pass_through_to_an_openai_channel(backend: Backend) {
     let res = gw
         .post(
             "/v1/responses",
-            json!({ "model": CODEX, "input": "hello there world", "stream": true }),
+            json!({ "model": CODEX, "input": "hello there world", "stream": true,
+                    "mock": { "reasoning_tokens": 4 } }),
         )
         .await;
     assert_eq!(res.status(), 200);
@@ -279,7 +280,20 @@ async fn responses_pass_through_to_an_openai_channel(backend: Backend) {
         .collect();
     assert_eq!(text, "Hello from the mock upstream.");
     gw.settled(2).await;
-    assert_eq!(gw.balance().await, 1_000_000 - 2 * 62);
+    // Output 6 + 4 reasoning at $10 per 1M: 1 + 0.2 + 100 = 101.2 units, charged as 102; the
+    // reasoning is on the row apart.
+    let call = gw.last_call().await;
+    for (field, value) in [
+        ("completion_tokens", json!(10)),
+        ("reasoning_tokens", json!(4)),
+        ("cached_tokens", json!(2)),
+        ("surface", json!("responses")),
+        ("upstream_kind", json!("openai")),
+        ("cost", json!("0.000102")),
+    ] {
+        assert_eq!(call[field], value, "{field}: {call}");
+    }
+    assert_eq!(gw.balance().await, 1_000_000 - 62 - 102);
     gw.stop().await;
 }
 

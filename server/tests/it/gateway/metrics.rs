@@ -53,13 +53,19 @@ async fn calls_and_tokens_are_counted_with_bounded_labels(backend: Backend) {
         .count();
     assert!(series < 400, "{series} series");
     assert_eq!(
-        gw.metric("tollgate_calls_total{channel=\"primary\",model=\"gpt-4o-mini\",status=\"2xx\"}")
-            .await,
+        gw.metric(
+            "tollgate_calls_total{channel=\"primary\",kind=\"openai-compatible\",\
+             model=\"gpt-4o-mini\",status=\"2xx\",surface=\"chat\"}"
+        )
+        .await,
         3.0
     );
     assert_eq!(
-        gw.metric("tollgate_calls_total{channel=\"none\",model=\"other\",status=\"4xx\"}")
-            .await,
+        gw.metric(
+            "tollgate_calls_total{channel=\"none\",kind=\"none\",model=\"other\",\
+             status=\"4xx\",surface=\"chat\"}"
+        )
+        .await,
         1000.0
     );
     // The mock's usage: prompt tokens = words of the input, completion = chunks.
@@ -135,8 +141,11 @@ async fn refusals_and_fallbacks_are_counted(backend: Backend) {
         1.0
     );
     assert_eq!(
-        gw.metric("tollgate_calls_total{channel=\"primary\",model=\"gpt-4o-mini\",status=\"2xx\"}")
-            .await,
+        gw.metric(
+            "tollgate_calls_total{channel=\"primary\",kind=\"openai-compatible\",\
+             model=\"gpt-4o-mini\",status=\"2xx\",surface=\"chat\"}"
+        )
+        .await,
         1.0
     );
     gw.app.stop().await;

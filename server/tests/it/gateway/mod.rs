@@ -216,6 +216,23 @@ impl Gw {
             .expect("usage row")
     }
 
+    /// A GET of an `/api` route with the key: its JSON, after checking it answered 200.
+    pub async fn get_json(&self, path: &str) -> Value {
+        let res = TestApp::bare_client()
+            .get(self.app.url(path))
+            .bearer_auth(&self.key)
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(res.status(), 200, "{path}");
+        res.json().await.expect("json")
+    }
+
+    /// The key owner's latest call as `/api/logs` gives it.
+    pub async fn last_call(&self) -> Value {
+        self.get_json("/api/logs?page_size=1").await["data"][0].clone()
+    }
+
     pub async fn stop(self) {
         self.app.stop().await;
     }

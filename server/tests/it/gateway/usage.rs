@@ -9,6 +9,9 @@ both_backends!(
     the_dashboard_draws_untrusted_names_as_text,
 );
 
+/// The routes a usage row names.
+const SURFACES: [&str; 5] = ["chat", "completions", "embeddings", "messages", "responses"];
+
 /// Usage rows written in batches (more than one, with awkward text and every optional field
 /// both set and empty) come back from the database field for field, after a clean stop.
 async fn usage_rows_keep_every_field_and_a_clean_stop_loses_none(backend: Backend) {
@@ -31,6 +34,17 @@ async fn usage_rows_keep_every_field_and_a_clean_stop_loses_none(backend: Backen
                 prompt_tokens: if n == 1 { i64::MAX as u64 } else { n * 11 },
                 completion_tokens: n * 13,
                 cached_tokens: n % 5,
+                detail: types::TokenDetail {
+                    cache_write_5m: n % 7,
+                    cache_write_1h: if n == 3 { i64::MAX as u64 } else { n % 11 },
+                    reasoning: n % 13,
+                    image_input: n % 17,
+                    image_output: n % 19,
+                    audio_input: n % 23,
+                    audio_output: n % 29,
+                },
+                surface: SURFACES[(n % 5) as usize],
+                upstream_kind: full.then_some(types::ChannelKind::Anthropic),
                 cost: if n == 2 {
                     i64::MAX
                 } else {
@@ -92,6 +106,24 @@ async fn stored_usage(storage: &Storage) -> Vec<service::usage::UsageRecord> {
             prompt_tokens: num(r, "prompt_tokens") as u64,
             completion_tokens: num(r, "completion_tokens") as u64,
             cached_tokens: num(r, "cached_tokens") as u64,
+            detail: types::TokenDetail {
+                cache_write_5m: num(r, "cache_write_5m_tokens") as u64,
+                cache_write_1h: num(r, "cache_write_1h_tokens") as u64,
+                reasoning: num(r, "reasoning_tokens") as u64,
+                image_input: num(r, "image_input_tokens") as u64,
+                image_output: num(r, "image_output_tokens") as u64,
+                audio_input: num(r, "audio_input_tokens") as u64,
+                audio_output: num(r, "audio_output_tokens") as u64,
+            },
+            surface: {
+                let s = text(r, "surface").expect("surface");
+                SURFACES
+                    .into_iter()
+                    .find(|k| *k == s)
+                    .expect("a surface written")
+            },
+            upstream_kind: text(r, "upstream_kind")
+                .map(|k| types::ChannelKind::parse(&k).expect("a kind written")),
             cost: num(r, "cost"),
             price_version: int(r, "price_version"),
             usage_source: service::usage::UsageSource::parse(
@@ -117,6 +149,7 @@ fn usage_row(n: i64) -> service::usage::UsageRecord {
         request_id: format!("req-{n}"),
         user_id: 1,
         model: "gpt-4o-mini".into(),
+        surface: "chat",
         usage_source: service::usage::UsageSource::Upstream,
         status: 200,
         created_at: 1_790_000_000_000 + n,
@@ -253,6 +286,9 @@ async fn the_dashboard_draws_untrusted_names_as_text(backend: Backend) {
             prompt_tokens: 10,
             completion_tokens: 20,
             cached_tokens: 0,
+            detail: types::TokenDetail::default(),
+            surface: "chat",
+            upstream_kind: None,
             cost: 1_500,
             price_version: None,
             usage_source: UsageSource::Upstream,

@@ -20,7 +20,7 @@ fn i(v: u64) -> i64 {
 
 /// The columns of a usage row, in the order [`Row`] serializes them and SQLite binds them;
 /// `true` marks an integer.
-const COLUMNS: [(&str, bool); 21] = [
+const COLUMNS: [(&str, bool); 30] = [
     ("request_id", false),
     ("user_id", true),
     ("key_id", true),
@@ -33,6 +33,15 @@ const COLUMNS: [(&str, bool); 21] = [
     ("prompt_tokens", true),
     ("completion_tokens", true),
     ("cached_tokens", true),
+    ("cache_write_5m_tokens", true),
+    ("cache_write_1h_tokens", true),
+    ("reasoning_tokens", true),
+    ("image_input_tokens", true),
+    ("image_output_tokens", true),
+    ("audio_input_tokens", true),
+    ("audio_output_tokens", true),
+    ("surface", false),
+    ("upstream_kind", false),
     ("cost", true),
     ("price_version", true),
     ("usage_source", false),
@@ -58,6 +67,9 @@ struct Row<'a> {
     prompt_tokens: i64,
     completion_tokens: i64,
     cached_tokens: i64,
+    detail: [i64; 7],
+    surface: &'a str,
+    upstream_kind: Option<&'static str>,
     cost: i64,
     price_version: Option<i64>,
     usage_source: &'a str,
@@ -87,6 +99,11 @@ impl serde::Serialize for Row<'_> {
         t.serialize_element(&self.prompt_tokens)?;
         t.serialize_element(&self.completion_tokens)?;
         t.serialize_element(&self.cached_tokens)?;
+        for n in &self.detail {
+            t.serialize_element(n)?;
+        }
+        t.serialize_element(self.surface)?;
+        t.serialize_element(&self.upstream_kind)?;
         t.serialize_element(&self.cost)?;
         t.serialize_element(&self.price_version)?;
         t.serialize_element(self.usage_source)?;
@@ -115,6 +132,9 @@ impl<'a> From<&'a UsageRecord> for Row<'a> {
             prompt_tokens: i(r.prompt_tokens),
             completion_tokens: i(r.completion_tokens),
             cached_tokens: i(r.cached_tokens),
+            detail: r.detail.counts().map(i),
+            surface: r.surface,
+            upstream_kind: r.upstream_kind.map(types::ChannelKind::as_str),
             cost: r.cost,
             price_version: r.price_version,
             usage_source: r.usage_source.as_str(),
@@ -196,7 +216,13 @@ pub(super) async fn insert(db: &Db, rows: &[UsageRecord]) -> Result<(), sqlx::Er
                         .bind(r.stream)
                         .bind(r.prompt_tokens)
                         .bind(r.completion_tokens)
-                        .bind(r.cached_tokens)
+                        .bind(r.cached_tokens);
+                    for n in r.detail {
+                        q = q.bind(n);
+                    }
+                    q = q
+                        .bind(r.surface)
+                        .bind(r.upstream_kind)
                         .bind(r.cost)
                         .bind(r.price_version)
                         .bind(r.usage_source)
@@ -228,6 +254,8 @@ struct Sums {
     prompt_tokens: i64,
     completion_tokens: i64,
     cached_tokens: i64,
+    cache_write_tokens: i64,
+    reasoning_tokens: i64,
     cost: i64,
 }
 
@@ -258,21 +286,28 @@ async fn add_to_hourly(
         s.prompt_tokens = s.prompt_tokens.saturating_add(i(r.prompt_tokens));
         s.completion_tokens = s.completion_tokens.saturating_add(i(r.completion_tokens));
         s.cached_tokens = s.cached_tokens.saturating_add(i(r.cached_tokens));
+        s.cache_write_tokens = s
+            .cache_write_tokens
+            .saturating_add(i(r.detail.cache_write()));
+        s.reasoning_tokens = s.reasoning_tokens.saturating_add(i(r.detail.reasoning));
         s.cost = s.cost.saturating_add(r.cost);
     }
     let groups: Vec<_> = groups.into_iter().collect();
     for chunk in crate::db::pow2_chunks(&groups, BATCH) {
         let sql = format!(
             "INSERT INTO usage_hourly (user_id, hour, key_id, model, requests, failures, \
-             prompt_tokens, completion_tokens, cached_tokens, cost) VALUES {} \
+             prompt_tokens, completion_tokens, cached_tokens, cache_write_tokens, \
+             reasoning_tokens, cost) VALUES {} \
              ON CONFLICT (user_id, hour, key_id, model) DO UPDATE SET \
              requests = usage_hourly.requests + excluded.requests, \
              failures = usage_hourly.failures + excluded.failures, \
              prompt_tokens = usage_hourly.prompt_tokens + excluded.prompt_tokens, \
              completion_tokens = usage_hourly.completion_tokens + excluded.completion_tokens, \
              cached_tokens = usage_hourly.cached_tokens + excluded.cached_tokens, \
+             cache_write_tokens = usage_hourly.cache_write_tokens + excluded.cache_write_tokens, \
+             reasoning_tokens = usage_hourly.reasoning_tokens + excluded.reasoning_tokens, \
              cost = usage_hourly.cost + excluded.cost",
-            db.placeholders(chunk.len(), 10, 0)
+            db.placeholders(chunk.len(), 12, 0)
         );
         let mut q = sqlx::query(&sql);
         for ((user, hour, key, model), s) in chunk {
@@ -286,6 +321,8 @@ async fn add_to_hourly(
                 .bind(s.prompt_tokens)
                 .bind(s.completion_tokens)
                 .bind(s.cached_tokens)
+                .bind(s.cache_write_tokens)
+                .bind(s.reasoning_tokens)
                 .bind(s.cost);
         }
         q.execute(&mut **tx).await?;

@@ -62,8 +62,10 @@ fn raw_conditions(w: &mut Where<'_>, scope: Scope, f: &Filter, from: Option<i64>
 }
 
 const CALL_COLUMNS: &str = "id, request_id, user_id, key_id, key_prefix, model, served_model, channel_id, \
-    attempts, stream, prompt_tokens, completion_tokens, cached_tokens, cost, price_version, usage_source, \
-    status, error_class, latency_ms, ttft_ms, created_at";
+    attempts, stream, prompt_tokens, completion_tokens, cached_tokens, cache_write_5m_tokens, \
+    cache_write_1h_tokens, reasoning_tokens, image_input_tokens, image_output_tokens, \
+    audio_input_tokens, audio_output_tokens, surface, upstream_kind, cost, price_version, \
+    usage_source, status, error_class, latency_ms, ttft_ms, created_at";
 
 fn u(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
@@ -87,6 +89,15 @@ fn call_row(r: &sqlx::any::AnyRow) -> Result<types::UsageRow, sqlx::Error> {
         prompt_tokens: u(r.try_get("prompt_tokens")?),
         completion_tokens: u(r.try_get("completion_tokens")?),
         cached_tokens: u(r.try_get("cached_tokens")?),
+        cache_write_5m_tokens: u(r.try_get("cache_write_5m_tokens")?),
+        cache_write_1h_tokens: u(r.try_get("cache_write_1h_tokens")?),
+        reasoning_tokens: u(r.try_get("reasoning_tokens")?),
+        image_input_tokens: u(r.try_get("image_input_tokens")?),
+        image_output_tokens: u(r.try_get("image_output_tokens")?),
+        audio_input_tokens: u(r.try_get("audio_input_tokens")?),
+        audio_output_tokens: u(r.try_get("audio_output_tokens")?),
+        surface: r.try_get("surface")?,
+        upstream_kind: r.try_get("upstream_kind")?,
         cost: types::Credits::from_units(r.try_get("cost")?),
         price_version: r.try_get("price_version")?,
         usage_source: types::UsageSource::parse(&source).unwrap_or_default(),
@@ -214,7 +225,10 @@ pub(crate) async fn daily(
          CAST(SUM(requests) AS BIGINT) AS requests, CAST(SUM(failures) AS BIGINT) AS failures, \
          CAST(SUM(prompt_tokens) AS BIGINT) AS prompt_tokens, \
          CAST(SUM(completion_tokens) AS BIGINT) AS completion_tokens, \
-         CAST(SUM(cached_tokens) AS BIGINT) AS cached_tokens, CAST(SUM(cost) AS BIGINT) AS cost \
+         CAST(SUM(cached_tokens) AS BIGINT) AS cached_tokens, \
+         CAST(SUM(cache_write_tokens) AS BIGINT) AS cache_write_tokens, \
+         CAST(SUM(reasoning_tokens) AS BIGINT) AS reasoning_tokens, \
+         CAST(SUM(cost) AS BIGINT) AS cost \
          FROM usage_hourly WHERE user_id = $2 AND hour >= $3 AND hour < $4 \
          GROUP BY (hour + $1) - ((hour + $1) % 86400000), {group} ORDER BY day, grp"
     );
@@ -242,6 +256,8 @@ pub(crate) async fn daily(
             prompt_tokens: u(r.try_get("prompt_tokens")?),
             completion_tokens: u(r.try_get("completion_tokens")?),
             cached_tokens: u(r.try_get("cached_tokens")?),
+            cache_write_tokens: u(r.try_get("cache_write_tokens")?),
+            reasoning_tokens: u(r.try_get("reasoning_tokens")?),
             cost: types::Credits::from_units(r.try_get("cost")?),
         });
     }
