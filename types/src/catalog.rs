@@ -143,13 +143,19 @@ pub enum ChannelKind {
     OpenAiCompatible,
     /// Anthropic's Messages API (`x-api-key`, `anthropic-version`).
     Anthropic,
+    /// Azure OpenAI (`api-key`): chat, completions, embeddings and the Responses API natively;
+    /// `base_url` is the resource's endpoint. Without `api_version`, the v1 API
+    /// (`/openai/v1/…`, the deployment named as the model); with it, the deployment URLs
+    /// (`/openai/deployments/{model}/…?api-version=…`).
+    Azure,
 }
 
 impl ChannelKind {
-    pub const ALL: [ChannelKind; 3] = [
+    pub const ALL: [ChannelKind; 4] = [
         ChannelKind::OpenAi,
         ChannelKind::OpenAiCompatible,
         ChannelKind::Anthropic,
+        ChannelKind::Azure,
     ];
 
     /// The name the config, the API and the database use.
@@ -158,6 +164,7 @@ impl ChannelKind {
             ChannelKind::OpenAi => "openai",
             ChannelKind::OpenAiCompatible => "openai-compatible",
             ChannelKind::Anthropic => "anthropic",
+            ChannelKind::Azure => "azure",
         }
     }
 
@@ -174,6 +181,9 @@ pub struct ChannelView {
     pub name: String,
     pub kind: ChannelKind,
     pub base_url: String,
+    /// Azure's `api-version` (deployment URLs); none elsewhere.
+    #[serde(default)]
+    pub api_version: Option<String>,
     pub models: Vec<String>,
     pub priority: i64,
     pub weight: u32,

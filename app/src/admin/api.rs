@@ -275,6 +275,7 @@ pub async fn save_channel(
     name: String,
     kind: String,
     base_url: String,
+    api_version: Option<String>,
     api_key: String,
     models: String,
     priority: String,
@@ -310,9 +311,12 @@ pub async fn save_channel(
         name: name.trim().to_string(),
         kind: types::ChannelKind::parse(kind.trim()).ok_or(Error::invalid(
             "kind",
-            "must be openai, openai-compatible or anthropic",
+            "must be openai, openai-compatible, anthropic or azure",
         ))?,
         base_url: base_url.trim().to_string(),
+        api_version: api_version
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty()),
         api_key: Some(api_key.trim().to_string())
             .filter(|k| !k.is_empty())
             .map(service::secret::SecretString::new),
@@ -349,6 +353,7 @@ pub async fn toggle_channel(id: i64, enabled: bool) -> Result<types::ChannelView
         name: c.name,
         kind: c.kind,
         base_url: c.base_url,
+        api_version: c.api_version,
         api_key: None,
         models: c.models,
         priority: c.priority,

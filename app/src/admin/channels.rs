@@ -48,6 +48,7 @@ fn Channels() -> impl IntoView {
             "name",
             "kind",
             "base_url",
+            "api_version",
             "api_key",
             "models",
             "priority",
@@ -99,6 +100,12 @@ fn Channels() -> impl IntoView {
                             <span>{t!("channels.base_url")}</span>
                             <input name="base_url" required placeholder="https://api.openai.com/v1" data-testid="channel-url" prop:value=val(|c| c.base_url.clone())/>
                             {err.at("base_url")}
+                        </label>
+                        <label>
+                            <span>{t!("channels.api_version")}</span>
+                            <input name="api_version" maxlength="32" placeholder="2024-10-21" data-testid="channel-api-version"
+                                prop:value=val(|c| c.api_version.clone().unwrap_or_default())/>
+                            {err.at("api_version")}
                         </label>
                         <label>
                             <span>{t!("channels.api_key")}</span>
@@ -193,6 +200,7 @@ fn kind_label(kind: ChannelKind) -> &'static str {
         ChannelKind::OpenAi => "OpenAI",
         ChannelKind::OpenAiCompatible => t!("channels.kind_compatible"),
         ChannelKind::Anthropic => "Anthropic",
+        ChannelKind::Azure => "Azure OpenAI",
     }
 }
 

@@ -485,6 +485,10 @@ pub const EN: &[(&str, &str)] = &[
     ("channels.edit", "Edit the channel"),
     ("channels.name", "Name"),
     ("channels.base_url", "Base URL"),
+    (
+        "channels.api_version",
+        "API version (Azure only; empty: the v1 API)",
+    ),
     ("channels.kind", "Kind"),
     ("channels.kind_compatible", "OpenAI-compatible"),
     ("channels.api_key", "Upstream API key"),

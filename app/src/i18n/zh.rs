@@ -455,6 +455,7 @@ pub const ZH: &[(&str, &str)] = &[
     ("channels.edit", "编辑渠道"),
     ("channels.name", "名称"),
     ("channels.base_url", "基础 URL"),
+    ("channels.api_version", "API 版本（仅 Azure；留空：v1 API）"),
     ("channels.kind", "类型"),
     ("channels.kind_compatible", "OpenAI 兼容"),
     ("channels.api_key", "上游 API 密钥"),

@@ -25,7 +25,7 @@
 //! `mock-upstream [--port N]` (default 0: a free port, printed as `listening on ADDR`).
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -109,6 +109,7 @@ async fn handle(
     kind: &'static str,
     headers: HeaderMap,
     body: Bytes,
+    extra: Value,
 ) -> Response {
     let body: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
@@ -139,6 +140,7 @@ async fn handle(
     let idx = log.push(json!({
         "path": kind, "prefix": prefix, "model": model, "stream": stream,
         "include_usage": include_usage, "authorization": auth, "outcome": "started", "body": body,
+        "azure": extra,
     }));
     if let Some(ms) = d.num("delay_ms") {
         tokio::time::sleep(Duration::from_millis(ms)).await;
@@ -624,7 +626,13 @@ async fn anthropic(
 
 /// OpenAI's Responses API, as an `openai` channel serves it: text output, usage with cached
 /// tokens, the stream's events in order with their sequence numbers.
-async fn responses(log: Log, prefix: String, headers: HeaderMap, body: Bytes) -> Response {
+async fn responses(
+    log: Log,
+    prefix: String,
+    headers: HeaderMap,
+    body: Bytes,
+    extra: Value,
+) -> Response {
     let Ok(body) = serde_json::from_slice::<Value>(&body) else {
         return (
             StatusCode::BAD_REQUEST,
@@ -649,7 +657,7 @@ async fn responses(log: Log, prefix: String, headers: HeaderMap, body: Bytes) ->
         .to_string();
     let idx = log.push(
         json!({"path": "responses", "prefix": prefix, "model": model, "stream": stream,
-        "authorization": auth, "outcome": "started", "body": body}),
+        "authorization": auth, "outcome": "started", "body": body, "azure": extra}),
     );
     if let Some(status) = d
         .num("status")
@@ -760,15 +768,74 @@ async fn responses(log: Log, prefix: String, headers: HeaderMap, body: Bytes) ->
         .expect("response")
 }
 
+/// Azure OpenAI as its reference documents it: the `api-key` header; the v1 API
+/// (`/openai/v1/chat/completions`, `…/completions`, `…/embeddings`, `…/responses`, the
+/// deployment named as the model) and the deployment URLs
+/// (`/openai/deployments/{deployment}/chat/completions?api-version=…`, `/openai/responses?…`),
+/// which need an `api-version`. What it was called with is logged under `azure`.
+async fn azure(
+    log: Log,
+    prefix: String,
+    rest: String,
+    query: Option<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let azure_error = |status: StatusCode, message: &str| {
+        (
+            status,
+            Json(json!({"error": {"code": status.as_u16().to_string(), "message": message}})),
+        )
+            .into_response()
+    };
+    let key = headers
+        .get("api-key")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    if key.is_empty() {
+        return azure_error(
+            StatusCode::UNAUTHORIZED,
+            "Access denied due to invalid subscription key or wrong API endpoint.",
+        );
+    }
+    let version = query.as_deref().and_then(|q| {
+        q.split('&')
+            .find_map(|p| p.strip_prefix("api-version="))
+            .map(str::to_string)
+    });
+    let parts: Vec<&str> = rest.split('/').collect();
+    let (kind, deployment) = match parts.as_slice() {
+        ["v1", "chat", "completions"] => ("chat", None),
+        ["v1", "completions"] => ("completions", None),
+        ["v1", "embeddings"] => ("embeddings", None),
+        ["v1", "responses"] => ("responses", None),
+        ["responses"] => ("responses", Some("")),
+        ["deployments", d, "chat", "completions"] => ("chat", Some(*d)),
+        ["deployments", d, "completions"] => ("completions", Some(*d)),
+        ["deployments", d, "embeddings"] => ("embeddings", Some(*d)),
+        _ => return azure_error(StatusCode::NOT_FOUND, "Resource not found"),
+    };
+    if deployment.is_some() && version.is_none() {
+        return azure_error(StatusCode::NOT_FOUND, "Resource not found");
+    }
+    let extra = json!({"api_key": key, "api_version": version,
+        "deployment": deployment.filter(|d| !d.is_empty())});
+    match kind {
+        "responses" => responses(log, prefix, headers, body, extra).await,
+        _ => handle(log, prefix, kind, headers, body, extra).await,
+    }
+}
+
 fn router(log: Log) -> Router {
     let chat = |prefix: String, log: Log, headers: HeaderMap, body: Bytes| {
-        handle(log, prefix, "chat", headers, body)
+        handle(log, prefix, "chat", headers, body, Value::Null)
     };
     let comp = |prefix: String, log: Log, headers: HeaderMap, body: Bytes| {
-        handle(log, prefix, "completions", headers, body)
+        handle(log, prefix, "completions", headers, body, Value::Null)
     };
     let emb = |prefix: String, log: Log, headers: HeaderMap, body: Bytes| {
-        handle(log, prefix, "embeddings", headers, body)
+        handle(log, prefix, "embeddings", headers, body, Value::Null)
     };
     Router::new()
         .route("/v1/chat/completions", post(move |State(l): State<Log>, h: HeaderMap, b: Bytes| chat(String::new(), l, h, b)))
@@ -777,8 +844,10 @@ fn router(log: Log) -> Router {
         .route("/m/{spec}/v1/chat/completions", post(move |Path(p): Path<String>, State(l): State<Log>, h: HeaderMap, b: Bytes| chat(p, l, h, b)))
         .route("/m/{spec}/v1/completions", post(move |Path(p): Path<String>, State(l): State<Log>, h: HeaderMap, b: Bytes| comp(p, l, h, b)))
         .route("/m/{spec}/v1/embeddings", post(move |Path(p): Path<String>, State(l): State<Log>, h: HeaderMap, b: Bytes| emb(p, l, h, b)))
-        .route("/v1/responses", post(|State(l): State<Log>, h: HeaderMap, b: Bytes| responses(l, String::new(), h, b)))
-        .route("/m/{spec}/v1/responses", post(|Path(p): Path<String>, State(l): State<Log>, h: HeaderMap, b: Bytes| responses(l, p, h, b)))
+        .route("/v1/responses", post(|State(l): State<Log>, h: HeaderMap, b: Bytes| responses(l, String::new(), h, b, Value::Null)))
+        .route("/m/{spec}/v1/responses", post(|Path(p): Path<String>, State(l): State<Log>, h: HeaderMap, b: Bytes| responses(l, p, h, b, Value::Null)))
+        .route("/openai/{*rest}", post(|Path(r): Path<String>, RawQuery(q): RawQuery, State(l): State<Log>, h: HeaderMap, b: Bytes| azure(l, String::new(), r, q, h, b)))
+        .route("/m/{spec}/openai/{*rest}", post(|Path((p, r)): Path<(String, String)>, RawQuery(q): RawQuery, State(l): State<Log>, h: HeaderMap, b: Bytes| azure(l, p, r, q, h, b)))
         .route("/v1/messages", post(|State(l): State<Log>, h: HeaderMap, b: Bytes| anthropic(l, String::new(), false, h, b)))
         .route("/v1/messages/count_tokens", post(|State(l): State<Log>, h: HeaderMap, b: Bytes| anthropic(l, String::new(), true, h, b)))
         .route("/m/{spec}/v1/messages", post(|Path(p): Path<String>, State(l): State<Log>, h: HeaderMap, b: Bytes| anthropic(l, p, false, h, b)))

@@ -1,9 +1,10 @@
 //! `channels:` the upstreams, loaded into the database at every start (and editable at runtime
 //! by administrators, who write the same [`ChannelInput`]). Keys of each: `name` (1 to 64
-//! characters, unique), `kind` (`openai`, `openai-compatible`, the default, or `anthropic`: the
-//! protocol the upstream speaks, and so which `/v1` routes it serves), `base_url` (http(s) with
-//! a host, `/v1` included; never a cloud metadata address unless
-//! `gateway.allow_metadata_upstreams`), `api_key` (printable ASCII; write-only), `models`,
+//! characters, unique), `kind` (`openai`, `openai-compatible`, the default, `anthropic` or
+//! `azure`: the protocol the upstream speaks, and so which `/v1` routes it serves), `base_url`
+//! (http(s) with a host, `/v1` included; for `azure` the resource's endpoint; never a cloud
+//! metadata address unless `gateway.allow_metadata_upstreams`), `api_version` (`azure` only:
+//! deployment URLs with this `api-version`; without it the v1 API), `api_key` (printable ASCII; write-only), `models`,
 //! `priority`, `weight` (at least 1), `connect_timeout_ms`, `first_byte_timeout_ms`,
 //! `idle_timeout_ms` (each at least 1), `enabled`.
 
@@ -20,6 +21,9 @@ pub struct ChannelInput {
     #[serde(default)]
     pub kind: types::ChannelKind,
     pub base_url: String,
+    /// Azure's `api-version`: requests go to the deployment URLs; without it, to the v1 API.
+    #[serde(default)]
+    pub api_version: Option<String>,
     /// Write-only: no answer shows it.
     #[serde(default)]
     #[schema(value_type = Option<String>)]
@@ -61,6 +65,9 @@ impl ChannelInput {
     pub fn validate(&self, allow_metadata: bool) -> Result<(), FieldError> {
         check_text("name", &self.name, 64)?;
         check_base_url(&self.base_url, allow_metadata)?;
+        if let Some(v) = &self.api_version {
+            check_api_version(self.kind, v)?;
+        }
         if let Some(key) = &self.api_key {
             check_api_key(key.expose())?;
         }
@@ -141,4 +148,27 @@ fn is_metadata_host(url: &reqwest::Url) -> bool {
             d == "metadata.google.internal" || d == "metadata" || d == "instance-data"
         }
     }
+}
+
+/// An Azure `api-version` (`2024-10-21`, `2025-04-01-preview`): only on `azure` channels, letters,
+/// digits, dots and dashes, at most 32.
+pub fn check_api_version(kind: types::ChannelKind, v: &str) -> Result<(), FieldError> {
+    if kind != types::ChannelKind::Azure {
+        return Err(FieldError::new(
+            "api_version",
+            "only azure channels take an api_version",
+        ));
+    }
+    if v.is_empty()
+        || v.len() > 32
+        || !v
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+    {
+        return Err(FieldError::new(
+            "api_version",
+            "must be an API version such as 2024-10-21 (letters, digits, dots, dashes; at most 32)",
+        ));
+    }
+    Ok(())
 }

@@ -34,12 +34,14 @@ pub async fn probe_channel(ch: &Channel, model: &str) -> ChannelTest {
     };
     let endpoint = match ch.kind {
         ChannelKind::Anthropic => Endpoint::Messages,
-        ChannelKind::OpenAi | ChannelKind::OpenAiCompatible if embedding => Endpoint::Embeddings,
-        ChannelKind::OpenAi | ChannelKind::OpenAiCompatible => Endpoint::Chat,
+        ChannelKind::OpenAi | ChannelKind::OpenAiCompatible | ChannelKind::Azure if embedding => {
+            Endpoint::Embeddings
+        }
+        ChannelKind::OpenAi | ChannelKind::OpenAiCompatible | ChannelKind::Azure => Endpoint::Chat,
     };
     let wait = ch.first_byte_timeout.min(Duration::from_secs(30));
     let sent = Instant::now();
-    let answer = match ch.upstream.post(&ch.client, endpoint) {
+    let answer = match ch.upstream.post(&ch.client, endpoint, model) {
         Ok(request) => tokio::time::timeout(wait, request.json(&body).send()).await,
         Err(e) => {
             return ChannelTest {

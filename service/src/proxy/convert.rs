@@ -32,13 +32,14 @@ impl ChatRequest {
         }
     }
 
-    /// The body for a channel of `kind` serving `model` (OpenAI itself takes
-    /// `max_completion_tokens`; compatible servers take `max_tokens`).
+    /// The body for a channel of `kind` serving `model` (OpenAI itself and Azure take
+    /// `max_completion_tokens`, which reasoning models require; compatible servers take
+    /// `max_tokens`).
     pub(super) fn body(&self, model: &str, kind: ChannelKind) -> Result<Bytes, Error> {
         let mut body = self.body.clone();
         body.insert("model".into(), Value::String(model.to_string()));
         let field = match kind {
-            ChannelKind::OpenAi => "max_completion_tokens",
+            ChannelKind::OpenAi | ChannelKind::Azure => "max_completion_tokens",
             _ => "max_tokens",
         };
         body.insert(field.into(), Value::from(self.max_tokens));

@@ -76,7 +76,7 @@ async fn count_with(
         let payload = serde_json::to_vec(&body).map_err(anyhow::Error::from)?;
         let mut req = ch
             .upstream
-            .post(&ch.client, Endpoint::CountTokens)?
+            .post(&ch.client, Endpoint::CountTokens, &cand.upstream_model)?
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(payload);
         if !ctx.forward.is_empty() {

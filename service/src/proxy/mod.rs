@@ -245,7 +245,7 @@ async fn relay_traced(
         };
         let mut request = ch
             .upstream
-            .post(&ch.client, wire)?
+            .post(&ch.client, wire, &cand.upstream_model)?
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(payload);
         if mode == Mode::Messages && !ctx.forward.is_empty() {

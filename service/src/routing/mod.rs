@@ -196,17 +196,16 @@ pub enum Plan {
 /// cannot serve it at all. Known from the kind alone, so a model whose channels cannot serve a
 /// route is refused on that route before anything is reserved or sent.
 pub fn plan(kind: ChannelKind, inbound: Endpoint) -> Option<Plan> {
+    use ChannelKind::{Anthropic, Azure, OpenAi, OpenAiCompatible};
     match (kind, inbound) {
         (
-            ChannelKind::OpenAi | ChannelKind::OpenAiCompatible,
+            OpenAi | OpenAiCompatible | Azure,
             Endpoint::Chat | Endpoint::Completions | Endpoint::Embeddings,
         ) => Some(Plan::Native),
-        (ChannelKind::OpenAi | ChannelKind::OpenAiCompatible, Endpoint::Messages) => {
-            Some(Plan::MessagesViaChat)
-        }
-        (ChannelKind::OpenAi, Endpoint::Responses) => Some(Plan::Native),
-        (ChannelKind::OpenAiCompatible, Endpoint::Responses) => Some(Plan::ResponsesViaChat),
-        (ChannelKind::Anthropic, Endpoint::Messages | Endpoint::CountTokens) => Some(Plan::Native),
+        (OpenAi | OpenAiCompatible | Azure, Endpoint::Messages) => Some(Plan::MessagesViaChat),
+        (OpenAi | Azure, Endpoint::Responses) => Some(Plan::Native),
+        (OpenAiCompatible, Endpoint::Responses) => Some(Plan::ResponsesViaChat),
+        (Anthropic, Endpoint::Messages | Endpoint::CountTokens) => Some(Plan::Native),
         _ => None,
     }
 }
@@ -219,8 +218,12 @@ pub const ANTHROPIC_VERSION: &str = "2023-06-01";
 /// (reqwest still parses each response's URL again, about 2% of the gateway's CPU under load:
 /// its redirect layer runs even with redirects off.)
 pub struct Upstream {
-    /// Each [`Endpoint`]'s URL, where the channel's kind has that route.
+    /// Each [`Endpoint`]'s URL, where the channel's kind has that route (and it does not name
+    /// the model: see `deployments`).
     urls: [Option<reqwest::Url>; 6],
+    /// Azure's deployment URLs: the base (`…/openai/deployments`) and the `api-version`, the
+    /// deployment (the upstream model) put between them for each call.
+    deployments: Option<(reqwest::Url, String)>,
     /// The credentials as the kind sends them (`Authorization: Bearer` or `x-api-key`), marked
     /// sensitive; none when the channel has no key.
     auth: Option<(reqwest::header::HeaderName, reqwest::header::HeaderValue)>,
@@ -236,24 +239,43 @@ impl Upstream {
         kind: ChannelKind,
         base_url: &str,
         api_key: &str,
+        api_version: Option<&str>,
         allow_metadata: bool,
     ) -> Result<Upstream, Error> {
         use reqwest::header::{AUTHORIZATION, HeaderName, HeaderValue};
         crate::config::channels::check_base_url(base_url, allow_metadata)?;
+        if let Some(v) = api_version {
+            crate::config::channels::check_api_version(kind, v)?;
+        }
         let base = base_url.trim_end_matches('/');
+        let parse = |text: String| {
+            reqwest::Url::parse(&text)
+                .ok()
+                .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+                .ok_or_else(|| {
+                    Error::invalid("base_url", "must be an http:// or https:// URL with a host")
+                })
+        };
         let mut urls: [Option<reqwest::Url>; 6] = Default::default();
+        let mut deployments = None;
         for e in Endpoint::ALL {
             if plan(kind, e) != Some(Plan::Native) {
                 continue; // not a route of this kind's API
             }
-            urls[e as usize] = Some(
-                reqwest::Url::parse(&format!("{base}{}", e.path()))
-                    .ok()
-                    .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
-                    .ok_or_else(|| {
-                        Error::invalid("base_url", "must be an http:// or https:// URL with a host")
-                    })?,
-            );
+            urls[e as usize] = Some(match (kind, api_version) {
+                // Azure's v1 API: OpenAI's routes under `/openai/v1`, the deployment as the model.
+                (ChannelKind::Azure, None) => parse(format!("{base}/openai/v1{}", e.path()))?,
+                // Azure's Responses API names the deployment in the body too.
+                (ChannelKind::Azure, Some(v)) if e == Endpoint::Responses => {
+                    parse(format!("{base}/openai/responses?api-version={v}"))?
+                }
+                (ChannelKind::Azure, Some(v)) => {
+                    deployments =
+                        Some((parse(format!("{base}/openai/deployments"))?, v.to_string()));
+                    continue;
+                }
+                _ => parse(format!("{base}{}", e.path()))?,
+            });
         }
         let mut auth = None;
         if !api_key.is_empty() {
@@ -262,6 +284,7 @@ impl Upstream {
                 ChannelKind::Anthropic => {
                     (HeaderName::from_static("x-api-key"), api_key.to_string())
                 }
+                ChannelKind::Azure => (HeaderName::from_static("api-key"), api_key.to_string()),
                 ChannelKind::OpenAi | ChannelKind::OpenAiCompatible => {
                     (AUTHORIZATION, format!("Bearer {api_key}"))
                 }
@@ -273,24 +296,38 @@ impl Upstream {
         }
         Ok(Upstream {
             urls,
+            deployments,
             auth,
             anthropic: kind == ChannelKind::Anthropic,
         })
     }
 
-    /// A POST to the channel's `endpoint`, with its credentials; an error when the channel's
-    /// kind has no such route (routing never sends one there: [`plan`]).
+    /// A POST to the channel's `endpoint` for the upstream `model`, with its credentials; an
+    /// error when the channel's kind has no such route (routing never sends one there: [`plan`]).
     pub fn post(
         &self,
         client: &reqwest::Client,
         endpoint: Endpoint,
+        model: &str,
     ) -> Result<reqwest::RequestBuilder, Error> {
-        let url = self.urls[endpoint as usize].clone().ok_or_else(|| {
-            Error::Internal(anyhow::anyhow!(
-                "a channel without the route {}",
-                endpoint.path()
-            ))
-        })?;
+        let url = match (&self.urls[endpoint as usize], &self.deployments) {
+            (Some(url), _) => url.clone(),
+            (None, Some((base, version))) if plan(ChannelKind::Azure, endpoint).is_some() => {
+                let mut url = base.clone();
+                url.path_segments_mut()
+                    .map_err(|()| Error::Internal(anyhow::anyhow!("a base URL without a path")))?
+                    .push(model)
+                    .extend(endpoint.path().split('/').filter(|s| !s.is_empty()));
+                url.query_pairs_mut().append_pair("api-version", version);
+                url
+            }
+            _ => {
+                return Err(Error::Internal(anyhow::anyhow!(
+                    "a channel without the route {}",
+                    endpoint.path()
+                )));
+            }
+        };
         // Header by header: cloning a map for every request would allocate on the hot path.
         let mut request = client.post(url);
         if let Some((name, value)) = &self.auth {
@@ -552,6 +589,7 @@ mod tests {
                 ChannelKind::OpenAiCompatible,
                 "http://127.0.0.1:1/v1",
                 "",
+                None,
                 false,
             )
             .expect("an upstream"),

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use types::ChannelKind;
 
-const COLUMNS: &str = "id, name, kind, base_url, api_key, models, priority, weight, connect_timeout_ms, \
+const COLUMNS: &str = "id, name, kind, base_url, api_version, api_key, models, priority, weight, connect_timeout_ms, \
                        first_byte_timeout_ms, idle_timeout_ms, enabled";
 
 struct Row {
@@ -36,6 +36,7 @@ fn row(r: &AnyRow) -> Result<Row, Error> {
             // version wrote it) is read as the default and left out of routing by `load`.
             kind: ChannelKind::parse(&kind).unwrap_or_default(),
             base_url: r.try_get("base_url")?,
+            api_version: r.try_get("api_version")?,
             models: serde_json::from_str(&models).unwrap_or_default(),
             priority: r.try_get("priority")?,
             weight: u32::try_from(r.try_get::<i64, _>("weight")?)
@@ -73,6 +74,7 @@ pub async fn load(db: &Db, routing: &Routing) -> Result<(), Error> {
             view.kind,
             &view.base_url,
             &api_key,
+            view.api_version.as_deref(),
             routing.allow_metadata,
         ) {
             Ok(u) => u,
@@ -147,17 +149,18 @@ pub async fn upsert(db: &Db, id: Option<i64>, c: &ChannelInput) -> Result<i64, E
         tx.rollback().await?;
         return Err(Error::NotFound("channel"));
     }
-    // Both statements take the same parameters $1..$12 (the update adds the id as $13).
+    // Both statements take the same parameters $1..$13 (the update adds the id as $14).
     let sql = match existing {
         Some(_) => {
             "UPDATE channels SET name = $1, base_url = $2, api_key = COALESCE($3, api_key), models = $4, \
              priority = $5, weight = $6, connect_timeout_ms = $7, first_byte_timeout_ms = $8, \
-             idle_timeout_ms = $9, enabled = $10, updated_at = $11, kind = $12 WHERE id = $13 RETURNING id"
+             idle_timeout_ms = $9, enabled = $10, updated_at = $11, kind = $12, api_version = $13 \
+             WHERE id = $14 RETURNING id"
         }
         None => {
             "INSERT INTO channels (name, base_url, api_key, models, priority, weight, connect_timeout_ms, \
-             first_byte_timeout_ms, idle_timeout_ms, enabled, created_at, updated_at, kind) \
-             VALUES ($1, $2, COALESCE($3, ''), $4, $5, $6, $7, $8, $9, $10, $11, $11, $12) RETURNING id"
+             first_byte_timeout_ms, idle_timeout_ms, enabled, created_at, updated_at, kind, api_version) \
+             VALUES ($1, $2, COALESCE($3, ''), $4, $5, $6, $7, $8, $9, $10, $11, $11, $12, $13) RETURNING id"
         }
     };
     let mut q = sqlx::query_scalar::<_, i64>(sql)
@@ -172,7 +175,8 @@ pub async fn upsert(db: &Db, id: Option<i64>, c: &ChannelInput) -> Result<i64, E
         .bind(to_i64(c.idle_timeout_ms))
         .bind(i64::from(c.enabled))
         .bind(now)
-        .bind(c.kind.as_str());
+        .bind(c.kind.as_str())
+        .bind(c.api_version.as_deref());
     if let Some(id) = existing {
         q = q.bind(id);
     }

@@ -613,53 +613,16 @@ async fn probes_speak_each_channels_protocol(backend: Backend) {
             .push(channel("refusing", m.url("status=400"), &["refused"], 0));
     })
     .await;
-    let admin = TestApp::bare_client();
-    let channels: Value = admin
-        .get(gw.app.url("/api/admin/channels"))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .expect("channels")
-        .json()
-        .await
-        .expect("json");
-    let id = |name: &str| {
-        channels
-            .as_array()
-            .and_then(|a| a.iter().find(|c| c["name"] == name))
-            .map(|c| c["id"].as_i64().expect("an id"))
-            .unwrap_or_else(|| panic!("no channel {name}: {channels}"))
-    };
-    assert_eq!(
-        channels
-            .as_array()
-            .and_then(|a| a.iter().find(|c| c["name"] == "claude"))
-            .map(|c| c["kind"].clone()),
-        Some(json!("anthropic"))
-    );
-    let test = |id: i64, model: &'static str| {
-        let url = gw
-            .app
-            .url(&format!("/api/admin/channels/{id}/test?model={model}"));
-        async move {
-            let res = TestApp::bare_client()
-                .post(url)
-                .bearer_auth(ADMIN_TOKEN)
-                .send()
-                .await
-                .expect("test");
-            assert_eq!(res.status(), 200);
-            res.json::<Value>().await.expect("json")
-        }
-    };
-    let claude = test(id("claude"), CLAUDE_UP).await;
+    assert_eq!(gw.admin_channel("claude").await["kind"], "anthropic");
+    let refusing_id = gw.admin_channel("refusing").await["id"].clone();
+    let claude = gw.test_channel("claude", CLAUDE_UP).await;
     assert_eq!(
         (claude["ok"].clone(), claude["status"].clone()),
         (json!(true), json!(200))
     );
-    let embed = test(id("primary"), "text-embedding-3-small").await;
+    let embed = gw.test_channel("primary", "text-embedding-3-small").await;
     assert_eq!(embed["ok"], true);
-    let refused = test(id("refusing"), "refused").await;
+    let refused = gw.test_channel("refusing", "refused").await;
     assert_eq!(
         (refused["ok"].clone(), refused["status"].clone()),
         (json!(true), json!(400)),
@@ -675,7 +638,7 @@ async fn probes_speak_each_channels_protocol(backend: Backend) {
     assert_eq!(paths, ["messages", "embeddings", "chat"]);
     assert_eq!(up[0]["x_api_key"], "upstream-secret-key");
     // The refusing channel's circuit stayed closed.
-    let health: Value = admin
+    let health: Value = TestApp::bare_client()
         .get(gw.app.url("/api/admin/channels/health"))
         .bearer_auth(ADMIN_TOKEN)
         .send()
@@ -686,7 +649,7 @@ async fn probes_speak_each_channels_protocol(backend: Backend) {
         .expect("json");
     let refusing = health
         .as_array()
-        .and_then(|a| a.iter().find(|h| h["channel_id"] == id("refusing")))
+        .and_then(|a| a.iter().find(|h| h["channel_id"] == refusing_id))
         .expect("its health");
     assert_eq!(refusing["cooldown_ms"], 0, "{refusing}");
     assert_eq!(refusing["failures_in_a_row"], 0, "{refusing}");

@@ -2,6 +2,7 @@
 //! SQLite/PostgreSQL (+ Redis). Assertions cover the HTTP answers and the money in the database.
 
 pub mod agents;
+pub mod azure;
 pub mod codex;
 mod limits;
 mod metrics;
@@ -28,6 +29,7 @@ pub fn channel(name: &str, base_url: String, models: &[&str], priority: i64) -> 
         name: name.into(),
         kind: Default::default(),
         base_url,
+        api_version: None,
         api_key: Some(SecretString::new("upstream-secret-key")),
         models: models.iter().map(|m| m.to_string()).collect(),
         priority,
@@ -225,6 +227,39 @@ impl Gw {
             .await
             .expect("request");
         assert_eq!(res.status(), 200, "{path}");
+        res.json().await.expect("json")
+    }
+
+    /// A channel as `/api/admin/channels` lists it, by name.
+    pub async fn admin_channel(&self, name: &str) -> Value {
+        let res = TestApp::bare_client()
+            .get(self.app.url("/api/admin/channels"))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .expect("channels");
+        assert_eq!(res.status(), 200);
+        let channels: Value = res.json().await.expect("json");
+        channels
+            .as_array()
+            .and_then(|a| a.iter().find(|c| c["name"] == name))
+            .cloned()
+            .unwrap_or_else(|| panic!("no channel {name}: {channels}"))
+    }
+
+    /// The channel's live test (`/api/admin/channels/{id}/test`) of `model`.
+    pub async fn test_channel(&self, name: &str, model: &str) -> Value {
+        let id = &self.admin_channel(name).await["id"];
+        let res = TestApp::bare_client()
+            .post(
+                self.app
+                    .url(&format!("/api/admin/channels/{id}/test?model={model}")),
+            )
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .expect("test");
+        assert_eq!(res.status(), 200);
         res.json().await.expect("json")
     }
 
