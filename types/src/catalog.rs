@@ -148,14 +148,19 @@ pub enum ChannelKind {
     /// (`/openai/v1/…`, the deployment named as the model); with it, the deployment URLs
     /// (`/openai/deployments/{model}/…?api-version=…`).
     Azure,
+    /// Google's Gemini API (`x-goog-api-key`; `generateContent`, `streamGenerateContent`):
+    /// chat, and Messages and Responses calls over chat, converted to Gemini's protocol and
+    /// back; `base_url` e.g. `https://generativelanguage.googleapis.com/v1beta`.
+    Gemini,
 }
 
 impl ChannelKind {
-    pub const ALL: [ChannelKind; 4] = [
+    pub const ALL: [ChannelKind; 5] = [
         ChannelKind::OpenAi,
         ChannelKind::OpenAiCompatible,
         ChannelKind::Anthropic,
         ChannelKind::Azure,
+        ChannelKind::Gemini,
     ];
 
     /// The name the config, the API and the database use.
@@ -165,6 +170,7 @@ impl ChannelKind {
             ChannelKind::OpenAiCompatible => "openai-compatible",
             ChannelKind::Anthropic => "anthropic",
             ChannelKind::Azure => "azure",
+            ChannelKind::Gemini => "gemini",
         }
     }
 

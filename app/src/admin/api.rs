@@ -311,7 +311,7 @@ pub async fn save_channel(
         name: name.trim().to_string(),
         kind: types::ChannelKind::parse(kind.trim()).ok_or(Error::invalid(
             "kind",
-            "must be openai, openai-compatible, anthropic or azure",
+            "must be openai, openai-compatible, anthropic, azure or gemini",
         ))?,
         base_url: base_url.trim().to_string(),
         api_version: api_version

@@ -201,6 +201,7 @@ fn kind_label(kind: ChannelKind) -> &'static str {
         ChannelKind::OpenAiCompatible => t!("channels.kind_compatible"),
         ChannelKind::Anthropic => "Anthropic",
         ChannelKind::Azure => "Azure OpenAI",
+        ChannelKind::Gemini => "Google Gemini",
     }
 }
 

@@ -12,6 +12,9 @@
 //! N reasoning tokens more in the output count, reported in its details), `error_after=N`
 //! (Anthropic: an `overloaded_error` event after N text deltas).
 //!
+//! Google's Gemini API is served at `/v1beta/models/{model}:generateContent` and
+//! `:streamGenerateContent?alt=sse`, Azure OpenAI at `/openai/…` (see [`gemini`], [`azure`]).
+//!
 //! OpenAI's Responses API is served at `/v1/responses` (text output, the stream's events in order,
 //! usage with cached tokens). Anthropic's Messages API is served at `/v1/messages` and `/v1/messages/count_tokens` as its
 //! reference documents it: `x-api-key` and `anthropic-version` required, `max_tokens` required,
@@ -260,6 +263,15 @@ impl Outcome {
     }
 }
 
+/// Cuts a stream as a broken connection would, after what was sent has reached the client.
+async fn cut(guard: &mut Outcome, tx: &tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>) {
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    guard.finish("cut");
+    let _ = tx
+        .send(Err(std::io::Error::other("mock cut the stream")))
+        .await;
+}
+
 impl Drop for Outcome {
     fn drop(&mut self) {
         if !self.done {
@@ -301,13 +313,7 @@ fn async_stream(
         }
         for i in 0..chunks {
             if cut_after == Some(i) {
-                // Let what was sent reach the client first, as a real cut would.
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                guard.finish("cut");
-                let _ = tx
-                    .send(Err(std::io::Error::other("mock cut the stream")))
-                    .await;
-                return;
+                return cut(&mut guard, &tx).await;
             }
             if stall_after == Some(i) {
                 guard.log.set(guard.idx, "outcome", json!("stalled"));
@@ -573,12 +579,7 @@ async fn anthropic(
         }
         for i in 0..chunks {
             if cut_after == Some(i) {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                guard.finish("cut");
-                let _ = tx
-                    .send(Err(std::io::Error::other("mock cut the stream")))
-                    .await;
-                return;
+                return cut(&mut guard, &tx).await;
             }
             if error_after == Some(i) {
                 guard.finish("error");
@@ -723,12 +724,7 @@ async fn responses(
         }
         for i in 0..chunks {
             if cut_after == Some(i) {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                guard.finish("cut");
-                let _ = tx
-                    .send(Err(std::io::Error::other("mock cut the stream")))
-                    .await;
-                return;
+                return cut(&mut guard, &tx).await;
             }
             let piece = REPLY[(i as usize) % REPLY.len()];
             let e = ev(
@@ -827,6 +823,199 @@ async fn azure(
     }
 }
 
+/// An error in Google's shape.
+fn google_error(status: StatusCode, google_status: &str, message: &str) -> Response {
+    (
+        status,
+        Json(json!({"error": {"code": status.as_u16(), "message": message, "status": google_status}})),
+    )
+        .into_response()
+}
+
+/// Google's Gemini API as its reference documents it: `x-goog-api-key` required;
+/// `models/{model}:generateContent` answers a `GenerateContentResponse`, and
+/// `models/{model}:streamGenerateContent?alt=sse` one per event, each with the usage so far, the
+/// last with its `finishReason`. `contents` must alternate nothing but `user` and `model` turns
+/// of non-empty parts. Prompt tokens = words of the contents and the system instruction;
+/// `reasoning` puts a thought part first (3 thought tokens, outside `candidatesTokenCount`),
+/// `tool` a `functionCall` last, `cached=N` reports N cached tokens; `maxOutputTokens` is
+/// honoured (the answer ends at it with `MAX_TOKENS`); `cut_after=N` ends the stream after N
+/// text events without a finish reason.
+async fn gemini(
+    log: Log,
+    prefix: String,
+    action: String,
+    query: Option<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let key = headers
+        .get("x-goog-api-key")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    if key.is_empty() {
+        return google_error(
+            StatusCode::FORBIDDEN,
+            "PERMISSION_DENIED",
+            "Method doesn't allow unregistered callers. Please use API Key.",
+        );
+    }
+    let Some((model, method)) = action.split_once(':') else {
+        return google_error(StatusCode::NOT_FOUND, "NOT_FOUND", "no such method");
+    };
+    let (model, method) = (model.to_string(), method.to_string());
+    let stream = match method.as_str() {
+        "generateContent" => false,
+        "streamGenerateContent" => true,
+        _ => return google_error(StatusCode::NOT_FOUND, "NOT_FOUND", "no such method"),
+    };
+    if stream && query.as_deref() != Some("alt=sse") {
+        return google_error(
+            StatusCode::BAD_REQUEST,
+            "INVALID_ARGUMENT",
+            "the mock streams with alt=sse only",
+        );
+    }
+    let Ok(body) = serde_json::from_slice::<Value>(&body) else {
+        return google_error(StatusCode::BAD_REQUEST, "INVALID_ARGUMENT", "bad json");
+    };
+    let mut d = Directives::default();
+    d.merge_path(&prefix);
+    d.merge_headers(&headers);
+    let idx = log.push(json!({
+        "path": "gemini", "prefix": prefix, "model": model, "stream": stream,
+        "x_goog_api_key": key, "outcome": "started", "body": body,
+    }));
+    if let Some(status) = d
+        .num("status")
+        .and_then(|s| StatusCode::from_u16(s as u16).ok())
+    {
+        log.set(idx, "outcome", json!(format!("status {}", status.as_u16())));
+        return google_error(
+            status,
+            "UNAVAILABLE",
+            &format!("mock failure {}", status.as_u16()),
+        );
+    }
+    let contents = body.get("contents").and_then(Value::as_array);
+    let well_formed = contents.is_some_and(|c| {
+        !c.is_empty()
+            && c.iter().all(|t| {
+                matches!(t["role"].as_str(), Some("user" | "model"))
+                    && t["parts"].as_array().is_some_and(|p| !p.is_empty())
+            })
+    });
+    if !well_formed {
+        return google_error(
+            StatusCode::BAD_REQUEST,
+            "INVALID_ARGUMENT",
+            "contents must be user and model turns of non-empty parts",
+        );
+    }
+    let prompt: u64 = contents
+        .into_iter()
+        .flatten()
+        .map(|t| words(&t["parts"]))
+        .sum::<u64>()
+        + body.pointer("/systemInstruction/parts").map_or(0, words);
+    let mut chunks = d.num("chunks").unwrap_or(REPLY.len() as u64).max(1);
+    let mut finish = "STOP";
+    if let Some(max) = body
+        .pointer("/generationConfig/maxOutputTokens")
+        .and_then(Value::as_u64)
+        && max < chunks
+    {
+        chunks = max;
+        finish = "MAX_TOKENS";
+    }
+    let (reasoning, tool) = (d.flag("reasoning"), d.flag("tool"));
+    let cached = d.num("cached");
+    let usage = move |candidates: u64| {
+        let mut u = json!({"promptTokenCount": prompt, "candidatesTokenCount": candidates,
+            "totalTokenCount": prompt + candidates + if reasoning { 3 } else { 0 }});
+        if reasoning {
+            u["thoughtsTokenCount"] = json!(3);
+        }
+        if let Some(c) = cached {
+            u["cachedContentTokenCount"] = json!(c);
+        }
+        u
+    };
+    let answer = move |parts: Vec<Value>, finish: Option<&str>, candidates: u64| {
+        let mut candidate = json!({"content": {"role": "model", "parts": parts}, "index": 0});
+        if let Some(f) = finish {
+            candidate["finishReason"] = json!(f);
+        }
+        json!({"candidates": [candidate], "usageMetadata": usage(candidates),
+            "modelVersion": model, "responseId": "gemini-mock"})
+    };
+    let call = json!({"functionCall": {"name": "get_weather", "args": {"city": "Paris"}}});
+    if !stream {
+        log.set(idx, "outcome", json!("completed"));
+        let mut parts = Vec::new();
+        if reasoning {
+            parts.push(json!({"text": REASONING, "thought": true}));
+        }
+        let text: String = (0..chunks)
+            .map(|i| REPLY[(i as usize) % REPLY.len()])
+            .collect();
+        parts.push(json!({"text": text}));
+        if tool {
+            parts.push(call);
+        }
+        return Json(answer(parts, Some(finish), chunks)).into_response();
+    }
+    let cut_after = d.num("cut_after");
+    let chunk_delay = Duration::from_millis(d.num("chunk_delay_ms").unwrap_or(0));
+    let mut guard = Outcome {
+        log: log.clone(),
+        idx,
+        done: false,
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+    tokio::spawn(async move {
+        let ev = |v: Value| Ok(Bytes::from(format!("data: {v}\r\n\r\n")));
+        if reasoning
+            && tx
+                .send(ev(answer(
+                    vec![json!({"text": REASONING, "thought": true})],
+                    None,
+                    0,
+                )))
+                .await
+                .is_err()
+        {
+            return;
+        }
+        for i in 0..chunks {
+            if cut_after == Some(i) {
+                return cut(&mut guard, &tx).await;
+            }
+            if !chunk_delay.is_zero() {
+                tokio::time::sleep(chunk_delay).await;
+            }
+            let mut parts = vec![json!({"text": REPLY[(i as usize) % REPLY.len()]})];
+            let last = i + 1 == chunks;
+            if last && tool {
+                parts.push(call.clone());
+            }
+            if tx
+                .send(ev(answer(parts, last.then_some(finish), i + 1)))
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+        guard.finish("completed");
+    });
+    Response::builder()
+        .header("content-type", "text/event-stream")
+        .body(Body::from_stream(tokio_stream_from(rx)))
+        .expect("response")
+}
+
 fn router(log: Log) -> Router {
     let chat = |prefix: String, log: Log, headers: HeaderMap, body: Bytes| {
         handle(log, prefix, "chat", headers, body, Value::Null)
@@ -846,6 +1035,8 @@ fn router(log: Log) -> Router {
         .route("/m/{spec}/v1/embeddings", post(move |Path(p): Path<String>, State(l): State<Log>, h: HeaderMap, b: Bytes| emb(p, l, h, b)))
         .route("/v1/responses", post(|State(l): State<Log>, h: HeaderMap, b: Bytes| responses(l, String::new(), h, b, Value::Null)))
         .route("/m/{spec}/v1/responses", post(|Path(p): Path<String>, State(l): State<Log>, h: HeaderMap, b: Bytes| responses(l, p, h, b, Value::Null)))
+        .route("/v1beta/models/{action}", post(|Path(a): Path<String>, RawQuery(q): RawQuery, State(l): State<Log>, h: HeaderMap, b: Bytes| gemini(l, String::new(), a, q, h, b)))
+        .route("/m/{spec}/v1beta/models/{action}", post(|Path((p, a)): Path<(String, String)>, RawQuery(q): RawQuery, State(l): State<Log>, h: HeaderMap, b: Bytes| gemini(l, p, a, q, h, b)))
         .route("/openai/{*rest}", post(|Path(r): Path<String>, RawQuery(q): RawQuery, State(l): State<Log>, h: HeaderMap, b: Bytes| azure(l, String::new(), r, q, h, b)))
         .route("/m/{spec}/openai/{*rest}", post(|Path((p, r)): Path<(String, String)>, RawQuery(q): RawQuery, State(l): State<Log>, h: HeaderMap, b: Bytes| azure(l, p, r, q, h, b)))
         .route("/v1/messages", post(|State(l): State<Log>, h: HeaderMap, b: Bytes| anthropic(l, String::new(), false, h, b)))

@@ -26,7 +26,8 @@ pub async fn probe_channel(ch: &Channel, model: &str) -> ChannelTest {
         "stream": false,
     });
     // An embedding model is probed with an embedding.
-    let embedding = ch.kind != ChannelKind::Anthropic && model.contains("embed");
+    let embedding =
+        !matches!(ch.kind, ChannelKind::Anthropic | ChannelKind::Gemini) && model.contains("embed");
     let body = if embedding {
         serde_json::json!({ "model": model, "input": "ping" })
     } else {
@@ -34,6 +35,7 @@ pub async fn probe_channel(ch: &Channel, model: &str) -> ChannelTest {
     };
     let endpoint = match ch.kind {
         ChannelKind::Anthropic => Endpoint::Messages,
+        ChannelKind::Gemini => Endpoint::Chat,
         ChannelKind::OpenAi | ChannelKind::OpenAiCompatible | ChannelKind::Azure if embedding => {
             Endpoint::Embeddings
         }
@@ -41,8 +43,20 @@ pub async fn probe_channel(ch: &Channel, model: &str) -> ChannelTest {
     };
     let wait = ch.first_byte_timeout.min(Duration::from_secs(30));
     let sent = Instant::now();
-    let answer = match ch.upstream.post(&ch.client, endpoint, model) {
-        Ok(request) => tokio::time::timeout(wait, request.json(&body).send()).await,
+    // Gemini's protocol under the chat route: the probe's chat request converted.
+    let body = match ch.kind {
+        ChannelKind::Gemini => crate::proxy::gemini::request(body.to_string().as_bytes())
+            .map(|(b, _)| b)
+            .unwrap_or_default(),
+        _ => bytes::Bytes::from(body.to_string()),
+    };
+    let answer = match ch.upstream.post(&ch.client, endpoint, model, false) {
+        Ok(request) => {
+            let request = request
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body);
+            tokio::time::timeout(wait, request.send()).await
+        }
         Err(e) => {
             return ChannelTest {
                 channel_id: ch.id,

@@ -47,6 +47,12 @@ pub(super) async fn complete_response(
             });
         }
     };
+    // A Gemini channel's answer, as chat.
+    let bytes = if cand.channel.kind == types::ChannelKind::Gemini {
+        super::gemini::answer(&bytes).ok_or_else(invalid_answer)?
+    } else {
+        bytes
+    };
     let (usage, text, body) = match mode {
         Mode::Chat | Mode::Responses => read_response(&bytes, model)?,
         Mode::Messages => anthropic::read_answer(&bytes, model).ok_or_else(invalid_answer)?,

@@ -76,7 +76,12 @@ async fn count_with(
         let payload = serde_json::to_vec(&body).map_err(anyhow::Error::from)?;
         let mut req = ch
             .upstream
-            .post(&ch.client, Endpoint::CountTokens, &cand.upstream_model)?
+            .post(
+                &ch.client,
+                Endpoint::CountTokens,
+                &cand.upstream_model,
+                false,
+            )?
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(payload);
         if !ctx.forward.is_empty() {

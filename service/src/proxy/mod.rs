@@ -6,6 +6,7 @@ mod answer;
 pub mod anthropic;
 mod convert;
 mod count;
+pub(crate) mod gemini;
 mod request;
 mod responses;
 mod settle;
@@ -243,9 +244,19 @@ async fn relay_traced(
                 },
             ),
         };
+        // A Gemini channel: the chat request in Gemini's protocol (its answer comes back as chat).
+        let payload = if ch.kind == types::ChannelKind::Gemini {
+            let (body, dropped) = gemini::request(&payload)?;
+            if !dropped.is_empty() {
+                tracing::info!(dropped = ?dropped, "what a Gemini channel cannot carry is left out");
+            }
+            body
+        } else {
+            payload
+        };
         let mut request = ch
             .upstream
-            .post(&ch.client, wire, &cand.upstream_model)?
+            .post(&ch.client, wire, &cand.upstream_model, stream)?
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(payload);
         if mode == Mode::Messages && !ctx.forward.is_empty() {

@@ -437,7 +437,11 @@ pub(super) fn stream_response(
     let halt = call.svc.halt.watch();
     let open = crate::metrics::GaugeGuard::new(&call.svc.metrics.open_streams);
     let relay = Relay {
-        upstream: Box::pin(resp.bytes_stream()),
+        upstream: if cand.channel.kind == types::ChannelKind::Gemini {
+            super::gemini::chat_stream(Box::pin(resp.bytes_stream()))
+        } else {
+            Box::pin(resp.bytes_stream())
+        },
         framer: sse::Framer::default(),
         idle: cand.channel.idle_timeout,
         model: model.to_string(),

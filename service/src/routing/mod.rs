@@ -196,7 +196,7 @@ pub enum Plan {
 /// cannot serve it at all. Known from the kind alone, so a model whose channels cannot serve a
 /// route is refused on that route before anything is reserved or sent.
 pub fn plan(kind: ChannelKind, inbound: Endpoint) -> Option<Plan> {
-    use ChannelKind::{Anthropic, Azure, OpenAi, OpenAiCompatible};
+    use ChannelKind::{Anthropic, Azure, Gemini, OpenAi, OpenAiCompatible};
     match (kind, inbound) {
         (
             OpenAi | OpenAiCompatible | Azure,
@@ -205,6 +205,11 @@ pub fn plan(kind: ChannelKind, inbound: Endpoint) -> Option<Plan> {
         (OpenAi | OpenAiCompatible | Azure, Endpoint::Messages) => Some(Plan::MessagesViaChat),
         (OpenAi | Azure, Endpoint::Responses) => Some(Plan::Native),
         (OpenAiCompatible, Endpoint::Responses) => Some(Plan::ResponsesViaChat),
+        // Gemini's own protocol under the chat route: the relay speaks chat, and the adapter
+        // (`proxy::gemini`) converts it on the way up and back.
+        (Gemini, Endpoint::Chat) => Some(Plan::Native),
+        (Gemini, Endpoint::Messages) => Some(Plan::MessagesViaChat),
+        (Gemini, Endpoint::Responses) => Some(Plan::ResponsesViaChat),
         (Anthropic, Endpoint::Messages | Endpoint::CountTokens) => Some(Plan::Native),
         _ => None,
     }
@@ -224,6 +229,9 @@ pub struct Upstream {
     /// Azure's deployment URLs: the base (`…/openai/deployments`) and the `api-version`, the
     /// deployment (the upstream model) put between them for each call.
     deployments: Option<(reqwest::Url, String)>,
+    /// Gemini's models (`…/models`): each call goes to `{model}:generateContent` or
+    /// `{model}:streamGenerateContent?alt=sse` under it.
+    gemini: Option<reqwest::Url>,
     /// The credentials as the kind sends them (`Authorization: Bearer` or `x-api-key`), marked
     /// sensitive; none when the channel has no key.
     auth: Option<(reqwest::header::HeaderName, reqwest::header::HeaderValue)>,
@@ -258,8 +266,12 @@ impl Upstream {
         };
         let mut urls: [Option<reqwest::Url>; 6] = Default::default();
         let mut deployments = None;
+        let gemini = match kind {
+            ChannelKind::Gemini => Some(parse(format!("{base}/models"))?),
+            _ => None,
+        };
         for e in Endpoint::ALL {
-            if plan(kind, e) != Some(Plan::Native) {
+            if plan(kind, e) != Some(Plan::Native) || kind == ChannelKind::Gemini {
                 continue; // not a route of this kind's API
             }
             urls[e as usize] = Some(match (kind, api_version) {
@@ -285,6 +297,10 @@ impl Upstream {
                     (HeaderName::from_static("x-api-key"), api_key.to_string())
                 }
                 ChannelKind::Azure => (HeaderName::from_static("api-key"), api_key.to_string()),
+                ChannelKind::Gemini => (
+                    HeaderName::from_static("x-goog-api-key"),
+                    api_key.to_string(),
+                ),
                 ChannelKind::OpenAi | ChannelKind::OpenAiCompatible => {
                     (AUTHORIZATION, format!("Bearer {api_key}"))
                 }
@@ -297,22 +313,44 @@ impl Upstream {
         Ok(Upstream {
             urls,
             deployments,
+            gemini,
             auth,
             anthropic: kind == ChannelKind::Anthropic,
         })
     }
 
-    /// A POST to the channel's `endpoint` for the upstream `model`, with its credentials; an
-    /// error when the channel's kind has no such route (routing never sends one there: [`plan`]).
+    /// A POST to the channel's `endpoint` for the upstream `model` (a `stream` or not), with its
+    /// credentials; an error when the channel's kind has no such route (routing never sends one
+    /// there: [`plan`]).
     pub fn post(
         &self,
         client: &reqwest::Client,
         endpoint: Endpoint,
         model: &str,
+        stream: bool,
     ) -> Result<reqwest::RequestBuilder, Error> {
-        let url = match (&self.urls[endpoint as usize], &self.deployments) {
-            (Some(url), _) => url.clone(),
-            (None, Some((base, version))) if plan(ChannelKind::Azure, endpoint).is_some() => {
+        let url = match (
+            &self.urls[endpoint as usize],
+            &self.deployments,
+            &self.gemini,
+        ) {
+            (Some(url), _, _) => url.clone(),
+            (None, _, Some(models)) if endpoint == Endpoint::Chat => {
+                let mut url = models.clone();
+                let action = if stream {
+                    "streamGenerateContent"
+                } else {
+                    "generateContent"
+                };
+                url.path_segments_mut()
+                    .map_err(|()| Error::Internal(anyhow::anyhow!("a base URL without a path")))?
+                    .push(&format!("{model}:{action}"));
+                if stream {
+                    url.set_query(Some("alt=sse"));
+                }
+                url
+            }
+            (None, Some((base, version)), _) if plan(ChannelKind::Azure, endpoint).is_some() => {
                 let mut url = base.clone();
                 url.path_segments_mut()
                     .map_err(|()| Error::Internal(anyhow::anyhow!("a base URL without a path")))?

@@ -67,7 +67,7 @@ pub fn cut_chat(c: &mut Config, mock: &Mock) {
 
 impl Gw {
     /// A Messages call as Claude Code makes it: the key in `x-api-key`, Anthropic's headers.
-    async fn messages(&self, path: &str, body: Value) -> reqwest::Response {
+    pub async fn messages(&self, path: &str, body: Value) -> reqwest::Response {
         TestApp::bare_client()
             .post(self.app.url(path))
             .header("x-api-key", &self.key)
@@ -81,7 +81,7 @@ impl Gw {
 }
 
 /// The events of an Anthropic stream: (event name, data).
-async fn events(res: reqwest::Response) -> Vec<(String, Value)> {
+pub async fn events(res: reqwest::Response) -> Vec<(String, Value)> {
     let text = res.text().await.expect("stream");
     text.split("\n\n")
         .filter(|e| !e.trim().is_empty())
@@ -104,7 +104,7 @@ async fn events(res: reqwest::Response) -> Vec<(String, Value)> {
 
 /// The names in order, and the checks every Anthropic stream must pass: one `message_start`
 /// first, every block started is stopped, `message_delta` then `message_stop` last.
-fn lifecycle(events: &[(String, Value)]) -> Vec<&str> {
+pub fn lifecycle(events: &[(String, Value)]) -> Vec<&str> {
     let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(names.first(), Some(&"message_start"), "{names:?}");
     assert_eq!(

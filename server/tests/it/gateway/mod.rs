@@ -4,6 +4,7 @@
 pub mod agents;
 pub mod azure;
 pub mod codex;
+pub mod gemini;
 mod limits;
 mod metrics;
 mod money;
