@@ -179,6 +179,50 @@ impl ChannelKind {
     }
 }
 
+/// The field a chat channel's upstream takes the output bound in: OpenAI's reasoning models
+/// refuse `max_tokens`, many compatible servers refuse `max_completion_tokens`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum BoundField {
+    MaxTokens,
+    MaxCompletionTokens,
+}
+
+impl BoundField {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            BoundField::MaxTokens => "max_tokens",
+            BoundField::MaxCompletionTokens => "max_completion_tokens",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<BoundField> {
+        [BoundField::MaxTokens, BoundField::MaxCompletionTokens]
+            .into_iter()
+            .find(|f| f.as_str() == text)
+    }
+}
+
+impl ChannelKind {
+    /// Whether the kind's upstream speaks OpenAI's chat protocol (and so takes the chat
+    /// switches: the bound's field, usage in streams).
+    pub const fn speaks_chat(self) -> bool {
+        matches!(
+            self,
+            ChannelKind::OpenAi | ChannelKind::OpenAiCompatible | ChannelKind::Azure
+        )
+    }
+
+    /// The field the kind's chat route takes the output bound in, unless the channel says.
+    pub const fn bound_field(self) -> BoundField {
+        match self {
+            ChannelKind::OpenAi | ChannelKind::Azure => BoundField::MaxCompletionTokens,
+            _ => BoundField::MaxTokens,
+        }
+    }
+}
+
 /// A channel as the admin API shows it: the upstream key is write-only.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -190,6 +234,12 @@ pub struct ChannelView {
     /// Azure's `api-version` (deployment URLs); none elsewhere.
     #[serde(default)]
     pub api_version: Option<String>,
+    /// The chat bound's field, when the channel overrides its kind's.
+    #[serde(default)]
+    pub max_tokens_field: Option<BoundField>,
+    /// Whether streams ask the upstream for usage (`stream_options.include_usage`).
+    #[serde(default = "yes")]
+    pub stream_usage: bool,
     pub models: Vec<String>,
     pub priority: i64,
     pub weight: u32,
@@ -298,4 +348,8 @@ pub struct ChannelTest {
     pub latency_ms: u64,
     /// The upstream's error text (at most 500 characters), or why it could not be reached.
     pub error: Option<String>,
+}
+
+fn yes() -> bool {
+    true
 }

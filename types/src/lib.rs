@@ -21,8 +21,8 @@ pub use billing::{
     LineItem, ModelPrice, Pricing,
 };
 pub use catalog::{
-    ChannelHealth, ChannelKind, ChannelProbe, ChannelTest, ChannelView, CreatedKey, KeyPatch,
-    KeySecret, KeyView, Mapping, NewKey, PriceVersion, PriceView,
+    BoundField, ChannelHealth, ChannelKind, ChannelProbe, ChannelTest, ChannelView, CreatedKey,
+    KeyPatch, KeySecret, KeyView, Mapping, NewKey, PriceVersion, PriceView,
 };
 pub use error::{ErrorInfo, ErrorKind};
 pub use jobs::{ArchiveDay, JobOutcome, JobRun, JobView};

@@ -276,6 +276,8 @@ pub async fn save_channel(
     kind: String,
     base_url: String,
     api_version: Option<String>,
+    max_tokens_field: Option<String>,
+    stream_usage: Option<String>,
     api_key: String,
     models: String,
     priority: String,
@@ -317,6 +319,14 @@ pub async fn save_channel(
         api_version: api_version
             .map(|v| v.trim().to_string())
             .filter(|v| !v.is_empty()),
+        max_tokens_field: match max_tokens_field.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(f) => Some(types::BoundField::parse(f).ok_or(Error::invalid(
+                "max_tokens_field",
+                "must be max_tokens or max_completion_tokens",
+            ))?),
+        },
+        stream_usage: stream_usage.is_some(),
         api_key: Some(api_key.trim().to_string())
             .filter(|k| !k.is_empty())
             .map(service::secret::SecretString::new),
@@ -354,6 +364,8 @@ pub async fn toggle_channel(id: i64, enabled: bool) -> Result<types::ChannelView
         kind: c.kind,
         base_url: c.base_url,
         api_version: c.api_version,
+        max_tokens_field: c.max_tokens_field,
+        stream_usage: c.stream_usage,
         api_key: None,
         models: c.models,
         priority: c.priority,

@@ -7,7 +7,7 @@ use crate::components::{ErrorView, Guard, Post, PostForm};
 use crate::t;
 use crate::wire;
 use leptos::prelude::*;
-use types::{ChannelHealth, ChannelKind, ChannelView};
+use types::{BoundField, ChannelHealth, ChannelKind, ChannelView};
 
 #[component]
 pub fn AdminChannelsPage() -> impl IntoView {
@@ -49,6 +49,8 @@ fn Channels() -> impl IntoView {
             "kind",
             "base_url",
             "api_version",
+            "max_tokens_field",
+            "stream_usage",
             "api_key",
             "models",
             "priority",
@@ -132,6 +134,23 @@ fn Channels() -> impl IntoView {
                             <span>{t!("channels.first_byte")}</span>
                             <input name="first_byte_timeout_ms" type="number" min="1" placeholder="60000" prop:value=val(|c| c.first_byte_timeout_ms.to_string())/>
                             {err.at("first_byte_timeout_ms")}
+                        </label>
+                        <label>
+                            <span>{t!("channels.bound_field")}</span>
+                            <select name="max_tokens_field" data-testid="channel-bound-field"
+                                prop:value=move || editing.get().and_then(|c| c.max_tokens_field).map_or("", BoundField::as_str)>
+                                <option value="">{t!("channels.bound_default")}</option>
+                                {[BoundField::MaxTokens, BoundField::MaxCompletionTokens].into_iter().map(|f| view! {
+                                    <option value=f.as_str() selected=move || editing.get().and_then(|c| c.max_tokens_field) == Some(f)>{f.as_str()}</option>
+                                }).collect_view()}
+                            </select>
+                            {err.at("max_tokens_field")}
+                        </label>
+                        <label class="check">
+                            <input type="checkbox" name="stream_usage" value="on" data-testid="channel-stream-usage"
+                                prop:checked=move || editing.get().is_none_or(|c| c.stream_usage)/>
+                            {t!("channels.stream_usage")}
+                            {err.at("stream_usage")}
                         </label>
                         <label class="check">
                             <input type="checkbox" name="enabled" value="on" prop:checked=move || editing.get().is_none_or(|c| c.enabled)/>

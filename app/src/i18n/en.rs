@@ -485,6 +485,12 @@ pub const EN: &[(&str, &str)] = &[
     ("channels.edit", "Edit the channel"),
     ("channels.name", "Name"),
     ("channels.base_url", "Base URL"),
+    ("channels.bound_field", "Output bound sent as"),
+    ("channels.bound_default", "the kind's default"),
+    (
+        "channels.stream_usage",
+        "Ask streams for usage (stream_options)",
+    ),
     (
         "channels.api_version",
         "API version (Azure only; empty: the v1 API)",

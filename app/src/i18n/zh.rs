@@ -455,6 +455,12 @@ pub const ZH: &[(&str, &str)] = &[
     ("channels.edit", "编辑渠道"),
     ("channels.name", "名称"),
     ("channels.base_url", "基础 URL"),
+    ("channels.bound_field", "输出上限字段"),
+    ("channels.bound_default", "按类型默认"),
+    (
+        "channels.stream_usage",
+        "流式请求附带用量（stream_options）",
+    ),
     ("channels.api_version", "API 版本（仅 Azure；留空：v1 API）"),
     ("channels.kind", "类型"),
     ("channels.kind_compatible", "OpenAI 兼容"),

@@ -10,7 +10,9 @@
 //! cache), `cache_write=N` and `cache_write_1h=N` (Anthropic: N tokens written to the cache
 //! with the 5-minute and the 1-hour lifetime), `reasoning_tokens=N` (OpenAI chat and Responses:
 //! N reasoning tokens more in the output count, reported in its details), `error_after=N`
-//! (Anthropic: an `overloaded_error` event after N text deltas).
+//! (Anthropic: an `overloaded_error` event after N text deltas), `refuse_stream_options`,
+//! `refuse_max_tokens`, `refuse_max_completion_tokens` (chat: a 400 for a body with that field,
+//! as some compatible servers answer).
 //!
 //! Google's Gemini API is served at `/v1beta/models/{model}:generateContent` and
 //! `:streamGenerateContent?alt=sse`, Azure OpenAI at `/openai/…` (see [`gemini`], [`azure`]).
@@ -158,6 +160,13 @@ async fn handle(
             res.headers_mut().insert("retry-after", ra.into());
         }
         return res;
+    }
+    // What some OpenAI-compatible servers refuse.
+    for field in ["stream_options", "max_tokens", "max_completion_tokens"] {
+        if d.flag(&format!("refuse_{field}")) && body.get(field).is_some() {
+            log.set(idx, "outcome", json!("status 400"));
+            return (StatusCode::BAD_REQUEST, Json(json!({"error": {"message": format!("Unrecognized request argument supplied: {field}"), "type": "invalid_request_error"}}))).into_response();
+        }
     }
     let prompt_tokens = match kind {
         "chat" => body.get("messages").map_or(0, words),

@@ -4,7 +4,11 @@
 //! `azure`: the protocol the upstream speaks, and so which `/v1` routes it serves), `base_url`
 //! (http(s) with a host, `/v1` included; for `azure` the resource's endpoint; never a cloud
 //! metadata address unless `gateway.allow_metadata_upstreams`), `api_version` (`azure` only:
-//! deployment URLs with this `api-version`; without it the v1 API), `api_key` (printable ASCII; write-only), `models`,
+//! deployment URLs with this `api-version`; without it the v1 API), `max_tokens_field`
+//! (`max_tokens` or `max_completion_tokens`: where a chat call's output bound goes, for servers
+//! that take only one; by default `max_completion_tokens` on `openai` and `azure`, `max_tokens`
+//! elsewhere), `stream_usage` (default true; false for servers that refuse
+//! `stream_options.include_usage`: the gateway then counts their streams itself), `api_key` (printable ASCII; write-only), `models`,
 //! `priority`, `weight` (at least 1), `connect_timeout_ms`, `first_byte_timeout_ms`,
 //! `idle_timeout_ms` (each at least 1), `enabled`.
 
@@ -24,6 +28,14 @@ pub struct ChannelInput {
     /// Azure's `api-version`: requests go to the deployment URLs; without it, to the v1 API.
     #[serde(default)]
     pub api_version: Option<String>,
+    /// The field a chat call's output bound goes in (a chat kind's switch); by default the
+    /// kind's.
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub max_tokens_field: Option<types::BoundField>,
+    /// Whether streams ask the upstream for usage (a chat kind's switch).
+    #[serde(default = "yes")]
+    pub stream_usage: bool,
     /// Write-only: no answer shows it.
     #[serde(default)]
     #[schema(value_type = Option<String>)]
@@ -67,6 +79,20 @@ impl ChannelInput {
         check_base_url(&self.base_url, allow_metadata)?;
         if let Some(v) = &self.api_version {
             check_api_version(self.kind, v)?;
+        }
+        if !self.kind.speaks_chat() {
+            if self.max_tokens_field.is_some() {
+                return Err(FieldError::new(
+                    "max_tokens_field",
+                    "only openai, openai-compatible and azure channels take it",
+                ));
+            }
+            if !self.stream_usage {
+                return Err(FieldError::new(
+                    "stream_usage",
+                    "only openai, openai-compatible and azure channels take it",
+                ));
+            }
         }
         if let Some(key) = &self.api_key {
             check_api_key(key.expose())?;

@@ -8,7 +8,6 @@ use crate::Error;
 use bytes::{BufMut as _, Bytes, BytesMut};
 use serde_json::{Map, Value, json};
 use std::collections::VecDeque;
-use types::ChannelKind;
 
 /// A Messages request as a chat request, ready to be sent with any chat channel's model.
 #[derive(Debug)]
@@ -32,16 +31,16 @@ impl ChatRequest {
         }
     }
 
-    /// The body for a channel of `kind` serving `model` (OpenAI itself and Azure take
-    /// `max_completion_tokens`, which reasoning models require; compatible servers take
-    /// `max_tokens`).
-    pub(super) fn body(&self, model: &str, kind: ChannelKind) -> Result<Bytes, Error> {
+    /// The body for a channel of `wire` serving `model`: the bound in the field it takes
+    /// (OpenAI itself and Azure take `max_completion_tokens`, which reasoning models require;
+    /// compatible servers `max_tokens`), without `stream_options` where it refuses them.
+    pub(super) fn body(&self, model: &str, wire: crate::routing::Wire) -> Result<Bytes, Error> {
         let mut body = self.body.clone();
         body.insert("model".into(), Value::String(model.to_string()));
-        let field = match kind {
-            ChannelKind::OpenAi | ChannelKind::Azure => "max_completion_tokens",
-            _ => "max_tokens",
-        };
+        let field = wire.chat_bound;
+        if !wire.stream_usage {
+            body.shift_remove("stream_options");
+        }
         body.insert(field.into(), Value::from(self.max_tokens));
         let mut out = BytesMut::with_capacity(256).writer();
         serde_json::to_writer(&mut out, &body).map_err(anyhow::Error::from)?;
@@ -52,8 +51,10 @@ impl ChatRequest {
 #[cfg(test)]
 impl ChatRequest {
     /// The body a channel gets, as a document.
-    pub(super) fn json(&self, model: &str, kind: ChannelKind) -> Value {
-        let body = self.body(model, kind).expect("a body");
+    pub(super) fn json(&self, model: &str, kind: types::ChannelKind) -> Value {
+        let body = self
+            .body(model, crate::routing::Wire::of(kind))
+            .expect("a body");
         serde_json::from_slice(&body).expect("JSON")
     }
 }
@@ -812,7 +813,7 @@ mod tests {
         .expect("json");
         let chat = messages_to_chat(req.as_object().expect("object"), true, 100).expect("converts");
         assert_eq!(chat.dropped, vec!["thinking", "top_k"]);
-        let body = chat.json("up", ChannelKind::OpenAiCompatible);
+        let body = chat.json("up", types::ChannelKind::OpenAiCompatible);
         assert_eq!(
             body,
             serde_json::from_str::<Value>(
@@ -831,7 +832,7 @@ mod tests {
             .expect("json")
         );
         // OpenAI itself is sent max_completion_tokens.
-        let openai = chat.json("up", ChannelKind::OpenAi);
+        let openai = chat.json("up", types::ChannelKind::OpenAi);
         assert_eq!(openai["max_completion_tokens"], 100);
         assert!(openai.get("max_tokens").is_none());
     }

@@ -115,7 +115,7 @@ async fn relay_traced(
     trace: &mut Trace,
 ) -> Result<ProxyResponse, Error> {
     let Parsed {
-        mut out,
+        out,
         model,
         stream,
         completion_bound,
@@ -222,7 +222,7 @@ async fn relay_traced(
         let (wire, payload, mode) = match (how, &converted) {
             (Plan::MessagesViaChat | Plan::ResponsesViaChat, Some(chat)) => (
                 Endpoint::Chat,
-                chat.body(&cand.upstream_model, ch.kind)?,
+                chat.body(&cand.upstream_model, ch.wire)?,
                 if *how == Plan::MessagesViaChat {
                     Mode::ChatToMessages
                 } else {
@@ -236,7 +236,7 @@ async fn relay_traced(
             }
             (Plan::Native, _) => (
                 endpoint,
-                out.body(&cand.upstream_model)?,
+                out.body(&cand.upstream_model, request::Shape::of(endpoint, ch.wire))?,
                 match endpoint {
                     Endpoint::Messages => Mode::Messages,
                     Endpoint::Responses => Mode::Responses,

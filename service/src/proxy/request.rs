@@ -18,8 +18,10 @@ pub(super) struct Parsed {
     pub(super) affinity: Option<String>,
 }
 
-/// The body a request goes upstream with: the client's, with `model` naming the upstream's model
-/// and, for a stream, usage asked for (`stream_options.include_usage`).
+/// The body a request goes upstream with: the client's, with `model` naming the upstream's model,
+/// the output bound in the field the channel takes (the default bound added when the client
+/// named none: an upstream is never sent an unbounded call), and, for a stream, usage asked for
+/// (`stream_options.include_usage`) where the channel takes it.
 pub(super) enum Outgoing {
     /// The usual request: the client's bytes, edited where they stand.
     Spliced {
@@ -31,17 +33,81 @@ pub(super) enum Outgoing {
         /// Add `"stream_options":{"include_usage":true}` (a stream whose body has no
         /// `stream_options`).
         ask_usage: bool,
+        /// The body has `stream_options` (a channel that refuses them gets a body without).
+        has_stream_options: bool,
+        /// The bound fields the client named.
+        given: Given,
+        /// The bound added when the client named none (per choice).
+        missing: u64,
     },
     /// Any other request, read as a document and written again.
-    Document(serde_json::Map<String, Value>),
+    Document {
+        body: serde_json::Map<String, Value>,
+        missing: u64,
+    },
+}
+
+/// Which of the output bound's fields a request names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Given {
+    None,
+    One(&'static str),
+    /// Both `max_tokens` and `max_completion_tokens`.
+    Both,
+}
+
+impl Given {
+    fn of(max_tokens: Option<u64>, max_completion_tokens: Option<u64>) -> Given {
+        match (max_tokens, max_completion_tokens) {
+            (None, None) => Given::None,
+            (Some(_), None) => Given::One("max_tokens"),
+            (None, Some(_)) => Given::One("max_completion_tokens"),
+            (Some(_), Some(_)) => Given::Both,
+        }
+    }
+}
+
+/// What a channel takes in a body besides the model (routing's [`crate::routing::Wire`] for
+/// the route called).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Shape {
+    /// The field the output bound goes in; none where the route has no bound to add (Messages
+    /// requires one, embeddings have none).
+    pub(super) bound: Option<&'static str>,
+    /// Streams may ask for usage.
+    pub(super) stream_usage: bool,
+}
+
+impl Shape {
+    pub(super) fn of(endpoint: Endpoint, wire: crate::routing::Wire) -> Shape {
+        Shape {
+            bound: match endpoint {
+                Endpoint::Chat => Some(wire.chat_bound),
+                Endpoint::Completions => Some("max_tokens"),
+                Endpoint::Responses => Some("max_output_tokens"),
+                Endpoint::Embeddings | Endpoint::Messages | Endpoint::CountTokens => None,
+            },
+            stream_usage: wire.stream_usage,
+        }
+    }
 }
 
 /// Asks for usage in a stream whose body has no `stream_options`.
 const ASK_USAGE: &[u8] = br#""stream_options":{"include_usage":true},"#;
 
+/// The bound's field as a chat body may name it: `max_tokens` and `max_completion_tokens` are
+/// one bound under two names.
+fn bound_names(field: &'static str) -> &'static [&'static str] {
+    match field {
+        "max_tokens" | "max_completion_tokens" => &["max_completion_tokens", "max_tokens"],
+        "max_output_tokens" => &["max_output_tokens"],
+        _ => &[],
+    }
+}
+
 impl Outgoing {
-    /// The body for a candidate serving `upstream_model`.
-    pub(super) fn body(&mut self, upstream_model: &str) -> Result<Bytes, Error> {
+    /// The body for a candidate serving `upstream_model` through a channel of this `shape`.
+    pub(super) fn body(&self, upstream_model: &str, shape: Shape) -> Result<Bytes, Error> {
         let name = quoted(upstream_model);
         match self {
             Outgoing::Spliced {
@@ -49,27 +115,77 @@ impl Outgoing {
                 brace,
                 model,
                 ask_usage,
+                has_stream_options,
+                given,
+                missing,
             } => {
-                if !*ask_usage && raw[model.clone()] == *name.as_bytes() {
+                let renamed = match (*given, shape.bound) {
+                    (Given::Both, Some(_)) => true,
+                    (Given::One(g), Some(f)) => g != f,
+                    _ => false,
+                };
+                if renamed || (*has_stream_options && !shape.stream_usage) {
+                    // Rare: edited as a document.
+                    let Ok(Value::Object(body)) = serde_json::from_slice(raw) else {
+                        return Err(Error::invalid("body", "must be a JSON object"));
+                    };
+                    return edited(body, upstream_model, shape, *missing, *ask_usage);
+                }
+                let ask = *ask_usage && shape.stream_usage;
+                let bound = match (shape.bound, given) {
+                    (Some(field), Given::None) => format!("\"{field}\":{missing},"),
+                    _ => String::new(),
+                };
+                if !ask && bound.is_empty() && raw[model.clone()] == *name.as_bytes() {
                     return Ok(raw.clone());
                 }
-                let insert = if *ask_usage { ASK_USAGE } else { b"" };
                 Ok(concat(&[
                     &raw[..=*brace],
-                    insert,
+                    if ask { ASK_USAGE } else { b"" },
+                    bound.as_bytes(),
                     &raw[*brace + 1..model.start],
                     name.as_bytes(),
                     &raw[model.end..],
                 ]))
             }
-            Outgoing::Document(body) => {
-                body.insert("model".into(), Value::String(upstream_model.to_string()));
-                Ok(Bytes::from(
-                    serde_json::to_vec(body).map_err(anyhow::Error::from)?,
-                ))
+            Outgoing::Document { body, missing } => {
+                edited(body.clone(), upstream_model, shape, *missing, false)
             }
         }
     }
+}
+
+/// A document's body for a channel of `shape`: the model named, the bound in the channel's
+/// field (the client's value, else `missing`), `stream_options` asked for (`ask_usage`) or left
+/// out where the channel refuses them.
+fn edited(
+    mut body: serde_json::Map<String, Value>,
+    upstream_model: &str,
+    shape: Shape,
+    missing: u64,
+    ask_usage: bool,
+) -> Result<Bytes, Error> {
+    body.insert("model".into(), Value::String(upstream_model.to_string()));
+    if let Some(field) = shape.bound {
+        let mut value = None;
+        for name in bound_names(field) {
+            if let Some(v) = body.shift_remove(*name).filter(|v| !v.is_null()) {
+                value = value.or(Some(v));
+            }
+        }
+        body.insert(field.into(), value.unwrap_or_else(|| missing.into()));
+    }
+    if !shape.stream_usage {
+        body.shift_remove("stream_options");
+    } else if ask_usage {
+        body.insert(
+            "stream_options".into(),
+            serde_json::json!({"include_usage": true}),
+        );
+    }
+    Ok(Bytes::from(
+        serde_json::to_vec(&body).map_err(anyhow::Error::from)?,
+    ))
 }
 
 /// A model name as a JSON string, quotes and escapes included: what is spliced into a body.
@@ -227,6 +343,14 @@ fn parse_fast(endpoint: Endpoint, raw: &Bytes, default_max_tokens: u64) -> Optio
                 brace,
                 model: model_span,
                 ask_usage: false,
+                has_stream_options: false,
+                given: match endpoint {
+                    Endpoint::Messages => Given::One("max_tokens"),
+                    _ => head
+                        .max_output_tokens
+                        .map_or(Given::None, |_| Given::One("max_output_tokens")),
+                },
+                missing: default_max_tokens,
             },
             model,
             stream,
@@ -264,6 +388,9 @@ fn parse_fast(endpoint: Endpoint, raw: &Bytes, default_max_tokens: u64) -> Optio
             brace,
             model: model_span,
             ask_usage: stream && head.stream_options.is_none(),
+            has_stream_options: head.stream_options.is_some(),
+            given: Given::of(head.max_tokens, head.max_completion_tokens),
+            missing: default_max_tokens,
         },
         model,
         stream,
@@ -426,7 +553,10 @@ fn parse_document(
     }
     Ok(Parsed {
         affinity: session_of(&body),
-        out: Outgoing::Document(body),
+        out: Outgoing::Document {
+            body,
+            missing: default_max_tokens,
+        },
         model,
         stream,
         completion_bound,
@@ -455,7 +585,7 @@ fn parse_messages(
     };
     Ok(Parsed {
         affinity: session_of(&body),
-        out: Outgoing::Document(body),
+        out: Outgoing::Document { body, missing: 0 },
         model,
         stream,
         completion_bound: max_tokens,
@@ -499,7 +629,10 @@ fn parse_responses(
     };
     Ok(Parsed {
         affinity: session_of(&body),
-        out: Outgoing::Document(body),
+        out: Outgoing::Document {
+            body,
+            missing: default_max_tokens,
+        },
         model,
         stream,
         completion_bound,
@@ -510,7 +643,7 @@ fn parse_responses(
 /// A request body as a document, for a conversion: the fast reading kept the client's bytes.
 pub(super) fn document(out: &Outgoing) -> Result<serde_json::Map<String, Value>, Error> {
     match out {
-        Outgoing::Document(body) => Ok(body.clone()),
+        Outgoing::Document { body, .. } => Ok(body.clone()),
         Outgoing::Spliced { raw, .. } => match serde_json::from_slice(raw) {
             Ok(Value::Object(body)) => Ok(body),
             _ => Err(Error::invalid("body", "must be a JSON object")),
@@ -522,9 +655,27 @@ pub(super) fn document(out: &Outgoing) -> Result<serde_json::Map<String, Value>,
 mod tests {
     use super::*;
 
-    fn outgoing(p: &mut Parsed, upstream_model: &str) -> Value {
-        let body = p.out.body(upstream_model).expect("a body");
+    fn outgoing(p: &Parsed, upstream_model: &str, shape: Shape) -> Value {
+        let body = p.out.body(upstream_model, shape).expect("a body");
         serde_json::from_slice(&body).expect("the body is JSON")
+    }
+
+    /// The shapes of the chat kinds' defaults and of a server that refuses streams' usage.
+    fn shapes(endpoint: Endpoint) -> Vec<Shape> {
+        use crate::routing::Wire;
+        use types::ChannelKind;
+        let refusing = Wire {
+            stream_usage: false,
+            ..Wire::of(ChannelKind::OpenAiCompatible)
+        };
+        [
+            Wire::of(ChannelKind::OpenAiCompatible),
+            Wire::of(ChannelKind::OpenAi),
+            refusing,
+        ]
+        .into_iter()
+        .map(|w| Shape::of(endpoint, w))
+        .collect()
     }
 
     /// The edits made in place give the same request as the document reading, for the usual
@@ -572,10 +723,9 @@ mod tests {
         ];
         for (endpoint, body) in cases {
             let raw = Bytes::from(body);
-            let mut fast =
-                parse_fast(endpoint, &raw, 100).unwrap_or_else(|| panic!("fast: {body}"));
+            let fast = parse_fast(endpoint, &raw, 100).unwrap_or_else(|| panic!("fast: {body}"));
             assert!(matches!(fast.out, Outgoing::Spliced { .. }));
-            let mut doc = parse_document(endpoint, &raw, 100).expect(body);
+            let doc = parse_document(endpoint, &raw, 100).expect(body);
             assert_eq!(
                 (
                     &fast.model,
@@ -594,17 +744,59 @@ mod tests {
                 "{body}"
             );
             for upstream in ["m", "other-\"model\""] {
-                assert_eq!(
-                    outgoing(&mut fast, upstream),
-                    outgoing(&mut doc, upstream),
-                    "{body}"
-                );
+                for shape in shapes(endpoint) {
+                    assert_eq!(
+                        outgoing(&fast, upstream, shape),
+                        outgoing(&doc, upstream, shape),
+                        "{body} {shape:?}"
+                    );
+                }
             }
         }
         // Unchanged: the client's bytes themselves.
-        let raw = Bytes::from(r#"{"model":"m","messages":[1]}"#);
-        let mut p = parse_fast(Endpoint::Chat, &raw, 1).expect("usual");
-        assert_eq!(p.out.body("m").expect("body"), raw);
+        let raw = Bytes::from(r#"{"model":"m","messages":[1],"max_tokens":3}"#);
+        let p = parse_fast(Endpoint::Chat, &raw, 1).expect("usual");
+        let compatible = shapes(Endpoint::Chat)[0];
+        assert_eq!(p.out.body("m", compatible).expect("body"), raw);
+    }
+
+    /// No call goes upstream unbounded: the default bound is added where the client named none,
+    /// in the field the channel takes (the client's value moved there when it named the other);
+    /// a channel that refuses `stream_options` gets none.
+    #[test]
+    fn the_bound_goes_upstream_in_the_channels_field() {
+        let [compatible, openai, refusing] = shapes(Endpoint::Chat)[..] else {
+            unreachable!("three shapes")
+        };
+        let unbounded = Bytes::from(r#"{"model":"m","messages":[1],"stream":true}"#);
+        let p = parse_fast(Endpoint::Chat, &unbounded, 4096).expect("usual");
+        let body = outgoing(&p, "up", compatible);
+        assert_eq!(body["max_tokens"], 4096);
+        assert_eq!(body["stream_options"]["include_usage"], true);
+        let body = outgoing(&p, "up", openai);
+        assert_eq!(
+            (&body["max_completion_tokens"], body.get("max_tokens")),
+            (&serde_json::json!(4096), None)
+        );
+        let body = outgoing(&p, "up", refusing);
+        assert_eq!(body.get("stream_options"), None);
+        assert_eq!(body["max_tokens"], 4096);
+        // The client's bound, moved to the field the channel takes.
+        let named = Bytes::from(
+            r#"{"model":"m","messages":[1],"max_tokens":7,"stream":true,"stream_options":{"include_usage":true}}"#,
+        );
+        let p = parse_fast(Endpoint::Chat, &named, 4096).expect("usual");
+        let body = outgoing(&p, "up", openai);
+        assert_eq!(
+            (&body["max_completion_tokens"], body.get("max_tokens")),
+            (&serde_json::json!(7), None)
+        );
+        assert_eq!(outgoing(&p, "up", refusing).get("stream_options"), None);
+        // A Responses call gets `max_output_tokens`; a Messages call keeps its own.
+        let responses = Bytes::from(r#"{"model":"m","input":"hi"}"#);
+        let p = parse_fast(Endpoint::Responses, &responses, 900).expect("usual");
+        let shape = shapes(Endpoint::Responses)[1];
+        assert_eq!(outgoing(&p, "up", shape)["max_output_tokens"], 900);
     }
 
     #[test]
@@ -649,9 +841,9 @@ mod tests {
         // The document reading still takes what is valid among them.
         let raw =
             Bytes::from(r#"{"model":"m","messages":[1],"stream":true,"stream_options":null}"#);
-        let mut p = parse(Endpoint::Chat, &raw, 1).expect("valid");
+        let p = parse(Endpoint::Chat, &raw, 1).expect("valid");
         assert_eq!(
-            outgoing(&mut p, "u")["stream_options"]["include_usage"],
+            outgoing(&p, "u", shapes(Endpoint::Chat)[0])["stream_options"]["include_usage"],
             true
         );
         assert!(

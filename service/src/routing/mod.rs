@@ -104,10 +104,29 @@ impl Health {
     }
 }
 
+/// How a chat channel's upstream takes a request: the field of the output bound, and whether a
+/// stream may ask for usage.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Wire {
+    pub chat_bound: &'static str,
+    pub stream_usage: bool,
+}
+
+impl Wire {
+    /// The kind's defaults.
+    pub fn of(kind: ChannelKind) -> Wire {
+        Wire {
+            chat_bound: kind.bound_field().as_str(),
+            stream_usage: true,
+        }
+    }
+}
+
 pub struct Channel {
     pub id: i64,
     pub name: String,
     pub kind: ChannelKind,
+    pub wire: Wire,
     pub upstream: Upstream,
     pub models: Vec<String>,
     pub priority: i64,
@@ -623,6 +642,7 @@ mod tests {
             id,
             name: format!("c{id}"),
             kind: ChannelKind::OpenAiCompatible,
+            wire: Wire::of(ChannelKind::OpenAiCompatible),
             upstream: Upstream::new(
                 ChannelKind::OpenAiCompatible,
                 "http://127.0.0.1:1/v1",

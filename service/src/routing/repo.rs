@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use types::ChannelKind;
 
-const COLUMNS: &str = "id, name, kind, base_url, api_version, api_key, models, priority, weight, connect_timeout_ms, \
+const COLUMNS: &str = "id, name, kind, base_url, api_version, max_tokens_field, stream_usage, api_key, models, priority, weight, connect_timeout_ms, \
                        first_byte_timeout_ms, idle_timeout_ms, enabled";
 
 struct Row {
@@ -37,6 +37,11 @@ fn row(r: &AnyRow) -> Result<Row, Error> {
             kind: ChannelKind::parse(&kind).unwrap_or_default(),
             base_url: r.try_get("base_url")?,
             api_version: r.try_get("api_version")?,
+            max_tokens_field: r
+                .try_get::<Option<String>, _>("max_tokens_field")?
+                .as_deref()
+                .and_then(types::BoundField::parse),
+            stream_usage: r.try_get::<i64, _>("stream_usage")? != 0,
             models: serde_json::from_str(&models).unwrap_or_default(),
             priority: r.try_get("priority")?,
             weight: u32::try_from(r.try_get::<i64, _>("weight")?)
@@ -87,6 +92,13 @@ pub async fn load(db: &Db, routing: &Routing) -> Result<(), Error> {
             id: view.id,
             name: view.name,
             kind: view.kind,
+            wire: super::Wire {
+                chat_bound: view
+                    .max_tokens_field
+                    .unwrap_or(view.kind.bound_field())
+                    .as_str(),
+                stream_usage: view.stream_usage,
+            },
             upstream,
             models: view.models,
             priority: view.priority,
@@ -149,18 +161,19 @@ pub async fn upsert(db: &Db, id: Option<i64>, c: &ChannelInput) -> Result<i64, E
         tx.rollback().await?;
         return Err(Error::NotFound("channel"));
     }
-    // Both statements take the same parameters $1..$13 (the update adds the id as $14).
+    // Both statements take the same parameters $1..$15 (the update adds the id as $16).
     let sql = match existing {
         Some(_) => {
             "UPDATE channels SET name = $1, base_url = $2, api_key = COALESCE($3, api_key), models = $4, \
              priority = $5, weight = $6, connect_timeout_ms = $7, first_byte_timeout_ms = $8, \
-             idle_timeout_ms = $9, enabled = $10, updated_at = $11, kind = $12, api_version = $13 \
-             WHERE id = $14 RETURNING id"
+             idle_timeout_ms = $9, enabled = $10, updated_at = $11, kind = $12, api_version = $13, \
+             max_tokens_field = $14, stream_usage = $15 WHERE id = $16 RETURNING id"
         }
         None => {
             "INSERT INTO channels (name, base_url, api_key, models, priority, weight, connect_timeout_ms, \
-             first_byte_timeout_ms, idle_timeout_ms, enabled, created_at, updated_at, kind, api_version) \
-             VALUES ($1, $2, COALESCE($3, ''), $4, $5, $6, $7, $8, $9, $10, $11, $11, $12, $13) RETURNING id"
+             first_byte_timeout_ms, idle_timeout_ms, enabled, created_at, updated_at, kind, api_version, \
+             max_tokens_field, stream_usage) VALUES ($1, $2, COALESCE($3, ''), $4, $5, $6, $7, $8, $9, \
+             $10, $11, $11, $12, $13, $14, $15) RETURNING id"
         }
     };
     let mut q = sqlx::query_scalar::<_, i64>(sql)
@@ -176,7 +189,9 @@ pub async fn upsert(db: &Db, id: Option<i64>, c: &ChannelInput) -> Result<i64, E
         .bind(i64::from(c.enabled))
         .bind(now)
         .bind(c.kind.as_str())
-        .bind(c.api_version.as_deref());
+        .bind(c.api_version.as_deref())
+        .bind(c.max_tokens_field.map(types::BoundField::as_str))
+        .bind(i64::from(c.stream_usage));
     if let Some(id) = existing {
         q = q.bind(id);
     }

@@ -3,6 +3,7 @@
 
 pub mod agents;
 pub mod azure;
+pub mod bounds;
 pub mod codex;
 pub mod gemini;
 mod limits;
@@ -31,6 +32,8 @@ pub fn channel(name: &str, base_url: String, models: &[&str], priority: i64) -> 
         kind: Default::default(),
         base_url,
         api_version: None,
+        max_tokens_field: None,
+        stream_usage: true,
         api_key: Some(SecretString::new("upstream-secret-key")),
         models: models.iter().map(|m| m.to_string()).collect(),
         priority,
