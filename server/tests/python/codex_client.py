@@ -30,7 +30,8 @@ passed += 1
 tools = [{"type": "function", "name": "get_weather", "description": "The weather in a city",
           "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}]
 first = client.responses.create(model=agent, instructions="Be brief.", input="weather in Paris?", tools=tools)
-call = next(item for item in first.output if item.type == "function_call")
+call = next((item for item in first.output if item.type == "function_call"), None)
+assert call is not None, first.output
 assert (call.name, json.loads(call.arguments)) == ("get_weather", {"city": "Paris"}), call
 assert first.output_text == "Hello from the mock upstream.", first.output_text
 passed += 1

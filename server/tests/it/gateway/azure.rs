@@ -50,6 +50,30 @@ fn azure(c: &mut Config, mock: &Mock) {
     }
 }
 
+/// An Azure channel on the v1 API serving `model` (as `az-agent-up`) with tool calls,
+/// reasoning and cache reads: the agents' model through Azure.
+pub fn agent(c: &mut Config, mock: &Mock, model: &str) {
+    let mut ch = channel(
+        "azure-agent",
+        resource(mock, "tool=1,reasoning=1,cached=2"),
+        &["az-agent-up"],
+        0,
+    );
+    ch.kind = types::ChannelKind::Azure;
+    c.channels.push(ch);
+    c.model_mapping
+        .insert(model.into(), vec!["az-agent-up".into()]);
+    c.pricing.insert(
+        "az-agent-up".into(),
+        PriceConfig {
+            input_per_1m: "1".into(),
+            output_per_1m: "10".into(),
+            cached_input_per_1m: Some("0.5".into()),
+            per_request: None,
+        },
+    );
+}
+
 async fn azure_channels_speak_the_v1_api_and_the_deployment_urls(backend: Backend) {
     let gw = Gw::start(backend, "1", azure).await;
     // The v1 API: OpenAI's route under /openai/v1, the key in `api-key`, no version.

@@ -15,7 +15,7 @@ both_backends!(
 const GEMINI_UP: &str = "gemini-2.5-up";
 
 /// A Gemini channel (`directives` on its URL) serving `model` as [`GEMINI_UP`], priced.
-fn gemini(c: &mut Config, mock: &Mock, name: &str, model: &str, directives: &str) {
+pub fn gemini(c: &mut Config, mock: &Mock, name: &str, model: &str, directives: &str) {
     let base = mock.url(directives);
     let base = format!("{}/v1beta", base.trim_end_matches("/v1"));
     let mut ch = channel(name, base, &[&format!("{GEMINI_UP}-{name}")], 0);

@@ -176,6 +176,26 @@ impl Gw {
         self.scalar("SELECT balance FROM users WHERE id = $1").await
     }
 
+    /// The number of usage rows once it stops growing (no grant open, and the same count for
+    /// half a second): for a test whose calls are made by a script.
+    pub async fn quiet_rows(&self) -> i64 {
+        let mut last = -1;
+        for _ in 0..60 {
+            let open = self
+                .scalar("SELECT COUNT(*) FROM credit_grants WHERE user_id = $1 AND status = 'open'")
+                .await;
+            let rows = self
+                .scalar("SELECT COUNT(*) FROM usage_logs WHERE user_id = $1")
+                .await;
+            if open == 0 && rows == last {
+                return rows;
+            }
+            last = rows;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        panic!("usage rows still growing: {last}");
+    }
+
     /// Waits until every grant is closed and `usage_rows` usage rows are written, then checks
     /// the money invariants: balance = Σ ledger.amount, reserved = Σ ledger.hold = 0.
     pub async fn settled(&self, usage_rows: i64) {
