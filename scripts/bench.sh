@@ -223,7 +223,8 @@ with db:
     db.executemany("INSERT INTO usage_logs (request_id, user_id, key_id, key_prefix, model, served_model, channel_id, "
                    "attempts, stream, prompt_tokens, completion_tokens, cached_tokens, cost, price_version, usage_source, "
                    "status, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows())
-    db.execute("INSERT INTO usage_hourly SELECT user_id, created_at - created_at % 3600000, COALESCE(key_id, 0), model, "
+    db.execute("INSERT INTO usage_hourly (user_id, hour, key_id, model, requests, failures, prompt_tokens, "
+               "completion_tokens, cached_tokens, cost) SELECT user_id, created_at - created_at % 3600000, COALESCE(key_id, 0), model, "
                "COUNT(*), SUM(CASE WHEN status >= 400 THEN 1 ELSE 0 END), SUM(prompt_tokens), SUM(completion_tokens), "
                "SUM(cached_tokens), SUM(cost) FROM usage_logs WHERE request_id LIKE 'seed-%' "
                "GROUP BY 1, 2, 3, 4 ON CONFLICT (user_id, hour, key_id, model) DO UPDATE SET "
@@ -240,7 +241,9 @@ SELECT 'seed-' || i, $uid, $key_id, 'sk-seed', (ARRAY['gpt-4o-mini','gpt-4o','em
   (ARRAY['gpt-4o-mini','gpt-4o','embed-small','o3-mini'])[i % 4 + 1], 1, 1, (i % 3 = 0)::int, 20 + i % 50, 100 + i % 200, 0,
   150 + i % 900, 1, 'upstream', CASE WHEN i % 50 = 0 THEN 500 ELSE 200 END, $now_ms - 3600000 - i::bigint * $step
 FROM generate_series(0, $READ_ROWS - 1) AS i;
-INSERT INTO usage_hourly SELECT user_id, created_at - created_at % 3600000, COALESCE(key_id, 0), model, COUNT(*),
+INSERT INTO usage_hourly (user_id, hour, key_id, model, requests, failures, prompt_tokens, completion_tokens,
+  cached_tokens, cost)
+SELECT user_id, created_at - created_at % 3600000, COALESCE(key_id, 0), model, COUNT(*),
   SUM(CASE WHEN status >= 400 THEN 1 ELSE 0 END), SUM(prompt_tokens), SUM(completion_tokens), SUM(cached_tokens), SUM(cost)
 FROM usage_logs WHERE request_id LIKE 'seed-%' GROUP BY 1, 2, 3, 4
 ON CONFLICT (user_id, hour, key_id, model) DO UPDATE SET requests = usage_hourly.requests + excluded.requests,
