@@ -311,10 +311,10 @@ pub async fn save_channel(
     };
     let input = service::routing::ChannelInput {
         name: name.trim().to_string(),
-        kind: types::ChannelKind::parse(kind.trim()).ok_or(Error::invalid(
-            "kind",
-            "must be openai, openai-compatible, anthropic, azure or gemini",
-        ))?,
+        kind: types::ChannelKind::parse(kind.trim()).ok_or_else(|| {
+            let kinds = types::ChannelKind::ALL.map(types::ChannelKind::as_str);
+            Error::invalid("kind", format!("must be one of {}", kinds.join(", ")))
+        })?,
         base_url: base_url.trim().to_string(),
         api_version: api_version
             .map(|v| v.trim().to_string())

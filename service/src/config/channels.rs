@@ -1,14 +1,15 @@
 //! `channels:` the upstreams, loaded into the database at every start (and editable at runtime
 //! by administrators, who write the same [`ChannelInput`]). Keys of each: `name` (1 to 64
-//! characters, unique), `kind` (`openai`, `openai-compatible`, the default, `anthropic` or
-//! `azure`: the protocol the upstream speaks, and so which `/v1` routes it serves), `base_url`
+//! characters, unique), `kind` (`openai`, `openai-compatible`, the default, `anthropic`,
+//! `azure` or `gemini`: the protocol the upstream speaks, and so which `/v1` routes it serves), `base_url`
 //! (http(s) with a host, `/v1` included; for `azure` the resource's endpoint; never a cloud
 //! metadata address unless `gateway.allow_metadata_upstreams`), `api_version` (`azure` only:
 //! deployment URLs with this `api-version`; without it the v1 API), `max_tokens_field`
 //! (`max_tokens` or `max_completion_tokens`: where a chat call's output bound goes, for servers
 //! that take only one; by default `max_completion_tokens` on `openai` and `azure`, `max_tokens`
 //! elsewhere), `stream_usage` (default true; false for servers that refuse
-//! `stream_options.include_usage`: the gateway then counts their streams itself), `api_key` (printable ASCII; write-only), `models`,
+//! `stream_options.include_usage`: the gateway then counts their streams itself), `api_key`
+//! (printable ASCII; write-only), `models`,
 //! `priority`, `weight` (at least 1), `connect_timeout_ms`, `first_byte_timeout_ms`,
 //! `idle_timeout_ms` (each at least 1), `enabled`.
 
@@ -31,7 +32,6 @@ pub struct ChannelInput {
     /// The field a chat call's output bound goes in (a chat kind's switch); by default the
     /// kind's.
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
     pub max_tokens_field: Option<types::BoundField>,
     /// Whether streams ask the upstream for usage (a chat kind's switch).
     #[serde(default = "yes")]

@@ -45,18 +45,20 @@ pub async fn probe_channel(ch: &Channel, model: &str) -> ChannelTest {
     let sent = Instant::now();
     // Gemini's protocol under the chat route: the probe's chat request converted.
     let body = match ch.kind {
-        ChannelKind::Gemini => crate::proxy::gemini::request(body.to_string().as_bytes())
-            .map(|(b, _)| b)
-            .unwrap_or_default(),
-        _ => bytes::Bytes::from(body.to_string()),
-    };
-    let answer = match ch.upstream.post(&ch.client, endpoint, model, false) {
-        Ok(request) => {
-            let request = request
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(body);
-            tokio::time::timeout(wait, request.send()).await
+        ChannelKind::Gemini => {
+            crate::proxy::gemini::request(body.to_string().as_bytes()).map(|(b, _)| b)
         }
+        _ => Ok(bytes::Bytes::from(body.to_string())),
+    };
+    let request = body.and_then(|body| {
+        Ok(ch
+            .upstream
+            .post(&ch.client, endpoint, model, false)?
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body))
+    });
+    let answer = match request {
+        Ok(request) => tokio::time::timeout(wait, request.send()).await,
         Err(e) => {
             return ChannelTest {
                 channel_id: ch.id,

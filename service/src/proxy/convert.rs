@@ -556,13 +556,6 @@ impl ChatChunk<'_> {
         self.id.as_deref()
     }
 
-    /// Of the output tokens its usage reports, those spent reasoning.
-    pub(super) fn reasoning_tokens(&self) -> u64 {
-        self.usage
-            .as_ref()
-            .map_or(0, super::sse::UsageFields::reasoning_tokens)
-    }
-
     fn first(&self) -> Option<&ChunkChoice<'_>> {
         self.choices.iter().find(|c| c.index == 0)
     }

@@ -15,19 +15,26 @@ use serde_json::{Map, Value, json};
 use std::collections::{HashMap, VecDeque};
 use std::pin::Pin;
 
-/// What a chat request names that a Gemini request cannot carry (left out and logged).
-const LEFT_OUT: [&str; 11] = [
-    "logprobs",
-    "top_logprobs",
-    "logit_bias",
-    "user",
-    "parallel_tool_calls",
-    "service_tier",
-    "store",
-    "metadata",
-    "prediction",
-    "modalities",
-    "audio",
+/// What of a chat request a Gemini request carries; every other field is left out and named in
+/// the log.
+const CARRIED: [&str; 17] = [
+    "model",
+    "messages",
+    "stream",
+    "stream_options",
+    "max_tokens",
+    "max_completion_tokens",
+    "temperature",
+    "top_p",
+    "seed",
+    "presence_penalty",
+    "frequency_penalty",
+    "stop",
+    "n",
+    "response_format",
+    "reasoning_effort",
+    "tools",
+    "tool_choice",
 ];
 
 /// The Gemini request for a chat request (`chat`, the JSON the relay would send a chat route),
@@ -167,7 +174,7 @@ pub(crate) fn request(chat: &[u8]) -> Result<(Bytes, Vec<String>), Error> {
     }
     out.insert("generationConfig".into(), Value::Object(generation(&chat)?));
     for (key, _) in &chat {
-        if LEFT_OUT.contains(&key.as_str()) {
+        if !CARRIED.contains(&key.as_str()) {
             dropped.push(key.clone());
         }
     }

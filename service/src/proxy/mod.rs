@@ -207,17 +207,14 @@ async fn relay_traced(
     let mut last = UpstreamFailure::Unavailable;
     let mut attempts = 0u32;
     let mut upstream = Duration::ZERO;
+    // A Gemini request names no model (its URL does): made once for every Gemini candidate.
+    let mut gemini_body: Option<Bytes> = None;
     for (cand, how) in candidates.iter().take(gw.max_attempts as usize) {
         let now = Instant::now();
         if now >= deadline {
             last = UpstreamFailure::Timeout;
             break;
         }
-        attempts += 1;
-        trace.attempts = attempts;
-        trace.channel_id = Some(cand.channel.id);
-        trace.kind = Some(cand.channel.kind);
-        trace.served_model = Some(cand.upstream_model.clone());
         let ch = &cand.channel;
         let (wire, payload, mode) = match (how, &converted) {
             (Plan::MessagesViaChat | Plan::ResponsesViaChat, Some(chat)) => (
@@ -245,15 +242,23 @@ async fn relay_traced(
             ),
         };
         // A Gemini channel: the chat request in Gemini's protocol (its answer comes back as chat).
-        let payload = if ch.kind == types::ChannelKind::Gemini {
-            let (body, dropped) = gemini::request(&payload)?;
-            if !dropped.is_empty() {
-                tracing::info!(dropped = ?dropped, "what a Gemini channel cannot carry is left out");
+        let payload = match (ch.kind, &gemini_body) {
+            (types::ChannelKind::Gemini, Some(body)) => body.clone(),
+            (types::ChannelKind::Gemini, None) => {
+                let (body, dropped) = gemini::request(&payload)?;
+                if !dropped.is_empty() {
+                    tracing::info!(dropped = ?dropped, "what a Gemini channel cannot carry is left out");
+                }
+                gemini_body.insert(body).clone()
             }
-            body
-        } else {
-            payload
+            _ => payload,
         };
+        // The request is made: an upstream attempt (a refusal above sent nothing).
+        attempts += 1;
+        trace.attempts = attempts;
+        trace.channel_id = Some(ch.id);
+        trace.kind = Some(ch.kind);
+        trace.served_model = Some(cand.upstream_model.clone());
         let mut request = ch
             .upstream
             .post(&ch.client, wire, &cand.upstream_model, stream)?

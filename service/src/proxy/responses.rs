@@ -418,13 +418,13 @@ impl Echo {
 }
 
 /// Usage in the Responses API's terms (its input count includes cached tokens, like chat).
-fn usage_json(u: Option<UpstreamUsage>, reasoning: u64) -> Value {
+fn usage_json(u: Option<UpstreamUsage>) -> Value {
     let u = u.unwrap_or_default();
     json!({
         "input_tokens": u.prompt,
         "input_tokens_details": {"cached_tokens": u.cached},
         "output_tokens": u.completion,
-        "output_tokens_details": {"reasoning_tokens": reasoning},
+        "output_tokens_details": {"reasoning_tokens": u.detail.reasoning},
         "total_tokens": u.prompt + u.completion,
     })
 }
@@ -509,17 +509,13 @@ pub(super) fn chat_answer_to_response(
     }
     let length = answer.finish_reason == Some("length");
     let usage = super::sse::usage_of(chat);
-    let reasoning_tokens = chat
-        .pointer("/usage/completion_tokens_details/reasoning_tokens")
-        .and_then(Value::as_u64)
-        .unwrap_or(0);
     response_object(
         &id,
         created,
         model,
         if length { "incomplete" } else { "completed" },
         output,
-        Some(usage_json(usage, reasoning_tokens)),
+        Some(usage_json(usage)),
         length.then_some("max_output_tokens"),
         echo,
     )
@@ -877,18 +873,13 @@ impl ChatToResponses {
     }
 
     /// The end of a complete upstream stream: the open item done, and the whole response.
-    pub(super) fn finish(
-        &mut self,
-        usage: Option<UpstreamUsage>,
-        reasoning_tokens: u64,
-        out: &mut VecDeque<Bytes>,
-    ) {
+    pub(super) fn finish(&mut self, usage: Option<UpstreamUsage>, out: &mut VecDeque<Bytes>) {
         self.start(None, out);
         self.close(out);
         let length = self.finish.as_deref() == Some("length");
         let r = self.response(
             if length { "incomplete" } else { "completed" },
-            Some(usage_json(usage, reasoning_tokens)),
+            Some(usage_json(usage)),
             length.then_some("max_output_tokens"),
         );
         let kind = if length {
@@ -987,7 +978,6 @@ mod tests {
                 cached: 4,
                 ..Default::default()
             }),
-            0,
             &mut out,
         );
         assert_eq!(text, "Hi{\"p\":1}");
@@ -1101,7 +1091,7 @@ mod tests {
             let chunk: ChatChunk<'_> = serde_json::from_str(c).expect("chunk");
             m.on_chunk(&chunk, &mut out, &mut text);
         }
-        m.finish(None, 0, &mut out);
+        m.finish(None, &mut out);
         let events: Vec<String> = out
             .iter()
             .map(|b| String::from_utf8_lossy(b).into_owned())

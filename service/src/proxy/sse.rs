@@ -164,15 +164,6 @@ struct TokenDetails {
 }
 
 impl UsageFields {
-    /// Of the output tokens, those spent reasoning (0 when not said).
-    pub fn reasoning_tokens(&self) -> u64 {
-        self.completion_tokens_details
-            .as_ref()
-            .or(self.output_tokens_details.as_ref())
-            .and_then(|d| d.reasoning_tokens)
-            .unwrap_or(0)
-    }
-
     /// The usage, read as [`usage_of`] reads it.
     pub fn usage(&self) -> Option<UpstreamUsage> {
         let input = self

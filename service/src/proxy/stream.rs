@@ -50,8 +50,6 @@ struct Relay {
     /// A Messages stream: its usage so far, and whether the upstream sent an error event.
     messages_usage: UsageSoFar,
     upstream_error: bool,
-    /// Of the upstream's output tokens, those it spent reasoning (when it says).
-    reasoning_tokens: u64,
     /// A Messages call on a chat stream: the conversion.
     convert: Option<Box<ChatToMessages>>,
     /// A Responses call on a chat stream: the conversion.
@@ -204,7 +202,7 @@ impl Relay {
                 c.finish(self.usage, &mut self.out);
             }
             if let Some(c) = self.to_responses.as_mut() {
-                c.finish(self.usage, self.reasoning_tokens, &mut self.out);
+                c.finish(self.usage, &mut self.out);
             }
             return;
         }
@@ -212,7 +210,6 @@ impl Relay {
             Ok(chunk) => {
                 if let Some(u) = chunk.usage() {
                     self.usage = Some(u);
-                    self.reasoning_tokens = chunk.reasoning_tokens();
                 }
                 if chunk.has_choices() && self.ttft.is_none() {
                     self.ttft = self.call.as_ref().map(|c| c.started.elapsed());
@@ -462,7 +459,6 @@ pub(super) fn stream_response(
         convert: (mode == Mode::ChatToMessages).then(|| Box::new(ChatToMessages::new(model))),
         to_responses: (mode == Mode::ChatToResponses)
             .then(|| Box::new(ChatToResponses::new(model, echo, crate::now_ms() / 1000))),
-        reasoning_tokens: 0,
     };
     let stream = futures_util::stream::unfold((relay, halt), |(mut r, mut halt)| async move {
         loop {

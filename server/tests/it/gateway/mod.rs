@@ -176,17 +176,23 @@ impl Gw {
         self.scalar("SELECT balance FROM users WHERE id = $1").await
     }
 
+    /// The user's open credit grants and usage rows.
+    async fn open_grants_and_rows(&self) -> (i64, i64) {
+        let open = self
+            .scalar("SELECT COUNT(*) FROM credit_grants WHERE user_id = $1 AND status = 'open'")
+            .await;
+        let rows = self
+            .scalar("SELECT COUNT(*) FROM usage_logs WHERE user_id = $1")
+            .await;
+        (open, rows)
+    }
+
     /// The number of usage rows once it stops growing (no grant open, and the same count for
     /// half a second): for a test whose calls are made by a script.
     pub async fn quiet_rows(&self) -> i64 {
         let mut last = -1;
         for _ in 0..60 {
-            let open = self
-                .scalar("SELECT COUNT(*) FROM credit_grants WHERE user_id = $1 AND status = 'open'")
-                .await;
-            let rows = self
-                .scalar("SELECT COUNT(*) FROM usage_logs WHERE user_id = $1")
-                .await;
+            let (open, rows) = self.open_grants_and_rows().await;
             if open == 0 && rows == last {
                 return rows;
             }
@@ -201,12 +207,7 @@ impl Gw {
     pub async fn settled(&self, usage_rows: i64) {
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
-            let open = self
-                .scalar("SELECT COUNT(*) FROM credit_grants WHERE user_id = $1 AND status = 'open'")
-                .await;
-            let rows = self
-                .scalar("SELECT COUNT(*) FROM usage_logs WHERE user_id = $1")
-                .await;
+            let (open, rows) = self.open_grants_and_rows().await;
             if open == 0 && rows >= usage_rows {
                 assert_eq!(rows, usage_rows, "usage rows");
                 break;

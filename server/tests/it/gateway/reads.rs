@@ -1034,6 +1034,17 @@ async fn the_call_log_page_is_drawn_from_its_query(backend: Backend) {
     // Alice's oldest call (the 60th) has the hostile model; every tenth failed.
     seed_calls(&app, alice, 60, start, hostile).await;
     seed_calls(&app, bob, 5, start, "bob-model").await;
+    // Alice's newest call came over Messages to an Anthropic channel, with reasoning and 1-hour
+    // cache writes: its details say so.
+    sqlx::query(
+        "UPDATE usage_logs SET reasoning_tokens = 7, cache_write_1h_tokens = 3, \
+         surface = 'messages', upstream_kind = 'anthropic' \
+         WHERE user_id = $1 AND request_id = 'seed-1'",
+    )
+    .bind(alice)
+    .execute(app.svc.db.pool())
+    .await
+    .expect("detail");
     let client = TestApp::client();
     assert_eq!(
         app.login(&client, "alice", "alice-password").await.status(),
@@ -1068,6 +1079,17 @@ async fn the_call_log_page_is_drawn_from_its_query(backend: Backend) {
         50
     );
     assert!(!first.contains("bob-model"));
+    assert!(
+        first.contains("cache writes (1 h) 3 · reasoning 7"),
+        "the call's token breakdown: {first}"
+    );
+    assert!(first.contains("<dd>messages</dd>"), "the route called");
+    assert!(first.contains("<dd>anthropic</dd>"), "the upstream kind");
+    assert_eq!(
+        first.matches("data-testid=\"call-breakdown\">—<").count(),
+        49,
+        "a call without a breakdown shows a dash"
+    );
     let older = href_of(&first, "older-calls");
     assert!(older.starts_with("/logs?cursor="), "{older}");
     let second = page(older).await;
