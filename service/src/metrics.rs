@@ -57,6 +57,8 @@ pub struct Metrics {
     pub usage_queue_depth: IntGauge,
     /// 1 while a channel's circuit is open (set at scrape), by channel.
     pub circuit_open: IntGaugeVec,
+    /// Calls whose upstream produced more than the output bound it was sent, by channel.
+    pub bound_ignored: IntCounterVec,
 }
 
 /// The label of a model or channel name outside the catalog: labels stay bounded whatever
@@ -187,6 +189,15 @@ impl Metrics {
             &["job"],
         )
         .expect("valid metric");
+        let bound_ignored = IntCounterVec::new(
+            Opts::new(
+                "upstream_bound_ignored_total",
+                "Calls whose upstream produced more output than the bound it was sent (ended or \
+                 charged at the bound), by channel",
+            ),
+            &["channel"],
+        )
+        .expect("valid metric");
         let calls = IntCounterVec::new(
             Opts::new(
                 "calls_total",
@@ -307,6 +318,7 @@ impl Metrics {
             Box::new(open_grants.clone()),
             Box::new(usage_queue_depth.clone()),
             Box::new(circuit_open.clone()),
+            Box::new(bound_ignored.clone()),
             Box::new(build_info),
         ] {
             registry.register(c).expect("metric registered once");
@@ -337,6 +349,7 @@ impl Metrics {
             open_grants,
             usage_queue_depth,
             circuit_open,
+            bound_ignored,
         }
     }
 
@@ -379,6 +392,7 @@ mod tests {
         m.fallbacks.with_label_values(&["m"]).inc();
         m.refusals.with_label_values(&["rate_limited"]).inc();
         m.circuit_open.with_label_values(&["c"]).set(0);
+        m.bound_ignored.with_label_values(&["c"]).inc();
         let text = m.render();
         let exported: std::collections::HashSet<&str> = text
             .lines()

@@ -175,6 +175,28 @@ impl Services {
         }
     }
 
+    /// Counts `text`'s tokens for `model` on the token-counting thread (the runtime never waits
+    /// on a tokenizer table being built); by bytes if that thread is gone.
+    pub async fn count_off_runtime(&self, model: String, text: String) -> u64 {
+        let rough = text.len().div_ceil(4) as u64;
+        self.with_tokenizer(move |t| t.count(&model, &text))
+            .await
+            .unwrap_or(rough)
+    }
+
+    /// Runs `work` on the token-counting thread and gives its result (`None` only if the
+    /// thread dropped the work unrun).
+    pub async fn with_tokenizer<R: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Tokenizer) -> R + Send + 'static,
+    ) -> Option<R> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.settle_off_runtime(move |t| {
+            let _ = tx.send(work(t));
+        });
+        rx.await.ok()
+    }
+
     /// Work that must end before the last credit report and usage write at shutdown (a
     /// settlement, a call that goes on after its client left): [`Services::settled`] waits
     /// until every guard is dropped, however the work ends.

@@ -49,6 +49,9 @@ pub enum ErrorClass {
     UpstreamCut,
     ClientCancelled,
     ServerShutdown,
+    /// The upstream produced more than the output bound it was sent: the stream was ended at
+    /// the bound (or the answer's count capped at it), and only the bound was charged.
+    UpstreamOverBound,
 }
 
 impl ErrorClass {
@@ -59,6 +62,7 @@ impl ErrorClass {
             ErrorClass::UpstreamCut => "upstream_cut",
             ErrorClass::ClientCancelled => "client_cancelled",
             ErrorClass::ServerShutdown => "server_shutdown",
+            ErrorClass::UpstreamOverBound => "upstream_over_bound",
         }
     }
 
@@ -67,6 +71,7 @@ impl ErrorClass {
             "upstream_cut" => Some(ErrorClass::UpstreamCut),
             "client_cancelled" => Some(ErrorClass::ClientCancelled),
             "server_shutdown" => Some(ErrorClass::ServerShutdown),
+            "upstream_over_bound" => Some(ErrorClass::UpstreamOverBound),
             code => crate::ErrorKind::from_code(code).map(ErrorClass::Failed),
         }
     }

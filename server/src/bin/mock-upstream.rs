@@ -12,13 +12,15 @@
 //! N reasoning tokens more in the output count, reported in its details), `error_after=N`
 //! (Anthropic: an `overloaded_error` event after N text deltas), `refuse_stream_options`,
 //! `refuse_max_tokens`, `refuse_max_completion_tokens` (chat: a 400 for a body with that field,
-//! as some compatible servers answer).
+//! as some compatible servers answer), `prompt_tokens=N` (chat and completions: N prompt tokens
+//! reported, as a prompt with images costs more than its text), `ignore_bound` (the reply's length ignores the output
+//! bound the request names, which the mock otherwise honours as the providers do).
 //!
 //! Google's Gemini API is served at `/v1beta/models/{model}:generateContent` and
 //! `:streamGenerateContent?alt=sse`, Azure OpenAI at `/openai/…` (see [`gemini`], [`azure`]).
 //!
-//! OpenAI's Responses API is served at `/v1/responses` (text output, the stream's events in order,
-//! usage with cached tokens). Anthropic's Messages API is served at `/v1/messages` and `/v1/messages/count_tokens` as its
+//! OpenAI's Responses API is served at `/v1/responses` (text output and with `tool` a function
+//! call after it, the stream's events in order, usage with cached tokens). Anthropic's Messages API is served at `/v1/messages` and `/v1/messages/count_tokens` as its
 //! reference documents it: `x-api-key` and `anthropic-version` required, `max_tokens` required,
 //! block types checked, the event lifecycle (`message_start` … `message_stop`) with usage in
 //! Anthropic's terms (input tokens exclude cache reads and writes).
@@ -102,6 +104,17 @@ fn words(v: &Value) -> u64 {
     }
 }
 
+/// How many pieces of the reply a request gets: `chunks` (default all six), no more than the
+/// output bound it names less the reasoning it reports, as the providers honour their bounds;
+/// with `ignore_bound`, as an upstream that does not.
+fn chunks_for(d: &Directives, bound: Option<u64>, reasoning: u64) -> u64 {
+    let chunks = d.num("chunks").unwrap_or(REPLY.len() as u64).max(1);
+    match bound {
+        Some(b) if !d.flag("ignore_bound") => chunks.min(b.saturating_sub(reasoning).max(1)),
+        _ => chunks,
+    }
+}
+
 const REPLY: [&str; 6] = ["Hello", " from", " the", " mock", " upstream", "."];
 const REASONING: &str = "Thinking it over.";
 const TOOL_ID: &str = "call_mock_1";
@@ -168,14 +181,17 @@ async fn handle(
             return (StatusCode::BAD_REQUEST, Json(json!({"error": {"message": format!("Unrecognized request argument supplied: {field}"), "type": "invalid_request_error"}}))).into_response();
         }
     }
-    let prompt_tokens = match kind {
+    let prompt_tokens = d.num("prompt_tokens").unwrap_or(match kind {
         "chat" => body.get("messages").map_or(0, words),
         "completions" => body.get("prompt").map_or(0, words),
         _ => body.get("input").map_or(0, words),
-    };
-    let chunks = d.num("chunks").unwrap_or(REPLY.len() as u64).max(1);
-    let omit_usage = d.flag("omit_usage");
+    });
     let reasoning_tokens = d.num("reasoning_tokens");
+    let bound = ["max_completion_tokens", "max_tokens"]
+        .iter()
+        .find_map(|f| body.get(*f).and_then(Value::as_u64));
+    let chunks = chunks_for(&d, bound, reasoning_tokens.unwrap_or(0));
+    let omit_usage = d.flag("omit_usage");
     let completion_tokens = chunks + reasoning_tokens.unwrap_or(0);
     let mut usage = json!({"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens});
     if let Some(cached) = d.num("cached") {
@@ -515,7 +531,7 @@ async fn anthropic(
             "max_tokens: Field required",
         );
     }
-    let chunks = d.num("chunks").unwrap_or(REPLY.len() as u64).max(1);
+    let chunks = chunks_for(&d, body.get("max_tokens").and_then(Value::as_u64), 0);
     let cache_read = d.num("cached").unwrap_or(0);
     let cache_write_5m = d.num("cache_write").unwrap_or(0);
     let cache_write_1h = d.num("cache_write_1h").unwrap_or(0);
@@ -677,12 +693,16 @@ async fn responses(
         return (status, Json(json!({"error": {"message": format!("mock failure {}", status.as_u16()), "type": "mock_error"}}))).into_response();
     }
     let input = body.get("input").map_or(0, words) + body.get("instructions").map_or(0, words);
-    let chunks = d.num("chunks").unwrap_or(REPLY.len() as u64).max(1);
+    let reasoning_tokens = d.num("reasoning_tokens").unwrap_or(0);
+    let chunks = chunks_for(
+        &d,
+        body.get("max_output_tokens").and_then(Value::as_u64),
+        reasoning_tokens,
+    );
     let cached = d.num("cached").unwrap_or(0);
     let text: String = (0..chunks)
         .map(|i| REPLY[(i as usize) % REPLY.len()])
         .collect();
-    let reasoning_tokens = d.num("reasoning_tokens").unwrap_or(0);
     let output = chunks + reasoning_tokens;
     let usage = json!({"input_tokens": input, "input_tokens_details": {"cached_tokens": cached},
         "output_tokens": output, "output_tokens_details": {"reasoning_tokens": reasoning_tokens},
@@ -694,11 +714,20 @@ async fn responses(
     };
     let message = json!({"type": "message", "id": "msg_mock", "status": "completed", "role": "assistant",
         "content": [{"type": "output_text", "text": text, "annotations": []}]});
+    let tool = d.flag("tool");
+    let call = json!({"type": "function_call", "id": "fc_mock_1", "call_id": "call_mock_1",
+        "name": "get_weather", "arguments": TOOL_ARGS.concat(), "status": "completed"});
+    let output = if tool {
+        json!([message, call])
+    } else {
+        json!([message])
+    };
     if !stream {
         log.set(idx, "outcome", json!("completed"));
-        return Json(response("completed", json!([message]), usage)).into_response();
+        return Json(response("completed", output, usage)).into_response();
     }
     let cut_after = d.num("cut_after");
+    let chunk_delay = Duration::from_millis(d.num("chunk_delay_ms").unwrap_or(0));
     let mut guard = Outcome {
         log: log.clone(),
         idx,
@@ -706,7 +735,7 @@ async fn responses(
     };
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
     let created = response("in_progress", json!([]), Value::Null);
-    let completed = response("completed", json!([message]), usage);
+    let completed = response("completed", output, usage);
     tokio::spawn(async move {
         let mut seq = 0u64;
         let mut ev = |kind: &str, mut data: Value| {
@@ -735,6 +764,9 @@ async fn responses(
             if cut_after == Some(i) {
                 return cut(&mut guard, &tx).await;
             }
+            if !chunk_delay.is_zero() {
+                tokio::time::sleep(chunk_delay).await;
+            }
             let piece = REPLY[(i as usize) % REPLY.len()];
             let e = ev(
                 "response.output_text.delta",
@@ -744,7 +776,7 @@ async fn responses(
                 return;
             }
         }
-        let tail = vec![
+        let mut tail = vec![
             ev(
                 "response.output_text.done",
                 json!({"item_id": "msg_mock", "output_index": 0, "content_index": 0, "text": text, "logprobs": []}),
@@ -757,8 +789,31 @@ async fn responses(
                 "response.output_item.done",
                 json!({"output_index": 0, "item": message}),
             ),
-            ev("response.completed", json!({"response": completed})),
         ];
+        if tool {
+            let mut added = call.clone();
+            added["arguments"] = json!("");
+            added["status"] = json!("in_progress");
+            tail.push(ev(
+                "response.output_item.added",
+                json!({"output_index": 1, "item": added}),
+            ));
+            for piece in TOOL_ARGS {
+                tail.push(ev(
+                    "response.function_call_arguments.delta",
+                    json!({"item_id": "fc_mock_1", "output_index": 1, "delta": piece}),
+                ));
+            }
+            tail.push(ev(
+                "response.function_call_arguments.done",
+                json!({"item_id": "fc_mock_1", "output_index": 1, "arguments": TOOL_ARGS.concat()}),
+            ));
+            tail.push(ev(
+                "response.output_item.done",
+                json!({"output_index": 1, "item": call}),
+            ));
+        }
+        tail.push(ev("response.completed", json!({"response": completed})));
         for e in tail {
             if tx.send(e).await.is_err() {
                 return;
@@ -934,6 +989,7 @@ async fn gemini(
         .pointer("/generationConfig/maxOutputTokens")
         .and_then(Value::as_u64)
         && max < chunks
+        && !d.flag("ignore_bound")
     {
         chunks = max;
         finish = "MAX_TOKENS";

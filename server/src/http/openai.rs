@@ -163,6 +163,9 @@ async fn relay(
     }
 }
 
+/// Names the output bound sent upstream when the balance (or the key's cap) lowered the request's.
+pub const LOWERED_HEADER: &str = "x-tollgate-max-tokens-lowered";
+
 async fn respond(svc: &Services, ctx: &CallContext, endpoint: Endpoint, body: Bytes) -> Response {
     match proxy::relay(svc, ctx, endpoint, body).await {
         Ok(res) => {
@@ -184,6 +187,12 @@ async fn respond(svc: &Services, ctx: &CallContext, endpoint: Endpoint, body: By
                         ApiError::new(types::ErrorKind::Internal, "response").into_response()
                     }),
             };
+            if let Some(bound) = res.lowered {
+                // The balance covered less than the request's own bound: this one was sent.
+                response
+                    .headers_mut()
+                    .insert(LOWERED_HEADER, HeaderValue::from(bound));
+            }
             response
                 .extensions_mut()
                 .insert(super::middleware::UpstreamTime(res.upstream));

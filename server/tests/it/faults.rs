@@ -493,17 +493,18 @@ async fn two_instances_outlive_a_database_outage_longer_than_the_lease() {
     a.stop().await;
 }
 
-/// 1,000 units, 50 concurrent calls that each reserve 5 (`max_tokens: 1`) and cost 100 (the
-/// upstream ignores max_tokens): what the reservations do not cover is charged from the free
+/// 1,000 units, 50 concurrent calls that each reserve 7 (one token per body byte at 0.05 units)
+/// and cost 100 (the upstream reports a prompt of 2,000 tokens, as images given by URL can
+/// cost more than their text): what the reservations do not cover is charged from the free
 /// balance as far as it goes, the rest is counted as uncollected, the grant closes, and the
-/// account is usable again.
+/// account is usable again. (Output beyond the bound is never charged: `gateway::grant`.)
 async fn usage_beyond_the_reservation_is_charged_and_the_grant_closes(backend: Backend) {
     let gw = Gw::start(backend, "0.001", |c, _| {
         c.pricing.insert(
             "beyond".into(),
             service::config::PriceConfig {
-                input_per_1m: "0".into(),
-                output_per_1m: "5".into(),
+                input_per_1m: "0.05".into(),
+                output_per_1m: "0".into(),
                 cached_input_per_1m: None,
                 per_request: None,
             },
@@ -511,7 +512,7 @@ async fn usage_beyond_the_reservation_is_charged_and_the_grant_closes(backend: B
         c.channels[0].models.push("beyond".into());
     })
     .await;
-    let body = json!({ "model": "beyond", "max_tokens": 1, "mock": { "chunks": 20 },
+    let body = json!({ "model": "beyond", "max_tokens": 1, "mock": { "prompt_tokens": 2000 },
                        "messages": [{ "role": "user", "content": "hi" }] });
     let calls = futures_util::future::join_all(
         (0..50).map(|_| gw.post("/v1/chat/completions", body.clone())),

@@ -97,6 +97,31 @@ impl Quote {
         self.cost(bound)
     }
 
+    /// The most output tokens, at most `bound.completion`, whose hold with `bound`'s prompt
+    /// fits in `amount` (0 when not even the prompt does).
+    pub fn most_completion(&self, bound: &Usage, amount: i64) -> u64 {
+        let fits = |c: u64| {
+            self.hold(&Usage {
+                completion: c,
+                ..*bound
+            }) <= amount
+        };
+        let (mut lo, mut hi) = (0, bound.completion);
+        if fits(hi) {
+            return hi;
+        }
+        // fits(lo) or lo == 0; !fits(hi)
+        while hi - lo > 1 {
+            let mid = lo + (hi - lo) / 2;
+            if fits(mid) {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        lo
+    }
+
     /// What `used` costs, rounded up once.
     pub fn cost(&self, used: &Usage) -> i64 {
         self.price.cost(used, self.multiplier)
@@ -176,6 +201,41 @@ mod tests {
         assert_eq!(
             book.quote(["upstream"], "nobody").map(|q| q.multiplier),
             Some(MULTIPLIER_ONE)
+        );
+    }
+
+    #[test]
+    fn the_most_completion_an_amount_covers_is_exact() {
+        let mut book = PriceBook::default();
+        // 0.003 / 0.015 units a token: 100 prompt tokens hold 0.3 units.
+        book.prices.insert("m".into(), price(3_000, 15_000, 0, 0));
+        let q = book.quote(["m"], "default").expect("a price");
+        let bound = Usage {
+            prompt: 100,
+            completion: 4096,
+            ..Default::default()
+        };
+        assert_eq!(q.most_completion(&bound, q.hold(&bound)), 4096);
+        for amount in [1, 2, 10, 33] {
+            let c = q.most_completion(&bound, amount);
+            let at = |c| {
+                q.hold(&Usage {
+                    completion: c,
+                    ..bound
+                })
+            };
+            assert!(at(c) <= amount, "{amount}: {c}");
+            assert!(at(c + 1) > amount, "{amount}: {c} is the most");
+        }
+        assert_eq!(
+            q.most_completion(
+                &Usage {
+                    prompt: 10_000_000,
+                    ..bound
+                },
+                5
+            ),
+            0
         );
     }
 

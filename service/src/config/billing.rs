@@ -1,4 +1,6 @@
 //! `billing:` `default_max_tokens` (reserved for a request that sets no bound),
+//! `min_lowered_max_tokens` (the least bound a request is lowered to when the balance or the
+//! key's cap cannot cover its own; at least 1),
 //! `report_interval_ms`, `idle_close_ms`, `sweep_after_seconds` (the credit lease; each at least
 //! 1), `group_multipliers` (group -> a decimal with at most 3 places, parsed exactly). And
 //! `pricing:` model -> `input_per_1m`, `output_per_1m`, `cached_input_per_1m` (default: the
@@ -14,6 +16,9 @@ use types::Credits;
 pub struct BillingConfig {
     /// Output tokens reserved for a request that does not set `max_tokens`.
     pub default_max_tokens: u32,
+    /// A request whose bound the free balance (or its key's cap) cannot cover is served with the
+    /// bound it can cover, down to this many output tokens; below it, refused with a 402.
+    pub min_lowered_max_tokens: u32,
     /// How often used units are reported to the database.
     pub report_interval_ms: u64,
     /// A grant unused this long is reported and closed.
@@ -30,6 +35,7 @@ impl Default for BillingConfig {
     fn default() -> Self {
         Self {
             default_max_tokens: 4096,
+            min_lowered_max_tokens: 256,
             report_interval_ms: 1000,
             idle_close_ms: 2000,
             sweep_after_seconds: 15,
@@ -73,6 +79,10 @@ pub fn parse_multiplier(key: &str, text: &str) -> Result<i64, ConfigError> {
 impl BillingConfig {
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
         at_least_one("billing.report_interval_ms", self.report_interval_ms)?;
+        at_least_one(
+            "billing.min_lowered_max_tokens",
+            self.min_lowered_max_tokens,
+        )?;
         at_least_one("billing.sweep_after_seconds", self.sweep_after_seconds)?;
         Ok(())
     }

@@ -5,6 +5,8 @@ use crate::secret::SecretString;
 fn a_lease_of_zero_seconds_is_refused() {
     let e = load("billing:\n  sweep_after_seconds: 0\n", &[]).expect_err("zero lease");
     assert_eq!(e.key, "billing.sweep_after_seconds");
+    let e = load("billing:\n  min_lowered_max_tokens: 0\n", &[]).expect_err("no bound");
+    assert_eq!(e.key, "billing.min_lowered_max_tokens");
     let e = load("gateway:\n  allow_metadata_upstreams: maybe\n", &[]).expect_err("a bool");
     assert_eq!(e.key, "gateway.allow_metadata_upstreams");
 }

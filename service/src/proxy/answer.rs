@@ -6,7 +6,7 @@ use super::settle::Call;
 use super::sse::{self, UpstreamUsage};
 use super::without_url;
 use super::{
-    Endpoint, Mode, ProxyBody, ProxyResponse, UpstreamFailure, anthropic, convert, responses,
+    Endpoint, Mode, ProxyBody, ProxyResponse, UpstreamFailure, anthropic, bound, convert, responses,
 };
 use crate::Error;
 use crate::routing::Candidate;
@@ -85,12 +85,60 @@ pub(super) async fn complete_response(
             u
         }
     });
+    // An upstream that answered past the bound it was sent: cut back to it, as a stream is.
+    let over = match usage {
+        Some(u) => u.completion > call.bound,
+        None => text.len() as u64 > call.bound,
+    };
+    let body = if over && endpoint != Endpoint::Embeddings {
+        cut_to_bound(&call.svc, mode, model, call.bound, body).await
+    } else {
+        body
+    };
     let ttft = call.started.elapsed();
     call.settle(usage, &text, true, None, Some(ttft));
     Ok(ProxyResponse {
         body: ProxyBody::Json(body),
         upstream,
+        lowered: None,
     })
+}
+
+/// The answer cut to `bound` output tokens on the token-counting thread ([`bound::cut_answer`]),
+/// or as it came when nothing of it is past the bound by the gateway's count (the excess may be
+/// reasoning the answer does not show).
+async fn cut_to_bound(
+    svc: &crate::Services,
+    mode: Mode,
+    model: &str,
+    bound: u64,
+    body: Bytes,
+) -> Bytes {
+    let protocol = match mode {
+        Mode::Chat => bound::Protocol::Chat,
+        Mode::Messages | Mode::ChatToMessages => bound::Protocol::Messages,
+        Mode::Responses | Mode::ChatToResponses => bound::Protocol::Responses,
+    };
+    let model = model.to_string();
+    let answer = body.clone();
+    let cut = svc
+        .with_tokenizer(move |t| {
+            let mut v: Value = serde_json::from_slice(&answer).ok()?;
+            let count = |s: &str| t.count(&model, s);
+            if !bound::cut_answer(&mut v, protocol, bound, &count) {
+                return None;
+            }
+            serde_json::to_vec(&v).ok().map(Bytes::from)
+        })
+        .await
+        .flatten();
+    if cut.is_some() {
+        tracing::warn!(
+            bound,
+            "the upstream answered past the output bound; the answer was cut there"
+        );
+    }
+    cut.unwrap_or(body)
 }
 
 fn invalid_answer() -> Error {

@@ -162,6 +162,9 @@ pub struct StreamEvent<'a> {
     pub usage: Option<UsageFields>,
     #[serde(default, borrow)]
     pub delta: Option<Delta<'a>>,
+    /// A content block's index.
+    #[serde(default)]
+    pub index: Option<u64>,
 }
 
 #[derive(Deserialize)]

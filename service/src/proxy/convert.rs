@@ -31,6 +31,11 @@ impl ChatRequest {
         }
     }
 
+    /// Sends at most `bound` output tokens: what the balance covers.
+    pub(super) fn lower(&mut self, bound: u64) {
+        self.max_tokens = self.max_tokens.min(bound);
+    }
+
     /// The body for a channel of `wire` serving `model`: the bound in the field it takes
     /// (OpenAI itself and Azure take `max_completion_tokens`, which reasoning models require;
     /// compatible servers `max_tokens`), without `stream_options` where it refuses them.
@@ -755,6 +760,13 @@ impl ChatToMessages {
         if let Some(f) = chunk.finish_reason() {
             self.finish = Some(f.to_string());
         }
+    }
+
+    /// The end of a stream the gateway ended at its output bound: as a stream the upstream ended
+    /// there (`stop_reason: "max_tokens"`).
+    pub(super) fn end_at_bound(&mut self, usage: Option<UpstreamUsage>, out: &mut VecDeque<Bytes>) {
+        self.finish = Some("length".into());
+        self.finish(usage, out);
     }
 
     /// The end of a complete upstream stream: the open block closed, the stop reason and the

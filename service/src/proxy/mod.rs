@@ -4,6 +4,7 @@
 
 mod answer;
 pub mod anthropic;
+mod bound;
 mod convert;
 mod count;
 pub(crate) mod gemini;
@@ -72,6 +73,9 @@ pub struct ProxyResponse {
     /// Time spent waiting on upstreams, every attempt included (for a stream: until its
     /// headers). The rest of the request's time, until the response head, is the gateway's own.
     pub upstream: Duration,
+    /// The output bound sent upstream when it is lower than the request's own: all that the
+    /// balance (or the key's cap) covers.
+    pub lowered: Option<u64>,
 }
 
 pub use crate::error::UpstreamFailure;
@@ -115,10 +119,10 @@ async fn relay_traced(
     trace: &mut Trace,
 ) -> Result<ProxyResponse, Error> {
     let Parsed {
-        out,
+        mut out,
         model,
         stream,
-        completion_bound,
+        mut completion_bound,
         client_wants_usage,
         affinity,
     } = parse(
@@ -150,7 +154,7 @@ async fn relay_traced(
     // A Messages or Responses call some chat channel may serve: converted once, before
     // anything is held.
     let mut echo = None;
-    let converted = match candidates.iter().find(|(_, p)| *p != Plan::Native) {
+    let mut converted = match candidates.iter().find(|(_, p)| *p != Plan::Native) {
         Some((_, how)) => {
             let document = request::document(&out)?;
             let chat = match how {
@@ -197,10 +201,33 @@ async fn relay_traced(
         completion: completion_bound,
         ..Usage::default()
     };
+    // What the balance cannot cover is not asked of the upstream: the bound is lowered to what
+    // it covers, down to `billing.min_lowered_max_tokens`.
+    let want = quote.hold(&bound);
+    let least = quote.hold(&Usage {
+        completion: completion_bound.min(u64::from(svc.config.billing.min_lowered_max_tokens)),
+        ..bound
+    });
     let reservation = svc
         .credit
-        .reserve(billing::account_for(&ctx.key), quote.hold(&bound))
+        .reserve_within(billing::account_for(&ctx.key), want, least)
         .await?;
+    let mut lowered = None;
+    if reservation.amount() < want {
+        let covered = quote.most_completion(&bound, reservation.amount());
+        let sent = out.lower(endpoint, covered)?;
+        if sent == 0 {
+            return Err(Error::InsufficientBalance);
+        }
+        if let Some(chat) = converted.as_mut() {
+            chat.lower(sent);
+        }
+        if let Some(e) = echo.as_mut() {
+            e.lower(sent);
+        }
+        completion_bound = sent;
+        lowered = Some(sent);
+    }
 
     let gw = &svc.config.gateway;
     let deadline = ctx.started + Duration::from_secs(gw.max_total_seconds);
@@ -308,8 +335,9 @@ async fn relay_traced(
                 request: raw.clone(),
                 log: base_log(ctx, endpoint, &model, cand, attempts, stream),
                 started: ctx.started,
+                bound: completion_bound,
             };
-            return if stream {
+            let answered = if stream {
                 Ok(stream::stream_response(
                     call,
                     resp,
@@ -333,6 +361,7 @@ async fn relay_traced(
                 )
                 .await
             };
+            return answered.map(|r| ProxyResponse { lowered, ..r });
         }
         if status == 429 || status >= 500 {
             let retry_after = (status == 429)

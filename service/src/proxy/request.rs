@@ -155,6 +155,47 @@ impl Outgoing {
     }
 }
 
+impl Outgoing {
+    /// Sends at most `total` output tokens (over all of a chat request's `n` choices) in place
+    /// of the client's bound: what the balance covers. Returns the bound now sent (per choice
+    /// times `n`), 0 when not one token per choice fits.
+    pub(super) fn lower(&mut self, endpoint: Endpoint, total: u64) -> Result<u64, Error> {
+        let mut body = match self {
+            Outgoing::Spliced { raw, ask_usage, .. } => {
+                let Ok(Value::Object(mut body)) = serde_json::from_slice(raw) else {
+                    return Err(Error::invalid("body", "must be a JSON object"));
+                };
+                if *ask_usage {
+                    body.insert(
+                        "stream_options".into(),
+                        serde_json::json!({"include_usage": true}),
+                    );
+                }
+                body
+            }
+            Outgoing::Document { body, .. } => std::mem::take(body),
+        };
+        let n = match endpoint {
+            Endpoint::Chat | Endpoint::Completions => {
+                body.get("n").and_then(Value::as_u64).unwrap_or(1).max(1)
+            }
+            _ => 1,
+        };
+        let each = total / n;
+        for name in ["max_tokens", "max_completion_tokens", "max_output_tokens"] {
+            body.shift_remove(name);
+        }
+        if endpoint == Endpoint::Messages {
+            body.insert("max_tokens".into(), each.into());
+        }
+        *self = Outgoing::Document {
+            body,
+            missing: each,
+        };
+        Ok(each * n)
+    }
+}
+
 /// A document's body for a channel of `shape`: the model named, the bound in the channel's
 /// field (the client's value, else `missing`), `stream_options` asked for (`ask_usage`) or left
 /// out where the channel refuses them.

@@ -412,6 +412,12 @@ impl Echo {
         Echo { fields, custom }
     }
 
+    /// The response names the bound the upstream was sent when the balance lowered it.
+    pub(super) fn lower(&mut self, bound: u64) {
+        self.fields
+            .insert("max_output_tokens".into(), Value::from(bound));
+    }
+
     fn is_custom(&self, name: &str) -> bool {
         self.custom.iter().any(|c| c == name)
     }
@@ -870,6 +876,13 @@ impl ChatToResponses {
         if let Some(f) = chunk.finish_reason() {
             self.finish = Some(f.to_string());
         }
+    }
+
+    /// The end of a stream the gateway ended at its output bound: `response.incomplete`
+    /// (`max_output_tokens`), as when the upstream ends there.
+    pub(super) fn end_at_bound(&mut self, usage: Option<UpstreamUsage>, out: &mut VecDeque<Bytes>) {
+        self.finish = Some("length".into());
+        self.finish(usage, out);
     }
 
     /// The end of a complete upstream stream: the open item done, and the whole response.

@@ -19,6 +19,8 @@ pub(super) struct Call {
     pub(super) request: Bytes,
     pub(super) log: UsageRecord,
     pub(super) started: Instant,
+    /// The output bound the upstream was sent (what the reservation covers).
+    pub(super) bound: u64,
 }
 
 impl Call {
@@ -63,11 +65,22 @@ impl Call {
 
     fn finish(
         self,
-        u: Usage,
+        mut u: Usage,
         source: UsageSource,
-        error_class: Option<ErrorClass>,
+        mut error_class: Option<ErrorClass>,
         ttft: Option<Duration>,
     ) {
+        // An upstream that went past the bound it was sent: the client paid for the bound, and
+        // the excess is the upstream's (the metric and the row's class tell the operator).
+        if u.completion > self.bound {
+            tracing::warn!(model = %self.log.model, bound = self.bound, produced = u.completion, "the upstream ignored the output bound; charged at the bound");
+            u.completion = self.bound;
+            let d = &mut u.detail;
+            for part in [&mut d.reasoning, &mut d.image_output, &mut d.audio_output] {
+                *part = (*part).min(self.bound);
+            }
+            error_class = Some(ErrorClass::UpstreamOverBound);
+        }
         let cost = self.quote.cost(&u);
         self.reservation.settle(cost);
         if let Some(hold) = self.tokens {

@@ -25,6 +25,15 @@ enum End {
     UpstreamCut,
     ClientGone,
     Halted,
+    /// Ended by the gateway at the output bound the upstream ignored.
+    AtBound,
+}
+
+/// How far past its bound a stream may run by the gateway's own count before it is ended: an
+/// eighth, since the gateway's tokenizer and the provider's differ (an honest stream that ends at
+/// its bound is never cut). Only the bound is charged either way.
+fn bound_slack(bound: u64) -> u64 {
+    bound / 8
 }
 
 struct Relay {
@@ -54,6 +63,16 @@ struct Relay {
     convert: Option<Box<ChatToMessages>>,
     /// A Responses call on a chat stream: the conversion.
     to_responses: Option<Box<ChatToResponses>>,
+    /// The output bound the upstream was sent, and the length of `text` at which its tokens are
+    /// next counted against it (a token is at least a byte, so text shorter than that cannot
+    /// have passed it).
+    bound: u64,
+    check_at: usize,
+    /// A Messages stream: the content block open now. A Responses stream: its id and the next
+    /// sequence number.
+    open_block: Option<u64>,
+    response_id: Option<String>,
+    next_sequence: u64,
 }
 
 impl Relay {
@@ -75,6 +94,8 @@ impl Relay {
             kind: std::borrow::Cow<'a, str>,
             #[serde(default, borrow)]
             delta: Option<std::borrow::Cow<'a, str>>,
+            #[serde(default)]
+            sequence_number: Option<u64>,
         }
         let Some(data) = sse::data_of(event.lines()) else {
             self.out.push_back(event.whole());
@@ -84,6 +105,9 @@ impl Relay {
             self.out.push_back(event.whole());
             return;
         };
+        if let Some(n) = ev.sequence_number {
+            self.next_sequence = n + 1;
+        }
         match &*ev.kind {
             "response.created"
             | "response.in_progress"
@@ -94,6 +118,12 @@ impl Relay {
                     self.out.push_back(event.whole());
                     return;
                 };
+                if self.response_id.is_none() {
+                    self.response_id = v
+                        .pointer("/response/id")
+                        .and_then(Value::as_str)
+                        .map(str::to_string);
+                }
                 match &*ev.kind {
                     "response.completed" | "response.incomplete" => {
                         self.usage = sse::usage_of(&v["response"]);
@@ -166,7 +196,11 @@ impl Relay {
                     return;
                 }
             }
-            "content_block_start" => self.first_token(),
+            "content_block_start" => {
+                self.first_token();
+                self.open_block = ev.index;
+            }
+            "content_block_stop" => self.open_block = None,
             "content_block_delta" => {
                 self.first_token();
                 if let Some(d) = &ev.delta {
@@ -369,15 +403,95 @@ impl Relay {
                 End::UpstreamCut => Some(ErrorClass::UpstreamCut),
                 End::ClientGone => Some(ErrorClass::ClientCancelled),
                 End::Halted => Some(ErrorClass::ServerShutdown),
+                End::AtBound => Some(ErrorClass::UpstreamOverBound),
             };
             call.settle(
                 self.usage,
                 &self.text,
-                how == End::Complete,
+                matches!(how, End::Complete | End::AtBound),
                 class,
                 self.ttft,
             );
         }
+    }
+
+    /// After an upstream read: whether the text so far has passed the bound, counted on the
+    /// token-counting thread (only once the text is long enough that it could have).
+    async fn past_bound(&mut self) -> bool {
+        if self.text.len() <= self.check_at {
+            return false;
+        }
+        let Some(call) = self.call.as_ref() else {
+            return false;
+        };
+        let limit = self.bound + bound_slack(self.bound);
+        let counted = call
+            .svc
+            .count_off_runtime(self.model.clone(), self.text.clone())
+            .await;
+        if counted > limit {
+            return true;
+        }
+        self.check_at = self.text.len() + (limit - counted) as usize;
+        false
+    }
+
+    /// Ends the stream at its bound, as the upstream should have: the client's protocol's own
+    /// end for a length stop, then the call is charged for the bound.
+    fn end_at_bound(&mut self) {
+        tracing::warn!(model = %self.model, bound = self.bound, "the upstream went past the output bound; the stream was ended there");
+        let usage = Some(UpstreamUsage {
+            completion: self.bound,
+            ..UpstreamUsage::default()
+        });
+        match self.mode {
+            Mode::Chat => {
+                let chunk = serde_json::json!({"id": "chatcmpl-bound", "object": "chat.completion.chunk",
+                    "model": self.model, "choices": [{"index": 0, "delta": {}, "finish_reason": "length"}]});
+                self.out.push_back(sse::frame(chunk.to_string().as_bytes()));
+                self.out.push_back(sse::frame(b"[DONE]"));
+            }
+            Mode::ChatToMessages => {
+                if let Some(c) = self.convert.as_mut() {
+                    c.end_at_bound(usage, &mut self.out);
+                }
+            }
+            Mode::ChatToResponses => {
+                if let Some(c) = self.to_responses.as_mut() {
+                    c.end_at_bound(usage, &mut self.out);
+                }
+            }
+            Mode::Messages => {
+                if let Some(index) = self.open_block.take() {
+                    self.out.push_back(sse::named_event(
+                        "content_block_stop",
+                        &serde_json::json!({"type": "content_block_stop", "index": index}),
+                    ));
+                }
+                self.out.push_back(sse::named_event(
+                    "message_delta",
+                    &serde_json::json!({"type": "message_delta",
+                        "delta": {"stop_reason": "max_tokens", "stop_sequence": null},
+                        "usage": {"output_tokens": self.bound}}),
+                ));
+                self.out.push_back(sse::named_event(
+                    "message_stop",
+                    &serde_json::json!({"type": "message_stop"}),
+                ));
+            }
+            Mode::Responses => {
+                let response = serde_json::json!({"id": self.response_id, "object": "response",
+                    "status": "incomplete", "incomplete_details": {"reason": "max_output_tokens"},
+                    "model": self.model, "output": [], "usage": null});
+                self.out.push_back(sse::named_event(
+                    "response.incomplete",
+                    &serde_json::json!({"type": "response.incomplete",
+                        "sequence_number": self.next_sequence, "response": response}),
+                ));
+            }
+        }
+        self.finished = true;
+        self.end(End::AtBound);
     }
 
     fn cut(&mut self, why: &str) {
@@ -432,6 +546,7 @@ pub(super) fn stream_response(
     echo: Echo,
 ) -> ProxyResponse {
     let halt = call.svc.halt.watch();
+    let bound = call.bound;
     let open = crate::metrics::GaugeGuard::new(&call.svc.metrics.open_streams);
     let relay = Relay {
         upstream: if cand.channel.kind == types::ChannelKind::Gemini {
@@ -459,6 +574,11 @@ pub(super) fn stream_response(
         convert: (mode == Mode::ChatToMessages).then(|| Box::new(ChatToMessages::new(model))),
         to_responses: (mode == Mode::ChatToResponses)
             .then(|| Box::new(ChatToResponses::new(model, echo, crate::now_ms() / 1000))),
+        bound,
+        check_at: usize::try_from(bound + bound_slack(bound)).unwrap_or(usize::MAX),
+        open_block: None,
+        response_id: None,
+        next_sequence: 0,
     };
     let stream = futures_util::stream::unfold((relay, halt), |(mut r, mut halt)| async move {
         loop {
@@ -488,6 +608,10 @@ pub(super) fn stream_response(
                     r.framer.push(&chunk);
                     while let Some(ev) = r.framer.next_event() {
                         r.on_event(ev);
+                        if !r.saw_done && r.past_bound().await {
+                            r.end_at_bound();
+                            break;
+                        }
                     }
                 }
             }
@@ -496,5 +620,6 @@ pub(super) fn stream_response(
     ProxyResponse {
         body: ProxyBody::Events(Box::pin(stream)),
         upstream,
+        lowered: None,
     }
 }

@@ -47,6 +47,9 @@ pub fn log_call(svc: &Services, r: UsageRecord) {
             .find(|c| c.id == id)
             .map_or(OTHER, |c| c.name.as_str()),
     };
+    if r.error_class == Some(ErrorClass::UpstreamOverBound) {
+        m.bound_ignored.with_label_values(&[channel]).inc();
+    }
     m.calls
         .with_label_values(&[
             model,

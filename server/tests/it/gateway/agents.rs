@@ -428,9 +428,11 @@ async fn error_of(res: reqwest::Response) -> (u16, Value) {
 async fn the_anthropic_surface_answers_errors_in_its_shape(backend: Backend) {
     // A body limit of 64 KiB stands for the default 10 MiB: a refused body is left unread and
     // its connection closed, which a client still writing megabytes may see before the answer.
+    // Never lowered: a bound the balance cannot cover is refused (`gateway::grant` lowers).
     let gw = Gw::start(backend, "1", |c, m| {
         agents(c, m, "");
         c.server.max_body_bytes = 64 * 1024;
+        c.billing.min_lowered_max_tokens = u32::MAX;
     })
     .await;
     // No key: Anthropic's authentication error.

@@ -6,6 +6,7 @@ pub mod azure;
 pub mod bounds;
 pub mod codex;
 pub mod gemini;
+mod grant;
 mod limits;
 mod metrics;
 mod money;
@@ -78,6 +79,29 @@ pub fn base_config(c: &mut Config, mock: &Mock) {
         .insert("text-embedding-3-small".into(), price("0.02", "0", None));
     c.pricing
         .insert("flat".into(), price("0", "0", Some("0.0001")));
+}
+
+/// One channel of each protocol (Anthropic, OpenAI-compatible chat, OpenAI), each serving the
+/// model of its own name, `{prefix}-claude`, `{prefix}-chat` and `{prefix}-gpt`, with
+/// `directives` on its URL and the same price.
+pub fn one_of_each_kind(
+    c: &mut Config,
+    mock: &Mock,
+    prefix: &str,
+    directives: &str,
+    p: PriceConfig,
+) {
+    for (kind, suffix) in [
+        (types::ChannelKind::Anthropic, "claude"),
+        (types::ChannelKind::OpenAiCompatible, "chat"),
+        (types::ChannelKind::OpenAi, "gpt"),
+    ] {
+        let name = format!("{prefix}-{suffix}");
+        let mut ch = channel(&name, mock.url(directives), &[&name], 0);
+        ch.kind = kind;
+        c.channels.push(ch);
+        c.pricing.insert(name, p.clone());
+    }
 }
 
 pub async fn credit(app: &TestApp, user_id: i64, usd: &str) {

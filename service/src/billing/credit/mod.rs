@@ -173,6 +173,44 @@ impl CreditManager {
         Err(Error::InsufficientBalance)
     }
 
+    /// Reserves `want`, or when the account cannot cover it, as much as it can down to `least`:
+    /// what the free balance (and a capped key) still allows, less what the account already owes
+    /// beyond its grants. The reservation's amount says what was reserved.
+    pub async fn reserve_within(
+        self: &Arc<Self>,
+        id: AccountId,
+        want: i64,
+        least: i64,
+    ) -> Result<Reservation, Error> {
+        match self.reserve(id, want).await {
+            Err(Error::InsufficientBalance) if least < want => {}
+            other => return other,
+        }
+        let least = least.max(0);
+        let account = self.account(id);
+        let _db = account.db_lock.lock().await;
+        for _ in 0..TOP_UP_TRIES {
+            self.prepare(&account).await?;
+            let (free, owed) = {
+                let st = account.lock();
+                let usable = st.grant_id.is_some() && st.grant_epoch == self.lease.epoch();
+                (if usable { st.free().max(0) } else { 0 }, st.overage)
+            };
+            if free >= least
+                && let Some(r) = self.take(&account, free.min(want))
+            {
+                return Ok(r);
+            }
+            let more = repo::available(&self.db, id).await? - owed;
+            if free + more < least {
+                return Err(Error::InsufficientBalance);
+            }
+            // Another instance may take some of it first: then read again.
+            self.top_up(&account, more.min(want - free), 0).await?;
+        }
+        Err(Error::InsufficientBalance)
+    }
+
     /// Makes the account's grant usable again where that needs no money: proves the lease alive
     /// when this instance's own clock no longer can (a pause, a slow database), and retires a
     /// grant of a lease that was taken over. Call with the account's `db_lock` held.

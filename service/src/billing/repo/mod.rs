@@ -286,6 +286,28 @@ pub async fn charge(
     Ok(Charged::Done)
 }
 
+/// What more the account could hold now: its free balance (`balance - reserved`, 0 unless the
+/// user is active) and, for a capped key, the least of that and what its cap leaves.
+pub async fn available(db: &Db, acct: AccountId) -> Result<i64, Error> {
+    let free: i64 = sqlx::query_scalar(
+        "SELECT balance - reserved FROM users WHERE id = $1 AND status = 'active'",
+    )
+    .bind(acct.user_id)
+    .fetch_optional(db.pool())
+    .await?
+    .unwrap_or(0);
+    let Some(key) = acct.capped_key else {
+        return Ok(free.max(0));
+    };
+    let left: i64 =
+        sqlx::query_scalar("SELECT spend_cap - spent - reserved FROM api_keys WHERE id = $1")
+            .bind(key)
+            .fetch_optional(db.pool())
+            .await?
+            .unwrap_or(0);
+    Ok(free.min(left).max(0))
+}
+
 /// Charges usage that no grant covers from the free balance, as far as it goes; returns what it
 /// charged. Idempotent on `batch`: a repeated try returns what the first one charged.
 pub async fn charge_overage(
