@@ -154,7 +154,7 @@ async fn the_official_openai_client_speaks_the_responses_api(backend: Backend) {
 }
 
 /// Claude Code's and Codex's SDK calls through the other kinds: the same scripts, their agent
-/// model served by a `gemini` channel (Google's protocol), then Claude Code's by an `azure` one.
+/// model served by a `gemini` channel (Google's protocol), then by an `azure` one.
 async fn the_agents_sdks_work_through_gemini_and_azure_channels(backend: Backend) {
     use crate::gateway::{agents, azure, codex, gemini};
     // Gemini counts the thinking (3 tokens) apart from the answer (6); chat counts it within.
@@ -182,34 +182,36 @@ async fn the_agents_sdks_work_through_gemini_and_azure_channels(backend: Backend
             stdout.contains("anthropic client: 6 passed, 0 failed"),
             "{kind}: {stdout}"
         );
-        // Responses calls go to Azure as they came (its own Responses API, tested in
-        // `gateway::azure`); over Gemini they are converted, tools and all.
-        if kind == "gemini" {
-            let stdout = run_script(
-                "codex_client.py",
-                &gw,
-                vec![
-                    ("TOLLGATE_CODEX", codex::CODEX.to_string()),
-                    ("TOLLGATE_AGENT", "agent-via".to_string()),
-                ],
-            )
-            .await;
-            assert!(
-                stdout.contains("codex client: 5 passed, 0 failed"),
-                "{kind}: {stdout}"
-            );
-        }
-        let up = gw.mock.requests().await;
-        let through = |r: &&serde_json::Value| match kind {
-            "gemini" => r["path"] == "gemini",
-            _ => r["path"] == "chat" && !r["azure"].is_null(),
-        };
-        // Two Messages calls (and over Gemini two Responses calls) served by the agent's channel.
-        assert_eq!(
-            up.iter().filter(through).count(),
-            if kind == "gemini" { 4 } else { 2 },
-            "{kind}: {up:?}"
+        // Responses calls go to Azure as they came (its own Responses API, function calls over
+        // two turns); over Gemini they are converted, tools and all.
+        let stdout = run_script(
+            "codex_client.py",
+            &gw,
+            vec![
+                ("TOLLGATE_CODEX", codex::CODEX.to_string()),
+                ("TOLLGATE_AGENT", "agent-via".to_string()),
+            ],
+        )
+        .await;
+        assert!(
+            stdout.contains("codex client: 5 passed, 0 failed"),
+            "{kind}: {stdout}"
         );
+        let up = gw.mock.requests().await;
+        let through = |path: &str| {
+            up.iter()
+                .filter(|r| match kind {
+                    "gemini" => r["path"] == "gemini",
+                    _ => r["path"] == path && !r["azure"].is_null(),
+                })
+                .count()
+        };
+        // Two Messages calls and two Responses calls served by the agent's channel: over Gemini
+        // all four converted, on Azure the Messages over chat and the Responses as they came.
+        match kind {
+            "gemini" => assert_eq!(through(""), 4, "{up:?}"),
+            _ => assert_eq!((through("chat"), through("responses")), (2, 2), "{up:?}"),
+        }
         let rows = gw.quiet_rows().await;
         gw.settled(rows).await;
         assert_eq!(

@@ -10,6 +10,7 @@ both_backends!(
     count_tokens_is_exact_through_anthropic_and_estimated_otherwise,
     the_anthropic_surface_answers_errors_in_its_shape,
     cut_messages_streams_end_with_an_error_event_and_are_charged_once,
+    a_burst_of_agent_streams_left_by_their_clients_is_charged_exactly,
     probes_speak_each_channels_protocol,
     usage_is_one_normalized_count_on_every_surface,
 );
@@ -603,6 +604,82 @@ async fn cut_messages_streams_end_with_an_error_event_and_are_charged_once(backe
         .scalar("SELECT COUNT(*) FROM usage_logs WHERE user_id = $1 AND usage_source = 'partial' AND error_class = 'upstream_cut' AND cost > 0")
         .await;
     assert_eq!(partial, 3);
+    gw.stop().await;
+}
+
+/// Claude Code and Codex leave streams all the time (Esc, a new prompt): a burst of Messages
+/// and Responses streams, passed through and converted, each left by its client after a few
+/// reads. Every upstream call is cancelled, every call leaves one row charged for what it was
+/// sent, and the money adds up with nothing held.
+async fn a_burst_of_agent_streams_left_by_their_clients_is_charged_exactly(backend: Backend) {
+    let gw = Gw::start(backend, "1", |c, m| {
+        one_of_each_kind(
+            c,
+            m,
+            "slow",
+            "chunks=200,chunk_delay_ms=20",
+            price("3", "15", None),
+        );
+    })
+    .await;
+    let calls = [
+        ("/v1/messages", "slow-claude"),
+        ("/v1/messages", "slow-chat"),
+        ("/v1/responses", "slow-gpt"),
+        ("/v1/responses", "slow-chat"),
+    ];
+    const EACH: usize = 6;
+    let left = (0..EACH * calls.len()).map(|i| {
+        let (path, model) = calls[i % calls.len()];
+        let body = if path == "/v1/messages" {
+            json!({ "model": model, "max_tokens": 400, "messages": ask(), "stream": true })
+        } else {
+            json!({ "model": model, "max_output_tokens": 400, "input": "hello there world", "stream": true })
+        };
+        let req = TestApp::bare_client()
+            .post(gw.app.url(path))
+            .header("x-api-key", &gw.key)
+            .bearer_auth(&gw.key)
+            .json(&body);
+        async move {
+            let res = req.send().await.expect("request");
+            assert_eq!(res.status(), 200, "{path} {model}");
+            let mut body = Box::pin(res.bytes_stream());
+            // Leave after one to four reads.
+            for _ in 0..=(i / calls.len()) % 4 {
+                body.next().await.expect("a chunk").expect("bytes");
+            }
+        }
+    });
+    futures_util::future::join_all(left).await;
+    let n = EACH * calls.len();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let up = gw.mock.requests().await;
+        let cancelled = up.iter().filter(|r| r["outcome"] == "cancelled").count();
+        if cancelled == n {
+            assert_eq!(up.len(), n, "one upstream call each");
+            break;
+        }
+        assert!(Instant::now() < deadline, "{cancelled} of {n} cancelled");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    gw.settled(n as i64).await;
+    assert_eq!(
+        gw.scalar("SELECT COUNT(*) FROM usage_logs WHERE user_id = $1 AND error_class = 'client_cancelled' AND usage_source = 'partial' AND cost > 0")
+            .await,
+        n as i64,
+        "each left call charged for what it was sent"
+    );
+    assert_eq!(
+        gw.scalar("SELECT COUNT(DISTINCT surface) FROM usage_logs WHERE user_id = $1")
+            .await,
+        2
+    );
+    let charged = gw
+        .scalar("SELECT CAST(SUM(cost) AS BIGINT) FROM usage_logs WHERE user_id = $1")
+        .await;
+    assert_eq!(gw.balance().await, 1_000_000 - charged);
     gw.stop().await;
 }
 

@@ -298,7 +298,12 @@ async fn responses_pass_through_to_an_openai_channel(backend: Backend) {
 }
 
 async fn responses_refuse_what_cannot_be_bounded_or_carried(backend: Backend) {
-    let gw = Gw::start(backend, "1", |c, m| codex(c, m, "")).await;
+    // A body limit of 64 KiB stands for the default 10 MiB (see the Anthropic surface's test).
+    let gw = Gw::start(backend, "1", |c, m| {
+        codex(c, m, "");
+        c.server.max_body_bytes = 64 * 1024;
+    })
+    .await;
     for (body, param, says) in [
         (
             json!({ "model": CODEX, "input": "hi", "previous_response_id": "resp_1" }),
@@ -344,8 +349,36 @@ async fn responses_refuse_what_cannot_be_bounded_or_carried(backend: Backend) {
             "{err}"
         );
     }
+    // Deep JSON, and a function call's output larger than the body limit: OpenAI's shape.
+    let deep = format!(
+        r#"{{"model":"{AGENT}","input":{}1{}}}"#,
+        "[".repeat(200),
+        "]".repeat(200)
+    );
+    let res = TestApp::bare_client()
+        .post(gw.app.url("/v1/responses"))
+        .bearer_auth(&gw.key)
+        .header("content-type", "application/json")
+        .body(deep)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(res.status(), 400);
+    let err: Value = res.json().await.expect("json");
+    assert_eq!(err["error"]["type"], "invalid_request_error", "{err}");
+    let huge = "x".repeat(100 * 1024);
+    let res = gw
+        .post(
+            "/v1/responses",
+            json!({ "model": AGENT, "input": [
+                { "type": "function_call_output", "call_id": "c", "output": huge }] }),
+        )
+        .await;
+    assert_eq!(res.status(), 413);
+    let err: Value = res.json().await.expect("json");
+    assert_eq!(err["error"]["code"], "payload_too_large", "{err}");
     assert!(gw.mock.requests().await.is_empty(), "nothing went upstream");
-    gw.settled(7).await;
+    gw.settled(8).await;
     assert_eq!(gw.balance().await, 1_000_000, "nothing charged");
     gw.stop().await;
 }
