@@ -33,6 +33,8 @@ pub enum Error {
     RateLimited { retry_after: Duration },
     #[error("insufficient balance")]
     InsufficientBalance,
+    #[error("this key already has {limit} calls in flight, its limit; retry when one ends")]
+    TooManyInFlight { limit: u64 },
     #[error("service unavailable: {0}")]
     Unavailable(String),
     #[error("upstream: {message}")]
@@ -55,7 +57,7 @@ impl Error {
             Error::Forbidden(_) => ErrorKind::Forbidden,
             Error::Invalid { .. } => ErrorKind::Invalid,
             Error::Conflict(_) => ErrorKind::Conflict,
-            Error::RateLimited { .. } => ErrorKind::RateLimited,
+            Error::RateLimited { .. } | Error::TooManyInFlight { .. } => ErrorKind::RateLimited,
             Error::InsufficientBalance => ErrorKind::InsufficientQuota,
             Error::Unavailable(_) => ErrorKind::Unavailable,
             Error::Upstream { failure, .. } => match failure {
@@ -89,6 +91,11 @@ impl Error {
             }
             e @ Error::RateLimited { retry_after } => {
                 info.retry_after_secs = Some(retry_after.as_secs().max(1));
+                e.to_string()
+            }
+            e @ Error::TooManyInFlight { .. } => {
+                info.code = Some("concurrency_limit_exceeded".into());
+                info.retry_after_secs = Some(1);
                 e.to_string()
             }
             Error::Upstream { message, .. } => message,

@@ -162,7 +162,8 @@ impl Metrics {
         let ratelimit_refusals = IntCounterVec::new(
             Opts::new(
                 "ratelimit_refusals_total",
-                "Requests refused by a key's requests or tokens per minute",
+                "Requests refused by a key's requests or tokens per minute, or its calls in flight \
+                 (limit: requests, tokens, concurrency)",
             ),
             &["limit"],
         )

@@ -40,6 +40,8 @@ pub struct Inner {
     pub limiter: Limiter,
     /// Per-key requests and tokens per minute.
     pub quotas: Arc<Quotas>,
+    /// Per-key calls in flight.
+    pub concurrency: Arc<crate::ratelimit::concurrency::Concurrency>,
     pub metrics: Metrics,
     pub shutdown: Shutdown,
     /// The drain deadline passed: streams still open end now (and are settled).
@@ -99,6 +101,14 @@ impl Services {
             metrics.ratelimit_refusals.clone(),
             clock.clone(),
         ));
+        let concurrency = Arc::new(crate::ratelimit::concurrency::Concurrency::new(
+            redis
+                .as_ref()
+                .map(|link| (link.clone(), config.redis.prefix.as_str())),
+            quotas.clone(),
+            Duration::from_secs(config.limits.concurrency_lease_seconds),
+            metrics.ratelimit_refusals.clone(),
+        ));
         let credit = CreditManager::new(
             db.clone(),
             LeaseTiming::new(Duration::from_secs(config.billing.sweep_after_seconds)),
@@ -128,6 +138,7 @@ impl Services {
             status: StatusCache::default(),
             limiter,
             quotas,
+            concurrency,
             metrics,
             shutdown: Shutdown::new(),
             halt: Shutdown::new(),

@@ -26,6 +26,9 @@ pub struct KeyView {
     pub spent: Credits,
     pub rpm: Option<i64>,
     pub tpm: Option<i64>,
+    /// Calls in flight at once, when the key sets its own.
+    #[serde(default)]
+    pub max_concurrent: Option<i64>,
     pub created_at: i64,
     pub last_used_at: Option<i64>,
 }
@@ -67,6 +70,9 @@ pub struct NewKey {
     pub rpm: Option<i64>,
     #[serde(default)]
     pub tpm: Option<i64>,
+    /// Calls in flight at once (none: the group's, else the default).
+    #[serde(default)]
+    pub max_concurrent: Option<i64>,
 }
 
 /// What an administrator changes of a key: every field left out stays; `null` clears a
@@ -115,6 +121,14 @@ pub struct KeyPatch {
         skip_serializing_if = "Option::is_none"
     )]
     pub tpm: Option<Option<i64>>,
+    /// Calls in flight at once; `null`: the group's or the default.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<i64>))]
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub max_concurrent: Option<Option<i64>>,
 }
 
 /// A PATCH field that can be cleared: present (`null` included) is `Some`, absent is `None`

@@ -452,14 +452,15 @@ pub async fn add_target(model: String, target: String) -> Result<types::Mapping,
     Ok(service::catalog::set_mapping(&svc, &actor, &model, targets).await?)
 }
 
-/// Sets a key's spend cap (USD), RPM and TPM; an empty field clears it (the group's or the
-/// default limit applies, no cap).
+/// Sets a key's spend cap (USD), RPM, TPM and calls in flight; an empty field clears it (the
+/// group's or the default limit applies, no cap).
 #[server(prefix = "/_sfn", endpoint = "admin/key_limits")]
 pub async fn key_limits(
     id: i64,
     spend_cap: String,
     rpm: String,
     tpm: String,
+    #[server(default)] max_concurrent: String,
 ) -> Result<types::KeyView, AppError> {
     use crate::ssr::*;
     use service::Error;
@@ -477,6 +478,7 @@ pub async fn key_limits(
         spend_cap: Some(Some(spend_cap.trim().to_string()).filter(|c| !c.is_empty())),
         rpm: Some(number("rpm", &rpm)?),
         tpm: Some(number("tpm", &tpm)?),
+        max_concurrent: Some(number("max_concurrent", &max_concurrent)?),
         ..Default::default()
     };
     Ok(service::keys::update(&svc, &actor, id, patch).await?)

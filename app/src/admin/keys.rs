@@ -155,9 +155,10 @@ fn KeyRow(
     let cap_text = k.spend_cap.map(|c| c.to_usd_string()).unwrap_or_default();
     let rpm_text = k.rpm.map(|v| v.to_string()).unwrap_or_default();
     let tpm_text = k.tpm.map(|v| v.to_string()).unwrap_or_default();
+    let concurrent_text = k.max_concurrent.map(|v| v.to_string()).unwrap_or_default();
     let limit_text = crate::components::limits_text(&k);
     let form_id = StoredValue::new(k.id.to_string());
-    let texts = StoredValue::new((cap_text, rpm_text, tpm_text));
+    let texts = StoredValue::new((cap_text, rpm_text, tpm_text, concurrent_text));
     let active = k.status == "active";
     let spent = match k.spend_cap {
         Some(cap) => format!("{} / {}", money(k.spent), money(cap)),
@@ -190,6 +191,7 @@ fn KeyRow(
                             <label><span>{t!("keys.cap")}</span><input name="spend_cap" inputmode="decimal" size="6" prop:value=texts.with_value(|t| t.0.clone())/></label>
                             <label><span>{t!("keys.rpm")}</span><input name="rpm" type="number" min="1" data-testid="limit-rpm" prop:value=texts.with_value(|t| t.1.clone())/></label>
                             <label><span>{t!("keys.tpm")}</span><input name="tpm" type="number" min="1" prop:value=texts.with_value(|t| t.2.clone())/></label>
+                            <label><span>{t!("keys.concurrent")}</span><input name="max_concurrent" type="number" min="1" data-testid="limit-concurrent" prop:value=texts.with_value(|t| t.3.clone())/></label>
                         </div>
                         <button type="submit" class="small primary" data-testid="save-limits">{t!("prices.save")}</button>
                         <button type="button" class="small" on:click=move |_| editing.set(false)>{t!("keys.delete_no")}</button>

@@ -36,14 +36,15 @@ macro_rules! lazy_page {
 
 pub use crate::i18n::format::when;
 
-/// A key's request and token limits as the key pages show them ("60 RPM · 10000 TPM"), or
-/// the account's default when it sets neither.
+/// A key's request, token and in-flight limits as the key pages show them ("60 RPM · 10000 TPM
+/// · 4 at once"), or the account's default when it sets none.
 pub fn limits_text(k: &types::KeyView) -> String {
-    match (k.rpm, k.tpm) {
-        (None, None) => crate::t!("keys.default_limits").to_string(),
-        (rpm, tpm) => [
+    match (k.rpm, k.tpm, k.max_concurrent) {
+        (None, None, None) => crate::t!("keys.default_limits").to_string(),
+        (rpm, tpm, concurrent) => [
             rpm.map(|r| format!("{r} RPM")),
             tpm.map(|t| format!("{t} TPM")),
+            concurrent.map(|c| crate::t!("keys.concurrent_short", n = c)),
         ]
         .into_iter()
         .flatten()

@@ -102,6 +102,8 @@ pub const EN: &[(&str, &str)] = &[
     ("keys.cap", "Spend cap in USD (optional)"),
     ("keys.rpm", "Requests per minute (optional)"),
     ("keys.tpm", "Tokens per minute (optional)"),
+    ("keys.concurrent", "Calls at once (optional)"),
+    ("keys.concurrent_short", "{n} at once"),
     ("keys.ips", "Allowed client IPs or ranges (optional)"),
     ("keys.models", "Allowed models"),
     ("keys.models_hint", "None ticked: every model you can use."),

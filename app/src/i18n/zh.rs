@@ -96,6 +96,8 @@ pub const ZH: &[(&str, &str)] = &[
     ("keys.cap", "消费上限，美元（可选）"),
     ("keys.rpm", "每分钟请求数（可选）"),
     ("keys.tpm", "每分钟 token 数（可选）"),
+    ("keys.concurrent", "同时调用数（可选）"),
+    ("keys.concurrent_short", "同时 {n} 个"),
     ("keys.ips", "允许的客户端 IP 或网段（可选）"),
     ("keys.models", "允许的模型"),
     ("keys.models_hint", "不勾选：可使用您能用的全部模型。"),

@@ -1,6 +1,9 @@
 //! The signed-in user's API keys: thin adapters over `service::keys`, which checks that the key
 //! is the user's own.
 
+// A server function takes a form's fields as its arguments, one each.
+#![allow(clippy::too_many_arguments)]
+
 use crate::error::AppError;
 use leptos::prelude::*;
 use types::KeySecret;
@@ -36,6 +39,7 @@ pub async fn create_key(
     spend_cap: String,
     rpm: String,
     tpm: String,
+    #[server(default)] max_concurrent: String,
 ) -> Result<KeySecret, AppError> {
     use crate::ssr::*;
     use service::Error;
@@ -77,6 +81,7 @@ pub async fn create_key(
         spend_cap: Some(spend_cap.trim().to_string()).filter(|s| !s.is_empty()),
         rpm: number("rpm", &rpm)?,
         tpm: number("tpm", &tpm)?,
+        max_concurrent: number("max_concurrent", &max_concurrent)?,
     };
     let created = service::keys::create(&svc, &service::accounts::Actor::User(user), new).await?;
     if posted_without_script() {

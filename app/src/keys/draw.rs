@@ -98,6 +98,11 @@ pub fn form(models: Vec<String>, fresh: Option<KeySecret>, lang: Lang) -> String
                         <input name="tpm" type="number" min="1"/>
                         {error_for("tpm")}
                     </label>
+                    <label>
+                        <span>{t!("keys.concurrent")}</span>
+                        <input name="max_concurrent" type="number" min="1" data-testid="key-concurrent"/>
+                        {error_for("max_concurrent")}
+                    </label>
                     <label class="wide">
                         <span>{t!("keys.ips")}</span>
                         <textarea name="ips" rows="2" placeholder="203.0.113.7, 10.0.0.0/8"></textarea>

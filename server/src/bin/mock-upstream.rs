@@ -26,7 +26,8 @@
 //! Anthropic's terms (input tokens exclude cache reads and writes).
 //!
 //! `GET /_mock/requests` lists what it received (path, model, stream, include_usage, outcome);
-//! `DELETE /_mock/requests` clears the list. Usage is deterministic: prompt tokens = words in the
+//! `DELETE /_mock/requests` clears the list; `GET /_mock/peak` tells the streams being sent now
+//! and the most there were at once. Usage is deterministic: prompt tokens = words in the
 //! input, completion tokens = chunks.
 //!
 //! `mock-upstream [--port N]` (default 0: a free port, printed as `listening on ADDR`).
@@ -249,11 +250,7 @@ async fn handle(
     let cut_after = d.num("cut_after");
     let stall_after = d.num("stall_after");
     let chunk_delay = Duration::from_millis(d.num("chunk_delay_ms").unwrap_or(0));
-    let guard = Outcome {
-        log: log.clone(),
-        idx,
-        done: false,
-    };
+    let guard = Outcome::new(log.clone(), idx);
     let stream = async_stream(
         kind == "chat",
         (d.flag("reasoning"), d.flag("tool")),
@@ -280,7 +277,23 @@ struct Outcome {
     done: bool,
 }
 
+/// Streams being sent now, and the most there were at once (`GET /_mock/peak`).
+static IN_FLIGHT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+static PEAK: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 impl Outcome {
+    /// A stream that starts now: counted in flight until it is dropped.
+    fn new(log: Log, idx: usize) -> Outcome {
+        use std::sync::atomic::Ordering;
+        let now = IN_FLIGHT.fetch_add(1, Ordering::SeqCst) + 1;
+        PEAK.fetch_max(now, Ordering::SeqCst);
+        Outcome {
+            log,
+            idx,
+            done: false,
+        }
+    }
+
     /// Records how the stream ended; the request no longer counts as cancelled.
     fn finish(&mut self, outcome: &str) {
         self.log.set(self.idx, "outcome", json!(outcome));
@@ -299,6 +312,7 @@ async fn cut(guard: &mut Outcome, tx: &tokio::sync::mpsc::Sender<Result<Bytes, s
 
 impl Drop for Outcome {
     fn drop(&mut self) {
+        IN_FLIGHT.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
         if !self.done {
             self.log.set(self.idx, "outcome", json!("cancelled"));
         }
@@ -566,11 +580,7 @@ async fn anthropic(
     let cut_after = d.num("cut_after");
     let error_after = d.num("error_after");
     let chunk_delay = Duration::from_millis(d.num("chunk_delay_ms").unwrap_or(0));
-    let mut guard = Outcome {
-        log: log.clone(),
-        idx,
-        done: false,
-    };
+    let mut guard = Outcome::new(log.clone(), idx);
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
     tokio::spawn(async move {
         let ev =
@@ -728,11 +738,7 @@ async fn responses(
     }
     let cut_after = d.num("cut_after");
     let chunk_delay = Duration::from_millis(d.num("chunk_delay_ms").unwrap_or(0));
-    let mut guard = Outcome {
-        log: log.clone(),
-        idx,
-        done: false,
-    };
+    let mut guard = Outcome::new(log.clone(), idx);
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
     let created = response("in_progress", json!([]), Value::Null);
     let completed = response("completed", output, usage);
@@ -1033,11 +1039,7 @@ async fn gemini(
     }
     let cut_after = d.num("cut_after");
     let chunk_delay = Duration::from_millis(d.num("chunk_delay_ms").unwrap_or(0));
-    let mut guard = Outcome {
-        log: log.clone(),
-        idx,
-        done: false,
-    };
+    let mut guard = Outcome::new(log.clone(), idx);
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
     tokio::spawn(async move {
         let ev = |v: Value| Ok(Bytes::from(format!("data: {v}\r\n\r\n")));
@@ -1109,6 +1111,13 @@ fn router(log: Log) -> Router {
         .route("/m/{spec}/v1/messages", post(|Path(p): Path<String>, State(l): State<Log>, h: HeaderMap, b: Bytes| anthropic(l, p, false, h, b)))
         .route("/m/{spec}/v1/messages/count_tokens", post(|Path(p): Path<String>, State(l): State<Log>, h: HeaderMap, b: Bytes| anthropic(l, p, true, h, b)))
         .route("/v1/models", get(|| async { Json(json!({"object": "list", "data": [{"id": "mock-model", "object": "model", "owned_by": "mock"}]})) }))
+        .route(
+            "/_mock/peak",
+            get(|| async {
+                use std::sync::atomic::Ordering;
+                Json(json!({"in_flight": IN_FLIGHT.load(Ordering::SeqCst), "peak": PEAK.load(Ordering::SeqCst)}))
+            }),
+        )
         .route(
             "/_mock/requests",
             get(|State(l): State<Log>| async move { Json(Value::Array(l.0.lock().expect("log lock").clone())) })

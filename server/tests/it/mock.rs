@@ -51,6 +51,20 @@ impl Mock {
         }
     }
 
+    /// Streams being sent now and the most at once: `(in_flight, peak)`.
+    pub async fn peak(&self) -> (u64, u64) {
+        let v: Value = reqwest::get(format!("{}/_mock/peak", self.base))
+            .await
+            .expect("mock peak")
+            .json()
+            .await
+            .expect("json");
+        (
+            v["in_flight"].as_u64().expect("in flight"),
+            v["peak"].as_u64().expect("peak"),
+        )
+    }
+
     pub async fn requests(&self) -> Vec<Value> {
         reqwest::get(format!("{}/_mock/requests", self.base))
             .await

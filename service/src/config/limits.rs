@@ -1,5 +1,7 @@
-//! `limits:` per-key requests and tokens per minute: `default_rpm`, `default_tpm`, and per user
-//! group `groups.<name>.rpm` / `.tpm` (left out: no limit; 0 is refused), and the read quotas
+//! `limits:` per-key requests and tokens per minute and calls in flight: `default_rpm`,
+//! `default_tpm`, `default_max_concurrent`, and per user group `groups.<name>.rpm` / `.tpm` /
+//! `.max_concurrent` (left out: no limit; 0 is refused), `concurrency_lease_seconds` (how long a
+//! slot outlives an instance that died holding it), and the read quotas
 //! `billing_query_per_minute`, `log_query_per_minute` (0: unlimited).
 
 use super::{ConfigError, err};
@@ -17,6 +19,11 @@ pub struct LimitsConfig {
     pub default_rpm: Option<u64>,
     /// Tokens per minute, likewise.
     pub default_tpm: Option<u64>,
+    /// Calls in flight at once, likewise.
+    pub default_max_concurrent: Option<u64>,
+    /// A call's slot in Redis is renewed while it lasts and expires this long after its
+    /// instance stopped renewing it (died, or lost Redis).
+    pub concurrency_lease_seconds: u64,
     /// Per user group: the limits of its users' keys that set none of their own.
     pub groups: BTreeMap<String, GroupLimits>,
     /// `/v1/dashboard/billing/*` and `/v1/credits`, per key per minute (0: unlimited).
@@ -31,6 +38,7 @@ pub struct LimitsConfig {
 pub struct GroupLimits {
     pub rpm: Option<u64>,
     pub tpm: Option<u64>,
+    pub max_concurrent: Option<u64>,
 }
 
 impl Default for LimitsConfig {
@@ -38,6 +46,8 @@ impl Default for LimitsConfig {
         Self {
             default_rpm: None,
             default_tpm: None,
+            default_max_concurrent: None,
+            concurrency_lease_seconds: 30,
             groups: BTreeMap::new(),
             billing_query_per_minute: 60,
             log_query_per_minute: 60,
@@ -50,12 +60,24 @@ impl LimitsConfig {
         let limits = [
             ("limits.default_rpm".to_string(), self.default_rpm),
             ("limits.default_tpm".to_string(), self.default_tpm),
+            (
+                "limits.default_max_concurrent".to_string(),
+                self.default_max_concurrent,
+            ),
+            (
+                "limits.concurrency_lease_seconds".to_string(),
+                Some(self.concurrency_lease_seconds),
+            ),
         ]
         .into_iter()
         .chain(self.groups.iter().flat_map(|(g, l)| {
             [
                 (format!("limits.groups.{g}.rpm"), l.rpm),
                 (format!("limits.groups.{g}.tpm"), l.tpm),
+                (
+                    format!("limits.groups.{g}.max_concurrent"),
+                    l.max_concurrent,
+                ),
             ]
         }));
         for (field, value) in limits {

@@ -138,13 +138,18 @@ pub async fn create(svc: &Services, actor: &Actor, new: NewKey) -> Result<Create
     let cap = parse_cap(new.spend_cap.as_deref())?;
     check_limit("rpm", new.rpm)?;
     check_limit("tpm", new.tpm)?;
+    check_limit("max_concurrent", new.max_concurrent)?;
     if !actor.is_admin() {
         let ceiling = crate::ratelimit::quota::Limits::resolve(
             Default::default(),
             &user.group,
             &svc.config.limits,
         );
-        for (field, asked, max) in [("rpm", new.rpm, ceiling.rpm), ("tpm", new.tpm, ceiling.tpm)] {
+        for (field, asked, max) in [
+            ("rpm", new.rpm, ceiling.rpm),
+            ("tpm", new.tpm, ceiling.tpm),
+            ("max_concurrent", new.max_concurrent, ceiling.concurrent),
+        ] {
             if let (Some(a), Some(m)) = (asked, max)
                 && u64::try_from(a).unwrap_or(0) > m
             {
@@ -171,6 +176,7 @@ pub async fn create(svc: &Services, actor: &Actor, new: NewKey) -> Result<Create
             spend_cap: cap,
             rpm: new.rpm,
             tpm: new.tpm,
+            max_concurrent: new.max_concurrent,
             now: now_ms(),
         },
     )
@@ -266,7 +272,11 @@ pub async fn update(
     if let Some(cap) = &patch.spend_cap {
         sets.push(("spend_cap", int(parse_cap(cap.as_deref())?)));
     }
-    for (field, v) in [("rpm", patch.rpm), ("tpm", patch.tpm)] {
+    for (field, v) in [
+        ("rpm", patch.rpm),
+        ("tpm", patch.tpm),
+        ("max_concurrent", patch.max_concurrent),
+    ] {
         if let Some(v) = v {
             check_limit(field, v)?;
             sets.push((field, int(v)));

@@ -20,6 +20,7 @@ pub struct InsertKey<'a> {
     pub spend_cap: Option<i64>,
     pub rpm: Option<i64>,
     pub tpm: Option<i64>,
+    pub max_concurrent: Option<i64>,
     pub now: i64,
 }
 
@@ -31,8 +32,8 @@ pub async fn insert(db: &Db, k: &InsertKey<'_>) -> Result<i64, Error> {
     let mut tx = db.begin_write().await?;
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO api_keys (user_id, name, key_hash, prefix, status, expires_at, allowed_models, allowed_ips, \
-         spend_cap, spent, reserved, rpm, tpm, created_at) \
-         VALUES ($1, $2, $3, $4, 'active', $5, $6, $7, $8, 0, 0, $9, $10, $11) RETURNING id",
+         spend_cap, spent, reserved, rpm, tpm, max_concurrent, created_at) \
+         VALUES ($1, $2, $3, $4, 'active', $5, $6, $7, $8, 0, 0, $9, $10, $11, $12) RETURNING id",
     )
     .bind(k.user_id)
     .bind(k.name)
@@ -44,6 +45,7 @@ pub async fn insert(db: &Db, k: &InsertKey<'_>) -> Result<i64, Error> {
     .bind(k.spend_cap)
     .bind(k.rpm)
     .bind(k.tpm)
+    .bind(k.max_concurrent)
     .bind(k.now)
     .fetch_one(&mut *tx)
     .await?;
@@ -52,7 +54,7 @@ pub async fn insert(db: &Db, k: &InsertKey<'_>) -> Result<i64, Error> {
 }
 
 const VIEW_COLUMNS: &str = "id, user_id, name, prefix, status, expires_at, allowed_models, allowed_ips, spend_cap, \
-                            spent, rpm, tpm, created_at, last_used_at";
+                            spent, rpm, tpm, max_concurrent, created_at, last_used_at";
 
 fn view(row: &AnyRow) -> Result<KeyView, Error> {
     let cap: Option<i64> = row.try_get("spend_cap")?;
@@ -70,6 +72,7 @@ fn view(row: &AnyRow) -> Result<KeyView, Error> {
         spent: Credits::from_units(spent),
         rpm: row.try_get("rpm")?,
         tpm: row.try_get("tpm")?,
+        max_concurrent: row.try_get("max_concurrent")?,
         created_at: row.try_get("created_at")?,
         last_used_at: row.try_get("last_used_at")?,
     })
@@ -103,7 +106,7 @@ fn limit(v: Option<i64>) -> Option<u64> {
 pub async fn find_auth(db: &Db, digest_hex: &str) -> Result<Option<KeyAuth>, Error> {
     let row = sqlx::query(
         "SELECT k.id, k.user_id, k.prefix, k.key_hash, k.status, k.expires_at, k.allowed_models, k.allowed_ips, \
-         k.spend_cap, k.rpm, k.tpm, u.user_group, u.status AS user_status \
+         k.spend_cap, k.rpm, k.tpm, k.max_concurrent, u.user_group, u.status AS user_status \
          FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.key_hash = $1",
     )
     .bind(digest_hex)
@@ -133,6 +136,7 @@ pub async fn find_auth(db: &Db, digest_hex: &str) -> Result<Option<KeyAuth>, Err
         limits: crate::ratelimit::quota::Limits {
             rpm: limit(row.try_get("rpm")?),
             tpm: limit(row.try_get("tpm")?),
+            concurrent: limit(row.try_get("max_concurrent")?),
         },
     }))
 }

@@ -176,6 +176,11 @@ async fn relay_traced(
         }
         None => None,
     };
+    // The key's calls in flight: a place among them, held until the call is settled.
+    let slot = svc
+        .concurrency
+        .acquire(ctx.key.id, ctx.key.limits.concurrent)
+        .await?;
     // The key's limits: one request, and tokens estimated as OpenAI does (a quarter of the
     // request's bytes, plus every allowed output token), settled to the real count.
     let tokens = svc
@@ -336,6 +341,7 @@ async fn relay_traced(
                 log: base_log(ctx, endpoint, &model, cand, attempts, stream),
                 started: ctx.started,
                 bound: completion_bound,
+                slot,
             };
             let answered = if stream {
                 Ok(stream::stream_response(

@@ -21,6 +21,8 @@ pub(super) struct Call {
     pub(super) started: Instant,
     /// The output bound the upstream was sent (what the reservation covers).
     pub(super) bound: u64,
+    /// The call's place among its key's calls in flight, given back when the call is settled.
+    pub(super) slot: Option<crate::ratelimit::concurrency::Slot>,
 }
 
 impl Call {
@@ -98,5 +100,7 @@ impl Call {
         log.latency_ms = self.started.elapsed().as_millis() as u64;
         log.ttft_ms = ttft.map(|d| d.as_millis() as u64);
         crate::usage::log_call(&self.svc, log);
+        // The call is over: its place among the key's calls in flight is free.
+        drop(self.slot);
     }
 }

@@ -1,6 +1,7 @@
-//! Limits: fixed windows ([`window`]: sign-in throttles, read quotas) and the per-key
-//! requests and tokens per minute ([`quota`]).
+//! Limits: fixed windows ([`window`]: sign-in throttles, read quotas), the per-key
+//! requests and tokens per minute ([`quota`]) and calls in flight ([`concurrency`]).
 
+pub mod concurrency;
 pub mod quota;
 pub mod window;
 
@@ -14,6 +15,8 @@ use std::time::Duration;
 pub fn start(svc: &Services, bg: &mut Background) {
     let stop = bg.stopped();
     bg.spawn(svc.quotas.clone().run(stop));
+    let stop = bg.stopped();
+    bg.spawn(svc.concurrency.clone().run(stop));
 }
 
 /// A read route's quota per API key per minute (`per_minute` 0: unlimited): 429 with the time

@@ -240,6 +240,7 @@ async fn limits_come_from_the_key_the_group_or_the_default(backend: Backend) {
             service::config::GroupLimits {
                 rpm: Some(4),
                 tpm: None,
+                max_concurrent: None,
             },
         );
     })

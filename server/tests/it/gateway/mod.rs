@@ -5,6 +5,7 @@ pub mod agents;
 pub mod azure;
 pub mod bounds;
 pub mod codex;
+mod concurrency;
 pub mod gemini;
 mod grant;
 mod limits;

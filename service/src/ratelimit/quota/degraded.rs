@@ -42,7 +42,7 @@ impl Quotas {
         }))
     }
 
-    pub(super) fn degrade(&self, e: &Error) {
+    pub(crate) fn degrade(&self, e: &Error) {
         if !self.degraded.swap(true, Ordering::AcqRel) {
             self.degraded_gauge.set(1);
         }
@@ -133,6 +133,7 @@ mod tests {
         let l = Limits {
             rpm: Some(10),
             tpm: None,
+            concurrent: None,
         };
         assert!(!q.degraded());
         for _ in 0..4 {

@@ -55,11 +55,13 @@ pub(super) const INSTANCE_TTL: Duration = Duration::from_secs(10);
 const SHARDS: usize = 16;
 const SWEEP_AT: usize = 1_000;
 
-/// A key's limits per minute (`None`: unlimited).
+/// A key's limits per minute, and on its calls in flight (`None`: unlimited).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Limits {
     pub rpm: Option<u64>,
     pub tpm: Option<u64>,
+    /// Calls in flight at once (counted by [`crate::ratelimit::concurrency`]).
+    pub concurrent: Option<u64>,
 }
 
 impl Limits {
@@ -69,6 +71,10 @@ impl Limits {
         Limits {
             rpm: own.rpm.or(g.rpm).or(config.default_rpm),
             tpm: own.tpm.or(g.tpm).or(config.default_tpm),
+            concurrent: own
+                .concurrent
+                .or(g.max_concurrent)
+                .or(config.default_max_concurrent),
         }
     }
 
@@ -346,7 +352,7 @@ mod tests {
         let q = quotas();
         let l = Limits {
             rpm: Some(3),
-            tpm: None,
+            ..Limits::default()
         };
         for _ in 0..3 {
             assert!(q.admit(1, l, 10).await.expect("admitted").is_none());
@@ -367,8 +373,8 @@ mod tests {
     async fn tokens_are_reserved_then_settled_to_the_real_count() {
         let q = quotas();
         let l = Limits {
-            rpm: None,
             tpm: Some(1000),
+            ..Limits::default()
         };
         let a = q.admit(1, l, 600).await.expect("fits").expect("hold");
         assert!(
@@ -402,7 +408,7 @@ mod tests {
         let q = quotas();
         let l = Limits {
             rpm: Some(10),
-            tpm: None,
+            ..Limits::default()
         };
         // Keys that all land in shard 0, each with a live window.
         for k in 0..1_500 {
@@ -425,6 +431,7 @@ mod tests {
         let mut c = LimitsConfig {
             default_rpm: Some(10),
             default_tpm: Some(1000),
+            default_max_concurrent: Some(8),
             ..LimitsConfig::default()
         };
         c.groups.insert(
@@ -432,24 +439,27 @@ mod tests {
             crate::config::GroupLimits {
                 rpm: Some(100),
                 tpm: None,
+                max_concurrent: Some(2),
             },
         );
         let own = Limits {
-            rpm: None,
             tpm: Some(5),
+            ..Limits::default()
         };
         assert_eq!(
             Limits::resolve(own, "vip", &c),
             Limits {
                 rpm: Some(100),
-                tpm: Some(5)
+                tpm: Some(5),
+                concurrent: Some(2),
             }
         );
         assert_eq!(
             Limits::resolve(Limits::default(), "default", &c),
             Limits {
                 rpm: Some(10),
-                tpm: Some(1000)
+                tpm: Some(1000),
+                concurrent: Some(8),
             }
         );
     }

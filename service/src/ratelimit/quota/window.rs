@@ -110,6 +110,7 @@ mod tests {
         let l = Limits {
             rpm: Some(10),
             tpm: Some(100),
+            concurrent: None,
         };
         let mut st = KeyState::default();
         // Three instances share the limit: this one admits ⌈10 / 3⌉ = 4 requests.
