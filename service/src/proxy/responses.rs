@@ -6,7 +6,7 @@
 use super::convert::{ChatAnswer, ChatChunk, ChatRequest, bad};
 use super::sse::UpstreamUsage;
 use crate::Error;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use serde_json::{Map, Value, json};
 use std::collections::VecDeque;
 
@@ -629,6 +629,39 @@ impl ChatToResponses {
         out.push_back(super::sse::named_event(kind, &data));
     }
 
+    /// A delta of the open item, written straight to bytes (one per chunk: the hot path of a
+    /// converted stream): the same bytes as [`Self::emit`] makes of
+    /// `{"item_id", "output_index", <middle>, "delta", <tail>}`.
+    fn emit_delta(
+        &mut self,
+        kind: &str,
+        (middle, tail): (&str, &str),
+        delta: &str,
+        out: &mut VecDeque<Bytes>,
+    ) {
+        use bytes::BufMut as _;
+        use std::io::Write as _;
+        let index = self.items.len().saturating_sub(1);
+        let Some(Item::Reasoning { id, .. } | Item::Message { id, .. } | Item::Call { id, .. }) =
+            self.items.last()
+        else {
+            return;
+        };
+        let mut b = BytesMut::with_capacity(160 + kind.len() * 2 + id.len() + delta.len()).writer();
+        // Writing to memory cannot fail.
+        let _ = write!(b, "event: {kind}\ndata: {{\"item_id\":");
+        let _ = serde_json::to_writer(&mut b, id);
+        let _ = write!(b, ",\"output_index\":{index}{middle},\"delta\":");
+        let _ = serde_json::to_writer(&mut b, delta);
+        let _ = write!(
+            b,
+            "{tail},\"type\":\"{kind}\",\"sequence_number\":{}}}\n\n",
+            self.sequence
+        );
+        self.sequence += 1;
+        out.push_back(b.into_inner().freeze());
+    }
+
     fn response(&self, status: &str, usage: Option<Value>, incomplete: Option<&str>) -> Value {
         let output = self.items.iter().map(Item::done).collect();
         response_object(
@@ -650,8 +683,7 @@ impl ChatToResponses {
         self.started = true;
         self.id = response_id(id);
         let r = self.response("in_progress", None, None);
-        self.emit("response.created", json!({ "response": r }), out);
-        let r = self.response("in_progress", None, None);
+        self.emit("response.created", json!({ "response": r.clone() }), out);
         self.emit("response.in_progress", json!({ "response": r }), out);
     }
 
@@ -787,17 +819,14 @@ impl ChatToResponses {
                     out,
                 );
             }
-            let index = self.items.len() - 1;
-            let id = match self.items.last_mut() {
-                Some(Item::Reasoning { id, text }) => {
-                    text.push_str(r);
-                    id.clone()
-                }
+            match self.items.last_mut() {
+                Some(Item::Reasoning { text, .. }) => text.push_str(r),
                 _ => return,
-            };
-            self.emit(
+            }
+            self.emit_delta(
                 "response.reasoning_summary_text.delta",
-                json!({"item_id": id, "output_index": index, "summary_index": 0, "delta": r}),
+                (",\"summary_index\":0", ""),
+                r,
                 out,
             );
         }
@@ -813,15 +842,16 @@ impl ChatToResponses {
                     out,
                 );
             }
-            let index = self.items.len() - 1;
-            let id = match self.items.last_mut() {
-                Some(Item::Message { id, text }) => {
-                    text.push_str(t);
-                    id.clone()
-                }
+            match self.items.last_mut() {
+                Some(Item::Message { text, .. }) => text.push_str(t),
                 _ => return,
-            };
-            self.emit("response.output_text.delta", json!({"item_id": id, "output_index": index, "content_index": 0, "delta": t, "logprobs": []}), out);
+            }
+            self.emit_delta(
+                "response.output_text.delta",
+                (",\"content_index\":0", ",\"logprobs\":[]"),
+                t,
+                out,
+            );
         }
         for call in d.tool_calls() {
             let current = matches!(self.open_kind(), Some(Item::Call { chat_index, .. }) if *chat_index == call.index());
@@ -849,8 +879,7 @@ impl ChatToResponses {
             }
             if let Some(a) = call.arguments().filter(|a| !a.is_empty()) {
                 text.push_str(a);
-                let index = self.items.len() - 1;
-                let id = match self.items.last_mut() {
+                match self.items.last_mut() {
                     Some(Item::Call {
                         custom: true,
                         arguments,
@@ -860,17 +889,10 @@ impl ChatToResponses {
                         arguments.push_str(a);
                         continue;
                     }
-                    Some(Item::Call { id, arguments, .. }) => {
-                        arguments.push_str(a);
-                        id.clone()
-                    }
+                    Some(Item::Call { arguments, .. }) => arguments.push_str(a),
                     _ => continue,
-                };
-                self.emit(
-                    "response.function_call_arguments.delta",
-                    json!({"item_id": id, "output_index": index, "delta": a}),
-                    out,
-                );
+                }
+                self.emit_delta("response.function_call_arguments.delta", ("", ""), a, out);
             }
         }
         if let Some(f) = chunk.finish_reason() {
