@@ -59,6 +59,9 @@ pub struct Metrics {
     pub circuit_open: IntGaugeVec,
     /// Calls whose upstream produced more than the output bound it was sent, by channel.
     pub bound_ignored: IntCounterVec,
+    /// What the last ledger check found: Σ |balance − Σ ledger amounts| + Σ |reserved − Σ
+    /// ledger holds| over every user (set by the instance that ran the check).
+    pub ledger_drift: IntGauge,
 }
 
 /// The label of a model or channel name outside the catalog: labels stay bounded whatever
@@ -199,6 +202,12 @@ impl Metrics {
             &["channel"],
         )
         .expect("valid metric");
+        let ledger_drift = IntGauge::new(
+            "ledger_drift_units",
+            "Units by which balances and holds differ from the sums of their ledgers, as the last \
+             ledger check on this instance found (0: they agree)",
+        )
+        .expect("valid metric");
         let calls = IntCounterVec::new(
             Opts::new(
                 "calls_total",
@@ -320,6 +329,7 @@ impl Metrics {
             Box::new(usage_queue_depth.clone()),
             Box::new(circuit_open.clone()),
             Box::new(bound_ignored.clone()),
+            Box::new(ledger_drift.clone()),
             Box::new(build_info),
         ] {
             registry.register(c).expect("metric registered once");
@@ -351,6 +361,7 @@ impl Metrics {
             usage_queue_depth,
             circuit_open,
             bound_ignored,
+            ledger_drift,
         }
     }
 

@@ -36,7 +36,7 @@ pub struct JobRun {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobView {
-    /// `retention`, `cleanup`, `channel_probe` or `backup`.
+    /// `retention`, `cleanup`, `channel_probe`, `backup` or `ledger_check`.
     pub name: String,
     /// Switched on in the config, and meaningful here (`backup` is for SQLite only).
     pub enabled: bool,

@@ -21,6 +21,7 @@ fn job_lead(name: &str) -> &'static str {
         "cleanup" => t!("jobs.cleanup"),
         "channel_probe" => t!("jobs.channel_probe"),
         "backup" => t!("jobs.backup"),
+        "ledger_check" => t!("jobs.ledger_check"),
         _ => "",
     }
 }

@@ -364,6 +364,10 @@ pub const EN: &[(&str, &str)] = &[
         "Sends a tiny request through every enabled channel; opens or closes its circuit.",
     ),
     (
+        "jobs.ledger_check",
+        "Checks every balance and hold against the sum of its ledger; any difference is logged and alerted on.",
+    ),
+    (
         "jobs.backup",
         "Copies the SQLite database to object storage (SQLite only).",
     ),

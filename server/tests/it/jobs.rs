@@ -836,7 +836,54 @@ async fn cleanup_removes_what_is_past_its_window(backend: Backend) {
     app.stop().await;
 }
 
+/// The ledger check finds a balance that disagrees with its ledger (a row corrupted on purpose),
+/// names the difference, sets the drift gauge, and finds nothing once the row is put back.
+async fn the_ledger_check_finds_a_balance_its_ledger_does_not_explain(backend: Backend) {
+    use crate::gateway::Gw;
+    let gw = Gw::start(backend, "1", |_, _| {}).await;
+    let res = gw
+        .post(
+            "/v1/chat/completions",
+            json!({ "model": "gpt-4o-mini", "messages": [{ "role": "user", "content": "hi" }] }),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let _ = res.bytes().await;
+    gw.settled(1).await;
+    let base = gw.app.base.clone();
+    let run = run_job(&base, "ledger_check").await;
+    assert_eq!(run["outcome"], "ok", "{run}");
+    assert!(
+        run["detail"].as_str().is_some_and(|d| d.contains("agrees")),
+        "{run}"
+    );
+    assert_eq!(gw.metric("tollgate_ledger_drift_units").await, 0.0);
+    let pool = gw.app.svc.db.pool();
+    let corrupt = |by: i64| {
+        sqlx::query(
+            "UPDATE ledger SET amount = amount + $1 WHERE id = (SELECT MAX(id) FROM ledger WHERE user_id = $2)",
+        )
+        .bind(by)
+        .bind(gw.user_id)
+        .execute(pool)
+    };
+    corrupt(-7).await.expect("corrupt");
+    let run = run_job(&base, "ledger_check").await;
+    assert!(
+        run["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("by 7 units")),
+        "{run}"
+    );
+    assert_eq!(gw.metric("tollgate_ledger_drift_units").await, 7.0);
+    corrupt(7).await.expect("restore");
+    run_job(&base, "ledger_check").await;
+    assert_eq!(gw.metric("tollgate_ledger_drift_units").await, 0.0);
+    gw.stop().await;
+}
+
 crate::both_backends!(
+    the_ledger_check_finds_a_balance_its_ledger_does_not_explain,
     retention_archives_to_s3,
     a_tick_runs_once_across_two_processes,
     a_probe_opens_and_closes_a_channel,

@@ -1,5 +1,5 @@
 //! `jobs:` the scheduled jobs, each `enabled` and a `schedule` (cron in UTC, five fields or six
-//! with seconds first): `retention`, `cleanup`, `channel_probe`, `backup`. `retention:`
+//! with seconds first): `retention`, `cleanup`, `channel_probe`, `backup`, `ledger_check`. `retention:`
 //! `usage_days` (at least 1), `batch_rows` (1 to 10000), `job_runs_days` (at least 1).
 //! `backup:` `keep` (at least 1). A schedule is parsed when the config loads ([`Schedule`]): a
 //! wrong one stops startup naming `jobs.<job>.schedule`.
@@ -112,6 +112,8 @@ pub struct JobsConfig {
     pub channel_probe: JobConfig,
     /// SQLite only: an online copy of the database to object storage.
     pub backup: JobConfig,
+    /// Every balance against the sum of its ledger (`tollgate_ledger_drift_units`).
+    pub ledger_check: JobConfig,
 }
 
 impl Default for JobsConfig {
@@ -121,6 +123,7 @@ impl Default for JobsConfig {
             cleanup: JobConfig::new("0 */15 * * * *"),
             channel_probe: JobConfig::new("0 */5 * * * *"),
             backup: JobConfig::new("0 0 4 * * *"),
+            ledger_check: JobConfig::new("0 7 * * * *"),
         }
     }
 }
@@ -135,6 +138,7 @@ impl<'de> Deserialize<'de> for JobsConfig {
             cleanup: Option<JobSection>,
             channel_probe: Option<JobSection>,
             backup: Option<JobSection>,
+            ledger_check: Option<JobSection>,
         }
         let raw = Raw::deserialize(d)?;
         let mut jobs = JobsConfig::default();
@@ -143,6 +147,7 @@ impl<'de> Deserialize<'de> for JobsConfig {
             (&mut jobs.cleanup, raw.cleanup),
             (&mut jobs.channel_probe, raw.channel_probe),
             (&mut jobs.backup, raw.backup),
+            (&mut jobs.ledger_check, raw.ledger_check),
         ] {
             if let Some(g) = given {
                 slot.enabled = g.enabled;

@@ -6,6 +6,7 @@
 
 mod backup;
 mod cleanup;
+mod ledger;
 pub mod probe;
 mod repo;
 mod retention;
@@ -31,10 +32,17 @@ pub enum Job {
     Cleanup,
     ChannelProbe,
     Backup,
+    LedgerCheck,
 }
 
 impl Job {
-    pub const ALL: [Job; 4] = [Job::Retention, Job::Cleanup, Job::ChannelProbe, Job::Backup];
+    pub const ALL: [Job; 5] = [
+        Job::Retention,
+        Job::Cleanup,
+        Job::ChannelProbe,
+        Job::Backup,
+        Job::LedgerCheck,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -42,6 +50,7 @@ impl Job {
             Job::Cleanup => "cleanup",
             Job::ChannelProbe => "channel_probe",
             Job::Backup => "backup",
+            Job::LedgerCheck => "ledger_check",
         }
     }
 
@@ -56,6 +65,7 @@ impl Job {
             Job::Cleanup => &jobs.cleanup,
             Job::ChannelProbe => &jobs.channel_probe,
             Job::Backup => &jobs.backup,
+            Job::LedgerCheck => &jobs.ledger_check,
         }
     }
 
@@ -236,6 +246,7 @@ async fn execute(svc: &Services, job: Job, lease: Lease, mut run: JobRun) -> Job
         Job::Cleanup => cleanup::run(&ctx).await,
         Job::ChannelProbe => probe::run(&ctx).await,
         Job::Backup => backup::run(&ctx).await,
+        Job::LedgerCheck => ledger::run(&ctx).await,
     };
     let took = clock.elapsed();
     renewer.abort();

@@ -62,7 +62,7 @@ fn default_runs() -> i64 {
     path = "/jobs/{name}/runs",
     tag = "admin",
     summary = "A job's runs, newest first",
-    params(("name" = String, Path, description = "retention, cleanup, channel_probe or backup"), RunsPage),
+    params(("name" = String, Path, description = "retention, cleanup, channel_probe, backup or ledger_check"), RunsPage),
     responses(
         (status = 200, description = "Runs", body = Vec<types::JobRun>),
         BadInput,
@@ -87,7 +87,7 @@ async fn job_runs(
     path = "/jobs/{name}/run",
     tag = "admin",
     summary = "Runs a job now on this instance; answers at once with the run as it started",
-    params(("name" = String, Path, description = "retention, cleanup, channel_probe or backup")),
+    params(("name" = String, Path, description = "retention, cleanup, channel_probe, backup or ledger_check")),
     responses(
         (status = 202, description = "Started; follow it in the job's runs", body = types::JobRun),
         (status = 400, description = "Not for this deployment (backup on PostgreSQL)", body = ErrorBody),
