@@ -36,6 +36,17 @@ fn bound_slack(bound: u64) -> u64 {
     bound / 8
 }
 
+/// The text's length at which its tokens are first counted against `limit`: twice the limit in
+/// bytes and a little more, which text of a usual density (about four bytes a token) reaches only
+/// past half its limit, so a stream that ends within its bound is rarely counted at all (each
+/// count is a trip to the token-counting thread).
+fn first_check(limit: u64) -> usize {
+    usize::try_from(limit.saturating_mul(2).saturating_add(64)).unwrap_or(usize::MAX)
+}
+
+/// The least growth of the text between two counts, in bytes.
+const CHECK_STEP: u64 = 32;
+
 struct Relay {
     upstream: Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>,
     framer: sse::Framer,
@@ -64,8 +75,9 @@ struct Relay {
     /// A Responses call on a chat stream: the conversion.
     to_responses: Option<Box<ChatToResponses>>,
     /// The output bound the upstream was sent, and the length of `text` at which its tokens are
-    /// next counted against it (a token is at least a byte, so text shorter than that cannot
-    /// have passed it).
+    /// next counted against it ([`first_check`], then the bytes the limit leaves, at least
+    /// [`CHECK_STEP`]: a token is at least a byte, so text that grew less cannot have passed it
+    /// by more).
     bound: u64,
     check_at: usize,
     /// A Messages stream: the content block open now. A Responses stream: its id and the next
@@ -432,7 +444,7 @@ impl Relay {
         if counted > limit {
             return true;
         }
-        self.check_at = self.text.len() + (limit - counted) as usize;
+        self.check_at = self.text.len() + (limit - counted).max(CHECK_STEP) as usize;
         false
     }
 
@@ -575,7 +587,7 @@ pub(super) fn stream_response(
         to_responses: (mode == Mode::ChatToResponses)
             .then(|| Box::new(ChatToResponses::new(model, echo, crate::now_ms() / 1000))),
         bound,
-        check_at: usize::try_from(bound + bound_slack(bound)).unwrap_or(usize::MAX),
+        check_at: first_check(bound + bound_slack(bound)),
         open_block: None,
         response_id: None,
         next_sequence: 0,

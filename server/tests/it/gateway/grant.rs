@@ -85,9 +85,10 @@ async fn fifty_unbounded_calls_on_a_balance_for_five_are_served_within_it(backen
     for (_, bound, pieces, finish) in served.iter().filter(|r| r.3.is_some()) {
         let bound = bound.unwrap_or(100) as usize;
         assert_eq!(finish.as_deref(), Some("length"), "ended at the bound");
-        // An eighth over the bound is allowed for tokenizers that differ (see the README).
+        // An eighth over the bound for tokenizers that differ, and the last step between two
+        // counts (see the README).
         assert!(
-            (bound..=bound + bound / 8 + 1).contains(pieces),
+            (bound..=bound + bound / 8 + 10).contains(pieces),
             "{pieces} tokens for a bound of {bound}"
         );
     }
@@ -270,7 +271,7 @@ async fn an_upstream_past_its_bound_is_ended_there_on_every_surface(backend: Bac
             })
             .count();
         assert!(
-            (20..=25).contains(&pieces),
+            (20..=30).contains(&pieces),
             "{path} {model}: {pieces} pieces"
         );
     }
