@@ -94,6 +94,35 @@ fn limits_are_read_from_the_file_and_the_environment_and_checked() {
     assert_eq!(e.key, "limits.groups.vip.tpm");
     let e = load("limits:\n  default_rpm: 0\n", &[]).expect_err("zero");
     assert_eq!(e.key, "limits.default_rpm");
+    let c = load(
+        "limits:\n  default_max_concurrent: 4\n  concurrency_lease_seconds: 5\n  groups:\n    vip: { max_concurrent: 8 }\n",
+        &[],
+    )
+    .expect("valid");
+    assert_eq!(
+        (
+            c.limits.default_max_concurrent,
+            c.limits.concurrency_lease_seconds
+        ),
+        (Some(4), 5)
+    );
+    assert_eq!(c.limits.groups["vip"].max_concurrent, Some(8));
+    for (yaml, key) in [
+        (
+            "limits:\n  default_max_concurrent: 0\n",
+            "limits.default_max_concurrent",
+        ),
+        (
+            "limits:\n  concurrency_lease_seconds: 0\n",
+            "limits.concurrency_lease_seconds",
+        ),
+        (
+            "limits:\n  groups:\n    vip: { max_concurrent: 0 }\n",
+            "limits.groups.vip.max_concurrent",
+        ),
+    ] {
+        assert_eq!(load(yaml, &[]).expect_err("zero").key, key);
+    }
     let e = load("limits:\n  groups:\n    vip: { burst: 5 }\n", &[]).expect_err("unknown");
     assert!(
         e.key.contains("burst") || e.message.contains("burst"),

@@ -229,11 +229,6 @@ impl Concurrency {
         }
     }
 
-    /// Calls of `key_id` in flight on this instance.
-    pub fn in_flight(&self, key_id: i64) -> u64 {
-        self.lock_local().get(&key_id).copied().unwrap_or(0)
-    }
-
     /// Renews this instance's slots in Redis every third of the lease until `stop`.
     pub async fn run(self: Arc<Self>, stop: impl std::future::Future<Output = ()>) {
         let Some(shared) = &self.shared else { return };

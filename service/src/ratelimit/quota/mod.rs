@@ -60,7 +60,7 @@ const SWEEP_AT: usize = 1_000;
 pub struct Limits {
     pub rpm: Option<u64>,
     pub tpm: Option<u64>,
-    /// Calls in flight at once (counted by [`crate::ratelimit::concurrency`]).
+    /// Calls in flight at once (counted by the calls-in-flight limiter, not here).
     pub concurrent: Option<u64>,
 }
 
