@@ -20,7 +20,8 @@
 //! `:streamGenerateContent?alt=sse`, Azure OpenAI at `/openai/…` (see [`gemini`], [`azure`]).
 //!
 //! OpenAI's Responses API is served at `/v1/responses` (text output and with `tool` a function
-//! call after it, the stream's events in order, usage with cached tokens). Anthropic's Messages API is served at `/v1/messages` and `/v1/messages/count_tokens` as its
+//! call after it, the stream's events in order, usage with cached tokens; responses stored and
+//! continued by `previous_response_id`, their context billed as input again). Anthropic's Messages API is served at `/v1/messages` and `/v1/messages/count_tokens` as its
 //! reference documents it: `x-api-key` and `anthropic-version` required, `max_tokens` required,
 //! block types checked, the event lifecycle (`message_start` … `message_stop`) with usage in
 //! Anthropic's terms (input tokens exclude cache reads and writes).
@@ -702,13 +703,43 @@ async fn responses(
         log.set(idx, "outcome", json!(format!("status {}", status.as_u16())));
         return (status, Json(json!({"error": {"message": format!("mock failure {}", status.as_u16()), "type": "mock_error"}}))).into_response();
     }
-    let input = body.get("input").map_or(0, words) + body.get("instructions").map_or(0, words);
+    // A stored response continued: its whole context is input again, as OpenAI bills it.
+    let before = match body.get("previous_response_id").and_then(Value::as_str) {
+        None => 0,
+        Some(id) => match STORED.lock().expect("store lock").get(id) {
+            Some(tokens) => *tokens,
+            None => {
+                log.set(idx, "outcome", json!("status 400"));
+                return (
+                    StatusCode::BAD_REQUEST,
+                    Json(json!({"error": {"message": format!("Previous response with id '{id}' not found."),
+                        "type": "invalid_request_error", "param": "previous_response_id",
+                        "code": "previous_response_not_found"}})),
+                )
+                    .into_response();
+            }
+        },
+    };
+    let input =
+        before + body.get("input").map_or(0, words) + body.get("instructions").map_or(0, words);
     let reasoning_tokens = d.num("reasoning_tokens").unwrap_or(0);
     let chunks = chunks_for(
         &d,
         body.get("max_output_tokens").and_then(Value::as_u64),
         reasoning_tokens,
     );
+    let id = format!(
+        "resp_mock_{}",
+        NEXT_RESPONSE.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
+    // Stored unless the request says `store: false`, as OpenAI does.
+    if body.get("store").and_then(Value::as_bool) != Some(false) {
+        let mut stored = STORED.lock().expect("store lock");
+        if stored.len() >= 100_000 {
+            stored.clear(); // a load run's responses: nothing continues them
+        }
+        stored.insert(id.clone(), input + chunks + reasoning_tokens);
+    }
     let cached = d.num("cached").unwrap_or(0);
     let text: String = (0..chunks)
         .map(|i| REPLY[(i as usize) % REPLY.len()])
@@ -718,7 +749,7 @@ async fn responses(
         "output_tokens": output, "output_tokens_details": {"reasoning_tokens": reasoning_tokens},
         "total_tokens": input + output});
     let response = |status: &str, output: Value, usage: Value| {
-        json!({"id": "resp_mock", "object": "response",
+        json!({"id": id, "object": "response",
         "created_at": 1, "status": status, "error": null, "incomplete_details": null, "model": model,
         "output": output, "parallel_tool_calls": true, "tool_choice": "auto", "tools": [], "usage": usage})
     };

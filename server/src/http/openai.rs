@@ -280,7 +280,7 @@ async fn embeddings(State(svc): State<Services>, key: ApiKey, body: Bytes) -> Re
     path = "/responses",
     tag = "openai",
     summary = "OpenAI Responses API (streams with `stream: true`): Codex's API",
-    description = "Served by `openai` channels as is, and by OpenAI-compatible channels through a conversion to chat (function tools, function calls and their outputs, reasoning summaries, `instructions`, `max_output_tokens`). Nothing is stored: `previous_response_id` and `conversation` are refused; send the whole conversation in `input`.",
+    description = "Served by `openai` channels as is, and by OpenAI-compatible channels through a conversion to chat (function tools, function calls and their outputs, reasoning summaries, `instructions`, `max_output_tokens`). Nothing is stored on the gateway: a request that continues a response stored upstream (`previous_response_id`, `conversation`) is served only by channels that store responses (`openai`, `azure`), with `billing.stored_input_hold_tokens` more input tokens held, and refused with a 400 naming the field where the model has none.",
     request_body = Object,
     responses(
         (status = 200, description = "The response: JSON, or the Responses API's server-sent events when `stream` is true", content((Object = "application/json"), (String = "text/event-stream"))),

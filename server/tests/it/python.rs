@@ -141,15 +141,15 @@ async fn the_official_openai_client_speaks_the_responses_api(backend: Backend) {
     )
     .await;
     assert!(
-        stdout.contains("codex client: 5 passed, 0 failed"),
+        stdout.contains("codex client: 6 passed, 0 failed"),
         "{stdout}"
     );
-    // Four calls served; the refused one was free.
+    // Five calls served; the refused one was free.
     let served = gw
         .scalar("SELECT COUNT(*) FROM usage_logs WHERE user_id = $1 AND cost > 0")
         .await;
-    assert_eq!(served, 4);
-    gw.settled(5).await;
+    assert_eq!(served, 5);
+    gw.settled(6).await;
     gw.stop().await;
 }
 
@@ -190,11 +190,16 @@ async fn the_agents_sdks_work_through_gemini_and_azure_channels(backend: Backend
             vec![
                 ("TOLLGATE_CODEX", codex::CODEX.to_string()),
                 ("TOLLGATE_AGENT", "agent-via".to_string()),
+                // Azure stores responses: the agent's are continued there.
+                (
+                    "TOLLGATE_AGENT_STORES",
+                    u8::from(kind == "azure").to_string(),
+                ),
             ],
         )
         .await;
         assert!(
-            stdout.contains("codex client: 5 passed, 0 failed"),
+            stdout.contains("codex client: 6 passed, 0 failed"),
             "{kind}: {stdout}"
         );
         let up = gw.mock.requests().await;
@@ -207,10 +212,11 @@ async fn the_agents_sdks_work_through_gemini_and_azure_channels(backend: Backend
                 .count()
         };
         // Two Messages calls and two Responses calls served by the agent's channel: over Gemini
-        // all four converted, on Azure the Messages over chat and the Responses as they came.
+        // all four converted, on Azure the Messages over chat and the Responses as they came
+        // (and a third, which continues one stored there).
         match kind {
             "gemini" => assert_eq!(through(""), 4, "{up:?}"),
-            _ => assert_eq!((through("chat"), through("responses")), (2, 2), "{up:?}"),
+            _ => assert_eq!((through("chat"), through("responses")), (2, 3), "{up:?}"),
         }
         let rows = gw.quiet_rows().await;
         gw.settled(rows).await;

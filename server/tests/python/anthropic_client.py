@@ -52,6 +52,9 @@ streamed = next(b for b in final.content if b.type == "tool_use")
 assert streamed.input == {"city": "Paris"}, final.content
 assert [b.type for b in final.content] == ["thinking", "text", "tool_use"], final.content
 assert final.usage.output_tokens == agent_output and final.usage.cache_read_input_tokens == 2, final.usage
+# A chat stream tells its usage at its end: the converted `message_start` says 0 input tokens,
+# and `message_delta` the real count, which the SDK takes into the final message.
+assert final.usage.input_tokens > 0, final.usage
 passed += 1
 
 # Token counting: exact through Anthropic, estimated (and said so) otherwise.

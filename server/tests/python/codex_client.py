@@ -1,6 +1,7 @@
 """The official `openai` Python client's Responses API against a running Tollgate, as Codex calls
 it (driven by server/tests/it/python.rs): through an `openai` channel as is and, converted,
-through an OpenAI-compatible one; streams and function calls over two turns."""
+through an OpenAI-compatible one; streams, function calls over two turns, stored responses
+continued."""
 import json
 import os
 
@@ -49,12 +50,21 @@ assert json.loads(streamed.arguments) == {"city": "Paris"}, final.output
 assert final.usage.input_tokens_details.cached_tokens == 2, final.usage
 passed += 1
 
-# What the gateway cannot bound is refused by name.
-try:
-    client.responses.create(model=agent, input="hi", previous_response_id="resp_1")
-    raise SystemExit("previous_response_id was accepted")
-except BadRequestError as err:
-    assert err.body["param"] == "previous_response_id", err.body
+# A stored response continued: through the channel that stores it (the openai one), its context
+# billed as input again; where the agent's channel converts to chat, refused by name.
+again = client.responses.create(model=codex, input="and then?", previous_response_id=reply.id)
+assert again.usage.input_tokens == reply.usage.input_tokens + reply.usage.output_tokens + 2, again.usage
+passed += 1
+
+if os.environ.get("TOLLGATE_AGENT_STORES") == "1":
+    more = client.responses.create(model=agent, input="and then?", previous_response_id=first.id)
+    assert more.usage.input_tokens > first.usage.input_tokens, more.usage
+else:
+    try:
+        client.responses.create(model=agent, input="hi", previous_response_id=first.id)
+        raise SystemExit("previous_response_id was accepted on a converting channel")
+    except BadRequestError as err:
+        assert err.body["param"] == "previous_response_id", err.body
 passed += 1
 
 print(f"codex client: {passed} passed, 0 failed")

@@ -1,6 +1,8 @@
 //! `billing:` `default_max_tokens` (reserved for a request that sets no bound),
 //! `min_lowered_max_tokens` (the least bound a request is lowered to when the balance or the
-//! key's cap cannot cover its own; at least 1),
+//! key's cap cannot cover its own; at least 1), `stored_input_hold_tokens` (input tokens held for
+//! the stored conversation a Responses request continues by `previous_response_id` or
+//! `conversation`; at least 1),
 //! `report_interval_ms`, `idle_close_ms`, `sweep_after_seconds` (the credit lease; each at least
 //! 1), `group_multipliers` (group -> a decimal with at most 3 places, parsed exactly). And
 //! `pricing:` model -> `input_per_1m`, `output_per_1m`, `cached_input_per_1m` (default: the
@@ -19,6 +21,11 @@ pub struct BillingConfig {
     /// A request whose bound the free balance (or its key's cap) cannot cover is served with the
     /// bound it can cover, down to this many output tokens; below it, refused with a 402.
     pub min_lowered_max_tokens: u32,
+    /// Input tokens held, beyond the request's own body, for a Responses request that continues
+    /// a response stored upstream (`previous_response_id`, `conversation`): the stored input is
+    /// charged as the upstream reports it, and what it costs beyond the hold is taken from the
+    /// free balance, as any usage beyond a hold is.
+    pub stored_input_hold_tokens: u32,
     /// How often used units are reported to the database.
     pub report_interval_ms: u64,
     /// A grant unused this long is reported and closed.
@@ -36,6 +43,7 @@ impl Default for BillingConfig {
         Self {
             default_max_tokens: 4096,
             min_lowered_max_tokens: 256,
+            stored_input_hold_tokens: 32_768,
             report_interval_ms: 1000,
             idle_close_ms: 2000,
             sweep_after_seconds: 15,
@@ -84,6 +92,10 @@ impl BillingConfig {
             self.min_lowered_max_tokens,
         )?;
         at_least_one("billing.sweep_after_seconds", self.sweep_after_seconds)?;
+        at_least_one(
+            "billing.stored_input_hold_tokens",
+            self.stored_input_hold_tokens,
+        )?;
         Ok(())
     }
 }

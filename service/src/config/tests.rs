@@ -7,6 +7,8 @@ fn a_lease_of_zero_seconds_is_refused() {
     assert_eq!(e.key, "billing.sweep_after_seconds");
     let e = load("billing:\n  min_lowered_max_tokens: 0\n", &[]).expect_err("no bound");
     assert_eq!(e.key, "billing.min_lowered_max_tokens");
+    let e = load("billing:\n  stored_input_hold_tokens: 0\n", &[]).expect_err("no hold");
+    assert_eq!(e.key, "billing.stored_input_hold_tokens");
     let e = load("gateway:\n  allow_metadata_upstreams: maybe\n", &[]).expect_err("a bool");
     assert_eq!(e.key, "gateway.allow_metadata_upstreams");
 }

@@ -125,6 +125,7 @@ async fn relay_traced(
         mut completion_bound,
         client_wants_usage,
         affinity,
+        stored,
     } = parse(
         endpoint,
         &raw,
@@ -150,6 +151,21 @@ async fn relay_traced(
                 endpoint.route()
             ),
         ));
+    }
+    // A Responses request that continues a stored one: only a channel that stores responses
+    // (one that serves the Responses API natively) has what it names.
+    if let Some(field) = stored {
+        candidates.retain(|(_, how)| *how == Plan::Native);
+        if candidates.is_empty() {
+            return Err(Error::invalid(
+                field,
+                format!(
+                    "continues a response stored upstream, and none of the channels of the model \
+                     {model:?} stores responses (those of kinds openai and azure do); send the \
+                     whole conversation in `input`"
+                ),
+            ));
+        }
     }
     // A Messages or Responses call some chat channel may serve: converted once, before
     // anything is held.
@@ -201,8 +217,14 @@ async fn relay_traced(
         .ok_or(Error::Forbidden("no price is set for this model"))?;
     // Worst case: every byte of the body a prompt token (BPE never yields more tokens than bytes
     // of text), plus every allowed output token.
+    // A request that continues a stored response brings its stored input too, which its body
+    // does not show: `billing.stored_input_hold_tokens` more are held for it.
+    let stored_hold = match stored {
+        Some(_) => u64::from(svc.config.billing.stored_input_hold_tokens),
+        None => 0,
+    };
     let bound = Usage {
-        prompt: raw.len() as u64 + 16,
+        prompt: raw.len() as u64 + 16 + stored_hold,
         completion: completion_bound,
         ..Usage::default()
     };

@@ -16,6 +16,10 @@ pub(super) struct Parsed {
     /// The call's session, for channel affinity: a Responses `prompt_cache_key`, a Messages
     /// `metadata.user_id`, or a `user`.
     pub(super) affinity: Option<String>,
+    /// A Responses request that continues one stored upstream: the field that names it
+    /// (`previous_response_id` or `conversation`). Only a channel that stores responses itself
+    /// can serve it, and the stored input it brings is held for apart.
+    pub(super) stored: Option<&'static str>,
 }
 
 /// The body a request goes upstream with: the client's, with `model` naming the upstream's model,
@@ -274,7 +278,7 @@ struct Head<'a> {
     max_completion_tokens: Option<u64>,
     max_output_tokens: Option<u64>,
     n: Option<u64>,
-    /// A Responses request that continues a stored one (refused: see [`parse_responses`]).
+    /// A Responses request that continues a stored one (read as a document: see [`parse_responses`]).
     previous_response_id: Option<serde::de::IgnoredAny>,
     conversation: Option<serde::de::IgnoredAny>,
     #[serde(default, borrow)]
@@ -398,6 +402,7 @@ fn parse_fast(endpoint: Endpoint, raw: &Bytes, default_max_tokens: u64) -> Optio
             completion_bound,
             client_wants_usage: false,
             affinity,
+            stored: None,
         });
     }
     let client_wants_usage = match head.stream_options {
@@ -438,6 +443,7 @@ fn parse_fast(endpoint: Endpoint, raw: &Bytes, default_max_tokens: u64) -> Optio
         completion_bound,
         client_wants_usage,
         affinity,
+        stored: None,
     })
 }
 
@@ -594,6 +600,7 @@ fn parse_document(
     }
     Ok(Parsed {
         affinity: session_of(&body),
+        stored: None,
         out: Outgoing::Document {
             body,
             missing: default_max_tokens,
@@ -626,6 +633,7 @@ fn parse_messages(
     };
     Ok(Parsed {
         affinity: session_of(&body),
+        stored: None,
         out: Outgoing::Document { body, missing: 0 },
         model,
         stream,
@@ -636,21 +644,34 @@ fn parse_messages(
 
 /// Checks what a Responses request must have: `input` (text or a list of items), and
 /// `max_output_tokens` when given (else `billing.default_max_tokens` bounds the reservation). A
-/// request that continues a stored response or conversation is refused: the gateway stores
-/// none, and the input such a request carries upstream is not bounded by its body.
+/// request that continues a stored response or conversation is marked: the relay serves it only
+/// through a channel that stores responses, and holds for the stored input apart.
 fn parse_responses(
     body: serde_json::Map<String, Value>,
     model: String,
     stream: bool,
     default_max_tokens: u64,
 ) -> Result<Parsed, Error> {
+    let mut stored = None;
     for field in ["previous_response_id", "conversation"] {
-        if body.get(field).is_some_and(|v| !v.is_null()) {
-            return Err(Error::invalid(
-                field,
-                "is not supported: the gateway stores no responses, and a stored conversation's \
-                 input cannot be bounded before it is charged; send the whole conversation in `input`",
-            ));
+        match body.get(field) {
+            None | Some(Value::Null) => {}
+            Some(Value::String(s)) if !s.is_empty() => stored = Some(field),
+            Some(Value::Object(o))
+                if field == "conversation" && o.get("id").is_some_and(Value::is_string) =>
+            {
+                stored = Some(field)
+            }
+            Some(_) => {
+                return Err(Error::invalid(
+                    field,
+                    if field == "conversation" {
+                        "must be a conversation id or an object with its `id`"
+                    } else {
+                        "must be a response id"
+                    },
+                ));
+            }
         }
     }
     match body.get("input") {
@@ -670,6 +691,7 @@ fn parse_responses(
     };
     Ok(Parsed {
         affinity: session_of(&body),
+        stored,
         out: Outgoing::Document {
             body,
             missing: default_max_tokens,

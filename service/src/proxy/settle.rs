@@ -45,15 +45,7 @@ impl Call {
                 let generated = generated.to_string();
                 let svc = self.svc.clone();
                 svc.settle_off_runtime(move |tokenizer| {
-                    let model = &self.log.model;
-                    let u = Usage {
-                        prompt: tokenizer.prompt_tokens(
-                            model,
-                            &serde_json::from_slice(&self.request).unwrap_or(Value::Null),
-                        ),
-                        completion: tokenizer.count(model, &generated),
-                        ..Usage::default()
-                    };
+                    let u = counted(tokenizer, &self.log.model, &self.request, &generated);
                     let source = if complete {
                         UsageSource::Estimated
                     } else {
@@ -63,6 +55,35 @@ impl Call {
                 });
             }
         }
+    }
+
+    /// The call's usage by the gateway's own count (the client's request and `generated`), taken
+    /// on the token-counting thread: for an answer that must report usage the upstream did not.
+    pub(super) async fn count(&self, generated: &str) -> Usage {
+        let (model, request, generated) = (
+            self.log.model.clone(),
+            self.request.clone(),
+            generated.to_string(),
+        );
+        let rough = Usage {
+            prompt: request.len().div_ceil(4) as u64,
+            completion: generated.len().div_ceil(4) as u64,
+            ..Usage::default()
+        };
+        self.svc
+            .with_tokenizer(move |t| counted(t, &model, &request, &generated))
+            .await
+            .unwrap_or(rough)
+    }
+
+    /// Settles with usage the gateway counted ([`Call::count`]) and reported to the client.
+    pub(super) fn settle_counted(
+        self,
+        u: Usage,
+        error_class: Option<ErrorClass>,
+        ttft: Option<Duration>,
+    ) {
+        self.finish(u, UsageSource::Estimated, error_class, ttft);
     }
 
     fn finish(
@@ -102,5 +123,23 @@ impl Call {
         crate::usage::log_call(&self.svc, log);
         // The call is over: its place among the key's calls in flight is free.
         drop(self.slot);
+    }
+}
+
+/// The usage of a call by the gateway's own count: the prompt of the client's `request` and the
+/// `generated` text.
+fn counted(
+    tokenizer: &super::tokens::Tokenizer,
+    model: &str,
+    request: &[u8],
+    generated: &str,
+) -> Usage {
+    Usage {
+        prompt: tokenizer.prompt_tokens(
+            model,
+            &serde_json::from_slice(request).unwrap_or(Value::Null),
+        ),
+        completion: tokenizer.count(model, generated),
+        ..Usage::default()
     }
 }

@@ -96,6 +96,10 @@ pub struct Chunk<'a> {
     usage: Option<UsageFields>,
     #[serde(default, borrow)]
     model: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    id: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    created: Option<&'a RawValue>,
 }
 
 #[derive(Deserialize)]
@@ -217,6 +221,11 @@ fn openai_usage(prompt: u64, completion: u64, input: [u64; 3], output: [u64; 3])
 }
 
 impl Chunk<'_> {
+    /// Its `id` and `created`, as JSON text: what a chunk the gateway adds to the stream repeats.
+    pub fn id_and_created(&self) -> (Option<&str>, Option<&str>) {
+        (self.id.map(RawValue::get), self.created.map(RawValue::get))
+    }
+
     pub fn has_choices(&self) -> bool {
         self.choices.as_ref().is_some_and(|c| !c.is_empty())
     }

@@ -85,6 +85,13 @@ struct Relay {
     open_block: Option<u64>,
     response_id: Option<String>,
     next_sequence: u64,
+    /// The stream came to its end without the usage the client's answer reports (a chat
+    /// client's `include_usage`, a converted stream's last event): the gateway counts it before
+    /// that end is sent, and `counted` says the usage is its own.
+    counting: bool,
+    counted: bool,
+    /// A chat stream's `id` and `created` (JSON text), for the usage chunk the gateway adds.
+    chunk_id: Option<(String, String)>,
 }
 
 impl Relay {
@@ -244,12 +251,11 @@ impl Relay {
         };
         if *data == *b"[DONE]" {
             self.saw_done = true;
-            if let Some(c) = self.convert.as_mut() {
-                c.finish(self.usage, &mut self.out);
+            if self.usage.is_none() {
+                self.counting = true; // the last events carry the usage: counted first
+                return;
             }
-            if let Some(c) = self.to_responses.as_mut() {
-                c.finish(self.usage, &mut self.out);
-            }
+            self.finish_converted();
             return;
         }
         match serde_json::from_slice::<ChatChunk<'_>>(&data) {
@@ -270,6 +276,50 @@ impl Relay {
             Err(_) => {
                 tracing::warn!(model = %self.model, "a chat chunk that could not be read was left out of a converted stream");
             }
+        }
+    }
+
+    /// A converted stream's last events, with the usage.
+    fn finish_converted(&mut self) {
+        if let Some(c) = self.convert.as_mut() {
+            c.finish(self.usage, &mut self.out);
+        }
+        if let Some(c) = self.to_responses.as_mut() {
+            c.finish(self.usage, &mut self.out);
+        }
+    }
+
+    /// The stream ended without the usage its client's answer reports: the gateway's own count
+    /// (what the call is charged), then the end: a chat stream's usage chunk and `[DONE]`, a
+    /// converted stream's last events.
+    async fn end_with_counted_usage(&mut self) {
+        self.counting = false;
+        let Some(call) = self.call.as_ref() else {
+            return;
+        };
+        let u = call.count(&self.text).await;
+        self.usage = Some(u);
+        self.counted = true;
+        match self.mode {
+            Mode::Chat => {
+                let (id, created) = self.chunk_id.take().unwrap_or_else(|| {
+                    (
+                        r#""chatcmpl-tollgate""#.into(),
+                        (crate::now_ms() / 1000).to_string(),
+                    )
+                });
+                let chunk = format!(
+                    r#"{{"id":{id},"object":"chat.completion.chunk","created":{created},"model":{},"choices":[],"usage":{{"prompt_tokens":{},"completion_tokens":{},"total_tokens":{}}}}}"#,
+                    self.model_json,
+                    u.prompt,
+                    u.completion,
+                    u.prompt + u.completion
+                );
+                self.out.push_back(sse::frame(chunk.as_bytes()));
+                self.out.push_back(sse::frame(b"[DONE]"));
+            }
+            Mode::ChatToMessages | Mode::ChatToResponses => self.finish_converted(),
+            Mode::Messages | Mode::Responses => {}
         }
     }
 
@@ -298,6 +348,10 @@ impl Relay {
         };
         if *data == *b"[DONE]" {
             self.saw_done = true;
+            if self.client_wants_usage && self.usage.is_none() {
+                self.counting = true; // the usage chunk and `[DONE]` follow the count
+                return;
+            }
             self.out.push_back(event.whole());
             return;
         }
@@ -309,6 +363,13 @@ impl Relay {
         };
         if chunk.has_choices() {
             self.first_token();
+        }
+        if self.client_wants_usage && self.chunk_id.is_none() {
+            let (id, created) = chunk.id_and_created();
+            self.chunk_id = Some((
+                id.unwrap_or(r#""chatcmpl-tollgate""#).to_string(),
+                created.unwrap_or("0").to_string(),
+            ));
         }
         chunk.append_text(&mut self.text);
         if let Some(u) = chunk.usage() {
@@ -417,13 +478,16 @@ impl Relay {
                 End::Halted => Some(ErrorClass::ServerShutdown),
                 End::AtBound => Some(ErrorClass::UpstreamOverBound),
             };
-            call.settle(
-                self.usage,
-                &self.text,
-                matches!(how, End::Complete | End::AtBound),
-                class,
-                self.ttft,
-            );
+            match self.usage {
+                Some(u) if self.counted => call.settle_counted(u, class, self.ttft),
+                usage => call.settle(
+                    usage,
+                    &self.text,
+                    matches!(how, End::Complete | End::AtBound),
+                    class,
+                    self.ttft,
+                ),
+            }
         }
     }
 
@@ -591,6 +655,9 @@ pub(super) fn stream_response(
         open_block: None,
         response_id: None,
         next_sequence: 0,
+        counting: false,
+        counted: false,
+        chunk_id: None,
     };
     let stream = futures_util::stream::unfold((relay, halt), |(mut r, mut halt)| async move {
         loop {
@@ -620,6 +687,10 @@ pub(super) fn stream_response(
                     r.framer.push(&chunk);
                     while let Some(ev) = r.framer.next_event() {
                         r.on_event(ev);
+                        if r.counting {
+                            r.end_with_counted_usage().await;
+                            break;
+                        }
                         if !r.saw_done && r.past_bound().await {
                             r.end_at_bound();
                             break;

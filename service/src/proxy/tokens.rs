@@ -287,6 +287,10 @@ impl Tokenizer {
         } else if let Some(p) = body.get("prompt") {
             push_text(p, &mut text);
         } else if let Some(i) = body.get("input") {
+            // A Responses request's `instructions` are part of its prompt.
+            if let Some(instructions) = body.get("instructions") {
+                push_text(instructions, &mut text);
+            }
             push_text(i, &mut text);
         }
         self.count(model, &text) + framing

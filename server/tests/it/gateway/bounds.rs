@@ -88,6 +88,18 @@ async fn a_strict_server_is_served_through_its_switches(backend: Backend) {
     assert_eq!(res.status(), 200);
     let text = res.text().await.expect("stream");
     assert!(text.trim_end().ends_with("data: [DONE]"), "{text}");
+    // The client asked for usage, which the channel cannot stream: the gateway's own count, in
+    // the usage chunk before `[DONE]`, as OpenAI sends it.
+    let events: Vec<&str> = text
+        .split("\n\n")
+        .filter_map(|e| e.trim().strip_prefix("data: "))
+        .collect();
+    let usage_chunk: Value = serde_json::from_str(events[events.len() - 2]).expect("json");
+    assert_eq!(usage_chunk["choices"], json!([]), "{usage_chunk}");
+    assert_eq!(usage_chunk["object"], "chat.completion.chunk");
+    assert_eq!(usage_chunk["model"], "strict");
+    let first: Value = serde_json::from_str(events[0]).expect("json");
+    assert_eq!(usage_chunk["id"], first["id"], "the stream's own id");
     let up = gw.mock.requests().await;
     let sent = &up[1]["body"];
     assert_eq!(sent["max_completion_tokens"], 5);
@@ -106,6 +118,77 @@ async fn a_strict_server_is_served_through_its_switches(backend: Backend) {
         call["completion_tokens"].as_u64().is_some_and(|n| n > 0),
         "{call}"
     );
+    let told = &usage_chunk["usage"];
+    assert_eq!(
+        (&told["prompt_tokens"], &told["completion_tokens"]),
+        (&call["prompt_tokens"], &call["completion_tokens"]),
+        "the usage told is the usage charged: {told} {call}"
+    );
+    let tokens = |v: &Value| v.as_u64().expect("a count");
+    assert_eq!(
+        tokens(&told["total_tokens"]),
+        tokens(&call["prompt_tokens"]) + tokens(&call["completion_tokens"])
+    );
+
+    // Messages and Responses streams converted over that channel end with the counted usage
+    // (the count charged), not zeros.
+    let res = gw
+        .post(
+            "/v1/messages",
+            json!({ "model": "strict", "max_tokens": 5, "stream": true,
+                    "messages": [{ "role": "user", "content": "hello there" }] }),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let text = res.text().await.expect("stream");
+    let delta: Value = text
+        .split("\n\n")
+        .find(|e| e.starts_with("event: message_delta"))
+        .and_then(|e| e.lines().find_map(|l| l.strip_prefix("data: ")))
+        .map(|d| serde_json::from_str(d).expect("json"))
+        .unwrap_or_else(|| panic!("a message_delta: {text}"));
+    assert!(
+        text.trim_end()
+            .ends_with(r#"data: {"type":"message_stop"}"#),
+        "{text}"
+    );
+    gw.settled(3).await;
+    let call = gw.last_call().await;
+    assert_eq!(call["usage_source"], "estimated", "{call}");
+    assert_eq!(
+        delta["usage"]["output_tokens"], call["completion_tokens"],
+        "{delta}"
+    );
+    assert_eq!(
+        delta["usage"]["input_tokens"], call["prompt_tokens"],
+        "{delta}"
+    );
+    assert!(
+        call["prompt_tokens"].as_u64().is_some_and(|n| n > 0),
+        "{call}"
+    );
+
+    let res = gw
+        .post(
+            "/v1/responses",
+            json!({ "model": "strict", "input": "hello there", "instructions": "Be brief.",
+                    "max_output_tokens": 50, "stream": true }),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let text = res.text().await.expect("stream");
+    let completed: Value = text
+        .split("\n\n")
+        .find(|e| e.starts_with("event: response.completed"))
+        .and_then(|e| e.lines().find_map(|l| l.strip_prefix("data: ")))
+        .map(|d| serde_json::from_str(d).expect("json"))
+        .unwrap_or_else(|| panic!("a response.completed: {text}"));
+    gw.settled(4).await;
+    let call = gw.last_call().await;
+    assert_eq!(call["usage_source"], "estimated", "{call}");
+    let usage = &completed["response"]["usage"];
+    assert_eq!(usage["output_tokens"], call["completion_tokens"], "{usage}");
+    assert_eq!(usage["input_tokens"], call["prompt_tokens"], "{usage}");
     gw.stop().await;
 }
 

@@ -10,6 +10,7 @@ both_backends!(
     responses_pass_through_to_an_openai_channel,
     responses_refuse_what_cannot_be_bounded_or_carried,
     cut_responses_streams_end_failed_and_are_charged_once,
+    stored_responses_are_continued_where_they_are_stored,
 );
 
 /// The model Codex asks for, mapped to an `openai` channel's model.
@@ -306,9 +307,14 @@ async fn responses_refuse_what_cannot_be_bounded_or_carried(backend: Backend) {
     .await;
     for (body, param, says) in [
         (
-            json!({ "model": CODEX, "input": "hi", "previous_response_id": "resp_1" }),
+            json!({ "model": AGENT, "input": "hi", "previous_response_id": "resp_1" }),
             "previous_response_id",
-            "stores no responses",
+            "stores responses",
+        ),
+        (
+            json!({ "model": CODEX, "input": "hi", "previous_response_id": 7 }),
+            "previous_response_id",
+            "response id",
         ),
         (
             json!({ "model": AGENT, "input": "hi", "conversation": "conv_1" }),
@@ -378,7 +384,7 @@ async fn responses_refuse_what_cannot_be_bounded_or_carried(backend: Backend) {
     let err: Value = res.json().await.expect("json");
     assert_eq!(err["error"]["code"], "payload_too_large", "{err}");
     assert!(gw.mock.requests().await.is_empty(), "nothing went upstream");
-    gw.settled(8).await;
+    gw.settled(9).await;
     assert_eq!(gw.balance().await, 1_000_000, "nothing charged");
     gw.stop().await;
 }
@@ -408,5 +414,93 @@ async fn cut_responses_streams_end_failed_and_are_charged_once(backend: Backend)
         .scalar("SELECT COUNT(*) FROM usage_logs WHERE user_id = $1 AND usage_source = 'partial' AND error_class = 'upstream_cut' AND cost > 0")
         .await;
     assert_eq!(partial, 2);
+    gw.stop().await;
+}
+
+/// A request that continues a response stored upstream (`previous_response_id`) goes only to a
+/// channel that stores responses, even where a chat channel comes first; its stored input, which
+/// the body does not show, is charged as the upstream reports it, and held for beforehand
+/// (`billing.stored_input_hold_tokens`).
+async fn stored_responses_are_continued_where_they_are_stored(backend: Backend) {
+    let gw = Gw::start(backend, "1", |c, m| {
+        codex(c, m, "");
+        // A chat channel first, then the one that stores responses.
+        c.model_mapping
+            .insert("mixed".into(), vec![AGENT.into(), CODEX_UP.into()]);
+    })
+    .await;
+    let first: Value = gw
+        .post(
+            "/v1/responses",
+            json!({ "model": CODEX, "input": "hello there world", "max_output_tokens": 20 }),
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    let id = first["id"].as_str().expect("an id").to_string();
+    let stored = 3 + first["usage"]["output_tokens"].as_u64().expect("output");
+    let res = gw
+        .post(
+            "/v1/responses",
+            json!({ "model": "mixed", "input": "and then?", "previous_response_id": id,
+                    "max_output_tokens": 20 }),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let second: Value = res.json().await.expect("json");
+    assert_eq!(second["usage"]["input_tokens"], stored + 2, "{second}");
+    let up = gw.mock.requests().await;
+    assert_eq!(up.len(), 2);
+    assert_eq!(up[1]["path"], "responses", "not converted to chat");
+    assert_eq!(up[1]["model"], CODEX_UP);
+    assert_eq!(up[1]["body"]["previous_response_id"], id.as_str());
+    gw.settled(2).await;
+    let call = gw.last_call().await;
+    assert_eq!(call["prompt_tokens"], stored + 2, "{call}");
+    assert_eq!(call["upstream_kind"], "openai", "{call}");
+    // $1 per 1M input tokens and $10 per 1M output: a unit (US$0.000001) a token and ten.
+    let out = second["usage"]["output_tokens"].as_u64().expect("output");
+    assert_eq!(
+        call["cost"],
+        format!("0.{:06}", stored + 2 + 10 * out),
+        "the stored input charged: {call}"
+    );
+    // The same model without a stored response: its first channel, over chat.
+    let res = gw
+        .post(
+            "/v1/responses",
+            json!({ "model": "mixed", "input": "and then?", "max_output_tokens": 20 }),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(gw.mock.requests().await[2]["path"], "chat");
+    gw.settled(3).await;
+    gw.stop().await;
+
+    // A hold for the stored input larger than the balance: refused before anything is sent,
+    // while the same request that continues nothing is served.
+    let gw = Gw::start(backend, "0.01", |c, m| {
+        codex(c, m, "");
+        c.billing.stored_input_hold_tokens = 20_000; // $0.02 at $1 per 1M input tokens
+    })
+    .await;
+    let res = gw
+        .post(
+            "/v1/responses",
+            json!({ "model": CODEX, "input": "hi", "previous_response_id": id,
+                    "max_output_tokens": 20 }),
+        )
+        .await;
+    assert_eq!(res.status(), 402);
+    assert!(gw.mock.requests().await.is_empty(), "nothing went upstream");
+    let res = gw
+        .post(
+            "/v1/responses",
+            json!({ "model": CODEX, "input": "hi", "max_output_tokens": 20 }),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    gw.settled(2).await;
     gw.stop().await;
 }
