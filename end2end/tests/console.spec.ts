@@ -552,7 +552,18 @@ test("the admin runs the gateway from the console, and every action is audited",
   await page.getByTestId("channel-url").fill("ftp://nowhere");
   await page.getByTestId("save-channel").click();
   await expect(page.locator(".field-error")).toContainText("base_url");
+  // Every timeout is in the form: a zero is refused next to its field, set ones are saved.
+  await page.getByTestId("channel-url").fill(mock);
+  await page.getByTestId("channel-answer-timeout").fill("0");
+  await page.getByTestId("save-channel").click();
+  await expect(page.locator(".field-error")).toContainText("answer_timeout_ms");
+  await page.getByTestId("channel-answer-timeout").fill("900000");
+  await page.getByTestId("channel-connect-timeout").fill("3000");
+  await page.getByTestId("channel-idle-timeout").fill("30000");
   await addChannel("console-good", mock, "mock-a");
+  const saved = (await (await page.request.get("/api/admin/channels")).json()) as Array<Record<string, unknown>>;
+  const good = saved.find((c) => c.name === "console-good");
+  expect([good?.answer_timeout_ms, good?.connect_timeout_ms, good?.idle_timeout_ms]).toEqual([900000, 3000, 30000]);
   await addChannel("console-broken", `${mockRoot}/m/status=503/v1`, "mock-b");
   await expect(page.locator("body")).not.toContainText("sk-upstream-secret-e2e");
   await page.getByTestId("channel-row").filter({ hasText: "console-good" }).getByTestId("test-channel").click();

@@ -47,6 +47,11 @@ pub struct Metrics {
     pub ttft: HistogramVec,
     /// Upstream attempts beyond the first, by public model.
     pub fallbacks: IntCounterVec,
+    /// Every upstream attempt, by channel and outcome: `answered` (2xx), `refused` (4xx),
+    /// `failed` (429, 5xx), `unreachable` (no connection: nothing was sent), `timeout` and
+    /// `broken` (the request was sent and no answer came: work the upstream may have done and
+    /// billed that no client paid for).
+    pub upstream_attempts: IntCounterVec,
     /// Calls refused before any upstream, by reason (`insufficient_balance`, `rate_limited`).
     pub refusals: IntCounterVec,
     /// Streams being relayed now.
@@ -262,6 +267,14 @@ impl Metrics {
             &["model"],
         )
         .expect("valid metric");
+        let upstream_attempts = IntCounterVec::new(
+            Opts::new(
+                "upstream_attempts_total",
+                "Upstream attempts by channel and outcome (answered, refused, failed, unreachable, timeout, broken)",
+            ),
+            &["channel", "outcome"],
+        )
+        .expect("valid metric");
         let refusals = IntCounterVec::new(
             Opts::new(
                 "refusals_total",
@@ -323,6 +336,7 @@ impl Metrics {
             Box::new(call_duration.clone()),
             Box::new(ttft.clone()),
             Box::new(fallbacks.clone()),
+            Box::new(upstream_attempts.clone()),
             Box::new(refusals.clone()),
             Box::new(open_streams.clone()),
             Box::new(open_grants.clone()),
@@ -355,6 +369,7 @@ impl Metrics {
             call_duration,
             ttft,
             fallbacks,
+            upstream_attempts,
             refusals,
             open_streams,
             open_grants,
@@ -402,6 +417,9 @@ mod tests {
         m.call_duration.with_label_values(&["m"]).observe(1.0);
         m.ttft.with_label_values(&["m"]).observe(1.0);
         m.fallbacks.with_label_values(&["m"]).inc();
+        m.upstream_attempts
+            .with_label_values(&["c", "timeout"])
+            .inc();
         m.refusals.with_label_values(&["rate_limited"]).inc();
         m.circuit_open.with_label_values(&["c"]).set(0);
         m.bound_ignored.with_label_values(&["c"]).inc();

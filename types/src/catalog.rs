@@ -258,7 +258,12 @@ pub struct ChannelView {
     pub priority: i64,
     pub weight: u32,
     pub connect_timeout_ms: u64,
+    /// A stream's wait for the upstream's first byte.
     pub first_byte_timeout_ms: u64,
+    /// A non-stream call's wait for its answer to begin.
+    #[serde(default = "answer_ms")]
+    pub answer_timeout_ms: u64,
+    /// The longest silence between two pieces of an answer.
     pub idle_timeout_ms: u64,
     pub enabled: bool,
     pub has_api_key: bool,
@@ -366,4 +371,8 @@ pub struct ChannelTest {
 
 fn yes() -> bool {
     true
+}
+
+fn answer_ms() -> u64 {
+    600_000
 }

@@ -1,5 +1,5 @@
 //! Admin server functions: each checks the role on the server, in `service::accounts`.
-// A server function's arguments are its form's fields (a channel has nine).
+// A server function's arguments are its form's fields (a channel has sixteen).
 #![allow(clippy::too_many_arguments)]
 
 use crate::error::AppError;
@@ -283,6 +283,9 @@ pub async fn save_channel(
     priority: String,
     weight: String,
     first_byte_timeout_ms: String,
+    answer_timeout_ms: String,
+    connect_timeout_ms: String,
+    idle_timeout_ms: String,
     enabled: Option<String>,
 ) -> Result<types::ChannelView, AppError> {
     use crate::ssr::*;
@@ -301,13 +304,6 @@ pub async fn save_channel(
             .ok()
             .filter(|v| *v > 0)
             .ok_or(Error::invalid(field, "must be at least 1"))
-    };
-    let before = match id {
-        Some(id) => service::catalog::list_channels(&svc, &actor)
-            .await?
-            .into_iter()
-            .find(|c| c.id == id),
-        None => None,
     };
     let input = service::routing::ChannelInput {
         name: name.trim().to_string(),
@@ -338,12 +334,22 @@ pub async fn save_channel(
         priority: number("priority", &priority, 0)?,
         weight: u32::try_from(positive("weight", number("weight", &weight, 1)?)?)
             .map_err(|_| Error::invalid("weight", "too large"))?,
-        connect_timeout_ms: before.as_ref().map_or(5_000, |c| c.connect_timeout_ms),
+        connect_timeout_ms: positive(
+            "connect_timeout_ms",
+            number("connect_timeout_ms", &connect_timeout_ms, 5_000)?,
+        )?,
         first_byte_timeout_ms: positive(
             "first_byte_timeout_ms",
             number("first_byte_timeout_ms", &first_byte_timeout_ms, 60_000)?,
         )?,
-        idle_timeout_ms: before.as_ref().map_or(120_000, |c| c.idle_timeout_ms),
+        answer_timeout_ms: positive(
+            "answer_timeout_ms",
+            number("answer_timeout_ms", &answer_timeout_ms, 600_000)?,
+        )?,
+        idle_timeout_ms: positive(
+            "idle_timeout_ms",
+            number("idle_timeout_ms", &idle_timeout_ms, 120_000)?,
+        )?,
         enabled: enabled.is_some(),
     };
     Ok(service::catalog::save_channel(&svc, &actor, id, input).await?)
@@ -372,6 +378,7 @@ pub async fn toggle_channel(id: i64, enabled: bool) -> Result<types::ChannelView
         weight: c.weight,
         connect_timeout_ms: c.connect_timeout_ms,
         first_byte_timeout_ms: c.first_byte_timeout_ms,
+        answer_timeout_ms: c.answer_timeout_ms,
         idle_timeout_ms: c.idle_timeout_ms,
         enabled,
     };

@@ -56,6 +56,9 @@ fn Channels() -> impl IntoView {
             "priority",
             "weight",
             "first_byte_timeout_ms",
+            "answer_timeout_ms",
+            "connect_timeout_ms",
+            "idle_timeout_ms",
         ],
     );
     let row_err = FormError::new(
@@ -134,6 +137,21 @@ fn Channels() -> impl IntoView {
                             <span>{t!("channels.first_byte")}</span>
                             <input name="first_byte_timeout_ms" type="number" min="1" placeholder="60000" prop:value=val(|c| c.first_byte_timeout_ms.to_string())/>
                             {err.at("first_byte_timeout_ms")}
+                        </label>
+                        <label>
+                            <span>{t!("channels.answer")}</span>
+                            <input name="answer_timeout_ms" type="number" min="1" placeholder="600000" data-testid="channel-answer-timeout" prop:value=val(|c| c.answer_timeout_ms.to_string())/>
+                            {err.at("answer_timeout_ms")}
+                        </label>
+                        <label>
+                            <span>{t!("channels.connect")}</span>
+                            <input name="connect_timeout_ms" type="number" min="1" placeholder="5000" data-testid="channel-connect-timeout" prop:value=val(|c| c.connect_timeout_ms.to_string())/>
+                            {err.at("connect_timeout_ms")}
+                        </label>
+                        <label>
+                            <span>{t!("channels.idle")}</span>
+                            <input name="idle_timeout_ms" type="number" min="1" placeholder="120000" data-testid="channel-idle-timeout" prop:value=val(|c| c.idle_timeout_ms.to_string())/>
+                            {err.at("idle_timeout_ms")}
                         </label>
                         <label>
                             <span>{t!("channels.bound_field")}</span>

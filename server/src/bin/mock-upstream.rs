@@ -12,7 +12,8 @@
 //! N reasoning tokens more in the output count, reported in its details), `error_after=N`
 //! (Anthropic: an `overloaded_error` event after N text deltas), `refuse_stream_options`,
 //! `refuse_max_tokens`, `refuse_max_completion_tokens` (chat: a 400 for a body with that field,
-//! as some compatible servers answer), `prompt_tokens=N` (chat and completions: N prompt tokens
+//! as some compatible servers answer), `trickle_ms=N` (chat and completions, not
+//! streamed: the answer's body in four pieces N ms apart), `prompt_tokens=N` (chat and completions: N prompt tokens
 //! reported, as a prompt with images costs more than its text), `ignore_bound` (the reply's length ignores the output
 //! bound the request names, which the mock otherwise honours as the providers do).
 //!
@@ -244,6 +245,9 @@ async fn handle(
         };
         if omit_usage {
             out.as_object_mut().expect("object").remove("usage");
+        }
+        if let Some(ms) = d.num("trickle_ms") {
+            return trickle(out.to_string(), Duration::from_millis(ms));
         }
         return Json(out).into_response();
     }
@@ -661,8 +665,36 @@ async fn anthropic(
         .expect("response")
 }
 
+/// A non-stream answer sent in four pieces, `gap` apart: a long answer that keeps coming.
+fn trickle(body: String, gap: Duration) -> Response {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+    tokio::spawn(async move {
+        let bytes = body.into_bytes();
+        let step = bytes.len().div_ceil(4);
+        for (i, piece) in bytes.chunks(step).enumerate() {
+            if i > 0 {
+                tokio::time::sleep(gap).await;
+            }
+            if tx.send(Ok(Bytes::copy_from_slice(piece))).await.is_err() {
+                return;
+            }
+        }
+    });
+    Response::builder()
+        .header("content-type", "application/json")
+        .body(Body::from_stream(tokio_stream_from(rx)))
+        .expect("response")
+}
+
+/// The Responses API's stored responses: id -> the tokens of their whole context (input and
+/// output), which a request that names one as `previous_response_id` brings as input.
+static STORED: std::sync::LazyLock<Mutex<HashMap<String, u64>>> =
+    std::sync::LazyLock::new(Mutex::default);
+static NEXT_RESPONSE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
 /// OpenAI's Responses API, as an `openai` channel serves it: text output, usage with cached
-/// tokens, the stream's events in order with their sequence numbers.
+/// tokens, the stream's events in order with their sequence numbers; responses stored (unless
+/// `store: false`) and continued by `previous_response_id` (an unknown one is a 400).
 async fn responses(
     log: Log,
     prefix: String,

@@ -51,6 +51,19 @@ impl Proc {
         redis: Option<&str>,
         extra: &str,
     ) -> Proc {
+        Self::start_with_channel(storage, mock, billing, level, redis, extra, "")
+    }
+
+    /// The same, with `channel` (YAML keys, each after a comma) added to the channel.
+    pub fn start_with_channel(
+        storage: &Storage,
+        mock: &Mock,
+        billing: &str,
+        level: &str,
+        redis: Option<&str>,
+        extra: &str,
+        channel: &str,
+    ) -> Proc {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .expect("bind")
             .local_addr()
@@ -71,7 +84,7 @@ impl Proc {
              log: {{ dir: \"\", level: {level}, format: json }}\n\
              admin: {{ api_token: \"{ADMIN_TOKEN}\" }}\n\
              billing: {{ {billing} }}\n\
-             channels:\n  - {{ name: primary, base_url: \"{mock}\", api_key: k, models: [pricey] }}\n\
+             channels:\n  - {{ name: primary, base_url: \"{mock}\", api_key: k, models: [pricey]{channel} }}\n\
              pricing:\n  pricey: {{ input_per_1m: \"0\", output_per_1m: \"100\" }}\n\
              {extra}",
             db = storage.db_url,
@@ -320,6 +333,58 @@ async fn any_pool(url: &str) -> sqlx::AnyPool {
         .connect(url)
         .await
         .expect("test pool")
+}
+
+/// Calls in flight when their process is stopped (SIGSTOP) past their channel's timeout, the
+/// upstream answering during the stop: when the process runs again its timers and the answers
+/// wake together, and each answer is read and paid, never taken for a timeout (which failed the
+/// call, or sent it to another channel, after the upstream had done the work). Three rounds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_in_flight_through_a_pause_are_answered_and_paid_once() {
+    let storage = Storage::new(Backend::Sqlite).await;
+    let mock = Mock::start();
+    let a = Proc::start_with_channel(
+        &storage,
+        &mock,
+        "report_interval_ms: 100, idle_close_ms: 300",
+        "warn",
+        None,
+        "",
+        ", first_byte_timeout_ms: 1000, answer_timeout_ms: 1000",
+    );
+    let (user, key) = funded_user(&a.base, 1_000_000).await;
+    let mut call = pricey_call();
+    call["mock"] = json!({ "delay_ms": 300 });
+    for round in 0..3 {
+        let calls = futures_util::future::join_all((0..8).map(|_| a.call(&key, &call)));
+        let pause = async {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            a.pause();
+            tokio::time::sleep(Duration::from_millis(2_500)).await;
+            a.resume();
+        };
+        let (statuses, ()) = tokio::join!(calls, pause);
+        assert!(
+            statuses.iter().all(|s| *s == 200),
+            "round {round}: {statuses:?}: {}",
+            a.output()
+        );
+    }
+    let upstream = mock.requests().await.len();
+    assert_eq!(upstream, 24, "one upstream call per call");
+    let pool = any_pool(&storage.db_url).await;
+    let (_, charged) = assert_books(&pool, user, upstream, 0, Duration::from_secs(20)).await;
+    assert_eq!(charged, 24 * PRICEY_COST, "each paid once");
+    let retried = scalar(
+        &pool,
+        "SELECT COUNT(*) FROM usage_logs WHERE user_id = $1 AND attempts <> 1",
+        user,
+    )
+    .await;
+    assert_eq!(retried, 0);
+    pool.close().await;
+    a.stop();
+    storage.destroy().await;
 }
 
 /// Instance A holds a large grant and is frozen (SIGSTOP) for longer than its lease; B takes

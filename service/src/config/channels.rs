@@ -10,8 +10,10 @@
 //! elsewhere), `stream_usage` (default true; false for servers that refuse
 //! `stream_options.include_usage`: the gateway then counts their streams itself), `api_key`
 //! (printable ASCII; write-only), `models`,
-//! `priority`, `weight` (at least 1), `connect_timeout_ms`, `first_byte_timeout_ms`,
-//! `idle_timeout_ms` (each at least 1), `enabled`.
+//! `priority`, `weight` (at least 1), `connect_timeout_ms`, `first_byte_timeout_ms` (a stream's
+//! wait for its first byte), `answer_timeout_ms` (a non-stream call's wait for its answer to
+//! begin), `idle_timeout_ms` (the longest silence between two pieces of an answer; each at least
+//! 1), `enabled`.
 
 use crate::field::{FieldError, check_text};
 use crate::secret::SecretString;
@@ -50,6 +52,8 @@ pub struct ChannelInput {
     pub connect_timeout_ms: u64,
     #[serde(default = "first_byte_ms")]
     pub first_byte_timeout_ms: u64,
+    #[serde(default = "answer_ms")]
+    pub answer_timeout_ms: u64,
     #[serde(default = "idle_ms")]
     pub idle_timeout_ms: u64,
     #[serde(default = "yes")]
@@ -64,6 +68,9 @@ fn connect_ms() -> u64 {
 }
 fn first_byte_ms() -> u64 {
     60_000
+}
+fn answer_ms() -> u64 {
+    600_000
 }
 fn idle_ms() -> u64 {
     120_000
@@ -106,6 +113,7 @@ impl ChannelInput {
         for (field, v) in [
             ("connect_timeout_ms", self.connect_timeout_ms),
             ("first_byte_timeout_ms", self.first_byte_timeout_ms),
+            ("answer_timeout_ms", self.answer_timeout_ms),
             ("idle_timeout_ms", self.idle_timeout_ms),
         ] {
             if v == 0 {

@@ -1,5 +1,5 @@
-//! A non-stream answer: read to its end (bounded by the channel's idle timeout), settled, and
-//! passed on with the model named as the client asked.
+//! A non-stream answer: read to its end (each piece within the channel's idle timeout of the
+//! last), settled, and passed on with the model named as the client asked.
 
 use super::request::{concat, quoted};
 use super::settle::Call;
@@ -13,6 +13,32 @@ use crate::routing::Candidate;
 use bytes::Bytes;
 use serde_json::Value;
 use std::time::{Duration, Instant};
+
+/// The whole body, each piece within `idle` of the last (a long answer that keeps coming is
+/// never cut by a deadline on the whole); `None` when it went silent.
+async fn read_body(mut resp: reqwest::Response, idle: Duration) -> Option<reqwest::Result<Bytes>> {
+    let first = match super::wait::within(idle, resp.chunk()).await? {
+        Ok(Some(b)) => b,
+        Ok(None) => return Some(Ok(Bytes::new())),
+        Err(e) => return Some(Err(e)),
+    };
+    // The usual answer comes in one piece: no copy.
+    let second = match super::wait::within(idle, resp.chunk()).await? {
+        Ok(Some(b)) => b,
+        Ok(None) => return Some(Ok(first)),
+        Err(e) => return Some(Err(e)),
+    };
+    let mut body = bytes::BytesMut::with_capacity(first.len() + second.len());
+    body.extend_from_slice(&first);
+    body.extend_from_slice(&second);
+    loop {
+        match super::wait::within(idle, resp.chunk()).await? {
+            Ok(Some(b)) => body.extend_from_slice(&b),
+            Ok(None) => return Some(Ok(body.freeze())),
+            Err(e) => return Some(Err(e)),
+        }
+    }
+}
 
 #[expect(
     clippy::too_many_arguments,
@@ -29,21 +55,22 @@ pub(super) async fn complete_response(
     echo: Option<&responses::Echo>,
 ) -> Result<ProxyResponse, Error> {
     let reading = Instant::now();
-    let body = tokio::time::timeout(cand.channel.idle_timeout, resp.bytes()).await;
+    let body = read_body(resp, cand.channel.idle_timeout).await;
     upstream += reading.elapsed();
     let bytes = match body {
-        Ok(Ok(b)) => b,
-        Ok(Err(e)) => {
+        Some(Ok(b)) => b,
+        Some(Err(e)) => {
             tracing::warn!(channel = %cand.channel.name, error = %without_url(&e), "upstream body failed");
             return Err(Error::Upstream {
                 failure: UpstreamFailure::BadGateway,
                 message: "the upstream response was cut".into(),
             });
         }
-        Err(_) => {
+        None => {
+            tracing::warn!(channel = %cand.channel.name, "upstream body stalled");
             return Err(Error::Upstream {
                 failure: UpstreamFailure::Timeout,
-                message: "the upstream did not answer in time".into(),
+                message: "the upstream stopped sending its answer".into(),
             });
         }
     };

@@ -14,6 +14,7 @@ mod settle;
 pub mod sse;
 mod stream;
 pub mod tokens;
+mod wait;
 
 use crate::billing::{self, Quote, Usage};
 use crate::keys::auth::KeyAuth;
@@ -137,7 +138,7 @@ async fn relay_traced(
         return Err(Error::Forbidden("this API key may not use this model"));
     }
     // The channels that can serve this route, each with how (the kind decides).
-    let candidates: Vec<(Candidate, Plan)> = svc
+    let mut candidates: Vec<(Candidate, Plan)> = svc
         .routing
         .candidates_for(&model, affinity.as_deref())?
         .into_iter()
@@ -321,37 +322,67 @@ async fn relay_traced(
         if mode == Mode::Messages && !ctx.forward.is_empty() {
             request = request.headers(ctx.forward.clone());
         }
-        let wait = ch.first_byte_timeout.min(deadline - now);
+        // A stream's first byte comes at once from a live upstream, and by the call's deadline;
+        // a non-stream answer begins only once it is whole (minutes, for a model that reasons).
+        let wait = if stream {
+            ch.first_byte_timeout.min(deadline - now)
+        } else {
+            ch.answer_timeout
+        };
         let sent = Instant::now();
-        let answer = tokio::time::timeout(wait, request.send()).await;
+        let answer = wait::within(wait, request.send()).await;
         let took = sent.elapsed();
         upstream += took;
         // Health: a 2xx or a client error (the client's fault, not the channel's) went well.
-        let ok = matches!(&answer, Ok(Ok(r)) if {
+        let ok = matches!(&answer, Some(Ok(r)) if {
             let st = r.status().as_u16();
             (200..300).contains(&st) || ((400..500).contains(&st) && st != 429)
         });
         ch.health.record(ok, took);
+        let attempted = |outcome: &str| {
+            svc.metrics
+                .upstream_attempts
+                .with_label_values(&[ch.name.as_str(), outcome])
+                .inc();
+        };
         let resp = match answer {
-            Err(_) => {
+            None => {
                 tracing::warn!(channel = %ch.name, attempt = attempts, "upstream timed out before the headers");
+                attempted("timeout");
                 svc.routing.failed(ch, None);
                 last = UpstreamFailure::Timeout;
-                continue;
+                // The upstream has the request and may be generating (and billing) it: trying
+                // another channel would pay for it twice, unless the operator asks to.
+                if gw.retry_after_send {
+                    continue;
+                }
+                break;
             }
-            Ok(Err(e)) => {
-                tracing::warn!(channel = %ch.name, attempt = attempts, error = %without_url(&e), "upstream unreachable");
+            Some(Err(e)) => {
+                // No connection: nothing was sent, and the next channel is safe to try.
+                let unsent = e.is_connect();
+                tracing::warn!(channel = %ch.name, attempt = attempts, error = %without_url(&e), sent = !unsent, "upstream unreachable");
+                attempted(if unsent { "unreachable" } else { "broken" });
                 svc.routing.failed(ch, None);
                 last = if e.is_timeout() {
                     UpstreamFailure::Timeout
                 } else {
                     UpstreamFailure::Unavailable
                 };
-                continue;
+                if unsent || gw.retry_after_send {
+                    continue;
+                }
+                break;
             }
-            Ok(Ok(r)) => r,
+            Some(Ok(r)) => r,
         };
         let status = resp.status().as_u16();
+        attempted(match status {
+            200..=299 => "answered",
+            429 => "failed",
+            400..=499 => "refused",
+            _ => "failed",
+        });
         if (200..300).contains(&status) {
             svc.routing.succeeded(ch);
             let call = Call {

@@ -673,17 +673,17 @@ pub(super) fn stream_response(
                     r.halt();
                     continue;
                 }
-                next = tokio::time::timeout(r.idle, r.upstream.next()) => next,
+                next = super::wait::within(r.idle, r.upstream.next()) => next,
             };
             match next {
-                Err(_) => r.cut("the upstream stream stalled"),
-                Ok(Some(Err(_))) => r.cut("the upstream stream was interrupted"),
-                Ok(None) if !r.saw_done => r.cut("the upstream stream ended without completing"),
-                Ok(None) => {
+                None => r.cut("the upstream stream stalled"),
+                Some(Some(Err(_))) => r.cut("the upstream stream was interrupted"),
+                Some(None) if !r.saw_done => r.cut("the upstream stream ended without completing"),
+                Some(None) => {
                     r.finished = true;
                     r.end(End::Complete);
                 }
-                Ok(Some(Ok(chunk))) => {
+                Some(Some(Ok(chunk))) => {
                     r.framer.push(&chunk);
                     while let Some(ev) = r.framer.next_event() {
                         r.on_event(ev);

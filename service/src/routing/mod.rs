@@ -131,7 +131,11 @@ pub struct Channel {
     pub models: Vec<String>,
     pub priority: i64,
     pub weight: u32,
+    /// A stream's wait for the first byte.
     pub first_byte_timeout: Duration,
+    /// A non-stream call's wait for its answer to begin.
+    pub answer_timeout: Duration,
+    /// The longest silence between two pieces of an answer.
     pub idle_timeout: Duration,
     pub enabled: bool,
     pub client: reqwest::Client,
@@ -655,6 +659,7 @@ mod tests {
             priority,
             weight,
             first_byte_timeout: Duration::from_secs(1),
+            answer_timeout: Duration::from_secs(1),
             idle_timeout: Duration::from_secs(1),
             enabled: true,
             client: client(Duration::from_secs(1)).expect("a client"),

@@ -12,7 +12,7 @@ use std::time::Duration;
 use types::ChannelKind;
 
 const COLUMNS: &str = "id, name, kind, base_url, api_version, max_tokens_field, stream_usage, api_key, models, priority, weight, connect_timeout_ms, \
-                       first_byte_timeout_ms, idle_timeout_ms, enabled";
+                       first_byte_timeout_ms, answer_timeout_ms, idle_timeout_ms, enabled";
 
 struct Row {
     view: ChannelView,
@@ -49,6 +49,7 @@ fn row(r: &AnyRow) -> Result<Row, Error> {
                 .max(1),
             connect_timeout_ms: ms("connect_timeout_ms")?,
             first_byte_timeout_ms: ms("first_byte_timeout_ms")?,
+            answer_timeout_ms: ms("answer_timeout_ms")?,
             idle_timeout_ms: ms("idle_timeout_ms")?,
             enabled: r.try_get::<i64, _>("enabled")? != 0,
             has_api_key: !api_key.is_empty(),
@@ -104,6 +105,7 @@ pub async fn load(db: &Db, routing: &Routing) -> Result<(), Error> {
             priority: view.priority,
             weight: view.weight,
             first_byte_timeout: Duration::from_millis(view.first_byte_timeout_ms),
+            answer_timeout: Duration::from_millis(view.answer_timeout_ms),
             idle_timeout: Duration::from_millis(view.idle_timeout_ms),
             enabled: view.enabled,
             client: client(Duration::from_millis(view.connect_timeout_ms))?,
@@ -161,19 +163,20 @@ pub async fn upsert(db: &Db, id: Option<i64>, c: &ChannelInput) -> Result<i64, E
         tx.rollback().await?;
         return Err(Error::NotFound("channel"));
     }
-    // Both statements take the same parameters $1..$15 (the update adds the id as $16).
+    // Both statements take the same parameters $1..$16 (the update adds the id as $17).
     let sql = match existing {
         Some(_) => {
             "UPDATE channels SET name = $1, base_url = $2, api_key = COALESCE($3, api_key), models = $4, \
              priority = $5, weight = $6, connect_timeout_ms = $7, first_byte_timeout_ms = $8, \
              idle_timeout_ms = $9, enabled = $10, updated_at = $11, kind = $12, api_version = $13, \
-             max_tokens_field = $14, stream_usage = $15 WHERE id = $16 RETURNING id"
+             max_tokens_field = $14, stream_usage = $15, answer_timeout_ms = $16 WHERE id = $17 \
+             RETURNING id"
         }
         None => {
             "INSERT INTO channels (name, base_url, api_key, models, priority, weight, connect_timeout_ms, \
              first_byte_timeout_ms, idle_timeout_ms, enabled, created_at, updated_at, kind, api_version, \
-             max_tokens_field, stream_usage) VALUES ($1, $2, COALESCE($3, ''), $4, $5, $6, $7, $8, $9, \
-             $10, $11, $11, $12, $13, $14, $15) RETURNING id"
+             max_tokens_field, stream_usage, answer_timeout_ms) VALUES ($1, $2, COALESCE($3, ''), $4, \
+             $5, $6, $7, $8, $9, $10, $11, $11, $12, $13, $14, $15, $16) RETURNING id"
         }
     };
     let mut q = sqlx::query_scalar::<_, i64>(sql)
@@ -191,7 +194,8 @@ pub async fn upsert(db: &Db, id: Option<i64>, c: &ChannelInput) -> Result<i64, E
         .bind(c.kind.as_str())
         .bind(c.api_version.as_deref())
         .bind(c.max_tokens_field.map(types::BoundField::as_str))
-        .bind(i64::from(c.stream_usage));
+        .bind(i64::from(c.stream_usage))
+        .bind(to_i64(c.answer_timeout_ms));
     if let Some(id) = existing {
         q = q.bind(id);
     }

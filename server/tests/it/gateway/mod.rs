@@ -16,6 +16,7 @@ mod reads;
 mod relay;
 mod revocation;
 mod routing;
+mod slow;
 mod streams;
 mod usage;
 
@@ -42,6 +43,7 @@ pub fn channel(name: &str, base_url: String, models: &[&str], priority: i64) -> 
         weight: 1,
         connect_timeout_ms: 2_000,
         first_byte_timeout_ms: 5_000,
+        answer_timeout_ms: 5_000,
         idle_timeout_ms: 5_000,
         enabled: true,
     }

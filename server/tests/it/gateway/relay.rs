@@ -54,15 +54,22 @@ async fn chat_is_relayed_and_charged_exactly(backend: Backend) {
 }
 
 async fn fallback_serves_from_the_next_channel_and_charges_once(backend: Backend) {
+    // A closed port: the connection is refused, nothing is sent, the next channel is safe.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr");
     for (directives, label) in [
         ("status=503", "503"),
         ("status=429,retry_after=30", "429"),
-        ("delay_ms=3000", "timeout"),
+        ("", "unreachable"),
     ] {
         let gw = Gw::start(backend, "1", |c, mock| {
-            let mut bad = channel("bad", mock.url(directives), &["gpt-4o-mini"], 10);
-            bad.first_byte_timeout_ms = 300;
-            c.channels.push(bad);
+            let url = match label {
+                "unreachable" => format!("http://{closed}/v1"),
+                _ => mock.url(directives),
+            };
+            c.channels.push(channel("bad", url, &["gpt-4o-mini"], 10));
         })
         .await;
         let res = gw
@@ -73,13 +80,28 @@ async fn fallback_serves_from_the_next_channel_and_charges_once(backend: Backend
             .await;
         assert_eq!(res.status(), 200, "{label}");
         let reqs = gw.mock.requests().await;
+        let prefixes: Vec<&str> = reqs.iter().filter_map(|r| r["prefix"].as_str()).collect();
+        match label {
+            "unreachable" => assert_eq!(prefixes, [""], "the good one only"),
+            _ => assert_eq!(
+                prefixes,
+                [directives, ""],
+                "{label}: first the bad channel, then the good one"
+            ),
+        }
+        let outcome = if label == "unreachable" {
+            "unreachable"
+        } else {
+            "failed"
+        };
         assert_eq!(
-            reqs.len(),
-            2,
-            "{label}: first the bad channel, then the good one"
+            gw.metric(&format!(
+                "tollgate_upstream_attempts_total{{channel=\"bad\",outcome=\"{outcome}\"}}"
+            ))
+            .await,
+            1.0,
+            "{label}"
         );
-        assert_eq!(reqs[0]["prefix"], directives);
-        assert_eq!(reqs[1]["prefix"], "");
         gw.settled(1).await;
         assert_eq!(
             gw.balance().await,
