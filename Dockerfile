@@ -16,7 +16,8 @@ FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates curl \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --create-home --home-dir /var/lib/tollgate tollgate \
-    && mkdir -p /var/log/tollgate && chown tollgate /var/log/tollgate
+    && mkdir -p /var/log/tollgate /var/lib/tollgate/objects \
+    && chown tollgate /var/log/tollgate /var/lib/tollgate/objects
 COPY --from=build /cache/target/release/tollgate /usr/local/bin/tollgate
 COPY config/config.prd.yaml /etc/tollgate/config.yaml
 USER tollgate

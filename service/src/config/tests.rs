@@ -272,3 +272,128 @@ fn a_group_multiplier_is_parsed_when_the_config_loads() {
     assert_eq!(e.key, "billing.group_multipliers.vip");
     assert!(e.message.contains("at most 3 decimal places"), "{e}");
 }
+
+/// The deployment files (`compose.yaml` and what it mounts, the Kubernetes manifests,
+/// `.dockerignore`) are checked here, since no container engine runs on the machines that test
+/// this: each parses, everything it names exists, and the configs it carries load with the
+/// environment it gives them.
+#[test]
+fn the_deployment_files_hold_together() {
+    use serde::Deserialize as _;
+    use serde_norway::Value;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let read =
+        |p: &str| std::fs::read_to_string(root.join(p)).unwrap_or_else(|e| panic!("{p}: {e}"));
+    let ignore = read(".dockerignore");
+    for entry in [".git", "data/", "logs/", "target/", "node_modules"] {
+        assert!(ignore.lines().any(|l| l.trim() == entry), "{entry}");
+    }
+
+    // compose.yaml: the five services; every file it mounts from the repository exists; the
+    // gateway's config loads with the environment the file gives it.
+    let compose: Value = serde_norway::from_str(&read("compose.yaml")).expect("compose.yaml");
+    let services = compose["services"].as_mapping().expect("services");
+    for name in ["tollgate", "postgres", "redis", "prometheus", "grafana"] {
+        assert!(services.contains_key(name), "service {name}");
+    }
+    let mut mounted = Vec::new();
+    for service in services.values() {
+        for volume in service["volumes"].as_sequence().into_iter().flatten() {
+            let volume = volume.as_str().expect("a volume");
+            if let Some(local) = volume.strip_prefix("./") {
+                let (path, target) = local.split_once(':').expect("host:container");
+                assert!(
+                    root.join(path).exists(),
+                    "{path} is mounted but does not exist"
+                );
+                mounted.push((path.to_string(), target.to_string()));
+            }
+        }
+    }
+    let config_file = mounted
+        .iter()
+        .find(|(_, target)| target.starts_with("/etc/tollgate/config.yaml"))
+        .map(|(path, _)| path.clone())
+        .expect("the gateway's config is mounted");
+    let env = services[&Value::from("tollgate")]["environment"]
+        .as_mapping()
+        .expect("environment");
+    let given = |name: &str| env.contains_key(name);
+    let c = Config::from_sources(Some(&read(&config_file)), Vec::new(), |name| {
+        given(name).then(|| match name {
+            "TOLLGATE_DATABASE_URL" => "postgres://tollgate:p@postgres:5432/tollgate".into(),
+            "TOLLGATE_PUBLIC_URL" => "http://localhost:9701".into(),
+            _ => format!("value-of-{name}"),
+        })
+    })
+    .unwrap_or_else(|e| panic!("{config_file}: {}: {}", e.key, e.message));
+    assert!(
+        c.redis.url.expose().contains("redis:6379"),
+        "the compose file's Redis"
+    );
+    assert!(
+        given("TOLLGATE_ADMIN_PASSWORD"),
+        "the first administrator's password"
+    );
+    let prometheus: Value =
+        serde_norway::from_str(&read("deploy/prometheus.yml")).expect("prometheus.yml");
+    assert_eq!(
+        prometheus["rule_files"][0].as_str(),
+        Some("/etc/prometheus/alerts.yml")
+    );
+    assert!(
+        mounted
+            .iter()
+            .any(|(p, t)| p == "deploy/alerts.yml" && t.starts_with("/etc/prometheus/alerts.yml")),
+        "the alert rules are mounted where Prometheus reads them"
+    );
+
+    // The Kubernetes example: a Secret, the config, a Deployment probed on /readyz and /healthz
+    // at the config's port, a Service to it; every secret the pods read is in the Secret.
+    let text = read("deploy/kubernetes.yaml");
+    let docs: Vec<Value> = serde_norway::Deserializer::from_str(&text)
+        .map(|d| Value::deserialize(d).expect("a manifest"))
+        .collect();
+    let kinds: Vec<&str> = docs.iter().filter_map(|d| d["kind"].as_str()).collect();
+    assert_eq!(kinds, ["Secret", "ConfigMap", "Deployment", "Service"]);
+    let secret = docs[0]["stringData"].as_mapping().expect("stringData");
+    let container = &docs[2]["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(
+        container["readinessProbe"]["httpGet"]["path"].as_str(),
+        Some("/readyz")
+    );
+    assert_eq!(
+        container["livenessProbe"]["httpGet"]["path"].as_str(),
+        Some("/healthz")
+    );
+    let mut pod_env = Vec::new();
+    for var in container["env"].as_sequence().expect("env") {
+        let key = &var["valueFrom"]["secretKeyRef"]["key"];
+        assert!(secret.contains_key(key), "{key:?} is not in the Secret");
+        pod_env.push(var["name"].as_str().expect("a name").to_string());
+    }
+    let c = Config::from_sources(
+        docs[1]["data"]["config.yaml"].as_str(),
+        Vec::new(),
+        |name| {
+            pod_env.iter().any(|v| v == name).then(|| match name {
+                "TOLLGATE_DATABASE_URL" => "postgres://u@db/tollgate".into(),
+                "TOLLGATE_REDIS_URL" => "redis://redis:6379".into(),
+                _ => format!("value-of-{name}"),
+            })
+        },
+    )
+    .unwrap_or_else(|e| panic!("the ConfigMap's config: {}: {}", e.key, e.message));
+    assert_eq!(
+        container["ports"][0]["containerPort"].as_u64(),
+        Some(u64::from(c.server.port))
+    );
+    assert_eq!(
+        docs[3]["spec"]["ports"][0]["targetPort"],
+        container["ports"][0]["name"]
+    );
+    assert_eq!(
+        docs[3]["spec"]["selector"],
+        docs[2]["spec"]["template"]["metadata"]["labels"]
+    );
+}
