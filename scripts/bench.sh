@@ -95,6 +95,43 @@ print(f'{s["requestsPerSec"]:.0f} {p["p50"]*1000:.3f} {p["p99"]*1000:.3f} {ok}')
 PY
 }
 
+key_lookups() { curl -fsS "http://127.0.0.1:$1/metrics" | awk '/^tollgate_key_lookups_total\{result="unknown"\}/ {print $2}' | grep . || echo 0; }
+
+# Keys that do not exist: the same one at full speed (answered from the cache of keys known not
+# to exist), then a different random key every call from one address (past
+# auth.max_invalid_keys_per_ip, 429 before any lookup): the database lookups they cost, per second.
+bogus_keys() {
+  local port="$1"
+  local l0; l0="$(key_lookups "$port")"
+  read -r brps _ _ _ < <(KEY="sk-bench-not-a-key" load "http://127.0.0.1:$port/v1/chat/completions" '{}' -z "${DURATION}s" -c "$CONNS")
+  local l1; l1="$(key_lookups "$port")"
+  printf '%-34s %10s   database lookups: %s/s\n' "one bogus key (401)" "$brps" "$(python3 -c "print(f'{($l1-$l0)/$DURATION:.1f}')")"
+  read -r rrps codes < <(taskset -c 1 python3 - "$port" "$DURATION" <<'PY'
+import http.client, os, sys, threading, time, collections
+port, seconds = int(sys.argv[1]), float(sys.argv[2])
+end = time.time() + seconds
+counts = collections.Counter()
+lock = threading.Lock()
+def worker():
+    c = http.client.HTTPConnection("127.0.0.1", port)
+    mine = collections.Counter()
+    while time.time() < end:
+        c.request("GET", "/v1/models", headers={"authorization": "Bearer sk-" + os.urandom(16).hex()})
+        r = c.getresponse(); r.read()
+        mine[r.status] += 1
+    with lock:
+        counts.update(mine)
+threads = [threading.Thread(target=worker) for _ in range(8)]
+for t in threads: t.start()
+for t in threads: t.join()
+total = sum(counts.values())
+print(f"{total / seconds:.0f}", " ".join(f"{k}:{v}" for k, v in sorted(counts.items())))
+PY
+)
+  local l2; l2="$(key_lookups "$port")"
+  printf '%-34s %10s   database lookups: %s/s (%s)\n' "random keys, one address" "$rrps" "$(python3 -c "print(f'{($l2-$l1)/$DURATION:.1f}')")" "$codes"
+}
+
 run_backend() {
   local name="$1" db_url="$2" redis_url="$3"
   local port; port="$(free_port)"
@@ -160,6 +197,7 @@ YAML
     printf '%-34s %10s %9s %9s\n' "gateway added ($kind)" "" "$(python3 -c "print(f'{$gp50-$mp50:.3f}')")" "$(python3 -c "print(f'{$gp99-$mp99:.3f}')")"
   done
   KEY="$(python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])' <<<"$created")"
+  bogus_keys "$port"
   db_yield
   read -r _ mp50 mp99 _ < <(load "http://127.0.0.1:$mock_port/v1/chat/completions" "$chat" -z "${DURATION}s" -c 32 -q 2000)
   local before; before="$(within_1ms "$port")"

@@ -52,6 +52,8 @@ pub struct Metrics {
     /// `broken` (the request was sent and no answer came: work the upstream may have done and
     /// billed that no client paid for).
     pub upstream_attempts: IntCounterVec,
+    /// Database lookups of `/v1` keys not in the cache, by result (`found`, `unknown`).
+    pub key_lookups: IntCounterVec,
     /// Calls refused before any upstream, by reason (`insufficient_balance`, `rate_limited`).
     pub refusals: IntCounterVec,
     /// Streams being relayed now.
@@ -275,6 +277,14 @@ impl Metrics {
             &["channel", "outcome"],
         )
         .expect("valid metric");
+        let key_lookups = IntCounterVec::new(
+            Opts::new(
+                "key_lookups_total",
+                "Database lookups of API keys not in the cache, by result (found, unknown)",
+            ),
+            &["result"],
+        )
+        .expect("valid metric");
         let refusals = IntCounterVec::new(
             Opts::new(
                 "refusals_total",
@@ -337,6 +347,7 @@ impl Metrics {
             Box::new(ttft.clone()),
             Box::new(fallbacks.clone()),
             Box::new(upstream_attempts.clone()),
+            Box::new(key_lookups.clone()),
             Box::new(refusals.clone()),
             Box::new(open_streams.clone()),
             Box::new(open_grants.clone()),
@@ -370,6 +381,7 @@ impl Metrics {
             ttft,
             fallbacks,
             upstream_attempts,
+            key_lookups,
             refusals,
             open_streams,
             open_grants,
@@ -420,6 +432,7 @@ mod tests {
         m.upstream_attempts
             .with_label_values(&["c", "timeout"])
             .inc();
+        m.key_lookups.with_label_values(&["unknown"]).inc();
         m.refusals.with_label_values(&["rate_limited"]).inc();
         m.circuit_open.with_label_values(&["c"]).set(0);
         m.bound_ignored.with_label_values(&["c"]).inc();

@@ -15,7 +15,68 @@ both_backends!(
     failed_calls_are_logged_with_their_attempts_and_channel,
     a_stream_closed_right_after_done_is_complete,
     disabling_a_user_stops_their_keys_at_once,
+    unknown_keys_are_cheap,
 );
+
+/// Keys that do not exist cannot load the database: the same bad key again is answered from
+/// the cache, and a client IP that sends more than `auth.max_invalid_keys_per_ip` of them is
+/// refused with 429 before any lookup until its window ends.
+async fn unknown_keys_are_cheap(backend: Backend) {
+    let gw = Gw::start(backend, "1", |c, _| c.auth.max_invalid_keys_per_ip = 5).await;
+    // The gateway's own key, used once: cached from now on.
+    let ok = gw
+        .post(
+            "/v1/chat/completions",
+            json!({ "model": "gpt-4o-mini", "messages": [{ "role": "user", "content": "hi" }] }),
+        )
+        .await;
+    assert_eq!(ok.status(), 200);
+    let call = |key: String| {
+        let url = gw.app.url("/v1/models");
+        async move {
+            let res = TestApp::bare_client()
+                .get(url)
+                .bearer_auth(key)
+                .send()
+                .await
+                .expect("request");
+            let retry = res.headers().get("retry-after").cloned();
+            let body: Value = res.json().await.unwrap_or_default();
+            (body["error"]["code"].as_str().map(str::to_string), retry)
+        }
+    };
+    let lookups = || gw.metric(r#"tollgate_key_lookups_total{result="unknown"}"#);
+    // One bad key twenty times: one lookup.
+    for _ in 0..20 {
+        let (code, _) = call("sk-the-same-bad-key".into()).await;
+        assert_eq!(code.as_deref(), Some("unauthorized"));
+    }
+    assert_eq!(lookups().await, 1.0);
+    // Distinct bad keys: four more are looked up (five in the window), then 429 without one.
+    let mut codes = Vec::new();
+    for i in 0..30 {
+        let (code, retry) = call(format!("sk-random-{i}")).await;
+        if code.as_deref() == Some("rate_limit_exceeded") {
+            assert!(retry.is_some(), "Retry-After");
+        }
+        codes.push(code.unwrap_or_default());
+    }
+    assert!(codes[..4].iter().all(|c| c == "unauthorized"), "{codes:?}");
+    assert!(
+        codes[5..].iter().all(|c| c == "rate_limit_exceeded"),
+        "{codes:?}"
+    );
+    assert_eq!(lookups().await, 5.0, "no lookup past the limit");
+    // A key already known still works from that address.
+    let ok = gw
+        .post(
+            "/v1/chat/completions",
+            json!({ "model": "gpt-4o-mini", "messages": [{ "role": "user", "content": "hi" }] }),
+        )
+        .await;
+    assert_eq!(ok.status(), 200);
+    gw.stop().await;
+}
 
 /// Fifty wrong passwords at once for one account: each attempt is counted before its password
 /// is checked, so no more than the limit are checked at all.

@@ -1,7 +1,8 @@
 //! Who may sign in, and how often they may fail. `session:` `cookie_name` (a token of letters,
 //! digits, `_` or `-`), `idle_timeout_minutes`, `absolute_timeout_hours`. `auth:`
 //! `allow_registration`, `max_failures_per_account`, `max_failures_per_ip`,
-//! `failure_window_seconds`. `redeem:` `max_failures_per_user`, `max_failures_per_ip`,
+//! `failure_window_seconds`, `max_invalid_keys_per_ip` and `invalid_key_window_seconds` (`/v1`
+//! calls with a key that does not exist, per client IP, then 429). `redeem:` `max_failures_per_user`, `max_failures_per_ip`,
 //! `failure_window_seconds`, `idempotency_hours`. Every count and duration is at least 1.
 
 use super::{ConfigError, at_least_one, err};
@@ -37,6 +38,10 @@ pub struct AuthConfig {
     /// Failed sign-ins allowed per client IP within the window, then 429.
     pub max_failures_per_ip: u32,
     pub failure_window_seconds: u64,
+    /// `/v1` calls with a key that does not exist allowed per client IP within
+    /// `invalid_key_window_seconds`; past it, 429 before the database is asked.
+    pub max_invalid_keys_per_ip: u32,
+    pub invalid_key_window_seconds: u64,
 }
 
 impl Default for AuthConfig {
@@ -46,6 +51,8 @@ impl Default for AuthConfig {
             max_failures_per_account: 5,
             max_failures_per_ip: 30,
             failure_window_seconds: 900,
+            max_invalid_keys_per_ip: 60,
+            invalid_key_window_seconds: 60,
         }
     }
 }
@@ -103,7 +110,15 @@ impl AuthConfig {
                 "failure limits must be at least 1",
             ));
         }
-        at_least_one("auth.failure_window_seconds", self.failure_window_seconds)
+        at_least_one("auth.failure_window_seconds", self.failure_window_seconds)?;
+        at_least_one(
+            "auth.max_invalid_keys_per_ip",
+            u64::from(self.max_invalid_keys_per_ip),
+        )?;
+        at_least_one(
+            "auth.invalid_key_window_seconds",
+            self.invalid_key_window_seconds,
+        )
     }
 }
 

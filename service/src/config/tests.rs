@@ -9,6 +9,10 @@ fn a_lease_of_zero_seconds_is_refused() {
     assert_eq!(e.key, "billing.min_lowered_max_tokens");
     let e = load("billing:\n  stored_input_hold_tokens: 0\n", &[]).expect_err("no hold");
     assert_eq!(e.key, "billing.stored_input_hold_tokens");
+    for key in ["max_invalid_keys_per_ip", "invalid_key_window_seconds"] {
+        let e = load(&format!("auth:\n  {key}: 0\n"), &[]).expect_err("zero");
+        assert_eq!(e.key, format!("auth.{key}"));
+    }
     let e = load("gateway:\n  allow_metadata_upstreams: maybe\n", &[]).expect_err("a bool");
     assert_eq!(e.key, "gateway.allow_metadata_upstreams");
 }

@@ -4,6 +4,7 @@
 use super::cidr::IpNet;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -35,9 +36,40 @@ impl KeyAuth {
 /// A cached key and when it was read.
 type Cached = (Arc<KeyAuth>, Instant);
 
+/// The most entries each of the cache's maps holds: past it, the stale ones are dropped, and
+/// all of them if none is stale (a flood of distinct keys cannot grow it without bound).
+const MAX_ENTRIES: usize = 100_000;
+
 #[derive(Default)]
 pub struct KeyCache {
     map: Mutex<HashMap<[u8; 32], Cached>>,
+    /// Digests that matched no key, and when: the same bad key again costs no lookup.
+    unknown: Mutex<HashMap<[u8; 32], Instant>>,
+    /// Client IPs past `auth.max_invalid_keys_per_ip`, until their window ends: a key of theirs
+    /// that is not cached is refused without a lookup.
+    blocked: Mutex<HashMap<IpAddr, Instant>>,
+}
+
+/// Inserts into a bounded map of expiry times, dropping what expired when it is full.
+fn bounded_put<K: std::hash::Hash + Eq>(map: &Mutex<HashMap<K, Instant>>, key: K, until: Instant) {
+    if let Ok(mut map) = map.lock() {
+        if map.len() >= MAX_ENTRIES {
+            let now = Instant::now();
+            map.retain(|_, t| *t > now);
+            if map.len() >= MAX_ENTRIES {
+                map.clear();
+            }
+        }
+        map.insert(key, until);
+    }
+}
+
+/// The time left before `key`'s entry expires, if it has one that has not.
+fn left<K: std::hash::Hash + Eq>(map: &Mutex<HashMap<K, Instant>>, key: &K) -> Option<Duration> {
+    let until = *map.lock().ok()?.get(key)?;
+    until
+        .checked_duration_since(Instant::now())
+        .filter(|d| !d.is_zero())
 }
 
 impl KeyCache {
@@ -57,10 +89,32 @@ impl KeyCache {
         }
     }
 
-    /// Forgets every cached key (after any change to keys or users).
+    /// Whether `digest` matched no key a moment ago.
+    pub(super) fn is_unknown(&self, digest: &[u8; 32]) -> bool {
+        left(&self.unknown, digest).is_some()
+    }
+
+    pub(super) fn put_unknown(&self, digest: [u8; 32]) {
+        bounded_put(&self.unknown, digest, Instant::now() + CACHE_TTL);
+    }
+
+    /// How long `ip` stays refused, if it is.
+    pub(super) fn blocked(&self, ip: IpAddr) -> Option<Duration> {
+        left(&self.blocked, &ip)
+    }
+
+    pub(super) fn block(&self, ip: IpAddr, for_: Duration) {
+        bounded_put(&self.blocked, ip, Instant::now() + for_);
+    }
+
+    /// Forgets every cached key and every key known not to exist (after any change to keys or
+    /// users).
     pub fn clear(&self) {
         if let Ok(mut map) = self.map.lock() {
             map.clear();
+        }
+        if let Ok(mut unknown) = self.unknown.lock() {
+            unknown.clear();
         }
     }
 }

@@ -47,9 +47,23 @@ pub async fn authenticate(
     let key = match svc.keys.get(&d) {
         Some(k) => k,
         None => {
-            let mut k = repo::find_auth(&svc.db, &hex::encode(d))
-                .await?
-                .ok_or(BAD)?;
+            // A key that is not cached costs a database lookup, unless its client sent too
+            // many keys that do not exist lately, or this one was looked up in vain just now.
+            if let Some(retry_after) = client_ip.and_then(|ip| svc.keys.blocked(ip)) {
+                return Err(Error::RateLimited { retry_after });
+            }
+            if svc.keys.is_unknown(&d) {
+                return Err(BAD);
+            }
+            let found = repo::find_auth(&svc.db, &hex::encode(d)).await?;
+            svc.metrics
+                .key_lookups
+                .with_label_values(&[if found.is_some() { "found" } else { "unknown" }])
+                .inc();
+            let Some(mut k) = found else {
+                svc.keys.put_unknown(d);
+                return Err(invalid_key_from(svc, client_ip).await);
+            };
             k.limits = crate::ratelimit::quota::Limits::resolve(
                 k.limits,
                 &k.user_group,
@@ -72,6 +86,32 @@ pub async fn authenticate(
         return Err(Error::Forbidden("client IP not allowed for this key"));
     }
     Ok(key)
+}
+
+/// The answer to a key that does not exist: 401, counted against its client's IP (shared by
+/// every instance through the limiter); past `auth.max_invalid_keys_per_ip` in the window, the
+/// IP is refused with 429 on this instance without a lookup until the window ends.
+async fn invalid_key_from(svc: &Services, client_ip: Option<IpAddr>) -> Error {
+    const BAD: Error = Error::Unauthorized("invalid API key");
+    let Some(ip) = client_ip else {
+        return BAD;
+    };
+    let auth = &svc.config.auth;
+    let window = std::time::Duration::from_secs(auth.invalid_key_window_seconds);
+    // The limiter unreachable: the key is refused all the same.
+    let Ok(count) = svc.limiter.hit(&format!("badkey:ip:{ip}"), window).await else {
+        return BAD;
+    };
+    if count.hits >= auth.max_invalid_keys_per_ip {
+        svc.keys.block(ip, count.resets_in);
+    }
+    if count.hits > auth.max_invalid_keys_per_ip {
+        tracing::warn!(client.ip = %ip, "too many calls with keys that do not exist");
+        return Error::RateLimited {
+            retry_after: count.resets_in,
+        };
+    }
+    BAD
 }
 
 /// Which of `user_id`'s keys `secret` is (whatever its status), found by its digest as
