@@ -21,6 +21,14 @@ pub fn days_before(day: &str, n: i64) -> String {
     types::date::parse_day(day).map_or_else(|| day.to_string(), |d| types::date::format_day(d - n))
 }
 
+/// How wide `text` is drawn in the axis's font (10 units): a generous width for each Latin
+/// character (capitals are the widest), a whole em for anything else (CJK).
+fn label_width(text: &str) -> f64 {
+    text.chars()
+        .map(|c| if c.is_ascii() { 6.5 } else { 10.0 })
+        .sum()
+}
+
 /// The chart of the `n` days up to `today`, its legend and its table of exact figures.
 pub fn spend_chart(points: &[UsagePoint], today: &str, n: i64) -> AnyView {
     let days: Vec<String> = (0..n).rev().map(|i| days_before(today, i)).collect();
@@ -67,7 +75,15 @@ pub fn spend_chart(points: &[UsagePoint], today: &str, n: i64) -> AnyView {
         .max()
         .unwrap_or(0)
         .max(1);
-    let (w, h, left, bottom) = (720.0_f64, 220.0_f64, 64.0_f64, 22.0_f64);
+    // The y axis's labels, and room at the left for the widest of them (in either language).
+    let ticks = [0, max / 2, max].map(|u| (u, money(Credits::from_units(u))));
+    let left = ticks
+        .iter()
+        .map(|(_, label)| label_width(label))
+        .fold(0.0_f64, f64::max)
+        .max(30.0)
+        + 12.0;
+    let (w, h, bottom) = (720.0_f64, 220.0_f64, 22.0_f64);
     let plot_h = h - bottom - 8.0;
     let slot = (w - left) / n as f64;
     let bar = slot * 0.7;
@@ -104,14 +120,14 @@ pub fn spend_chart(points: &[UsagePoint], today: &str, n: i64) -> AnyView {
             view! { <text x=format!("{x:.1}") y=format!("{:.1}", h - 6.0) text-anchor="middle" class="axis">{d[5..].to_string()}</text> }
         })
         .collect_view();
-    let grid = [0, max / 2, max]
+    let grid = ticks
         .into_iter()
-        .map(|u| {
+        .map(|(u, label)| {
             let gy = y(u);
             view! {
                 <line x1=format!("{left:.1}") x2=format!("{w:.1}") y1=format!("{gy:.1}") y2=format!("{gy:.1}") class="grid"/>
                 <text x=format!("{:.1}", left - 6.0) y=format!("{:.1}", gy + 4.0) text-anchor="end" class="axis">
-                    {money(Credits::from_units(u))}
+                    {label}
                 </text>
             }
         })
