@@ -67,7 +67,11 @@ async fn unknown_keys_are_cheap(backend: Backend) {
         "{codes:?}"
     );
     assert_eq!(lookups().await, 5.0, "no lookup past the limit");
-    // A key already known still works from that address.
+    // A real key still works from that address, also once it has left the cache (after its
+    // 5 s): a key found lately is looked up despite the block.
+    tokio::time::sleep(std::time::Duration::from_millis(5_200)).await;
+    let found = || gw.metric(r#"tollgate_key_lookups_total{result="found"}"#);
+    let before = found().await;
     let ok = gw
         .post(
             "/v1/chat/completions",
@@ -75,6 +79,7 @@ async fn unknown_keys_are_cheap(backend: Backend) {
         )
         .await;
     assert_eq!(ok.status(), 200);
+    assert_eq!(found().await, before + 1.0, "looked up again, and found");
     gw.stop().await;
 }
 

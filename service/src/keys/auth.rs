@@ -46,9 +46,16 @@ pub struct KeyCache {
     /// Digests that matched no key, and when: the same bad key again costs no lookup.
     unknown: Mutex<HashMap<[u8; 32], Instant>>,
     /// Client IPs past `auth.max_invalid_keys_per_ip`, until their window ends: a key of theirs
-    /// that is not cached is refused without a lookup.
+    /// that is not cached is refused without a lookup, unless it is in `good`.
     blocked: Mutex<HashMap<IpAddr, Instant>>,
+    /// Digests of keys found lately (for [`GOOD_FOR`]): a real key whose cached entry expired
+    /// is still looked up for a client behind an address that others flood with bad keys.
+    good: Mutex<HashMap<[u8; 32], Instant>>,
 }
+
+/// How long a key found once may pass an address's block (it is looked up all the same, so a
+/// key revoked meanwhile is refused).
+const GOOD_FOR: Duration = Duration::from_secs(600);
 
 /// Inserts into a bounded map of expiry times, dropping what expired when it is full.
 fn bounded_put<K: std::hash::Hash + Eq>(map: &Mutex<HashMap<K, Instant>>, key: K, until: Instant) {
@@ -85,8 +92,14 @@ impl KeyCache {
             if map.len() > 100_000 {
                 map.retain(|_, (_, at)| at.elapsed() < CACHE_TTL);
             }
-            map.insert(key.digest, (key, Instant::now()));
+            map.insert(key.digest, (key.clone(), Instant::now()));
         }
+        bounded_put(&self.good, key.digest, Instant::now() + GOOD_FOR);
+    }
+
+    /// Whether `digest` was a key found lately.
+    pub(super) fn was_good(&self, digest: &[u8; 32]) -> bool {
+        left(&self.good, digest).is_some()
     }
 
     /// Whether `digest` matched no key a moment ago.

@@ -48,8 +48,11 @@ pub async fn authenticate(
         Some(k) => k,
         None => {
             // A key that is not cached costs a database lookup, unless its client sent too
-            // many keys that do not exist lately, or this one was looked up in vain just now.
-            if let Some(retry_after) = client_ip.and_then(|ip| svc.keys.blocked(ip)) {
+            // many keys that do not exist lately (and this is not a key found lately), or this
+            // one was looked up in vain just now.
+            if let Some(retry_after) = client_ip.and_then(|ip| svc.keys.blocked(ip))
+                && !svc.keys.was_good(&d)
+            {
                 return Err(Error::RateLimited { retry_after });
             }
             if svc.keys.is_unknown(&d) {
