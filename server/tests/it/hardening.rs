@@ -22,7 +22,11 @@ both_backends!(
 /// the cache, and a client IP that sends more than `auth.max_invalid_keys_per_ip` of them is
 /// refused with 429 before any lookup until its window ends.
 async fn unknown_keys_are_cheap(backend: Backend) {
-    let gw = Gw::start(backend, "1", |c, _| c.auth.max_invalid_keys_per_ip = 5).await;
+    let gw = Gw::start(backend, "1", |c, _| {
+        c.auth.max_invalid_keys_per_ip = 5;
+        c.auth.invalid_key_window_seconds = 8;
+    })
+    .await;
     // The gateway's own key, used once: cached from now on.
     let ok = gw
         .post(
@@ -80,6 +84,14 @@ async fn unknown_keys_are_cheap(backend: Backend) {
         .await;
     assert_eq!(ok.status(), 200);
     assert_eq!(found().await, before + 1.0, "looked up again, and found");
+    // Still in the window: a key never found is refused unseen. Once the window (8 s from the
+    // first bad key) ends, the address is looked up again.
+    let (code, _) = call("sk-in-the-window".into()).await;
+    assert_eq!(code.as_deref(), Some("rate_limit_exceeded"));
+    tokio::time::sleep(std::time::Duration::from_millis(3_200)).await;
+    let (code, _) = call("sk-after-the-window".into()).await;
+    assert_eq!(code.as_deref(), Some("unauthorized"));
+    assert_eq!(lookups().await, 6.0);
     gw.stop().await;
 }
 

@@ -33,13 +33,15 @@ fn new_secret() -> String {
     s
 }
 
+/// The answer to a key that is not one (or not active): the same whatever the reason.
+const BAD: Error = Error::Unauthorized("invalid API key");
+
 /// Resolves a presented secret into its key, checking status, expiry, owner and client IP.
 pub async fn authenticate(
     svc: &Services,
     secret: &str,
     client_ip: Option<IpAddr>,
 ) -> Result<Arc<KeyAuth>, Error> {
-    const BAD: Error = Error::Unauthorized("invalid API key");
     if !secret.starts_with("sk-") || secret.len() > 200 {
         return Err(BAD);
     }
@@ -95,7 +97,6 @@ pub async fn authenticate(
 /// every instance through the limiter); past `auth.max_invalid_keys_per_ip` in the window, the
 /// IP is refused with 429 on this instance without a lookup until the window ends.
 async fn invalid_key_from(svc: &Services, client_ip: Option<IpAddr>) -> Error {
-    const BAD: Error = Error::Unauthorized("invalid API key");
     let Some(ip) = client_ip else {
         return BAD;
     };

@@ -17,25 +17,26 @@ use std::time::{Duration, Instant};
 /// The whole body, each piece within `idle` of the last (a long answer that keeps coming is
 /// never cut by a deadline on the whole); `None` when it went silent.
 async fn read_body(mut resp: reqwest::Response, idle: Duration) -> Option<reqwest::Result<Bytes>> {
-    let first = match super::wait::within(idle, resp.chunk()).await? {
-        Ok(Some(b)) => b,
-        Ok(None) => return Some(Ok(Bytes::new())),
-        Err(e) => return Some(Err(e)),
-    };
-    // The usual answer comes in one piece: no copy.
-    let second = match super::wait::within(idle, resp.chunk()).await? {
-        Ok(Some(b)) => b,
-        Ok(None) => return Some(Ok(first)),
-        Err(e) => return Some(Err(e)),
-    };
-    let mut body = bytes::BytesMut::with_capacity(first.len() + second.len());
-    body.extend_from_slice(&first);
-    body.extend_from_slice(&second);
+    // The usual answer comes in one piece, passed on without a copy.
+    let mut first: Option<Bytes> = None;
+    let mut more = bytes::BytesMut::new();
     loop {
         match super::wait::within(idle, resp.chunk()).await? {
-            Ok(Some(b)) => body.extend_from_slice(&b),
-            Ok(None) => return Some(Ok(body.freeze())),
             Err(e) => return Some(Err(e)),
+            Ok(None) => {
+                return Some(Ok(match first {
+                    None => Bytes::new(),
+                    Some(b) if more.is_empty() => b,
+                    Some(b) => {
+                        let mut body = bytes::BytesMut::with_capacity(b.len() + more.len());
+                        body.extend_from_slice(&b);
+                        body.extend_from_slice(&more);
+                        body.freeze()
+                    }
+                }));
+            }
+            Ok(Some(b)) if first.is_none() => first = Some(b),
+            Ok(Some(b)) => more.extend_from_slice(&b),
         }
     }
 }
