@@ -32,7 +32,9 @@ pub use redeem::{
     CreatedRedeemBatch, NewRedeemBatch, RedeemBatch, RedeemCheck, RedeemCodeView, RedeemStatus,
     Redeemed,
 };
-pub use status::{HealthFigures, HourHealth, ModelState, ModelStatus, ServiceStatus};
+pub use status::{
+    HealthFigures, HourHealth, ModelState, ModelStatus, ProbeFigures, ServiceStatus, StatusCheck,
+};
 pub use usage::{
     CallsQuery, Dashboard, ErrorClass, LedgerQuery, LedgerRow, LogsQuery, Page, PageMeta, Slice,
     TokenDetail, UsagePoint, UsageQuery, UsageRow, UsageSource, UserDetail,

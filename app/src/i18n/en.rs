@@ -64,12 +64,9 @@ pub const EN: &[(&str, &str)] = &[
     ("status.service_ok", "All systems operational"),
     (
         "status.service_degraded",
-        "Running without some parts: calls are served, limits are kept per instance",
+        "Running with some parts impaired: calls are served",
     ),
-    (
-        "status.service_down",
-        "The service cannot reach its database",
-    ),
+    ("status.service_down", "The service cannot serve calls"),
     ("status.checked", "Checked"),
     ("status.no_models", "No models are offered yet."),
     ("status.col_state", "State"),
@@ -78,9 +75,11 @@ pub const EN: &[(&str, &str)] = &[
     ("status.col_latency", "Mean latency"),
     ("status.col_ttft", "Mean first token"),
     ("status.col_history", "Last 24 hours"),
+    ("status.col_probes", "Probes"),
+    ("status.probes_answering", "answering"),
     (
         "status.explain",
-        "A call fails when it is answered with a server error or its stream is cut upstream; calls refused for the client's own input are left out. The last hour sets the state: operational from 99% success, degraded from 90%.",
+        "A call fails when it is answered with a server error or its stream is cut upstream; calls refused for the client's own input are left out. The last hour sets the state: operational from 99% success, degraded from 90%. When the channels' probes are newer than the last call, they set it: all failing is down, some failing is degraded.",
     ),
     (
         "pricing.units",

@@ -62,11 +62,8 @@ pub const ZH: &[(&str, &str)] = &[
     ("status.down", "不可用"),
     ("status.idle", "近期无调用"),
     ("status.service_ok", "所有系统运行正常"),
-    (
-        "status.service_degraded",
-        "部分组件不可用：调用照常处理，限流按实例计算",
-    ),
-    ("status.service_down", "服务无法连接数据库"),
+    ("status.service_degraded", "部分组件运行异常：调用照常处理"),
+    ("status.service_down", "服务当前无法处理调用"),
     ("status.checked", "检查于"),
     ("status.no_models", "暂未提供任何模型。"),
     ("status.col_state", "状态"),
@@ -75,9 +72,11 @@ pub const ZH: &[(&str, &str)] = &[
     ("status.col_latency", "平均延迟"),
     ("status.col_ttft", "平均首字延迟"),
     ("status.col_history", "近 24 小时"),
+    ("status.col_probes", "探测"),
+    ("status.probes_answering", "个渠道正常"),
     (
         "status.explain",
-        "以服务端错误结束或流被上游中断的调用计为失败；因客户端自身输入被拒绝的调用不计入。状态取决于近 1 小时：成功率 99% 及以上为正常，90% 及以上为性能下降。",
+        "以服务端错误结束或流被上游中断的调用计为失败；因客户端自身输入被拒绝的调用不计入。状态取决于近 1 小时：成功率 99% 及以上为正常，90% 及以上为性能下降。若渠道探测晚于最近一次调用，则以探测为准：全部失败为不可用，部分失败为性能下降。",
     ),
     (
         "pricing.units",

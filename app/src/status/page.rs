@@ -4,7 +4,7 @@ use crate::i18n::format::{millis, number, percent};
 use crate::t;
 use crate::wire;
 use leptos::prelude::*;
-use types::{HealthFigures, HourHealth, ModelState, ModelStatus, ServiceStatus};
+use types::{HealthFigures, HourHealth, ModelState, ModelStatus, ProbeFigures, ServiceStatus};
 
 /// Service health and per-model availability; open to visitors who are not signed in.
 #[component]
@@ -51,12 +51,18 @@ fn Status(s: ServiceStatus) -> impl IntoView {
         (true, false) => (t!("status.service_degraded"), "banner warn"),
         (true, true) => (t!("status.service_ok"), "banner ok"),
     };
-    let degraded = s.degraded.join(", ");
+    let failing: Vec<_> = s.checks.into_iter().filter(|c| !c.ok).collect();
     view! {
         <section class=class data-testid="service-status" role="status">
             <strong>{banner}</strong>
-            {(!degraded.is_empty()).then(|| view! { " " <span class="muted">{format!("({degraded})")}</span> })}
             <span class="muted small-print">{t!("status.checked")} " " {when(s.checked_at)} " UTC"</span>
+            {(!failing.is_empty()).then(|| view! {
+                <ul class="checks" data-testid="failed-checks">
+                    {failing.into_iter().map(|c| view! {
+                        <li><code>{c.name}</code> " " <span class="muted">{c.detail}</span></li>
+                    }).collect_view()}
+                </ul>
+            })}
         </section>
         <section class="panel">
             {if s.models.is_empty() {
@@ -73,6 +79,7 @@ fn Status(s: ServiceStatus) -> impl IntoView {
                                     <th class="num">{t!("status.col_day")}</th>
                                     <th class="num">{t!("status.col_latency")}</th>
                                     <th class="num">{t!("status.col_ttft")}</th>
+                                    <th>{t!("status.col_probes")}</th>
                                     <th>{t!("status.col_history")}</th>
                                 </tr>
                             </thead>
@@ -96,6 +103,20 @@ fn rate(f: &HealthFigures) -> String {
     )
 }
 
+/// `2 / 2 answering`, `0 / 2 answering`, or a dash when no channel was probed in the hour.
+fn probes_text(p: &ProbeFigures) -> String {
+    let probed = p.ok + p.failing;
+    if probed == 0 {
+        return "—".to_string();
+    }
+    format!(
+        "{} / {} {}",
+        p.ok,
+        p.channels,
+        t!("status.probes_answering")
+    )
+}
+
 #[component]
 fn ModelRow(m: ModelStatus) -> impl IntoView {
     let dash = || "—".to_string();
@@ -107,6 +128,7 @@ fn ModelRow(m: ModelStatus) -> impl IntoView {
             <td class="num">{rate(&m.day)}</td>
             <td class="num">{m.hour.avg_latency_ms.map_or_else(dash, millis)}</td>
             <td class="num">{m.hour.avg_ttft_ms.map_or_else(dash, millis)}</td>
+            <td data-testid="probes">{probes_text(&m.probes)}</td>
             <td><History hours=m.hours/></td>
         </tr>
     }

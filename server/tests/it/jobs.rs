@@ -520,6 +520,18 @@ async fn a_probe_opens_and_closes_a_channel(backend: Backend) {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
+    // A public model: priced. With neither calls nor probes, it is idle.
+    let res = admin()
+        .put(app.url("/api/admin/prices/probe-model"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({ "input_per_1m": "1", "output_per_1m": "2" }))
+        .send()
+        .await
+        .expect("price");
+    assert_eq!(res.status(), 200);
+    let seen = status_of(&app.base, "probe-model", "idle").await;
+    assert_eq!(seen["healthy"], true, "{seen}");
+
     let run = run_job(&app.base, "channel_probe").await;
     assert_eq!(run["outcome"], "ok");
     assert!(
@@ -529,6 +541,35 @@ async fn a_probe_opens_and_closes_a_channel(backend: Backend) {
             .contains("failing: flaky"),
         "{run}"
     );
+    // Without a single call, the status page knows the model is down, and the service, whose
+    // only model it is, is not healthy.
+    let seen = status_of(&app.base, "probe-model", "down").await;
+    let model = &seen["models"][0];
+    assert_eq!(
+        model["probes"],
+        json!({ "channels": 1, "ok": 0, "failing": 1, "at": model["probes"]["at"] }),
+        "{seen}"
+    );
+    assert!(model["probes"]["at"].as_i64().is_some());
+    assert_eq!(model["hour"]["requests"], 0);
+    assert_eq!(seen["healthy"], false, "{seen}");
+    let models_check = seen["checks"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["name"] == "models"))
+        .expect("the models check");
+    assert_eq!(models_check["ok"], false);
+    assert_eq!(models_check["critical"], true);
+    assert!(
+        models_check["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("1 of 1 down: probe-model")),
+        "{models_check}"
+    );
+    let db_check = seen["checks"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["name"] == "database"))
+        .expect("the database check");
+    assert_eq!(db_check["ok"], true);
     let h = health(app.base.clone()).await.expect("health");
     assert!(h["cooldown_ms"].as_u64().expect("cooldown") > 0, "{h}");
     assert_eq!(h["last_probe"]["ok"], false);
@@ -574,6 +615,9 @@ async fn a_probe_opens_and_closes_a_channel(backend: Backend) {
             .contains("all answered"),
         "{run}"
     );
+    let seen = status_of(&app.base, "probe-model", "operational").await;
+    assert_eq!(seen["healthy"], true, "{seen}");
+    assert_eq!(seen["degraded"], json!([]), "{seen}");
     let h = health(app.base.clone()).await.expect("health");
     assert_eq!(h["cooldown_ms"], 0, "{h}");
     assert_eq!(h["last_probe"]["ok"], true);
@@ -592,6 +636,33 @@ async fn a_probe_opens_and_closes_a_channel(backend: Backend) {
     }
     other.shutdown().await;
     app.stop().await;
+}
+
+/// `/api/status` once `model` shows `state` (the reading is cached for 2 s).
+async fn status_of(base: &str, model: &str, state: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let seen: Value = admin()
+            .get(format!("{base}/api/status"))
+            .send()
+            .await
+            .expect("status")
+            .json()
+            .await
+            .expect("json");
+        let now = seen["models"]
+            .as_array()
+            .and_then(|m| m.iter().find(|m| m["model"] == model))
+            .map(|m| m["state"].clone());
+        if now == Some(json!(state)) {
+            return seen;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{model} never showed {state}: {seen}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// Every table of a SQLite database, row by row, as text.

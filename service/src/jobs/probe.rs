@@ -131,7 +131,7 @@ pub async fn run(ctx: &RunCtx) -> anyhow::Result<String> {
                 failing.push(ch.name.clone());
             }
         }
-        super::repo::record_probe(&svc.db, t, at).await?;
+        crate::routing::repo::record_probe(&svc.db, t, at).await?;
     }
     if failing.is_empty() {
         Ok(format!("probed {} channels, all answered", results.len()))
@@ -146,7 +146,7 @@ pub async fn run(ctx: &RunCtx) -> anyhow::Result<String> {
 
 /// The latest probe of every channel.
 pub async fn latest_probes(svc: &Services) -> Result<HashMap<i64, ChannelProbe>, Error> {
-    Ok(super::repo::probes(&svc.db, i64::MIN)
+    Ok(crate::routing::repo::probes(&svc.db, i64::MIN)
         .await?
         .into_iter()
         .collect())
@@ -154,7 +154,7 @@ pub async fn latest_probes(svc: &Services) -> Result<HashMap<i64, ChannelProbe>,
 
 /// Applies the probes stored after `*seen` (by any instance) to this instance's circuits.
 pub async fn apply_probes(svc: &Services, seen: &mut i64) -> Result<(), Error> {
-    let probes = super::repo::probes(&svc.db, *seen).await?;
+    let probes = crate::routing::repo::probes(&svc.db, *seen).await?;
     if probes.is_empty() {
         return Ok(());
     }

@@ -430,6 +430,16 @@ impl Table {
                 .iter()
                 .any(|c| c.models.iter().any(|m| m == model))
     }
+
+    /// The enabled channels a call for the public `model` may go to, each once.
+    pub fn channels_of(&self, model: &str) -> Vec<&Arc<Channel>> {
+        let direct = [model.to_string()];
+        let targets: &[String] = self.mappings.get(model).map_or(&direct[..], Vec::as_slice);
+        self.channels
+            .iter()
+            .filter(|c| c.enabled && c.models.iter().any(|m| targets.contains(m)))
+            .collect()
+    }
 }
 
 pub struct Routing {

@@ -1,4 +1,4 @@
-//! SQL for channels and model mappings.
+//! SQL for channels, model mappings and the channels' latest probes.
 
 use super::{Channel, ChannelInput, ChannelView, Routing, Table, Upstream, client};
 use crate::db::{Db, is_unique_violation};
@@ -267,4 +267,54 @@ pub async fn fingerprint(db: &Db) -> Result<Vec<i64>, Error> {
         out.extend([a, b]);
     }
     Ok(out)
+}
+
+/// Stores a probe's verdict as the channel's latest, counting failures in a row.
+pub async fn record_probe(db: &Db, t: &types::ChannelTest, at: i64) -> Result<(), sqlx::Error> {
+    db.write(
+        sqlx::query(
+            "INSERT INTO channel_probes (channel_id, at, ok, status, latency_ms, error, failures) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (channel_id) DO UPDATE SET at = excluded.at, ok = excluded.ok, \
+             status = excluded.status, latency_ms = excluded.latency_ms, error = excluded.error, \
+             failures = CASE WHEN excluded.ok = 1 THEN 0 ELSE channel_probes.failures + 1 END",
+        )
+        .bind(t.channel_id)
+        .bind(at)
+        .bind(i64::from(t.ok))
+        .bind(t.status.map(i64::from))
+        .bind(i64::try_from(t.latency_ms).unwrap_or(i64::MAX))
+        .bind(t.error.as_deref())
+        .bind(i64::from(!t.ok)),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Probes stored after `after` (unix ms), by channel.
+pub async fn probes(db: &Db, after: i64) -> Result<Vec<(i64, types::ChannelProbe)>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT channel_id, at, ok, status, latency_ms, error, failures FROM channel_probes \
+         WHERE at > $1",
+    )
+    .bind(after)
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok((
+                r.try_get("channel_id")?,
+                types::ChannelProbe {
+                    at: r.try_get("at")?,
+                    ok: r.try_get::<i64, _>("ok")? != 0,
+                    status: r
+                        .try_get::<Option<i64>, _>("status")?
+                        .and_then(|s| u16::try_from(s).ok()),
+                    latency_ms: u64::try_from(r.try_get::<i64, _>("latency_ms")?).unwrap_or(0),
+                    error: r.try_get("error")?,
+                    failures: u32::try_from(r.try_get::<i64, _>("failures")?).unwrap_or(u32::MAX),
+                },
+            ))
+        })
+        .collect()
 }

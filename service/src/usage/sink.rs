@@ -53,6 +53,11 @@ impl UsageSink {
         (self.capacity - self.tx.capacity()) + self.waiting.load(Ordering::Acquire)
     }
 
+    /// How many rows the queue holds.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
     /// A sink whose queue holds `capacity` rows; `dropped` counts rows that could not be kept.
     pub fn new(capacity: usize, dropped: IntCounter) -> (UsageSink, UsageQueue) {
         let (tx, rx) = mpsc::channel(capacity);

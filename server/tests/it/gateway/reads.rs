@@ -968,8 +968,9 @@ async fn status_reports_each_models_success_and_latency(backend: Backend) {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
+    // One model of three is down: the service is degraded, not unhealthy.
     assert_eq!(status["healthy"], true);
-    assert_eq!(status["degraded"], json!([]));
+    assert_eq!(status["degraded"], json!(["models"]), "{status}");
     let models: Vec<&str> = status["models"]
         .as_array()
         .expect("models")
