@@ -930,6 +930,74 @@ test("a user changes their password and signs out everywhere", async ({ page, br
   expect(errors).toEqual([]);
 });
 
+test("an admin resets a password, deletes a user, and deletes a price and a group", async ({ page, browser }) => {
+  const errors = watchErrors(page);
+  await signIn(page, "admin", ADMIN_PASSWORD);
+  const made = await page.request.post("/api/admin/users", { data: { username: "doomed-user", password: "doomed-pass" } });
+  expect(made.status()).toBe(201);
+  const id = (await made.json()).id as number;
+  const key = await page.request.post("/api/admin/keys", { data: { user_id: id, name: "doomed key" } });
+  const secret = (await key.json()).key as string;
+  expect((await page.request.put("/api/admin/prices/doomed-model", { data: { input_per_1m: "1", output_per_1m: "1" } })).ok()).toBeTruthy();
+  expect((await page.request.put("/api/admin/groups/bronze", { data: { multiplier: "0.5" } })).ok()).toBeTruthy();
+
+  // The user is signed in somewhere; a reset with no password given makes one, shown once,
+  // and that session ends.
+  const user = await browser.newPage();
+  await signIn(user, "doomed-user", "doomed-pass");
+  await page.goto(`/admin/users/${id}`);
+  await hydrated(page);
+  await page.getByTestId("reset-input").fill("short");
+  await page.getByTestId("reset-password").click();
+  await expect(page.locator(".field-error")).toContainText("password");
+  await page.getByTestId("reset-input").fill("");
+  await page.getByTestId("reset-password").click();
+  const fresh = (await page.getByTestId("generated-password").textContent()) ?? "";
+  expect(fresh).toHaveLength(20);
+  await shot(page, "admin-user-reset");
+  expect((await user.request.get("/api/me/logs.csv")).status()).toBe(401);
+  await signIn(user, "doomed-user", fresh);
+
+  // Deleted after a confirmation: the key stops (known before, refused for want of money; then
+  // unknown), the account shows as deleted.
+  const call = () => user.request.post("/v1/chat/completions", {
+    headers: { authorization: `Bearer ${secret}` },
+    data: { model: "gpt-e2e", messages: [{ role: "user", content: "hi" }], max_tokens: 4 },
+  });
+  expect((await call()).status()).toBe(402);
+  await page.getByTestId("delete-user").click();
+  await page.getByTestId("account-actions").getByRole("button", { name: "Yes, delete" }).click();
+  await expect(page.getByTestId("user-status")).toHaveText("deleted");
+  await expect(page.getByTestId("account-actions")).toHaveCount(0);
+  expect((await call()).status()).toBe(401);
+  expect((await user.request.get("/api/me/logs.csv")).status()).toBe(401);
+  await page.goto("/admin/users");
+  await expect(page.getByTestId("user-row").filter({ hasText: "doomed-user" })).toContainText("deleted");
+  // The keys page filters on the server: the deleted user's key is among the disabled ones.
+  await page.goto("/admin/keys");
+  await hydrated(page);
+  await page.getByTestId("keys-status").selectOption("disabled");
+  await expect(page.getByTestId("admin-key-row").filter({ hasText: "doomed key" })).toHaveCount(1);
+  await expect(page.getByTestId("keys-status")).toHaveValue("disabled");
+
+  // A price and a group multiplier, deleted after a confirmation.
+  await page.goto("/admin/prices");
+  await hydrated(page);
+  const priceRow = page.getByTestId("admin-price-row").filter({ hasText: "doomed-model" });
+  await priceRow.getByTestId("delete-price").click();
+  await priceRow.getByRole("button", { name: "Yes, delete" }).click();
+  await expect(page.getByTestId("admin-price-row").filter({ hasText: "doomed-model" })).toHaveCount(0);
+  const groupRow = page.getByTestId("group-row").filter({ hasText: "bronze" });
+  await groupRow.getByTestId("delete-group").click();
+  await groupRow.getByRole("button", { name: "Yes, delete" }).click();
+  await expect(page.getByTestId("group-row").filter({ hasText: "bronze" })).toHaveCount(0);
+  const audit = await (await page.request.get("/api/admin/audit?limit=10")).json();
+  const actions = (audit.data as Array<{ action: string }>).map((e) => e.action);
+  for (const a of ["group.delete", "price.delete", "user.delete", "user.password_reset"]) expect(actions).toContain(a);
+  await user.close();
+  expect(errors).toEqual([]);
+});
+
 test("a visitor signs up when registration is open and lands on the first-call guide", async ({ page }) => {
   const errors = watchErrors(page);
   await page.goto("/login");

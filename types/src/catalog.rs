@@ -33,6 +33,24 @@ pub struct KeyView {
     pub last_used_at: Option<i64>,
 }
 
+/// The admin list of keys: filters (each optional) and keyset paging, newest first.
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::IntoParams),
+    into_params(parameter_in = Query)
+)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeysQuery {
+    /// The owner's id.
+    pub user_id: Option<i64>,
+    /// `active`, `disabled`, or `expiring` (active, not yet expired, expiring within 7 days).
+    pub status: Option<String>,
+    pub cursor: Option<String>,
+    /// 1 to 100 (50 when absent).
+    pub limit: Option<String>,
+}
+
 /// A newly created key: the view plus the secret, shown this once.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Serialize, Deserialize)]

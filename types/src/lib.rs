@@ -22,7 +22,7 @@ pub use billing::{
 };
 pub use catalog::{
     BoundField, ChannelHealth, ChannelKind, ChannelProbe, ChannelTest, ChannelView, CreatedKey,
-    KeyPatch, KeySecret, KeyView, Mapping, NewKey, PriceVersion, PriceView,
+    KeyPatch, KeySecret, KeyView, KeysQuery, Mapping, NewKey, PriceVersion, PriceView,
 };
 pub use error::{ErrorInfo, ErrorKind};
 pub use jobs::{ArchiveDay, JobOutcome, JobRun, JobView};
@@ -39,4 +39,4 @@ pub use usage::{
     CallsQuery, Dashboard, ErrorClass, LedgerQuery, LedgerRow, LogsQuery, Page, PageMeta, Slice,
     TokenDetail, UsagePoint, UsageQuery, UsageRow, UsageSource, UserDetail,
 };
-pub use user::{NewUser, Role, UserInfo, UserPatch, UserStatus};
+pub use user::{NewUser, PasswordReset, PasswordWasReset, Role, UserInfo, UserPatch, UserStatus};

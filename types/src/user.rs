@@ -80,6 +80,27 @@ pub struct UserInfo {
     pub balance: Credits,
     /// Unix milliseconds.
     pub created_at: i64,
+    /// Unix milliseconds of the account's deletion (then `status` is `disabled` for good).
+    #[serde(default)]
+    pub deleted_at: Option<i64>,
+}
+
+/// An administrator's reset of a user's password: the new one, or none to have one made.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordReset {
+    #[serde(default)]
+    pub password: Option<String>,
+}
+
+/// The answer to a reset: the password made for the user, shown this once (absent when the
+/// administrator gave one), and how many of the user's sessions ended.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PasswordWasReset {
+    pub generated_password: Option<String>,
+    pub sessions_ended: u64,
 }
 
 /// What an admin (or a self sign-up) supplies to create a user.

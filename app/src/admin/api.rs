@@ -54,6 +54,28 @@ pub async fn set_user_status(id: i64, status: String) -> Result<UserInfo, AppErr
     Ok(service::accounts::set_user_status(&svc, &actor, id, status).await?)
 }
 
+/// Resets a user's password: `password`, or empty to have one made (in the answer, once).
+#[server(prefix = "/_sfn", endpoint = "admin/reset_password")]
+pub async fn reset_password(
+    id: i64,
+    password: String,
+) -> Result<types::PasswordWasReset, AppError> {
+    use crate::ssr::*;
+    let Ctx { svc, who: actor } = Ctx::admin().await?;
+    let reset = types::PasswordReset {
+        password: Some(password).filter(|p| !p.is_empty()),
+    };
+    Ok(service::accounts::reset_password(&svc, &actor, id, reset).await?)
+}
+
+/// Deletes a user (their keys stop, their ledger and logs stay).
+#[server(prefix = "/_sfn", endpoint = "admin/delete_user")]
+pub async fn delete_user(id: i64) -> Result<UserInfo, AppError> {
+    use crate::ssr::*;
+    let Ctx { svc, who: actor } = Ctx::admin().await?;
+    Ok(service::accounts::delete_user(&svc, &actor, id).await?)
+}
+
 /// Changes a user's role and price group (empty: unchanged).
 #[server(prefix = "/_sfn", endpoint = "admin/update_user")]
 pub async fn update_user(id: i64, role: String, group: String) -> Result<UserInfo, AppError> {
@@ -83,12 +105,30 @@ pub async fn adjust_balance(
     Ok(service::billing::adjust_balance(&svc, &actor, user_id, amount.trim(), &reason).await?)
 }
 
-/// Every key of every user.
+/// A page of every user's keys, newest first: `owner` a user id or empty, `status` `active`,
+/// `disabled`, `expiring` or empty, `cursor` to continue.
 #[server(prefix = "/_sfn", endpoint = "admin/keys")]
-pub async fn all_keys() -> Result<Vec<types::KeyView>, AppError> {
+pub async fn all_keys(
+    owner: String,
+    status: String,
+    cursor: Option<String>,
+) -> Result<types::Slice<types::KeyView>, AppError> {
     use crate::ssr::*;
     let Ctx { svc, who: actor } = Ctx::admin().await?;
-    Ok(service::keys::list(&svc, &actor, None).await?)
+    let user_id = match owner.trim() {
+        "" => None,
+        o => Some(
+            o.parse()
+                .map_err(|_| service::Error::invalid("user_id", "not a user id"))?,
+        ),
+    };
+    let q = types::KeysQuery {
+        user_id,
+        status: Some(status),
+        cursor,
+        limit: Some("50".into()),
+    };
+    Ok(service::keys::page(&svc, &actor, &q).await?)
 }
 
 /// Enables (`active`) or disables (`disabled`) anyone's key.
@@ -229,6 +269,22 @@ pub async fn price_history(model: String) -> Result<Vec<types::PriceVersion>, Ap
     use crate::ssr::*;
     let Ctx { svc, who: actor } = Ctx::admin().await?;
     Ok(service::catalog::price_history(&svc, &actor, &model).await?)
+}
+
+/// Ends a model's price (its history stays).
+#[server(prefix = "/_sfn", endpoint = "admin/delete_price")]
+pub async fn delete_price(model: String) -> Result<(), AppError> {
+    use crate::ssr::*;
+    let Ctx { svc, who: actor } = Ctx::admin().await?;
+    Ok(service::catalog::delete_price(&svc, &actor, &model).await?)
+}
+
+/// Removes a group's multiplier set through the console or the API.
+#[server(prefix = "/_sfn", endpoint = "admin/delete_group")]
+pub async fn delete_group(name: String) -> Result<(), AppError> {
+    use crate::ssr::*;
+    let Ctx { svc, who: actor } = Ctx::admin().await?;
+    Ok(service::catalog::delete_group(&svc, &actor, &name).await?)
 }
 
 #[server(prefix = "/_sfn", endpoint = "admin/set_group")]

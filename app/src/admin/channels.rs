@@ -3,7 +3,7 @@
 
 use super::api::{DeleteChannel, SaveChannel, TestChannel, ToggleChannel, admin_channels};
 use super::nav::{AdminNav, FormError};
-use crate::components::{ErrorView, Guard, Post, PostForm};
+use crate::components::{ConfirmPost, ErrorView, Guard, Post, PostForm};
 use crate::t;
 use crate::wire;
 use leptos::prelude::*;
@@ -282,7 +282,6 @@ fn ChannelRow(
     delete: Post<DeleteChannel>,
     test: Post<TestChannel>,
 ) -> impl IntoView {
-    let confirming = RwSignal::new(false);
     let id = StoredValue::new(c.id.to_string());
     let edit = StoredValue::new(c.clone());
     let open = h.as_ref().is_some_and(|h| h.cooldown_ms > 0);
@@ -312,19 +311,8 @@ fn ChannelRow(
                     <input type="hidden" name="enabled" value=(!c.enabled).to_string()/>
                     <button type="submit" class="small">{if c.enabled { t!("keys.disable") } else { t!("keys.enable") }}</button>
                 </PostForm>
-                <Show
-                    when=move || confirming.get()
-                    fallback=move || view! {
-                        <button type="button" class="small danger" on:click=move |_| confirming.set(true)>{t!("keys.delete")}</button>
-                    }
-                >
-                    <PostForm action=delete>
-                        <input type="hidden" name="id" value=id.get_value()/>
-                        <span class="confirm">{t!("channels.confirm_delete")}</span>
-                        <button type="submit" class="small danger">{t!("keys.delete_yes")}</button>
-                        <button type="button" class="small" on:click=move |_| confirming.set(false)>{t!("keys.delete_no")}</button>
-                    </PostForm>
-                </Show>
+                <ConfirmPost action=delete fields=vec![("id", id.get_value())]
+                    label=t!("keys.delete") question=t!("channels.confirm_delete")/>
             </td>
         </tr>
     }

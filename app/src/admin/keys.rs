@@ -1,8 +1,9 @@
-//! Every user's API keys: filtered by owner and status, disabled, enabled, deleted.
+//! Every user's API keys, newest first in keyset pages: filtered by owner and status (on the
+//! server), disabled, enabled, limited, deleted.
 
 use super::api::{AdminDeleteKey, AdminKeyStatus, KeyLimits, all_keys, list_users};
 use super::nav::{AdminNav, FormError};
-use crate::components::{ErrorView, Guard, Post, PostForm, when};
+use crate::components::{ConfirmPost, ErrorView, Guard, Post, PostForm, when};
 use crate::i18n::format::money;
 use crate::t;
 use crate::wire;
@@ -20,18 +21,23 @@ fn AllKeys() -> impl IntoView {
     let set_status = Post::<AdminKeyStatus>::new();
     let delete = Post::<AdminDeleteKey>::new();
     let limits = Post::<KeyLimits>::new();
-    let data = wire::resource(
+    let owner = RwSignal::new(String::new());
+    let status = RwSignal::new(String::new());
+    let cursor = RwSignal::new(None::<String>);
+    let users = wire::resource(|| (), |_| list_users());
+    let page = wire::resource(
         move || {
             (
+                owner.get(),
+                status.get(),
+                cursor.get(),
                 set_status.version().get(),
                 delete.version().get(),
                 limits.version().get(),
             )
         },
-        |_| async move { Ok::<_, crate::AppError>((all_keys().await?, list_users().await?)) },
+        |(owner, status, cursor, ..)| all_keys(owner, status, cursor),
     );
-    let owner = RwSignal::new(String::new());
-    let status = RwSignal::new(String::new());
     let errors = FormError::new(
         move || {
             set_status
@@ -43,6 +49,13 @@ fn AllKeys() -> impl IntoView {
         },
         &[],
     );
+    // A filter starts again from the newest key.
+    let filter = move |signal: RwSignal<String>| {
+        move |ev: leptos::ev::Event| {
+            cursor.set(None);
+            signal.set(event_target_value(&ev));
+        }
+    };
     view! {
         <Guard admin=true page=move |_| view! {
             <header class="page-head">
@@ -54,48 +67,43 @@ fn AllKeys() -> impl IntoView {
                 {errors.other()}
                 <Transition fallback=|| view! { <p class="muted">{t!("app.loading")}</p> }>
                     {move || Suspend::new(async move {
-                        let (keys, users) = match data.await {
-                            Ok(d) => d,
-                            Err(e) => return view! { <ErrorView error=e/> }.into_any(),
+                        let (page, users) = match (page.await, users.await) {
+                            (Ok(p), Ok(u)) => (p, u),
+                            (Err(e), _) | (_, Err(e)) => return view! { <ErrorView error=e/> }.into_any(),
+                        };
+                        // Drawn again with each page: the choices stay selected.
+                        let chosen = owner.get_untracked();
+                        let user_options = users
+                            .iter()
+                            .map(|u| {
+                                let id = u.id.to_string();
+                                let selected = id == chosen;
+                                view! { <option value=id selected=selected>{u.username.clone()}</option> }
+                            })
+                            .collect_view();
+                        let state = status.get_untracked();
+                        let status_option = move |value: &'static str, label: &'static str| {
+                            view! { <option value=value selected=state == value>{label}</option> }
                         };
                         let names: HashMap<i64, String> =
-                            users.iter().map(|u| (u.id, u.username.clone())).collect();
-                        let names = StoredValue::new(names);
-                        let keys = StoredValue::new(keys);
-                        let user_options = users
-                            .into_iter()
-                            .map(|u| view! { <option value=u.id.to_string()>{u.username}</option> })
-                            .collect_view();
-                        let shown = move || {
-                            let o = owner.get();
-                            let s = status.get();
-                            let now = js_now();
-                            keys.get_value()
-                                .into_iter()
-                                .filter(|k| o.is_empty() || k.user_id.to_string() == o)
-                                .filter(|k| match s.as_str() {
-                                    "" => true,
-                                    "expiring" => k.expires_at.is_some_and(|at| at > now && at - now <= 7 * 86_400_000),
-                                    other => k.status == other,
-                                })
-                                .collect::<Vec<_>>()
-                        };
+                            users.into_iter().map(|u| (u.id, u.username)).collect();
+                        let next = page.next_cursor.clone();
                         view! {
                             <div class="filters">
                                 <label>
                                     <span>{t!("admin.owner")}</span>
-                                    <select data-testid="keys-owner" on:change=move |ev| owner.set(event_target_value(&ev))>
+                                    <select data-testid="keys-owner" on:change=filter(owner)>
                                         <option value="">{t!("admin.everyone")}</option>
                                         {user_options}
                                     </select>
                                 </label>
                                 <label>
                                     <span>{t!("admin.col_status")}</span>
-                                    <select data-testid="keys-status" on:change=move |ev| status.set(event_target_value(&ev))>
-                                        <option value="">{t!("admin.any")}</option>
-                                        <option value="active">{t!("status.active")}</option>
-                                        <option value="disabled">{t!("status.disabled")}</option>
-                                        <option value="expiring">{t!("admin.expiring")}</option>
+                                    <select data-testid="keys-status" on:change=filter(status)>
+                                        {status_option("", t!("admin.any"))}
+                                        {status_option("active", t!("status.active"))}
+                                        {status_option("disabled", t!("status.disabled"))}
+                                        {status_option("expiring", t!("admin.expiring"))}
                                     </select>
                                 </label>
                             </div>
@@ -115,30 +123,27 @@ fn AllKeys() -> impl IntoView {
                                         </tr>
                                     </thead>
                                     <tbody>
-                                        {move || shown().into_iter().map(|k| {
-                                            let name = names.with_value(|n| n.get(&k.user_id).cloned()).unwrap_or_else(|| format!("#{}", k.user_id));
+                                        {page.data.into_iter().map(|k| {
+                                            let name = names.get(&k.user_id).cloned().unwrap_or_else(|| format!("#{}", k.user_id));
                                             view! { <KeyRow k owner=name set_status delete limits/> }
                                         }).collect_view()}
                                     </tbody>
                                 </table>
                             </div>
+                            <nav class="pager">
+                                <Show when=move || cursor.get().is_some()>
+                                    <button type="button" class="link" on:click=move |_| cursor.set(None)>{t!("billing.newest")}</button>
+                                </Show>
+                                {next.map(|n| view! {
+                                    <button type="button" class="link" data-testid="keys-older" on:click=move |_| cursor.set(Some(n.clone()))>{t!("billing.older")}</button>
+                                })}
+                            </nav>
                         }
                         .into_any()
                     })}
                 </Transition>
             </section>
         }/>
-    }
-}
-
-fn js_now() -> i64 {
-    #[cfg(feature = "ssr")]
-    {
-        service::now_ms()
-    }
-    #[cfg(not(feature = "ssr"))]
-    {
-        leptos::web_sys::js_sys::Date::now() as i64
     }
 }
 
@@ -150,7 +155,6 @@ fn KeyRow(
     delete: Post<AdminDeleteKey>,
     limits: Post<KeyLimits>,
 ) -> impl IntoView {
-    let confirming = RwSignal::new(false);
     let editing = RwSignal::new(false);
     let cap_text = k.spend_cap.map(|c| c.to_usd_string()).unwrap_or_default();
     let rpm_text = k.rpm.map(|v| v.to_string()).unwrap_or_default();
@@ -208,21 +212,8 @@ fn KeyRow(
                         {if active { t!("keys.disable") } else { t!("keys.enable") }}
                     </button>
                 </PostForm>
-                <Show
-                    when=move || confirming.get()
-                    fallback=move || view! {
-                        <button type="button" class="small danger" on:click=move |_| confirming.set(true)>
-                            {t!("keys.delete")}
-                        </button>
-                    }
-                >
-                    <PostForm action=delete>
-                        <input type="hidden" name="id" value=id2.get_value()/>
-                        <span class="confirm">{t!("keys.confirm_delete")}</span>
-                        <button type="submit" class="small danger">{t!("keys.delete_yes")}</button>
-                        <button type="button" class="small" on:click=move |_| confirming.set(false)>{t!("keys.delete_no")}</button>
-                    </PostForm>
-                </Show>
+                <ConfirmPost action=delete fields=vec![("id", id2.get_value())]
+                    label=t!("keys.delete") question=t!("keys.confirm_delete")/>
             </td>
         </tr>
     }

@@ -4,7 +4,7 @@
 
 use super::api::{AddTarget, DeleteMapping, SetMapping, admin_mappings};
 use super::nav::{AdminNav, FormError};
-use crate::components::{ErrorView, Guard, Post, PostForm};
+use crate::components::{ConfirmPost, ErrorView, Guard, Post, PostForm};
 use crate::t;
 use crate::wire;
 use leptos::prelude::*;
@@ -116,7 +116,6 @@ fn MappingCard(
     add: Post<AddTarget>,
     delete: Post<DeleteMapping>,
 ) -> impl IntoView {
-    let confirming = RwSignal::new(false);
     let n = m.targets.len();
     let model = StoredValue::new(m.model.clone());
     let targets = StoredValue::new(m.targets.clone());
@@ -177,19 +176,8 @@ fn MappingCard(
                     <button type="submit" class="small">{t!("mappings.add")}</button>
                 </PostForm>
             </div>
-            <Show
-                when=move || confirming.get()
-                fallback=move || view! {
-                    <button type="button" class="small danger" on:click=move |_| confirming.set(true)>{t!("mappings.delete")}</button>
-                }
-            >
-                <PostForm action=delete>
-                    <input type="hidden" name="model" value=model.get_value()/>
-                    <span class="confirm">{t!("mappings.confirm_delete")}</span>
-                    <button type="submit" class="small danger">{t!("keys.delete_yes")}</button>
-                    <button type="button" class="small" on:click=move |_| confirming.set(false)>{t!("keys.delete_no")}</button>
-                </PostForm>
-            </Show>
+            <ConfirmPost action=delete fields=vec![("model", model.get_value())]
+                label=t!("mappings.delete") question=t!("mappings.confirm_delete")/>
         </article>
     }
 }

@@ -130,15 +130,17 @@ fn UserAdmin(
                                 <td>{u.id}</td>
                                 <td><a href=format!("/admin/users/{}", u.id) data-testid="user-link">{u.username.clone()}</a></td>
                                 <td><span class=format!("badge {}", u.role.as_str())>{role_text(u.role)}</span></td>
-                                <td>{status_text(u.status)}</td>
+                                <td>{status_text(&u)}</td>
                                 <td>{u.group.clone()}</td>
                                 <td class="num">{money(u.balance)}</td>
                                 <td>
-                                    <PostForm action=set_status>
-                                        <input type="hidden" name="id" value=u.id.to_string()/>
-                                        <input type="hidden" name="status" value=next/>
-                                        <button type="submit" class="small">{label}</button>
-                                    </PostForm>
+                                    {u.deleted_at.is_none().then(|| view! {
+                                        <PostForm action=set_status>
+                                            <input type="hidden" name="id" value=u.id.to_string()/>
+                                            <input type="hidden" name="status" value=next/>
+                                            <button type="submit" class="small">{label}</button>
+                                        </PostForm>
+                                    })}
                                 </td>
                             </tr>
                         }
@@ -166,7 +168,11 @@ fn UserChanges(
         &["role", "group"],
     );
     let adjusted = move || adjust.value().get().and_then(Result::ok);
-    let options = StoredValue::new(list);
+    let options = StoredValue::new(
+        list.into_iter()
+            .filter(|u| u.deleted_at.is_none())
+            .collect::<Vec<_>>(),
+    );
     let pick = move || {
         options
             .get_value()

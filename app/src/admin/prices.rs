@@ -1,9 +1,9 @@
 //! Prices and groups: a model's price set (a new version, served by the gateway at once) and
 //! the groups' multipliers.
 
-use super::api::{SetGroup, SetPrice, admin_prices, price_history};
+use super::api::{DeleteGroup, DeletePrice, SetGroup, SetPrice, admin_prices, price_history};
 use super::nav::{AdminNav, FormError};
-use crate::components::{ErrorView, Guard, Post, PostForm, when};
+use crate::components::{ConfirmPost, ErrorView, Guard, Post, PostForm, when};
 use crate::i18n::format::money;
 use crate::t;
 use crate::wire;
@@ -19,9 +19,28 @@ pub fn AdminPricesPage() -> impl IntoView {
 fn Prices() -> impl IntoView {
     let set_price = Post::<SetPrice>::new();
     let set_group = Post::<SetGroup>::new();
+    let delete_price = Post::<DeletePrice>::new();
+    let delete_group = Post::<DeleteGroup>::new();
     let data = wire::resource(
-        move || (set_price.version().get(), set_group.version().get()),
+        move || {
+            (
+                set_price.version().get(),
+                set_group.version().get(),
+                delete_price.version().get(),
+                delete_group.version().get(),
+            )
+        },
         |_| admin_prices(),
+    );
+    let delete_err = FormError::new(
+        move || {
+            delete_price
+                .value()
+                .get()
+                .and_then(Result::err)
+                .or_else(|| delete_group.value().get().and_then(Result::err))
+        },
+        &[],
     );
     // The price being edited: the form starts from it.
     let editing = RwSignal::new(None::<PriceView>);
@@ -109,6 +128,7 @@ fn Prices() -> impl IntoView {
                     view! {
                         <section class="panel">
                             <h2>{t!("prices.in_force")}</h2>
+                            {delete_err.other()}
                             <div class="scroll">
                             <table data-testid="admin-prices">
                                 <thead><tr>
@@ -128,6 +148,8 @@ fn Prices() -> impl IntoView {
                                                 <td class="actions">
                                                     <button type="button" class="small" on:click=move |_| editing.set(Some(edit.clone()))>{t!("prices.edit")}</button>
                                                     <button type="button" class="small" data-testid="price-history" on:click=move |_| shown.set(Some(model.clone()))>{t!("prices.history")}</button>
+                                                    <ConfirmPost action=delete_price fields=vec![("model", p.model.clone())]
+                                                        label=t!("keys.delete") question=t!("prices.confirm_delete") testid="delete-price"/>
                                                 </td>
                                             </tr>
                                         }
@@ -139,10 +161,23 @@ fn Prices() -> impl IntoView {
                         <section class="panel">
                             <h2>{t!("prices.groups")}</h2>
                             <table data-testid="groups">
-                                <thead><tr><th>{t!("admin.group")}</th><th class="num">{t!("prices.multiplier")}</th><th>{t!("prices.source")}</th></tr></thead>
+                                <thead><tr><th>{t!("admin.group")}</th><th class="num">{t!("prices.multiplier")}</th><th>{t!("prices.source")}</th><th></th></tr></thead>
                                 <tbody>
-                                    {groups.into_iter().map(|g| view! {
-                                        <tr><td>{g.name}</td><td class="num">"× " {g.multiplier}</td><td>{g.source}</td></tr>
+                                    {groups.into_iter().map(|g| {
+                                        // The config's multipliers are changed in the config.
+                                        let removable = g.source == "database";
+                                        let name = g.name.clone();
+                                        view! {
+                                            <tr data-testid="group-row">
+                                                <td>{g.name}</td><td class="num">"× " {g.multiplier}</td><td>{g.source}</td>
+                                                <td class="actions">
+                                                    {removable.then(|| view! {
+                                                        <ConfirmPost action=delete_group fields=vec![("name", name)]
+                                                            label=t!("keys.delete") question=t!("prices.confirm_delete_group") testid="delete-group"/>
+                                                    })}
+                                                </td>
+                                            </tr>
+                                        }
                                     }).collect_view()}
                                 </tbody>
                             </table>

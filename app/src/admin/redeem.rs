@@ -3,7 +3,7 @@
 
 use super::api::{CreateBatch, VoidBatch, VoidCode, batch_codes, list_batches};
 use super::nav::{AdminNav, FormError};
-use crate::components::{ErrorView, Guard, Post, PostForm, encode_query, when};
+use crate::components::{ConfirmPost, ErrorView, Guard, Post, PostForm, encode_query, when};
 use crate::i18n::format::money;
 use crate::t;
 use crate::wire;
@@ -176,7 +176,6 @@ fn BatchRow(
     open: RwSignal<Option<i64>>,
     void_batch: Post<VoidBatch>,
 ) -> impl IntoView {
-    let confirming = RwSignal::new(false);
     let id = b.id;
     let total = Credits::from_units(b.value.units().saturating_mul(b.count));
     let has_unused = b.unused > 0;
@@ -199,19 +198,8 @@ fn BatchRow(
                     {t!("redeem.codes")}
                 </button>
                 <Show when=move || has_unused>
-                    <Show
-                        when=move || confirming.get()
-                        fallback=move || view! {
-                            <button type="button" class="small danger" on:click=move |_| confirming.set(true)>{t!("redeem.void_batch")}</button>
-                        }
-                    >
-                        <PostForm action=void_batch>
-                            <input type="hidden" name="id" value=id.to_string()/>
-                            <span class="confirm">{t!("redeem.confirm_void")}</span>
-                            <button type="submit" class="small danger">{t!("keys.delete_yes")}</button>
-                            <button type="button" class="small" on:click=move |_| confirming.set(false)>{t!("keys.delete_no")}</button>
-                        </PostForm>
-                    </Show>
+                    <ConfirmPost action=void_batch fields=vec![("id", id.to_string())]
+                        label=t!("redeem.void_batch") question=t!("redeem.confirm_void")/>
                 </Show>
             </td>
         </tr>

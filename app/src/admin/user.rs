@@ -1,10 +1,10 @@
 //! One user (`/admin/users/{id}`): the account, 30 days of usage by model, their keys, their
 //! ledger (paged, with the reasons of adjustments) and a link to their calls.
 
-use super::api::user_detail;
-use super::nav::AdminNav;
+use super::api::{DeleteUser, ResetPassword, user_detail};
+use super::nav::{AdminNav, FormError};
 use crate::billing::page::Ledger;
-use crate::components::{ErrorView, Guard, limits_text, when};
+use crate::components::{ConfirmPost, ErrorView, Guard, Post, PostForm, limits_text, when};
 use crate::dashboard::chart::UsageChart;
 use crate::i18n::format::{money, number};
 use crate::i18n::{role_text, status_text};
@@ -25,9 +25,11 @@ fn User() -> impl IntoView {
     let query = use_query_map();
     let id = move || params.with(|p| p.get("id").and_then(|v| v.parse::<i64>().ok()));
     let cursor = move || query.with(|q| q.get("cursor"));
+    let reset = Post::<ResetPassword>::new();
+    let delete = Post::<DeleteUser>::new();
     let data = wire::resource(
-        move || (id(), cursor()),
-        |(id, cursor)| async move {
+        move || (id(), cursor(), delete.version().get()),
+        |(id, cursor, _)| async move {
             // A path that is no number is no user.
             user_detail(id.unwrap_or(0), cursor).await
         },
@@ -37,7 +39,7 @@ fn User() -> impl IntoView {
             <Transition fallback=|| view! { <p class="muted">{t!("app.loading")}</p> }>
                 {move || Suspend::new(async move {
                     match data.await {
-                        Ok(d) => view! { <Detail d first=cursor().is_none()/> }.into_any(),
+                        Ok(d) => view! { <Detail d first=cursor().is_none() reset delete/> }.into_any(),
                         Err(e) => view! {
                             <header class="page-head">
                                 <h1>{t!("user.title")}</h1>
@@ -53,8 +55,15 @@ fn User() -> impl IntoView {
 }
 
 #[component]
-fn Detail(d: UserDetail, first: bool) -> impl IntoView {
+fn Detail(
+    d: UserDetail,
+    first: bool,
+    reset: Post<ResetPassword>,
+    delete: Post<DeleteUser>,
+) -> impl IntoView {
     let u = d.user;
+    let live = u.deleted_at.is_none();
+    let id = u.id.to_string();
     let base = format!("/admin/users/{}", u.id);
     let older = d.ledger.next_cursor.map(|c| format!("{base}?cursor={c}"));
     let calls = format!("/admin/calls?user_id={}", u.id);
@@ -68,7 +77,7 @@ fn Detail(d: UserDetail, first: bool) -> impl IntoView {
             <h1 data-testid="user-name">{u.username.clone()}</h1>
             <p class="muted" data-testid="user-facts">
                 <span class=format!("badge {}", u.role.as_str())>{role_text(u.role)}</span>
-                " · " {status_text(u.status)}
+                " · " <span data-testid="user-status">{status_text(&u)}</span>
                 " · " {t!("admin.group")} " " <code>{u.group.clone()}</code>
                 " · " {t!("user.since")} " " {when(u.created_at)}
                 " · " <a href=calls data-testid="user-calls">{t!("user.calls")}</a>
@@ -99,6 +108,7 @@ fn Detail(d: UserDetail, first: bool) -> impl IntoView {
                 view! { <Keys keys/> }.into_any()
             }}
         </section>
+        {live.then(|| view! { <AccountActions id reset delete/> })}
         <section class="panel">
             <h2>{t!("billing.ledger")}</h2>
             <Ledger rows=d.ledger.data/>
@@ -106,6 +116,48 @@ fn Detail(d: UserDetail, first: bool) -> impl IntoView {
                 {(!first).then(|| view! { <a href=base.clone()>{t!("billing.newest")}</a> })}
                 {older.map(|href| view! { <a href=href data-testid="older">{t!("billing.older")}</a> })}
             </nav>
+        </section>
+    }
+}
+
+/// A new password for the user (given, or made and shown once), and the account's deletion.
+#[component]
+fn AccountActions(
+    id: String,
+    reset: Post<ResetPassword>,
+    delete: Post<DeleteUser>,
+) -> impl IntoView {
+    let reset_err = FormError::new(
+        move || reset.value().get().and_then(Result::err),
+        &["password"],
+    );
+    let delete_err = FormError::new(move || delete.value().get().and_then(Result::err), &[]);
+    let done = move || reset.value().get().and_then(Result::ok);
+    let reset_id = id.clone();
+    view! {
+        <section class="panel" data-testid="account-actions">
+            <h2>{t!("user.account")}</h2>
+            <p class="muted">{t!("user.reset_lead")}</p>
+            <PostForm action=reset>
+                <input type="hidden" name="id" value=reset_id/>
+                <div class="inline-form">
+                    <input name="password" type="password" autocomplete="new-password" minlength="8"
+                        aria-label=t!("user.new_password") placeholder=t!("user.reset_hint") data-testid="reset-input"/>
+                    <button type="submit" class="small" data-testid="reset-password">{t!("user.reset")}</button>
+                </div>
+                {reset_err.at("password")}
+                {reset_err.other()}
+            </PostForm>
+            {move || done().map(|r| view! {
+                <p class="success" role="status" data-testid="password-reset">
+                    {t!("user.reset_done")}
+                    {r.generated_password.map(|p| view! { " " <code data-testid="generated-password">{p}</code> })}
+                </p>
+            })}
+            <p class="muted">{t!("user.delete_lead")}</p>
+            <ConfirmPost action=delete fields=vec![("id", id)]
+                label=t!("user.delete") question=t!("user.confirm_delete") testid="delete-user"/>
+            {delete_err.other()}
         </section>
     }
 }

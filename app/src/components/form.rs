@@ -223,3 +223,36 @@ fn read<T: DeserializeOwned>((status, bytes): (u16, Bytes)) -> Result<T, AppErro
         AppError::from_server_fn_error(ServerFnErrorErr::Deserialization(e.to_string()))
     })
 }
+
+/// A danger button that asks once more before it posts: a click shows `question` with a
+/// confirm button (posting `fields` as hidden inputs to `action`) and a cancel button.
+#[component]
+pub fn ConfirmPost(
+    #[prop(into)] action: Target,
+    /// Hidden inputs: name, value.
+    fields: Vec<(&'static str, String)>,
+    /// The first button's text.
+    label: &'static str,
+    question: &'static str,
+    /// `data-testid` of the first button.
+    #[prop(optional)]
+    testid: &'static str,
+) -> impl IntoView {
+    let confirming = RwSignal::new(false);
+    let fields = StoredValue::new(fields);
+    view! {
+        <Show
+            when=move || confirming.get()
+            fallback=move || view! {
+                <button type="button" class="small danger" data-testid=testid on:click=move |_| confirming.set(true)>{label}</button>
+            }
+        >
+            <PostForm action>
+                {fields.get_value().into_iter().map(|(name, value)| view! { <input type="hidden" name=name value=value/> }).collect_view()}
+                <span class="confirm">{question}</span>
+                <button type="submit" class="small danger">{crate::t!("keys.delete_yes")}</button>
+                <button type="button" class="small" on:click=move |_| confirming.set(false)>{crate::t!("keys.delete_no")}</button>
+            </PostForm>
+        </Show>
+    }
+}

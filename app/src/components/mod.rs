@@ -5,7 +5,7 @@ mod layout;
 mod not_found;
 
 pub use drawn::{Drawn, DrawnPart, elements};
-pub use form::{Post, PostForm, Target, fields, post_drawn};
+pub use form::{ConfirmPost, Post, PostForm, Target, fields, post_drawn};
 pub use guard::{ErrorView, Forbidden, Guard, after_sign_in};
 pub use layout::Layout;
 pub use not_found::NotFound;

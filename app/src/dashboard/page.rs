@@ -49,7 +49,7 @@ fn Overview(data: Dashboard) -> impl IntoView {
                 {t!("dash.signed_in_as")} <strong data-testid="username">{user.username.clone()}</strong>
                 " · " <span data-testid="role">{role_text(user.role)}</span>
                 " · " {t!("dash.group")} {user.group.clone()}
-                " · " {status_text(user.status)}
+                " · " {status_text(&user)}
             </p>
         </header>
         <div class="cards">

@@ -85,6 +85,30 @@ pub const EN: &[(&str, &str)] = &[
         "pricing.units",
         "Prices include your group's multiplier. Charges are exact to a millionth of a dollar.",
     ),
+    (
+        "prices.confirm_delete",
+        "Stop charging for this model? Its history stays.",
+    ),
+    ("prices.confirm_delete_group", "Remove this multiplier?"),
+    ("status.deleted", "deleted"),
+    ("user.account", "Account"),
+    (
+        "user.reset_lead",
+        "A new password ends every session of the user. Leave it empty to have one made, shown here once.",
+    ),
+    ("user.new_password", "New password"),
+    ("user.reset_hint", "New password (empty: make one)"),
+    ("user.reset", "Reset password"),
+    (
+        "user.reset_done",
+        "Password reset; the user was signed out everywhere.",
+    ),
+    (
+        "user.delete_lead",
+        "Deleting stops the user's keys at once and ends their sessions; their ledger and calls are kept, and the name is not given to anyone else.",
+    ),
+    ("user.delete", "Delete user"),
+    ("user.confirm_delete", "Delete this user for good?"),
     ("keys.title", "API keys"),
     (
         "keys.lead",

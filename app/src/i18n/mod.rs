@@ -277,9 +277,10 @@ pub fn role_text(role: types::Role) -> &'static str {
     }
 }
 
-/// An account status as the console names it.
-pub fn status_text(status: types::UserStatus) -> &'static str {
-    match status {
+/// An account's status as the console names it (a deleted one is `deleted`).
+pub fn status_text(user: &types::UserInfo) -> &'static str {
+    match user.status {
+        _ if user.deleted_at.is_some() => crate::t!("status.deleted"),
         types::UserStatus::Active => crate::t!("status.active"),
         types::UserStatus::Disabled => crate::t!("status.disabled"),
     }

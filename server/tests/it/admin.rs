@@ -28,6 +28,8 @@ async fn every_admin_route_refuses_plain_users_and_visitors(backend: Backend) {
         (Method::GET, format!("/api/admin/users/{uid}")),
         (Method::POST, format!("/api/admin/users/{uid}/status")),
         (Method::POST, format!("/api/admin/users/{uid}/balance")),
+        (Method::POST, format!("/api/admin/users/{uid}/password")),
+        (Method::DELETE, format!("/api/admin/users/{uid}")),
         (Method::GET, "/api/admin/keys".into()),
         (Method::POST, "/api/admin/keys".into()),
         (Method::DELETE, "/api/admin/keys/1".into()),
@@ -114,7 +116,17 @@ async fn every_admin_route_refuses_plain_users_and_visitors(backend: Backend) {
                     ("reason", "r"),
                 ],
             ),
-            ("admin/keys", vec![]),
+            (
+                "admin/keys",
+                vec![("owner", ""), ("status", ""), ("cursor", "")],
+            ),
+            (
+                "admin/reset_password",
+                vec![("id", uid_text.as_str()), ("password", "")],
+            ),
+            ("admin/delete_user", vec![("id", uid_text.as_str())]),
+            ("admin/delete_price", vec![("model", "m")]),
+            ("admin/delete_group", vec![("name", "gold")]),
             (
                 "admin/key_status",
                 vec![("id", "1"), ("status", "disabled")],

@@ -97,7 +97,8 @@ pub async fn login(
         None => (None, None),
     };
     let ok = password::verify(password, stored).await?;
-    let Some(info) = info.filter(|_| ok) else {
+    // A deleted account answers as an unknown one.
+    let Some(info) = info.filter(|i| ok && i.deleted_at.is_none()) else {
         tracing::info!(user.name = %name, client.ip = ?client.ip, "sign-in refused");
         return Err(Error::Unauthorized(UNAUTHORIZED_LOGIN));
     };
@@ -305,6 +306,17 @@ pub async fn list_users(
     repo::list(&svc.db, limit.clamp(1, 500), offset.max(0)).await
 }
 
+/// The user `id` for a change: a deleted account takes none.
+async fn live_user(svc: &Services, id: i64) -> Result<UserInfo, Error> {
+    let user = repo::get(&svc.db, id)
+        .await?
+        .ok_or(Error::NotFound("user"))?;
+    if user.deleted_at.is_some() {
+        return Err(Error::Conflict("this user is deleted"));
+    }
+    Ok(user)
+}
+
 pub async fn get_user(svc: &Services, actor: &Actor, id: i64) -> Result<UserInfo, Error> {
     actor.require_admin()?;
     repo::get(&svc.db, id).await?.ok_or(Error::NotFound("user"))
@@ -319,9 +331,7 @@ pub async fn set_user_status(
     status: UserStatus,
 ) -> Result<UserInfo, Error> {
     actor.require_admin()?;
-    let target = repo::get(&svc.db, id)
-        .await?
-        .ok_or(Error::NotFound("user"))?;
+    let target = live_user(svc, id).await?;
     if status == UserStatus::Disabled {
         if actor.user_id() == Some(id) {
             return Err(Error::invalid(
@@ -337,18 +347,29 @@ pub async fn set_user_status(
         }
     }
     repo::set_status(&svc.db, id, status, now_ms()).await?;
-    // The user's keys answer for the user's status: none may work from the cache now.
-    crate::keys::changed(svc).await;
     tracing::info!(actor.id = ?actor.user_id(), user.id = id, status = status.as_str(), "user status changed");
-    let after = repo::get(&svc.db, id)
+    audited(svc, actor, "user.status", &target).await
+}
+
+/// After a change to `target`: the user's keys answer for the user (status, group), so none may
+/// work from the key caches of any instance; the change goes to the audit log, before and
+/// after; the user as they are now.
+async fn audited(
+    svc: &Services,
+    actor: &Actor,
+    action: &str,
+    target: &UserInfo,
+) -> Result<UserInfo, Error> {
+    crate::keys::changed(svc).await;
+    let after = repo::get(&svc.db, target.id)
         .await?
         .ok_or(Error::NotFound("user"))?;
     crate::audit::record(
         &svc.db,
         actor,
-        "user.status",
-        format!("user:{id}"),
-        snapshot(&target),
+        action,
+        format!("user:{}", target.id),
+        snapshot(target),
         snapshot(&after),
     )
     .await;
@@ -371,9 +392,7 @@ pub async fn update_user(
             "nothing to change: give role, group or both",
         ));
     }
-    let target = repo::get(&svc.db, id)
-        .await?
-        .ok_or(Error::NotFound("user"))?;
+    let target = live_user(svc, id).await?;
     let group = patch.group.as_deref().map(str::trim);
     if let Some(g) = group {
         crate::billing::price::check_group(g)?;
@@ -390,21 +409,78 @@ pub async fn update_user(
         }
     }
     repo::update(&svc.db, id, patch.role, group, now_ms()).await?;
-    crate::keys::changed(svc).await;
     tracing::info!(actor.id = ?actor.user_id(), user.id = id, role = ?patch.role, group = ?group, "user updated");
-    let after = repo::get(&svc.db, id)
-        .await?
-        .ok_or(Error::NotFound("user"))?;
+    audited(svc, actor, "user.update", &target).await
+}
+
+/// An administrator sets a user's password: the one given, or a new one made here and returned
+/// to be shown once. Every session of the user ends in the same transaction (an administrator
+/// resetting their own password keeps none either), failed sign-ins counted against the account
+/// are forgiven, and the audit log records that it happened, never the password.
+pub async fn reset_password(
+    svc: &Services,
+    actor: &Actor,
+    id: i64,
+    reset: types::PasswordReset,
+) -> Result<types::PasswordWasReset, Error> {
+    actor.require_admin()?;
+    let target = live_user(svc, id).await?;
+    let (password, generated) = match reset.password {
+        Some(p) => {
+            password::validate(&p)?;
+            (p, false)
+        }
+        None => (Alphanumeric.sample_string(&mut rand::rng(), 20), true),
+    };
+    let hash = password::hash(password.clone()).await?;
+    let sessions_ended = repo::set_password(&svc.db, id, &hash, "", now_ms()).await?;
+    svc.limiter
+        .clear(&format!("login:acct:{}", target.username))
+        .await?;
+    tracing::info!(actor.id = ?actor.user_id(), user.id = id, sessions_ended, "password reset");
     crate::audit::record(
         &svc.db,
         actor,
-        "user.update",
+        "user.password_reset",
         format!("user:{id}"),
-        snapshot(&target),
-        snapshot(&after),
+        None,
+        snapshot(&serde_json::json!({
+            "generated": generated,
+            "sessions_ended": sessions_ended,
+        })),
     )
     .await;
-    Ok(after)
+    Ok(types::PasswordWasReset {
+        generated_password: generated.then_some(password),
+        sessions_ended,
+    })
+}
+
+/// Deletes a user. The row stays, disabled for good with its deletion time, so that their
+/// ledger, call logs and usage keep their owner and still add up; their keys are disabled and
+/// stop at once (the key caches of every instance are cleared), their sessions end, and their
+/// name is not given to anyone else. Nobody deletes themselves, and the last active
+/// administrator stays. A deleted user cannot be changed again (409).
+pub async fn delete_user(svc: &Services, actor: &Actor, id: i64) -> Result<UserInfo, Error> {
+    actor.require_admin()?;
+    let target = live_user(svc, id).await?;
+    if actor.user_id() == Some(id) {
+        return Err(Error::invalid("id", "you cannot delete your own account"));
+    }
+    if target.role == Role::Admin
+        && target.status == UserStatus::Active
+        && repo::count_active_admins(&svc.db).await? <= 1
+    {
+        return Err(Error::invalid(
+            "id",
+            "the last active administrator cannot be deleted",
+        ));
+    }
+    if !repo::mark_deleted(&svc.db, id, now_ms()).await? {
+        return Err(Error::Conflict("this user is deleted"));
+    }
+    tracing::info!(actor.id = ?actor.user_id(), user.id = id, "user deleted");
+    audited(svc, actor, "user.delete", &target).await
 }
 
 /// First start: when no active administrator exists, creates `admin` with the given password or

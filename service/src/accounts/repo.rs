@@ -1,7 +1,7 @@
 //! SQL for users and sessions. Queries use `$N` placeholders, valid on SQLite and PostgreSQL.
 
 use crate::Error;
-use crate::db::{Db, is_unique_violation};
+use crate::db::{Db, WriteTx, is_unique_violation};
 use sqlx::Row as _;
 use sqlx::any::AnyRow;
 use types::{Credits, Role, UserInfo, UserStatus};
@@ -12,7 +12,7 @@ pub struct UserRow {
 }
 
 const USER_COLUMNS: &str =
-    "id, username, password_hash, role, status, user_group, balance, created_at";
+    "id, username, password_hash, role, status, user_group, balance, created_at, deleted_at";
 
 fn user_row(row: &AnyRow) -> Result<UserRow, Error> {
     let role: String = row.try_get("role")?;
@@ -31,6 +31,7 @@ fn user_row(row: &AnyRow) -> Result<UserRow, Error> {
             group: row.try_get("user_group")?,
             balance: Credits::from_units(balance),
             created_at: row.try_get("created_at")?,
+            deleted_at: row.try_get("deleted_at")?,
         },
         password_hash: row.try_get("password_hash")?,
     })
@@ -92,6 +93,15 @@ pub async fn count_active_admins(db: &Db) -> Result<i64, Error> {
     )
 }
 
+/// Ends every session of `user_id` inside `tx`.
+async fn end_sessions(tx: &mut WriteTx, user_id: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+        .bind(user_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 /// Sets a user's status; disabling also ends every session of theirs, in the same transaction.
 pub async fn set_status(db: &Db, id: i64, status: UserStatus, now: i64) -> Result<bool, Error> {
     let mut tx = db.begin_write().await?;
@@ -103,10 +113,32 @@ pub async fn set_status(db: &Db, id: i64, status: UserStatus, now: i64) -> Resul
         .await?
         .rows_affected();
     if n == 1 && status == UserStatus::Disabled {
-        sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+        end_sessions(&mut tx, id).await?;
+    }
+    tx.commit().await?;
+    Ok(n == 1)
+}
+
+/// Deletes a user, in one transaction: the row stays
+/// (disabled, with its deletion time), every key of theirs is disabled and every session ends.
+/// False when there was no such user left to delete.
+pub async fn mark_deleted(db: &Db, id: i64, now: i64) -> Result<bool, Error> {
+    let mut tx = db.begin_write().await?;
+    let n = sqlx::query(
+        "UPDATE users SET status = 'disabled', deleted_at = $1, updated_at = $1 \
+         WHERE id = $2 AND deleted_at IS NULL",
+    )
+    .bind(now)
+    .bind(id)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if n == 1 {
+        sqlx::query("UPDATE api_keys SET status = 'disabled' WHERE user_id = $1")
             .bind(id)
             .execute(&mut *tx)
             .await?;
+        end_sessions(&mut tx, id).await?;
     }
     tx.commit().await?;
     Ok(n == 1)
@@ -168,7 +200,7 @@ pub async fn insert_session(
 }
 
 pub async fn find_session(db: &Db, id: &str) -> Result<Option<SessionRecord>, Error> {
-    let sql = "SELECT u.id, u.username, u.password_hash, u.role, u.status, u.user_group, u.balance, u.created_at, \
+    let sql = "SELECT u.id, u.username, u.password_hash, u.role, u.status, u.user_group, u.balance, u.created_at, u.deleted_at, \
                s.created_at AS s_created, s.last_seen_at, s.expires_at \
                FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1";
     let Some(row) = sqlx::query(sql).bind(id).fetch_optional(db.pool()).await? else {
@@ -191,14 +223,15 @@ pub async fn touch_session(db: &Db, id: &str, now: i64) -> Result<(), Error> {
     Ok(())
 }
 
-/// Sets a user's password hash and ends their sessions but `keep` (one transaction).
+/// Sets a user's password hash and ends their sessions but `keep` (none when empty), in one
+/// transaction; how many ended.
 pub async fn set_password(
     db: &Db,
     user_id: i64,
     hash: &str,
     keep: &str,
     now: i64,
-) -> Result<(), Error> {
+) -> Result<u64, Error> {
     let mut tx = db.begin_write().await?;
     sqlx::query("UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3")
         .bind(hash)
@@ -206,13 +239,14 @@ pub async fn set_password(
         .bind(user_id)
         .execute(&mut *tx)
         .await?;
-    sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND id <> $2")
+    let ended = sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND id <> $2")
         .bind(user_id)
         .bind(keep)
         .execute(&mut *tx)
-        .await?;
+        .await?
+        .rows_affected();
     tx.commit().await?;
-    Ok(())
+    Ok(ended)
 }
 
 /// Ends every session of a user; how many there were.

@@ -353,8 +353,8 @@ pub async fn update(
     Ok(after)
 }
 
-/// Keys of `user_id` (every key for an administrator who names nobody); a user sees only
-/// their own.
+/// Keys of `user_id` (every key for an administrator who names nobody: the call log's key
+/// filter), oldest first; a user sees only their own. The admin list pages with [`page`].
 pub async fn list(
     svc: &Services,
     actor: &Actor,
@@ -365,6 +365,37 @@ pub async fn list(
         None => actor.require_admin()?,
     }
     repo::list(&svc.db, user_id).await
+}
+
+/// An administrator's page of every user's keys, newest first, filtered by owner and status.
+pub async fn page(
+    svc: &Services,
+    actor: &Actor,
+    q: &types::KeysQuery,
+) -> Result<types::Slice<KeyView>, Error> {
+    actor.require_admin()?;
+    let before = crate::paging::parse_id_cursor(q.cursor.as_deref())?;
+    let limit = crate::paging::parse_limit(q.limit.as_deref())?;
+    let status = match q.status.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        None => None,
+        Some("active") => Some("active"),
+        Some("disabled") => Some("disabled"),
+        Some("expiring") => Some("expiring"),
+        Some(_) => {
+            return Err(Error::invalid(
+                "status",
+                "must be active, disabled or expiring",
+            ));
+        }
+    };
+    let filter = repo::Filter {
+        user_id: q.user_id,
+        status,
+        before: before.unwrap_or(i64::MAX),
+        now: now_ms(),
+    };
+    let rows = repo::page(&svc.db, &filter, limit + 1).await?;
+    Ok(crate::paging::slice(rows, limit, |k| k.id.to_string()))
 }
 
 /// The key `id` if the actor may act for its owner; a key of someone else is "not found".

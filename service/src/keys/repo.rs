@@ -98,6 +98,50 @@ pub async fn list(db: &Db, user_id: Option<i64>) -> Result<Vec<KeyView>, Error> 
     rows.iter().map(view).collect()
 }
 
+/// What a page of the admin list is filtered by (already checked).
+pub struct Filter {
+    pub user_id: Option<i64>,
+    /// `active`, `disabled` or `expiring`.
+    pub status: Option<&'static str>,
+    /// Keys with a smaller id only.
+    pub before: i64,
+    pub now: i64,
+}
+
+/// How far ahead a key counts as expiring.
+pub const EXPIRING_WITHIN_MS: i64 = 7 * 86_400_000;
+
+/// Up to `limit` keys, newest first.
+pub async fn page(db: &Db, f: &Filter, limit: i64) -> Result<Vec<KeyView>, Error> {
+    let mut w = Where::new(db);
+    if let Some(u) = f.user_id {
+        w.and("user_id", "=", Bind::Int(u));
+    }
+    match f.status {
+        Some("expiring") => {
+            w.and("status", "=", Bind::Text("active".into()));
+            w.and("expires_at", ">", Bind::Int(f.now));
+            w.and(
+                "expires_at",
+                "<=",
+                Bind::Int(f.now.saturating_add(EXPIRING_WITHIN_MS)),
+            );
+        }
+        Some(s) => w.and("status", "=", Bind::Text(s.into())),
+        None => {}
+    }
+    w.and("id", "<", Bind::Int(f.before));
+    let lim = w.param(Bind::Int(limit));
+    let sql = format!(
+        "SELECT {VIEW_COLUMNS} FROM api_keys{} ORDER BY id DESC LIMIT {lim}",
+        w.sql()
+    );
+    let rows = sqlx::query_with(&sql, w.args()?)
+        .fetch_all(db.pool())
+        .await?;
+    rows.iter().map(view).collect()
+}
+
 /// A stored limit (positive when set).
 fn limit(v: Option<i64>) -> Option<u64> {
     v.and_then(|v| u64::try_from(v).ok()).filter(|v| *v > 0)

@@ -9,12 +9,10 @@ use crate::http::extract::{AdminActor, ApiJson, ApiPath, ApiQuery};
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use serde::Deserialize;
 use service::Services;
 use service::keys::{self, CreatedKey, KeyView, NewKey};
-use types::KeyPatch;
 use types::UserStatus;
-use utoipa::IntoParams;
+use types::{KeyPatch, KeysQuery, Slice};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -25,20 +23,14 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(set_key_status))
 }
 
-#[derive(Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-struct KeyFilter {
-    user_id: Option<i64>,
-}
-
 #[utoipa::path(
     get,
     path = "/keys",
     tag = "admin",
-    summary = "API keys (never their secrets)",
-    params(KeyFilter),
+    summary = "API keys (never their secrets), newest first, in keyset pages",
+    params(KeysQuery),
     responses(
-        (status = 200, description = "Keys", body = Vec<KeyView>),
+        (status = 200, description = "A page of keys; `next_cursor` continues it", body = Slice<KeyView>),
         BadInput,
         Denied
     ),
@@ -47,9 +39,9 @@ struct KeyFilter {
 async fn list_keys(
     State(svc): State<Services>,
     AdminActor(actor): AdminActor,
-    ApiQuery(f): ApiQuery<KeyFilter>,
-) -> Result<Json<Vec<KeyView>>, ApiError> {
-    Ok(Json(keys::list(&svc, &actor, f.user_id).await?))
+    ApiQuery(q): ApiQuery<KeysQuery>,
+) -> Result<Json<Slice<KeyView>>, ApiError> {
+    Ok(Json(keys::page(&svc, &actor, &q).await?))
 }
 
 #[utoipa::path(

@@ -1,4 +1,5 @@
-//! `/api/admin/*`: Users: list, create, read, update, enable or disable, adjust the balance, the ledger. Every handler hands the actor to the service, which
+//! `/api/admin/*`: Users: list, create, read, update, enable or disable, reset the password,
+//! delete, adjust the balance, the ledger. Every handler hands the actor to the service, which
 //! checks the role.
 
 use super::{BadInput, Conflict, Denied, NotFound};
@@ -11,7 +12,10 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use service::usage;
 use service::{Services, accounts, billing};
-use types::{LedgerQuery, LedgerRow, NewUser, Slice, UserInfo, UserPatch, UserStatus};
+use types::{
+    LedgerQuery, LedgerRow, NewUser, PasswordReset, PasswordWasReset, Slice, UserInfo, UserPatch,
+    UserStatus,
+};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -19,8 +23,9 @@ use utoipa_axum::routes;
 pub(super) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_users, create_user))
-        .routes(routes!(get_user, update_user))
+        .routes(routes!(get_user, update_user, delete_user))
         .routes(routes!(set_status))
+        .routes(routes!(reset_password))
         .routes(routes!(adjust_balance))
         .routes(routes!(user_ledger))
 }
@@ -106,6 +111,62 @@ async fn get_user(
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<UserInfo>, ApiError> {
     Ok(Json(accounts::get_user(&svc, &actor, id).await?))
+}
+
+#[utoipa::path(
+    delete,
+    path = "/users/{id}",
+    tag = "admin",
+    summary = "Deletes a user: keys stop at once, sessions end, ledger and logs are kept",
+    description = "The row stays, disabled for good with `deleted_at` set, so that the user's \
+                   ledger, call logs and usage keep their owner and still add up; the name is not \
+                   given to anyone else. Nobody deletes themselves or the last active \
+                   administrator (400); a deleted user takes no further change (409).",
+    params(("id" = i64, Path)),
+    responses(
+        (status = 200, description = "The deleted user", body = UserInfo),
+        BadInput,
+        Denied,
+        NotFound,
+        Conflict
+    ),
+    security(("admin_token" = []), ("session" = []))
+)]
+async fn delete_user(
+    State(svc): State<Services>,
+    AdminActor(actor): AdminActor,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<Json<UserInfo>, ApiError> {
+    Ok(Json(accounts::delete_user(&svc, &actor, id).await?))
+}
+
+#[utoipa::path(
+    post,
+    path = "/users/{id}/password",
+    tag = "admin",
+    summary = "Resets a user's password; every session of theirs ends",
+    description = "Give `password`, or send `{}` to have one made (returned this once). The audit \
+                   log records the reset, never the password.",
+    params(("id" = i64, Path)),
+    request_body = PasswordReset,
+    responses(
+        (status = 200, description = "Reset", body = PasswordWasReset),
+        BadInput,
+        Denied,
+        NotFound,
+        Conflict
+    ),
+    security(("admin_token" = []), ("session" = []))
+)]
+async fn reset_password(
+    State(svc): State<Services>,
+    AdminActor(actor): AdminActor,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(reset): ApiJson<PasswordReset>,
+) -> Result<Json<PasswordWasReset>, ApiError> {
+    Ok(Json(
+        accounts::reset_password(&svc, &actor, id, reset).await?,
+    ))
 }
 
 #[derive(Deserialize, ToSchema)]

@@ -73,7 +73,7 @@ async fn key_named(gw: &Gw, name: &str) -> Value {
         .json()
         .await
         .expect("json");
-    listed
+    listed["data"]
         .as_array()
         .expect("keys")
         .iter()

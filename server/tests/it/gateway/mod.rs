@@ -1,6 +1,7 @@
 //! The gateway core end to end: the real server, the mock upstream as a separate process, real
 //! SQLite/PostgreSQL (+ Redis). Assertions cover the HTTP answers and the money in the database.
 
+mod accounts;
 pub mod agents;
 pub mod azure;
 pub mod bounds;
