@@ -909,7 +909,7 @@ async fn cleanup_removes_what_is_past_its_window(backend: Backend) {
 
 /// The ledger check finds a balance that disagrees with its ledger (a row corrupted on purpose),
 /// names the difference, sets the drift gauge, and finds nothing once the row is put back.
-async fn the_ledger_check_finds_a_balance_its_ledger_does_not_explain(backend: Backend) {
+async fn the_ledger_check_finds_a_balance_or_a_day_its_ledger_does_not_explain(backend: Backend) {
     use crate::gateway::Gw;
     let gw = Gw::start(backend, "1", |_, _| {}).await;
     let res = gw
@@ -950,11 +950,49 @@ async fn the_ledger_check_finds_a_balance_its_ledger_does_not_explain(backend: B
     corrupt(7).await.expect("restore");
     run_job(&base, "ledger_check").await;
     assert_eq!(gw.metric("tollgate_ledger_drift_units").await, 0.0);
+
+    // The day's charge names the day of its call, and equals the usage row's cost.
+    let (charged, day): (i64, Option<i64>) = sqlx::query_as(
+        "SELECT CAST(SUM(-amount) AS BIGINT), MAX(usage_day) FROM ledger WHERE user_id = $1 AND kind = 'charge'",
+    )
+    .bind(gw.user_id)
+    .fetch_one(pool)
+    .await
+    .expect("charges");
+    let (cost, at): (i64, i64) =
+        sqlx::query_as("SELECT cost, created_at FROM usage_logs WHERE user_id = $1")
+            .bind(gw.user_id)
+            .fetch_one(pool)
+            .await
+            .expect("usage row");
+    assert!(cost > 0);
+    assert_eq!(charged, cost);
+    assert_eq!(day, Some(at - at % 86_400_000));
+    // A usage row that tells another cost than was charged: the check finds the user and day.
+    let lie = |by: i64| {
+        sqlx::query("UPDATE usage_logs SET cost = cost + $1 WHERE user_id = $2")
+            .bind(by)
+            .bind(gw.user_id)
+            .execute(pool)
+    };
+    lie(3).await.expect("corrupt");
+    let run = run_job(&base, "ledger_check").await;
+    assert!(
+        run["detail"]
+            .as_str()
+            .is_some_and(|d| d
+                .contains("1 user days' charges differ from their usage rows' costs by 3 units")),
+        "{run}"
+    );
+    assert_eq!(gw.metric("tollgate_ledger_drift_units").await, 3.0);
+    lie(-3).await.expect("restore");
+    run_job(&base, "ledger_check").await;
+    assert_eq!(gw.metric("tollgate_ledger_drift_units").await, 0.0);
     gw.stop().await;
 }
 
 crate::both_backends!(
-    the_ledger_check_finds_a_balance_its_ledger_does_not_explain,
+    the_ledger_check_finds_a_balance_or_a_day_its_ledger_does_not_explain,
     retention_archives_to_s3,
     a_tick_runs_once_across_two_processes,
     a_probe_opens_and_closes_a_channel,

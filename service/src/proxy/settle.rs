@@ -105,7 +105,8 @@ impl Call {
             error_class = Some(ErrorClass::UpstreamOverBound);
         }
         let cost = self.quote.cost(&u);
-        self.reservation.settle(cost);
+        // Charged for the day the usage row is dated, which the drift check compares it with.
+        self.reservation.settle(cost, self.log.created_at);
         if let Some(hold) = self.tokens {
             hold.settle(u.prompt + u.completion);
         }

@@ -15,21 +15,23 @@ pub(super) struct State {
     /// Bumped whenever the grant is closed or lost: a reservation taken from an earlier grant
     /// settles as overage (its hold is gone).
     pub(super) generation: u64,
-    /// A charge batch sent but not yet acknowledged: a retry sends the same id and amount, so a
-    /// try that went through although its answer was lost is not charged twice.
-    pub(super) unacked: Option<(String, i64)>,
+    /// A charge batch sent but not yet acknowledged: a retry sends the same id, amount and day,
+    /// so a try that went through although its answer was lost is not charged twice.
+    pub(super) unacked: Option<Batch>,
     /// Likewise for a charge of overage.
-    pub(super) unacked_overage: Option<(String, i64)>,
+    pub(super) unacked_overage: Option<Batch>,
     pub(super) topups: u32,
     pub(super) granted: i64,
     pub(super) reported: i64,
-    pub(super) pending: i64,
+    /// Cost served from the grant and not yet charged, by the day of its calls.
+    pub(super) pending: Days,
     pub(super) inflight: i64,
     /// Reservations of requests waiting for a top-up: the next top-up covers them all at once.
     pub(super) waiting: i64,
     /// Cost no grant covers (a request that used more than its reservation, or usage served
-    /// from a grant that was lost): charged from the free balance as far as it goes.
-    pub(super) overage: i64,
+    /// from a grant that was lost): charged from the free balance as far as it goes, by the day
+    /// of its calls.
+    pub(super) overage: Days,
     pub(super) last_used: Option<Instant>,
     pub(super) window_start: Option<Instant>,
     pub(super) window_spend: i64,
@@ -39,6 +41,93 @@ pub(super) struct State {
     /// top-up of a burst that resumes within `RESUME_MEMORY` is sized by it, so the burst does
     /// not start with one database round trip per handful of requests.
     pub(super) resume: Option<(Instant, i64)>,
+}
+
+/// A charge sent: its id (the ledger row's reference), amount, and the day of its calls.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct Batch {
+    pub(super) id: String,
+    pub(super) amount: i64,
+    /// Unix ms of the start of the UTC day the calls' usage rows are dated (`usage_day`).
+    pub(super) day: i64,
+}
+
+impl Batch {
+    /// A new batch of `amount` for the calls of `day`.
+    pub(super) fn new((day, amount): (i64, i64)) -> Batch {
+        Batch {
+            id: crate::random_id(),
+            amount,
+            day,
+        }
+    }
+}
+
+/// Units owed, by the UTC day of the calls they are for (the start of the day in unix ms),
+/// oldest first. Charged one day at a time, so that every charge in the ledger names the day
+/// of the usage rows it pays for, and the drift check can compare the two per user and day.
+/// Nearly always one day; two around midnight.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(super) struct Days(Vec<(i64, i64)>);
+
+impl Days {
+    #[cfg(test)]
+    pub(super) fn of(day: i64, amount: i64) -> Days {
+        let mut d = Days::default();
+        d.add(day, amount);
+        d
+    }
+
+    pub(super) fn total(&self) -> i64 {
+        self.0.iter().map(|(_, a)| a).sum()
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// How many days owe something.
+    pub(super) fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// The oldest day and what it owes.
+    pub(super) fn first(&self) -> Option<(i64, i64)> {
+        self.0.first().copied()
+    }
+
+    pub(super) fn add(&mut self, day: i64, amount: i64) {
+        if amount <= 0 {
+            return;
+        }
+        match self.0.iter_mut().find(|(d, _)| *d == day) {
+            Some((_, a)) => *a += amount,
+            None => {
+                self.0.push((day, amount));
+                self.0.sort_unstable();
+            }
+        }
+    }
+
+    /// `amount` of `day` was charged (or given up).
+    pub(super) fn take(&mut self, day: i64, amount: i64) {
+        if let Some((_, a)) = self.0.iter_mut().find(|(d, _)| *d == day) {
+            *a -= amount;
+        }
+        self.0.retain(|(_, a)| *a > 0);
+    }
+
+    /// Moves everything `other` owes here.
+    pub(super) fn absorb(&mut self, other: &mut Days) {
+        for (day, amount) in std::mem::take(&mut other.0) {
+            self.add(day, amount);
+        }
+    }
+}
+
+/// The start (unix ms) of the UTC day holding `ms`.
+pub fn day_of(ms: i64) -> i64 {
+    ms - ms.rem_euclid(86_400_000)
 }
 
 /// The spend rate is measured over one-second windows; a window younger than this is
@@ -51,7 +140,7 @@ const RESUME_MEMORY: Duration = Duration::from_secs(60);
 
 impl State {
     pub(super) fn free(&self) -> i64 {
-        self.granted - self.reported - self.pending - self.inflight
+        self.granted - self.reported - self.pending.total() - self.inflight
     }
 
     pub(super) fn note_spend(&mut self, cost: i64, now: Instant) {
@@ -107,7 +196,7 @@ impl State {
     pub(super) fn forgettable(&self, now: Instant) -> bool {
         self.grant_id.is_none()
             && self.inflight == 0
-            && self.overage == 0
+            && self.overage.is_empty()
             && self.unacked_overage.is_none()
             && self.waiting == 0
             && self.resumed_rate(now) == 0
@@ -116,7 +205,7 @@ impl State {
     /// Less than half a second of spend left (or cost to collect): time to report.
     pub(super) fn low(&self, now: Instant) -> bool {
         let rate = self.rate(now);
-        self.overage > 0 || (rate > 0 && self.free() * 2 < rate)
+        !self.overage.is_empty() || (rate > 0 && self.free() * 2 < rate)
     }
 
     /// Idle: nothing in flight and unused for `idle_close` (the grant may be closed).
@@ -158,8 +247,7 @@ impl State {
         if self.grant_id.is_none() {
             return;
         }
-        self.overage += self.pending;
-        self.pending = 0;
+        self.overage.absorb(&mut self.pending);
         self.unacked = None;
         self.grant_id = None;
         self.granted = 0;
@@ -219,12 +307,13 @@ impl Reservation {
         self.amount
     }
 
-    /// Charges `cost` (which may exceed the reservation) and frees the rest. Exactly once.
-    pub fn settle(mut self, cost: i64) {
-        self.finish(cost.max(0));
+    /// Charges `cost` (which may exceed the reservation) for a call whose usage row is dated
+    /// `at` (unix ms), and frees the rest. Exactly once.
+    pub fn settle(mut self, cost: i64, at: i64) {
+        self.finish(cost.max(0), day_of(at));
     }
 
-    fn finish(&mut self, cost: i64) {
+    fn finish(&mut self, cost: i64, day: i64) {
         if self.settled {
             return;
         }
@@ -235,11 +324,11 @@ impl Reservation {
             if st.generation == self.generation {
                 st.inflight -= self.amount;
                 let covered = cost.min(st.free().max(0));
-                st.pending += covered;
-                st.overage += cost - covered;
+                st.pending.add(day, covered);
+                st.overage.add(day, cost - covered);
             } else {
                 // The grant this came from is gone (and its reservation with it).
-                st.overage += cost;
+                st.overage.add(day, cost);
             }
             st.last_used = Some(now);
             st.note_spend(cost, now);
@@ -253,7 +342,7 @@ impl Reservation {
 
 impl Drop for Reservation {
     fn drop(&mut self) {
-        self.finish(0);
+        self.finish(0, 0);
     }
 }
 
@@ -309,7 +398,7 @@ mod tests {
         assert_eq!(st.resumed_rate(at(t0, 60_000)), 0);
         assert!(st.forgettable(at(t0, 60_000)));
         // Cost still to collect keeps it, whatever the clock says.
-        st.overage = 5;
+        st.overage = Days::of(0, 5);
         assert!(!st.forgettable(at(t0, 120_000)));
     }
 
@@ -320,14 +409,14 @@ mod tests {
             grant_id: Some("g".into()),
             granted: 1_000,
             reported: 300,
-            pending: 200,
+            pending: Days::of(0, 200),
             inflight: 100,
             ..State::default()
         };
         assert_eq!(st.free(), 400);
         st.note_spend(1_000, t0);
         assert!(st.low(at(t0, 10)), "less than half a second of spend left");
-        st.overage = 1;
+        st.overage = Days::of(0, 1);
         assert!(st.low(at(t0, 10)));
     }
 
@@ -338,22 +427,58 @@ mod tests {
             grant_epoch: 3,
             granted: 1_000,
             reported: 300,
-            pending: 200,
+            pending: Days::of(DAY, 150),
             inflight: 100,
-            overage: 7,
-            unacked: Some(("b".into(), 200)),
+            overage: Days::of(0, 7),
+            unacked: Some(Batch::new((0, 50))),
             generation: 4,
             ..State::default()
         };
+        st.pending.add(0, 50);
         st.lose_grant();
         assert_eq!(st.grant_id, None);
-        assert_eq!((st.pending, st.overage), (0, 207));
+        assert!(st.pending.is_empty());
+        assert_eq!(
+            st.overage,
+            Days(vec![(0, 57), (DAY, 150)]),
+            "each day keeps its own"
+        );
         assert_eq!((st.granted, st.reported, st.inflight), (0, 0, 0));
         assert_eq!(st.generation, 5, "reservations from it settle as overage");
         assert!(st.unacked.is_none());
         // Losing nothing changes nothing.
         st.lose_grant();
-        assert_eq!((st.overage, st.generation), (207, 5));
+        assert_eq!((st.overage.total(), st.generation), (207, 5));
+    }
+
+    const DAY: i64 = 86_400_000;
+
+    #[test]
+    fn what_is_owed_is_kept_by_the_day_of_its_calls() {
+        assert_eq!(day_of(DAY * 3 + 5), DAY * 3);
+        assert_eq!(day_of(DAY * 3), DAY * 3);
+        assert_eq!(day_of(DAY * 3 - 1), DAY * 2);
+        let mut d = Days::default();
+        d.add(DAY, 10);
+        d.add(0, 4);
+        d.add(DAY, 5);
+        d.add(2 * DAY, 0);
+        assert_eq!(
+            d,
+            Days(vec![(0, 4), (DAY, 15)]),
+            "oldest first, nothing for nothing"
+        );
+        assert_eq!((d.total(), d.first()), (19, Some((0, 4))));
+        d.take(0, 4);
+        assert_eq!(d.first(), Some((DAY, 15)));
+        // More came in for the day while its batch was out: the rest stays owed.
+        d.add(DAY, 3);
+        d.take(DAY, 15);
+        assert_eq!(d, Days(vec![(DAY, 3)]));
+        let mut other = Days::of(0, 1);
+        d.absorb(&mut other);
+        assert!(other.is_empty());
+        assert_eq!(d, Days(vec![(0, 1), (DAY, 3)]));
     }
 
     #[test]

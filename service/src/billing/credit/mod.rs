@@ -29,7 +29,7 @@ mod grant;
 pub mod lease;
 mod report;
 
-pub use grant::Reservation;
+pub use grant::{Reservation, day_of};
 pub use lease::LeaseTiming;
 
 use self::grant::{Account, State, Waiter};
@@ -194,7 +194,10 @@ impl CreditManager {
             let (free, owed) = {
                 let st = account.lock();
                 let usable = st.grant_id.is_some() && st.grant_epoch == self.lease.epoch();
-                (if usable { st.free().max(0) } else { 0 }, st.overage)
+                (
+                    if usable { st.free().max(0) } else { 0 },
+                    st.overage.total(),
+                )
             };
             if free >= least
                 && let Some(r) = self.take(&account, free.min(want))

@@ -3,7 +3,7 @@
 //! unused part released, and accounts with nothing left to remember are forgotten.
 
 use super::CreditManager;
-use super::grant::{Account, State};
+use super::grant::{Account, Batch, State};
 use crate::Error;
 use crate::billing::repo::{self, Charged};
 use std::sync::Arc;
@@ -15,36 +15,43 @@ impl CreditManager {
     /// lost), and collects overage from the free balance. A grant found taken over is lost: what
     /// it served becomes overage. Call with the account's `db_lock` held.
     pub(super) async fn report(&self, account: &Account) -> Result<(), Error> {
-        let batch = {
-            let mut st = account.lock();
-            match (&st.grant_id, st.pending) {
-                (Some(g), pending) if pending > 0 || st.unacked.is_some() => {
-                    let g = g.clone();
-                    let epoch = st.grant_epoch;
-                    let batch = st
-                        .unacked
-                        .get_or_insert_with(|| (crate::random_id(), pending))
-                        .clone();
-                    Some((g, epoch, batch))
-                }
-                _ => None,
-            }
+        // One batch per day of calls owed, oldest first (nearly always one); the days owed now,
+        // so that a steady flow of new cost does not keep the report going.
+        let rounds = {
+            let st = account.lock();
+            st.pending.len() + usize::from(st.unacked.is_some())
         };
-        if let Some((grant_id, epoch, (batch, amount))) = batch {
-            let charged = repo::charge(&self.db, account.id, &grant_id, amount, &batch).await?;
+        for _ in 0..rounds {
+            let batch = {
+                let mut st = account.lock();
+                match st.grant_id.clone() {
+                    Some(g) if st.unacked.is_some() || !st.pending.is_empty() => {
+                        if st.unacked.is_none() {
+                            st.unacked = st.pending.first().map(Batch::new);
+                        }
+                        st.unacked.clone().map(|b| (g, st.grant_epoch, b))
+                    }
+                    _ => None,
+                }
+            };
+            let Some((grant_id, epoch, b)) = batch else {
+                break;
+            };
+            let charged =
+                repo::charge(&self.db, account.id, &grant_id, b.amount, &b.id, b.day).await?;
             let lost = {
                 let mut st = account.lock();
                 st.unacked = None;
                 match charged {
                     Charged::Done => {
-                        st.pending -= amount;
-                        st.reported += amount;
+                        st.pending.take(b.day, b.amount);
+                        st.reported += b.amount;
                         false
                     }
                     Charged::Fenced => {
                         tracing::warn!(
                             user.id = account.id.user_id,
-                            units = st.pending,
+                            units = st.pending.total(),
                             "a credit grant was taken over before its usage was reported; charging it from the free balance"
                         );
                         st.lose_grant();
@@ -52,39 +59,44 @@ impl CreditManager {
                     }
                 }
             };
-            // Taken over under the current lease: the lease itself is gone.
-            if lost && epoch == self.lease.epoch() {
-                self.relet(epoch).await?;
+            if lost {
+                // Taken over under the current lease: the lease itself is gone.
+                if epoch == self.lease.epoch() {
+                    self.relet(epoch).await?;
+                }
+                break;
             }
         }
-        let overage = {
-            let mut st = account.lock();
-            let overage = st.overage;
-            if overage > 0 || st.unacked_overage.is_some() {
-                Some(
-                    st.unacked_overage
-                        .get_or_insert_with(|| (crate::random_id(), overage))
-                        .clone(),
-                )
-            } else {
-                None
-            }
+        let rounds = {
+            let st = account.lock();
+            st.overage.len() + usize::from(st.unacked_overage.is_some())
         };
-        if let Some((batch, amount)) = overage {
-            let charged = repo::charge_overage(&self.db, account.id, amount, &batch).await?;
-            if charged < amount {
+        for _ in 0..rounds {
+            let batch = {
+                let mut st = account.lock();
+                if st.unacked_overage.is_none() {
+                    st.unacked_overage = st.overage.first().map(Batch::new);
+                }
+                st.unacked_overage.clone()
+            };
+            let Some(b) = batch else {
+                break;
+            };
+            let charged =
+                repo::charge_overage(&self.db, account.id, b.amount, &b.id, b.day).await?;
+            if charged < b.amount {
                 self.metrics
                     .uncollected
-                    .inc_by(u64::try_from(amount - charged).unwrap_or(0));
+                    .inc_by(u64::try_from(b.amount - charged).unwrap_or(0));
                 tracing::warn!(
                     user.id = account.id.user_id,
-                    uncollected = amount - charged,
+                    uncollected = b.amount - charged,
                     "usage beyond the balance could not be charged"
                 );
             }
             let mut st = account.lock();
             st.unacked_overage = None;
-            st.overage -= amount;
+            st.overage.take(b.day, b.amount);
         }
         Ok(())
     }
@@ -144,7 +156,7 @@ impl CreditManager {
         }
         {
             let st = account.lock();
-            if !(closing || (st.inflight == 0 && st.pending == 0)) {
+            if !(closing || (st.inflight == 0 && st.pending.is_empty())) {
                 return Ok(());
             }
         }
@@ -154,14 +166,14 @@ impl CreditManager {
         repo::close_grant(&self.db, &grant_id).await?;
         let mut st = account.lock();
         // Anything served from it meanwhile (a reservation of a stop) settles as overage.
-        let pending = st.pending;
-        st.overage += pending;
+        let mut pending = std::mem::take(&mut st.pending);
+        st.overage.absorb(&mut pending);
         // The spend of the last active second, remembered for a resuming burst.
         let rate = st.window_spend.max(st.last_window);
         *st = State {
             // Requests queued for the next grant keep their place; cost still to collect too.
             waiting: st.waiting,
-            overage: st.overage,
+            overage: std::mem::take(&mut st.overage),
             unacked_overage: st.unacked_overage.take(),
             generation: st.generation + 1,
             last_window: st.last_window,

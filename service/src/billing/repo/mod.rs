@@ -24,10 +24,11 @@ async fn ledger(
     balance_after: i64,
     reference: Option<&str>,
     reason: Option<&str>,
+    usage_day: Option<i64>,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO ledger (user_id, key_id, kind, amount, hold, balance_after, reference, reason, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        "INSERT INTO ledger (user_id, key_id, kind, amount, hold, balance_after, reference, reason, usage_day, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
     .bind(user_id)
     .bind(key_id)
@@ -37,6 +38,7 @@ async fn ledger(
     .bind(balance_after)
     .bind(reference)
     .bind(reason)
+    .bind(usage_day)
     .bind(now_ms())
     .execute(&mut **tx)
     .await?;
@@ -193,6 +195,7 @@ pub async fn hold(
         balance,
         Some(&reference),
         None,
+        None,
     )
     .await?;
     tx.commit().await?;
@@ -209,8 +212,9 @@ async fn charged_already(db: &Db, batch: &str) -> Result<Option<i64>, Error> {
     )
 }
 
-/// Charges `used` units of grant `grant_id` (consuming its hold). Idempotent on `batch`: a try
-/// repeated with the same batch charges nothing more. The grant's open status is the fence: a
+/// Charges `used` units of grant `grant_id` (consuming its hold) for calls of `usage_day` (the
+/// start of the UTC day their usage rows are dated). Idempotent on `batch`: a try repeated with
+/// the same batch charges nothing more. The grant's open status is the fence: a
 /// grant another instance took over refuses the charge.
 pub async fn charge(
     db: &Db,
@@ -218,6 +222,7 @@ pub async fn charge(
     grant_id: &str,
     used: i64,
     batch: &str,
+    usage_day: i64,
 ) -> Result<Charged, Error> {
     let mut tx = db.begin_write().await?;
     let n = sqlx::query(
@@ -272,6 +277,7 @@ pub async fn charge(
         balance,
         Some(batch),
         None,
+        Some(usage_day),
     )
     .await
     {
@@ -308,13 +314,14 @@ pub async fn available(db: &Db, acct: AccountId) -> Result<i64, Error> {
     Ok(free.min(left).max(0))
 }
 
-/// Charges usage that no grant covers from the free balance, as far as it goes; returns what it
-/// charged. Idempotent on `batch`: a repeated try returns what the first one charged.
+/// Charges usage that no grant covers (calls of `usage_day`) from the free balance, as far as
+/// it goes; returns what it charged. Idempotent on `batch`: a repeated try returns what the first one charged.
 pub async fn charge_overage(
     db: &Db,
     acct: AccountId,
     amount: i64,
     batch: &str,
+    usage_day: i64,
 ) -> Result<i64, Error> {
     if let Some(charged) = charged_already(db, batch).await? {
         return Ok(charged);
@@ -359,6 +366,7 @@ pub async fn charge_overage(
             balance,
             Some(batch),
             Some("usage beyond the reservation"),
+            Some(usage_day),
         )
         .await?;
         tx.commit().await?;
@@ -428,6 +436,7 @@ async fn release(
         -unused,
         balance,
         Some(reference),
+        None,
         None,
     )
     .await?;
@@ -552,6 +561,7 @@ pub async fn adjust(
         balance,
         reference,
         Some(reason),
+        None,
     )
     .await?;
     tx.commit().await?;
@@ -591,6 +601,7 @@ pub async fn credit_in(
         balance,
         Some(reference),
         Some(reason),
+        None,
     )
     .await?;
     Ok(Some(balance))
