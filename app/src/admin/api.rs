@@ -109,13 +109,13 @@ pub async fn adjust_balance(
 /// `disabled`, `expiring` or empty, `cursor` to continue.
 #[server(prefix = "/_sfn", endpoint = "admin/keys")]
 pub async fn all_keys(
-    owner: String,
-    status: String,
+    owner: Option<String>,
+    status: Option<String>,
     cursor: Option<String>,
 ) -> Result<types::Slice<types::KeyView>, AppError> {
     use crate::ssr::*;
     let Ctx { svc, who: actor } = Ctx::admin().await?;
-    let user_id = match owner.trim() {
+    let user_id = match owner.as_deref().unwrap_or_default().trim() {
         "" => None,
         o => Some(
             o.parse()
@@ -124,7 +124,7 @@ pub async fn all_keys(
     };
     let q = types::KeysQuery {
         user_id,
-        status: Some(status),
+        status,
         cursor,
         limit: Some("50".into()),
     };

@@ -36,7 +36,7 @@ fn AllKeys() -> impl IntoView {
                 limits.version().get(),
             )
         },
-        |(owner, status, cursor, ..)| all_keys(owner, status, cursor),
+        |(owner, status, cursor, ..)| all_keys(Some(owner), Some(status), cursor),
     );
     let errors = FormError::new(
         move || {
