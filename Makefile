@@ -26,7 +26,7 @@ ANTHROPIC_VERSION := 2.17.0
 MOTO_VERSION := 5.2.5
 export TOLLGATE_TEST_PYTHON := $(VENV)/bin/python
 
-.PHONY: run build test bench tools services pyenv lint unit e2e clean
+.PHONY: run build test bench profile tools services pyenv lint unit e2e clean
 
 tools:
 	@scripts/install-tools.sh
@@ -59,9 +59,10 @@ lint: tools
 	cargo clippy --workspace --exclude frontend --all-targets --locked -- -D warnings
 	cargo clippy -p frontend --target wasm32-unknown-unknown --locked -- -D warnings
 
-## Unit and integration tests on SQLite and on PostgreSQL + Redis.
+## Unit and integration tests on SQLite and on PostgreSQL + Redis (with the profiler built in,
+## so that /api/admin/profile is tested as it answers).
 unit: tools services pyenv
-	cargo nextest run --workspace --exclude frontend --locked --profile ci
+	cargo nextest run --workspace --exclude frontend --locked --profile ci --features server/profile
 
 ## Playwright on Chromium against the release build. The mock upstream is the test build's
 ## (the unit stage made it; a release build of it would rebuild the server's crates twice).
@@ -77,6 +78,14 @@ bench: build services
 	@command -v oha >/dev/null 2>&1 && oha --version | grep -q "1.16.0" || cargo install oha --locked --version 1.16.0
 	RUSTFLAGS="$(LEPTOS_RUSTFLAGS)" cargo build --release -p server --bin mock-upstream
 	TOLLGATE_BIN=$(BIN) MOCK_BIN=$(CARGO_TARGET_DIR)/release/mock-upstream scripts/bench.sh
+
+## Flamegraphs of the gateway under the bench load (SQLite): target/profile/{chat,stream}.svg.
+## The binary is built with the `profile` feature (an in-process sampler behind
+## /api/admin/profile), into the same target dir: the next `make build` builds it without.
+profile: build services
+	@command -v oha >/dev/null 2>&1 && oha --version | grep -q "1.16.0" || cargo install oha --locked --version 1.16.0
+	RUSTFLAGS="$(LEPTOS_RUSTFLAGS)" cargo build --release --locked -p server --bin tollgate --bin mock-upstream --features profile
+	TOLLGATE_BIN=$(BIN) MOCK_BIN=$(CARGO_TARGET_DIR)/release/mock-upstream BENCH_PROFILE_DIR=$(ROOT)/target/profile scripts/bench.sh
 
 clean:
 	rm -rf target data logs end2end/test-results end2end/playwright-report end2end/screenshots

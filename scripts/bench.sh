@@ -7,6 +7,9 @@ BIN="${TOLLGATE_BIN:?}"
 MOCK="${MOCK_BIN:?}"
 DURATION="${BENCH_SECONDS:-10}"
 SOAK="${BENCH_SOAK_SECONDS:-60}"
+# make profile: flamegraphs of the chat and stream loads into this folder (SQLite only), from
+# a binary built with the `profile` feature; no measurements.
+PROFILE_DIR="${BENCH_PROFILE_DIR:-}"
 CONNS="${BENCH_CONNECTIONS:-64}"
 work="$(mktemp -d)"
 pids=()
@@ -173,6 +176,11 @@ YAML
     | python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')"
   local chat='{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hello there world"}],"max_tokens":16}'
   local stream='{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hello there world"}],"max_tokens":16,"stream":true}'
+  if [ -n "$PROFILE_DIR" ]; then
+    profile_runs "$port" "$token" "$chat" "$stream"
+    kill -TERM "$gw"; wait "$gw" 2>/dev/null || true
+    return
+  fi
   echo "== $name: $DURATION s per run, $CONNS connections; gateway on CPU 0, mock + load on CPU 1"
   printf '%-34s %10s %9s %9s %12s\n' "run" "req/s" "p50 ms" "p99 ms" "CPU us/req"
   # "messages" and "responses": Claude Code's and Codex's protocols on the same chat channel,
@@ -337,7 +345,27 @@ PY
   python3 -c "print(f'  export /api/me/logs.csv: {$lines - 1} rows in {$e1 - $e0:.1f} s ({($lines - 1) / ($e1 - $e0):,.0f} rows/s)')"
 }
 
+# Under the chat and the stream load, one flamegraph each: the profile is taken through the
+# admin API while the load runs, a second after it starts.
+profile_runs() {
+  local port="$1" token="$2" chat="$3" stream="$4"
+  mkdir -p "$PROFILE_DIR"
+  for kind in chat stream; do
+    local body; [ "$kind" = stream ] && body="$stream" || body="$chat"
+    load "http://127.0.0.1:$port/v1/chat/completions" "$body" -z 2s -c "$CONNS" >/dev/null   # warm-up
+    load "http://127.0.0.1:$port/v1/chat/completions" "$body" -z "$(( DURATION + 2 ))s" -c "$CONNS" >"$work/profile-load" &
+    local l=$!
+    sleep 1
+    curl -fsS -H "authorization: Bearer $token" -o "$PROFILE_DIR/$kind.svg" \
+      "http://127.0.0.1:$port/api/admin/profile?seconds=$DURATION&frequency=499"
+    wait "$l" || true
+    read -r rps _ _ ok <"$work/profile-load"
+    echo "profile ($kind): $PROFILE_DIR/$kind.svg, $DURATION s at $rps req/s ($ok ok)"
+  done
+}
+
 run_backend sqlite "sqlite://$work/bench.db" ""
+[ -n "$PROFILE_DIR" ] && exit 0
 pg_db="tg_bench_$$"
 psql -h 127.0.0.1 -U postgres -qc "CREATE DATABASE $pg_db" >/dev/null
 run_backend postgres "postgres://postgres@127.0.0.1:5432/$pg_db" "redis://127.0.0.1:6379"

@@ -64,6 +64,7 @@ async fn every_admin_route_refuses_plain_users_and_visitors(backend: Backend) {
         (Method::POST, "/api/admin/jobs/cleanup/run".into()),
         (Method::GET, "/api/admin/archives".into()),
         (Method::GET, "/api/admin/archives/2026-01-01".into()),
+        (Method::GET, "/api/admin/profile?seconds=1".into()),
     ];
     let body = json!({ "username": "x", "password": "x-password", "role": "admin",
                        "status": "disabled", "amount": "5", "reason": "r", "user_id": uid,

@@ -53,6 +53,7 @@ async fn the_openapi_document_lists_every_route_and_each_is_served() {
         ("/api/admin/redeem-codes/{id}/void", &["post"]),
         ("/api/admin/redeem-batches", &["get"]),
         ("/api/admin/redeem-batches/{id}/void", &["post"]),
+        ("/api/admin/profile", &["get"]),
     ] {
         let item = paths
             .get(path)

@@ -6,6 +6,7 @@ mod jobs;
 mod keys;
 mod logs;
 mod prices;
+mod profile;
 mod redeem;
 mod users;
 
@@ -23,6 +24,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(logs::routes())
         .merge(redeem::routes())
         .merge(jobs::routes())
+        .merge(profile::routes())
         .fallback(|| async { ApiError::new(types::ErrorKind::NotFound, "unknown endpoint") })
 }
 

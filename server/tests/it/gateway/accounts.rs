@@ -385,3 +385,94 @@ async fn the_admin_keys_list_is_paged_and_filtered(backend: Backend) {
     }
     gw.stop().await;
 }
+
+/// `/api/admin/profile` in a build with the profiler (as `make test` builds the tests): the
+/// flamegraph of a second of calls, one profile at a time, its bounds checked.
+#[cfg(feature = "profile")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_profiler_draws_the_calls_it_samples() {
+    let gw = Gw::start(Backend::Sqlite, "1", |_, _| {}).await;
+    let app = &gw.app;
+    let load = {
+        let (url, key) = (app.url("/v1/chat/completions"), gw.key.clone());
+        tokio::spawn(async move {
+            let client = TestApp::bare_client();
+            let body = json!({ "model": "gpt-4o-mini", "messages": hello() });
+            for _ in 0..400 {
+                let _ = client.post(&url).bearer_auth(&key).json(&body).send().await;
+            }
+        })
+    };
+    let first = admin_send(
+        app,
+        reqwest::Method::GET,
+        "/api/admin/profile?seconds=2&frequency=997",
+        None,
+    );
+    let second = async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        admin_send(
+            app,
+            reqwest::Method::GET,
+            "/api/admin/profile?seconds=1",
+            None,
+        )
+        .await
+    };
+    let (first, second) = tokio::join!(first, second);
+    assert_eq!(second.status(), 409, "one profile at a time");
+    assert_eq!(first.status(), 200);
+    assert_eq!(first.headers()["content-type"], "image/svg+xml");
+    let svg = first.text().await.expect("svg");
+    assert!(svg.contains("<svg"), "{}", &svg[..svg.len().min(200)]);
+    // The calls it sampled are in it, by the names of the gateway's own functions.
+    assert!(svg.contains("service::"), "no frame of the gateway's code");
+    load.abort();
+    profile_bounds(app).await;
+    gw.stop().await;
+}
+
+/// Without the profiler in the build, the route says so.
+#[cfg(not(feature = "profile"))]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_profiler_is_absent_from_a_build_without_it() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let res = admin_send(
+        &app,
+        reqwest::Method::GET,
+        "/api/admin/profile?seconds=1",
+        None,
+    )
+    .await;
+    assert_eq!(res.status(), 404);
+    let err: Value = res.json().await.expect("json");
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("make profile")),
+        "{err}"
+    );
+    profile_bounds(&app).await;
+    app.stop().await;
+}
+
+/// Bad bounds are refused before anything is sampled, naming the field.
+async fn profile_bounds(app: &TestApp) {
+    for (q, param) in [
+        ("seconds=0", "seconds"),
+        ("seconds=121", "seconds"),
+        ("frequency=0", "frequency"),
+        ("frequency=1001", "frequency"),
+    ] {
+        let res = admin_send(
+            app,
+            reqwest::Method::GET,
+            &format!("/api/admin/profile?{q}"),
+            None,
+        )
+        .await;
+        assert_eq!(res.status(), 400, "{q}");
+        let err: Value = res.json().await.expect("json");
+        assert_eq!(err["error"]["param"], param, "{q}");
+    }
+}
