@@ -54,6 +54,11 @@ fn new_token() -> String {
     hex::encode(bytes)
 }
 
+/// The limiter's key of an account's failed sign-ins (by its normalized name).
+fn sign_in_key(username: &str) -> String {
+    format!("login:acct:{username}")
+}
+
 /// Signs a user in: throttled per account and per client IP, the same answer for an unknown
 /// user and a wrong password, and a new session id every time (the previous one is ended).
 pub async fn login(
@@ -66,7 +71,7 @@ pub async fn login(
     let auth = &svc.config.auth;
     let window = Duration::from_secs(auth.failure_window_seconds);
     let name = normalize_username(username).unwrap_or_default();
-    let account_key = format!("login:acct:{name}");
+    let account_key = sign_in_key(&name);
     let ip_key = client.ip.map(|ip| format!("login:ip:{ip}"));
 
     // Every attempt is counted before its password is checked, so that concurrent guesses
@@ -434,9 +439,7 @@ pub async fn reset_password(
     };
     let hash = password::hash(password.clone()).await?;
     let sessions_ended = repo::set_password(&svc.db, id, &hash, "", now_ms()).await?;
-    svc.limiter
-        .clear(&format!("login:acct:{}", target.username))
-        .await?;
+    svc.limiter.clear(&sign_in_key(&target.username)).await?;
     tracing::info!(actor.id = ?actor.user_id(), user.id = id, sessions_ended, "password reset");
     crate::audit::record(
         &svc.db,
