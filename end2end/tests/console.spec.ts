@@ -207,7 +207,10 @@ test("a user redeems a code, sees it in the balance history, and reads the price
     data: { name: "e2e", base_url: "http://127.0.0.1:9/v1", models: ["e2e-model"] },
   })).status()).toBe(201);
   expect((await admin.request.put("/api/admin/prices/e2e-model", {
-    data: { input_per_1m: "1.5", output_per_1m: "2" },
+    data: {
+      input_per_1m: "1.5", output_per_1m: "2", cache_write_1h_per_1m: "3",
+      tiers: [{ above_tokens: 200000, input_per_1m: "3", output_per_1m: "4" }],
+    },
   })).ok()).toBeTruthy();
   await admin.close();
 
@@ -239,6 +242,9 @@ test("a user redeems a code, sees it in the balance history, and reads the price
   const price = page.getByTestId("price-row").filter({ hasText: "e2e-model" });
   await expect(price).toContainText("$1.50");
   await expect(price).toContainText("$2.00");
+  // The kinds priced apart from input and output, and the long-context tier under the row.
+  await expect(price.getByTestId("price-other")).toHaveText("Cache writes 1 h / 1M $3.00");
+  await expect(page.getByTestId("price-tiers")).toContainText("Above tokens 200,000: Input / 1M $3.00");
   await page.getByTestId("price-filter").fill("no-such-model");
   await expect(page.getByTestId("price-row")).toHaveCount(0);
   await page.getByTestId("price-filter").fill("E2E");
@@ -497,9 +503,30 @@ test("the admin runs the gateway from the console, and every action is audited",
   await expect(page.getByTestId("price-model")).toHaveValue("gpt-e2e");
   await page.getByTestId("price-input").fill("2000");
   await page.getByTestId("price-output").fill("4000");
+  // A reasoning rate, the model's most output and a long-context tier (the one empty row).
+  await page.getByTestId("price-reasoning").fill("5000");
+  await page.getByTestId("price-max-output").fill("500");
+  await expect(page.getByTestId("tier-row")).toHaveCount(1);
+  await page.getByTestId("tier-above").fill("100000");
+  await page.getByTestId("tier-input").fill("3000");
+  await page.getByTestId("tier-output").fill("6000");
   await page.getByTestId("save-price").click();
   await expect(page.getByTestId("price-saved")).toContainText("gpt-e2e");
-  await expect(page.getByTestId("admin-price-row").filter({ hasText: "gpt-e2e" })).toContainText("$4,000.00");
+  const priced = page.getByTestId("admin-price-row").filter({ hasText: "gpt-e2e" });
+  await expect(priced).toContainText("$4,000.00");
+  await expect(priced.getByTestId("price-other")).toContainText("Reasoning / 1M $5,000.00");
+  await expect(priced.getByTestId("price-other")).toContainText("Most output tokens 500");
+  await expect(priced.getByTestId("price-other")).toContainText("Above tokens 100,000: Input / 1M $3,000.00");
+  // Edited again, the form holds the tier, and one empty row to add another.
+  await priced.getByRole("button", { name: "Edit" }).click();
+  await expect(page.getByTestId("tier-row")).toHaveCount(2);
+  await expect(page.getByTestId("tier-above").first()).toHaveValue("100000");
+  await expect(page.getByTestId("price-reasoning")).toHaveValue("5000.00");
+  // A tier without its threshold is refused, named beside the tiers.
+  await page.getByTestId("tier-above").first().fill("");
+  await page.getByTestId("save-price").click();
+  await expect(page.locator("fieldset.tiers .field-error")).toBeVisible();
+  await page.getByTestId("tier-above").first().fill("100000");
   // Its history: the new version first and charged now, the one before it kept, not charged.
   await page.getByTestId("admin-price-row").filter({ hasText: "gpt-e2e" }).getByTestId("price-history").click();
   const versions = page.getByTestId("price-history-panel").getByTestId("price-version");

@@ -56,24 +56,24 @@ pub struct CreditSummary {
     pub total_available: f64,
 }
 
-/// A model's price as `/api/pricing` lists it: per 1M tokens (and per request), in USD decimal
-/// strings, with the group multiplier applied (rounded up to a unit, as charges are).
+/// A model's price as `/api/pricing` lists it: per 1M tokens of each kind (and per request),
+/// in USD decimal strings, every rate as charged (fallbacks resolved), with the group multiplier
+/// applied (rounded up to a unit, as charges are).
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ModelPrice {
     pub model: String,
-    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "1.50"))]
-    #[serde(with = "crate::money::usd")]
-    pub input_per_1m: Credits,
-    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "1.50"))]
-    #[serde(with = "crate::money::usd")]
-    pub output_per_1m: Credits,
-    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "1.50"))]
-    #[serde(with = "crate::money::usd")]
-    pub cached_input_per_1m: Credits,
+    #[serde(flatten)]
+    pub rates: crate::PriceRates,
     #[cfg_attr(feature = "openapi", schema(value_type = String, example = "1.50"))]
     #[serde(with = "crate::money::usd")]
     pub per_request: Credits,
+    /// The most output tokens a request that sets no bound is sent with.
+    pub max_output_tokens: u64,
+    /// Long-context tiers, ascending: above `above_tokens` of context the whole request is
+    /// charged at the tier's rates.
+    #[serde(default)]
+    pub tiers: Vec<crate::PriceTier>,
     /// The price version charges record.
     pub version: i64,
 }

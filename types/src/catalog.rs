@@ -295,24 +295,93 @@ pub struct Mapping {
     pub targets: Vec<String>,
 }
 
-/// A price as the admin API shows it: USD decimal strings per 1M tokens.
+/// A price's rates per 1M tokens of each kind, in USD decimal strings. In the admin API an
+/// unset rate is `null` and charged at its fallback (cache writes, image and audio input at
+/// `input_per_1m`; reasoning, image and audio output at `output_per_1m`); `/api/pricing` shows
+/// every rate as it is charged.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct PriceView {
-    pub model: String,
-    pub version: i64,
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PriceRates {
     #[cfg_attr(feature = "openapi", schema(value_type = String, example = "1.50"))]
     #[serde(with = "crate::money::usd")]
     pub input_per_1m: Credits,
     #[cfg_attr(feature = "openapi", schema(value_type = String, example = "1.50"))]
     #[serde(with = "crate::money::usd")]
     pub output_per_1m: Credits,
+    /// Cache reads.
     #[cfg_attr(feature = "openapi", schema(value_type = String, example = "1.50"))]
     #[serde(with = "crate::money::usd")]
     pub cached_input_per_1m: Credits,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, example = "1.50"))]
+    #[serde(default, with = "crate::money::usd::option")]
+    pub cache_write_5m_per_1m: Option<Credits>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, example = "1.50"))]
+    #[serde(default, with = "crate::money::usd::option")]
+    pub cache_write_1h_per_1m: Option<Credits>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, example = "1.50"))]
+    #[serde(default, with = "crate::money::usd::option")]
+    pub reasoning_per_1m: Option<Credits>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, example = "1.50"))]
+    #[serde(default, with = "crate::money::usd::option")]
+    pub image_input_per_1m: Option<Credits>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, example = "1.50"))]
+    #[serde(default, with = "crate::money::usd::option")]
+    pub image_output_per_1m: Option<Credits>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, example = "1.50"))]
+    #[serde(default, with = "crate::money::usd::option")]
+    pub audio_input_per_1m: Option<Credits>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, example = "1.50"))]
+    #[serde(default, with = "crate::money::usd::option")]
+    pub audio_output_per_1m: Option<Credits>,
+}
+
+impl PriceRates {
+    /// Each rate with its name as the API spells it (`input_per_1m`…), in the order of the
+    /// fields; `None` where the rate falls back.
+    pub fn named(&self) -> [(&'static str, Option<Credits>); 10] {
+        [
+            ("input_per_1m", Some(self.input_per_1m)),
+            ("output_per_1m", Some(self.output_per_1m)),
+            ("cached_input_per_1m", Some(self.cached_input_per_1m)),
+            ("cache_write_5m_per_1m", self.cache_write_5m_per_1m),
+            ("cache_write_1h_per_1m", self.cache_write_1h_per_1m),
+            ("reasoning_per_1m", self.reasoning_per_1m),
+            ("image_input_per_1m", self.image_input_per_1m),
+            ("image_output_per_1m", self.image_output_per_1m),
+            ("audio_input_per_1m", self.audio_input_per_1m),
+            ("audio_output_per_1m", self.audio_output_per_1m),
+        ]
+    }
+}
+
+/// A long-context tier: above `above_tokens` of context (input, cache reads and writes
+/// included), the whole request is charged at these rates.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PriceTier {
+    pub above_tokens: u64,
+    #[serde(flatten)]
+    pub rates: PriceRates,
+}
+
+/// A price as the admin API shows it: USD decimal strings per 1M tokens of each kind.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PriceView {
+    pub model: String,
+    pub version: i64,
+    #[serde(flatten)]
+    pub rates: PriceRates,
     #[cfg_attr(feature = "openapi", schema(value_type = String, example = "1.50"))]
     #[serde(with = "crate::money::usd")]
     pub per_request: Credits,
+    /// The model's most output tokens (`null`: `billing.default_max_tokens` for a request that
+    /// sets none).
+    #[serde(default)]
+    pub max_output_tokens: Option<u64>,
+    /// Ascending by `above_tokens`.
+    #[serde(default)]
+    pub tiers: Vec<PriceTier>,
 }
 
 /// One version of a model's price, as the history shows it: the price, whether the gateway

@@ -22,7 +22,8 @@ pub use billing::{
 };
 pub use catalog::{
     BoundField, ChannelHealth, ChannelKind, ChannelProbe, ChannelTest, ChannelView, CreatedKey,
-    KeyPatch, KeySecret, KeyView, KeysQuery, Mapping, NewKey, PriceVersion, PriceView,
+    KeyPatch, KeySecret, KeyView, KeysQuery, Mapping, NewKey, PriceRates, PriceTier, PriceVersion,
+    PriceView,
 };
 pub use error::{ErrorInfo, ErrorKind};
 pub use jobs::{ArchiveDay, JobOutcome, JobRun, JobView};

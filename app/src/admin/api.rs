@@ -241,23 +241,88 @@ pub async fn admin_prices() -> Result<(Vec<types::PriceView>, Vec<types::GroupVi
     Ok((service::catalog::list_prices(&svc, &actor).await?, groups))
 }
 
-/// Sets a model's price (a new version, served at once); empty cached and per-request: none.
+/// Sets a model's price (a new version, served at once) from the form's text fields: an empty
+/// optional rate falls back (see `PriceConfig`), an empty max output is none. Tiers come as
+/// parallel lists, one entry per row (`tier_above[]`, `tier_input[]`…); a row left empty is
+/// no tier.
 #[server(prefix = "/_sfn", endpoint = "admin/set_price")]
+#[allow(clippy::too_many_arguments)]
 pub async fn set_price(
     model: String,
     input_per_1m: String,
     output_per_1m: String,
     cached_input_per_1m: String,
     per_request: String,
+    #[server(default)] cache_write_5m_per_1m: String,
+    #[server(default)] cache_write_1h_per_1m: String,
+    #[server(default)] reasoning_per_1m: String,
+    #[server(default)] image_input_per_1m: String,
+    #[server(default)] image_output_per_1m: String,
+    #[server(default)] audio_input_per_1m: String,
+    #[server(default)] audio_output_per_1m: String,
+    #[server(default)] max_output_tokens: String,
+    #[server(default)] tier_above: Vec<String>,
+    #[server(default)] tier_input: Vec<String>,
+    #[server(default)] tier_output: Vec<String>,
+    #[server(default)] tier_cached: Vec<String>,
+    #[server(default)] tier_write_5m: Vec<String>,
+    #[server(default)] tier_write_1h: Vec<String>,
 ) -> Result<types::PriceView, AppError> {
     use crate::ssr::*;
+    use service::Error;
     let Ctx { svc, who: actor } = Ctx::admin().await?;
-    let opt = |s: String| Some(s.trim().to_string()).filter(|s| !s.is_empty());
+    let opt = |s: &str| Some(s.trim().to_string()).filter(|s| !s.is_empty());
+    let count = |field: &'static str, text: &str| -> Result<Option<u64>, Error> {
+        match text.trim() {
+            "" => Ok(None),
+            t => t
+                .parse()
+                .map(Some)
+                .map_err(|_| Error::invalid(field, "must be a whole number of tokens")),
+        }
+    };
+    fn cell(list: &[String], i: usize) -> &str {
+        list.get(i).map(String::as_str).unwrap_or_default()
+    }
+    let mut tiers = Vec::new();
+    for i in 0..tier_above.len() {
+        let row = [
+            &tier_above,
+            &tier_input,
+            &tier_output,
+            &tier_cached,
+            &tier_write_5m,
+            &tier_write_1h,
+        ]
+        .map(|list| cell(list, i));
+        if row.iter().all(|c| c.trim().is_empty()) {
+            continue;
+        }
+        tiers.push(service::config::PriceConfig {
+            above_tokens: Some(count("tiers", row[0])?.unwrap_or(0)),
+            input_per_1m: row[1].trim().to_string(),
+            output_per_1m: row[2].trim().to_string(),
+            cached_input_per_1m: opt(row[3]),
+            cache_write_5m_per_1m: opt(row[4]),
+            cache_write_1h_per_1m: opt(row[5]),
+            ..Default::default()
+        });
+    }
     let price = service::config::PriceConfig {
         input_per_1m: input_per_1m.trim().to_string(),
         output_per_1m: output_per_1m.trim().to_string(),
-        cached_input_per_1m: opt(cached_input_per_1m),
-        per_request: opt(per_request),
+        cached_input_per_1m: opt(&cached_input_per_1m),
+        cache_write_5m_per_1m: opt(&cache_write_5m_per_1m),
+        cache_write_1h_per_1m: opt(&cache_write_1h_per_1m),
+        reasoning_per_1m: opt(&reasoning_per_1m),
+        image_input_per_1m: opt(&image_input_per_1m),
+        image_output_per_1m: opt(&image_output_per_1m),
+        audio_input_per_1m: opt(&audio_input_per_1m),
+        audio_output_per_1m: opt(&audio_output_per_1m),
+        per_request: opt(&per_request),
+        max_output_tokens: count("max_output_tokens", &max_output_tokens)?,
+        tiers,
+        above_tokens: None,
     };
     Ok(service::catalog::set_price(&svc, &actor, model.trim(), price).await?)
 }

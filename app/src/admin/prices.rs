@@ -4,15 +4,31 @@
 use super::api::{DeleteGroup, DeletePrice, SetGroup, SetPrice, admin_prices, price_history};
 use super::nav::{AdminNav, FormError};
 use crate::components::{ConfirmPost, ErrorView, Guard, Post, PostForm, when};
-use crate::i18n::format::money;
+use crate::i18n::format::{money, number};
+use crate::pricing::rates::{other_kinds, tier_line};
 use crate::t;
 use crate::wire;
 use leptos::prelude::*;
-use types::{PriceVersion, PriceView};
+use types::{Credits, PriceTier, PriceVersion, PriceView};
 
 #[component]
 pub fn AdminPricesPage() -> impl IntoView {
     view! { <Prices/> }
+}
+
+/// A label and an input for a rate that may stay empty (and then falls back), filled from the
+/// price being edited.
+macro_rules! optional {
+    ($value:ident, $err:ident, $name:literal, $label:literal, $field:ident, $testid:literal) => {
+        view! {
+            <label>
+                <span>{t!($label)}</span>
+                <input name=$name inputmode="decimal" data-testid=$testid placeholder=t!("prices.falls_back")
+                    prop:value=$value(|p| p.rates.$field.map(|c| c.to_usd_string()).unwrap_or_default())/>
+                {$err.at($name)}
+            </label>
+        }
+    };
 }
 
 #[component]
@@ -62,7 +78,16 @@ fn Prices() -> impl IntoView {
             "input_per_1m",
             "output_per_1m",
             "cached_input_per_1m",
+            "cache_write_5m_per_1m",
+            "cache_write_1h_per_1m",
+            "reasoning_per_1m",
+            "image_input_per_1m",
+            "image_output_per_1m",
+            "audio_input_per_1m",
+            "audio_output_per_1m",
             "per_request",
+            "max_output_tokens",
+            "tiers",
         ],
     );
     let group_err = FormError::new(
@@ -90,26 +115,69 @@ fn Prices() -> impl IntoView {
                         </label>
                         <label>
                             <span>{t!("prices.input")}</span>
-                            <input name="input_per_1m" required inputmode="decimal" data-testid="price-input" prop:value=field(|p| p.input_per_1m.to_usd_string())/>
+                            <input name="input_per_1m" required inputmode="decimal" data-testid="price-input" prop:value=field(|p| p.rates.input_per_1m.to_usd_string())/>
                             {price_err.at("input_per_1m")}
                         </label>
                         <label>
                             <span>{t!("prices.output")}</span>
-                            <input name="output_per_1m" required inputmode="decimal" data-testid="price-output" prop:value=field(|p| p.output_per_1m.to_usd_string())/>
+                            <input name="output_per_1m" required inputmode="decimal" data-testid="price-output" prop:value=field(|p| p.rates.output_per_1m.to_usd_string())/>
                             {price_err.at("output_per_1m")}
                         </label>
                         <label>
                             <span>{t!("prices.cached")}</span>
-                            <input name="cached_input_per_1m" inputmode="decimal" prop:value=field(|p| p.cached_input_per_1m.to_usd_string())/>
+                            <input name="cached_input_per_1m" inputmode="decimal" prop:value=field(|p| p.rates.cached_input_per_1m.to_usd_string())/>
                             {price_err.at("cached_input_per_1m")}
                         </label>
+                        {optional!(field, price_err, "cache_write_5m_per_1m", "prices.cache_write_5m", cache_write_5m_per_1m, "price-cache-write-5m")}
+                        {optional!(field, price_err, "cache_write_1h_per_1m", "prices.cache_write_1h", cache_write_1h_per_1m, "price-cache-write-1h")}
+                        {optional!(field, price_err, "reasoning_per_1m", "prices.reasoning", reasoning_per_1m, "price-reasoning")}
+                        {optional!(field, price_err, "image_input_per_1m", "prices.image_input", image_input_per_1m, "price-image-input")}
+                        {optional!(field, price_err, "image_output_per_1m", "prices.image_output", image_output_per_1m, "price-image-output")}
+                        {optional!(field, price_err, "audio_input_per_1m", "prices.audio_input", audio_input_per_1m, "price-audio-input")}
+                        {optional!(field, price_err, "audio_output_per_1m", "prices.audio_output", audio_output_per_1m, "price-audio-output")}
                         <label>
                             <span>{t!("prices.per_request")}</span>
                             <input name="per_request" inputmode="decimal" prop:value=field(|p| p.per_request.to_usd_string())/>
                             {price_err.at("per_request")}
                         </label>
+                        <label>
+                            <span>{t!("prices.max_output")}</span>
+                            <input name="max_output_tokens" inputmode="numeric" data-testid="price-max-output" prop:value=field(|p| p.max_output_tokens.map(|m| m.to_string()).unwrap_or_default())/>
+                            {price_err.at("max_output_tokens")}
+                        </label>
                     </div>
                     <p class="muted small-print">{t!("prices.hint")}</p>
+                    <fieldset class="tiers">
+                        <legend>{t!("prices.tiers")}</legend>
+                        <p class="muted small-print">{t!("prices.tiers_hint")}</p>
+                        <div class="tier-rows">
+                            {move || {
+                                let tiers = editing.get().map(|p| p.tiers).unwrap_or_default();
+                                // Each tier of the price edited, and one empty row to add one.
+                                tiers.into_iter().map(Some).chain([None]).map(|tier| {
+                                    let v = |f: fn(&PriceTier) -> String| tier.as_ref().map(f).unwrap_or_default();
+                                    let opt = |c: Option<Credits>| c.map(|c| c.to_usd_string()).unwrap_or_default();
+                                    view! {
+                                        <div class="tier-row" data-testid="tier-row">
+                                            <label><span>{t!("prices.tier_above")}</span>
+                                                <input name="tier_above[]" inputmode="numeric" data-testid="tier-above" prop:value=v(|t| t.above_tokens.to_string())/></label>
+                                            <label><span>{t!("prices.input")}</span>
+                                                <input name="tier_input[]" inputmode="decimal" data-testid="tier-input" prop:value=v(|t| t.rates.input_per_1m.to_usd_string())/></label>
+                                            <label><span>{t!("prices.output")}</span>
+                                                <input name="tier_output[]" inputmode="decimal" data-testid="tier-output" prop:value=v(|t| t.rates.output_per_1m.to_usd_string())/></label>
+                                            <label><span>{t!("prices.cached")}</span>
+                                                <input name="tier_cached[]" inputmode="decimal" prop:value=v(|t| t.rates.cached_input_per_1m.to_usd_string())/></label>
+                                            <label><span>{t!("prices.cache_write_5m")}</span>
+                                                <input name="tier_write_5m[]" inputmode="decimal" prop:value=tier.as_ref().map(|t| opt(t.rates.cache_write_5m_per_1m)).unwrap_or_default()/></label>
+                                            <label><span>{t!("prices.cache_write_1h")}</span>
+                                                <input name="tier_write_1h[]" inputmode="decimal" prop:value=tier.as_ref().map(|t| opt(t.rates.cache_write_1h_per_1m)).unwrap_or_default()/></label>
+                                        </div>
+                                    }
+                                }).collect_view()
+                            }}
+                        </div>
+                        {price_err.at("tiers")}
+                    </fieldset>
                     <button type="submit" class="primary" data-testid="save-price">{t!("prices.save")}</button>
                     {price_err.other()}
                 </PostForm>
@@ -134,7 +202,8 @@ fn Prices() -> impl IntoView {
                                 <thead><tr>
                                     <th>{t!("prices.model")}</th><th class="num">{t!("prices.version")}</th>
                                     <th class="num">{t!("prices.input")}</th><th class="num">{t!("prices.output")}</th>
-                                    <th class="num">{t!("prices.cached")}</th><th class="num">{t!("prices.per_request")}</th><th></th>
+                                    <th class="num">{t!("prices.cached")}</th><th class="num">{t!("prices.per_request")}</th>
+                                    <th>{t!("prices.other")}</th><th></th>
                                 </tr></thead>
                                 <tbody>
                                     {prices.into_iter().map(|p| {
@@ -232,7 +301,8 @@ fn History(versions: Vec<PriceVersion>) -> impl IntoView {
                 <thead><tr>
                     <th class="num">{t!("prices.version")}</th><th class="num">{t!("prices.input")}</th>
                     <th class="num">{t!("prices.output")}</th><th class="num">{t!("prices.cached")}</th>
-                    <th class="num">{t!("prices.per_request")}</th><th>{t!("prices.set_at")}</th><th></th>
+                    <th class="num">{t!("prices.per_request")}</th><th>{t!("prices.other")}</th>
+                    <th>{t!("prices.set_at")}</th><th></th>
                 </tr></thead>
                 <tbody>
                     {versions.into_iter().map(|v| {
@@ -253,12 +323,22 @@ fn History(versions: Vec<PriceVersion>) -> impl IntoView {
     }
 }
 
-/// A price's four figures, as both tables show them (labelled for the stacked phone layout).
+/// A price's figures, as both tables show them (labelled for the stacked phone layout): the
+/// four main rates, then the other kinds it prices apart, its most output tokens and its tiers.
 fn price_cells(p: &PriceView) -> impl IntoView + use<> {
+    let mut other = vec![other_kinds(&p.rates)];
+    if let Some(m) = p.max_output_tokens {
+        other.push(format!("{} {}", t!("prices.max_output"), number(m)));
+    }
+    other.extend(p.tiers.iter().map(tier_line));
+    other.retain(|l| !l.is_empty());
     view! {
-        <td class="num" data-label=t!("prices.input")>{money(p.input_per_1m)}</td>
-        <td class="num" data-label=t!("prices.output")>{money(p.output_per_1m)}</td>
-        <td class="num" data-label=t!("prices.cached")>{money(p.cached_input_per_1m)}</td>
+        <td class="num" data-label=t!("prices.input")>{money(p.rates.input_per_1m)}</td>
+        <td class="num" data-label=t!("prices.output")>{money(p.rates.output_per_1m)}</td>
+        <td class="num" data-label=t!("prices.cached")>{money(p.rates.cached_input_per_1m)}</td>
         <td class="num" data-label=t!("prices.per_request")>{money(p.per_request)}</td>
+        <td class="small-print" data-label=t!("prices.other") data-testid="price-other">
+            {other.into_iter().map(|l| view! { <div>{l}</div> }).collect_view()}
+        </td>
     }
 }

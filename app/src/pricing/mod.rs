@@ -1,5 +1,6 @@
 pub mod api;
 pub mod page;
+pub mod rates;
 
 pub use page::PricingPage;
 

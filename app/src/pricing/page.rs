@@ -1,6 +1,7 @@
 use super::api::prices;
+use super::rates::{other_kinds, tier_line};
 use crate::components::ErrorView;
-use crate::i18n::format::money;
+use crate::i18n::format::{money, number};
 use crate::t;
 use crate::wire;
 use leptos::prelude::*;
@@ -49,6 +50,8 @@ pub fn PricingPage() -> impl IntoView {
                                                 <th class="num">{t!("pricing.col_output")}</th>
                                                 <th class="num">{t!("pricing.col_cached")}</th>
                                                 <th class="num">{t!("pricing.col_request")}</th>
+                                                <th>{t!("pricing.col_other")}</th>
+                                                <th class="num">{t!("pricing.col_max_output")}</th>
                                             </tr>
                                         </thead>
                                         <tbody>
@@ -56,17 +59,30 @@ pub fn PricingPage() -> impl IntoView {
                                                 let list = visible();
                                                 if list.is_empty() {
                                                     return view! {
-                                                        <tr><td colspan="5" class="muted">{t!("pricing.none")}</td></tr>
+                                                        <tr><td colspan="7" class="muted">{t!("pricing.none")}</td></tr>
                                                     }.into_any();
                                                 }
-                                                list.into_iter().map(|m| view! {
-                                                    <tr data-testid="price-row">
-                                                        <td><code>{m.model}</code></td>
-                                                        <td class="num">{money(m.input_per_1m)}</td>
-                                                        <td class="num">{money(m.output_per_1m)}</td>
-                                                        <td class="num">{money(m.cached_input_per_1m)}</td>
-                                                        <td class="num">{money(m.per_request)}</td>
-                                                    </tr>
+                                                list.into_iter().map(|m| {
+                                                    let tiers = m.tiers.iter().map(tier_line).collect::<Vec<_>>();
+                                                    view! {
+                                                        <tr data-testid="price-row">
+                                                            <td><code>{m.model}</code></td>
+                                                            <td class="num">{money(m.rates.input_per_1m)}</td>
+                                                            <td class="num">{money(m.rates.output_per_1m)}</td>
+                                                            <td class="num">{money(m.rates.cached_input_per_1m)}</td>
+                                                            <td class="num">{money(m.per_request)}</td>
+                                                            <td class="small-print" data-testid="price-other">{other_kinds(&m.rates)}</td>
+                                                            <td class="num">{number(m.max_output_tokens)}</td>
+                                                        </tr>
+                                                        {(!tiers.is_empty()).then(|| view! {
+                                                            <tr class="sub-row" data-testid="price-tiers">
+                                                                <td></td>
+                                                                <td colspan="6" class="small-print">
+                                                                    {tiers.into_iter().map(|l| view! { <div>{l}</div> }).collect_view()}
+                                                                </td>
+                                                            </tr>
+                                                        })}
+                                                    }
                                                 }).collect_view().into_any()
                                             }}
                                         </tbody>

@@ -572,6 +572,7 @@ async fn usage_beyond_the_reservation_is_charged_and_the_grant_closes(backend: B
                 output_per_1m: "0".into(),
                 cached_input_per_1m: None,
                 per_request: None,
+                ..Default::default()
             },
         );
         c.channels[0].models.push("beyond".into());

@@ -8,7 +8,7 @@ use crate::config::{ParsedPrice, PriceConfig, parse_multiplier};
 use crate::routing::repo;
 use crate::{Error, Services};
 use std::collections::BTreeMap;
-use types::{Credits, Mapping, PriceView};
+use types::{Mapping, PriceView};
 
 pub async fn list_mappings(svc: &Services, actor: &Actor) -> Result<Vec<Mapping>, Error> {
     actor.require_admin()?;
@@ -91,17 +91,7 @@ pub async fn list_prices(svc: &Services, actor: &Actor) -> Result<Vec<PriceView>
 fn prices_now(svc: &Services) -> Vec<PriceView> {
     let book = svc.prices();
     let sorted: BTreeMap<&String, &Price> = book.prices.iter().collect();
-    sorted
-        .into_iter()
-        .map(|(m, p)| PriceView {
-            model: m.clone(),
-            version: p.version,
-            input_per_1m: Credits::from_units(p.input_per_1m),
-            output_per_1m: Credits::from_units(p.output_per_1m),
-            cached_input_per_1m: Credits::from_units(p.cached_input_per_1m),
-            per_request: Credits::from_units(p.per_request),
-        })
-        .collect()
+    sorted.into_iter().map(|(m, p)| p.view(m)).collect()
 }
 
 /// How many versions of a price the history shows.
@@ -121,15 +111,8 @@ pub async fn price_history(
     }
     Ok(rows
         .into_iter()
-        .map(|(version, p, active, created_at)| types::PriceVersion {
-            price: PriceView {
-                model: model.to_string(),
-                version,
-                input_per_1m: Credits::from_units(p.input_per_1m),
-                output_per_1m: Credits::from_units(p.output_per_1m),
-                cached_input_per_1m: Credits::from_units(p.cached_input_per_1m),
-                per_request: Credits::from_units(p.per_request),
-            },
+        .map(|(p, active, created_at)| types::PriceVersion {
+            price: p.view(model),
             active,
             created_at,
         })
@@ -145,16 +128,21 @@ pub async fn set_price(
     actor.require_admin()?;
     Error::check_text("model", model, 256)?;
     let parsed: ParsedPrice = price.parse(model).map_err(|e| {
-        let field = [
-            "input_per_1m",
-            "output_per_1m",
-            "cached_input_per_1m",
-            "per_request",
-        ]
-        .into_iter()
-        .find(|f| e.key.ends_with(f))
-        .unwrap_or("price");
-        Error::invalid(field, e.message)
+        // The key names the field within the price (`tiers[0].input_per_1m`): a field of the
+        // price itself is named as the field; one within a tier as `tiers`, the reason saying
+        // where.
+        let at = format!("pricing.{model}.");
+        let within = e.key.strip_prefix(&at).unwrap_or_default();
+        let own = types::PriceRates::default()
+            .named()
+            .map(|(name, _)| name)
+            .into_iter()
+            .chain(["per_request", "max_output_tokens", "above_tokens", "tiers"])
+            .find(|name| *name == within);
+        match own {
+            Some(field) => Error::invalid(field, e.message),
+            None => Error::invalid("tiers", format!("{within}: {}", e.message)),
+        }
     })?;
     let before = price_of(svc, model);
     crate::billing::repo::set_price(&svc.db, model, &parsed).await?;

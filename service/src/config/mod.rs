@@ -20,7 +20,9 @@ mod source;
 pub mod storage;
 
 pub use auth::{AuthConfig, RedeemConfig, SessionConfig};
-pub use billing::{BillingConfig, Multiplier, ParsedPrice, PriceConfig, parse_multiplier};
+pub use billing::{
+    BillingConfig, Charged, Multiplier, ParsedPrice, PriceConfig, Rates, Tier, parse_multiplier,
+};
 pub use channels::ChannelInput as ChannelConfig;
 pub use database::{DatabaseConfig, RedisConfig};
 pub use gateway::GatewayConfig;

@@ -27,7 +27,7 @@ fn prices_are_parsed_once_and_kept() {
     let first: *const _ = c.prices().expect("prices");
     let again: *const _ = c.prices().expect("prices");
     assert_eq!(first, again, "the parse made at validation is reused");
-    assert_eq!(c.prices().expect("prices")["m"].input_per_1m, 150_000);
+    assert_eq!(c.prices().expect("prices")["m"].rates.input_per_1m, 150_000);
 }
 
 /// The config files the repository ships load as they are (with their `${…}` set).
@@ -242,7 +242,11 @@ admin:
         .parse("gpt-4o-mini")
         .expect("price");
     assert_eq!(
-        (p.input_per_1m, p.output_per_1m, p.cached_input_per_1m),
+        (
+            p.rates.input_per_1m,
+            p.rates.output_per_1m,
+            p.rates.cached_input_per_1m
+        ),
         (150_000, 600_000, 75_000)
     );
 }
@@ -259,6 +263,103 @@ fn bad_prices_and_channels_are_named() {
     assert_eq!(e.key, "channels[0].base_url");
     assert_eq!(parse_multiplier("k", "1.5"), Ok(1500));
     assert!(parse_multiplier("k", "1.0005").is_err());
+}
+
+#[test]
+fn every_dimension_and_tier_parses_and_bad_tiers_are_named() {
+    let yaml = r#"
+pricing:
+  claude:
+    input_per_1m: "3"
+    output_per_1m: "15"
+    cached_input_per_1m: "0.30"
+    cache_write_5m_per_1m: "3.75"
+    cache_write_1h_per_1m: "6"
+    reasoning_per_1m: "20"
+    image_input_per_1m: "4"
+    image_output_per_1m: "40"
+    audio_input_per_1m: "5"
+    audio_output_per_1m: "50"
+    per_request: "0.001"
+    max_output_tokens: 64000
+    tiers:
+      - { above_tokens: 200000, input_per_1m: "6", output_per_1m: "22.5" }
+      - { above_tokens: 1000000, input_per_1m: "9", output_per_1m: "30", cache_write_1h_per_1m: "18" }
+"#;
+    let c = load(yaml, &[]).expect("valid");
+    let p = &c.prices().expect("prices")["claude"];
+    let r = p.rates.charged();
+    assert_eq!(
+        [
+            r.input,
+            r.output,
+            r.cache_read,
+            r.cache_write_5m,
+            r.cache_write_1h,
+            r.reasoning,
+            r.image_input,
+            r.image_output,
+            r.audio_input,
+            r.audio_output
+        ],
+        [
+            3_000_000, 15_000_000, 300_000, 3_750_000, 6_000_000, 20_000_000, 4_000_000,
+            40_000_000, 5_000_000, 50_000_000
+        ]
+    );
+    assert_eq!((p.per_request, p.max_output_tokens), (1000, Some(64_000)));
+    // A tier's unset rates fall back within the tier, never to the base's or to zero.
+    let t = p.tiers[0].rates.charged();
+    assert_eq!(
+        (t.cache_read, t.cache_write_1h, t.reasoning, t.audio_output),
+        (6_000_000, 6_000_000, 22_500_000, 22_500_000)
+    );
+    assert_eq!(p.tiers[1].rates.charged().cache_write_1h, 18_000_000);
+    // The highest tier the context is above; exactly at a threshold is not above it.
+    assert_eq!(p.rates_for(200_000).input_per_1m, 3_000_000);
+    assert_eq!(p.rates_for(200_001).input_per_1m, 6_000_000);
+    assert_eq!(p.rates_for(1_000_000).input_per_1m, 6_000_000);
+    assert_eq!(p.rates_for(1_000_001).input_per_1m, 9_000_000);
+
+    for (body, key) in [
+        (
+            r#"{ input_per_1m: "1", output_per_1m: "1", tiers: [{ input_per_1m: "2", output_per_1m: "2" }] }"#,
+            "pricing.m.tiers[0].above_tokens",
+        ),
+        (
+            r#"{ input_per_1m: "1", output_per_1m: "1", tiers: [{ above_tokens: 10, input_per_1m: "2", output_per_1m: "2" }, { above_tokens: 10, input_per_1m: "3", output_per_1m: "3" }] }"#,
+            "pricing.m.tiers[1].above_tokens",
+        ),
+        (
+            r#"{ input_per_1m: "1", output_per_1m: "1", tiers: [{ above_tokens: 10, input_per_1m: "2", output_per_1m: "2", per_request: "1" }] }"#,
+            "pricing.m.tiers[0].per_request",
+        ),
+        (
+            r#"{ input_per_1m: "1", output_per_1m: "1", tiers: [{ above_tokens: 10, input_per_1m: "2", output_per_1m: "-2" }] }"#,
+            "pricing.m.tiers[0].output_per_1m",
+        ),
+        (
+            r#"{ input_per_1m: "1", output_per_1m: "1", above_tokens: 5 }"#,
+            "pricing.m.above_tokens",
+        ),
+        (
+            r#"{ input_per_1m: "1", output_per_1m: "1", max_output_tokens: 0 }"#,
+            "pricing.m.max_output_tokens",
+        ),
+        (
+            r#"{ input_per_1m: "1", output_per_1m: "1", reasoning_per_1m: "0.0000001" }"#,
+            "pricing.m.reasoning_per_1m",
+        ),
+    ] {
+        let e = load(&format!("pricing:\n  m: {body}\n"), &[]).expect_err(key);
+        assert_eq!(e.key, key, "{body}");
+    }
+    let e = load(
+        "pricing:\n  m: { input_per_1m: \"1\", output_per_1m: \"1\", cache_write_per_1m: \"1\" }\n",
+        &[],
+    )
+    .expect_err("unknown");
+    assert!(e.to_string().contains("cache_write_per_1m"), "{e}");
 }
 
 #[test]

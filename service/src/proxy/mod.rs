@@ -31,7 +31,6 @@ use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use types::Credits;
 
 pub use crate::routing::Endpoint;
 pub use count::count_tokens;
@@ -127,11 +126,7 @@ async fn relay_traced(
         client_wants_usage,
         affinity,
         stored,
-    } = parse(
-        endpoint,
-        &raw,
-        u64::from(svc.config.billing.default_max_tokens),
-    )?;
+    } = parse(endpoint, &raw, &|model| unbounded(svc, model))?;
     trace.model = Some(model.clone());
     tracing::Span::current().record("model", model.as_str());
     if !ctx.key.allows_model(&model) {
@@ -591,6 +586,24 @@ pub struct ModelInfo {
     pub owned_by: &'static str,
 }
 
+/// The output bound of a request of `model` that sets none: the model's most output tokens when
+/// its price names them (the public name's price, else the first upstream name's with a
+/// price), else `billing.default_max_tokens`.
+fn unbounded(svc: &Services, model: &str) -> u64 {
+    let book = svc.prices();
+    let price = match book.price(model) {
+        Some(p) => Some(p),
+        None => svc.routing.candidates(model).ok().and_then(|cands| {
+            cands
+                .iter()
+                .find_map(|c| book.price(c.upstream_model.as_str()))
+        }),
+    };
+    price
+        .and_then(|p| p.max_output_tokens())
+        .unwrap_or(u64::from(svc.config.billing.default_max_tokens))
+}
+
 /// What a caller can actually be served, with its quote: a public model that routes somewhere
 /// and has a price (its own or an upstream name's), and that the key, when given, may use.
 /// Sorted by name.
@@ -639,17 +652,7 @@ pub fn group_pricing(svc: &Services, group: &str) -> types::Pricing {
 fn price_table(svc: &Services, key: Option<&KeyAuth>, group: &str) -> types::Pricing {
     let data = offer(svc, key, group)
         .into_iter()
-        .map(|(model, q)| {
-            let scaled = |units: i64| Credits::from_units(q.scaled(units));
-            types::ModelPrice {
-                model,
-                input_per_1m: scaled(q.price.input_per_1m),
-                output_per_1m: scaled(q.price.output_per_1m),
-                cached_input_per_1m: scaled(q.price.cached_input_per_1m),
-                per_request: scaled(q.price.per_request),
-                version: q.price.version,
-            }
-        })
+        .map(|(model, q)| q.table(model, u64::from(svc.config.billing.default_max_tokens)))
         .collect();
     types::Pricing {
         group: group.to_string(),

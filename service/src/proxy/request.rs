@@ -335,7 +335,7 @@ struct StreamOptions {
 
 /// The usual request, read without building a document; `None` sends it to [`parse`]'s full
 /// reading (which refuses what is wrong with it, or handles its unusual shape).
-fn parse_fast(endpoint: Endpoint, raw: &Bytes, default_max_tokens: u64) -> Option<Parsed> {
+fn parse_fast(endpoint: Endpoint, raw: &Bytes, unbounded: &dyn Fn(&str) -> u64) -> Option<Parsed> {
     let brace = raw.iter().position(|b| !b.is_ascii_whitespace())?;
     if raw[brace] != b'{' {
         return None;
@@ -347,6 +347,15 @@ fn parse_fast(endpoint: Endpoint, raw: &Bytes, default_max_tokens: u64) -> Optio
         return None;
     }
     let model_span = sse::span_in(model_raw.get(), raw)?;
+    // The bound of a request that names none, looked up only then.
+    let names_bound = match endpoint {
+        Endpoint::Messages | Endpoint::Embeddings | Endpoint::CountTokens => true,
+        Endpoint::Responses => head.max_output_tokens.is_some(),
+        Endpoint::Chat | Endpoint::Completions => {
+            head.max_tokens.is_some() || head.max_completion_tokens.is_some()
+        }
+    };
+    let default_max_tokens = if names_bound { 0 } else { unbounded(&model) };
     let stream = head.stream.unwrap_or(false);
     let present = match endpoint {
         Endpoint::Chat => head.messages.is_some_and(|m| !m.is_empty()),
@@ -497,10 +506,12 @@ pub(super) fn nests_deeper_than(raw: &[u8], max: usize) -> bool {
     false
 }
 
+/// Reads a request. `unbounded` names the output bound of a request of a model that sets none
+/// (the model's most output tokens, else `billing.default_max_tokens`).
 pub(super) fn parse(
     endpoint: Endpoint,
     raw: &Bytes,
-    default_max_tokens: u64,
+    unbounded: &dyn Fn(&str) -> u64,
 ) -> Result<Parsed, Error> {
     if nests_deeper_than(raw, MAX_DEPTH) {
         return Err(Error::invalid(
@@ -508,10 +519,10 @@ pub(super) fn parse(
             format!("nests arrays and objects more than {MAX_DEPTH} levels deep"),
         ));
     }
-    if let Some(p) = parse_fast(endpoint, raw, default_max_tokens) {
+    if let Some(p) = parse_fast(endpoint, raw, unbounded) {
         return Ok(p);
     }
-    parse_document(endpoint, raw, default_max_tokens)
+    parse_document(endpoint, raw, unbounded)
 }
 
 /// The full reading of a request, as a document: the reference for [`parse_fast`], and where
@@ -519,7 +530,7 @@ pub(super) fn parse(
 fn parse_document(
     endpoint: Endpoint,
     raw: &[u8],
-    default_max_tokens: u64,
+    unbounded: &dyn Fn(&str) -> u64,
 ) -> Result<Parsed, Error> {
     let body: Value = serde_json::from_slice(raw)
         .map_err(|e| Error::invalid("body", format!("invalid JSON: {e}")))?;
@@ -534,6 +545,7 @@ fn parse_document(
         Some(_) => return Err(Error::invalid("model", "must be a string")),
         None => return Err(Error::invalid("model", "is required")),
     };
+    let default_max_tokens = unbounded(&model);
     let stream = match body.get("stream") {
         None | Some(Value::Null) => false,
         Some(Value::Bool(b)) => *b,
@@ -786,9 +798,10 @@ mod tests {
         ];
         for (endpoint, body) in cases {
             let raw = Bytes::from(body);
-            let fast = parse_fast(endpoint, &raw, 100).unwrap_or_else(|| panic!("fast: {body}"));
+            let fast = parse_fast(endpoint, &raw, &|_: &str| 100)
+                .unwrap_or_else(|| panic!("fast: {body}"));
             assert!(matches!(fast.out, Outgoing::Spliced { .. }));
-            let doc = parse_document(endpoint, &raw, 100).expect(body);
+            let doc = parse_document(endpoint, &raw, &|_: &str| 100).expect(body);
             assert_eq!(
                 (
                     &fast.model,
@@ -818,7 +831,7 @@ mod tests {
         }
         // Unchanged: the client's bytes themselves.
         let raw = Bytes::from(r#"{"model":"m","messages":[1],"max_tokens":3}"#);
-        let p = parse_fast(Endpoint::Chat, &raw, 1).expect("usual");
+        let p = parse_fast(Endpoint::Chat, &raw, &|_: &str| 1).expect("usual");
         let compatible = shapes(Endpoint::Chat)[0];
         assert_eq!(p.out.body("m", compatible).expect("body"), raw);
     }
@@ -832,7 +845,7 @@ mod tests {
             unreachable!("three shapes")
         };
         let unbounded = Bytes::from(r#"{"model":"m","messages":[1],"stream":true}"#);
-        let p = parse_fast(Endpoint::Chat, &unbounded, 4096).expect("usual");
+        let p = parse_fast(Endpoint::Chat, &unbounded, &|_: &str| 4096).expect("usual");
         let body = outgoing(&p, "up", compatible);
         assert_eq!(body["max_tokens"], 4096);
         assert_eq!(body["stream_options"]["include_usage"], true);
@@ -848,7 +861,7 @@ mod tests {
         let named = Bytes::from(
             r#"{"model":"m","messages":[1],"max_tokens":7,"stream":true,"stream_options":{"include_usage":true}}"#,
         );
-        let p = parse_fast(Endpoint::Chat, &named, 4096).expect("usual");
+        let p = parse_fast(Endpoint::Chat, &named, &|_: &str| 4096).expect("usual");
         let body = outgoing(&p, "up", openai);
         assert_eq!(
             (&body["max_completion_tokens"], body.get("max_tokens")),
@@ -857,7 +870,7 @@ mod tests {
         assert_eq!(outgoing(&p, "up", refusing).get("stream_options"), None);
         // A Responses call gets `max_output_tokens`; a Messages call keeps its own.
         let responses = Bytes::from(r#"{"model":"m","input":"hi"}"#);
-        let p = parse_fast(Endpoint::Responses, &responses, 900).expect("usual");
+        let p = parse_fast(Endpoint::Responses, &responses, &|_: &str| 900).expect("usual");
         let shape = shapes(Endpoint::Responses)[1];
         assert_eq!(outgoing(&p, "up", shape)["max_output_tokens"], 900);
     }
@@ -897,14 +910,14 @@ mod tests {
             ),
         ] {
             assert!(
-                parse_fast(endpoint, &Bytes::from(body), 1).is_none(),
+                parse_fast(endpoint, &Bytes::from(body), &|_: &str| 1).is_none(),
                 "{body}"
             );
         }
         // The document reading still takes what is valid among them.
         let raw =
             Bytes::from(r#"{"model":"m","messages":[1],"stream":true,"stream_options":null}"#);
-        let p = parse(Endpoint::Chat, &raw, 1).expect("valid");
+        let p = parse(Endpoint::Chat, &raw, &|_: &str| 1).expect("valid");
         assert_eq!(
             outgoing(&p, "u", shapes(Endpoint::Chat)[0])["stream_options"]["include_usage"],
             true
@@ -913,7 +926,7 @@ mod tests {
             parse(
                 Endpoint::Completions,
                 &Bytes::from(r#"{"model":"m","prompt":null}"#),
-                1
+                &|_: &str| 1
             )
             .is_ok()
         );
@@ -921,7 +934,7 @@ mod tests {
             parse(
                 Endpoint::Chat,
                 &Bytes::from(r#"{"model":"m","messages":[]}"#),
-                1
+                &|_: &str| 1
             )
             .is_err()
         );

@@ -17,7 +17,7 @@ both_backends!(
 
 /// The model Claude Code asks for, mapped to an Anthropic channel's model name.
 pub const CLAUDE: &str = "claude-sonnet";
-const CLAUDE_UP: &str = "claude-sonnet-4-5";
+pub const CLAUDE_UP: &str = "claude-sonnet-4-5";
 /// A model only an OpenAI-compatible channel serves, with tool calls, reasoning and cache reads.
 pub const AGENT: &str = "agent-chat";
 
@@ -42,6 +42,7 @@ pub fn agents(c: &mut Config, mock: &Mock, directives: &str) {
                 output_per_1m: "15".into(),
                 cached_input_per_1m: Some("0.30".into()),
                 per_request: None,
+                ..Default::default()
             },
         );
     }
@@ -62,6 +63,7 @@ pub fn cut_chat(c: &mut Config, mock: &Mock) {
             output_per_1m: "15".into(),
             cached_input_per_1m: None,
             per_request: None,
+            ..Default::default()
         },
     );
 }

@@ -45,6 +45,7 @@ fn azure(c: &mut Config, mock: &Mock) {
                 output_per_1m: "10".into(),
                 cached_input_per_1m: None,
                 per_request: None,
+                ..Default::default()
             },
         );
     }
@@ -70,6 +71,7 @@ pub fn agent(c: &mut Config, mock: &Mock, model: &str) {
             output_per_1m: "10".into(),
             cached_input_per_1m: Some("0.5".into()),
             per_request: None,
+            ..Default::default()
         },
     );
 }

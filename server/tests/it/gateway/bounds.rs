@@ -71,6 +71,7 @@ async fn a_strict_server_is_served_through_its_switches(backend: Backend) {
                     output_per_1m: "2".into(),
                     cached_input_per_1m: None,
                     per_request: None,
+                    ..Default::default()
                 },
             );
         }

@@ -31,6 +31,7 @@ pub fn codex(c: &mut Config, mock: &Mock, directives: &str) {
             output_per_1m: "10".into(),
             cached_input_per_1m: Some("0.10".into()),
             per_request: None,
+            ..Default::default()
         },
     );
 }

@@ -30,6 +30,7 @@ pub fn gemini(c: &mut Config, mock: &Mock, name: &str, model: &str, directives: 
             output_per_1m: "10".into(),
             cached_input_per_1m: Some("0.25".into()),
             per_request: None,
+            ..Default::default()
         },
     );
 }

@@ -13,6 +13,7 @@ mod limits;
 mod metrics;
 mod money;
 mod money_in;
+mod prices;
 mod reads;
 mod relay;
 mod revocation;
@@ -56,6 +57,7 @@ fn price(input: &str, output: &str, per_request: Option<&str>) -> PriceConfig {
         output_per_1m: output.into(),
         cached_input_per_1m: None,
         per_request: per_request.map(str::to_string),
+        ..Default::default()
     }
 }
 

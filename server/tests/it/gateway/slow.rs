@@ -126,6 +126,7 @@ async fn a_long_answer_that_keeps_coming_is_read_whole(backend: Backend) {
                     output_per_1m: "0.60".into(),
                     cached_input_per_1m: None,
                     per_request: None,
+                    ..Default::default()
                 },
             );
         }
