@@ -526,6 +526,7 @@ test("the admin runs the gateway from the console, and every action is audited",
   await page.getByTestId("tier-above").first().fill("");
   await page.getByTestId("save-price").click();
   await expect(page.locator("fieldset.tiers .field-error")).toBeVisible();
+  await expect(page.getByTestId("tier-error")).toContainText("tiers[0].above_tokens");
   await page.getByTestId("tier-above").first().fill("100000");
   // Its history: the new version first and charged now, the one before it kept, not charged.
   await page.getByTestId("admin-price-row").filter({ hasText: "gpt-e2e" }).getByTestId("price-history").click();

@@ -177,6 +177,10 @@ fn Prices() -> impl IntoView {
                             }}
                         </div>
                         {price_err.at("tiers")}
+                        // Which tier and field, in the server's words (`tiers[0].above_tokens: …`).
+                        {move || set_price.value().get().and_then(Result::err)
+                            .filter(|e| e.param.as_deref() == Some("tiers"))
+                            .map(|e| view! { <p class="muted small-print" data-testid="tier-error">{e.message.clone()}</p> })}
                     </fieldset>
                     <button type="submit" class="primary" data-testid="save-price">{t!("prices.save")}</button>
                     {price_err.other()}
