@@ -1,7 +1,7 @@
 //! Prices and the cost of a request, in exact integer arithmetic.
 
 use crate::Error;
-use crate::config::{ParsedPrice, Rates};
+use crate::config::{ParsedPrice, Rates, Tier};
 use std::collections::HashMap;
 use std::sync::Arc;
 use types::Credits;
@@ -270,6 +270,17 @@ fn resolved(r: &Rates) -> Rates {
     }
 }
 
+/// Each tier in the API's shape, its rates through `view`.
+fn tiers_view(tiers: &[Tier], view: impl Fn(&Rates) -> types::PriceRates) -> Vec<types::PriceTier> {
+    tiers
+        .iter()
+        .map(|t| types::PriceTier {
+            above_tokens: t.above_tokens,
+            rates: view(&t.rates),
+        })
+        .collect()
+}
+
 impl Price {
     /// As the admin API shows it: the rates as set (`null` where one falls back).
     pub fn view(&self, model: &str) -> types::PriceView {
@@ -280,14 +291,7 @@ impl Price {
             rates: rates_view(&spec.rates, |v| v),
             per_request: Credits::from_units(spec.per_request),
             max_output_tokens: spec.max_output_tokens,
-            tiers: spec
-                .tiers
-                .iter()
-                .map(|t| types::PriceTier {
-                    above_tokens: t.above_tokens,
-                    rates: rates_view(&t.rates, |v| v),
-                })
-                .collect(),
+            tiers: tiers_view(&spec.tiers, |r| rates_view(r, |v| v)),
         }
     }
 }
@@ -304,14 +308,7 @@ impl Quote {
             rates: rates_view(&resolved(&spec.rates), scaled),
             per_request: Credits::from_units(self.scaled(spec.per_request)),
             max_output_tokens: spec.max_output_tokens.unwrap_or(default_max_tokens),
-            tiers: spec
-                .tiers
-                .iter()
-                .map(|t| types::PriceTier {
-                    above_tokens: t.above_tokens,
-                    rates: rates_view(&resolved(&t.rates), scaled),
-                })
-                .collect(),
+            tiers: tiers_view(&spec.tiers, |r| rates_view(&resolved(r), scaled)),
             version: self.price.version,
         }
     }
@@ -346,8 +343,6 @@ pub fn check_group(name: &str) -> Result<(), Error> {
 mod tests {
     use super::*;
 
-    use crate::config::{Rates, Tier};
-
     fn price(input: i64, output: i64, cached: i64, per_request: i64) -> Price {
         Price::new(
             1,
@@ -381,6 +376,16 @@ mod tests {
         }
     }
 
+    fn every_kind_price() -> Price {
+        Price::new(
+            1,
+            ParsedPrice {
+                rates: every_kind(),
+                ..ParsedPrice::default()
+            },
+        )
+    }
+
     fn of_kind(i: usize) -> Usage {
         let mut u = Usage::default();
         let d = &mut u.detail;
@@ -401,13 +406,7 @@ mod tests {
 
     #[test]
     fn each_kind_of_token_is_charged_at_its_own_rate() {
-        let p = Price::new(
-            1,
-            ParsedPrice {
-                rates: every_kind(),
-                ..ParsedPrice::default()
-            },
-        );
+        let p = every_kind_price();
         for i in 0..10 {
             assert_eq!(p.cost(&of_kind(i), MULTIPLIER_ONE), 1 << i, "kind {i}");
         }
@@ -498,13 +497,7 @@ mod tests {
 
     #[test]
     fn the_hold_covers_the_dearest_kind_on_each_side() {
-        let p = Price::new(
-            1,
-            ParsedPrice {
-                rates: every_kind(),
-                ..ParsedPrice::default()
-            },
-        );
+        let p = every_kind_price();
         let q = Quote {
             price: p,
             multiplier: MULTIPLIER_ONE,
