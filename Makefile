@@ -24,6 +24,8 @@ OPENAI_VERSION := 3.57.0
 ANTHROPIC_VERSION := 2.17.0
 # A real S3-compatible server (moto in server mode) for the object-storage tests.
 MOTO_VERSION := 5.2.5
+# A real SMTP server (aiosmtpd) for the alert e-mail tests.
+AIOSMTPD_VERSION := 1.4.6
 export TOLLGATE_TEST_PYTHON := $(VENV)/bin/python
 
 .PHONY: run build test bench profile tools services pyenv lint unit e2e clean
@@ -37,10 +39,10 @@ services:
 ## A venv with the official openai and anthropic clients (the real-client tests) and moto's S3
 ## server.
 pyenv:
-	@if ! $(VENV)/bin/python -c 'import openai, anthropic, moto, sys; sys.exit(openai.__version__ != "$(OPENAI_VERSION)" or anthropic.__version__ != "$(ANTHROPIC_VERSION)" or moto.__version__ != "$(MOTO_VERSION)")' 2>/dev/null; then \
-	  echo "[tools] preparing $(VENV): openai==$(OPENAI_VERSION), anthropic==$(ANTHROPIC_VERSION), moto[server]==$(MOTO_VERSION)"; \
+	@if ! $(VENV)/bin/python -c 'import openai, anthropic, moto, aiosmtpd, sys; sys.exit(openai.__version__ != "$(OPENAI_VERSION)" or anthropic.__version__ != "$(ANTHROPIC_VERSION)" or moto.__version__ != "$(MOTO_VERSION)" or aiosmtpd.__version__ != "$(AIOSMTPD_VERSION)")' 2>/dev/null; then \
+	  echo "[tools] preparing $(VENV): openai==$(OPENAI_VERSION), anthropic==$(ANTHROPIC_VERSION), moto[server]==$(MOTO_VERSION), aiosmtpd==$(AIOSMTPD_VERSION)"; \
 	  test -x $(VENV)/bin/python || python3 -m venv $(VENV); \
-	  $(VENV)/bin/pip install -q "openai==$(OPENAI_VERSION)" "anthropic==$(ANTHROPIC_VERSION)" "moto[server]==$(MOTO_VERSION)"; \
+	  $(VENV)/bin/pip install -q "openai==$(OPENAI_VERSION)" "anthropic==$(ANTHROPIC_VERSION)" "moto[server]==$(MOTO_VERSION)" "aiosmtpd==$(AIOSMTPD_VERSION)"; \
 	fi
 
 ## Release build of the binary and the console (wasm, js, css).

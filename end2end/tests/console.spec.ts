@@ -960,6 +960,80 @@ test("a user changes their password and signs out everywhere", async ({ page, br
   expect(errors).toEqual([]);
 });
 
+test("a user sets their alerts, and the admin the system's, at desktop and phone width", async ({ page, browser }) => {
+  const errors = watchErrors(page);
+  await createUser(browser, "alert-user", "alert-user-pass");
+  await signIn(page, "alert-user", "alert-user-pass");
+  await page.goto("/account");
+  await hydrated(page);
+  const panel = page.getByTestId("alerts-panel");
+  // No alerts.smtp on this server: no address is taken.
+  await expect(panel.getByTestId("alerts-email")).toBeDisabled();
+  await expect(panel.getByTestId("alerts-none")).toBeVisible();
+  await panel.getByTestId("alerts-balance").fill("5");
+  await panel.getByTestId("alerts-key-cap").fill("80");
+  await panel.getByTestId("alerts-webhook").fill("http://127.0.0.1:9/hook");
+  await panel.getByTestId("alerts-secret").fill("e2e-secret-0123456789");
+  await panel.getByTestId("alerts-save").click();
+  // A private address is refused with the field and the server's reason; the form keeps what
+  // was typed.
+  await expect(panel.getByTestId("alerts-error")).toContainText("webhook_url");
+  await expect(panel.getByTestId("alerts-error")).toContainText("private");
+  await expect(panel.getByTestId("alerts-balance")).toHaveValue("5");
+  await panel.getByTestId("alerts-webhook").fill("https://hooks.example.com/tollgate");
+  await panel.getByTestId("alerts-save").click();
+  await expect(panel.getByTestId("alerts-saved")).toBeVisible();
+  await page.reload();
+  await hydrated(page);
+  await expect(panel.getByTestId("alerts-balance")).toHaveValue("5.00");
+  await expect(panel.getByTestId("alerts-key-cap")).toHaveValue("80");
+  await expect(panel.getByTestId("alerts-webhook")).toHaveValue("https://hooks.example.com/tollgate");
+  // The secret is never shown; left empty, it is kept.
+  await expect(panel.getByTestId("alerts-secret")).toHaveValue("");
+  await expect(panel.getByTestId("alerts-secret")).toHaveAttribute("placeholder", /keep/);
+  await panel.getByTestId("alerts-key-cap").fill("");
+  await panel.getByTestId("alerts-save").click();
+  await expect(panel.getByTestId("alerts-saved")).toBeVisible();
+  await expect(panel.getByTestId("alerts-key-cap")).toHaveValue("");
+  await shot(page, "account-alerts");
+  await page.setViewportSize({ width: 390, height: 844 });
+  await expect(panel.getByTestId("alerts-save")).toBeVisible();
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  expect(overflow).toBeLessThanOrEqual(0);
+  await shot(page, "account-alerts");
+
+  const admin = await browser.newPage();
+  const adminErrors = watchErrors(admin);
+  await signIn(admin, "admin", ADMIN_PASSWORD);
+  await admin.goto("/admin");
+  await hydrated(admin);
+  const sys = admin.getByTestId("system-alerts");
+  await expect(sys.getByTestId("alerts-channels")).not.toBeChecked();
+  await sys.getByTestId("alerts-channels").check();
+  await sys.getByTestId("alerts-webhook").fill("https://hooks.example.com/ops");
+  await sys.getByTestId("alerts-save").click();
+  // A first webhook needs its secret.
+  await expect(sys.getByTestId("alerts-error")).toContainText("webhook_secret");
+  await sys.getByTestId("alerts-secret").fill("e2e-ops-secret-0123456789");
+  await sys.getByTestId("alerts-save").click();
+  await expect(sys.getByTestId("alerts-saved")).toBeVisible();
+  await admin.reload();
+  await hydrated(admin);
+  await expect(sys.getByTestId("alerts-channels")).toBeChecked();
+  await expect(sys.getByTestId("alerts-drift")).not.toBeChecked();
+  await expect(sys.getByTestId("alerts-webhook")).toHaveValue("https://hooks.example.com/ops");
+  await shot(admin, "admin-alerts");
+  await admin.setViewportSize({ width: 390, height: 844 });
+  await expect(sys.getByTestId("alerts-save")).toBeVisible();
+  await shot(admin, "admin-alerts");
+  // The user's settings are theirs: the system's did not change them, nor the reverse.
+  const mine = await page.request.get("/api/me/alerts");
+  expect((await mine.json()).settings.channels).toBe(false);
+  await admin.close();
+  expect(adminErrors).toEqual([]);
+  expect(errors).toEqual([]);
+});
+
 test("an admin resets a password, deletes a user, and deletes a price and a group", async ({ page, browser }) => {
   const errors = watchErrors(page);
   await signIn(page, "admin", ADMIN_PASSWORD);

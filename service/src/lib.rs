@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod actor;
+pub mod alerts;
 pub mod audit;
 pub mod billing;
 pub mod catalog;

@@ -69,6 +69,8 @@ pub struct Metrics {
     /// What the last ledger check found: Σ |balance − Σ ledger amounts| + Σ |reserved − Σ
     /// ledger holds| over every user (set by the instance that ran the check).
     pub ledger_drift: IntGauge,
+    /// Alert delivery attempts by target (webhook, email) and outcome (sent, retrying, failed).
+    pub alert_deliveries: IntCounterVec,
 }
 
 /// The label of a model or channel name outside the catalog: labels stay bounded whatever
@@ -215,6 +217,15 @@ impl Metrics {
              ledger check on this instance found (0: they agree)",
         )
         .expect("valid metric");
+        let alert_deliveries = IntCounterVec::new(
+            Opts::new(
+                "alert_deliveries_total",
+                "Alert delivery attempts by target (webhook, email) and outcome (sent; retrying: \
+                 failed, tried again later; failed: given up after alerts.max_attempts)",
+            ),
+            &["target", "outcome"],
+        )
+        .expect("valid metric");
         let calls = IntCounterVec::new(
             Opts::new(
                 "calls_total",
@@ -355,6 +366,7 @@ impl Metrics {
             Box::new(circuit_open.clone()),
             Box::new(bound_ignored.clone()),
             Box::new(ledger_drift.clone()),
+            Box::new(alert_deliveries.clone()),
             Box::new(build_info),
         ] {
             registry.register(c).expect("metric registered once");
@@ -389,6 +401,7 @@ impl Metrics {
             circuit_open,
             bound_ignored,
             ledger_drift,
+            alert_deliveries,
         }
     }
 
@@ -419,6 +432,9 @@ mod tests {
         m.db_connections.with_label_values(&["idle"]).set(1);
         m.ratelimit_refusals.with_label_values(&["requests"]).inc();
         m.job_runs.with_label_values(&["cleanup", "ok"]).inc();
+        m.alert_deliveries
+            .with_label_values(&["webhook", "sent"])
+            .inc();
         m.job_duration.with_label_values(&["cleanup"]).observe(1.0);
         m.job_last_success.with_label_values(&["cleanup"]).set(1);
         m.calls

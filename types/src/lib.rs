@@ -1,6 +1,7 @@
 //! Wasm-safe types shared by the console, the server functions and the REST API.
 //! Only serde here: this crate compiles to WebAssembly.
 
+mod alerts;
 mod audit;
 mod billing;
 mod catalog;
@@ -15,6 +16,9 @@ mod status;
 mod usage;
 mod user;
 
+pub use alerts::{
+    AlertDelivery, AlertKind, AlertSettings, AlertTarget, AlertView, Alerts, DeliveryStatus,
+};
 pub use audit::{AuditEntry, AuditQuery};
 pub use billing::{
     About, BillingSubscription, BillingUsage, CreditSummary, DailyCost, DocsLinks, GroupView,

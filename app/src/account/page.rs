@@ -1,18 +1,24 @@
-use super::api::{ChangePassword, SignOutEverywhere};
-use crate::components::{Guard, Post, PostForm};
+use super::api::{ChangePassword, SetMyAlerts, SignOutEverywhere, my_alerts};
+use crate::components::alerts::{AlertList, AlertTargets, SaveAlerts, successes};
+use crate::components::{ErrorView, Guard, Post, PostForm};
 use crate::i18n::switch::SetLanguage;
 use crate::i18n::{Lang, error_text, lang};
 use crate::t;
+use crate::wire::Data;
 use leptos::prelude::*;
 
 #[component]
 pub fn AccountPage() -> impl IntoView {
-    view! { <Guard page=|_| view! { <Account/> }/> }
+    // The page's data is made once, outside the guard's view (which may run again).
+    let save = Post::<SetMyAlerts>::new();
+    let saves = successes(save);
+    let alerts = crate::wire::resource(move || saves.get(), |_| my_alerts());
+    view! { <Guard page=move |_| view! { <Account save alerts/> }/> }
 }
 
-/// Password, sessions and language.
+/// Password, alerts, sessions and language.
 #[component]
-fn Account() -> impl IntoView {
+fn Account(save: Post<SetMyAlerts>, alerts: Data<types::Alerts>) -> impl IntoView {
     let change = Post::<ChangePassword>::new();
     let everywhere = Post::<SignOutEverywhere>::new();
     let set_lang = Post::<SetLanguage>::new();
@@ -96,6 +102,7 @@ fn Account() -> impl IntoView {
                 </Show>
             </PostForm>
         </section>
+        <Alerts save data=alerts/>
         <section class="panel">
             <h2>{t!("account.sessions")}</h2>
             <p class="muted">{t!("account.everywhere_text")}</p>
@@ -113,6 +120,47 @@ fn Account() -> impl IntoView {
                     </PostForm>
                 }).collect_view()}
             </div>
+        </section>
+    }
+}
+
+/// When the user is told of their balance and keys' caps, where, and the latest alerts.
+#[component]
+fn Alerts(save: Post<SetMyAlerts>, data: Data<types::Alerts>) -> impl IntoView {
+    view! {
+        <section class="panel" data-testid="alerts-panel">
+            <h2>{t!("alerts.title")}</h2>
+            <p class="muted">{t!("alerts.lead")}</p>
+            <Transition fallback=|| view! { <p class="muted">{t!("app.loading")}</p> }>
+                {move || Suspend::new(async move {
+                    match data.await {
+                        Ok(a) => {
+                            let s = a.settings;
+                            view! {
+                                <PostForm action=save>
+                                    <div class="form-grid">
+                                        <label>
+                                            <span>{t!("alerts.balance_below")}</span>
+                                            <input type="text" name="balance_below" inputmode="decimal" placeholder="5.00"
+                                                value=s.balance_below.map(|c| c.to_usd_string()).unwrap_or_default() data-testid="alerts-balance"/>
+                                        </label>
+                                        <label>
+                                            <span>{t!("alerts.key_cap_percent")}</span>
+                                            <input type="number" name="key_cap_percent" min="1" max="100" step="1" placeholder="80"
+                                                value=s.key_cap_percent.map(|p| p.to_string()).unwrap_or_default() data-testid="alerts-key-cap"/>
+                                        </label>
+                                        <AlertTargets s=s.clone()/>
+                                    </div>
+                                    <p class="muted small-print">{t!("alerts.once")}</p>
+                                    <SaveAlerts answer=Signal::derive(move || save.value().get().map(|r| r.map(|_| ())))/>
+                                </PostForm>
+                                <AlertList recent=a.recent/>
+                            }.into_any()
+                        }
+                        Err(e) => view! { <ErrorView error=e/> }.into_any(),
+                    }
+                })}
+            </Transition>
         </section>
     }
 }

@@ -620,6 +620,33 @@ pub async fn admin_overview() -> Result<types::AdminOverview, AppError> {
     Ok(service::views::admin::overview(&svc, &actor).await?)
 }
 
+/// The system's alert settings and latest alerts (channels, ledger drift).
+#[server(prefix = "/_sfn", endpoint = "admin/alerts")]
+pub async fn system_alerts() -> Result<types::Alerts, AppError> {
+    use crate::ssr::*;
+    let Ctx { svc, who: actor } = Ctx::admin().await?;
+    Ok(service::alerts::system(&svc, &actor).await?)
+}
+
+/// Sets the system's alerts: what is sent (`channels`, `ledger_drift` checked) and where.
+#[server(prefix = "/_sfn", endpoint = "admin/set_alerts")]
+pub async fn set_system_alerts(
+    #[server(default)] email: String,
+    webhook_url: String,
+    webhook_secret: String,
+    channels: Option<String>,
+    ledger_drift: Option<String>,
+) -> Result<types::Alerts, AppError> {
+    use crate::ssr::*;
+    let Ctx { svc, who: actor } = Ctx::admin().await?;
+    let settings = types::AlertSettings {
+        channels: channels.is_some(),
+        ledger_drift: ledger_drift.is_some(),
+        ..crate::account::api::alert_targets(email, webhook_url, webhook_secret)
+    };
+    Ok(service::alerts::set_system(&svc, &actor, settings).await?)
+}
+
 /// The scheduled jobs with their latest runs, and the archived days of call logs. The archive
 /// list is empty (with the reason) when the object store does not answer.
 #[server(prefix = "/_sfn", endpoint = "admin/jobs")]

@@ -22,6 +22,7 @@ fn job_lead(name: &str) -> &'static str {
         "channel_probe" => t!("jobs.channel_probe"),
         "backup" => t!("jobs.backup"),
         "ledger_check" => t!("jobs.ledger_check"),
+        "alerts" => t!("jobs.alerts"),
         _ => "",
     }
 }

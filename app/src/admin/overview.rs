@@ -1,10 +1,12 @@
 //! The overview: calls per minute over the last hour with their failures (an SVG chart, exact
 //! figures on hover and in the summary), today's spend with its top models and users, the
-//! channels' health, and the latest admin actions.
+//! channels' health, the latest admin actions, and the system's alerts (channels down and up,
+//! ledger drift: where they go, and the latest ones).
 
-use super::api::admin_overview;
+use super::api::{SetSystemAlerts, admin_overview, system_alerts};
 use super::nav::AdminNav;
-use crate::components::{ErrorView, Guard, when};
+use crate::components::alerts::{AlertList, AlertTargets, SaveAlerts, successes};
+use crate::components::{ErrorView, Guard, Post, PostForm, when};
 use crate::i18n::format::{money, number, percent};
 use crate::t;
 use crate::wire;
@@ -19,6 +21,9 @@ pub fn AdminOverviewPage() -> impl IntoView {
 #[component]
 fn Overview() -> impl IntoView {
     let data = wire::resource(|| (), |_| admin_overview());
+    let save = Post::<SetSystemAlerts>::new();
+    let saves = successes(save);
+    let alerts = wire::resource(move || saves.get(), |_| system_alerts());
     view! {
         <Guard admin=true page=move |_| view! {
             <header class="page-head">
@@ -34,7 +39,46 @@ fn Overview() -> impl IntoView {
                     }
                 })}
             </Transition>
+            <SystemAlerts save data=alerts/>
         }/>
+    }
+}
+
+/// Which of the system's alerts are sent, where, and the latest ones.
+#[component]
+fn SystemAlerts(save: Post<SetSystemAlerts>, data: wire::Data<types::Alerts>) -> impl IntoView {
+    view! {
+        <section class="panel" data-testid="system-alerts">
+            <h2>{t!("alerts.system_title")}</h2>
+            <p class="muted">{t!("alerts.system_lead")}</p>
+            <Transition fallback=|| view! { <p class="muted">{t!("app.loading")}</p> }>
+                {move || Suspend::new(async move {
+                    match data.await {
+                        Ok(a) => {
+                            let s = a.settings;
+                            view! {
+                                <PostForm action=save>
+                                    <div class="form-grid">
+                                        <label class="check">
+                                            <input type="checkbox" name="channels" value="on" prop:checked=s.channels data-testid="alerts-channels"/>
+                                            {t!("alerts.channels")}
+                                        </label>
+                                        <label class="check">
+                                            <input type="checkbox" name="ledger_drift" value="on" prop:checked=s.ledger_drift data-testid="alerts-drift"/>
+                                            {t!("alerts.drift")}
+                                        </label>
+                                        <AlertTargets s=s.clone()/>
+                                    </div>
+                                    <SaveAlerts answer=Signal::derive(move || save.value().get().map(|r| r.map(|_| ())))/>
+                                </PostForm>
+                                <AlertList recent=a.recent/>
+                            }.into_any()
+                        }
+                        Err(e) => view! { <ErrorView error=e/> }.into_any(),
+                    }
+                })}
+            </Transition>
+        </section>
     }
 }
 

@@ -1,3 +1,4 @@
+pub mod alerts;
 mod drawn;
 mod form;
 mod guard;

@@ -12,10 +12,11 @@ use axum::http::HeaderMap;
 use axum::http::request::Parts;
 use axum::response::IntoResponse as _;
 use serde::Deserialize;
-use service::{Services, redeem, usage};
+use service::actor::Actor;
+use service::{Services, alerts, redeem, usage};
 use types::{
-    About, CallsQuery, LogsQuery, Page, Pricing, RedeemCheck, Redeemed, ServiceStatus, UsagePoint,
-    UsageQuery, UsageRow,
+    About, AlertSettings, Alerts, CallsQuery, LogsQuery, Page, Pricing, RedeemCheck, Redeemed,
+    ServiceStatus, UsagePoint, UsageQuery, UsageRow,
 };
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -30,6 +31,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(logs))
         .routes(routes!(daily_usage))
         .routes(routes!(my_logs_csv))
+        .routes(routes!(my_alerts, set_my_alerts))
         .routes(routes!(super::openapi::document))
         .fallback(|| async { ApiError::new(types::ErrorKind::NotFound, "unknown endpoint") })
 }
@@ -270,6 +272,53 @@ async fn my_logs_csv(
     ApiQuery(q): ApiQuery<CallsQuery>,
 ) -> Result<axum::response::Response, ApiError> {
     Ok(csv(usage::my_calls_csv(&svc, user.id, &q).await?))
+}
+
+#[utoipa::path(
+    get,
+    path = "/me/alerts",
+    tag = "usage",
+    summary = "The signed-in user's alert settings and latest alerts",
+    responses(
+        (status = 200, description = "Settings and the latest 20 alerts, newest first", body = Alerts),
+        (status = 401, description = "Not signed in", body = ErrorBody)
+    ),
+    security(("session" = []))
+)]
+async fn my_alerts(
+    State(svc): State<Services>,
+    SessionUser(user): SessionUser,
+) -> Result<Json<Alerts>, ApiError> {
+    Ok(Json(alerts::mine(&svc, &Actor::User(user)).await?))
+}
+
+#[utoipa::path(
+    put,
+    path = "/me/alerts",
+    tag = "usage",
+    summary = "Sets when the signed-in user is told, and where",
+    description = "`balance_below` (USD): told once when the balance falls below it (again after \
+                   it rose above); `key_cap_percent` (1 to 100): told once when a key with a \
+                   spending cap has spent that share of it. Saving judges both afresh. \
+                   `webhook_secret` is required with a first `webhook_url` and kept when left \
+                   out; `email` needs `alerts.smtp` in the config. `channels` and \
+                   `ledger_drift` are the system's (400 here).",
+    request_body = AlertSettings,
+    responses(
+        (status = 200, description = "The settings as saved, and the latest alerts", body = Alerts),
+        (status = 400, description = "Bad input: the field at fault is in `param`", body = ErrorBody),
+        (status = 401, description = "Not signed in", body = ErrorBody)
+    ),
+    security(("session" = []))
+)]
+async fn set_my_alerts(
+    State(svc): State<Services>,
+    SessionUser(user): SessionUser,
+    ApiJson(body): ApiJson<AlertSettings>,
+) -> Result<Json<Alerts>, ApiError> {
+    Ok(Json(
+        alerts::set_mine(&svc, &Actor::User(user), body).await?,
+    ))
 }
 
 /// A CSV download. A failure mid-stream (the database gone) is logged and cuts the body, so the

@@ -65,6 +65,8 @@ async fn every_admin_route_refuses_plain_users_and_visitors(backend: Backend) {
         (Method::GET, "/api/admin/archives".into()),
         (Method::GET, "/api/admin/archives/2026-01-01".into()),
         (Method::GET, "/api/admin/profile?seconds=1".into()),
+        (Method::GET, "/api/admin/alerts".into()),
+        (Method::PUT, "/api/admin/alerts".into()),
     ];
     let body = json!({ "username": "x", "password": "x-password", "role": "admin",
                        "status": "disabled", "amount": "5", "reason": "r", "user_id": uid,
@@ -191,6 +193,15 @@ async fn every_admin_route_refuses_plain_users_and_visitors(backend: Backend) {
             ("admin/delete_mapping", vec![("model", "m")]),
             ("admin/logs", vec![("query", "")]),
             ("admin/overview", vec![]),
+            ("admin/alerts", vec![]),
+            (
+                "admin/set_alerts",
+                vec![
+                    ("webhook_url", ""),
+                    ("webhook_secret", ""),
+                    ("channels", "on"),
+                ],
+            ),
             ("admin/user", vec![("id", "1")]),
             ("admin/price_history", vec![("model", "m")]),
             (

@@ -108,7 +108,7 @@ fn admin() -> reqwest::Client {
 }
 
 /// A GET of the admin API with the token, as JSON.
-async fn admin_json<T: serde::de::DeserializeOwned>(url: impl reqwest::IntoUrl) -> T {
+pub async fn admin_json<T: serde::de::DeserializeOwned>(url: impl reqwest::IntoUrl) -> T {
     admin()
         .get(url)
         .bearer_auth(ADMIN_TOKEN)
@@ -121,7 +121,7 @@ async fn admin_json<T: serde::de::DeserializeOwned>(url: impl reqwest::IntoUrl) 
 }
 
 /// Runs `job` now through the admin API and waits for its end; the finished run.
-async fn run_job(base: &str, job: &str) -> Value {
+pub async fn run_job(base: &str, job: &str) -> Value {
     let res = admin()
         .post(format!("{base}/api/admin/jobs/{job}/run"))
         .bearer_auth(ADMIN_TOKEN)
@@ -907,6 +907,19 @@ async fn cleanup_removes_what_is_past_its_window(backend: Backend) {
     app.stop().await;
 }
 
+/// Changes the amount of the user's latest ledger row behind the gateway's back (drift on
+/// purpose; the same `by` negated puts it back).
+pub async fn shift_last_ledger_row(gw: &crate::gateway::Gw, by: i64) {
+    sqlx::query(
+        "UPDATE ledger SET amount = amount + $1 WHERE id = (SELECT MAX(id) FROM ledger WHERE user_id = $2)",
+    )
+    .bind(by)
+    .bind(gw.user_id)
+    .execute(gw.app.svc.db.pool())
+    .await
+    .expect("a ledger row changed");
+}
+
 /// The ledger check finds a balance that disagrees with its ledger (a row corrupted on purpose),
 /// names the difference, sets the drift gauge, and finds nothing once the row is put back.
 async fn the_ledger_check_finds_a_balance_or_a_day_its_ledger_does_not_explain(backend: Backend) {
@@ -930,15 +943,8 @@ async fn the_ledger_check_finds_a_balance_or_a_day_its_ledger_does_not_explain(b
     );
     assert_eq!(gw.metric("tollgate_ledger_drift_units").await, 0.0);
     let pool = gw.app.svc.db.pool();
-    let corrupt = |by: i64| {
-        sqlx::query(
-            "UPDATE ledger SET amount = amount + $1 WHERE id = (SELECT MAX(id) FROM ledger WHERE user_id = $2)",
-        )
-        .bind(by)
-        .bind(gw.user_id)
-        .execute(pool)
-    };
-    corrupt(-7).await.expect("corrupt");
+    let corrupt = |by: i64| shift_last_ledger_row(&gw, by);
+    corrupt(-7).await;
     let run = run_job(&base, "ledger_check").await;
     assert!(
         run["detail"]
@@ -947,7 +953,7 @@ async fn the_ledger_check_finds_a_balance_or_a_day_its_ledger_does_not_explain(b
         "{run}"
     );
     assert_eq!(gw.metric("tollgate_ledger_drift_units").await, 7.0);
-    corrupt(7).await.expect("restore");
+    corrupt(7).await;
     run_job(&base, "ledger_check").await;
     assert_eq!(gw.metric("tollgate_ledger_drift_units").await, 0.0);
 

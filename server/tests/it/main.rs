@@ -4,6 +4,7 @@ mod common;
 mod mock;
 
 mod admin;
+mod alerts;
 mod auth;
 mod config;
 mod faults;

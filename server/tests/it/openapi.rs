@@ -54,6 +54,8 @@ async fn the_openapi_document_lists_every_route_and_each_is_served() {
         ("/api/admin/redeem-batches", &["get"]),
         ("/api/admin/redeem-batches/{id}/void", &["post"]),
         ("/api/admin/profile", &["get"]),
+        ("/api/me/alerts", &["get", "put"]),
+        ("/api/admin/alerts", &["get", "put"]),
     ] {
         let item = paths
             .get(path)
@@ -78,6 +80,9 @@ async fn the_openapi_document_lists_every_route_and_each_is_served() {
     let schemas = doc["components"]["schemas"].as_object().expect("schemas");
     for name in [
         "ErrorBody",
+        "Alerts",
+        "AlertSettings",
+        "AlertView",
         "UsageRow",
         "LedgerRow",
         "UserInfo",

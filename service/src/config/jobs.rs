@@ -1,5 +1,6 @@
 //! `jobs:` the scheduled jobs, each `enabled` and a `schedule` (cron in UTC, five fields or six
-//! with seconds first): `retention`, `cleanup`, `channel_probe`, `backup`, `ledger_check`. `retention:`
+//! with seconds first): `retention`, `cleanup`, `channel_probe`, `backup`, `ledger_check`,
+//! `alerts`. `retention:`
 //! `usage_days` (at least 1), `batch_rows` (1 to 10000), `job_runs_days` (at least 1).
 //! `backup:` `keep` (at least 1). A schedule is parsed when the config loads ([`Schedule`]): a
 //! wrong one stops startup naming `jobs.<job>.schedule`.
@@ -114,6 +115,9 @@ pub struct JobsConfig {
     pub backup: JobConfig,
     /// Every balance against the sum of its ledger (`tollgate_ledger_drift_units`).
     pub ledger_check: JobConfig,
+    /// Checks the users' balance and key-cap thresholds, and sends the alerts that are due
+    /// (and retries the ones that failed).
+    pub alerts: JobConfig,
 }
 
 impl Default for JobsConfig {
@@ -124,6 +128,7 @@ impl Default for JobsConfig {
             channel_probe: JobConfig::new("0 */5 * * * *"),
             backup: JobConfig::new("0 0 4 * * *"),
             ledger_check: JobConfig::new("0 7 * * * *"),
+            alerts: JobConfig::new("*/30 * * * * *"),
         }
     }
 }
@@ -139,6 +144,7 @@ impl<'de> Deserialize<'de> for JobsConfig {
             channel_probe: Option<JobSection>,
             backup: Option<JobSection>,
             ledger_check: Option<JobSection>,
+            alerts: Option<JobSection>,
         }
         let raw = Raw::deserialize(d)?;
         let mut jobs = JobsConfig::default();
@@ -148,6 +154,7 @@ impl<'de> Deserialize<'de> for JobsConfig {
             (&mut jobs.channel_probe, raw.channel_probe),
             (&mut jobs.backup, raw.backup),
             (&mut jobs.ledger_check, raw.ledger_check),
+            (&mut jobs.alerts, raw.alerts),
         ] {
             if let Some(g) = given {
                 slot.enabled = g.enabled;
@@ -225,6 +232,8 @@ mod tests {
             ("cleanup", &jobs.cleanup),
             ("channel_probe", &jobs.channel_probe),
             ("backup", &jobs.backup),
+            ("ledger_check", &jobs.ledger_check),
+            ("alerts", &jobs.alerts),
         ] {
             assert_eq!(job.cron().as_str(), job.schedule(), "{name}");
             assert!(job.cron().next_after(0).is_some(), "{name}");

@@ -5,8 +5,9 @@
 //! The ground floor: it names nothing above it. One file per concern, each documenting its keys
 //! at its top and checking them: `server`, `database` (and `redis`), `log`, `auth` (sessions,
 //! sign-in and redeem throttles), `storage`, `jobs` (schedules, retention, backups), `gateway`,
-//! `limits`, `billing` (and `pricing`), `channels`.
+//! `limits`, `billing` (and `pricing`), `channels`, `alerts`.
 
+pub mod alerts;
 pub mod auth;
 pub mod billing;
 pub mod channels;
@@ -19,6 +20,7 @@ pub mod server;
 mod source;
 pub mod storage;
 
+pub use alerts::{AlertsConfig, SmtpConfig, SmtpTls};
 pub use auth::{AuthConfig, RedeemConfig, SessionConfig};
 pub use billing::{
     BillingConfig, Charged, Multiplier, ParsedPrice, PriceConfig, Rates, Tier, parse_multiplier,
@@ -56,6 +58,7 @@ pub struct Config {
     pub gateway: GatewayConfig,
     pub limits: LimitsConfig,
     pub billing: BillingConfig,
+    pub alerts: AlertsConfig,
     /// Upstream endpoints, loaded into the database at startup (editable at runtime).
     pub channels: Vec<ChannelConfig>,
     /// Public model name -> ordered fallback list of upstream model names.
@@ -194,6 +197,7 @@ impl Config {
         self.backup.validate()?;
         self.gateway.validate()?;
         self.billing.validate()?;
+        self.alerts.validate()?;
         let mut names = std::collections::HashSet::new();
         for (i, ch) in self.channels.iter().enumerate() {
             ch.validate(self.gateway.allow_metadata_upstreams)

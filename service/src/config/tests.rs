@@ -502,3 +502,63 @@ fn the_deployment_files_hold_together() {
         docs[2]["spec"]["template"]["metadata"]["labels"]
     );
 }
+
+#[test]
+fn alerts_delivery_is_read_from_the_file_and_the_environment_and_checked() {
+    let c = load(
+        "alerts:\n  webhook_timeout_seconds: 5\n  max_attempts: 3\n  retry_base_seconds: 2\n  \
+         allow_private_webhooks: true\n  smtp:\n    host: smtp.example.com\n    port: 465\n    \
+         tls: tls\n    username: tollgate\n    from: \"Tollgate <alerts@example.com>\"\n\
+         jobs:\n  alerts:\n    schedule: \"*/10 * * * * *\"\n",
+        &[("TOLLGATE__ALERTS__SMTP__PASSWORD", "from-env")],
+    )
+    .expect("valid");
+    let a = &c.alerts;
+    assert_eq!(
+        (
+            a.webhook_timeout_seconds,
+            a.max_attempts,
+            a.retry_base_seconds
+        ),
+        (5, 3, 2)
+    );
+    assert!(a.allow_private_webhooks);
+    assert!(a.smtp.enabled());
+    assert_eq!((a.smtp.port, a.smtp.tls), (465, SmtpTls::Tls));
+    assert_eq!(a.smtp.password.expose(), "from-env");
+    assert_eq!(c.jobs.alerts.schedule(), "*/10 * * * * *");
+    let defaults = load("", &[]).expect("defaults");
+    assert!(!defaults.alerts.smtp.enabled());
+    assert_eq!(defaults.alerts.smtp.tls, SmtpTls::Starttls);
+    assert!(!defaults.alerts.allow_private_webhooks);
+    for (yaml, key) in [
+        ("alerts:\n  max_attempts: 0\n", "alerts.max_attempts"),
+        ("alerts:\n  max_attempts: 51\n", "alerts.max_attempts"),
+        (
+            "alerts:\n  webhook_timeout_seconds: 0\n",
+            "alerts.webhook_timeout_seconds",
+        ),
+        (
+            "alerts:\n  retry_base_seconds: 0\n",
+            "alerts.retry_base_seconds",
+        ),
+        ("alerts:\n  smtp:\n    host: h\n", "alerts.smtp.from"),
+        (
+            "alerts:\n  smtp:\n    host: h\n    from: not an address\n",
+            "alerts.smtp.from",
+        ),
+        (
+            "alerts:\n  smtp:\n    host: h\n    from: a@b.example\n    username: u\n",
+            "alerts.smtp.username",
+        ),
+        (
+            "alerts:\n  smtp:\n    host: h\n    from: a@b.example\n    port: 0\n",
+            "alerts.smtp.port",
+        ),
+        ("alerts:\n  smtp:\n    tls: ssl\n", "alerts.smtp.tls"),
+        ("alerts:\n  surprise: 1\n", "alerts"),
+    ] {
+        let e = load(yaml, &[]).expect_err(yaml);
+        assert!(e.key.starts_with(key), "{yaml}: {e}");
+    }
+}

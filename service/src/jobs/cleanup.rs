@@ -1,5 +1,6 @@
 //! Cleanup: expired sessions, redeem idempotency records past their window, model-health
-//! minutes past the status page's day, finished job runs past `retention.job_runs_days`, and
+//! minutes past the status page's day, finished job runs and raised alerts past
+//! `retention.job_runs_days`, and
 //! rotated log files past `log.retention_days`. Each step is a bounded delete by time.
 //!
 //! Expired API keys and redeem codes are kept: they are refused at use, and the call logs,
@@ -29,6 +30,12 @@ pub async fn run(ctx: &RunCtx) -> anyhow::Result<String> {
         now_ms() - i64::from(svc.config.retention.job_runs_days) * DAY_MS,
     )
     .await?;
+    ctx.holding()?;
+    let alerts = crate::alerts::purge(
+        svc,
+        now_ms() - i64::from(svc.config.retention.job_runs_days) * DAY_MS,
+    )
+    .await?;
     let dir = &svc.config.log.dir;
     let files = if dir.is_empty() {
         0
@@ -37,6 +44,6 @@ pub async fn run(ctx: &RunCtx) -> anyhow::Result<String> {
     };
     Ok(format!(
         "removed {sessions} sessions, {idempotency} idempotency records, {health} health minutes, \
-         {runs} job runs, {files} log files"
+         {runs} job runs, {alerts} alerts, {files} log files"
     ))
 }

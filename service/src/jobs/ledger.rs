@@ -1,5 +1,6 @@
 //! The ledger check, two proofs in one job, summed into `tollgate_ledger_drift_units` (which an
-//! alert watches) and logged per user:
+//! alert rule watches, and which raises `ledger.drift` when it becomes non-zero and
+//! `ledger.agrees` when it is 0 again) and logged per user:
 //!
 //! - every user's balance against the sum of their ledger's amounts, and what they hold against
 //!   the sum of its holds. Every balance change is a ledger row written in the same
@@ -77,12 +78,16 @@ pub async fn run(ctx: &RunCtx) -> anyhow::Result<String> {
             days.len()
         ));
     }
-    Ok(if found.is_empty() {
+    let detail = if found.is_empty() {
         "every balance and hold agrees with its ledger, and every day's charges with its usage rows"
             .to_string()
     } else {
         found.join("; ")
-    })
+    };
+    ctx.holding()?;
+    // Drift, or agreement after it: one alert per change (see `alerts`).
+    crate::alerts::ledger_checked(svc, drift, &detail).await?;
+    Ok(detail)
 }
 
 /// Users whose balance or hold differs from their ledger, and by how much in all.

@@ -4,6 +4,7 @@
 //! so that each scheduled time runs once across all instances however their clocks and pauses
 //! fall. Every job is idempotent, so a run cut short by a crash is finished by the next one.
 
+mod alerts;
 mod backup;
 mod cleanup;
 mod ledger;
@@ -33,15 +34,17 @@ pub enum Job {
     ChannelProbe,
     Backup,
     LedgerCheck,
+    Alerts,
 }
 
 impl Job {
-    pub const ALL: [Job; 5] = [
+    pub const ALL: [Job; 6] = [
         Job::Retention,
         Job::Cleanup,
         Job::ChannelProbe,
         Job::Backup,
         Job::LedgerCheck,
+        Job::Alerts,
     ];
 
     pub fn name(self) -> &'static str {
@@ -51,6 +54,7 @@ impl Job {
             Job::ChannelProbe => "channel_probe",
             Job::Backup => "backup",
             Job::LedgerCheck => "ledger_check",
+            Job::Alerts => "alerts",
         }
     }
 
@@ -66,6 +70,7 @@ impl Job {
             Job::ChannelProbe => &jobs.channel_probe,
             Job::Backup => &jobs.backup,
             Job::LedgerCheck => &jobs.ledger_check,
+            Job::Alerts => &jobs.alerts,
         }
     }
 
@@ -247,6 +252,7 @@ async fn execute(svc: &Services, job: Job, lease: Lease, mut run: JobRun) -> Job
         Job::ChannelProbe => probe::run(&ctx).await,
         Job::Backup => backup::run(&ctx).await,
         Job::LedgerCheck => ledger::run(&ctx).await,
+        Job::Alerts => alerts::run(&ctx).await,
     };
     let took = clock.elapsed();
     renewer.abort();

@@ -1,7 +1,8 @@
 //! Channel health: a tiny live request through every enabled channel (its first model,
 //! `max_tokens: 1`). A failure opens the channel's circuit for the cooldown, a success closes it;
 //! the verdict is stored in `channel_probes`, from which every other instance applies it too
-//! (`apply_probes`, polled with the catalog) and the admin console shows it.
+//! (`apply_probes`, polled with the catalog) and the admin console shows it. A channel that goes
+//! down, or answers again, raises an alert (`channel.down`, `channel.up`).
 
 use super::RunCtx;
 use crate::routing::{Channel, Endpoint};
@@ -125,13 +126,15 @@ pub async fn run(ctx: &RunCtx) -> anyhow::Result<String> {
     let at = now_ms();
     let mut failing = Vec::new();
     for t in &results {
+        crate::routing::repo::record_probe(&svc.db, t, at).await?;
         if let Some(ch) = channels.iter().find(|c| c.id == t.channel_id) {
             svc.routing.probed(ch, t.ok, at);
             if !t.ok {
                 failing.push(ch.name.clone());
             }
+            // Down, or up again: one alert per change (see `alerts`).
+            crate::alerts::channel_probed(svc, ch.id, &ch.name, t.ok, t.error.as_deref()).await?;
         }
-        crate::routing::repo::record_probe(&svc.db, t, at).await?;
     }
     if failing.is_empty() {
         Ok(format!("probed {} channels, all answered", results.len()))

@@ -1,6 +1,7 @@
 //! `/api/admin/*`, one file per resource. Every handler hands the actor to the service, which
 //! checks the role; the error answers the routes share are documented once, here.
 
+mod alerts;
 mod channels;
 mod jobs;
 mod keys;
@@ -25,6 +26,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(redeem::routes())
         .merge(jobs::routes())
         .merge(profile::routes())
+        .merge(alerts::routes())
         .fallback(|| async { ApiError::new(types::ErrorKind::NotFound, "unknown endpoint") })
 }
 
