@@ -283,7 +283,7 @@ pub async fn check_thresholds(svc: &Services) -> Result<usize, Error> {
             smtp,
         };
         let message = format!(
-            "Key \"{}\" ({}) has spent {} of its {} cap, at least the {}% you are told at.",
+            "Key \"{}\" ({}) has spent {} of its {} spending cap, {}% or more of it.",
             key.name,
             key.prefix,
             Credits::from_units(key.spent),
