@@ -103,6 +103,16 @@ pub enum AlertTarget {
     Email,
 }
 
+impl AlertTarget {
+    /// The name on the wire, in the database and in metrics (`webhook`, `email`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertTarget::Webhook => "webhook",
+            AlertTarget::Email => "email",
+        }
+    }
+}
+
 /// Where a delivery stands: waiting for its (next) attempt, delivered, or given up after
 /// `alerts.max_attempts`.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

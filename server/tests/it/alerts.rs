@@ -616,6 +616,65 @@ async fn the_system_is_told_of_channels_and_ledger_drift(backend: Backend) {
         "{shown}"
     );
     assert_eq!(shown["recent"][0]["deliveries"][0]["status"], "sent");
+    assert_eq!(webhook_deliveries(&gw, "sent").await, "4");
+    gw.stop().await;
+}
+
+/// A receiver that keeps refusing: the delivery is tried `alerts.max_attempts` times (each
+/// after the doubling wait from `alerts.retry_base_seconds`), then given up, shown as failed
+/// with the last error, counted, and never tried again.
+async fn a_delivery_is_given_up_after_max_attempts(backend: Backend) {
+    let hook = Receiver::start(usize::MAX).await;
+    let gw = Gw::start(backend, "1", |c, _| {
+        alerting(c, None, false);
+        c.alerts.max_attempts = 2;
+    })
+    .await;
+    let base = gw.app.base.clone();
+    let (status, saved) = put_json(
+        &TestApp::bare_client(),
+        gw.app.url("/api/admin/alerts"),
+        &json!({ "ledger_drift": true, "webhook_url": hook.url, "webhook_secret": SECRET }),
+        true,
+    )
+    .await;
+    assert_eq!(status, 200, "{saved}");
+    shift_last_ledger_row(&gw, -1).await;
+    run_job(&base, "ledger_check").await;
+    run_job(&base, "alerts").await;
+    assert_eq!(hook.hits().len(), 1);
+    // Not due again before the wait (1 s) has passed.
+    run_job(&base, "alerts").await;
+    assert_eq!(hook.hits().len(), 1);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    run_job(&base, "alerts").await;
+    assert_eq!(hook.hits().len(), 2);
+    // Given up: never tried again.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    run_job(&base, "alerts").await;
+    let hits = hook.hits();
+    assert_eq!(hits.len(), 2, "{hits:?}");
+    assert!(
+        hits.iter()
+            .all(|h| h.verified && !h.accepted && h.event_id == hits[0].event_id)
+    );
+    let shown: Value = admin_json(gw.app.url("/api/admin/alerts")).await;
+    let delivery = &shown["recent"][0]["deliveries"][0];
+    assert_eq!(delivery["status"], "failed", "{shown}");
+    assert_eq!(delivery["attempts"], 2);
+    assert!(
+        delivery["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("500")),
+        "{delivery}"
+    );
+    assert_eq!(webhook_deliveries(&gw, "failed").await, "1");
+    assert_eq!(webhook_deliveries(&gw, "retrying").await, "1");
+    gw.stop().await;
+}
+
+/// `tollgate_alert_deliveries_total` of webhooks with `outcome`, as the metrics text says it.
+async fn webhook_deliveries(gw: &Gw, outcome: &str) -> String {
     let metrics = TestApp::bare_client()
         .get(gw.app.url("/metrics"))
         .send()
@@ -624,16 +683,17 @@ async fn the_system_is_told_of_channels_and_ledger_drift(backend: Backend) {
         .text()
         .await
         .expect("text");
-    let sent = metrics
+    let outcome = format!("outcome=\"{outcome}\"");
+    metrics
         .lines()
         .find(|l| {
             l.starts_with("tollgate_alert_deliveries_total{")
                 && l.contains("target=\"webhook\"")
-                && l.contains("outcome=\"sent\"")
+                && l.contains(&outcome)
         })
-        .unwrap_or_default();
-    assert!(sent.ends_with(" 4"), "{metrics}");
-    gw.stop().await;
+        .and_then(|l| l.rsplit(' ').next())
+        .unwrap_or_else(|| panic!("no webhook {outcome} in {metrics}"))
+        .to_string()
 }
 
 /// Settings that cannot work are refused with the field named: e-mail without `alerts.smtp`, a
@@ -748,4 +808,5 @@ crate::both_backends!(
     a_user_is_told_once_per_crossing_by_webhook_and_email,
     the_system_is_told_of_channels_and_ledger_drift,
     bad_alert_settings_are_refused_with_the_field_named,
+    a_delivery_is_given_up_after_max_attempts,
 );

@@ -467,17 +467,10 @@ pub async fn deliver_due(
         };
         svc.metrics
             .alert_deliveries
-            .with_label_values(&[target_label(due.target), label])
+            .with_label_values(&[due.target.as_str(), label])
             .inc();
     }
     Ok(out)
-}
-
-fn target_label(t: types::AlertTarget) -> &'static str {
-    match t {
-        types::AlertTarget::Webhook => "webhook",
-        types::AlertTarget::Email => "email",
-    }
 }
 
 /// The wait after failed attempt `attempt` (1-based): the base, doubled after each further

@@ -265,7 +265,7 @@ pub async fn observe<'a>(
                      VALUES ($1, $2, $3, $4)",
                 )
                 .bind(id)
-                .bind(target_name(target))
+                .bind(target.as_str())
                 .bind(address)
                 .bind(now)
                 .execute(&mut *tx)
@@ -277,10 +277,11 @@ pub async fn observe<'a>(
     Ok(true)
 }
 
-fn target_name(t: AlertTarget) -> &'static str {
-    match t {
-        AlertTarget::Webhook => "webhook",
-        AlertTarget::Email => "email",
+fn target_of(name: &str) -> AlertTarget {
+    if name == AlertTarget::Email.as_str() {
+        AlertTarget::Email
+    } else {
+        AlertTarget::Webhook
     }
 }
 
@@ -292,61 +293,78 @@ fn status_of(s: &str) -> DeliveryStatus {
     }
 }
 
-/// The newest alerts of a scope, with their deliveries.
+/// An alert's own columns, in this order, from `alerts a`.
+const ALERT: &str =
+    "a.event_id, a.user_id, a.kind, a.name, a.amount, a.threshold, a.message, a.created_at";
+
+/// The alert read from `ALERT`'s columns starting at `at` (deliveries left empty); `None` for
+/// a kind this version does not know.
+fn alert_at(r: &sqlx::any::AnyRow, at: usize) -> Result<Option<AlertView>, sqlx::Error> {
+    let kind: String = r.try_get(at + 2)?;
+    let Some(kind) = AlertKind::parse(&kind) else {
+        return Ok(None);
+    };
+    Ok(Some(AlertView {
+        id: r.try_get(at)?,
+        kind,
+        user_id: r.try_get(at + 1)?,
+        name: r.try_get(at + 3)?,
+        amount: r
+            .try_get::<Option<i64>, _>(at + 4)?
+            .map(Credits::from_units),
+        threshold: r
+            .try_get::<Option<i64>, _>(at + 5)?
+            .map(Credits::from_units),
+        message: r.try_get(at + 6)?,
+        created_at: r.try_get(at + 7)?,
+        deliveries: Vec::new(),
+    }))
+}
+
+/// The newest alerts of a scope, with their deliveries (two statements whatever the count).
 pub async fn recent(db: &Db, scope: &str, limit: i64) -> Result<Vec<AlertView>, sqlx::Error> {
-    let rows = sqlx::query(
-        "SELECT id, event_id, user_id, kind, name, amount, threshold, message, created_at \
-         FROM alerts WHERE scope = $1 ORDER BY id DESC LIMIT $2",
-    )
+    let rows = sqlx::query(&format!(
+        "SELECT a.id, {ALERT} FROM alerts a WHERE a.scope = $1 ORDER BY a.id DESC LIMIT $2"
+    ))
     .bind(scope)
     .bind(limit)
     .fetch_all(db.pool())
     .await?;
-    let mut out = Vec::with_capacity(rows.len());
+    let mut out: Vec<(i64, AlertView)> = Vec::with_capacity(rows.len());
     for r in &rows {
-        let id: i64 = r.try_get(0)?;
-        let kind: String = r.try_get(3)?;
-        let Some(kind) = AlertKind::parse(&kind) else {
+        if let Some(alert) = alert_at(r, 1)? {
+            out.push((r.try_get(0)?, alert));
+        }
+    }
+    let Some(oldest) = out.last().map(|(id, _)| *id) else {
+        return Ok(Vec::new());
+    };
+    let deliveries = sqlx::query(
+        "SELECT d.alert_id, d.target, d.address, d.status, d.attempts, d.last_error, d.sent_at \
+         FROM alert_deliveries d JOIN alerts a ON a.id = d.alert_id \
+         WHERE a.scope = $1 AND a.id >= $2 ORDER BY d.id",
+    )
+    .bind(scope)
+    .bind(oldest)
+    .fetch_all(db.pool())
+    .await?;
+    for d in &deliveries {
+        let alert_id: i64 = d.try_get(0)?;
+        let Some((_, alert)) = out.iter_mut().find(|(id, _)| *id == alert_id) else {
             continue;
         };
-        let deliveries = sqlx::query(
-            "SELECT target, address, status, attempts, last_error, sent_at \
-             FROM alert_deliveries WHERE alert_id = $1 ORDER BY id",
-        )
-        .bind(id)
-        .fetch_all(db.pool())
-        .await?
-        .iter()
-        .map(|d| {
-            let target: String = d.try_get(0)?;
-            let status: String = d.try_get(2)?;
-            Ok(AlertDelivery {
-                target: if target == "email" {
-                    AlertTarget::Email
-                } else {
-                    AlertTarget::Webhook
-                },
-                address: d.try_get(1)?,
-                status: status_of(&status),
-                attempts: u32::try_from(d.try_get::<i64, _>(3)?).unwrap_or(u32::MAX),
-                last_error: d.try_get(4)?,
-                sent_at: d.try_get(5)?,
-            })
-        })
-        .collect::<Result<Vec<_>, sqlx::Error>>()?;
-        out.push(AlertView {
-            id: r.try_get(1)?,
-            kind,
-            user_id: r.try_get(2)?,
-            name: r.try_get(4)?,
-            amount: r.try_get::<Option<i64>, _>(5)?.map(Credits::from_units),
-            threshold: r.try_get::<Option<i64>, _>(6)?.map(Credits::from_units),
-            message: r.try_get(7)?,
-            created_at: r.try_get(8)?,
-            deliveries,
+        let target: String = d.try_get(1)?;
+        let status: String = d.try_get(3)?;
+        alert.deliveries.push(AlertDelivery {
+            target: target_of(&target),
+            address: d.try_get(2)?,
+            status: status_of(&status),
+            attempts: u32::try_from(d.try_get::<i64, _>(4)?).unwrap_or(u32::MAX),
+            last_error: d.try_get(5)?,
+            sent_at: d.try_get(6)?,
         });
     }
-    Ok(out)
+    Ok(out.into_iter().map(|(_, a)| a).collect())
 }
 
 /// A delivery that is due, with what it sends.
@@ -361,44 +379,28 @@ pub struct Due {
 
 /// Deliveries whose next attempt is due, oldest first.
 pub async fn due(db: &Db, now: i64, limit: i64) -> Result<Vec<Due>, sqlx::Error> {
-    let rows = sqlx::query(
-        "SELECT d.id, d.attempts, d.target, d.address, a.scope, a.event_id, a.user_id, a.kind, \
-         a.name, a.amount, a.threshold, a.message, a.created_at \
+    let rows = sqlx::query(&format!(
+        "SELECT d.id, d.attempts, d.target, d.address, a.scope, {ALERT} \
          FROM alert_deliveries d JOIN alerts a ON a.id = d.alert_id \
-         WHERE d.status = 'pending' AND d.next_attempt_at <= $1 ORDER BY d.id LIMIT $2",
-    )
+         WHERE d.status = 'pending' AND d.next_attempt_at <= $1 ORDER BY d.id LIMIT $2"
+    ))
     .bind(now)
     .bind(limit)
     .fetch_all(db.pool())
     .await?;
     let mut out = Vec::with_capacity(rows.len());
     for r in &rows {
-        let kind: String = r.try_get(7)?;
-        let Some(kind) = AlertKind::parse(&kind) else {
+        let Some(alert) = alert_at(r, 5)? else {
             continue;
         };
         let target: String = r.try_get(2)?;
         out.push(Due {
             id: r.try_get(0)?,
             attempts: r.try_get(1)?,
-            target: if target == "email" {
-                AlertTarget::Email
-            } else {
-                AlertTarget::Webhook
-            },
+            target: target_of(&target),
             address: r.try_get(3)?,
             scope: r.try_get(4)?,
-            alert: AlertView {
-                id: r.try_get(5)?,
-                kind,
-                user_id: r.try_get(6)?,
-                name: r.try_get(8)?,
-                amount: r.try_get::<Option<i64>, _>(9)?.map(Credits::from_units),
-                threshold: r.try_get::<Option<i64>, _>(10)?.map(Credits::from_units),
-                message: r.try_get(11)?,
-                created_at: r.try_get(12)?,
-                deliveries: Vec::new(),
-            },
+            alert,
         });
     }
     Ok(out)
