@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# PostgreSQL (127.0.0.1:5432, trust for local TCP) and Redis (127.0.0.1:6379) for the tests:
-# installed when absent, started when stopped. Idempotent.
+# PostgreSQL (127.0.0.1:5432, trust for local TCP), MariaDB (127.0.0.1:3306, root without a
+# password) and Redis (127.0.0.1:6379) for the tests: installed when absent, started when
+# stopped. Idempotent.
 set -euo pipefail
 say() { printf '[services] %s\n' "$*"; }
 apt_ready=
@@ -37,4 +38,26 @@ if ! redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null | grep -q PONG; then
   for _ in $(seq 1 50); do redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null | grep -q PONG && break; sleep 0.2; done
   redis-cli -h 127.0.0.1 -p 6379 ping | grep -q PONG || { say "Redis did not start"; exit 1; }
 fi
-say "PostgreSQL and Redis are up"
+mysql_up() { mariadb -h 127.0.0.1 -P 3306 -u root -e 'SELECT 1' >/dev/null 2>&1; }
+if ! mysql_up; then
+  if [ ! -x /usr/sbin/mariadbd ]; then
+    say "installing MariaDB"
+    apt_install mariadb-server
+  fi
+  if ! mariadb-admin -u root ping >/dev/null 2>&1; then
+    say "starting MariaDB"
+    mkdir -p /run/mysqld && chown mysql:mysql /run/mysqld 2>/dev/null || true
+    start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd
+    for _ in $(seq 1 100); do mariadb-admin -u root ping >/dev/null 2>&1 && break; sleep 0.2; done
+  fi
+  if ! mysql_up; then
+    # A new install lets root in by its socket only: the tests sign in over TCP, as on the CI
+    # machines, as root without a password (the server listens on this machine only).
+    say "letting root in over TCP without a password"
+    mariadb -u root -e "ALTER USER root@localhost IDENTIFIED VIA unix_socket OR mysql_native_password USING PASSWORD(''); \
+      CREATE USER IF NOT EXISTS root@'127.0.0.1' IDENTIFIED BY ''; \
+      GRANT ALL PRIVILEGES ON *.* TO root@'127.0.0.1' WITH GRANT OPTION; FLUSH PRIVILEGES;"
+  fi
+  mysql_up || { say "MariaDB did not start"; exit 1; }
+fi
+say "PostgreSQL, MariaDB and Redis are up"

@@ -141,7 +141,7 @@ fn offline(command: Command, config: &Config) -> ExitCode {
             Command::Restore { backup, force } => {
                 let Some(file) = service::db::sqlite_path(config.database.url.expose()) else {
                     anyhow::bail!(
-                        "database.url is not SQLite: restore PostgreSQL with its own tools"
+                        "database.url is not SQLite: restore PostgreSQL or MySQL with its own tools"
                     );
                 };
                 service::jobs::restore(&store, backup.as_deref(), &file, force).await

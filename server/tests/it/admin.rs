@@ -248,7 +248,7 @@ async fn every_admin_route_refuses_plain_users_and_visitors(backend: Backend) {
         1,
         "{users:?}"
     );
-    let audited: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_log")
+    let audited: i64 = sqlx::query_scalar(&app.svc.db.sql("SELECT COUNT(*) FROM audit_log"))
         .fetch_one(app.svc.db.pool())
         .await
         .expect("count");
@@ -259,7 +259,7 @@ async fn every_admin_route_refuses_plain_users_and_visitors(backend: Backend) {
         "api_keys",
         "model_mappings",
     ] {
-        let n: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
+        let n: i64 = sqlx::query_scalar(&app.svc.db.sql(&format!("SELECT COUNT(*) FROM {table}")))
             .fetch_one(app.svc.db.pool())
             .await
             .expect("count");
@@ -299,11 +299,15 @@ async fn admin_api_creates_and_reads_users(backend: Backend) {
     assert_eq!(got["balance"], "0.00");
     assert_eq!(got["status"], "active");
 
-    let hash: String = sqlx::query_scalar("SELECT password_hash FROM users WHERE id = $1")
-        .bind(id)
-        .fetch_one(app.svc.db.pool())
-        .await
-        .expect("row");
+    let hash: String = sqlx::query_scalar(
+        &app.svc
+            .db
+            .sql("SELECT password_hash FROM users WHERE id = $1"),
+    )
+    .bind(id)
+    .fetch_one(app.svc.db.pool())
+    .await
+    .expect("row");
     assert!(hash.starts_with("$argon2id$"), "{hash}");
 
     let dup = client
@@ -753,7 +757,7 @@ async fn admin_actions_are_audited_with_before_and_after(backend: Backend) {
         .await
         .expect("json");
     assert!(own["key"].is_string(), "{own}");
-    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_log")
+    let n: i64 = sqlx::query_scalar(&app.svc.db.sql("SELECT COUNT(*) FROM audit_log"))
         .fetch_one(app.svc.db.pool())
         .await
         .expect("count");

@@ -47,7 +47,7 @@ async fn login_succeeds_with_a_hardened_session_cookie(backend: Backend) {
     assert_eq!(me["balance"], "0.00");
 
     // The session row stores a digest, never the token.
-    let stored: Vec<String> = sqlx::query_scalar("SELECT id FROM sessions")
+    let stored: Vec<String> = sqlx::query_scalar(&app.svc.db.sql("SELECT id FROM sessions"))
         .fetch_all(app.svc.db.pool())
         .await
         .expect("sessions");
@@ -182,7 +182,7 @@ async fn logout_invalidates_the_session(backend: Backend) {
         .await
         .expect("json");
     assert!(me.is_null());
-    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sessions")
+    let n: i64 = sqlx::query_scalar(&app.svc.db.sql("SELECT COUNT(*) FROM sessions"))
         .fetch_one(app.svc.db.pool())
         .await
         .expect("count");
@@ -300,10 +300,14 @@ async fn users_get_403_on_admin_routes_and_admin_server_functions(backend: Backe
         .await
         .expect("sfn");
     assert_eq!(sfn.status(), 403);
-    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE username = 'mallory'")
-        .fetch_one(app.svc.db.pool())
-        .await
-        .expect("count");
+    let n: i64 = sqlx::query_scalar(
+        &app.svc
+            .db
+            .sql("SELECT COUNT(*) FROM users WHERE username = 'mallory'"),
+    )
+    .fetch_one(app.svc.db.pool())
+    .await
+    .expect("count");
     assert_eq!(n, 0, "a refused admin action must not happen");
 
     // Without any credentials: 401, not 403.
@@ -364,10 +368,14 @@ async fn cross_site_posts_are_refused(backend: Backend) {
         .await
         .expect("post");
     assert_eq!(rest.status(), 403);
-    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE username = 'planted'")
-        .fetch_one(app.svc.db.pool())
-        .await
-        .expect("count");
+    let n: i64 = sqlx::query_scalar(
+        &app.svc
+            .db
+            .sql("SELECT COUNT(*) FROM users WHERE username = 'planted'"),
+    )
+    .fetch_one(app.svc.db.pool())
+    .await
+    .expect("count");
     assert_eq!(n, 0);
 
     // The same request from our own origin goes through.

@@ -16,9 +16,11 @@ pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 pub enum Backend {
     Sqlite,
     Postgres,
+    Mysql,
 }
 
-/// Runs a scenario against both backends, as `<name>::sqlite` and `<name>::postgres`.
+/// Runs a scenario against every backend, as `<name>::sqlite`, `<name>::postgres` and
+/// `<name>::mysql`.
 #[macro_export]
 macro_rules! both_backends {
     ($($name:ident),* $(,)?) => {$(
@@ -31,6 +33,10 @@ macro_rules! both_backends {
             async fn postgres() {
                 super::$name($crate::common::Backend::Postgres).await
             }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn mysql() {
+                super::$name($crate::common::Backend::Mysql).await
+            }
         }
     )*};
 }
@@ -38,6 +44,11 @@ macro_rules! both_backends {
 pub fn pg_admin_url() -> String {
     std::env::var("TOLLGATE_TEST_PG_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+pub fn mysql_admin_url() -> String {
+    std::env::var("TOLLGATE_TEST_MYSQL_URL")
+        .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".into())
 }
 
 pub fn redis_url() -> String {
@@ -80,6 +91,17 @@ impl Storage {
                     .to_string();
                 (format!("{base}/{name}"), Some(name))
             }
+            Backend::Mysql => {
+                let name = format!("tg_test_{id}");
+                let mut conn = sqlx::MySqlConnection::connect(&mysql_admin_url())
+                    .await
+                    .expect("MySQL or MariaDB must be running for the tests (make test starts it)");
+                sqlx::query(&format!("CREATE DATABASE {name}"))
+                    .execute(&mut conn)
+                    .await
+                    .expect("create database");
+                (format!("{}/{name}", mysql_admin_url()), Some(name))
+            }
         };
         Storage {
             backend,
@@ -107,7 +129,7 @@ impl Storage {
         c.jobs.channel_probe.enabled = false;
         c.jobs.backup.enabled = false;
         c.storage.local_dir = self.dir.join("objects");
-        if self.backend == Backend::Postgres {
+        if self.backend != Backend::Sqlite {
             c.redis.url = SecretString::new(redis_url());
             c.redis.prefix = self.redis_prefix.clone();
         }
@@ -117,7 +139,13 @@ impl Storage {
     /// Removes the database, the files and the Redis keys.
     pub async fn destroy(&self) {
         if let Some(name) = &self.pg_name {
-            if let Ok(mut conn) = sqlx::PgConnection::connect(&pg_admin_url()).await {
+            if self.backend == Backend::Mysql {
+                if let Ok(mut conn) = sqlx::MySqlConnection::connect(&mysql_admin_url()).await {
+                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
+                        .execute(&mut conn)
+                        .await;
+                }
+            } else if let Ok(mut conn) = sqlx::PgConnection::connect(&pg_admin_url()).await {
                 let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
                     .execute(&mut conn)
                     .await;

@@ -38,7 +38,7 @@ impl Proc {
 
     /// The same, logging at `level` (JSON lines in `out.log`).
     pub fn start_logging(storage: &Storage, mock: &Mock, billing: &str, level: &str) -> Proc {
-        let redis = (storage.backend == Backend::Postgres).then(redis_url);
+        let redis = (storage.backend != Backend::Sqlite).then(redis_url);
         Self::start_custom(storage, mock, billing, level, redis.as_deref(), "")
     }
 
@@ -244,7 +244,9 @@ pub async fn funded_user(base: &str, units: i64) -> (i64, String) {
 }
 
 async fn scalar(pool: &sqlx::AnyPool, sql: &str, user: i64) -> i64 {
-    sqlx::query_scalar::<_, i64>(sql)
+    let url = pool.connect_options().database_url.to_string();
+    let dialect = service::db::Backend::of_url(&url).expect("a database URL");
+    sqlx::query_scalar::<_, i64>(&dialect.sql(sql))
         .bind(user)
         .fetch_one(pool)
         .await
@@ -425,7 +427,12 @@ async fn a_paused_instance_never_spends_a_grant_that_was_taken_over() {
         match b.call(&key, &pricey_call()).await {
             200 => served_b += 1,
             402 if served_b > 0
-                && scalar(&pool, "SELECT COUNT(*) FROM instances WHERE $1 = $1", user).await
+                && scalar(
+                    &pool,
+                    "SELECT COUNT(*) FROM instances WHERE $1 IS NOT NULL",
+                    user,
+                )
+                .await
                     == 1 =>
             {
                 break;
@@ -592,20 +599,22 @@ async fn usage_beyond_the_reservation_is_charged_and_the_grant_closes(backend: B
     let upstream = gw.mock.requests().await.len();
     // The grant closes once the account is idle, with everything collected that could be.
     let deadline = Instant::now() + Duration::from_secs(15);
-    let uncollected = loop {
-        let open: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM credit_grants WHERE user_id = $1 AND status = 'open'",
-        )
-        .bind(gw.user_id)
-        .fetch_one(gw.app.svc.db.pool())
-        .await
-        .expect("open grants");
-        if open == 0 {
-            break gw.metric("tollgate_credit_uncollected_units_total").await as i64;
-        }
-        assert!(Instant::now() < deadline, "the grant never closed");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let uncollected =
+        loop {
+            let open: i64 =
+                sqlx::query_scalar(&gw.app.svc.db.sql(
+                    "SELECT COUNT(*) FROM credit_grants WHERE user_id = $1 AND status = 'open'",
+                ))
+                .bind(gw.user_id)
+                .fetch_one(gw.app.svc.db.pool())
+                .await
+                .expect("open grants");
+            if open == 0 {
+                break gw.metric("tollgate_credit_uncollected_units_total").await as i64;
+            }
+            assert!(Instant::now() < deadline, "the grant never closed");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
     let (balance, charged) = assert_books(
         gw.app.svc.db.pool(),
         gw.user_id,
@@ -662,7 +671,7 @@ async fn a_client_that_leaves_before_the_first_byte_is_logged_and_charged(backen
     )
     .await;
     let rows: Vec<(i64, String, Option<String>, i64)> = sqlx::query_as(
-        "SELECT stream, usage_source, error_class, cost FROM usage_logs WHERE user_id = $1 ORDER BY stream",
+        &gw.app.svc.db.sql("SELECT stream, usage_source, error_class, cost FROM usage_logs WHERE user_id = $1 ORDER BY stream"),
     )
     .bind(gw.user_id)
     .fetch_all(gw.app.svc.db.pool())

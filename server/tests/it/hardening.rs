@@ -227,7 +227,7 @@ async fn failed_calls_are_logged_with_their_attempts_and_channel(backend: Backen
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     let row: (i64, Option<i64>, Option<String>, String, i64) = loop {
         let row = sqlx::query_as(
-            "SELECT attempts, channel_id, served_model, model, status FROM usage_logs WHERE user_id = $1",
+            &gw.app.svc.db.sql("SELECT attempts, channel_id, served_model, model, status FROM usage_logs WHERE user_id = $1"),
         )
         .bind(gw.user_id)
         .fetch_optional(gw.app.svc.db.pool())
@@ -239,10 +239,15 @@ async fn failed_calls_are_logged_with_their_attempts_and_channel(backend: Backen
         assert!(std::time::Instant::now() < deadline, "no usage row");
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     };
-    let second: i64 = sqlx::query_scalar("SELECT id FROM channels WHERE name = 'second'")
-        .fetch_one(gw.app.svc.db.pool())
-        .await
-        .expect("channel");
+    let second: i64 = sqlx::query_scalar(
+        &gw.app
+            .svc
+            .db
+            .sql("SELECT id FROM channels WHERE name = 'second'"),
+    )
+    .fetch_one(gw.app.svc.db.pool())
+    .await
+    .expect("channel");
     assert_eq!(
         row,
         (
@@ -281,7 +286,10 @@ async fn a_stream_closed_right_after_done_is_complete(backend: Backend) {
     }
     gw.settled(5).await;
     let cancelled: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM usage_logs WHERE user_id = $1 AND error_class IS NOT NULL",
+        &gw.app
+            .svc
+            .db
+            .sql("SELECT COUNT(*) FROM usage_logs WHERE user_id = $1 AND error_class IS NOT NULL"),
     )
     .bind(gw.user_id)
     .fetch_one(gw.app.svc.db.pool())

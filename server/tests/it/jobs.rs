@@ -155,28 +155,28 @@ pub async fn run_job(base: &str, job: &str) -> Value {
 /// Inserts a usage row of `user_id` at `at` (unix ms); its id.
 async fn usage_row(app: &TestApp, user_id: i64, at: i64, cost: i64) -> i64 {
     let mut tx = app.svc.db.begin_write().await.expect("tx");
-    let id: i64 = sqlx::query(
+    let db = &app.svc.db;
+    let sql = db.sql(
         "INSERT INTO usage_logs (request_id, user_id, key_id, key_prefix, model, served_model, \
          channel_id, attempts, stream, prompt_tokens, completion_tokens, cached_tokens, cost, \
          usage_source, status, error_class, latency_ms, ttft_ms, client_ip, created_at) \
          VALUES ($1, $2, NULL, 'sk-abc', 'gpt-test', 'gpt-test-2024', 1, 1, 1, 10, 20, 3, $3, \
          'upstream', 200, NULL, 40, 12, '127.0.0.1', $4) RETURNING id",
-    )
-    .bind(format!("req-{at}-{cost}"))
-    .bind(user_id)
-    .bind(cost)
-    .bind(at)
-    .fetch_one(&mut *tx)
-    .await
-    .expect("insert usage")
-    .try_get(0)
-    .expect("id");
+    );
+    let q = sqlx::query(&sql)
+        .bind(format!("req-{at}-{cost}"))
+        .bind(user_id)
+        .bind(cost)
+        .bind(at);
+    let id = service::db::Db::insert_id(db.backend(), q, &mut *tx)
+        .await
+        .expect("insert usage");
     tx.commit().await.expect("commit");
     id
 }
 
 async fn usage_ids(app: &TestApp) -> Vec<i64> {
-    sqlx::query("SELECT id FROM usage_logs ORDER BY id")
+    sqlx::query(&app.svc.db.sql("SELECT id FROM usage_logs ORDER BY id"))
         .fetch_all(app.svc.db.pool())
         .await
         .expect("ids")
@@ -263,7 +263,7 @@ async fn retention_archives_to_s3(backend: Backend) {
         usage_row(&app, user, today - 29 * DAY_MS, 7).await,
         usage_row(&app, user, now, 8).await,
     ];
-    let hourly_before: i64 = sqlx::query("SELECT COUNT(*) FROM usage_hourly")
+    let hourly_before: i64 = sqlx::query(&app.svc.db.sql("SELECT COUNT(*) FROM usage_hourly"))
         .fetch_one(app.svc.db.pool())
         .await
         .expect("count")
@@ -280,7 +280,7 @@ async fn retention_archives_to_s3(backend: Backend) {
         "{run}"
     );
     assert_eq!(usage_ids(&app).await, young, "only the young rows stay");
-    let hourly_after: i64 = sqlx::query("SELECT COUNT(*) FROM usage_hourly")
+    let hourly_after: i64 = sqlx::query(&app.svc.db.sql("SELECT COUNT(*) FROM usage_hourly"))
         .fetch_one(app.svc.db.pool())
         .await
         .expect("count")
@@ -437,7 +437,7 @@ async fn a_tick_runs_once_across_two_processes(backend: Backend) {
     let mock = Mock::start();
     let jobs = "jobs:\n  cleanup: { schedule: \"* * * * * *\" }\n  retention: { enabled: false }\n  \
                 channel_probe: { enabled: false }\n  backup: { enabled: false }\n";
-    let redis = (backend == Backend::Postgres).then(redis_url);
+    let redis = (backend != Backend::Sqlite).then(redis_url);
     let a = Proc::start_custom(&storage, &mock, "", "warn", redis.as_deref(), jobs);
     let b = Proc::start_custom(&storage, &mock, "", "warn", redis.as_deref(), jobs);
     tokio::time::sleep(Duration::from_secs(6)).await;
@@ -461,7 +461,9 @@ async fn a_tick_runs_once_across_two_processes(backend: Backend) {
                 r.try_get("tick").expect("tick"),
                 r.try_get("n").expect("n"),
                 r.try_get("outcome").expect("outcome"),
-                r.try_get("error").expect("error"),
+                r.try_get::<Option<service::db::Text>, _>("error")
+                    .expect("error")
+                    .map(|t| t.0),
             )
         })
         .collect();
@@ -797,10 +799,10 @@ async fn cleanup_removes_what_is_past_its_window(backend: Backend) {
         app.svc
             .db
             .write(
-                sqlx::query(
+                sqlx::query(&app.svc.db.sql(
                     "INSERT INTO redeem_requests (user_id, idempotency_key, code_hash, code_id, \
                      amount, balance_after, created_at) VALUES ($1, $2, 'h', 1, 1, 1, $3)",
-                )
+                ))
                 .bind(user)
                 .bind(key)
                 .bind(at),
@@ -812,11 +814,12 @@ async fn cleanup_removes_what_is_past_its_window(backend: Backend) {
         app.svc
             .db
             .write(
-                sqlx::query(
+                sqlx::query(&app.svc.db.sql(
                     "INSERT INTO job_runs (job, tick, manual, instance, started_at, finished_at, \
-                     outcome) VALUES ('retention', $1, 0, 'x', $2, $2, 'ok')",
-                )
+                     outcome) VALUES ('retention', $1, 0, 'x', $2, $3, 'ok')",
+                ))
                 .bind(tick)
+                .bind(at)
                 .bind(at),
             )
             .await
@@ -831,16 +834,23 @@ async fn cleanup_removes_what_is_past_its_window(backend: Backend) {
             .contains("1 idempotency records"),
         "{run}"
     );
-    let keys: Vec<String> = sqlx::query_scalar("SELECT idempotency_key FROM redeem_requests")
-        .fetch_all(app.svc.db.pool())
-        .await
-        .expect("keys");
+    let keys: Vec<String> = sqlx::query_scalar(
+        &app.svc
+            .db
+            .sql("SELECT idempotency_key FROM redeem_requests"),
+    )
+    .fetch_all(app.svc.db.pool())
+    .await
+    .expect("keys");
     assert_eq!(keys, vec!["new".to_string()]);
-    let ticks: Vec<i64> =
-        sqlx::query_scalar("SELECT tick FROM job_runs WHERE job = 'retention' ORDER BY tick")
-            .fetch_all(app.svc.db.pool())
-            .await
-            .expect("ticks");
+    let ticks: Vec<i64> = sqlx::query_scalar(
+        &app.svc
+            .db
+            .sql("SELECT tick FROM job_runs WHERE job = 'retention' ORDER BY tick"),
+    )
+    .fetch_all(app.svc.db.pool())
+    .await
+    .expect("ticks");
     assert_eq!(ticks, vec![2]);
 
     // A held lease: "run now" is refused until it is released.
@@ -910,14 +920,18 @@ async fn cleanup_removes_what_is_past_its_window(backend: Backend) {
 /// Changes the amount of the user's latest ledger row behind the gateway's back (drift on
 /// purpose; the same `by` negated puts it back).
 pub async fn shift_last_ledger_row(gw: &crate::gateway::Gw, by: i64) {
-    sqlx::query(
-        "UPDATE ledger SET amount = amount + $1 WHERE id = (SELECT MAX(id) FROM ledger WHERE user_id = $2)",
-    )
-    .bind(by)
-    .bind(gw.user_id)
-    .execute(gw.app.svc.db.pool())
-    .await
-    .expect("a ledger row changed");
+    let db = &gw.app.svc.db;
+    let last: i64 = sqlx::query_scalar(&db.sql("SELECT MAX(id) FROM ledger WHERE user_id = $1"))
+        .bind(gw.user_id)
+        .fetch_one(db.pool())
+        .await
+        .expect("the latest ledger row");
+    sqlx::query(&db.sql("UPDATE ledger SET amount = amount + $1 WHERE id = $2"))
+        .bind(by)
+        .bind(last)
+        .execute(db.pool())
+        .await
+        .expect("a ledger row changed");
 }
 
 /// The ledger check finds a balance that disagrees with its ledger (a row corrupted on purpose),
@@ -958,25 +972,34 @@ async fn the_ledger_check_finds_a_balance_or_a_day_its_ledger_does_not_explain(b
     assert_eq!(gw.metric("tollgate_ledger_drift_units").await, 0.0);
 
     // The day's charge names the day of its call, and equals the usage row's cost.
-    let (charged, day): (i64, Option<i64>) = sqlx::query_as(
+    let (charged, day): (i64, Option<i64>) = sqlx::query_as(&gw.app.svc.db.sql(
         "SELECT CAST(SUM(-amount) AS BIGINT), MAX(usage_day) FROM ledger WHERE user_id = $1 AND kind = 'charge'",
-    )
+    ))
     .bind(gw.user_id)
     .fetch_one(pool)
     .await
     .expect("charges");
-    let (cost, at): (i64, i64) =
-        sqlx::query_as("SELECT cost, created_at FROM usage_logs WHERE user_id = $1")
-            .bind(gw.user_id)
-            .fetch_one(pool)
-            .await
-            .expect("usage row");
+    let (cost, at): (i64, i64) = sqlx::query_as(
+        &gw.app
+            .svc
+            .db
+            .sql("SELECT cost, created_at FROM usage_logs WHERE user_id = $1"),
+    )
+    .bind(gw.user_id)
+    .fetch_one(pool)
+    .await
+    .expect("usage row");
     assert!(cost > 0);
     assert_eq!(charged, cost);
     assert_eq!(day, Some(at - at % 86_400_000));
     // A usage row that tells another cost than was charged: the check finds the user and day.
+    let lie_sql = gw
+        .app
+        .svc
+        .db
+        .sql("UPDATE usage_logs SET cost = cost + $1 WHERE user_id = $2");
     let lie = |by: i64| {
-        sqlx::query("UPDATE usage_logs SET cost = cost + $1 WHERE user_id = $2")
+        sqlx::query(&lie_sql)
             .bind(by)
             .bind(gw.user_id)
             .execute(pool)

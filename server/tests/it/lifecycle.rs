@@ -227,12 +227,16 @@ async fn a_price_change_is_a_new_version_that_charges_from_then_on(backend: Back
         200
     );
     gw.settled(1).await;
-    let (version, cost): (i64, i64) =
-        sqlx::query_as("SELECT price_version, cost FROM usage_logs WHERE user_id = $1")
-            .bind(gw.user_id)
-            .fetch_one(gw.app.svc.db.pool())
-            .await
-            .expect("row");
+    let (version, cost): (i64, i64) = sqlx::query_as(
+        &gw.app
+            .svc
+            .db
+            .sql("SELECT price_version, cost FROM usage_logs WHERE user_id = $1"),
+    )
+    .bind(gw.user_id)
+    .fetch_one(gw.app.svc.db.pool())
+    .await
+    .expect("row");
     // One prompt token ("hi") at $150/1M = 150 units, plus one output token ... at $0.60/1M.
     assert_eq!(version, 2);
     assert!(cost >= 150, "charged at the new price: {cost}");
@@ -314,7 +318,11 @@ async fn sessions_end_when_idle_or_old_and_are_purged(backend: Backend) {
         } else {
             service::now_ms() - 1
         };
-        sqlx::query(sql).bind(arg).execute(&db).await.expect(sql);
+        sqlx::query(&app.svc.db.sql(sql))
+            .bind(arg)
+            .execute(&db)
+            .await
+            .expect(sql);
         assert_eq!(signed_in(client).await, 401, "{what} session");
     }
     let client = TestApp::client();
@@ -322,7 +330,7 @@ async fn sessions_end_when_idle_or_old_and_are_purged(backend: Backend) {
         app.login(&client, "admin", ADMIN_PASSWORD).await.status(),
         200
     );
-    sqlx::query("UPDATE sessions SET expires_at = $1")
+    sqlx::query(&app.svc.db.sql("UPDATE sessions SET expires_at = $1"))
         .bind(service::now_ms() - 1)
         .execute(&db)
         .await
@@ -391,23 +399,20 @@ async fn a_call_inside_the_drain_window_finishes_and_readiness_says_draining(bac
         started.elapsed() < Duration::from_secs(5),
         "within the drain window"
     );
-    let pool = match storage.backend {
-        Backend::Sqlite | Backend::Postgres => {
-            sqlx::any::install_default_drivers();
-            sqlx::AnyPool::connect(&storage.db_url).await.expect("pool")
-        }
-    };
-    let (rows, charged): (i64, i64) = sqlx::query_as(
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&storage.db_url).await.expect("pool");
+    let dialect = service::db::Backend::of_url(&storage.db_url).expect("backend");
+    let (rows, charged): (i64, i64) = sqlx::query_as(&dialect.sql(
         "SELECT COUNT(*), CAST(COALESCE(SUM(cost), 0) AS BIGINT) FROM usage_logs WHERE user_id = $1",
-    )
+    ))
     .bind(user)
     .fetch_one(&pool)
     .await
     .expect("rows");
     assert_eq!(rows, 1);
-    let spent: i64 = sqlx::query_scalar(
+    let spent: i64 = sqlx::query_scalar(&dialect.sql(
         "SELECT CAST(COALESCE(-SUM(amount), 0) AS BIGINT) FROM ledger WHERE user_id = $1 AND kind = 'charge'",
-    )
+    ))
     .bind(user)
     .fetch_one(&pool)
     .await

@@ -131,6 +131,16 @@ async fn readyz_turns_503_when_the_database_is_gone(backend: Backend) {
             let file = app.storage.dir.join("tollgate.db");
             std::fs::remove_file(&file).expect("remove the database file");
         }
+        Backend::Mysql => {
+            let name = app.storage.pg_name.clone().expect("database name");
+            let mut conn = <sqlx::MySqlConnection as sqlx::Connection>::connect(&mysql_admin_url())
+                .await
+                .expect("admin conn");
+            sqlx::query(&format!("DROP DATABASE {name}"))
+                .execute(&mut conn)
+                .await
+                .expect("drop");
+        }
         Backend::Postgres => {
             let name = app.storage.pg_name.clone().expect("pg name");
             let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&pg_admin_url())

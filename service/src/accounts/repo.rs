@@ -1,4 +1,4 @@
-//! SQL for users and sessions. Queries use `$N` placeholders, valid on SQLite and PostgreSQL.
+//! SQL for users and sessions, in the house dialect (see `db`).
 
 use crate::Error;
 use crate::db::{Db, WriteTx, is_unique_violation};
@@ -45,15 +45,19 @@ pub async fn insert_user(
     now: i64,
 ) -> Result<i64, Error> {
     let mut tx = db.begin_write().await?;
-    let id: i64 = sqlx::query_scalar(
-        "INSERT INTO users (username, password_hash, role, status, user_group, balance, created_at, updated_at) \
-         VALUES ($1, $2, $3, 'active', 'default', 0, $4, $4) RETURNING id",
+    let id = Db::insert_id(
+        db.backend(),
+        sqlx::query(&db.sql(
+            "INSERT INTO users (username, password_hash, role, status, user_group, balance, created_at, updated_at) \
+             VALUES ($1, $2, $3, 'active', 'default', 0, $4, $5) RETURNING id",
+        ))
+        .bind(username)
+        .bind(password_hash)
+        .bind(role.as_str())
+        .bind(now)
+        .bind(now),
+        &mut *tx,
     )
-    .bind(username)
-    .bind(password_hash)
-    .bind(role.as_str())
-    .bind(now)
-    .fetch_one(&mut *tx)
     .await
     .map_err(|e| if is_unique_violation(&e) { Error::Conflict("username already exists") } else { e.into() })?;
     tx.commit().await?;
@@ -62,7 +66,7 @@ pub async fn insert_user(
 
 pub async fn find_by_username(db: &Db, username: &str) -> Result<Option<UserRow>, Error> {
     let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE username = $1");
-    let row = sqlx::query(&sql)
+    let row = sqlx::query(&db.sql(&sql))
         .bind(username)
         .fetch_optional(db.pool())
         .await?;
@@ -71,13 +75,16 @@ pub async fn find_by_username(db: &Db, username: &str) -> Result<Option<UserRow>
 
 pub async fn get(db: &Db, id: i64) -> Result<Option<UserInfo>, Error> {
     let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1");
-    let row = sqlx::query(&sql).bind(id).fetch_optional(db.pool()).await?;
+    let row = sqlx::query(&db.sql(&sql))
+        .bind(id)
+        .fetch_optional(db.pool())
+        .await?;
     Ok(row.as_ref().map(user_row).transpose()?.map(|r| r.info))
 }
 
 pub async fn list(db: &Db, limit: i64, offset: i64) -> Result<Vec<UserInfo>, Error> {
     let sql = format!("SELECT {USER_COLUMNS} FROM users ORDER BY id LIMIT $1 OFFSET $2");
-    let rows = sqlx::query(&sql)
+    let rows = sqlx::query(&db.sql(&sql))
         .bind(limit)
         .bind(offset)
         .fetch_all(db.pool())
@@ -86,16 +93,16 @@ pub async fn list(db: &Db, limit: i64, offset: i64) -> Result<Vec<UserInfo>, Err
 }
 
 pub async fn count_active_admins(db: &Db) -> Result<i64, Error> {
-    Ok(
-        sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE role = 'admin' AND status = 'active'")
-            .fetch_one(db.pool())
-            .await?,
+    Ok(sqlx::query_scalar(
+        &db.sql("SELECT COUNT(*) FROM users WHERE role = 'admin' AND status = 'active'"),
     )
+    .fetch_one(db.pool())
+    .await?)
 }
 
 /// Ends every session of `user_id` inside `tx`.
 async fn end_sessions(tx: &mut WriteTx, user_id: i64) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+    sqlx::query(&tx.sql("DELETE FROM sessions WHERE user_id = $1"))
         .bind(user_id)
         .execute(&mut **tx)
         .await?;
@@ -105,7 +112,7 @@ async fn end_sessions(tx: &mut WriteTx, user_id: i64) -> Result<(), sqlx::Error>
 /// Sets a user's status; disabling also ends every session of theirs, in the same transaction.
 pub async fn set_status(db: &Db, id: i64, status: UserStatus, now: i64) -> Result<bool, Error> {
     let mut tx = db.begin_write().await?;
-    let n = sqlx::query("UPDATE users SET status = $1, updated_at = $2 WHERE id = $3")
+    let n = sqlx::query(&db.sql("UPDATE users SET status = $1, updated_at = $2 WHERE id = $3"))
         .bind(status.as_str())
         .bind(now)
         .bind(id)
@@ -124,17 +131,18 @@ pub async fn set_status(db: &Db, id: i64, status: UserStatus, now: i64) -> Resul
 /// False when there was no such user left to delete.
 pub async fn mark_deleted(db: &Db, id: i64, now: i64) -> Result<bool, Error> {
     let mut tx = db.begin_write().await?;
-    let n = sqlx::query(
-        "UPDATE users SET status = 'disabled', deleted_at = $1, updated_at = $1 \
-         WHERE id = $2 AND deleted_at IS NULL",
-    )
+    let n = sqlx::query(&db.sql(
+        "UPDATE users SET status = 'disabled', deleted_at = $1, updated_at = $2 \
+         WHERE id = $3 AND deleted_at IS NULL",
+    ))
+    .bind(now)
     .bind(now)
     .bind(id)
     .execute(&mut *tx)
     .await?
     .rows_affected();
     if n == 1 {
-        sqlx::query("UPDATE api_keys SET status = 'disabled' WHERE user_id = $1")
+        sqlx::query(&db.sql("UPDATE api_keys SET status = 'disabled' WHERE user_id = $1"))
             .bind(id)
             .execute(&mut *tx)
             .await?;
@@ -155,8 +163,8 @@ pub async fn update(
     Ok(db
         .write(
             sqlx::query(
-                "UPDATE users SET role = COALESCE($1, role), user_group = COALESCE($2, user_group), \
-                 updated_at = $3 WHERE id = $4",
+                &db.sql("UPDATE users SET role = COALESCE($1, role), user_group = COALESCE($2, user_group), \
+                 updated_at = $3 WHERE id = $4"),
             )
             .bind(role.map(Role::as_str))
             .bind(group)
@@ -185,11 +193,12 @@ pub async fn insert_session(
 ) -> Result<(), Error> {
     db.write(
         sqlx::query(
-            "INSERT INTO sessions (id, user_id, created_at, last_seen_at, expires_at, ip, user_agent) \
-             VALUES ($1, $2, $3, $3, $4, $5, $6)",
+            &db.sql("INSERT INTO sessions (id, user_id, created_at, last_seen_at, expires_at, ip, user_agent) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)"),
         )
         .bind(id)
         .bind(user_id)
+        .bind(now)
         .bind(now)
         .bind(expires_at)
         .bind(ip)
@@ -203,7 +212,11 @@ pub async fn find_session(db: &Db, id: &str) -> Result<Option<SessionRecord>, Er
     let sql = "SELECT u.id, u.username, u.password_hash, u.role, u.status, u.user_group, u.balance, u.created_at, u.deleted_at, \
                s.created_at AS s_created, s.last_seen_at, s.expires_at \
                FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1";
-    let Some(row) = sqlx::query(sql).bind(id).fetch_optional(db.pool()).await? else {
+    let Some(row) = sqlx::query(&db.sql(sql))
+        .bind(id)
+        .fetch_optional(db.pool())
+        .await?
+    else {
         return Ok(None);
     };
     Ok(Some(SessionRecord {
@@ -215,7 +228,7 @@ pub async fn find_session(db: &Db, id: &str) -> Result<Option<SessionRecord>, Er
 }
 
 pub async fn touch_session(db: &Db, id: &str, now: i64) -> Result<(), Error> {
-    sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE id = $2")
+    sqlx::query(&db.sql("UPDATE sessions SET last_seen_at = $1 WHERE id = $2"))
         .bind(now)
         .bind(id)
         .execute(db.pool())
@@ -233,13 +246,13 @@ pub async fn set_password(
     now: i64,
 ) -> Result<u64, Error> {
     let mut tx = db.begin_write().await?;
-    sqlx::query("UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3")
+    sqlx::query(&db.sql("UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3"))
         .bind(hash)
         .bind(now)
         .bind(user_id)
         .execute(&mut *tx)
         .await?;
-    let ended = sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND id <> $2")
+    let ended = sqlx::query(&db.sql("DELETE FROM sessions WHERE user_id = $1 AND id <> $2"))
         .bind(user_id)
         .bind(keep)
         .execute(&mut *tx)
@@ -252,12 +265,12 @@ pub async fn set_password(
 /// Ends every session of a user; how many there were.
 pub async fn delete_user_sessions(db: &Db, user_id: i64) -> Result<u64, Error> {
     Ok(db
-        .write(sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(user_id))
+        .write(sqlx::query(&db.sql("DELETE FROM sessions WHERE user_id = $1")).bind(user_id))
         .await?)
 }
 
 pub async fn delete_session(db: &Db, id: &str) -> Result<(), Error> {
-    sqlx::query("DELETE FROM sessions WHERE id = $1")
+    sqlx::query(&db.sql("DELETE FROM sessions WHERE id = $1"))
         .bind(id)
         .execute(db.pool())
         .await?;
@@ -267,7 +280,7 @@ pub async fn delete_session(db: &Db, id: &str) -> Result<(), Error> {
 /// Deletes sessions past their absolute expiry or idle since `idle_before`.
 pub async fn purge_sessions(db: &Db, now: i64, idle_before: i64) -> Result<u64, Error> {
     Ok(
-        sqlx::query("DELETE FROM sessions WHERE expires_at <= $1 OR last_seen_at < $2")
+        sqlx::query(&db.sql("DELETE FROM sessions WHERE expires_at <= $1 OR last_seen_at < $2"))
             .bind(now)
             .bind(idle_before)
             .execute(db.pool())

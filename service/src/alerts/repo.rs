@@ -33,7 +33,7 @@ fn stored(row: &sqlx::any::AnyRow) -> Result<Stored, sqlx::Error> {
 }
 
 pub async fn settings(db: &Db, scope: &str) -> Result<Option<Stored>, sqlx::Error> {
-    sqlx::query(SETTINGS)
+    sqlx::query(&db.sql(SETTINGS))
         .bind(scope)
         .fetch_optional(db.pool())
         .await?
@@ -43,7 +43,7 @@ pub async fn settings(db: &Db, scope: &str) -> Result<Option<Stored>, sqlx::Erro
 }
 
 async fn settings_in(tx: &mut WriteTx, scope: &str) -> Result<Option<Stored>, sqlx::Error> {
-    sqlx::query(SETTINGS)
+    sqlx::query(&tx.sql(SETTINGS))
         .bind(scope)
         .fetch_optional(&mut **tx)
         .await?
@@ -63,12 +63,13 @@ pub async fn save(
 ) -> Result<(), sqlx::Error> {
     let mut tx = db.begin_write().await?;
     sqlx::query(
-        "INSERT INTO alert_settings (scope, user_id, email, webhook_url, webhook_secret, \
+        &db.sql("INSERT INTO alert_settings (scope, user_id, email, webhook_url, webhook_secret, \
          balance_below, key_cap_percent, channels, ledger_drift, updated_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-         ON CONFLICT (scope) DO UPDATE SET email = $3, webhook_url = $4, webhook_secret = $5, \
-         balance_below = $6, key_cap_percent = $7, channels = $8, ledger_drift = $9, \
-         updated_at = $10",
+         ON CONFLICT (scope) DO UPDATE SET email = excluded.email, webhook_url = excluded.webhook_url, \
+         webhook_secret = excluded.webhook_secret, balance_below = excluded.balance_below, \
+         key_cap_percent = excluded.key_cap_percent, channels = excluded.channels, \
+         ledger_drift = excluded.ledger_drift, updated_at = excluded.updated_at"),
     )
     .bind(scope)
     .bind(user_id)
@@ -83,7 +84,7 @@ pub async fn save(
     .execute(&mut *tx)
     .await?;
     if let Some(user) = user_id {
-        sqlx::query("DELETE FROM alert_state WHERE user_id = $1")
+        sqlx::query(&db.sql("DELETE FROM alert_state WHERE user_id = $1"))
             .bind(user)
             .execute(&mut *tx)
             .await?;
@@ -97,7 +98,7 @@ pub async fn verdicts(
     prefix: &str,
 ) -> Result<std::collections::HashMap<String, bool>, sqlx::Error> {
     let rows: Vec<(String, i64)> =
-        sqlx::query_as("SELECT subject, crossed FROM alert_state WHERE subject LIKE $1")
+        sqlx::query_as(&db.sql("SELECT subject, crossed FROM alert_state WHERE subject LIKE $1"))
             .bind(format!("{prefix}%"))
             .fetch_all(db.pool())
             .await?;
@@ -106,11 +107,11 @@ pub async fn verdicts(
 
 /// Every user's balance threshold with their balance (active, undeleted users).
 pub async fn balances(db: &Db) -> Result<Vec<(i64, i64, i64)>, sqlx::Error> {
-    sqlx::query_as(
+    sqlx::query_as(&db.sql(
         "SELECT s.user_id, u.balance, s.balance_below FROM alert_settings s \
          JOIN users u ON u.id = s.user_id \
          WHERE s.balance_below IS NOT NULL AND u.deleted_at IS NULL AND u.status = 'active'",
-    )
+    ))
     .fetch_all(db.pool())
     .await
 }
@@ -128,13 +129,13 @@ pub struct CappedKey {
 
 /// Every active capped key of an active user who watches caps.
 pub async fn capped_keys(db: &Db) -> Result<Vec<CappedKey>, sqlx::Error> {
-    let rows = sqlx::query(
+    let rows = sqlx::query(&db.sql(
         "SELECT k.id, k.user_id, k.name, k.prefix, k.spend_cap, k.spent, s.key_cap_percent \
          FROM api_keys k JOIN alert_settings s ON s.user_id = k.user_id \
          JOIN users u ON u.id = k.user_id \
          WHERE s.key_cap_percent IS NOT NULL AND k.spend_cap IS NOT NULL AND k.spend_cap > 0 \
          AND k.status = 'active' AND u.deleted_at IS NULL AND u.status = 'active'",
-    )
+    ))
     .fetch_all(db.pool())
     .await?;
     rows.iter()
@@ -194,17 +195,17 @@ pub async fn observe<'a>(
     } = *v;
     let mut tx = db.begin_write().await?;
     let prev: Option<i64> =
-        sqlx::query_scalar("SELECT crossed FROM alert_state WHERE subject = $1")
+        sqlx::query_scalar(&db.sql("SELECT crossed FROM alert_state WHERE subject = $1"))
             .bind(subject)
             .fetch_optional(&mut *tx)
             .await?;
     let changed = match prev {
         Some(p) if (p != 0) == crossed => false,
         Some(p) => {
-            sqlx::query(
+            sqlx::query(&db.sql(
                 "UPDATE alert_state SET crossed = $1, changed_at = $2 \
                  WHERE subject = $3 AND crossed = $4",
-            )
+            ))
             .bind(i64::from(crossed))
             .bind(now)
             .bind(subject)
@@ -215,10 +216,10 @@ pub async fn observe<'a>(
                 == 1
         }
         None => {
-            let n = sqlx::query(
+            let n = sqlx::query(&db.sql(
                 "INSERT INTO alert_state (subject, user_id, crossed, changed_at) \
                  VALUES ($1, $2, $3, $4) ON CONFLICT (subject) DO NOTHING",
-            )
+            ))
             .bind(subject)
             .bind(user_id)
             .bind(i64::from(crossed))
@@ -237,20 +238,23 @@ pub async fn observe<'a>(
         tx.commit().await?;
         return Ok(false);
     };
-    let id: i64 = sqlx::query_scalar(
-        "INSERT INTO alerts (event_id, scope, user_id, kind, name, amount, threshold, message, \
-         created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+    let id = Db::insert_id(
+        db.backend(),
+        sqlx::query(&db.sql(
+            "INSERT INTO alerts (event_id, scope, user_id, kind, name, amount, threshold, message, \
+             created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+        ))
+        .bind(&alert.event_id)
+        .bind(alert.scope)
+        .bind(alert.user_id)
+        .bind(alert.kind.as_str())
+        .bind(alert.name)
+        .bind(alert.amount)
+        .bind(alert.threshold)
+        .bind(&alert.message)
+        .bind(now),
+        &mut *tx,
     )
-    .bind(&alert.event_id)
-    .bind(alert.scope)
-    .bind(alert.user_id)
-    .bind(alert.kind.as_str())
-    .bind(alert.name)
-    .bind(alert.amount)
-    .bind(alert.threshold)
-    .bind(&alert.message)
-    .bind(now)
-    .fetch_one(&mut *tx)
     .await?;
     let settings = settings_in(&mut tx, alert.scope).await?.unwrap_or_default();
     if wants(&settings, alert.kind) {
@@ -260,10 +264,10 @@ pub async fn observe<'a>(
         ];
         for (target, address, usable) in targets {
             if let (Some(address), true) = (address, usable) {
-                sqlx::query(
+                sqlx::query(&db.sql(
                     "INSERT INTO alert_deliveries (alert_id, target, address, next_attempt_at) \
                      VALUES ($1, $2, $3, $4)",
-                )
+                ))
                 .bind(id)
                 .bind(target.as_str())
                 .bind(address)
@@ -323,9 +327,9 @@ fn alert_at(r: &sqlx::any::AnyRow, at: usize) -> Result<Option<AlertView>, sqlx:
 
 /// The newest alerts of a scope, with their deliveries (two statements whatever the count).
 pub async fn recent(db: &Db, scope: &str, limit: i64) -> Result<Vec<AlertView>, sqlx::Error> {
-    let rows = sqlx::query(&format!(
+    let rows = sqlx::query(&db.sql(&format!(
         "SELECT a.id, {ALERT} FROM alerts a WHERE a.scope = $1 ORDER BY a.id DESC LIMIT $2"
-    ))
+    )))
     .bind(scope)
     .bind(limit)
     .fetch_all(db.pool())
@@ -339,11 +343,11 @@ pub async fn recent(db: &Db, scope: &str, limit: i64) -> Result<Vec<AlertView>, 
     let Some(oldest) = out.last().map(|(id, _)| *id) else {
         return Ok(Vec::new());
     };
-    let deliveries = sqlx::query(
+    let deliveries = sqlx::query(&db.sql(
         "SELECT d.alert_id, d.target, d.address, d.status, d.attempts, d.last_error, d.sent_at \
          FROM alert_deliveries d JOIN alerts a ON a.id = d.alert_id \
          WHERE a.scope = $1 AND a.id >= $2 ORDER BY d.id",
-    )
+    ))
     .bind(scope)
     .bind(oldest)
     .fetch_all(db.pool())
@@ -379,11 +383,11 @@ pub struct Due {
 
 /// Deliveries whose next attempt is due, oldest first.
 pub async fn due(db: &Db, now: i64, limit: i64) -> Result<Vec<Due>, sqlx::Error> {
-    let rows = sqlx::query(&format!(
+    let rows = sqlx::query(&db.sql(&format!(
         "SELECT d.id, d.attempts, d.target, d.address, a.scope, {ALERT} \
          FROM alert_deliveries d JOIN alerts a ON a.id = d.alert_id \
          WHERE d.status = 'pending' AND d.next_attempt_at <= $1 ORDER BY d.id LIMIT $2"
-    ))
+    )))
     .bind(now)
     .bind(limit)
     .fetch_all(db.pool())
@@ -411,10 +415,10 @@ pub async fn due(db: &Db, now: i64, limit: i64) -> Result<Vec<Due>, sqlx::Error>
 pub async fn take(db: &Db, id: i64, attempts: i64, retry_at: i64) -> Result<bool, sqlx::Error> {
     Ok(db
         .write(
-            sqlx::query(
+            sqlx::query(&db.sql(
                 "UPDATE alert_deliveries SET attempts = attempts + 1, next_attempt_at = $1 \
                  WHERE id = $2 AND attempts = $3 AND status = 'pending'",
-            )
+            ))
             .bind(retry_at)
             .bind(id)
             .bind(attempts),
@@ -439,10 +443,10 @@ pub async fn finish(
     };
     let sent_at = (status == "sent").then_some(now);
     db.write(
-        sqlx::query(
+        sqlx::query(&db.sql(
             "UPDATE alert_deliveries SET status = $1, last_error = $2, sent_at = $3, \
              next_attempt_at = COALESCE($4, next_attempt_at) WHERE id = $5",
-        )
+        ))
         .bind(status)
         .bind(error)
         .bind(sent_at)
@@ -456,14 +460,14 @@ pub async fn finish(
 /// Removes alerts raised before `before`, with their deliveries.
 pub async fn purge(db: &Db, before: i64) -> Result<u64, sqlx::Error> {
     let mut tx = db.begin_write().await?;
-    sqlx::query(
+    sqlx::query(&db.sql(
         "DELETE FROM alert_deliveries WHERE alert_id IN \
          (SELECT id FROM alerts WHERE created_at < $1)",
-    )
+    ))
     .bind(before)
     .execute(&mut *tx)
     .await?;
-    let n = sqlx::query("DELETE FROM alerts WHERE created_at < $1")
+    let n = sqlx::query(&db.sql("DELETE FROM alerts WHERE created_at < $1"))
         .bind(before)
         .execute(&mut *tx)
         .await?

@@ -1,7 +1,7 @@
 //! The audit log's SQL.
 
 use crate::Error;
-use crate::db::{Bind, Db, Where};
+use crate::db::{Bind, Db, Text, Where};
 use sqlx::Row as _;
 use types::AuditEntry;
 
@@ -17,10 +17,10 @@ pub(super) struct NewEntry<'a> {
 
 pub(super) async fn insert(db: &Db, e: &NewEntry<'_>) -> Result<(), sqlx::Error> {
     db.write(
-        sqlx::query(
+        sqlx::query(&db.sql(
             "INSERT INTO audit_log (at, actor_id, actor, action, target, before_json, after_json) \
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
+        ))
         .bind(e.at)
         .bind(e.actor_id)
         .bind(e.actor)
@@ -69,7 +69,7 @@ pub(super) async fn page(db: &Db, f: &Filter<'_>, limit: i64) -> Result<Vec<Audi
          ORDER BY id DESC LIMIT {lim}",
         w.sql()
     );
-    let rows = sqlx::query_with(&sql, w.args()?)
+    let rows = sqlx::query_with(&db.sql(&sql), w.args()?)
         .fetch_all(db.pool())
         .await?;
     let mut out = Vec::with_capacity(rows.len());
@@ -81,8 +81,8 @@ pub(super) async fn page(db: &Db, f: &Filter<'_>, limit: i64) -> Result<Vec<Audi
             actor: r.try_get("actor")?,
             action: r.try_get("action")?,
             target: r.try_get("target")?,
-            before: r.try_get("before_json")?,
-            after: r.try_get("after_json")?,
+            before: r.try_get::<Option<Text>, _>("before_json")?.map(|t| t.0),
+            after: r.try_get::<Option<Text>, _>("after_json")?.map(|t| t.0),
         });
     }
     Ok(out)

@@ -52,11 +52,13 @@ impl DatabaseConfig {
         let db = self.url.expose();
         if !(db.starts_with("sqlite:")
             || db.starts_with("postgres://")
-            || db.starts_with("postgresql://"))
+            || db.starts_with("postgresql://")
+            || db.starts_with("mysql://")
+            || db.starts_with("mariadb://"))
         {
             return Err(err(
                 "database.url",
-                "must start with sqlite: or postgres://",
+                "must start with sqlite:, postgres:// or mysql://",
             ));
         }
         at_least_one("database.max_connections", self.max_connections)

@@ -150,8 +150,15 @@ fn bad_value_is_named() {
     assert_eq!(e.key, "server.port");
     let e = load("", &[("TOLLGATE__SERVER__PORT", "99999")]).expect_err("out of range");
     assert_eq!(e.key, "server.port");
-    let e = load("database:\n  url: mysql://x\n", &[]).expect_err("scheme");
+    let e = load("database:\n  url: mongodb://x\n", &[]).expect_err("scheme");
     assert_eq!(e.key, "database.url");
+    for url in [
+        "mysql://u@db/tollgate",
+        "mariadb://u@db/tollgate",
+        "postgresql://u@db/t",
+    ] {
+        load(&format!("database:\n  url: {url}\n"), &[]).expect(url);
+    }
 }
 
 #[test]

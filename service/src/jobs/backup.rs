@@ -17,7 +17,7 @@ pub async fn run(ctx: &RunCtx) -> anyhow::Result<String> {
     let file = svc
         .db
         .sqlite_file()
-        .context("backups are of the SQLite database; this one is PostgreSQL")?;
+        .context("backups are of the SQLite database; this one is PostgreSQL or MySQL")?;
     let store = &svc.store;
     let copy = std::env::temp_dir().join(format!("tollgate-backup-{}.db", crate::random_id()));
     let result = async {

@@ -92,13 +92,13 @@ pub async fn run(ctx: &RunCtx) -> anyhow::Result<String> {
 
 /// Users whose balance or hold differs from their ledger, and by how much in all.
 async fn balances(svc: &Services) -> anyhow::Result<(usize, i64)> {
-    let rows: Vec<(i64, i64, i64, i64, i64)> = sqlx::query_as(
+    let rows: Vec<(i64, i64, i64, i64, i64)> = sqlx::query_as(&svc.db.sql(
         "SELECT u.id, u.balance, u.reserved, \
          CAST(COALESCE(SUM(l.amount), 0) AS BIGINT), CAST(COALESCE(SUM(l.hold), 0) AS BIGINT) \
          FROM users u LEFT JOIN ledger l ON l.user_id = u.id \
          GROUP BY u.id, u.balance, u.reserved \
          HAVING u.balance <> COALESCE(SUM(l.amount), 0) OR u.reserved <> COALESCE(SUM(l.hold), 0)",
-    )
+    ))
     .fetch_all(svc.db.pool())
     .await?;
     let mut drift: i64 = 0;
@@ -129,25 +129,26 @@ async fn seen(svc: &Services) -> anyhow::Result<BTreeMap<(i64, i64), i64>> {
     let now = now_ms();
     let kept_from = day_of(now - i64::from(svc.config.retention.usage_days) * DAY_MS) + DAY_MS;
     let unnamed: Option<i64> = sqlx::query_scalar(
-        "SELECT MAX(created_at) FROM ledger WHERE kind = 'charge' AND usage_day IS NULL",
+        &svc.db
+            .sql("SELECT MAX(created_at) FROM ledger WHERE kind = 'charge' AND usage_day IS NULL"),
     )
     .fetch_one(svc.db.pool())
     .await?;
     let from = (day_of(now) - (DAYS - 1) * DAY_MS)
         .max(kept_from)
         .max(unnamed.map_or(i64::MIN, |at| day_of(at) + DAY_MS));
-    let charges: Vec<(i64, i64, i64)> = sqlx::query_as(
+    let charges: Vec<(i64, i64, i64)> = sqlx::query_as(&svc.db.sql(
         "SELECT user_id, usage_day, CAST(SUM(-amount) AS BIGINT) FROM ledger \
          WHERE kind = 'charge' AND usage_day >= $1 GROUP BY user_id, usage_day",
-    )
+    ))
     .bind(from)
     .fetch_all(svc.db.pool())
     .await?;
-    let costs: Vec<(i64, i64, i64)> = sqlx::query_as(
+    let costs: Vec<(i64, i64, i64)> = sqlx::query_as(&svc.db.sql(
         "SELECT user_id, created_at - created_at % 86400000, CAST(SUM(cost) AS BIGINT) \
          FROM usage_logs WHERE created_at >= $1 AND cost <> 0 \
          GROUP BY user_id, created_at - created_at % 86400000",
-    )
+    ))
     .bind(from)
     .fetch_all(svc.db.pool())
     .await?;
@@ -158,10 +159,12 @@ async fn seen(svc: &Services) -> anyhow::Result<BTreeMap<(i64, i64), i64>> {
     for (user, day, cost) in costs {
         *diff.entry((user, day)).or_default() -= cost;
     }
-    let open: Vec<i64> =
-        sqlx::query_scalar("SELECT DISTINCT user_id FROM credit_grants WHERE status = 'open'")
-            .fetch_all(svc.db.pool())
-            .await?;
+    let open: Vec<i64> = sqlx::query_scalar(
+        &svc.db
+            .sql("SELECT DISTINCT user_id FROM credit_grants WHERE status = 'open'"),
+    )
+    .fetch_all(svc.db.pool())
+    .await?;
     let today = day_of(now);
     diff.retain(|(user, day), d| *d != 0 && !(*day >= today && open.contains(user)));
     Ok(diff)

@@ -378,7 +378,7 @@ pub async fn run_now(svc: &Services, actor: &Actor, name: &str) -> Result<JobRun
     if job == Job::Backup && svc.db.backend() != Backend::Sqlite {
         return Err(Error::invalid(
             "job",
-            "backup copies the SQLite database; back PostgreSQL up with its own tools",
+            "backup copies the SQLite database; back PostgreSQL or MySQL up with its own tools",
         ));
     }
     let now = now_ms();

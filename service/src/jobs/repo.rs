@@ -1,7 +1,7 @@
 //! The jobs' SQL: leases and runs (judged by the database's clock, like the credit leases),
 //! the usage rows retention archives and deletes, and the SQLite copy.
 
-use crate::db::Db;
+use crate::db::{Db, Text};
 use serde::{Deserialize, Serialize};
 use sqlx::Row as _;
 use types::{JobOutcome, JobRun};
@@ -10,8 +10,10 @@ use types::{JobOutcome, JobRun};
 pub async fn seed(db: &Db, jobs: &[&str]) -> Result<(), sqlx::Error> {
     for job in jobs {
         db.write(
-            sqlx::query("INSERT INTO job_leases (job) VALUES ($1) ON CONFLICT (job) DO NOTHING")
-                .bind(*job),
+            sqlx::query(
+                &db.sql("INSERT INTO job_leases (job) VALUES ($1) ON CONFLICT (job) DO NOTHING"),
+            )
+            .bind(*job),
         )
         .await?;
     }
@@ -29,21 +31,23 @@ pub async fn claim(
     lease_ms: i64,
 ) -> Result<bool, sqlx::Error> {
     let now = db.now_sql();
-    let tick_rule = if manual { "" } else { "AND last_tick < $3" };
+    let tick_rule = if manual { "" } else { "AND last_tick < $6" };
     let sql = format!(
         "UPDATE job_leases SET holder = $1, expires_at = {now} + $2, \
-         last_tick = CASE WHEN last_tick < $3 THEN $3 ELSE last_tick END \
-         WHERE job = $4 {tick_rule} AND (holder IS NULL OR expires_at < {now})"
+         last_tick = CASE WHEN last_tick < $3 THEN $4 ELSE last_tick END \
+         WHERE job = $5 {tick_rule} AND (holder IS NULL OR expires_at < {now})"
     );
-    let n = db
-        .write(
-            sqlx::query(&sql)
-                .bind(holder)
-                .bind(lease_ms)
-                .bind(tick)
-                .bind(job),
-        )
-        .await?;
+    let sql = db.sql(&sql);
+    let mut q = sqlx::query(&sql)
+        .bind(holder)
+        .bind(lease_ms)
+        .bind(tick)
+        .bind(tick)
+        .bind(job);
+    if !manual {
+        q = q.bind(tick);
+    }
+    let n = db.write(q).await?;
     Ok(n == 1)
 }
 
@@ -54,16 +58,21 @@ pub async fn renew(db: &Db, job: &str, holder: &str, lease_ms: i64) -> Result<bo
         db.now_sql()
     );
     Ok(db
-        .write(sqlx::query(&sql).bind(lease_ms).bind(job).bind(holder))
+        .write(
+            sqlx::query(&db.sql(&sql))
+                .bind(lease_ms)
+                .bind(job)
+                .bind(holder),
+        )
         .await?
         == 1)
 }
 
 pub async fn release(db: &Db, job: &str, holder: &str) -> Result<(), sqlx::Error> {
     db.write(
-        sqlx::query(
+        sqlx::query(&db.sql(
             "UPDATE job_leases SET holder = NULL, expires_at = 0 WHERE job = $1 AND holder = $2",
-        )
+        ))
         .bind(job)
         .bind(holder),
     )
@@ -80,18 +89,20 @@ pub async fn start_run(
     started_at: i64,
 ) -> Result<i64, sqlx::Error> {
     let mut tx = db.begin_write().await?;
-    let id: i64 = sqlx::query(
-        "INSERT INTO job_runs (job, tick, manual, instance, started_at, outcome) \
-         VALUES ($1, $2, $3, $4, $5, 'running') RETURNING id",
+    let id = Db::insert_id(
+        db.backend(),
+        sqlx::query(&db.sql(
+            "INSERT INTO job_runs (job, tick, manual, instance, started_at, outcome) \
+             VALUES ($1, $2, $3, $4, $5, 'running') RETURNING id",
+        ))
+        .bind(job)
+        .bind(tick)
+        .bind(i64::from(manual))
+        .bind(instance)
+        .bind(started_at),
+        &mut *tx,
     )
-    .bind(job)
-    .bind(tick)
-    .bind(i64::from(manual))
-    .bind(instance)
-    .bind(started_at)
-    .fetch_one(&mut *tx)
-    .await?
-    .try_get(0)?;
+    .await?;
     tx.commit().await?;
     Ok(id)
 }
@@ -106,7 +117,7 @@ pub async fn finish_run(
 ) -> Result<(), sqlx::Error> {
     db.write(
         sqlx::query(
-            "UPDATE job_runs SET finished_at = $1, outcome = $2, detail = $3, error = $4 WHERE id = $5",
+            &db.sql("UPDATE job_runs SET finished_at = $1, outcome = $2, detail = $3, error = $4 WHERE id = $5"),
         )
         .bind(finished_at)
         .bind(outcome_text(outcome))
@@ -132,10 +143,10 @@ pub async fn runs(
     before: Option<i64>,
     limit: i64,
 ) -> Result<Vec<JobRun>, sqlx::Error> {
-    let rows = sqlx::query(
+    let rows = sqlx::query(&db.sql(
         "SELECT id, job, tick, manual, instance, started_at, finished_at, outcome, detail, error \
          FROM job_runs WHERE job = $1 AND id < $2 ORDER BY id DESC LIMIT $3",
-    )
+    ))
     .bind(job)
     .bind(before.unwrap_or(i64::MAX))
     .bind(limit)
@@ -157,15 +168,15 @@ pub async fn runs(
                     "failed" => JobOutcome::Failed,
                     _ => JobOutcome::Running,
                 },
-                detail: r.try_get("detail")?,
-                error: r.try_get("error")?,
+                detail: r.try_get::<Option<Text>, _>("detail")?.map(|t| t.0),
+                error: r.try_get::<Option<Text>, _>("error")?.map(|t| t.0),
             })
         })
         .collect()
 }
 
 pub async fn last_success(db: &Db, job: &str) -> Result<Option<i64>, sqlx::Error> {
-    sqlx::query("SELECT MAX(finished_at) FROM job_runs WHERE job = $1 AND outcome = 'ok'")
+    sqlx::query(&db.sql("SELECT MAX(finished_at) FROM job_runs WHERE job = $1 AND outcome = 'ok'"))
         .bind(job)
         .fetch_one(db.pool())
         .await?
@@ -175,8 +186,10 @@ pub async fn last_success(db: &Db, job: &str) -> Result<Option<i64>, sqlx::Error
 /// Finished runs that ended before `before` (unix ms).
 pub async fn purge_runs(db: &Db, before: i64) -> Result<u64, sqlx::Error> {
     db.write(
-        sqlx::query("DELETE FROM job_runs WHERE finished_at IS NOT NULL AND finished_at < $1")
-            .bind(before),
+        sqlx::query(
+            &db.sql("DELETE FROM job_runs WHERE finished_at IS NOT NULL AND finished_at < $1"),
+        )
+        .bind(before),
     )
     .await
 }
@@ -278,7 +291,7 @@ fn archived(r: &sqlx::any::AnyRow) -> Result<ArchivedUsage, sqlx::Error> {
 
 /// The oldest usage row's time before `cutoff`, if any (retention).
 pub async fn oldest_usage_before(db: &Db, cutoff: i64) -> Result<Option<i64>, sqlx::Error> {
-    let row = sqlx::query("SELECT MIN(created_at) FROM usage_logs WHERE created_at < $1")
+    let row = sqlx::query(&db.sql("SELECT MIN(created_at) FROM usage_logs WHERE created_at < $1"))
         .bind(cutoff)
         .fetch_one(db.pool())
         .await?;
@@ -293,10 +306,10 @@ pub async fn usage_page(
     after: i64,
     limit: i64,
 ) -> Result<Vec<ArchivedUsage>, sqlx::Error> {
-    let rows = sqlx::query(&format!(
+    let rows = sqlx::query(&db.sql(&format!(
         "SELECT {USAGE_COLUMNS} FROM usage_logs WHERE created_at >= $1 AND created_at < $2 \
          AND id > $3 ORDER BY id LIMIT $4"
-    ))
+    )))
     .bind(from)
     .bind(to)
     .bind(after)
@@ -315,6 +328,7 @@ pub async fn delete_usage(db: &Db, ids: &[i64]) -> Result<u64, sqlx::Error> {
             .collect::<Vec<_>>()
             .join(", ")
     );
+    let sql = db.sql(&sql);
     let mut q = sqlx::query(&sql);
     for id in ids {
         q = q.bind(*id);
@@ -336,7 +350,7 @@ pub async fn sqlite_integrity(file: &std::path::Path) -> Result<String, sqlx::Er
 
 /// An online, consistent copy of the SQLite database into a new file (`VACUUM INTO`).
 pub async fn copy_sqlite(db: &Db, to: &std::path::Path) -> Result<(), sqlx::Error> {
-    sqlx::query("VACUUM INTO $1")
+    sqlx::query(&db.sql("VACUUM INTO $1"))
         .bind(to.to_string_lossy().into_owned())
         .execute(db.pool())
         .await

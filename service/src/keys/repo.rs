@@ -3,7 +3,7 @@
 use super::auth::KeyAuth;
 use super::cidr::IpNet;
 use crate::Error;
-use crate::db::{Bind, Db, Where};
+use crate::db::{Bind, Db, Text, Where};
 use sqlx::Row as _;
 use sqlx::any::AnyRow;
 use types::Credits;
@@ -30,25 +30,25 @@ fn json_list(text: &str) -> Vec<String> {
 
 pub async fn insert(db: &Db, k: &InsertKey<'_>) -> Result<i64, Error> {
     let mut tx = db.begin_write().await?;
-    let id: i64 = sqlx::query_scalar(
+    let sql = db.sql(
         "INSERT INTO api_keys (user_id, name, key_hash, prefix, status, expires_at, allowed_models, allowed_ips, \
          spend_cap, spent, reserved, rpm, tpm, max_concurrent, created_at) \
          VALUES ($1, $2, $3, $4, 'active', $5, $6, $7, $8, 0, 0, $9, $10, $11, $12) RETURNING id",
-    )
-    .bind(k.user_id)
-    .bind(k.name)
-    .bind(k.digest_hex)
-    .bind(k.prefix)
-    .bind(k.expires_at)
-    .bind(serde_json::to_string(k.allowed_models).map_err(anyhow::Error::from)?)
-    .bind(serde_json::to_string(k.allowed_ips).map_err(anyhow::Error::from)?)
-    .bind(k.spend_cap)
-    .bind(k.rpm)
-    .bind(k.tpm)
-    .bind(k.max_concurrent)
-    .bind(k.now)
-    .fetch_one(&mut *tx)
-    .await?;
+    );
+    let q = sqlx::query(&sql)
+        .bind(k.user_id)
+        .bind(k.name)
+        .bind(k.digest_hex)
+        .bind(k.prefix)
+        .bind(k.expires_at)
+        .bind(serde_json::to_string(k.allowed_models).map_err(anyhow::Error::from)?)
+        .bind(serde_json::to_string(k.allowed_ips).map_err(anyhow::Error::from)?)
+        .bind(k.spend_cap)
+        .bind(k.rpm)
+        .bind(k.tpm)
+        .bind(k.max_concurrent)
+        .bind(k.now);
+    let id = Db::insert_id(db.backend(), q, &mut *tx).await?;
     tx.commit().await?;
     Ok(id)
 }
@@ -66,8 +66,8 @@ fn view(row: &AnyRow) -> Result<KeyView, Error> {
         prefix: row.try_get("prefix")?,
         status: row.try_get("status")?,
         expires_at: row.try_get("expires_at")?,
-        allowed_models: json_list(&row.try_get::<String, _>("allowed_models")?),
-        allowed_ips: json_list(&row.try_get::<String, _>("allowed_ips")?),
+        allowed_models: json_list(&row.try_get::<Text, _>("allowed_models")?.0),
+        allowed_ips: json_list(&row.try_get::<Text, _>("allowed_ips")?.0),
         spend_cap: cap.map(Credits::from_units),
         spent: Credits::from_units(spent),
         rpm: row.try_get("rpm")?,
@@ -80,7 +80,10 @@ fn view(row: &AnyRow) -> Result<KeyView, Error> {
 
 pub async fn get(db: &Db, id: i64) -> Result<Option<KeyView>, Error> {
     let sql = format!("SELECT {VIEW_COLUMNS} FROM api_keys WHERE id = $1");
-    let row = sqlx::query(&sql).bind(id).fetch_optional(db.pool()).await?;
+    let row = sqlx::query(&db.sql(&sql))
+        .bind(id)
+        .fetch_optional(db.pool())
+        .await?;
     row.as_ref().map(view).transpose()
 }
 
@@ -88,11 +91,14 @@ pub async fn list(db: &Db, user_id: Option<i64>) -> Result<Vec<KeyView>, Error> 
     let rows = match user_id {
         Some(u) => {
             let sql = format!("SELECT {VIEW_COLUMNS} FROM api_keys WHERE user_id = $1 ORDER BY id");
-            sqlx::query(&sql).bind(u).fetch_all(db.pool()).await?
+            sqlx::query(&db.sql(&sql))
+                .bind(u)
+                .fetch_all(db.pool())
+                .await?
         }
         None => {
             let sql = format!("SELECT {VIEW_COLUMNS} FROM api_keys ORDER BY id");
-            sqlx::query(&sql).fetch_all(db.pool()).await?
+            sqlx::query(&db.sql(&sql)).fetch_all(db.pool()).await?
         }
     };
     rows.iter().map(view).collect()
@@ -136,7 +142,7 @@ pub async fn page(db: &Db, f: &Filter, limit: i64) -> Result<Vec<KeyView>, Error
         "SELECT {VIEW_COLUMNS} FROM api_keys{} ORDER BY id DESC LIMIT {lim}",
         w.sql()
     );
-    let rows = sqlx::query_with(&sql, w.args()?)
+    let rows = sqlx::query_with(&db.sql(&sql), w.args()?)
         .fetch_all(db.pool())
         .await?;
     rows.iter().map(view).collect()
@@ -149,9 +155,9 @@ fn limit(v: Option<i64>) -> Option<u64> {
 
 pub async fn find_auth(db: &Db, digest_hex: &str) -> Result<Option<KeyAuth>, Error> {
     let row = sqlx::query(
-        "SELECT k.id, k.user_id, k.prefix, k.key_hash, k.status, k.expires_at, k.allowed_models, k.allowed_ips, \
+        &db.sql("SELECT k.id, k.user_id, k.prefix, k.key_hash, k.status, k.expires_at, k.allowed_models, k.allowed_ips, \
          k.spend_cap, k.rpm, k.tpm, k.max_concurrent, u.user_group, u.status AS user_status \
-         FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.key_hash = $1",
+         FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.key_hash = $1"),
     )
     .bind(digest_hex)
     .fetch_optional(db.pool())
@@ -171,8 +177,8 @@ pub async fn find_auth(db: &Db, digest_hex: &str) -> Result<Option<KeyAuth>, Err
         digest,
         active: status == "active" && user_status == "active",
         expires_at: row.try_get("expires_at")?,
-        allowed_models: json_list(&row.try_get::<String, _>("allowed_models")?),
-        allowed_ips: json_list(&row.try_get::<String, _>("allowed_ips")?)
+        allowed_models: json_list(&row.try_get::<Text, _>("allowed_models")?.0),
+        allowed_ips: json_list(&row.try_get::<Text, _>("allowed_ips")?.0)
             .iter()
             .filter_map(|s| s.parse::<IpNet>().ok())
             .collect(),
@@ -195,13 +201,13 @@ pub async fn update(db: &Db, id: i64, sets: Vec<(&'static str, Bind)>) -> Result
         .join(", ");
     let id = w.param(Bind::Int(id));
     let sql = format!("UPDATE api_keys SET {assignments} WHERE id = {id}");
-    Ok(db.write(sqlx::query_with(&sql, w.args()?)).await? == 1)
+    Ok(db.write(sqlx::query_with(&db.sql(&sql), w.args()?)).await? == 1)
 }
 
 pub async fn set_status(db: &Db, id: i64, status: &str) -> Result<bool, Error> {
     Ok(db
         .write(
-            sqlx::query("UPDATE api_keys SET status = $1 WHERE id = $2")
+            sqlx::query(&db.sql("UPDATE api_keys SET status = $1 WHERE id = $2"))
                 .bind(status)
                 .bind(id),
         )
@@ -212,14 +218,14 @@ pub async fn set_status(db: &Db, id: i64, status: &str) -> Result<bool, Error> {
 /// Deletes a key that holds no reservation (open grants keep it until they close).
 pub async fn delete(db: &Db, id: i64) -> Result<bool, Error> {
     let mut tx = db.begin_write().await?;
-    let n = sqlx::query("DELETE FROM api_keys WHERE id = $1 AND reserved = 0")
+    let n = sqlx::query(&db.sql("DELETE FROM api_keys WHERE id = $1 AND reserved = 0"))
         .bind(id)
         .execute(&mut *tx)
         .await?
         .rows_affected();
     if n == 0 {
         // Either no such key, or one still reserved: disable it instead so that it stops working.
-        let m = sqlx::query("UPDATE api_keys SET status = 'disabled' WHERE id = $1")
+        let m = sqlx::query(&db.sql("UPDATE api_keys SET status = 'disabled' WHERE id = $1"))
             .bind(id)
             .execute(&mut *tx)
             .await?
@@ -248,6 +254,7 @@ pub async fn touch(
             "UPDATE api_keys SET last_used_at = {} WHERE id IN {list}",
             db.param(1)
         );
+        let sql = db.sql(&sql);
         let mut q = sqlx::query(&sql).bind(now);
         for id in chunk {
             q = q.bind(*id);

@@ -2,7 +2,7 @@
 
 use super::Code;
 use crate::billing::repo::credit_in;
-use crate::db::{Bind, Db, Where};
+use crate::db::{Backend, Bind, Db, Where};
 use crate::{Error, now_ms};
 use sqlx::Row as _;
 use types::{Credits, RedeemBatch, RedeemCodeView, RedeemStatus, Redeemed};
@@ -27,23 +27,27 @@ pub(super) async fn insert_batch(
 ) -> Result<RedeemBatch, Error> {
     let mut tx = db.begin_write().await?;
     let count = i64::try_from(codes.len()).unwrap_or(i64::MAX);
-    let id: i64 = sqlx::query_scalar(
-        "INSERT INTO redeem_batches (label, value, count, expires_at, created_by, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+    let id = Db::insert_id(
+        db.backend(),
+        sqlx::query(&db.sql(
+            "INSERT INTO redeem_batches (label, value, count, expires_at, created_by, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+        ))
+        .bind(b.label)
+        .bind(b.value)
+        .bind(count)
+        .bind(b.expires_at)
+        .bind(b.created_by)
+        .bind(b.created_at),
+        &mut *tx,
     )
-    .bind(b.label)
-    .bind(b.value)
-    .bind(count)
-    .bind(b.expires_at)
-    .bind(b.created_by)
-    .bind(b.created_at)
-    .fetch_one(&mut *tx)
     .await?;
     for chunk in crate::db::pow2_chunks(codes, CODES_PER_INSERT) {
         let sql = format!(
             "INSERT INTO redeem_codes (batch_id, code_hash, prefix, value, status, expires_at, created_at) VALUES {}",
             db.placeholders(chunk.len(), 7, 0)
         );
+        let sql = db.sql(&sql);
         let mut q = sqlx::query(&sql);
         for c in chunk {
             q = q
@@ -119,7 +123,7 @@ pub(super) async fn list_codes(
          ORDER BY c.id DESC LIMIT {limit}",
         w.sql()
     );
-    let rows = sqlx::query_with(&sql, w.args()?)
+    let rows = sqlx::query_with(&db.sql(&sql), w.args()?)
         .fetch_all(db.pool())
         .await?;
     let mut out = Vec::with_capacity(rows.len());
@@ -150,18 +154,19 @@ pub(super) async fn list_batches(
     now: i64,
 ) -> Result<Vec<RedeemBatch>, Error> {
     let rows = sqlx::query(
-        "SELECT b.id, b.label, b.value, b.count, b.expires_at, b.created_by, b.created_at, \
-         CAST(COALESCE(SUM(CASE WHEN c.status = 'unused' AND (c.expires_at IS NULL OR c.expires_at > $3) THEN 1 ELSE 0 END), 0) AS BIGINT) AS unused, \
+        &db.sql("SELECT b.id, b.label, b.value, b.count, b.expires_at, b.created_by, b.created_at, \
+         CAST(COALESCE(SUM(CASE WHEN c.status = 'unused' AND (c.expires_at IS NULL OR c.expires_at > $1) THEN 1 ELSE 0 END), 0) AS BIGINT) AS unused, \
          CAST(COALESCE(SUM(CASE WHEN c.status = 'used' THEN 1 ELSE 0 END), 0) AS BIGINT) AS used, \
          CAST(COALESCE(SUM(CASE WHEN c.status = 'voided' THEN 1 ELSE 0 END), 0) AS BIGINT) AS voided, \
-         CAST(COALESCE(SUM(CASE WHEN c.status = 'unused' AND c.expires_at <= $3 THEN 1 ELSE 0 END), 0) AS BIGINT) AS expired \
+         CAST(COALESCE(SUM(CASE WHEN c.status = 'unused' AND c.expires_at <= $2 THEN 1 ELSE 0 END), 0) AS BIGINT) AS expired \
          FROM redeem_batches b LEFT JOIN redeem_codes c ON c.batch_id = b.id \
-         WHERE b.id < $1 GROUP BY b.id, b.label, b.value, b.count, b.expires_at, b.created_by, b.created_at \
-         ORDER BY b.id DESC LIMIT $2",
+         WHERE b.id < $3 GROUP BY b.id, b.label, b.value, b.count, b.expires_at, b.created_by, b.created_at \
+         ORDER BY b.id DESC LIMIT $4"),
     )
+    .bind(now / 1000)
+    .bind(now / 1000)
     .bind(before.unwrap_or(i64::MAX))
     .bind(limit + 1)
-    .bind(now / 1000)
     .fetch_all(db.pool())
     .await?;
     let mut out = Vec::with_capacity(rows.len());
@@ -193,7 +198,7 @@ pub(super) async fn void_code(db: &Db, id: i64, now: i64) -> Result<Voided, Erro
     let n = db
         .write(
             sqlx::query(
-                "UPDATE redeem_codes SET status = 'voided', voided_at = $1 WHERE id = $2 AND status = 'unused'",
+                &db.sql("UPDATE redeem_codes SET status = 'voided', voided_at = $1 WHERE id = $2 AND status = 'unused'"),
             )
             .bind(now)
             .bind(id),
@@ -202,10 +207,11 @@ pub(super) async fn void_code(db: &Db, id: i64, now: i64) -> Result<Voided, Erro
     if n == 1 {
         return Ok(Voided::Done);
     }
-    let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM redeem_codes WHERE id = $1")
-        .bind(id)
-        .fetch_optional(db.pool())
-        .await?;
+    let exists: Option<i64> =
+        sqlx::query_scalar(&db.sql("SELECT id FROM redeem_codes WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(db.pool())
+            .await?;
     Ok(if exists.is_some() {
         Voided::NotUnused
     } else {
@@ -216,16 +222,17 @@ pub(super) async fn void_code(db: &Db, id: i64, now: i64) -> Result<Voided, Erro
 /// Voids a batch's unused codes; `None` when there is no such batch.
 pub(super) async fn void_batch(db: &Db, batch_id: i64, now: i64) -> Result<Option<u64>, Error> {
     let mut tx = db.begin_write().await?;
-    let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM redeem_batches WHERE id = $1")
-        .bind(batch_id)
-        .fetch_optional(&mut *tx)
-        .await?;
+    let exists: Option<i64> =
+        sqlx::query_scalar(&db.sql("SELECT id FROM redeem_batches WHERE id = $1"))
+            .bind(batch_id)
+            .fetch_optional(&mut *tx)
+            .await?;
     if exists.is_none() {
         tx.rollback().await?;
         return Ok(None);
     }
     let n = sqlx::query(
-        "UPDATE redeem_codes SET status = 'voided', voided_at = $1 WHERE batch_id = $2 AND status = 'unused'",
+        &db.sql("UPDATE redeem_codes SET status = 'voided', voided_at = $1 WHERE batch_id = $2 AND status = 'unused'"),
     )
     .bind(now)
     .bind(batch_id)
@@ -242,10 +249,10 @@ pub(super) async fn redeemable(
     code: &Code,
     now: i64,
 ) -> Result<Option<(i64, Option<i64>)>, Error> {
-    Ok(sqlx::query_as(
+    Ok(sqlx::query_as(&db.sql(
         "SELECT value, expires_at FROM redeem_codes WHERE code_hash = $1 AND status = 'unused' \
          AND (expires_at IS NULL OR expires_at > $2)",
-    )
+    ))
     .bind(code.digest())
     .bind(now / 1000)
     .fetch_optional(db.pool())
@@ -267,11 +274,12 @@ pub(super) enum Redeem {
 /// it credited.
 async fn first_answer(
     conn: &mut sqlx::AnyConnection,
+    backend: Backend,
     user_id: i64,
     key: &str,
 ) -> Result<Option<(String, Redeemed)>, sqlx::Error> {
     let row: Option<(String, i64, i64)> = sqlx::query_as(
-        "SELECT code_hash, amount, balance_after FROM redeem_requests WHERE user_id = $1 AND idempotency_key = $2",
+        &backend.sql("SELECT code_hash, amount, balance_after FROM redeem_requests WHERE user_id = $1 AND idempotency_key = $2"),
     )
     .bind(user_id)
     .bind(key)
@@ -310,28 +318,39 @@ pub(super) async fn redeem(
     let digest = code.digest();
     let mut tx = db.begin_write().await?;
     if let Some(k) = idempotency_key
-        && let Some(answer) = replay(first_answer(&mut tx, user_id, k).await?, &digest)
+        && let Some(answer) = replay(
+            first_answer(&mut tx, db.backend(), user_id, k).await?,
+            &digest,
+        )
     {
         tx.rollback().await?;
         return Ok(answer);
     }
-    let used: Option<(i64, i64)> = sqlx::query_as(
-        "UPDATE redeem_codes SET status = 'used', used_by = $1, used_at = $2 \
-         WHERE code_hash = $3 AND status = 'unused' AND (expires_at IS NULL OR expires_at > $4) \
-         RETURNING id, value",
+    let used = Db::update_returning(
+        &mut tx,
+        sqlx::query(&db.sql(
+            "UPDATE redeem_codes SET status = 'used', used_by = $1, used_at = $2 \
+             WHERE code_hash = $3 AND status = 'unused' AND (expires_at IS NULL OR expires_at > $4) \
+             RETURNING id, value",
+        ))
+        .bind(user_id)
+        .bind(now)
+        .bind(&digest)
+        .bind(now / 1000),
+        sqlx::query(&db.sql("SELECT id, value FROM redeem_codes WHERE code_hash = $1")).bind(&digest),
     )
-    .bind(user_id)
-    .bind(now)
-    .bind(&digest)
-    .bind(now / 1000)
-    .fetch_optional(&mut *tx)
-    .await?;
+    .await?
+    .map(|r| Ok::<_, sqlx::Error>((r.try_get::<i64, _>(0)?, r.try_get::<i64, _>(1)?)))
+    .transpose()?;
     let Some((code_id, value)) = used else {
         tx.rollback().await?;
         // A concurrent request with the same idempotency key may have been the one to use it.
         if let Some(k) = idempotency_key {
             let mut conn = db.pool().acquire().await?;
-            if let Some(answer) = replay(first_answer(&mut conn, user_id, k).await?, &digest) {
+            if let Some(answer) = replay(
+                first_answer(&mut conn, db.backend(), user_id, k).await?,
+                &digest,
+            ) {
                 return Ok(answer);
             }
         }
@@ -356,8 +375,8 @@ pub(super) async fn redeem(
     };
     if let Some(k) = idempotency_key {
         let stored = sqlx::query(
-            "INSERT INTO redeem_requests (user_id, idempotency_key, code_hash, code_id, amount, balance_after, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            &db.sql("INSERT INTO redeem_requests (user_id, idempotency_key, code_hash, code_id, amount, balance_after, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)"),
         )
         .bind(user_id)
         .bind(k)
@@ -383,6 +402,6 @@ pub(super) async fn redeem(
 
 /// Idempotency records stored before `before` (unix ms).
 pub async fn purge_requests(db: &Db, before: i64) -> Result<u64, sqlx::Error> {
-    db.write(sqlx::query("DELETE FROM redeem_requests WHERE created_at < $1").bind(before))
+    db.write(sqlx::query(&db.sql("DELETE FROM redeem_requests WHERE created_at < $1")).bind(before))
         .await
 }

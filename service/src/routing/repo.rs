@@ -1,7 +1,7 @@
 //! SQL for channels, model mappings and the channels' latest probes.
 
 use super::{Channel, ChannelInput, ChannelView, Routing, Table, Upstream, client};
-use crate::db::{Db, is_unique_violation};
+use crate::db::{Db, Text, is_unique_violation};
 use crate::secret::SecretString;
 use crate::{Error, now_ms};
 use sqlx::Row as _;
@@ -22,7 +22,7 @@ struct Row {
 }
 
 fn row(r: &AnyRow) -> Result<Row, Error> {
-    let models: String = r.try_get("models")?;
+    let Text(models) = r.try_get("models")?;
     let api_key: String = r.try_get("api_key")?;
     let ms = |name: &str| -> Result<u64, Error> {
         Ok(u64::try_from(r.try_get::<i64, _>(name)?).unwrap_or(0))
@@ -62,7 +62,7 @@ fn row(r: &AnyRow) -> Result<Row, Error> {
 /// Loads channels and mappings into a fresh routing table.
 pub async fn load(db: &Db, routing: &Routing) -> Result<(), Error> {
     let sql = format!("SELECT {COLUMNS} FROM channels ORDER BY id");
-    let rows = sqlx::query(&sql).fetch_all(db.pool()).await?;
+    let rows = sqlx::query(&db.sql(&sql)).fetch_all(db.pool()).await?;
     let mut channels = Vec::with_capacity(rows.len());
     for r in &rows {
         let Row {
@@ -112,13 +112,13 @@ pub async fn load(db: &Db, routing: &Routing) -> Result<(), Error> {
             health: routing.health_of(view.id),
         }));
     }
-    let mappings: Vec<(String, String)> =
-        sqlx::query_as("SELECT model, targets FROM model_mappings")
+    let mappings: Vec<(String, Text)> =
+        sqlx::query_as(&db.sql("SELECT model, targets FROM model_mappings"))
             .fetch_all(db.pool())
             .await?;
     let mappings: HashMap<String, Vec<String>> = mappings
         .into_iter()
-        .map(|(m, t)| (m, serde_json::from_str(&t).unwrap_or_default()))
+        .map(|(m, t)| (m, serde_json::from_str(&t.0).unwrap_or_default()))
         .collect();
     routing.install(Table { channels, mappings });
     Ok(())
@@ -126,13 +126,16 @@ pub async fn load(db: &Db, routing: &Routing) -> Result<(), Error> {
 
 pub async fn list(db: &Db) -> Result<Vec<ChannelView>, Error> {
     let sql = format!("SELECT {COLUMNS} FROM channels ORDER BY id");
-    let rows = sqlx::query(&sql).fetch_all(db.pool()).await?;
+    let rows = sqlx::query(&db.sql(&sql)).fetch_all(db.pool()).await?;
     rows.iter().map(|r| row(r).map(|r| r.view)).collect()
 }
 
 pub async fn get(db: &Db, id: i64) -> Result<Option<ChannelView>, Error> {
     let sql = format!("SELECT {COLUMNS} FROM channels WHERE id = $1");
-    let r = sqlx::query(&sql).bind(id).fetch_optional(db.pool()).await?;
+    let r = sqlx::query(&db.sql(&sql))
+        .bind(id)
+        .fetch_optional(db.pool())
+        .await?;
     Ok(r.as_ref().map(row).transpose()?.map(|r| r.view))
 }
 
@@ -147,13 +150,13 @@ pub async fn upsert(db: &Db, id: Option<i64>, c: &ChannelInput) -> Result<i64, E
     let mut tx = db.begin_write().await?;
     let existing: Option<i64> = match id {
         Some(id) => {
-            sqlx::query_scalar("SELECT id FROM channels WHERE id = $1")
+            sqlx::query_scalar(&db.sql("SELECT id FROM channels WHERE id = $1"))
                 .bind(id)
                 .fetch_optional(&mut *tx)
                 .await?
         }
         None => {
-            sqlx::query_scalar("SELECT id FROM channels WHERE name = $1")
+            sqlx::query_scalar(&db.sql("SELECT id FROM channels WHERE name = $1"))
                 .bind(&c.name)
                 .fetch_optional(&mut *tx)
                 .await?
@@ -163,7 +166,8 @@ pub async fn upsert(db: &Db, id: Option<i64>, c: &ChannelInput) -> Result<i64, E
         tx.rollback().await?;
         return Err(Error::NotFound("channel"));
     }
-    // Both statements take the same parameters $1..$16 (the update adds the id as $17).
+    // Both statements take the same parameters $1..$16; the update adds the id as $17, the
+    // insert the time again (updated_at).
     let sql = match existing {
         Some(_) => {
             "UPDATE channels SET name = $1, base_url = $2, api_key = COALESCE($3, api_key), models = $4, \
@@ -174,12 +178,13 @@ pub async fn upsert(db: &Db, id: Option<i64>, c: &ChannelInput) -> Result<i64, E
         }
         None => {
             "INSERT INTO channels (name, base_url, api_key, models, priority, weight, connect_timeout_ms, \
-             first_byte_timeout_ms, idle_timeout_ms, enabled, created_at, updated_at, kind, api_version, \
-             max_tokens_field, stream_usage, answer_timeout_ms) VALUES ($1, $2, COALESCE($3, ''), $4, \
-             $5, $6, $7, $8, $9, $10, $11, $11, $12, $13, $14, $15, $16) RETURNING id"
+             first_byte_timeout_ms, idle_timeout_ms, enabled, created_at, kind, api_version, \
+             max_tokens_field, stream_usage, answer_timeout_ms, updated_at) VALUES ($1, $2, COALESCE($3, ''), $4, \
+             $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) RETURNING id"
         }
     };
-    let mut q = sqlx::query_scalar::<_, i64>(sql)
+    let sql = db.sql(sql);
+    let q = sqlx::query(&sql)
         .bind(&c.name)
         .bind(&c.base_url)
         .bind(c.api_key.as_ref().map(SecretString::expose))
@@ -196,10 +201,10 @@ pub async fn upsert(db: &Db, id: Option<i64>, c: &ChannelInput) -> Result<i64, E
         .bind(c.max_tokens_field.map(types::BoundField::as_str))
         .bind(i64::from(c.stream_usage))
         .bind(to_i64(c.answer_timeout_ms));
-    if let Some(id) = existing {
-        q = q.bind(id);
-    }
-    let result = q.fetch_one(&mut *tx).await;
+    let result = match existing {
+        Some(id) => q.bind(id).execute(&mut *tx).await.map(|_| id),
+        None => Db::insert_id(db.backend(), q.bind(now), &mut *tx).await,
+    };
     let id = result.map_err(|e| {
         if is_unique_violation(&e) {
             Error::Conflict("channel name already exists")
@@ -213,19 +218,19 @@ pub async fn upsert(db: &Db, id: Option<i64>, c: &ChannelInput) -> Result<i64, E
 
 pub async fn delete(db: &Db, id: i64) -> Result<bool, Error> {
     Ok(db
-        .write(sqlx::query("DELETE FROM channels WHERE id = $1").bind(id))
+        .write(sqlx::query(&db.sql("DELETE FROM channels WHERE id = $1")).bind(id))
         .await?
         == 1)
 }
 
 pub async fn mappings(db: &Db) -> Result<Vec<(String, Vec<String>)>, Error> {
-    let rows: Vec<(String, String)> =
-        sqlx::query_as("SELECT model, targets FROM model_mappings ORDER BY model")
+    let rows: Vec<(String, Text)> =
+        sqlx::query_as(&db.sql("SELECT model, targets FROM model_mappings ORDER BY model"))
             .fetch_all(db.pool())
             .await?;
     Ok(rows
         .into_iter()
-        .map(|(m, t)| (m, serde_json::from_str(&t).unwrap_or_default()))
+        .map(|(m, t)| (m, serde_json::from_str(&t.0).unwrap_or_default()))
         .collect())
 }
 
@@ -233,8 +238,8 @@ pub async fn set_mapping(db: &Db, model: &str, targets: &[String]) -> Result<(),
     let targets = serde_json::to_string(targets).map_err(anyhow::Error::from)?;
     db.write(
         sqlx::query(
-            "INSERT INTO model_mappings (model, targets, updated_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (model) DO UPDATE SET targets = excluded.targets, updated_at = excluded.updated_at",
+            &db.sql("INSERT INTO model_mappings (model, targets, updated_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (model) DO UPDATE SET targets = excluded.targets, updated_at = excluded.updated_at"),
         )
         .bind(model)
         .bind(targets)
@@ -246,7 +251,7 @@ pub async fn set_mapping(db: &Db, model: &str, targets: &[String]) -> Result<(),
 
 pub async fn delete_mapping(db: &Db, model: &str) -> Result<bool, Error> {
     Ok(db
-        .write(sqlx::query("DELETE FROM model_mappings WHERE model = $1").bind(model))
+        .write(sqlx::query(&db.sql("DELETE FROM model_mappings WHERE model = $1")).bind(model))
         .await?
         == 1)
 }
@@ -263,7 +268,7 @@ pub async fn fingerprint(db: &Db) -> Result<Vec<i64>, Error> {
         "SELECT CAST(COALESCE(SUM(updated_at), 0) AS BIGINT), COUNT(*) FROM group_multipliers",
         "SELECT CAST(COALESCE(MAX(id), 0) AS BIGINT), COUNT(*) FROM prices WHERE active = 1",
     ] {
-        let (a, b): (i64, i64) = sqlx::query_as(sql).fetch_one(db.pool()).await?;
+        let (a, b): (i64, i64) = sqlx::query_as(&db.sql(sql)).fetch_one(db.pool()).await?;
         out.extend([a, b]);
     }
     Ok(out)
@@ -272,13 +277,13 @@ pub async fn fingerprint(db: &Db) -> Result<Vec<i64>, Error> {
 /// Stores a probe's verdict as the channel's latest, counting failures in a row.
 pub async fn record_probe(db: &Db, t: &types::ChannelTest, at: i64) -> Result<(), sqlx::Error> {
     db.write(
-        sqlx::query(
+        sqlx::query(&db.sql(
             "INSERT INTO channel_probes (channel_id, at, ok, status, latency_ms, error, failures) \
              VALUES ($1, $2, $3, $4, $5, $6, $7) \
              ON CONFLICT (channel_id) DO UPDATE SET at = excluded.at, ok = excluded.ok, \
              status = excluded.status, latency_ms = excluded.latency_ms, error = excluded.error, \
              failures = CASE WHEN excluded.ok = 1 THEN 0 ELSE channel_probes.failures + 1 END",
-        )
+        ))
         .bind(t.channel_id)
         .bind(at)
         .bind(i64::from(t.ok))
@@ -293,10 +298,10 @@ pub async fn record_probe(db: &Db, t: &types::ChannelTest, at: i64) -> Result<()
 
 /// Probes stored after `after` (unix ms), by channel.
 pub async fn probes(db: &Db, after: i64) -> Result<Vec<(i64, types::ChannelProbe)>, sqlx::Error> {
-    let rows = sqlx::query(
+    let rows = sqlx::query(&db.sql(
         "SELECT channel_id, at, ok, status, latency_ms, error, failures FROM channel_probes \
          WHERE at > $1",
-    )
+    ))
     .bind(after)
     .fetch_all(db.pool())
     .await?;

@@ -266,8 +266,14 @@ fn refused_for_content(backend: Backend, e: &sqlx::Error) -> bool {
         return false;
     };
     match backend {
-        // Class 22 (data exception) and 23 (integrity constraint violation).
-        Backend::Postgres => code.starts_with("22") || code.starts_with("23"),
+        // Class 22 (data exception) and 23 (integrity constraint violation); MySQL's CHECK
+        // violation is 3819 (MariaDB's 4025 is class 23).
+        Backend::Postgres | Backend::Mysql => {
+            code.starts_with("22")
+                || code.starts_with("23")
+                || d.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
+                    .is_some_and(|m| m.number() == 3819)
+        }
         // SQLITE_TOOBIG, SQLITE_CONSTRAINT and SQLITE_MISMATCH, with their extended codes.
         Backend::Sqlite => code
             .parse::<i32>()

@@ -11,11 +11,11 @@ fn count(r: &sqlx::any::AnyRow, col: &str) -> Result<u64, Error> {
 
 /// Requests and failures per minute since `first` (the model health minutes, all models).
 pub(super) async fn minutes_since(db: &Db, first: i64) -> Result<Vec<(i64, u64, u64)>, Error> {
-    let rows = sqlx::query(
+    let rows = sqlx::query(&db.sql(
         "SELECT minute, CAST(SUM(requests) AS BIGINT) AS requests, \
          CAST(SUM(failures) AS BIGINT) AS failures FROM model_health \
          WHERE minute >= $1 GROUP BY minute",
-    )
+    ))
     .bind(first)
     .fetch_all(db.pool())
     .await?;
@@ -31,7 +31,10 @@ pub(super) async fn minutes_since(db: &Db, first: i64) -> Result<Vec<(i64, u64, 
 }
 
 async fn top(db: &Db, sql: &'static str, since: i64) -> Result<Vec<TopItem>, Error> {
-    let rows = sqlx::query(sql).bind(since).fetch_all(db.pool()).await?;
+    let rows = sqlx::query(&db.sql(sql))
+        .bind(since)
+        .fetch_all(db.pool())
+        .await?;
     rows.iter()
         .map(|r| {
             Ok(TopItem {
@@ -70,10 +73,10 @@ pub(super) async fn top_users_since(db: &Db, since: i64) -> Result<Vec<TopItem>,
 
 /// Cost (units) and requests since `since`.
 pub(super) async fn totals_since(db: &Db, since: i64) -> Result<(i64, u64), Error> {
-    let r = sqlx::query(
+    let r = sqlx::query(&db.sql(
         "SELECT CAST(COALESCE(SUM(cost), 0) AS BIGINT) AS cost, \
          CAST(COALESCE(SUM(requests), 0) AS BIGINT) AS requests FROM usage_hourly WHERE hour >= $1",
-    )
+    ))
     .bind(since)
     .fetch_one(db.pool())
     .await?;

@@ -90,7 +90,7 @@ async fn job_runs(
     params(("name" = String, Path, description = "retention, cleanup, channel_probe, backup or ledger_check")),
     responses(
         (status = 202, description = "Started; follow it in the job's runs", body = types::JobRun),
-        (status = 400, description = "Not for this deployment (backup on PostgreSQL)", body = ErrorBody),
+        (status = 400, description = "Not for this deployment (backup on PostgreSQL or MySQL)", body = ErrorBody),
         Denied,
         (status = 404, description = "No such job", body = ErrorBody),
         (status = 409, description = "A run of the job is under way", body = ErrorBody)

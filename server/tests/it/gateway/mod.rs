@@ -174,7 +174,7 @@ impl Gw {
     }
 
     pub async fn scalar(&self, sql: &str) -> i64 {
-        sqlx::query_scalar::<_, i64>(sql)
+        sqlx::query_scalar::<_, i64>(&self.app.svc.db.sql(sql))
             .bind(self.user_id)
             .fetch_one(self.app.svc.db.pool())
             .await
@@ -266,7 +266,7 @@ impl Gw {
     }
 
     pub async fn last_usage(&self) -> (i64, String, Option<String>, i64, i64) {
-        sqlx::query_as("SELECT cost, usage_source, error_class, prompt_tokens, completion_tokens FROM usage_logs WHERE user_id = $1 ORDER BY id DESC LIMIT 1")
+        sqlx::query_as(&self.app.svc.db.sql("SELECT cost, usage_source, error_class, prompt_tokens, completion_tokens FROM usage_logs WHERE user_id = $1 ORDER BY id DESC LIMIT 1"))
             .bind(self.user_id)
             .fetch_one(self.app.svc.db.pool())
             .await

@@ -106,7 +106,7 @@ async fn a_burst_resuming_after_a_pause_starts_from_its_last_rate(backend: Backe
 /// The same, with two gateway processes sharing one database.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_sharing_a_database_never_overdraw() {
-    for backend in [Backend::Sqlite, Backend::Postgres] {
+    for backend in [Backend::Sqlite, Backend::Postgres, Backend::Mysql] {
         let gw = Gw::start(backend, "0.001", |_, _| {}).await;
         let mock_url = gw.mock.url("");
         let other = TestApp::spawn_on(gw.app.storage.clone(), |c| {
@@ -149,11 +149,16 @@ async fn a_key_spend_cap_is_enforced_like_the_balance(backend: Backend) {
     assert_eq!(statuses, [200, 200, 200, 402, 402]);
     gw.settled(5).await;
     assert_eq!(gw.balance().await, 1_000_000 - 300);
-    let spent: i64 = sqlx::query_scalar("SELECT spent FROM api_keys WHERE id = $1")
-        .bind(capped["id"].as_i64().expect("id"))
-        .fetch_one(gw.app.svc.db.pool())
-        .await
-        .expect("spent");
+    let spent: i64 = sqlx::query_scalar(
+        &gw.app
+            .svc
+            .db
+            .sql("SELECT spent FROM api_keys WHERE id = $1"),
+    )
+    .bind(capped["id"].as_i64().expect("id"))
+    .fetch_one(gw.app.svc.db.pool())
+    .await
+    .expect("spent");
     assert_eq!(spent, 300);
     gw.stop().await;
 }

@@ -65,7 +65,7 @@ async fn check(base: &str, key: &str, code: &str) -> reqwest::Response {
 }
 
 async fn scalar(app: &TestApp, sql: &str) -> i64 {
-    sqlx::query_scalar::<_, i64>(sql)
+    sqlx::query_scalar::<_, i64>(&app.svc.db.sql(sql))
         .fetch_one(app.svc.db.pool())
         .await
         .expect(sql)
@@ -568,7 +568,9 @@ async fn failed_redeems_are_throttled_per_ip_across_instances(backend: Backend) 
     let a = TestApp::spawn_with(backend, tweak).await;
     // Without Redis each instance counts alone: the shared count is PostgreSQL's (with Redis).
     let b = match backend {
-        Backend::Postgres => Some(TestApp::spawn_on(a.storage.clone(), tweak).await),
+        Backend::Postgres | Backend::Mysql => {
+            Some(TestApp::spawn_on(a.storage.clone(), tweak).await)
+        }
         Backend::Sqlite => None,
     };
     let other = b.as_ref().map_or(a.base.clone(), |b| b.base.clone());
@@ -815,12 +817,16 @@ async fn a_usage_row_keeps_the_price_version_it_was_charged_at(backend: Backend)
     );
     assert_eq!(gw.post("/v1/chat/completions", flat()).await.status(), 200);
     gw.settled(2).await;
-    let rows: Vec<(i64, Option<i64>)> =
-        sqlx::query_as("SELECT cost, price_version FROM usage_logs WHERE user_id = $1 ORDER BY id")
-            .bind(gw.user_id)
-            .fetch_all(gw.app.svc.db.pool())
-            .await
-            .expect("rows");
+    let rows: Vec<(i64, Option<i64>)> = sqlx::query_as(
+        &gw.app
+            .svc
+            .db
+            .sql("SELECT cost, price_version FROM usage_logs WHERE user_id = $1 ORDER BY id"),
+    )
+    .bind(gw.user_id)
+    .fetch_all(gw.app.svc.db.pool())
+    .await
+    .expect("rows");
     assert_eq!(rows, vec![(100, Some(1)), (300, Some(2))]);
     gw.stop().await;
 }
@@ -908,6 +914,41 @@ async fn a_code_text_is_never_stored_or_logged(backend: Backend) {
                         !text.contains(&form),
                         "a code's text is in the database file"
                     );
+                }
+            }
+        }
+        Backend::Mysql => {
+            use sqlx::Row as _;
+            let pool = sqlx::MySqlPool::connect(&storage.db_url)
+                .await
+                .expect("mysql");
+            let tables: Vec<String> = sqlx::query_scalar(
+                "SELECT CAST(table_name AS CHAR) FROM information_schema.tables WHERE table_schema = DATABASE()",
+            )
+            .fetch_all(&pool)
+            .await
+            .expect("tables");
+            assert!(tables.iter().any(|t| t == "redeem_codes"));
+            for t in tables {
+                let rows = sqlx::query(&format!("SELECT * FROM `{t}`"))
+                    .fetch_all(&pool)
+                    .await
+                    .expect("rows");
+                let mut all = String::new();
+                for r in &rows {
+                    for i in 0..r.len() {
+                        if let Ok(Some(text)) = r.try_get::<Option<String>, _>(i) {
+                            all.push_str(&text);
+                        } else if let Ok(Some(bytes)) = r.try_get::<Option<Vec<u8>>, _>(i) {
+                            all.push_str(&String::from_utf8_lossy(&bytes));
+                        }
+                        all.push('\n');
+                    }
+                }
+                for c in &codes {
+                    for form in forms(c) {
+                        assert!(!all.contains(&form), "a code's text is in table {t}");
+                    }
                 }
             }
         }

@@ -49,17 +49,21 @@ async fn call(app: &TestApp, key: &str, path: &str, body: Value) -> u16 {
 }
 
 async fn rows_of(app: &TestApp, user: i64) -> i64 {
-    sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM usage_logs WHERE user_id = $1")
-        .bind(user)
-        .fetch_one(app.svc.db.pool())
-        .await
-        .expect("count")
+    sqlx::query_scalar::<_, i64>(
+        &app.svc
+            .db
+            .sql("SELECT COUNT(*) FROM usage_logs WHERE user_id = $1"),
+    )
+    .bind(user)
+    .fetch_one(app.svc.db.pool())
+    .await
+    .expect("count")
 }
 
 type Sums = Vec<(i64, i64, i64, String, i64, i64, i64, i64, i64, i64)>;
 
 async fn sums(app: &TestApp, sql: &str) -> Sums {
-    sqlx::query_as(sql)
+    sqlx::query_as(&app.svc.db.sql(sql))
         .fetch_all(app.svc.db.pool())
         .await
         .expect(sql)
@@ -146,10 +150,14 @@ async fn usage_reads_are_exact_and_private(backend: Backend) {
         raw.iter().any(|r| r.5 == 2),
         "the refused calls are counted as failures"
     );
-    let sources: Vec<String> = sqlx::query_scalar("SELECT DISTINCT usage_source FROM usage_logs")
-        .fetch_all(app.svc.db.pool())
-        .await
-        .expect("sources");
+    let sources: Vec<String> = sqlx::query_scalar(
+        &app.svc
+            .db
+            .sql("SELECT DISTINCT usage_source FROM usage_logs"),
+    )
+    .fetch_all(app.svc.db.pool())
+    .await
+    .expect("sources");
     for s in ["upstream", "estimated", "partial"] {
         assert!(sources.iter().any(|x| x == s), "{s} in {sources:?}");
     }
@@ -206,12 +214,15 @@ async fn usage_reads_are_exact_and_private(backend: Backend) {
     let (_, bobs) = logs("", &bob_key).await;
     assert_eq!(bobs["meta"]["total"], 3);
     // The billing endpoints of bob's key count bob's calls only.
-    let bob_cost: i64 =
-        sqlx::query_scalar("SELECT CAST(SUM(cost) AS BIGINT) FROM usage_logs WHERE user_id = $1")
-            .bind(bob)
-            .fetch_one(app.svc.db.pool())
-            .await
-            .expect("cost");
+    let bob_cost: i64 = sqlx::query_scalar(
+        &app.svc
+            .db
+            .sql("SELECT CAST(SUM(cost) AS BIGINT) FROM usage_logs WHERE user_id = $1"),
+    )
+    .bind(bob)
+    .fetch_one(app.svc.db.pool())
+    .await
+    .expect("cost");
     let (_, usage) = get_json(app.url("/v1/dashboard/billing/usage"), &bob_key).await;
     assert!(
         (usage["total_usage"].as_f64().expect("cents") - bob_cost as f64 / 1e4).abs() < 1e-9,
@@ -336,7 +347,9 @@ async fn usage_reads_are_exact_and_private(backend: Backend) {
     };
     let spent = |user: i64| async move {
         sqlx::query_scalar::<_, i64>(
-            "SELECT CAST(SUM(cost) AS BIGINT) FROM usage_logs WHERE user_id = $1",
+            &app.svc
+                .db
+                .sql("SELECT CAST(SUM(cost) AS BIGINT) FROM usage_logs WHERE user_id = $1"),
         )
         .bind(user)
         .fetch_one(app.svc.db.pool())
@@ -710,19 +723,28 @@ async fn read_quotas_refuse_a_polling_key(backend: Backend) {
 /// Inserts `n` calls of `user` straight into the log, one a second back from `start_ms`, the
 /// last with `model`.
 async fn seed_calls(app: &TestApp, user: i64, n: i64, start_ms: i64, model: &str) {
-    sqlx::query(
-        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $1) \
-         INSERT INTO usage_logs (request_id, user_id, model, prompt_tokens, completion_tokens, cost, status, created_at) \
-         SELECT 'seed-' || CAST(i AS TEXT), $2, CASE WHEN i = $1 THEN $3 ELSE 'gpt-4o-mini' END, i, 2 * i, i, \
-         CASE WHEN i % 10 = 0 THEN 502 ELSE 200 END, $4 - i * 1000 FROM n",
-    )
-    .bind(n)
-    .bind(user)
-    .bind(model)
-    .bind(start_ms)
-    .execute(app.svc.db.pool())
-    .await
-    .expect("seed calls");
+    let db = &app.svc.db;
+    let rows: Vec<i64> = (1..=n).collect();
+    for chunk in rows.chunks(500) {
+        let sql = format!(
+            "INSERT INTO usage_logs (request_id, user_id, model, prompt_tokens, completion_tokens, \
+             cost, status, created_at) VALUES {}",
+            db.placeholders(chunk.len(), 8, 0)
+        );
+        let mut q = sqlx::query(&sql);
+        for &i in chunk {
+            q = q
+                .bind(format!("seed-{i}"))
+                .bind(user)
+                .bind(if i == n { model } else { "gpt-4o-mini" })
+                .bind(i)
+                .bind(2 * i)
+                .bind(i)
+                .bind(if i % 10 == 0 { 502_i64 } else { 200 })
+                .bind(start_ms - i * 1000);
+        }
+        q.execute(db.pool()).await.expect("seed calls");
+    }
 }
 
 /// Splits CSV text into records of fields (RFC 4180: quoted fields may hold commas, doubled
@@ -1037,11 +1059,11 @@ async fn the_call_log_page_is_drawn_from_its_query(backend: Backend) {
     seed_calls(&app, bob, 5, start, "bob-model").await;
     // Alice's newest call came over Messages to an Anthropic channel, with reasoning and 1-hour
     // cache writes: its details say so.
-    sqlx::query(
+    sqlx::query(&app.svc.db.sql(
         "UPDATE usage_logs SET reasoning_tokens = 7, cache_write_1h_tokens = 3, \
          surface = 'messages', upstream_kind = 'anthropic' \
          WHERE user_id = $1 AND request_id = 'seed-1'",
-    )
+    ))
     .bind(alice)
     .execute(app.svc.db.pool())
     .await

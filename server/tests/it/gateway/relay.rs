@@ -176,11 +176,15 @@ async fn all_channels_down_is_503_and_costs_nothing(backend: Backend) {
     );
     gw.settled(1).await;
     assert_eq!(gw.balance().await, 1_000_000);
-    let (model, status): (String, i64) =
-        sqlx::query_as("SELECT model, status FROM usage_logs ORDER BY id DESC LIMIT 1")
-            .fetch_one(gw.app.svc.db.pool())
-            .await
-            .expect("the failure's usage row");
+    let (model, status): (String, i64) = sqlx::query_as(
+        &gw.app
+            .svc
+            .db
+            .sql("SELECT model, status FROM usage_logs ORDER BY id DESC LIMIT 1"),
+    )
+    .fetch_one(gw.app.svc.db.pool())
+    .await
+    .expect("the failure's usage row");
     assert_eq!(
         (model.as_str(), status),
         ("gpt-4o-mini", 503),
@@ -496,7 +500,7 @@ async fn key_secrets_appear_nowhere_after_creation(backend: Backend) {
         "instances",
     ];
     for table in tables {
-        let rows = sqlx::query(&format!("SELECT * FROM {table}"))
+        let rows = sqlx::query(&gw.app.svc.db.sql(&format!("SELECT * FROM {table}")))
             .fetch_all(gw.app.svc.db.pool())
             .await
             .expect("rows");

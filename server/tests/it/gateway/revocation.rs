@@ -47,11 +47,12 @@ async fn a_revocation_reaches_every_instance_within_a_second() {
     let gw = Gw::start(Backend::Postgres, "1", |_, _| {}).await;
     let a = &gw.app;
     let b = TestApp::spawn_on(a.storage.clone(), |c| base_config(c, &gw.mock)).await;
-    let key_id = sqlx::query_scalar::<_, i64>("SELECT id FROM api_keys WHERE user_id = $1")
-        .bind(gw.user_id)
-        .fetch_one(a.svc.db.pool())
-        .await
-        .expect("key id");
+    let key_id =
+        sqlx::query_scalar::<_, i64>(&a.svc.db.sql("SELECT id FROM api_keys WHERE user_id = $1"))
+            .bind(gw.user_id)
+            .fetch_one(a.svc.db.pool())
+            .await
+            .expect("key id");
     // Both instances have the key cached.
     assert_eq!(models_status(&a.base, &gw.key).await, 200);
     assert_eq!(models_status(&b.base, &gw.key).await, 200);

@@ -181,21 +181,23 @@ async fn a_stream_ended_by_the_drain_deadline_is_charged_before_the_last_report(
     let db = service::db::Db::connect(&storage.config().database)
         .await
         .expect("db");
-    let (cost, source, class): (i64, String, Option<String>) =
-        sqlx::query_as("SELECT cost, usage_source, error_class FROM usage_logs WHERE user_id = $1")
-            .bind(user_id)
-            .fetch_one(db.pool())
-            .await
-            .expect("the usage row was written before the process stopped");
+    let (cost, source, class): (i64, String, Option<String>) = sqlx::query_as(
+        &db.sql("SELECT cost, usage_source, error_class FROM usage_logs WHERE user_id = $1"),
+    )
+    .bind(user_id)
+    .fetch_one(db.pool())
+    .await
+    .expect("the usage row was written before the process stopped");
     assert_eq!(
         (source.as_str(), class.as_deref()),
         ("partial", Some("server_shutdown"))
     );
     assert!(cost > 0);
     let (balance, reserved, open): (i64, i64, i64) = sqlx::query_as(
-        "SELECT balance, reserved, (SELECT COUNT(*) FROM credit_grants WHERE user_id = $1 AND status = 'open') \
-         FROM users WHERE id = $1",
+        &db.sql("SELECT balance, reserved, (SELECT COUNT(*) FROM credit_grants WHERE user_id = $1 AND status = 'open') \
+         FROM users WHERE id = $2"),
     )
+    .bind(user_id)
     .bind(user_id)
     .fetch_one(db.pool())
     .await

@@ -84,7 +84,7 @@ async fn stored_usage(storage: &Storage) -> Vec<service::usage::UsageRecord> {
     let db = service::db::Db::connect(&storage.config().database)
         .await
         .expect("reopen");
-    let stored = sqlx::query("SELECT * FROM usage_logs ORDER BY created_at, id")
+    let stored = sqlx::query(&db.sql("SELECT * FROM usage_logs ORDER BY created_at, id"))
         .fetch_all(db.pool())
         .await
         .expect("usage rows");
@@ -172,11 +172,11 @@ async fn a_refused_usage_row_does_not_take_its_batch_with_it(backend: Backend) {
             "CREATE TRIGGER refuse_poison BEFORE INSERT ON usage_logs WHEN NEW.model = 'poison' \
              BEGIN SELECT RAISE(ABORT, 'poison row'); END"
         }
-        Backend::Postgres => {
+        Backend::Postgres | Backend::Mysql => {
             "ALTER TABLE usage_logs ADD CONSTRAINT refuse_poison CHECK (model <> 'poison')"
         }
     };
-    sqlx::query(rule)
+    sqlx::query(&app.svc.db.sql(rule))
         .execute(app.svc.db.pool())
         .await
         .expect(rule);
@@ -220,7 +220,7 @@ async fn usage_rows_wait_out_a_database_outage() {
     }
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let (written,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM usage_logs")
+        let (written,): (i64,) = sqlx::query_as(&app.svc.db.sql("SELECT COUNT(*) FROM usage_logs"))
             .fetch_one(app.svc.db.pool())
             .await
             .expect("count");

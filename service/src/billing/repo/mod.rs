@@ -12,6 +12,7 @@ pub use prices::{
 use super::account::AccountId;
 use crate::db::{Db, WriteTx, is_unique_violation};
 use crate::{Error, now_ms};
+use sqlx::Row as _;
 
 #[expect(clippy::too_many_arguments, reason = "one column each")]
 async fn ledger(
@@ -27,8 +28,8 @@ async fn ledger(
     usage_day: Option<i64>,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO ledger (user_id, key_id, kind, amount, hold, balance_after, reference, reason, usage_day, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        &tx.sql("INSERT INTO ledger (user_id, key_id, kind, amount, hold, balance_after, reference, reason, usage_day, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"),
     )
     .bind(user_id)
     .bind(key_id)
@@ -43,6 +44,20 @@ async fn ledger(
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+/// The balance after `update` (an UPDATE of user `user_id`'s row written `… RETURNING
+/// balance`), `None` when it matched no row.
+async fn updated_balance<'q>(
+    tx: &mut WriteTx,
+    update: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    user_id: i64,
+) -> Result<Option<i64>, sqlx::Error> {
+    let read_back = tx.sql("SELECT balance FROM users WHERE id = $1");
+    Db::update_returning(tx, update, sqlx::query(&read_back).bind(user_id))
+        .await?
+        .map(|r| r.try_get(0))
+        .transpose()
 }
 
 /// What a hold came to.
@@ -75,7 +90,7 @@ async fn renew_in(
         "UPDATE instances SET heartbeat_at = $1, lease_until = {} + $2 WHERE id = $3",
         db.now_sql()
     );
-    let n = sqlx::query(&sql)
+    let n = sqlx::query(&db.sql(&sql))
         .bind(now_ms())
         .bind(lease_ms)
         .bind(instance)
@@ -88,13 +103,15 @@ async fn renew_in(
 /// Starts a lease for a new instance identity.
 pub async fn register(db: &Db, instance: &str, lease_ms: i64) -> Result<(), Error> {
     let sql = format!(
-        "INSERT INTO instances (id, started_at, heartbeat_at, lease_until) VALUES ($1, $2, $2, {} + $3)",
+        "INSERT INTO instances (id, started_at, heartbeat_at, lease_until) VALUES ($1, $2, $3, {} + $4)",
         db.now_sql()
     );
+    let now = now_ms();
     db.write(
-        sqlx::query(&sql)
+        sqlx::query(&db.sql(&sql))
             .bind(instance)
-            .bind(now_ms())
+            .bind(now)
+            .bind(now)
             .bind(lease_ms),
     )
     .await?;
@@ -128,12 +145,16 @@ pub async fn hold(
         tx.rollback().await?;
         return Ok(Hold::Fenced);
     }
-    let balance: Option<i64> = sqlx::query_scalar(
-        "UPDATE users SET reserved = reserved + $1 WHERE id = $2 AND status = 'active' AND balance - reserved >= $1 RETURNING balance",
+    let balance = updated_balance(
+        &mut tx,
+        sqlx::query(&db.sql(
+            "UPDATE users SET reserved = reserved + $1 WHERE id = $2 AND status = 'active' AND balance - reserved >= $3 RETURNING balance",
+        ))
+        .bind(amount)
+        .bind(acct.user_id)
+        .bind(amount),
+        acct.user_id,
     )
-    .bind(amount)
-    .bind(acct.user_id)
-    .fetch_optional(&mut *tx)
     .await?;
     let Some(balance) = balance else {
         tx.rollback().await?;
@@ -141,10 +162,11 @@ pub async fn hold(
     };
     if let Some(key) = acct.capped_key {
         let ok = sqlx::query(
-            "UPDATE api_keys SET reserved = reserved + $1 WHERE id = $2 AND spend_cap - spent - reserved >= $1",
+            &db.sql("UPDATE api_keys SET reserved = reserved + $1 WHERE id = $2 AND spend_cap - spent - reserved >= $3"),
         )
         .bind(amount)
         .bind(key)
+        .bind(amount)
         .execute(&mut *tx)
         .await?
         .rows_affected();
@@ -155,10 +177,10 @@ pub async fn hold(
     }
     let now = now_ms();
     if existing {
-        let n = sqlx::query(
+        let n = sqlx::query(&db.sql(
             "UPDATE credit_grants SET amount = amount + $1, updated_at = $2 \
              WHERE id = $3 AND instance_id = $4 AND status = 'open'",
-        )
+        ))
         .bind(amount)
         .bind(now)
         .bind(grant_id)
@@ -172,14 +194,15 @@ pub async fn hold(
         }
     } else {
         sqlx::query(
-            "INSERT INTO credit_grants (id, user_id, key_id, instance_id, amount, used, status, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, 0, 'open', $6, $6)",
+            &db.sql("INSERT INTO credit_grants (id, user_id, key_id, instance_id, amount, used, status, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, 0, 'open', $6, $7)"),
         )
         .bind(grant_id)
         .bind(acct.user_id)
         .bind(acct.capped_key)
         .bind(instance)
         .bind(amount)
+        .bind(now)
         .bind(now)
         .execute(&mut *tx)
         .await?;
@@ -204,12 +227,12 @@ pub async fn hold(
 
 /// What batch `batch` charged, when an earlier try of it went through (its answer was lost).
 async fn charged_already(db: &Db, batch: &str) -> Result<Option<i64>, Error> {
-    Ok(
-        sqlx::query_scalar("SELECT -amount FROM ledger WHERE kind = 'charge' AND reference = $1")
-            .bind(batch)
-            .fetch_optional(db.pool())
-            .await?,
+    Ok(sqlx::query_scalar(
+        &db.sql("SELECT -amount FROM ledger WHERE kind = 'charge' AND reference = $1"),
     )
+    .bind(batch)
+    .fetch_optional(db.pool())
+    .await?)
 }
 
 /// Charges `used` units of grant `grant_id` (consuming its hold) for calls of `usage_day` (the
@@ -225,13 +248,14 @@ pub async fn charge(
     usage_day: i64,
 ) -> Result<Charged, Error> {
     let mut tx = db.begin_write().await?;
-    let n = sqlx::query(
+    let n = sqlx::query(&db.sql(
         "UPDATE credit_grants SET used = used + $1, updated_at = $2 \
-         WHERE id = $3 AND status = 'open' AND amount - used >= $1",
-    )
+         WHERE id = $3 AND status = 'open' AND amount - used >= $4",
+    ))
     .bind(used)
     .bind(now_ms())
     .bind(grant_id)
+    .bind(used)
     .execute(&mut *tx)
     .await?
     .rows_affected();
@@ -243,13 +267,19 @@ pub async fn charge(
             Charged::Fenced
         });
     }
-    let balance: Option<i64> = sqlx::query_scalar(
-        "UPDATE users SET balance = balance - $1, reserved = reserved - $1 \
-         WHERE id = $2 AND reserved >= $1 AND balance >= $1 RETURNING balance",
+    let balance = updated_balance(
+        &mut tx,
+        sqlx::query(&db.sql(
+            "UPDATE users SET balance = balance - $1, reserved = reserved - $2 \
+             WHERE id = $3 AND reserved >= $4 AND balance >= $5 RETURNING balance",
+        ))
+        .bind(used)
+        .bind(used)
+        .bind(acct.user_id)
+        .bind(used)
+        .bind(used),
+        acct.user_id,
     )
-    .bind(used)
-    .bind(acct.user_id)
-    .fetch_optional(&mut *tx)
     .await?;
     let Some(balance) = balance else {
         tx.rollback().await?;
@@ -260,8 +290,11 @@ pub async fn charge(
     };
     if let Some(key) = acct.capped_key {
         sqlx::query(
-            "UPDATE api_keys SET spent = spent + $1, reserved = reserved - $1 WHERE id = $2",
+            &db.sql(
+                "UPDATE api_keys SET spent = spent + $1, reserved = reserved - $2 WHERE id = $3",
+            ),
         )
+        .bind(used)
         .bind(used)
         .bind(key)
         .execute(&mut *tx)
@@ -296,7 +329,7 @@ pub async fn charge(
 /// user is active) and, for a capped key, the least of that and what its cap leaves.
 pub async fn available(db: &Db, acct: AccountId) -> Result<i64, Error> {
     let free: i64 = sqlx::query_scalar(
-        "SELECT balance - reserved FROM users WHERE id = $1 AND status = 'active'",
+        &db.sql("SELECT balance - reserved FROM users WHERE id = $1 AND status = 'active'"),
     )
     .bind(acct.user_id)
     .fetch_optional(db.pool())
@@ -305,12 +338,13 @@ pub async fn available(db: &Db, acct: AccountId) -> Result<i64, Error> {
     let Some(key) = acct.capped_key else {
         return Ok(free.max(0));
     };
-    let left: i64 =
-        sqlx::query_scalar("SELECT spend_cap - spent - reserved FROM api_keys WHERE id = $1")
-            .bind(key)
-            .fetch_optional(db.pool())
-            .await?
-            .unwrap_or(0);
+    let left: i64 = sqlx::query_scalar(
+        &db.sql("SELECT spend_cap - spent - reserved FROM api_keys WHERE id = $1"),
+    )
+    .bind(key)
+    .fetch_optional(db.pool())
+    .await?
+    .unwrap_or(0);
     Ok(free.min(left).max(0))
 }
 
@@ -328,29 +362,34 @@ pub async fn charge_overage(
     }
     for _ in 0..3 {
         let mut tx = db.begin_write().await?;
-        let free: i64 = sqlx::query_scalar("SELECT balance - reserved FROM users WHERE id = $1")
-            .bind(acct.user_id)
-            .fetch_optional(&mut *tx)
-            .await?
-            .unwrap_or(0);
+        let free: i64 =
+            sqlx::query_scalar(&db.sql("SELECT balance - reserved FROM users WHERE id = $1"))
+                .bind(acct.user_id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .unwrap_or(0);
         let charge = amount.min(free.max(0));
         if charge == 0 {
             tx.rollback().await?;
             return Ok(0);
         }
-        let balance: Option<i64> = sqlx::query_scalar(
-            "UPDATE users SET balance = balance - $1 WHERE id = $2 AND balance - reserved >= $1 RETURNING balance",
+        let balance = updated_balance(
+            &mut tx,
+            sqlx::query(&db.sql(
+                "UPDATE users SET balance = balance - $1 WHERE id = $2 AND balance - reserved >= $3 RETURNING balance",
+            ))
+            .bind(charge)
+            .bind(acct.user_id)
+            .bind(charge),
+            acct.user_id,
         )
-        .bind(charge)
-        .bind(acct.user_id)
-        .fetch_optional(&mut *tx)
         .await?;
         let Some(balance) = balance else {
             tx.rollback().await?;
             continue; // the free balance moved between the read and the update (PostgreSQL)
         };
         if let Some(key) = acct.capped_key {
-            sqlx::query("UPDATE api_keys SET spent = spent + $1 WHERE id = $2")
+            sqlx::query(&db.sql("UPDATE api_keys SET spent = spent + $1 WHERE id = $2"))
                 .bind(charge)
                 .bind(key)
                 .execute(&mut *tx)
@@ -388,17 +427,24 @@ pub async fn close_grant(db: &Db, grant_id: &str) -> Result<bool, Error> {
 /// releases its unused hold, inside `tx`.
 async fn close_in(tx: &mut WriteTx, grant_id: &str, extra: &str) -> Result<bool, Error> {
     let sql = format!(
-        "UPDATE credit_grants SET status = 'closed', closed_at = $1, updated_at = $1 \
-         WHERE id = $2 AND status = 'open'{extra} RETURNING user_id, key_id, amount - used"
+        "UPDATE credit_grants SET status = 'closed', closed_at = $1, updated_at = $2 \
+         WHERE id = $3 AND status = 'open'{extra} RETURNING user_id, key_id, amount - used"
     );
-    let row: Option<(i64, Option<i64>, i64)> = sqlx::query_as(&sql)
-        .bind(now_ms())
-        .bind(grant_id)
-        .fetch_optional(&mut **tx)
-        .await?;
-    let Some((user_id, key_id, unused)) = row else {
+    let now = now_ms();
+    let sql = tx.sql(&sql);
+    let read_back =
+        tx.sql("SELECT user_id, key_id, amount - used FROM credit_grants WHERE id = $1");
+    let row = Db::update_returning(
+        tx,
+        sqlx::query(&sql).bind(now).bind(now).bind(grant_id),
+        sqlx::query(&read_back).bind(grant_id),
+    )
+    .await?;
+    let Some(row) = row else {
         return Ok(false);
     };
+    let (user_id, key_id, unused): (i64, Option<i64>, i64) =
+        (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
     let acct = AccountId {
         user_id,
         capped_key: key_id,
@@ -413,15 +459,19 @@ async fn release(
     unused: i64,
     reference: &str,
 ) -> Result<(), Error> {
-    let balance: i64 = sqlx::query_scalar(
-        "UPDATE users SET reserved = reserved - $1 WHERE id = $2 RETURNING balance",
+    let balance = updated_balance(
+        tx,
+        sqlx::query(
+            &tx.sql("UPDATE users SET reserved = reserved - $1 WHERE id = $2 RETURNING balance"),
+        )
+        .bind(unused)
+        .bind(acct.user_id),
+        acct.user_id,
     )
-    .bind(unused)
-    .bind(acct.user_id)
-    .fetch_one(&mut **tx)
-    .await?;
+    .await?
+    .ok_or(sqlx::Error::RowNotFound)?;
     if let Some(key) = acct.capped_key {
-        sqlx::query("UPDATE api_keys SET reserved = reserved - $1 WHERE id = $2")
+        sqlx::query(&tx.sql("UPDATE api_keys SET reserved = reserved - $1 WHERE id = $2"))
             .bind(unused)
             .bind(key)
             .execute(&mut **tx)
@@ -445,7 +495,7 @@ async fn release(
 
 /// Ends this instance's lease at a clean stop (its grants are closed already).
 pub async fn retire(db: &Db, instance: &str) -> Result<(), Error> {
-    db.write(sqlx::query("DELETE FROM instances WHERE id = $1").bind(instance))
+    db.write(sqlx::query(&db.sql("DELETE FROM instances WHERE id = $1")).bind(instance))
         .await?;
     Ok(())
 }
@@ -457,9 +507,9 @@ pub async fn retire(db: &Db, instance: &str) -> Result<(), Error> {
 /// report failed) are closed too. Returns how many grants were closed.
 pub async fn sweep(db: &Db, me: &str, margin_ms: i64) -> Result<u64, Error> {
     let expired = format!("lease_until < {} - $2", db.now_sql());
-    let stale: Vec<String> = sqlx::query_scalar(&format!(
+    let stale: Vec<String> = sqlx::query_scalar(&db.sql(&format!(
         "SELECT id FROM instances WHERE id <> $1 AND {expired}"
-    ))
+    )))
     .bind(me)
     .bind(margin_ms)
     .fetch_all(db.pool())
@@ -467,9 +517,9 @@ pub async fn sweep(db: &Db, me: &str, margin_ms: i64) -> Result<u64, Error> {
     let mut closed = 0;
     for instance in stale {
         let mut tx = db.begin_write().await?;
-        let fenced = sqlx::query(&format!(
+        let fenced = sqlx::query(&db.sql(&format!(
             "DELETE FROM instances WHERE id = $1 AND {expired}"
-        ))
+        )))
         .bind(&instance)
         .bind(margin_ms)
         .execute(&mut *tx)
@@ -477,7 +527,7 @@ pub async fn sweep(db: &Db, me: &str, margin_ms: i64) -> Result<u64, Error> {
         .rows_affected();
         if fenced == 1 {
             let grants: Vec<String> = sqlx::query_scalar(
-                "SELECT id FROM credit_grants WHERE instance_id = $1 AND status = 'open'",
+                &db.sql("SELECT id FROM credit_grants WHERE instance_id = $1 AND status = 'open'"),
             )
             .bind(&instance)
             .fetch_all(&mut *tx)
@@ -489,10 +539,10 @@ pub async fn sweep(db: &Db, me: &str, margin_ms: i64) -> Result<u64, Error> {
         }
         tx.commit().await?;
     }
-    let orphans: Vec<String> = sqlx::query_scalar(
+    let orphans: Vec<String> = sqlx::query_scalar(&db.sql(
         "SELECT g.id FROM credit_grants g WHERE g.status = 'open' AND g.instance_id <> $1 \
          AND NOT EXISTS (SELECT 1 FROM instances i WHERE i.id = g.instance_id)",
-    )
+    ))
     .bind(me)
     .fetch_all(db.pool())
     .await?;
@@ -522,23 +572,27 @@ pub async fn adjust(
     let mut tx = db.begin_write().await?;
     // Written so that no arithmetic can leave 64 bits: the balance must stay at most
     // i64::MAX (`balance <= $4`) and at least what is held (`balance - reserved >= $5`).
-    let balance: Option<i64> = sqlx::query_scalar(
-        "UPDATE users SET balance = balance + $1, updated_at = $2 \
-         WHERE id = $3 AND balance <= $4 AND balance - reserved >= $5 RETURNING balance",
+    let balance = updated_balance(
+        &mut tx,
+        sqlx::query(&db.sql(
+            "UPDATE users SET balance = balance + $1, updated_at = $2 \
+             WHERE id = $3 AND balance <= $4 AND balance - reserved >= $5 RETURNING balance",
+        ))
+        .bind(amount)
+        .bind(now_ms())
+        .bind(user_id)
+        .bind(i64::MAX - amount.max(0))
+        .bind(amount.min(0).saturating_neg()),
+        user_id,
     )
-    .bind(amount)
-    .bind(now_ms())
-    .bind(user_id)
-    .bind(i64::MAX - amount.max(0))
-    .bind(amount.min(0).saturating_neg())
-    .fetch_optional(&mut *tx)
     .await?;
     let Some(balance) = balance else {
         tx.rollback().await?;
-        let current: Option<i64> = sqlx::query_scalar("SELECT balance FROM users WHERE id = $1")
-            .bind(user_id)
-            .fetch_optional(db.pool())
-            .await?;
+        let current: Option<i64> =
+            sqlx::query_scalar(&db.sql("SELECT balance FROM users WHERE id = $1"))
+                .bind(user_id)
+                .fetch_optional(db.pool())
+                .await?;
         return Err(match current {
             None => Error::NotFound("user"),
             Some(b) if amount > 0 && b > i64::MAX - amount => Error::invalid(
@@ -578,15 +632,18 @@ pub async fn credit_in(
     reference: &str,
     reason: &str,
 ) -> Result<Option<i64>, sqlx::Error> {
-    let balance: Option<i64> = sqlx::query_scalar(
-        "UPDATE users SET balance = balance + $1, updated_at = $2 \
-         WHERE id = $3 AND balance <= $4 RETURNING balance",
+    let balance = updated_balance(
+        tx,
+        sqlx::query(&tx.sql(
+            "UPDATE users SET balance = balance + $1, updated_at = $2 \
+             WHERE id = $3 AND balance <= $4 RETURNING balance",
+        ))
+        .bind(amount)
+        .bind(now_ms())
+        .bind(user_id)
+        .bind(i64::MAX - amount.max(0)),
+        user_id,
     )
-    .bind(amount)
-    .bind(now_ms())
-    .bind(user_id)
-    .bind(i64::MAX - amount.max(0))
-    .fetch_optional(&mut **tx)
     .await?;
     let Some(balance) = balance else {
         return Ok(None);
@@ -610,7 +667,7 @@ pub async fn credit_in(
 /// A user's balance; `None` when there is no such user.
 pub async fn balance(db: &Db, user_id: i64) -> Result<Option<i64>, Error> {
     Ok(
-        sqlx::query_scalar("SELECT balance FROM users WHERE id = $1")
+        sqlx::query_scalar(&db.sql("SELECT balance FROM users WHERE id = $1"))
             .bind(user_id)
             .fetch_optional(db.pool())
             .await?,

@@ -3,7 +3,7 @@
 
 use crate::billing::price::Price;
 use crate::config::{ParsedPrice, Rates, Tier};
-use crate::db::Db;
+use crate::db::{Db, Text};
 use crate::{Error, now_ms};
 use sqlx::Row as _;
 
@@ -11,8 +11,8 @@ use sqlx::Row as _;
 pub async fn set_group_multiplier(db: &Db, group: &str, milli: i64) -> Result<(), Error> {
     db.write(
         sqlx::query(
-            "INSERT INTO group_multipliers (user_group, multiplier_milli, updated_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (user_group) DO UPDATE SET multiplier_milli = excluded.multiplier_milli, updated_at = excluded.updated_at",
+            &db.sql("INSERT INTO group_multipliers (user_group, multiplier_milli, updated_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (user_group) DO UPDATE SET multiplier_milli = excluded.multiplier_milli, updated_at = excluded.updated_at"),
         )
         .bind(group)
         .bind(milli)
@@ -25,7 +25,9 @@ pub async fn set_group_multiplier(db: &Db, group: &str, milli: i64) -> Result<()
 /// Removes a group's multiplier; false when it had none.
 pub async fn delete_group_multiplier(db: &Db, group: &str) -> Result<bool, Error> {
     Ok(db
-        .write(sqlx::query("DELETE FROM group_multipliers WHERE user_group = $1").bind(group))
+        .write(
+            sqlx::query(&db.sql("DELETE FROM group_multipliers WHERE user_group = $1")).bind(group),
+        )
         .await?
         > 0)
 }
@@ -34,7 +36,8 @@ pub async fn delete_group_multiplier(db: &Db, group: &str) -> Result<bool, Error
 pub async fn deactivate_price(db: &Db, model: &str) -> Result<bool, Error> {
     Ok(db
         .write(
-            sqlx::query("UPDATE prices SET active = 0 WHERE model = $1 AND active = 1").bind(model),
+            sqlx::query(&db.sql("UPDATE prices SET active = 0 WHERE model = $1 AND active = 1"))
+                .bind(model),
         )
         .await?
         > 0)
@@ -48,7 +51,7 @@ const COLUMNS: &str = "version, input_per_1m, output_per_1m, cached_input_per_1m
 
 /// A price version's row.
 fn read(r: &sqlx::any::AnyRow) -> Result<Price, Error> {
-    let tiers: String = r.try_get("tiers")?;
+    let Text(tiers) = r.try_get("tiers")?;
     let tiers: Vec<Tier> = serde_json::from_str(&tiers)
         .map_err(|e| Error::Internal(anyhow::anyhow!("a price's tiers do not read: {e}")))?;
     let max_output: Option<i64> = r.try_get("max_output_tokens")?;
@@ -76,9 +79,9 @@ fn read(r: &sqlx::any::AnyRow) -> Result<Price, Error> {
 
 /// The active price of every model.
 pub async fn active_prices(db: &Db) -> Result<Vec<(String, Price)>, Error> {
-    let rows = sqlx::query(&format!(
+    let rows = sqlx::query(&db.sql(&format!(
         "SELECT model, {COLUMNS} FROM prices WHERE active = 1"
-    ))
+    )))
     .fetch_all(db.pool())
     .await?;
     let mut prices = Vec::with_capacity(rows.len());
@@ -94,10 +97,10 @@ pub async fn price_history(
     model: &str,
     limit: i64,
 ) -> Result<Vec<(Price, bool, i64)>, Error> {
-    let rows = sqlx::query(&format!(
+    let rows = sqlx::query(&db.sql(&format!(
         "SELECT {COLUMNS}, active, created_at FROM prices WHERE model = $1 \
          ORDER BY version DESC LIMIT $2"
-    ))
+    )))
     .bind(model)
     .bind(limit)
     .fetch_all(db.pool())
@@ -116,7 +119,7 @@ pub async fn price_history(
 /// Group multipliers set through the admin API, in thousandths.
 pub async fn group_multipliers(db: &Db) -> Result<Vec<(String, i64)>, Error> {
     Ok(
-        sqlx::query_as("SELECT user_group, multiplier_milli FROM group_multipliers")
+        sqlx::query_as(&db.sql("SELECT user_group, multiplier_milli FROM group_multipliers"))
             .fetch_all(db.pool())
             .await?,
     )
@@ -125,9 +128,9 @@ pub async fn group_multipliers(db: &Db) -> Result<Vec<(String, i64)>, Error> {
 /// Sets a model's price: a new version when it differs from the active one.
 pub async fn set_price(db: &Db, model: &str, p: &ParsedPrice) -> Result<i64, Error> {
     let mut tx = db.begin_write().await?;
-    let current = sqlx::query(&format!(
+    let current = sqlx::query(&db.sql(&format!(
         "SELECT {COLUMNS} FROM prices WHERE model = $1 AND active = 1"
-    ))
+    )))
     .bind(model)
     .fetch_optional(&mut *tx)
     .await?;
@@ -138,22 +141,23 @@ pub async fn set_price(db: &Db, model: &str, p: &ParsedPrice) -> Result<i64, Err
             return Ok(price.version);
         }
     }
-    let next: i64 =
-        sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) + 1 FROM prices WHERE model = $1")
-            .bind(model)
-            .fetch_one(&mut *tx)
-            .await?;
-    sqlx::query("UPDATE prices SET active = 0 WHERE model = $1")
+    let next: i64 = sqlx::query_scalar(
+        &db.sql("SELECT COALESCE(MAX(version), 0) + 1 FROM prices WHERE model = $1"),
+    )
+    .bind(model)
+    .fetch_one(&mut *tx)
+    .await?;
+    sqlx::query(&db.sql("UPDATE prices SET active = 0 WHERE model = $1"))
         .bind(model)
         .execute(&mut *tx)
         .await?;
     let r = &p.rates;
     let tiers = serde_json::to_string(&p.tiers)
         .map_err(|e| Error::Internal(anyhow::anyhow!("a price's tiers do not write: {e}")))?;
-    sqlx::query(&format!(
+    sqlx::query(&db.sql(&format!(
         "INSERT INTO prices (model, {COLUMNS}, active, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 1, $16)"
-    ))
+    )))
     .bind(model)
     .bind(next)
     .bind(r.input_per_1m)

@@ -195,13 +195,15 @@ pub(super) async fn insert(db: &Db, rows: &[UsageRecord]) -> Result<(), sqlx::Er
         // there (its ->> parses the row again for every column).
         // Statements of a few sizes only (powers of two): each pooled connection caches the
         // statements it prepared, and one per batch size grew memory under load.
-        Backend::Sqlite => {
+        // MySQL: the same, its placeholders anonymous too.
+        Backend::Sqlite | Backend::Mysql => {
             for chunk in crate::db::pow2_chunks(rows, BATCH) {
                 let sql = format!(
                     "INSERT INTO usage_logs ({}) VALUES {}",
                     column_list(),
                     db.placeholders(chunk.len(), COLUMNS.len(), 0)
                 );
+                let sql = db.sql(&sql);
                 let mut q = sqlx::query(&sql);
                 for r in chunk.iter().map(Row::from) {
                     q = q
@@ -309,6 +311,7 @@ async fn add_to_hourly(
              cost = usage_hourly.cost + excluded.cost",
             db.placeholders(chunk.len(), 12, 0)
         );
+        let sql = db.sql(&sql);
         let mut q = sqlx::query(&sql);
         for ((user, hour, key, model), s) in chunk {
             q = q
@@ -396,6 +399,7 @@ async fn add_to_health(
              ttft_count = model_health.ttft_count + excluded.ttft_count",
             db.placeholders(chunk.len(), 7, 0)
         );
+        let sql = db.sql(&sql);
         let mut q = sqlx::query(&sql);
         for ((model, minute), h) in chunk {
             q = q
@@ -427,7 +431,7 @@ pub(crate) async fn health(
          FROM model_health WHERE minute >= $2 AND minute < $3 \
          GROUP BY model, bucket ORDER BY model, bucket",
     );
-    let rows = sqlx::query(&sql)
+    let rows = sqlx::query(&db.sql(&sql))
         .bind(bucket_ms)
         .bind(from)
         .bind(to)
@@ -452,11 +456,13 @@ pub(crate) async fn health(
 
 /// Removes the health minutes older than `before`; how many went.
 pub(crate) async fn purge_health(db: &Db, before: i64) -> Result<u64, sqlx::Error> {
-    Ok(sqlx::query("DELETE FROM model_health WHERE minute < $1")
-        .bind(before)
-        .execute(db.pool())
-        .await?
-        .rows_affected())
+    Ok(
+        sqlx::query(&db.sql("DELETE FROM model_health WHERE minute < $1"))
+            .bind(before)
+            .execute(db.pool())
+            .await?
+            .rows_affected(),
+    )
 }
 
 #[cfg(test)]

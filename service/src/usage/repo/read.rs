@@ -132,7 +132,7 @@ pub(crate) async fn calls(
         "SELECT {CALL_COLUMNS} FROM usage_logs{} ORDER BY created_at DESC, id DESC LIMIT {pl} OFFSET {po}",
         w.sql()
     );
-    let rows = sqlx::query_with(&sql, w.args()?)
+    let rows = sqlx::query_with(&db.sql(&sql), w.args()?)
         .fetch_all(db.pool())
         .await?;
     rows.iter().map(call_row).collect()
@@ -148,7 +148,7 @@ async fn count_raw(
     let mut w = Where::new(db);
     raw_conditions(&mut w, scope, f, from, to);
     let sql = format!("SELECT COUNT(*) FROM usage_logs{}", w.sql());
-    sqlx::query_scalar_with(&sql, w.args()?)
+    sqlx::query_scalar_with(&db.sql(&sql), w.args()?)
         .fetch_one(db.pool())
         .await
 }
@@ -192,7 +192,7 @@ pub(crate) async fn count_calls(db: &Db, scope: Scope, f: &Filter) -> Result<u64
         "SELECT CAST(COALESCE(SUM({column}), 0) AS BIGINT) FROM usage_hourly{}",
         w.sql()
     );
-    let mut total: i64 = sqlx::query_scalar_with(&sql, w.args()?)
+    let mut total: i64 = sqlx::query_scalar_with(&db.sql(&sql), w.args()?)
         .fetch_one(db.pool())
         .await?;
     if let (Some(from), Some(a)) = (f.from_ms, first)
@@ -221,7 +221,7 @@ pub(crate) async fn daily(
     use sqlx::Row as _;
     let group = if by_key { "key_id" } else { "model" };
     let sql = format!(
-        "SELECT (hour + $1) - ((hour + $1) % 86400000) AS day, {group} AS grp, \
+        "SELECT shifted - (shifted % 86400000) AS day, grp, \
          CAST(SUM(requests) AS BIGINT) AS requests, CAST(SUM(failures) AS BIGINT) AS failures, \
          CAST(SUM(prompt_tokens) AS BIGINT) AS prompt_tokens, \
          CAST(SUM(completion_tokens) AS BIGINT) AS completion_tokens, \
@@ -229,10 +229,12 @@ pub(crate) async fn daily(
          CAST(SUM(cache_write_tokens) AS BIGINT) AS cache_write_tokens, \
          CAST(SUM(reasoning_tokens) AS BIGINT) AS reasoning_tokens, \
          CAST(SUM(cost) AS BIGINT) AS cost \
-         FROM usage_hourly WHERE user_id = $2 AND hour >= $3 AND hour < $4 \
-         GROUP BY (hour + $1) - ((hour + $1) % 86400000), {group} ORDER BY day, grp"
+         FROM (SELECT hour + $1 AS shifted, {group} AS grp, requests, failures, prompt_tokens, \
+         completion_tokens, cached_tokens, cache_write_tokens, reasoning_tokens, cost \
+         FROM usage_hourly WHERE user_id = $2 AND hour >= $3 AND hour < $4) t \
+         GROUP BY shifted - (shifted % 86400000), grp ORDER BY day, grp"
     );
-    let rows = sqlx::query(&sql)
+    let rows = sqlx::query(&db.sql(&sql))
         .bind(offset_ms)
         .bind(user_id)
         .bind(from)
@@ -288,7 +290,7 @@ pub(crate) async fn spent(
         "SELECT CAST(COALESCE(SUM(cost), 0) AS BIGINT) FROM usage_hourly{}",
         w.sql()
     );
-    sqlx::query_scalar_with(&sql, w.args()?)
+    sqlx::query_scalar_with(&db.sql(&sql), w.args()?)
         .fetch_one(db.pool())
         .await
 }
@@ -313,7 +315,7 @@ pub(crate) async fn daily_costs(
          FROM usage_hourly{} GROUP BY hour - (hour % 86400000), model ORDER BY day, model",
         w.sql()
     );
-    sqlx::query_as_with(&sql, w.args()?)
+    sqlx::query_as_with(&db.sql(&sql), w.args()?)
         .fetch_all(db.pool())
         .await
 }
@@ -326,10 +328,10 @@ pub(crate) async fn ledger(
     limit: i64,
 ) -> Result<Vec<types::LedgerRow>, sqlx::Error> {
     use sqlx::Row as _;
-    let rows = sqlx::query(
+    let rows = sqlx::query(&db.sql(
         "SELECT id, user_id, key_id, kind, amount, balance_after, reference, reason, created_at \
          FROM ledger WHERE user_id = $1 AND id < $2 AND amount <> 0 ORDER BY id DESC LIMIT $3",
-    )
+    ))
     .bind(user_id)
     .bind(before.unwrap_or(i64::MAX))
     .bind(limit)
