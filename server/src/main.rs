@@ -1,6 +1,7 @@
 //! `tollgate [--config PATH]`: loads the config (exit 2 when it is wrong), sets up logging,
 //! connects and migrates the database, creates the first administrator, and serves.
-//! `tollgate restore` / `tollgate backups`: SQLite backups in the object storage (see USAGE).
+//! `tollgate restore` / `tollgate backups`: SQLite backups in the object storage;
+//! `tollgate import`: a one-api / new-api database into Tollgate's (see USAGE).
 
 use service::config::Config;
 
@@ -22,6 +23,12 @@ const USAGE: &str = "usage:
       database file is replaced only with --force.
   tollgate backups [--config PATH]
       Lists the backups in the configured object storage, oldest first.
+  tollgate import --from URL [--dry-run] [--logs DAYS] [--config PATH]
+      Imports a one-api or new-api database (sqlite:PATH, postgres://… or mysql://…, read
+      only) into database.url's, in one transaction: users (their passwords keep working),
+      API keys (the same sk-… keys keep working), channels, prices, group ratios, unused
+      redeem codes and, with --logs, the call logs of the last DAYS days. Run again, it
+      matches what it imported before. --dry-run does it all and rolls back. Prints a report.
 
 Environment overrides: TOLLGATE__SECTION__KEY=value";
 
@@ -29,6 +36,7 @@ enum Command {
     Serve,
     Restore { backup: Option<String>, force: bool },
     Backups,
+    Import(service::import::Options),
 }
 
 fn parse_args() -> Result<(Command, Option<PathBuf>), String> {
@@ -45,6 +53,10 @@ fn parse_args() -> Result<(Command, Option<PathBuf>), String> {
             args.next();
             Command::Backups
         }
+        Some("import") => {
+            args.next();
+            Command::Import(service::import::Options::default())
+        }
         _ => Command::Serve,
     };
     let mut path = None;
@@ -60,6 +72,17 @@ fn parse_args() -> Result<(Command, Option<PathBuf>), String> {
                 *backup = Some(args.next().ok_or("--backup needs a key")?)
             }
             ("--force", Command::Restore { force, .. }) => *force = true,
+            ("--from", Command::Import(o)) => o.from = args.next().ok_or("--from needs a URL")?,
+            ("--dry-run", Command::Import(o)) => o.dry_run = true,
+            ("--logs", Command::Import(o)) => {
+                let days = args.next().ok_or("--logs needs a number of days")?;
+                o.logs_days = Some(
+                    days.parse()
+                        .ok()
+                        .filter(|d| (1..=3650).contains(d))
+                        .ok_or("--logs must be 1 to 3650 days")?,
+                );
+            }
             ("--version" | "-V", _) => {
                 println!("tollgate {}", env!("CARGO_PKG_VERSION"));
                 std::process::exit(0);
@@ -70,6 +93,11 @@ fn parse_args() -> Result<(Command, Option<PathBuf>), String> {
             }
             (other, _) => return Err(format!("unknown argument {other:?} (try --help)")),
         }
+    }
+    if let Command::Import(o) = &command
+        && o.from.is_empty()
+    {
+        return Err("import needs --from URL (the one-api/new-api database)".into());
     }
     Ok((command, path))
 }
@@ -145,6 +173,18 @@ fn offline(command: Command, config: &Config) -> ExitCode {
                     );
                 };
                 service::jobs::restore(&store, backup.as_deref(), &file, force).await
+            }
+            Command::Import(opts) => {
+                let db = service::db::Db::connect(&config.database).await?;
+                let report = service::import::run(&db, &opts).await;
+                db.close().await;
+                let report = report?;
+                print!("{report}");
+                Ok(if opts.dry_run {
+                    "dry run: nothing was written".into()
+                } else {
+                    "import done".into()
+                })
             }
             Command::Serve => Ok(String::new()),
         }

@@ -13,6 +13,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod field;
+pub mod import;
 pub mod jobs;
 pub mod keys;
 pub mod kv;

@@ -10,6 +10,7 @@ mod config;
 mod faults;
 mod gateway;
 mod hardening;
+mod import;
 mod instances;
 mod jobs;
 mod lifecycle;

@@ -101,6 +101,8 @@ pub async fn login(
         Some(r) => (Some(r.password_hash), Some(r.info)),
         None => (None, None),
     };
+    let legacy = stored.as_deref().is_some_and(password::is_legacy);
+    let again = legacy.then(|| password.clone());
     let ok = password::verify(password, stored).await?;
     // A deleted account answers as an unknown one.
     let Some(info) = info.filter(|i| ok && i.deleted_at.is_none()) else {
@@ -113,6 +115,15 @@ pub async fn login(
     svc.limiter.clear(&account_key).await?;
     if let Some(k) = &ip_key {
         svc.limiter.forgive(k).await?;
+    }
+    // An imported bcrypt hash gives way to Tollgate's own at its first sign-in.
+    if let Some(password) = again {
+        let hash = password::hash(password).await?;
+        repo::rehash_password(&svc.db, info.id, &hash, now_ms()).await?;
+        tracing::info!(
+            user.id = info.id,
+            "an imported password hash was replaced by argon2id"
+        );
     }
     if let Some(old) = previous_token {
         repo::delete_session(&svc.db, &session_id(old)).await?;

@@ -1,4 +1,6 @@
 //! Passwords: argon2id at OWASP parameters (m = 19 MiB, t = 2, p = 1), on the blocking pool.
+//! A bcrypt hash carried over by `tollgate import` (one-api's) is checked as bcrypt, and the
+//! sign-in that passes it stores the password again as argon2id ([`is_legacy`]).
 
 use crate::Error;
 use argon2::password_hash::{
@@ -54,6 +56,9 @@ pub async fn verify(password: String, stored: Option<String>) -> Result<bool, Er
         None => dummy_hash().to_string(),
     };
     let ok = tokio::task::spawn_blocking(move || {
+        if is_legacy(&stored) {
+            return Ok(bcrypt::verify(password.as_bytes(), &stored).unwrap_or(false));
+        }
         PasswordHash::new(&stored)
             .map(|h| argon2().verify_password(password.as_bytes(), &h).is_ok())
             .map_err(|e| Error::Internal(anyhow::anyhow!("stored password hash unreadable: {e}")))
@@ -61,6 +66,13 @@ pub async fn verify(password: String, stored: Option<String>) -> Result<bool, Er
     .await
     .map_err(|e| Error::Internal(e.into()))??;
     Ok(ok && exists)
+}
+
+/// Whether a stored hash is not Tollgate's own (a bcrypt hash an import carried over).
+pub fn is_legacy(stored: &str) -> bool {
+    ["$2a$", "$2b$", "$2y$"]
+        .iter()
+        .any(|p| stored.starts_with(p))
 }
 
 fn dummy_hash() -> &'static str {

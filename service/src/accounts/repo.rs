@@ -288,3 +288,15 @@ pub async fn purge_sessions(db: &Db, now: i64, idle_before: i64) -> Result<u64, 
             .rows_affected(),
     )
 }
+
+/// Stores a password's new hash (the same password, Tollgate's algorithm): no session ends.
+pub async fn rehash_password(db: &Db, user_id: i64, hash: &str, now: i64) -> Result<(), Error> {
+    db.write(
+        sqlx::query(&db.sql("UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3"))
+            .bind(hash)
+            .bind(now)
+            .bind(user_id),
+    )
+    .await?;
+    Ok(())
+}

@@ -122,7 +122,8 @@ async fn balances(svc: &Services) -> anyhow::Result<(usize, i64)> {
 
 /// Per user and day compared, charges less usage costs where they differ. A day is compared
 /// from its start when the usage rows of all of it are kept (retention) and every charge in it
-/// names its day (charges written before `usage_day` existed do not). Today is compared only
+/// names its day (charges written before `usage_day` existed do not). Calls imported from
+/// one-api/new-api (`upstream_kind = 'imported'`) were paid for there. Today is compared only
 /// for users without an open credit grant: a grant in use always has some cost still to
 /// report (the next run, or the end of the day, compares it).
 async fn seen(svc: &Services) -> anyhow::Result<BTreeMap<(i64, i64), i64>> {
@@ -147,6 +148,7 @@ async fn seen(svc: &Services) -> anyhow::Result<BTreeMap<(i64, i64), i64>> {
     let costs: Vec<(i64, i64, i64)> = sqlx::query_as(&svc.db.sql(
         "SELECT user_id, created_at - created_at % 86400000, CAST(SUM(cost) AS BIGINT) \
          FROM usage_logs WHERE created_at >= $1 AND cost <> 0 \
+         AND (upstream_kind IS NULL OR upstream_kind <> 'imported') \
          GROUP BY user_id, created_at - created_at % 86400000",
     ))
     .bind(from)

@@ -34,8 +34,17 @@ impl Code {
         ))
     }
 
-    /// Reads a code as a person may type it. `None` when it is not one.
+    /// Reads a code as a person may type it. `None` when it is not one. A one-api / new-api
+    /// code (32 hexadecimal digits, as `tollgate import` carried it over) is read too.
     pub fn parse(text: &str) -> Option<Code> {
+        Self::parse_own(text).or_else(|| {
+            let t = text.trim();
+            (t.len() == 32 && t.bytes().all(|b| b.is_ascii_hexdigit()))
+                .then(|| Code(t.to_ascii_lowercase()))
+        })
+    }
+
+    fn parse_own(text: &str) -> Option<Code> {
         let mut body = String::with_capacity(CHARS);
         let upper = text.trim().to_ascii_uppercase();
         let rest = upper.strip_prefix("RC").unwrap_or(&upper);
@@ -100,6 +109,21 @@ mod tests {
         assert_eq!(Code::parse(&lookalikes), Some(code.clone()));
         assert_eq!(code.digest().len(), 64);
         assert_eq!(code.prefix(), format!("{}…", &shown[..7]));
+    }
+
+    #[test]
+    fn an_imported_one_api_code_reads_case_blind() {
+        let c = Code::parse("0123456789abcdef0123456789ABCDEF").expect("code");
+        assert_eq!(
+            Some(c.clone()),
+            Code::parse(" 0123456789ABCDEF0123456789abcdef ")
+        );
+        assert_eq!(
+            c.digest(),
+            hex::encode(Sha256::digest(b"0123456789abcdef0123456789abcdef"))
+        );
+        assert!(Code::parse("0123456789abcdef0123456789abcde").is_none());
+        assert!(Code::parse("0123456789abcdef0123456789abcdeg").is_none());
     }
 
     #[test]
