@@ -22,13 +22,9 @@ impl Source {
         let url = match backend {
             // Read-only: the file is never written, nor created when it is missing.
             Backend::Sqlite => {
-                let path = url["sqlite:".len()..].trim_start_matches("//");
-                let path = path.split('?').next().unwrap_or(path);
-                anyhow::ensure!(
-                    std::path::Path::new(path).exists(),
-                    "--from: no such file: {path}"
-                );
-                format!("sqlite://{path}?mode=ro")
+                let path = crate::db::sqlite_path(url).context("--from: a sqlite: URL")?;
+                anyhow::ensure!(path.exists(), "--from: no such file: {}", path.display());
+                format!("sqlite://{}?mode=ro", path.display())
             }
             Backend::Postgres | Backend::Mysql => url.to_string(),
         };
