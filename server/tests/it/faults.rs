@@ -597,24 +597,26 @@ async fn usage_beyond_the_reservation_is_charged_and_the_grant_closes(backend: B
         "at least the balance's worth is served: {served}"
     );
     let upstream = gw.mock.requests().await.len();
-    // The grant closes once the account is idle, with everything collected that could be.
+    // The grant closes once the account is idle, and every call is then charged or counted as
+    // uncollected (the last overage is collected after the close released the hold).
     let deadline = Instant::now() + Duration::from_secs(15);
-    let uncollected =
-        loop {
-            let open: i64 =
-                sqlx::query_scalar(&gw.app.svc.db.sql(
-                    "SELECT COUNT(*) FROM credit_grants WHERE user_id = $1 AND status = 'open'",
-                ))
-                .bind(gw.user_id)
-                .fetch_one(gw.app.svc.db.pool())
-                .await
-                .expect("open grants");
-            if open == 0 {
-                break gw.metric("tollgate_credit_uncollected_units_total").await as i64;
-            }
-            assert!(Instant::now() < deadline, "the grant never closed");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        };
+    let uncollected = loop {
+        let open = gw
+            .scalar("SELECT COUNT(*) FROM credit_grants WHERE user_id = $1 AND status = 'open'")
+            .await;
+        let charged = gw
+            .scalar("SELECT CAST(COALESCE(-SUM(amount), 0) AS BIGINT) FROM ledger WHERE user_id = $1 AND kind = 'charge'")
+            .await;
+        let uncollected = gw.metric("tollgate_credit_uncollected_units_total").await as i64;
+        if open == 0 && charged + uncollected == upstream as i64 * 100 {
+            break uncollected;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not settled: {open} open grants, {charged} charged, {uncollected} uncollected"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     let (balance, charged) = assert_books(
         gw.app.svc.db.pool(),
         gw.user_id,

@@ -32,6 +32,10 @@ pub(super) struct State {
     /// from a grant that was lost): charged from the free balance as far as it goes, by the day
     /// of its calls.
     pub(super) overage: Days,
+    /// Overage the free balance fell short of while this instance held a grant for the
+    /// account: part of the balance was then held by that grant. Charged again once the grant
+    /// is closed or lost (its hold released); only what is still short then is uncollected.
+    pub(super) deferred: Days,
     pub(super) last_used: Option<Instant>,
     pub(super) window_start: Option<Instant>,
     pub(super) window_spend: i64,
@@ -117,6 +121,22 @@ impl Days {
         self.0.retain(|(_, a)| *a > 0);
     }
 
+    /// Moves what `other` owes here, oldest day first, up to `limit`; returns how much moved.
+    pub(super) fn absorb_up_to(&mut self, other: &mut Days, limit: i64) -> i64 {
+        let mut moved = 0;
+        for (day, amount) in &mut other.0 {
+            let part = (*amount).min(limit - moved);
+            if part <= 0 {
+                break;
+            }
+            *amount -= part;
+            moved += part;
+            self.add(*day, part);
+        }
+        other.0.retain(|(_, a)| *a > 0);
+        moved
+    }
+
     /// Moves everything `other` owes here.
     pub(super) fn absorb(&mut self, other: &mut Days) {
         for (day, amount) in std::mem::take(&mut other.0) {
@@ -197,6 +217,7 @@ impl State {
         self.grant_id.is_none()
             && self.inflight == 0
             && self.overage.is_empty()
+            && self.deferred.is_empty()
             && self.unacked_overage.is_none()
             && self.waiting == 0
             && self.resumed_rate(now) == 0
@@ -241,6 +262,17 @@ impl State {
         (wanted - free.min(wanted), prefetch)
     }
 
+    /// Overage the grant's own free part can pay for becomes cost served from the grant (it is
+    /// this account's money, held here): charged against the hold rather than from the free
+    /// balance, which that hold keeps short. Not while an overage charge awaits its answer.
+    pub(super) fn cover_overage(&mut self) {
+        if self.grant_id.is_none() || self.unacked_overage.is_some() {
+            return;
+        }
+        let free = self.free().max(0);
+        self.pending.absorb_up_to(&mut self.overage, free);
+    }
+
     /// The grant is gone (taken over, or opened under a lease that was): what was served from
     /// it and not reported becomes overage, and reservations taken from it settle as overage.
     pub(super) fn lose_grant(&mut self) {
@@ -248,6 +280,7 @@ impl State {
             return;
         }
         self.overage.absorb(&mut self.pending);
+        self.overage.absorb(&mut self.deferred);
         self.unacked = None;
         self.grant_id = None;
         self.granted = 0;
@@ -452,6 +485,46 @@ mod tests {
     }
 
     const DAY: i64 = 86_400_000;
+
+    #[test]
+    fn overage_is_paid_from_the_grants_own_free_part_first() {
+        let mut st = State {
+            grant_id: Some("g".into()),
+            granted: 100,
+            reported: 40,
+            pending: Days::of(DAY, 10),
+            inflight: 20,
+            overage: Days(vec![(0, 25), (DAY, 20)]),
+            ..State::default()
+        };
+        st.cover_overage();
+        assert_eq!(st.free(), 0, "the free 30 went to the oldest overage first");
+        assert_eq!(st.pending, Days(vec![(0, 25), (DAY, 15)]));
+        assert_eq!(st.overage, Days::of(DAY, 15));
+        // Not while an overage charge awaits its answer (its batch must stay as sent), nor
+        // without a grant.
+        st.granted += 50;
+        st.unacked_overage = Some(Batch::new((DAY, 15)));
+        st.cover_overage();
+        assert_eq!(st.overage.total(), 15);
+        st.unacked_overage = None;
+        st.grant_id = None;
+        st.cover_overage();
+        assert_eq!(st.overage.total(), 15);
+    }
+
+    #[test]
+    fn overage_put_off_under_a_grant_is_owed_again_when_the_grant_is_lost() {
+        let mut st = State {
+            grant_id: Some("g".into()),
+            granted: 10,
+            deferred: Days::of(0, 9),
+            ..State::default()
+        };
+        assert!(!st.forgettable(Instant::now()));
+        st.lose_grant();
+        assert_eq!((st.overage.total(), st.deferred.total()), (9, 0));
+    }
 
     #[test]
     fn what_is_owed_is_kept_by_the_day_of_its_calls() {

@@ -164,6 +164,10 @@ impl CreditManager {
                     .lock()
                     .top_up_size(attempt == 0, amount, self.clock.now());
             if !self.top_up(&account, need, prefetch).await? {
+                if attempt == 0 && need > amount {
+                    // Short for everyone queued: this request may still fit alone.
+                    continue;
+                }
                 return Err(Error::InsufficientBalance);
             }
             if let Some(r) = self.take(&account, amount) {
@@ -196,7 +200,7 @@ impl CreditManager {
                 let usable = st.grant_id.is_some() && st.grant_epoch == self.lease.epoch();
                 (
                     if usable { st.free().max(0) } else { 0 },
-                    st.overage.total(),
+                    st.overage.total() + st.deferred.total(),
                 )
             };
             if free >= least

@@ -18,7 +18,8 @@ impl CreditManager {
         // One batch per day of calls owed, oldest first (nearly always one); the days owed now,
         // so that a steady flow of new cost does not keep the report going.
         let rounds = {
-            let st = account.lock();
+            let mut st = account.lock();
+            st.cover_overage();
             st.pending.len() + usize::from(st.unacked.is_some())
         };
         for _ in 0..rounds {
@@ -84,19 +85,23 @@ impl CreditManager {
             };
             let charged =
                 repo::charge_overage(&self.db, account.id, b.amount, &b.id, b.day).await?;
-            if charged < b.amount {
-                self.metrics
-                    .uncollected
-                    .inc_by(u64::try_from(b.amount - charged).unwrap_or(0));
-                tracing::warn!(
-                    user.id = account.id.user_id,
-                    uncollected = b.amount - charged,
-                    "usage beyond the balance could not be charged"
-                );
-            }
             let mut st = account.lock();
             st.unacked_overage = None;
             st.overage.take(b.day, b.amount);
+            let short = b.amount - charged;
+            if short > 0 && st.grant_id.is_some() {
+                // The grant held here keeps part of the balance: try again once it is closed.
+                st.deferred.add(b.day, short);
+            } else if short > 0 {
+                self.metrics
+                    .uncollected
+                    .inc_by(u64::try_from(short).unwrap_or(0));
+                tracing::warn!(
+                    user.id = account.id.user_id,
+                    uncollected = short,
+                    "usage beyond the balance could not be charged"
+                );
+            }
         }
         Ok(())
     }
@@ -164,25 +169,30 @@ impl CreditManager {
         // opens a new grant. The grant releases what it holds beyond what was charged (closed
         // already if it was taken over: then the taker released it).
         repo::close_grant(&self.db, &grant_id).await?;
-        let mut st = account.lock();
-        // Anything served from it meanwhile (a reservation of a stop) settles as overage.
-        let mut pending = std::mem::take(&mut st.pending);
-        st.overage.absorb(&mut pending);
-        // The spend of the last active second, remembered for a resuming burst.
-        let rate = st.window_spend.max(st.last_window);
-        *st = State {
-            // Requests queued for the next grant keep their place; cost still to collect too.
-            waiting: st.waiting,
-            overage: std::mem::take(&mut st.overage),
-            unacked_overage: st.unacked_overage.take(),
-            generation: st.generation + 1,
-            last_window: st.last_window,
-            window_start: st.window_start,
-            window_spend: st.window_spend,
-            resume: (rate > 0).then(|| (self.clock.now(), rate)),
-            ..State::default()
-        };
-        Ok(())
+        {
+            let mut st = account.lock();
+            // Anything served from it meanwhile (a reservation of a stop) settles as overage;
+            // so does what was put off while the grant held part of the balance.
+            let mut owed = std::mem::take(&mut st.pending);
+            owed.absorb(&mut st.deferred);
+            st.overage.absorb(&mut owed);
+            // The spend of the last active second, remembered for a resuming burst.
+            let rate = st.window_spend.max(st.last_window);
+            *st = State {
+                // Requests queued for the next grant keep their place; cost still to collect too.
+                waiting: st.waiting,
+                overage: std::mem::take(&mut st.overage),
+                unacked_overage: st.unacked_overage.take(),
+                generation: st.generation + 1,
+                last_window: st.last_window,
+                window_start: st.window_start,
+                window_spend: st.window_spend,
+                resume: (rate > 0).then(|| (self.clock.now(), rate)),
+                ..State::default()
+            };
+        }
+        // The hold is released: collect what is owed from it now, not a pass later.
+        self.report(account).await
     }
 
     /// Drops an account without a grant from the manager once its last rate is stale, unless a
