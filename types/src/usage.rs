@@ -216,7 +216,8 @@ pub struct LedgerRow {
     pub id: i64,
     pub user_id: i64,
     pub key_id: Option<i64>,
-    /// `credit`, `grant`, `charge`, `release`, `adjustment` or `refund`.
+    /// `credit`, `grant`, `charge`, `release`, `adjustment`, `refund` or `import` (a balance
+    /// moved in by `tollgate import`).
     pub kind: String,
     /// The change of the balance.
     #[cfg_attr(feature = "openapi", schema(value_type = String, example = "1.50"))]

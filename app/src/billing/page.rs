@@ -102,6 +102,7 @@ fn kind_text(kind: &str) -> &'static str {
         "charge" => t!("billing.kind_charge"),
         "adjustment" => t!("billing.kind_adjustment"),
         "refund" => t!("billing.kind_refund"),
+        "import" => t!("billing.kind_import"),
         _ => t!("billing.kind_other"),
     }
 }

@@ -36,6 +36,7 @@ pub const EN: &[(&str, &str)] = &[
     ("billing.kind_charge", "Usage"),
     ("billing.kind_adjustment", "Adjustment"),
     ("billing.kind_refund", "Refund"),
+    ("billing.kind_import", "Imported"),
     ("billing.kind_other", "Other"),
     ("billing.redeemed_code", "Redeem code"),
     ("pricing.title", "Pricing"),

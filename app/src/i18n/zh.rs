@@ -36,6 +36,7 @@ pub const ZH: &[(&str, &str)] = &[
     ("billing.kind_charge", "消费"),
     ("billing.kind_adjustment", "调整"),
     ("billing.kind_refund", "退款"),
+    ("billing.kind_import", "迁入"),
     ("billing.kind_other", "其他"),
     ("billing.redeemed_code", "兑换码"),
     ("pricing.title", "价格"),

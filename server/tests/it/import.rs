@@ -14,6 +14,8 @@ const K_CAPPED: &str = "MmmmNnnnOoooPpppQqqqRrrrSsssTtttUuuuVvvvWwwwXxxx";
 const K_BOB: &str = "YyyyZzzz0000111122223333444455556666777788889999";
 const K_ORPHAN: &str = "orphanorphanorphanorphanorphanorphanorphanorphan";
 const K_BAD_IPS: &str = "badipsbadipsbadipsbadipsbadipsbadipsbadipsbadips";
+/// A source key that is already a Tollgate key of another user (the administrator).
+const K_TAKEN: &str = "takentakentakentakentakentakentakentakentakentak";
 const CODE: &str = "0f1e2d3c4b5a69788796a5b4c3d2e1f0";
 const USED: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 const EMPTY: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
@@ -164,6 +166,7 @@ async fn source(
         (3, 4, K_BOB, 2, "bobs", -1, 0, t, "", ""),
         (4, 5, K_ORPHAN, 1, "orphan", -1, 0, t, "", ""),
         (5, 2, K_BAD_IPS, 1, "bad ips", -1, 0, t, "", "not-an-ip"),
+        (6, 2, K_TAKEN, 1, "taken", -1, 0, t, "", ""),
     ];
     for (id, user, k, status, name, exp, remain, unl, models, ips) in tokens {
         let (cols, vals) = if new_api {
@@ -327,6 +330,17 @@ async fn imports_from(backend: Backend, engine: Engine, new_api: bool) {
             .expect(sql)
     };
 
+    // The administrator already has a key whose secret is one of the source's.
+    let taken = hex::encode(service::keys::digest(&format!("sk-{K_TAKEN}")));
+    sqlx::query(&db.sql(
+        "INSERT INTO api_keys (user_id, name, key_hash, prefix, created_at) \
+         SELECT id, 'mine', $1, 'sk-take', 0 FROM users WHERE username = 'admin'",
+    ))
+    .bind(&taken)
+    .execute(db.pool())
+    .await
+    .expect("the administrator's key");
+
     // A dry run reports all of it and writes nothing.
     let opts = Options {
         from: from.clone(),
@@ -344,7 +358,7 @@ async fn imports_from(backend: Backend, engine: Engine, new_api: bool) {
         0,
         "{at}"
     );
-    assert_eq!(scalar("SELECT COUNT(*) FROM api_keys").await, 0, "{at}");
+    assert_eq!(scalar("SELECT COUNT(*) FROM api_keys").await, 1, "{at}");
 
     let opts = Options {
         dry_run: false,
@@ -363,7 +377,7 @@ async fn imports_from(backend: Backend, engine: Engine, new_api: bool) {
         c(6, 4, 0, 2)
     };
     assert_eq!(count(&report, "users"), users, "{at}: {text}");
-    assert_eq!(count(&report, "keys"), c(5, 4, 0, 1), "{at}: {text}");
+    assert_eq!(count(&report, "keys"), c(6, 4, 0, 2), "{at}: {text}");
     assert_eq!(count(&report, "channels"), c(3, 2, 0, 1), "{at}: {text}");
     assert_eq!(count(&report, "prices"), c(3, 3, 0, 0), "{at}: {text}");
     assert_eq!(count(&report, "groups"), c(2, 2, 0, 0), "{at}: {text}");
@@ -377,6 +391,7 @@ async fn imports_from(backend: Backend, engine: Engine, new_api: bool) {
         "users: Alice (id 3): the same name as an earlier user",
         "users: \"x\" (id 5): not a username Tollgate takes",
         "keys: key 4: its user was not imported",
+        "keys: key 6: already a Tollgate key of another user",
         "channels: custom (id 3): no base URL",
         "redeem codes: code 3: no value",
     ] {
@@ -434,6 +449,11 @@ async fn imports_from(backend: Backend, engine: Engine, new_api: bool) {
     );
     assert_eq!(scalar("SELECT COUNT(*) FROM users u WHERE u.balance <> (SELECT COALESCE(SUM(l.amount), 0) FROM ledger l WHERE l.user_id = u.id)").await, 0, "{at}");
     assert_eq!(
+        scalar("SELECT COUNT(*) FROM ledger l JOIN users u ON u.id = l.user_id WHERE u.username = 'alice' AND l.kind = 'import' AND l.amount = 1000000 AND l.reference = 'import:user:alice'").await,
+        1,
+        "{at}: the balance came in as an import, not a credit"
+    );
+    assert_eq!(
         scalar("SELECT COUNT(*) FROM usage_logs WHERE request_id = 'import-1' AND cost = 2000")
             .await,
         1,
@@ -453,7 +473,12 @@ async fn imports_from(backend: Backend, engine: Engine, new_api: bool) {
         c(6, 0, 4, 2)
     };
     assert_eq!(count(&again, "users"), users, "{at}: {again}");
-    assert_eq!(count(&again, "keys"), c(5, 0, 4, 1), "{at}: {again}");
+    assert_eq!(count(&again, "keys"), c(6, 0, 4, 2), "{at}: {again}");
+    assert_eq!(
+        scalar("SELECT COUNT(*) FROM api_keys k JOIN users u ON u.id = k.user_id WHERE u.username = 'admin' AND k.name = 'mine'").await,
+        1,
+        "{at}: the administrator's key stays theirs"
+    );
     assert_eq!(count(&again, "channels"), c(3, 0, 2, 1), "{at}: {again}");
     assert_eq!(count(&again, "prices"), c(3, 0, 3, 0), "{at}: {again}");
     assert_eq!(

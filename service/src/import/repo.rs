@@ -173,7 +173,7 @@ pub async fn user_by_name(
         .await?;
     let Some(id) = id else { return Ok(None) };
     let ours: Option<i64> = sqlx::query_scalar(
-        &tx.sql("SELECT id FROM ledger WHERE kind = 'credit' AND reference = $1 AND user_id = $2"),
+        &tx.sql("SELECT id FROM ledger WHERE kind = 'import' AND reference = $1 AND user_id = $2"),
     )
     .bind(reference)
     .bind(id)
@@ -201,7 +201,7 @@ pub async fn insert_user(tx: &mut WriteTx, u: &NewUser<'_>) -> anyhow::Result<i6
     let id = Db::insert_id(backend, q, &mut **tx).await?;
     sqlx::query(&tx.sql(
         "INSERT INTO ledger (user_id, key_id, kind, amount, hold, balance_after, reference, reason, created_at) \
-         VALUES ($1, NULL, 'credit', $2, 0, $3, $4, 'imported from one-api/new-api', $5)",
+         VALUES ($1, NULL, 'import', $2, 0, $3, $4, 'imported from one-api/new-api', $5)",
     ))
     .bind(id)
     .bind(u.balance)
