@@ -51,6 +51,38 @@ pub fn mysql_admin_url() -> String {
         .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".into())
 }
 
+/// A new empty database `name` on the test server of `backend` (PostgreSQL or MySQL), and its
+/// URL. MySQL's compares text byte for byte from the start, as the other engines do.
+pub async fn create_database(backend: Backend, name: &str) -> String {
+    match backend {
+        Backend::Postgres => {
+            let mut conn = sqlx::PgConnection::connect(&pg_admin_url())
+                .await
+                .expect("PostgreSQL must be running for the tests (make test starts it)");
+            sqlx::query(&format!("CREATE DATABASE {name}"))
+                .execute(&mut conn)
+                .await
+                .expect("create database");
+            let base = pg_admin_url();
+            let base = base.rsplit_once('/').map_or(base.as_str(), |(b, _)| b);
+            format!("{base}/{name}")
+        }
+        Backend::Mysql => {
+            let mut conn = sqlx::MySqlConnection::connect(&mysql_admin_url())
+                .await
+                .expect("MySQL or MariaDB must be running for the tests (make test starts it)");
+            sqlx::query(&format!(
+                "CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
+            ))
+            .execute(&mut conn)
+            .await
+            .expect("create database");
+            format!("{}/{name}", mysql_admin_url())
+        }
+        Backend::Sqlite => panic!("a SQLite database is a file"),
+    }
+}
+
 pub fn redis_url() -> String {
     std::env::var("TOLLGATE_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
@@ -75,32 +107,9 @@ impl Storage {
                 format!("sqlite://{}", dir.join("tollgate.db").display()),
                 None,
             ),
-            Backend::Postgres => {
+            Backend::Postgres | Backend::Mysql => {
                 let name = format!("tg_test_{id}");
-                let mut conn = sqlx::PgConnection::connect(&pg_admin_url())
-                    .await
-                    .expect("PostgreSQL must be running for the tests (make test starts it)");
-                sqlx::query(&format!("CREATE DATABASE {name}"))
-                    .execute(&mut conn)
-                    .await
-                    .expect("create database");
-                let base = pg_admin_url();
-                let base = base
-                    .rsplit_once('/')
-                    .map_or(base.as_str(), |(b, _)| b)
-                    .to_string();
-                (format!("{base}/{name}"), Some(name))
-            }
-            Backend::Mysql => {
-                let name = format!("tg_test_{id}");
-                let mut conn = sqlx::MySqlConnection::connect(&mysql_admin_url())
-                    .await
-                    .expect("MySQL or MariaDB must be running for the tests (make test starts it)");
-                sqlx::query(&format!("CREATE DATABASE {name}"))
-                    .execute(&mut conn)
-                    .await
-                    .expect("create database");
-                (format!("{}/{name}", mysql_admin_url()), Some(name))
+                (create_database(backend, &name).await, Some(name))
             }
         };
         Storage {

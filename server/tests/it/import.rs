@@ -226,18 +226,7 @@ async fn source(
         }
         Engine::Postgres => {
             let name = format!("oneapi_{id}");
-            let mut admin = sqlx::PgConnection::connect(&pg_admin_url())
-                .await
-                .expect("pg");
-            sqlx::query(&format!("CREATE DATABASE {name}"))
-                .execute(&mut admin)
-                .await
-                .expect("db");
-            let base = pg_admin_url();
-            let url = format!(
-                "{}/{name}",
-                base.rsplit_once('/').map_or(base.as_str(), |(b, _)| b)
-            );
+            let url = create_database(Backend::Postgres, &name).await;
             let mut conn = sqlx::PgConnection::connect(&url).await.expect("pg");
             for s in &sql {
                 sqlx::query(s).execute(&mut conn).await.expect(s);
@@ -249,18 +238,9 @@ async fn source(
         }
         Engine::Mysql => {
             let name = format!("oneapi_{id}");
-            let mut admin = sqlx::MySqlConnection::connect(&mysql_admin_url())
-                .await
-                .expect("mysql");
-            // Case-sensitive names, so that two users may differ only in case, as on the
-            // other engines.
-            sqlx::query(&format!(
-                "CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
-            ))
-            .execute(&mut admin)
-            .await
-            .expect("db");
-            let url = format!("{}/{name}", mysql_admin_url());
+            // Case-sensitive names (the helper's byte-wise collation), so that two users may
+            // differ only in case, as on the other engines.
+            let url = create_database(Backend::Mysql, &name).await;
             let mut conn = sqlx::MySqlConnection::connect(&url).await.expect("mysql");
             for s in &sql {
                 sqlx::query(s).execute(&mut conn).await.expect(s);
