@@ -608,9 +608,16 @@ test("the admin runs the gateway from the console, and every action is audited",
   await expect(page.getByTestId("test-error")).not.toBeEmpty();
   await expect(page.getByTestId("channel-row").filter({ hasText: "console-good" }).getByTestId("channel-health")).toContainText("100.0% (1)");
   // An Anthropic channel: its kind chosen in the form, its test a Messages call to the mock.
+  // It serves two user groups only: a bad name is refused beside the field, then shown in the row.
   await page.getByTestId("channel-kind").selectOption("anthropic");
+  await page.getByTestId("channel-groups").fill("vip, not a group!");
+  await page.getByTestId("channel-name").fill("console-claude");
+  await page.getByTestId("save-channel").click();
+  await expect(page.locator(".field-error")).toContainText("groups");
+  await page.getByTestId("channel-groups").fill("vip, team");
   await addChannel("console-claude", mock, "claude-e2e");
   const claudeRow = page.getByTestId("channel-row").filter({ hasText: "console-claude" });
+  await expect(claudeRow.getByTestId("channel-groups-cell")).toHaveText("only for team, vip");
   await expect(claudeRow.getByTestId("channel-kind-cell")).toHaveText("Anthropic");
   await expect(page.getByTestId("channel-row").filter({ hasText: "console-good" }).getByTestId("channel-kind-cell")).toHaveText("OpenAI-compatible");
   await claudeRow.getByTestId("test-channel").click();

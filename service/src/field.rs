@@ -34,3 +34,20 @@ pub fn check_text(field: &'static str, text: &str, max: usize) -> Result<(), Fie
     }
     Ok(())
 }
+
+/// A user group's name (`limits.groups`, a group multiplier, a user's group, a channel's
+/// groups): 1 to 64 letters, digits, `-`, `_` or `.`.
+pub fn check_group(field: &'static str, name: &str) -> Result<(), FieldError> {
+    if name.is_empty()
+        || name.len() > 64
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    {
+        return Err(FieldError::new(
+            field,
+            "must be 1 to 64 letters, digits, -, _ or .",
+        ));
+    }
+    Ok(())
+}

@@ -285,6 +285,9 @@ pub struct ChannelView {
     pub idle_timeout_ms: u64,
     pub enabled: bool,
     pub has_api_key: bool,
+    /// The user groups whose keys the channel serves; empty: every group.
+    #[serde(default)]
+    pub groups: Vec<String>,
 }
 
 /// A public model and its ordered fallback list of upstream model names.

@@ -1,5 +1,5 @@
 //! Admin server functions: each checks the role on the server, in `service::accounts`.
-// A server function's arguments are its form's fields (a channel has sixteen).
+// A server function's arguments are its form's fields (a channel has seventeen).
 #![allow(clippy::too_many_arguments)]
 
 use crate::error::AppError;
@@ -408,6 +408,7 @@ pub async fn save_channel(
     connect_timeout_ms: String,
     idle_timeout_ms: String,
     enabled: Option<String>,
+    groups: Option<String>,
 ) -> Result<types::ChannelView, AppError> {
     use crate::ssr::*;
     use service::Error;
@@ -447,11 +448,8 @@ pub async fn save_channel(
         api_key: Some(api_key.trim().to_string())
             .filter(|k| !k.is_empty())
             .map(service::secret::SecretString::new),
-        models: models
-            .split([',', ' ', '\n', '\r', '\t'])
-            .filter(|m| !m.is_empty())
-            .map(str::to_string)
-            .collect(),
+        models: words(&models),
+        groups: words(groups.as_deref().unwrap_or_default()),
         priority: number("priority", &priority, 0)?,
         weight: u32::try_from(positive("weight", number("weight", &weight, 1)?)?)
             .map_err(|_| Error::invalid("weight", "too large"))?,
@@ -474,6 +472,15 @@ pub async fn save_channel(
         enabled: enabled.is_some(),
     };
     Ok(service::catalog::save_channel(&svc, &actor, id, input).await?)
+}
+
+/// A list as typed in a text field: split at commas and white space.
+#[cfg(feature = "ssr")]
+fn words(text: &str) -> Vec<String> {
+    text.split([',', ' ', '\n', '\r', '\t'])
+        .filter(|w| !w.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 /// Turns a channel on or off, everything else kept (its key too).
@@ -502,6 +509,7 @@ pub async fn toggle_channel(id: i64, enabled: bool) -> Result<types::ChannelView
         answer_timeout_ms: c.answer_timeout_ms,
         idle_timeout_ms: c.idle_timeout_ms,
         enabled,
+        groups: c.groups,
     };
     Ok(service::catalog::save_channel(&svc, &actor, Some(id), input).await?)
 }

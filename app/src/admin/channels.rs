@@ -53,6 +53,7 @@ fn Channels() -> impl IntoView {
             "stream_usage",
             "api_key",
             "models",
+            "groups",
             "priority",
             "weight",
             "first_byte_timeout_ms",
@@ -122,6 +123,11 @@ fn Channels() -> impl IntoView {
                             <span>{t!("channels.models")}</span>
                             <input name="models" placeholder="gpt-4o, gpt-4o-mini" data-testid="channel-models" prop:value=val(|c| c.models.join(", "))/>
                             {err.at("models")}
+                        </label>
+                        <label class="wide">
+                            <span>{t!("channels.groups")}</span>
+                            <input name="groups" placeholder=t!("channels.groups_all") data-testid="channel-groups" prop:value=val(|c| c.groups.join(", "))/>
+                            {err.at("groups")}
                         </label>
                         <label>
                             <span>{t!("channels.priority")}</span>
@@ -291,7 +297,12 @@ fn ChannelRow(
             <td>{c.name.clone()}</td>
             <td data-testid="channel-kind-cell">{kind_label(c.kind)}</td>
             <td><code>{c.base_url.clone()}</code></td>
-            <td>{c.models.join(", ")}</td>
+            <td>
+                {c.models.join(", ")}
+                {(!c.groups.is_empty()).then(|| view! {
+                    <div class="muted" data-testid="channel-groups-cell">{t!("channels.groups_only")} " " {c.groups.join(", ")}</div>
+                })}
+            </td>
             <td class="num">{c.priority} " / " {c.weight}</td>
             <td>
                 <span class=if c.enabled { "badge active" } else { "badge disabled" }>

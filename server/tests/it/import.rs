@@ -101,6 +101,16 @@ async fn source(
                 String::new()
             }
         ),
+        // As their ORM writes it: one row per group × model × channel (new-api adds weight
+        // and tag).
+        format!(
+            "CREATE TABLE abilities ({group} varchar(64) NOT NULL, model varchar(191) NOT NULL, channel_id {int} NOT NULL, enabled {boolean}, priority {int} DEFAULT 0{}, PRIMARY KEY ({group}, model, channel_id))",
+            if new_api {
+                ", weight {int} DEFAULT 0, tag varchar(191)".replace("{int}", int)
+            } else {
+                String::new()
+            }
+        ),
         format!(
             "CREATE TABLE logs (id {pk}, user_id {int}, created_at {int}, type {int}, content {text}, username varchar(191) DEFAULT '', token_name varchar(191) DEFAULT '', model_name varchar(191) DEFAULT '', quota {int} DEFAULT 0, prompt_tokens {int} DEFAULT 0, completion_tokens {int} DEFAULT 0, channel_id {int}, request_id varchar(64) DEFAULT '', elapsed_time {int} DEFAULT 0, is_stream {boolean} DEFAULT {f})"
         ),
@@ -183,6 +193,18 @@ async fn source(
         sql.push(format!("INSERT INTO tokens (id, user_id, {key}, status, name, expired_time, remain_quota, unlimited_quota, {cols}) VALUES ({id}, {user}, '{k}', {status}, '{name}', {exp}, {remain}, {unl}, {vals})"));
     }
     sql.push(format!("INSERT INTO channels (id, type, {key}, status, name, weight, base_url, models, model_mapping, priority, {group}) VALUES (1, 1, 'upstream-secret-key', 1, 'openai', 2, '{mock_root}', 'gpt-4o-mini,dall-e-3', '{{\"alias-mini\": \"gpt-4o-mini\"}}', 5, 'default,vip')"));
+    // The abilities as written from the channels' groups × models, but for two rows edited by
+    // hand: vip may call gpt-4o on channel 1 there (not one of its models), and default may
+    // not call dall-e-3 there.
+    for (g, m, ch) in [
+        ("default", "gpt-4o-mini", 1),
+        ("vip", "gpt-4o-mini", 1),
+        ("vip", "dall-e-3", 1),
+        ("vip", "gpt-4o", 1),
+        ("default", "ernie", 2),
+    ] {
+        sql.push(format!("INSERT INTO abilities ({group}, model, channel_id, enabled, priority) VALUES ('{g}', '{m}', {ch}, {t}, 0)"));
+    }
     sql.push(format!("INSERT INTO channels (id, type, {key}, status, name, base_url, models) VALUES (2, 15, 'k', 1, 'baidu', 'https://aip.baidubce.com', 'ernie')"));
     sql.push(format!("INSERT INTO channels (id, type, {key}, status, name, base_url, models) VALUES (3, 8, 'k', 1, 'custom', '', 'm')"));
     for (k, v) in [
@@ -385,7 +407,7 @@ async fn imports_from(backend: Backend, engine: Engine, new_api: bool) {
     }
     for line in [
         "channels: baidu: type 15 is not one Tollgate serves; imported disabled",
-        "channels: openai: its groups are not carried",
+        "channels: openai: 2 of its abilities differ from its groups × models (vip/gpt-4o served there, not here; default/dall-e-3 not served there, served here); carried as its groups × models",
         "keys: key 3 (bobs): status 2 (not enabled) imported disabled",
         "keys: key 5: no allowlist entry could be read; imported disabled",
         "prices: tiny: ModelRatio 3e-8 does not convert exactly; rounded up to 1 units",
@@ -420,6 +442,19 @@ async fn imports_from(backend: Backend, engine: Engine, new_api: bool) {
         scalar("SELECT weight FROM channels WHERE name = 'openai'").await,
         2,
         "{at}"
+    );
+    let groups: service::db::Text =
+        sqlx::query_scalar(&db.sql("SELECT user_groups FROM channels WHERE name = 'openai'"))
+            .fetch_one(db.pool())
+            .await
+            .expect("groups");
+    assert_eq!(
+        groups.0, r#"["default","vip"]"#,
+        "{at}: its groups, carried"
+    );
+    assert!(
+        !text.contains("channels: baidu: 1 of its abilities"),
+        "{at}: {text}"
     );
     // The balance: 500,000 quota = $1 = 1,000,000 units, and the ledger explains it.
     assert_eq!(

@@ -325,18 +325,7 @@ pub fn multiplier_text(milli: i64) -> String {
 
 /// A group name: 1 to 64 letters, digits, `-`, `_` or `.`.
 pub fn check_group(name: &str) -> Result<(), Error> {
-    if name.is_empty()
-        || name.len() > 64
-        || !name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-    {
-        return Err(Error::invalid(
-            "group",
-            "must be 1 to 64 letters, digits, -, _ or .",
-        ));
-    }
-    Ok(())
+    Ok(crate::field::check_group("group", name)?)
 }
 
 #[cfg(test)]

@@ -13,9 +13,10 @@
 //! `priority`, `weight` (at least 1), `connect_timeout_ms`, `first_byte_timeout_ms` (a stream's
 //! wait for its first byte), `answer_timeout_ms` (a non-stream call's wait for its answer to
 //! begin), `idle_timeout_ms` (the longest silence between two pieces of an answer; each at least
-//! 1), `enabled`.
+//! 1), `enabled`, `groups` (the user groups whose keys it serves, each a group name; empty, the
+//! default: every group; a group that none of a model's channels serves cannot call it).
 
-use crate::field::{FieldError, check_text};
+use crate::field::{FieldError, check_group, check_text};
 use crate::secret::SecretString;
 use serde::Deserialize;
 
@@ -58,6 +59,9 @@ pub struct ChannelInput {
     pub idle_timeout_ms: u64,
     #[serde(default = "yes")]
     pub enabled: bool,
+    /// The user groups whose keys this channel serves; empty: every group.
+    #[serde(default)]
+    pub groups: Vec<String>,
 }
 
 fn one() -> u32 {
@@ -109,6 +113,9 @@ impl ChannelInput {
         }
         for m in &self.models {
             check_text("models", m, 256)?;
+        }
+        for g in &self.groups {
+            check_group("groups", g)?;
         }
         for (field, v) in [
             ("connect_timeout_ms", self.connect_timeout_ms),

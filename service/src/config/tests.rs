@@ -221,6 +221,7 @@ fn gateway_sections_follow_the_contract() {
 channels:
   - { name: openai-main, base_url: "https://api.example.com/v1", api_key: "${OPENAI_KEY}",
       models: [gpt-4o-mini, text-embedding-3-small], priority: 0, weight: 1 }
+  - { name: vip-only, base_url: "https://vip.example.com/v1", models: [gpt-4o], groups: [vip, team.a] }
 model_mapping:
   deepseek-chat: [deepseek-chat, hs-deepseek-v3-250324]
 pricing:
@@ -241,6 +242,8 @@ admin:
         c.channels[0].models,
         ["gpt-4o-mini", "text-embedding-3-small"]
     );
+    assert!(c.channels[0].groups.is_empty(), "every group by default");
+    assert_eq!(c.channels[1].groups, ["vip", "team.a"]);
     assert_eq!(
         c.model_mapping["deepseek-chat"],
         ["deepseek-chat", "hs-deepseek-v3-250324"]
@@ -268,6 +271,12 @@ fn bad_prices_and_channels_are_named() {
     assert_eq!(e.key, "pricing.m.input_per_1m");
     let e = load("channels:\n  - { name: a, base_url: \"ftp://x\" }\n", &[]).expect_err("scheme");
     assert_eq!(e.key, "channels[0].base_url");
+    let e = load(
+        "channels:\n  - { name: a, base_url: \"http://x\", groups: [vip, \"a b\"] }\n",
+        &[],
+    )
+    .expect_err("group name");
+    assert_eq!(e.key, "channels[0].groups");
     assert_eq!(parse_multiplier("k", "1.5"), Ok(1500));
     assert!(parse_multiplier("k", "1.0005").is_err());
 }

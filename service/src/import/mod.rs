@@ -519,6 +519,7 @@ async fn channels(
     ];
     let mut out = HashMap::new();
     let mut names = HashSet::new();
+    let mut sources = HashMap::new();
     for r in &src.rows(&cols, "channels", "ORDER BY id").await? {
         report.count("channels").read += 1;
         let id = int(r, 0)?.unwrap_or_default();
@@ -571,12 +572,35 @@ async fn channels(
                 )),
             }
         }
-        if text(r, 10)?.is_some_and(|g| list(&g) != ["default"]) {
+        // The groups whose users it serves there (its abilities are these × its models).
+        let mut groups = list(&text(r, 10)?.unwrap_or_else(|| "default".into()));
+        groups.sort();
+        groups.dedup();
+        let bad: Vec<String> = groups
+            .extract_if(.., |g| crate::billing::check_group(g).is_err())
+            .collect();
+        if !bad.is_empty() {
             report.lossy.push(format!(
-                "channels: {name}: its groups are not carried (every group may use every channel)"
+                "channels: {name}: group {} is not a group name Tollgate takes; left out",
+                bad.join(", ")
             ));
         }
-        let enabled = int(r, 3)? == Some(1) && kind.is_some();
+        let grouped = !groups.is_empty();
+        if !grouped {
+            report.lossy.push(format!(
+                "channels: {name}: no group there, so no user could call it; imported disabled"
+            ));
+        }
+        sources.insert(
+            id,
+            Served {
+                name: name.clone(),
+                groups: groups.clone(),
+                models: list(&text(r, 6)?.unwrap_or_default()),
+                enabled: int(r, 3)? == Some(1),
+            },
+        );
+        let enabled = int(r, 3)? == Some(1) && kind.is_some() && grouped;
         if kind.is_none() {
             report.lossy.push(format!(
                 "channels: {name}: type {ty} is not one Tollgate serves; imported disabled"
@@ -597,6 +621,7 @@ async fn channels(
                 api_version: api_version.as_deref(),
                 api_key: keys.first().map_or("", String::as_str),
                 models: &models,
+                groups: &groups,
                 priority: int(r, 8)?.unwrap_or(0),
                 weight: int(r, 7)?.unwrap_or(1).max(1),
                 enabled,
@@ -607,7 +632,87 @@ async fn channels(
         report.count("channels").imported += 1;
         out.insert(id, name);
     }
+    if has("abilities", "channel_id") {
+        abilities(src, report, &sources).await?;
+    }
     Ok(out)
+}
+
+/// A source channel as its abilities should read: its groups × its models, on when it is.
+struct Served {
+    name: String,
+    groups: Vec<String>,
+    models: Vec<String>,
+    enabled: bool,
+}
+
+/// one-api and new-api route by `abilities` (group, model, channel), written from each
+/// channel's groups × models; Tollgate routes by the channel's groups and models themselves.
+/// Where the source's abilities say otherwise (edited by hand, or left behind), the report
+/// names the channel and the first few rows that differ: what was carried is its groups ×
+/// models.
+async fn abilities(
+    src: &Source,
+    report: &mut Report,
+    served: &HashMap<i64, Served>,
+) -> anyhow::Result<()> {
+    let cols = [
+        src.text("group"),
+        src.text("model"),
+        src.int("channel_id"),
+        src.flag("enabled"),
+    ];
+    let mut seen: HashMap<i64, HashSet<(String, String)>> = HashMap::new();
+    let mut differ: BTreeMap<i64, Vec<String>> = BTreeMap::new();
+    for r in &src.rows(&cols, "abilities", "").await? {
+        let (group, model) = (
+            text(r, 0)?.unwrap_or_default(),
+            text(r, 1)?.unwrap_or_default(),
+        );
+        let Some(id) = int(r, 2)? else { continue };
+        let Some(ch) = served.get(&id) else { continue };
+        let on = int(r, 3)? == Some(1);
+        let carried = ch.groups.contains(&group) && ch.models.contains(&model);
+        if on && !carried {
+            differ
+                .entry(id)
+                .or_default()
+                .push(format!("{group}/{model} served there, not here"));
+        } else if carried && on != ch.enabled {
+            differ.entry(id).or_default().push(format!(
+                "{group}/{model} {} there",
+                if on { "on" } else { "off" }
+            ));
+        }
+        seen.entry(id).or_default().insert((group, model));
+    }
+    for (id, ch) in served {
+        if !ch.enabled {
+            continue;
+        }
+        let have = seen.get(id);
+        for g in &ch.groups {
+            for m in &ch.models {
+                if !have.is_some_and(|h| h.contains(&(g.clone(), m.clone()))) {
+                    differ
+                        .entry(*id)
+                        .or_default()
+                        .push(format!("{g}/{m} not served there, served here"));
+                }
+            }
+        }
+    }
+    for (id, rows) in differ {
+        let shown: Vec<&str> = rows.iter().take(3).map(String::as_str).collect();
+        report.lossy.push(format!(
+            "channels: {}: {} of its abilities differ from its groups × models ({}{}); carried as its groups × models",
+            served[&id].name,
+            rows.len(),
+            shown.join("; "),
+            if rows.len() > 3 { "; …" } else { "" }
+        ));
+    }
+    Ok(())
 }
 
 /// A ratio map from the options (`{"model": 1.5, ...}`), each value as its decimal text.

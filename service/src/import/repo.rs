@@ -293,6 +293,8 @@ pub struct NewChannel<'a> {
     pub api_version: Option<&'a str>,
     pub api_key: &'a str,
     pub models: &'a [String],
+    /// The user groups it serves (empty: every group).
+    pub groups: &'a [String],
     pub priority: i64,
     pub weight: i64,
     pub enabled: bool,
@@ -301,8 +303,9 @@ pub struct NewChannel<'a> {
 
 pub async fn insert_channel(tx: &mut WriteTx, c: &NewChannel<'_>) -> anyhow::Result<()> {
     sqlx::query(&tx.sql(
-        "INSERT INTO channels (name, kind, base_url, api_version, api_key, models, priority, weight, \
-         enabled, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        "INSERT INTO channels (name, kind, base_url, api_version, api_key, models, user_groups, \
+         priority, weight, enabled, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, \
+         $9, $10, $11, $12)",
     ))
     .bind(c.name)
     .bind(c.kind)
@@ -310,6 +313,7 @@ pub async fn insert_channel(tx: &mut WriteTx, c: &NewChannel<'_>) -> anyhow::Res
     .bind(c.api_version)
     .bind(c.api_key)
     .bind(serde_json::to_string(c.models)?)
+    .bind(serde_json::to_string(c.groups)?)
     .bind(c.priority)
     .bind(c.weight)
     .bind(i64::from(c.enabled))

@@ -48,7 +48,7 @@ pub async fn count_tokens(
     if !ctx.key.allows_model(&model) {
         return Err(Error::Forbidden("this API key may not use this model"));
     }
-    let candidates = svc.routing.candidates(&model)?;
+    let candidates = svc.routing.candidates(&model, &ctx.key.user_group)?;
     // A request against the key's requests per minute (no tokens): counting here takes the
     // token-counting thread, which settlements share, so a key cannot flood it.
     let hold = svc.quotas.admit(ctx.key.id, ctx.key.limits, 0).await?;

@@ -126,7 +126,9 @@ async fn relay_traced(
         client_wants_usage,
         affinity,
         stored,
-    } = parse(endpoint, &raw, &|model| unbounded(svc, model))?;
+    } = parse(endpoint, &raw, &|model| {
+        unbounded(svc, model, &ctx.key.user_group)
+    })?;
     trace.model = Some(model.clone());
     tracing::Span::current().record("model", model.as_str());
     if !ctx.key.allows_model(&model) {
@@ -135,7 +137,7 @@ async fn relay_traced(
     // The channels that can serve this route, each with how (the kind decides).
     let mut candidates: Vec<(Candidate, Plan)> = svc
         .routing
-        .candidates_for(&model, affinity.as_deref())?
+        .candidates_for(&model, &ctx.key.user_group, affinity.as_deref())?
         .into_iter()
         .filter_map(|c| plan(c.channel.kind, endpoint).map(|p| (c, p)))
         .collect();
@@ -588,12 +590,12 @@ pub struct ModelInfo {
 
 /// The output bound of a request of `model` that sets none: the model's most output tokens when
 /// its price names them (the public name's price, else the first upstream name's with a
-/// price), else `billing.default_max_tokens`.
-fn unbounded(svc: &Services, model: &str) -> u64 {
+/// price; the upstream names of `group`'s routes), else `billing.default_max_tokens`.
+fn unbounded(svc: &Services, model: &str, group: &str) -> u64 {
     let book = svc.prices();
     let price = match book.price(model) {
         Some(p) => Some(p),
-        None => svc.routing.candidates(model).ok().and_then(|cands| {
+        None => svc.routing.candidates(model, group).ok().and_then(|cands| {
             cands
                 .iter()
                 .find_map(|c| book.price(c.upstream_model.as_str()))
@@ -604,8 +606,8 @@ fn unbounded(svc: &Services, model: &str) -> u64 {
         .unwrap_or(u64::from(svc.config.billing.default_max_tokens))
 }
 
-/// What a caller can actually be served, with its quote: a public model that routes somewhere
-/// and has a price (its own or an upstream name's), and that the key, when given, may use.
+/// What a caller of `group` can actually be served, with its quote: a public model that routes
+/// somewhere for the group and has a price (its own or an upstream name's), and that the key, when given, may use.
 /// Sorted by name.
 pub fn offer(svc: &Services, key: Option<&KeyAuth>, group: &str) -> Vec<(String, Quote)> {
     let book = svc.prices();
@@ -614,7 +616,7 @@ pub fn offer(svc: &Services, key: Option<&KeyAuth>, group: &str) -> Vec<(String,
         .into_iter()
         .filter(|m| key.is_none_or(|k| k.allows_model(m)))
         .filter_map(|m| {
-            let candidates = svc.routing.candidates(&m).ok()?;
+            let candidates = svc.routing.candidates(&m, group).ok()?;
             // A model is offered when some channel of it serves one route or another.
             let quote = book.quote(
                 std::iter::once(m.as_str())

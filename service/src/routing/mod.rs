@@ -1,8 +1,9 @@
 //! Channels and model routing: a public model name resolves through `model_mapping` into an
-//! ordered list of upstream model names; each resolves to the enabled channels serving it, higher
-//! `priority` first, weighted-random within a priority. Failing channels are cooled down (a
-//! circuit breaker) and tried again once the cooldown passes. The table is an immutable snapshot,
-//! swapped whole after every change.
+//! ordered list of upstream model names; each resolves to the enabled channels serving it and the
+//! caller's user group (a channel naming groups serves only theirs), higher `priority` first,
+//! weighted-random within a priority. Failing channels are cooled down (a circuit breaker) and
+//! tried again once the cooldown passes. The table is an immutable snapshot, swapped whole after
+//! every change.
 
 pub mod repo;
 
@@ -129,6 +130,8 @@ pub struct Channel {
     pub wire: Wire,
     pub upstream: Upstream,
     pub models: Vec<String>,
+    /// The user groups whose keys it serves; empty: every group.
+    pub groups: Vec<String>,
     pub priority: i64,
     pub weight: u32,
     /// A stream's wait for the first byte.
@@ -140,6 +143,13 @@ pub struct Channel {
     pub enabled: bool,
     pub client: reqwest::Client,
     pub health: Arc<Health>,
+}
+
+impl Channel {
+    /// Whether the channel takes calls of `group`'s users: it names the group, or none.
+    pub fn serves_group(&self, group: &str) -> bool {
+        self.groups.is_empty() || self.groups.iter().any(|g| g == group)
+    }
 }
 
 /// A route of an upstream API: what the gateway sends a request to.
@@ -431,13 +441,15 @@ impl Table {
                 .any(|c| c.models.iter().any(|m| m == model))
     }
 
-    /// The enabled channels a call for the public `model` may go to, each once.
-    pub fn channels_of(&self, model: &str) -> Vec<&Arc<Channel>> {
+    /// The enabled channels a call of `group`'s user for the public `model` may go to, each once.
+    pub fn channels_of(&self, model: &str, group: &str) -> Vec<&Arc<Channel>> {
         let direct = [model.to_string()];
         let targets: &[String] = self.mappings.get(model).map_or(&direct[..], Vec::as_slice);
         self.channels
             .iter()
-            .filter(|c| c.enabled && c.models.iter().any(|m| targets.contains(m)))
+            .filter(|c| {
+                c.enabled && c.serves_group(group) && c.models.iter().any(|m| targets.contains(m))
+            })
             .collect()
     }
 }
@@ -499,9 +511,10 @@ impl Routing {
         names
     }
 
-    /// Where to send `model`, in the order to try. Cooling channels go last (probed if all fail).
-    pub fn candidates(&self, model: &str) -> Result<Vec<Candidate>, Error> {
-        self.candidates_for(model, None)
+    /// Where to send a call of `group`'s user for `model`, in the order to try: the enabled
+    /// channels that serve the group. Cooling channels go last (probed if all fail).
+    pub fn candidates(&self, model: &str, group: &str) -> Result<Vec<Candidate>, Error> {
+        self.candidates_for(model, group, None)
     }
 
     /// [`Routing::candidates`] for a call of a session (`affinity`: a prompt cache key, a
@@ -513,6 +526,7 @@ impl Routing {
     pub fn candidates_for(
         &self,
         model: &str,
+        group: &str,
         affinity: Option<&str>,
     ) -> Result<Vec<Candidate>, Error> {
         let t = self.snapshot();
@@ -527,7 +541,9 @@ impl Routing {
             let mut serving: Vec<&Arc<Channel>> = t
                 .channels
                 .iter()
-                .filter(|c| c.enabled && c.models.iter().any(|m| m == target))
+                .filter(|c| {
+                    c.enabled && c.serves_group(group) && c.models.iter().any(|m| m == target)
+                })
                 .collect();
             // Higher priority first; weighted random order within a priority.
             let mut keyed: Vec<(i64, f64, &Arc<Channel>)> = serving
@@ -666,6 +682,7 @@ mod tests {
             )
             .expect("an upstream"),
             models: vec!["m".into()],
+            groups: Vec::new(),
             priority,
             weight,
             first_byte_timeout: Duration::from_secs(1),
@@ -687,7 +704,8 @@ mod tests {
     }
 
     fn first(r: &Routing, session: &str) -> i64 {
-        r.candidates_for("m", Some(session)).expect("candidates")[0]
+        r.candidates_for("m", "default", Some(session))
+            .expect("candidates")[0]
             .channel
             .id
     }
@@ -719,7 +737,7 @@ mod tests {
             .expect("the channel");
         r.failed(ch, Some(Duration::from_secs(60)));
         let list = r
-            .candidates_for("m", Some("session-0"))
+            .candidates_for("m", "default", Some("session-0"))
             .expect("candidates");
         assert_ne!(list[0].channel.id, chosen);
         assert_eq!(
@@ -748,8 +766,8 @@ mod tests {
         // A lower priority is never first while a higher one is ready.
         assert!((0..100).all(|n| first(&r, &format!("s{n}")) != 3));
         // No session: the order is drawn at random, as before.
-        assert!(r.candidates_for("m", None).is_ok());
-        assert!(r.candidates_for("m", Some("")).is_ok());
+        assert!(r.candidates_for("m", "default", None).is_ok());
+        assert!(r.candidates_for("m", "default", Some("")).is_ok());
     }
 
     #[test]
@@ -764,7 +782,7 @@ mod tests {
         r.failed(flaky, None);
         std::thread::sleep(Duration::from_millis(5));
         let order = |r: &Routing| -> Vec<i64> {
-            r.candidates("m")
+            r.candidates("m", "default")
                 .expect("candidates")
                 .iter()
                 .map(|c| c.channel.id)
@@ -779,5 +797,41 @@ mod tests {
         r.succeeded(flaky);
         assert_eq!(order(&r), [1, 2]);
         assert_eq!(order(&r), [1, 2]);
+    }
+
+    #[test]
+    fn a_channel_naming_groups_serves_only_their_users() {
+        let vip = Arc::new(Channel {
+            groups: vec!["vip".into(), "team".into()],
+            ..Arc::into_inner(channel(2, 9, 1)).expect("one owner")
+        });
+        let r = routing(vec![channel(1, 0, 1), vip]);
+        let ids = |group: &str| -> Vec<i64> {
+            r.candidates("m", group)
+                .expect("candidates")
+                .iter()
+                .map(|c| c.channel.id)
+                .collect()
+        };
+        assert_eq!(
+            ids("vip"),
+            [2, 1],
+            "the vip channel, first by priority, then the open one"
+        );
+        assert_eq!(ids("team"), [2, 1]);
+        assert_eq!(ids("default"), [1], "not a group the channel names");
+        assert_eq!(r.snapshot().channels_of("m", "default").len(), 1);
+        assert_eq!(r.snapshot().channels_of("m", "vip").len(), 2);
+        // Only the group's channel serves a model: other groups find no route.
+        let only = Arc::new(Channel {
+            groups: vec!["vip".into()],
+            ..Arc::into_inner(channel(3, 0, 1)).expect("one owner")
+        });
+        let r = routing(vec![only]);
+        assert!(r.candidates("m", "vip").is_ok());
+        assert!(matches!(
+            r.candidates("m", "default"),
+            Err(Error::NotFound("model"))
+        ));
     }
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 use types::ChannelKind;
 
 const COLUMNS: &str = "id, name, kind, base_url, api_version, max_tokens_field, stream_usage, api_key, models, priority, weight, connect_timeout_ms, \
-                       first_byte_timeout_ms, answer_timeout_ms, idle_timeout_ms, enabled";
+                       first_byte_timeout_ms, answer_timeout_ms, idle_timeout_ms, enabled, user_groups";
 
 struct Row {
     view: ChannelView,
@@ -23,6 +23,7 @@ struct Row {
 
 fn row(r: &AnyRow) -> Result<Row, Error> {
     let Text(models) = r.try_get("models")?;
+    let Text(groups) = r.try_get("user_groups")?;
     let api_key: String = r.try_get("api_key")?;
     let ms = |name: &str| -> Result<u64, Error> {
         Ok(u64::try_from(r.try_get::<i64, _>(name)?).unwrap_or(0))
@@ -53,6 +54,7 @@ fn row(r: &AnyRow) -> Result<Row, Error> {
             idle_timeout_ms: ms("idle_timeout_ms")?,
             enabled: r.try_get::<i64, _>("enabled")? != 0,
             has_api_key: !api_key.is_empty(),
+            groups: serde_json::from_str(&groups).unwrap_or_default(),
         },
         api_key,
         known_kind: ChannelKind::parse(&kind).is_some(),
@@ -102,6 +104,7 @@ pub async fn load(db: &Db, routing: &Routing) -> Result<(), Error> {
             },
             upstream,
             models: view.models,
+            groups: view.groups,
             priority: view.priority,
             weight: view.weight,
             first_byte_timeout: Duration::from_millis(view.first_byte_timeout_ms),
@@ -147,6 +150,10 @@ fn to_i64(v: u64) -> i64 {
 pub async fn upsert(db: &Db, id: Option<i64>, c: &ChannelInput) -> Result<i64, Error> {
     let now = now_ms();
     let models = serde_json::to_string(&c.models).map_err(anyhow::Error::from)?;
+    let mut groups = c.groups.clone();
+    groups.sort();
+    groups.dedup();
+    let groups = serde_json::to_string(&groups).map_err(anyhow::Error::from)?;
     let mut tx = db.begin_write().await?;
     let existing: Option<i64> = match id {
         Some(id) => {
@@ -166,21 +173,22 @@ pub async fn upsert(db: &Db, id: Option<i64>, c: &ChannelInput) -> Result<i64, E
         tx.rollback().await?;
         return Err(Error::NotFound("channel"));
     }
-    // Both statements take the same parameters $1..$16; the update adds the id as $17, the
+    // Both statements take the same parameters $1..$17; the update adds the id as $18, the
     // insert the time again (updated_at).
     let sql = match existing {
         Some(_) => {
             "UPDATE channels SET name = $1, base_url = $2, api_key = COALESCE($3, api_key), models = $4, \
              priority = $5, weight = $6, connect_timeout_ms = $7, first_byte_timeout_ms = $8, \
              idle_timeout_ms = $9, enabled = $10, updated_at = $11, kind = $12, api_version = $13, \
-             max_tokens_field = $14, stream_usage = $15, answer_timeout_ms = $16 WHERE id = $17 \
-             RETURNING id"
+             max_tokens_field = $14, stream_usage = $15, answer_timeout_ms = $16, user_groups = $17 \
+             WHERE id = $18"
         }
         None => {
             "INSERT INTO channels (name, base_url, api_key, models, priority, weight, connect_timeout_ms, \
              first_byte_timeout_ms, idle_timeout_ms, enabled, created_at, kind, api_version, \
-             max_tokens_field, stream_usage, answer_timeout_ms, updated_at) VALUES ($1, $2, COALESCE($3, ''), $4, \
-             $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) RETURNING id"
+             max_tokens_field, stream_usage, answer_timeout_ms, user_groups, updated_at) VALUES ($1, $2, \
+             COALESCE($3, ''), $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) \
+             RETURNING id"
         }
     };
     let sql = db.sql(sql);
@@ -200,7 +208,8 @@ pub async fn upsert(db: &Db, id: Option<i64>, c: &ChannelInput) -> Result<i64, E
         .bind(c.api_version.as_deref())
         .bind(c.max_tokens_field.map(types::BoundField::as_str))
         .bind(i64::from(c.stream_usage))
-        .bind(to_i64(c.answer_timeout_ms));
+        .bind(to_i64(c.answer_timeout_ms))
+        .bind(groups);
     let result = match existing {
         Some(id) => q.bind(id).execute(&mut *tx).await.map(|_| id),
         None => Db::insert_id(db.backend(), q.bind(now), &mut *tx).await,

@@ -103,7 +103,7 @@ async fn read(svc: &Services, group: &str) -> Result<ServiceStatus, Error> {
                 .filter(|(_, _, s)| s[0] > 0)
                 .map(|(_, minute, _)| *minute)
                 .max();
-            let serving = table.channels_of(&model);
+            let serving = table.channels_of(&model, group);
             let mut seen = ProbeFigures {
                 channels: u32::try_from(serving.len()).unwrap_or(u32::MAX),
                 ..ProbeFigures::default()

@@ -48,6 +48,7 @@ pub fn channel(name: &str, base_url: String, models: &[&str], priority: i64) -> 
         answer_timeout_ms: 5_000,
         idle_timeout_ms: 5_000,
         enabled: true,
+        groups: Vec::new(),
     }
 }
 

@@ -1,6 +1,6 @@
 //! Routing: weighted choice within a priority, session affinity, the circuit breaker's cycle (open after
 //! `failure_threshold` failures in a row, half-open after the cooldown, closed on a success),
-//! and `/v1/completions` (plain and streamed) charged like chat.
+//! `/v1/completions` (plain and streamed) charged like chat, and channels kept to user groups.
 
 use super::*;
 use crate::both_backends;
@@ -10,6 +10,7 @@ both_backends!(
     a_session_stays_on_one_channel_on_every_surface,
     the_circuit_opens_half_opens_and_closes,
     legacy_completions_are_relayed_and_charged,
+    a_channel_serves_only_the_groups_it_names,
 );
 
 /// Which channel served each request the mock saw: its path prefix (the directives in its
@@ -203,5 +204,149 @@ async fn legacy_completions_are_relayed_and_charged(backend: Backend) {
     assert_eq!(class, None);
     assert_eq!((prompt, completion), (2, 6));
     assert!(cost > 0);
+    gw.stop().await;
+}
+
+/// A channel naming groups serves only their users' keys: another group's calls go to the
+/// channels open to every group, a model only such a channel serves is not found for them (nor
+/// listed, nor priced), and the change of a user's group or of the channel's groups applies at
+/// the next call. The admin API takes and shows `groups`, and refuses a bad name.
+async fn a_channel_serves_only_the_groups_it_names(backend: Backend) {
+    let gw = Gw::start(backend, "1", |c, mock| {
+        let mut line = channel("vip-line", mock.url("delay_ms=1"), &["gpt-4o-mini"], 5);
+        line.groups = vec!["vip".into()];
+        let mut only = channel("vip-only", mock.url("delay_ms=2"), &["premium"], 0);
+        only.groups = vec!["vip".into(), "team".into()];
+        c.channels.extend([line, only]);
+        c.pricing.insert(
+            "premium".into(),
+            PriceConfig {
+                input_per_1m: "1".into(),
+                output_per_1m: "1".into(),
+                ..Default::default()
+            },
+        );
+    })
+    .await;
+    let chat = |model: &str| json!({ "model": model, "messages": [{ "role": "user", "content": "x" }], "max_tokens": 2 });
+    let models = |gw: &Gw| {
+        let url = gw.app.url("/v1/models");
+        let key = gw.key.clone();
+        async move {
+            let list: Value = TestApp::bare_client()
+                .get(url)
+                .bearer_auth(key)
+                .send()
+                .await
+                .expect("models")
+                .json()
+                .await
+                .expect("json");
+            list["data"]
+                .as_array()
+                .expect("data")
+                .iter()
+                .map(|m| m["id"].as_str().unwrap_or_default().to_string())
+                .collect::<Vec<_>>()
+        }
+    };
+
+    // The user is in the default group: the vip channels are not theirs.
+    let res = gw.post("/v1/chat/completions", chat("premium")).await;
+    assert_eq!(
+        res.status(),
+        404,
+        "{}",
+        res.text().await.unwrap_or_default()
+    );
+    assert_eq!(
+        gw.post("/v1/chat/completions", chat("gpt-4o-mini"))
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        prefixes(&gw.mock).await,
+        [""],
+        "the open channel, not vip-line"
+    );
+    assert!(!models(&gw).await.contains(&"premium".to_string()));
+    assert!(models(&gw).await.contains(&"gpt-4o-mini".to_string()));
+    let pricing = gw.get_json("/api/pricing").await;
+    assert!(
+        !pricing.to_string().contains("\"premium\""),
+        "not priced for the default group: {pricing}"
+    );
+
+    // In the vip group: both vip channels serve them, the higher priority first.
+    let res = TestApp::bare_client()
+        .patch(gw.app.url(&format!("/api/admin/users/{}", gw.user_id)))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({ "group": "vip" }))
+        .send()
+        .await
+        .expect("set group");
+    assert_eq!(res.status(), 200);
+    let res = gw.post("/v1/chat/completions", chat("premium")).await;
+    assert_eq!(
+        res.status(),
+        200,
+        "{}",
+        res.text().await.unwrap_or_default()
+    );
+    assert_eq!(
+        gw.post("/v1/chat/completions", chat("gpt-4o-mini"))
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        prefixes(&gw.mock).await,
+        ["", "delay_ms=2", "delay_ms=1"],
+        "premium on vip-only, then gpt-4o-mini on vip-line"
+    );
+    assert!(models(&gw).await.contains(&"premium".to_string()));
+
+    // The admin API shows the groups, takes new ones, and names a bad one.
+    let only = gw.admin_channel("vip-only").await;
+    assert_eq!(only["groups"], json!(["team", "vip"]));
+    let line = gw.admin_channel("vip-line").await;
+    let put = |id: &Value, body: Value| {
+        let url = gw.app.url(&format!("/api/admin/channels/{id}"));
+        async move {
+            TestApp::bare_client()
+                .put(url)
+                .bearer_auth(ADMIN_TOKEN)
+                .json(&body)
+                .send()
+                .await
+                .expect("put")
+        }
+    };
+    let mut body = json!({ "name": "vip-line", "base_url": line["base_url"], "models": ["gpt-4o-mini"], "priority": 5 });
+    body["groups"] = json!(["vip", "not a group"]);
+    let res = put(&line["id"], body.clone()).await;
+    assert_eq!(res.status(), 400);
+    let err: Value = res.json().await.expect("json");
+    assert_eq!(err["error"]["param"], "groups", "{err}");
+    body["groups"] = json!(["gold"]);
+    assert_eq!(put(&line["id"], body).await.status(), 200);
+    assert_eq!(
+        gw.admin_channel("vip-line").await["groups"],
+        json!(["gold"])
+    );
+    assert_eq!(
+        gw.post("/v1/chat/completions", chat("gpt-4o-mini"))
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        prefixes(&gw.mock).await.last().map(String::as_str),
+        Some(""),
+        "vip-line is gold's now: the open channel serves vip"
+    );
+    // Four calls served, and the refused one logged.
+    gw.settled(5).await;
     gw.stop().await;
 }
