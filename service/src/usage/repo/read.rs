@@ -109,6 +109,22 @@ fn call_row(r: &sqlx::any::AnyRow) -> Result<types::UsageRow, sqlx::Error> {
     })
 }
 
+/// On MySQL and MariaDB, the index that reads a page of calls in their order, where one does:
+/// their cost model takes `ref` on `user_id` alone over the range on `(user_id, created_at,
+/// id)` and then reads every newer row of the user to skip it, so that each page of an export
+/// cost more than the one before (60 to 100 ms a page at 200,000 rows against 11 ms). A status
+/// filter is left to the planner (its indexes there have the status before the time).
+fn order_index(db: &Db, scope: Scope, f: &Filter) -> &'static str {
+    if db.backend() != crate::db::Backend::Mysql || f.status.is_some() {
+        return "";
+    }
+    match (scope, &f.model) {
+        (Scope::User(_), None) => " FORCE INDEX (usage_logs_user_time)",
+        (Scope::User(_), Some(_)) => " FORCE INDEX (usage_logs_user_model)",
+        (Scope::Everyone, _) => " FORCE INDEX (usage_logs_time)",
+    }
+}
+
 /// Calls newest first (by time, then id): after the keyset position `after` when given, else
 /// skipping `offset`.
 pub(crate) async fn calls(
@@ -135,7 +151,8 @@ pub(crate) async fn calls(
     let pl = w.param(Bind::Int(limit));
     let po = w.param(Bind::Int(offset));
     let sql = format!(
-        "SELECT {CALL_COLUMNS} FROM usage_logs{} ORDER BY created_at DESC, id DESC LIMIT {pl} OFFSET {po}",
+        "SELECT {CALL_COLUMNS} FROM usage_logs{}{} ORDER BY created_at DESC, id DESC LIMIT {pl} OFFSET {po}",
+        order_index(db, scope, f),
         w.sql()
     );
     let rows = sqlx::query_with(&db.sql(&sql), w.args()?)
