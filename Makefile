@@ -81,7 +81,7 @@ bench: build services
 	RUSTFLAGS="$(LEPTOS_RUSTFLAGS)" cargo build --release -p server --bin mock-upstream
 	TOLLGATE_BIN=$(BIN) MOCK_BIN=$(CARGO_TARGET_DIR)/release/mock-upstream scripts/bench.sh
 
-## Flamegraphs of the gateway under the bench load (SQLite): target/profile/{chat,stream}.svg.
+## Flamegraphs of the gateway under the bench load (SQLite): target/profile/{chat,stream,limited}.svg.
 ## The binary is built with the `profile` feature (an in-process sampler behind
 ## /api/admin/profile), into the same target dir: the next `make build` builds it without.
 profile: build services

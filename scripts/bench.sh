@@ -374,8 +374,11 @@ PY
 profile_runs() {
   local port="$1" token="$2" chat="$3" stream="$4"
   mkdir -p "$PROFILE_DIR"
-  for kind in chat stream; do
+  local plain="$KEY"
+  for kind in chat stream limited; do
     local body; [ "$kind" = stream ] && body="$stream" || body="$chat"
+    # "limited": the key with requests and tokens per minute (run_backend's, seen from here).
+    [ "$kind" = limited ] && KEY="$limited_key" || KEY="$plain"
     load "http://127.0.0.1:$port/v1/chat/completions" "$body" -z 2s -c "$CONNS" >/dev/null   # warm-up
     load "http://127.0.0.1:$port/v1/chat/completions" "$body" -z "$(( DURATION + 2 ))s" -c "$CONNS" >"$work/profile-load" &
     local l=$!
