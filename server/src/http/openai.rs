@@ -55,24 +55,36 @@ async fn rate_headers(mut req: Request, next: Next) -> Response {
     if let Some((key, quotas)) = slot.0.get() {
         let view = quotas.view(key.id, key.limits);
         let headers = res.headers_mut();
-        for (name, limit) in [("requests", view.requests), ("tokens", view.tokens)] {
+        for (names, limit) in [
+            (&RATE_HEADERS[0], view.requests),
+            (&RATE_HEADERS[1], view.tokens),
+        ] {
             let Some(l) = limit else { continue };
-            for (what, value) in [
-                ("limit", l.limit.to_string()),
-                ("remaining", l.remaining.to_string()),
-                ("reset", quota::reset_text(l.reset)),
-            ] {
-                if let (Ok(n), Ok(v)) = (
-                    HeaderName::try_from(format!("x-ratelimit-{what}-{name}")),
-                    HeaderValue::try_from(value),
-                ) {
-                    headers.insert(n, v);
-                }
+            let [limit, remaining, reset] = names;
+            headers.insert(limit.clone(), HeaderValue::from(l.limit));
+            headers.insert(remaining.clone(), HeaderValue::from(l.remaining));
+            if let Ok(v) = HeaderValue::try_from(quota::reset_text(l.reset)) {
+                headers.insert(reset.clone(), v);
             }
         }
     }
     res
 }
+
+/// The names of the rate headers, of requests and of tokens: made once (a name built per
+/// answer was an allocation and a validation each, six times per call of a limited key).
+static RATE_HEADERS: [[HeaderName; 3]; 2] = [
+    [
+        HeaderName::from_static("x-ratelimit-limit-requests"),
+        HeaderName::from_static("x-ratelimit-remaining-requests"),
+        HeaderName::from_static("x-ratelimit-reset-requests"),
+    ],
+    [
+        HeaderName::from_static("x-ratelimit-limit-tokens"),
+        HeaderName::from_static("x-ratelimit-remaining-tokens"),
+        HeaderName::from_static("x-ratelimit-reset-tokens"),
+    ],
+];
 
 /// Unknown `/v1` paths answer in OpenAI's shape, not with the console's 404 page.
 async fn unknown_endpoint() -> ApiError {
