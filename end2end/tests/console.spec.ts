@@ -612,6 +612,7 @@ test("the admin runs the gateway from the console, and every action is audited",
   await page.getByTestId("channel-kind").selectOption("anthropic");
   await page.getByTestId("channel-groups").fill("vip, not a group!");
   await page.getByTestId("channel-name").fill("console-claude");
+  await page.getByTestId("channel-url").fill(mock);
   await page.getByTestId("save-channel").click();
   await expect(page.locator(".field-error")).toContainText("groups");
   await page.getByTestId("channel-groups").fill("vip, team");
