@@ -51,6 +51,27 @@ pub fn mysql_admin_url() -> String {
         .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".into())
 }
 
+/// Drops the database `name` (its connections ended) on the test server of `backend`
+/// (PostgreSQL or MySQL), if it exists.
+pub async fn drop_database(backend: Backend, name: &str) -> Result<(), sqlx::Error> {
+    match backend {
+        Backend::Postgres => {
+            let mut conn = sqlx::PgConnection::connect(&pg_admin_url()).await?;
+            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .execute(&mut conn)
+                .await?;
+        }
+        Backend::Mysql => {
+            let mut conn = sqlx::MySqlConnection::connect(&mysql_admin_url()).await?;
+            sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
+                .execute(&mut conn)
+                .await?;
+        }
+        Backend::Sqlite => {}
+    }
+    Ok(())
+}
+
 /// A new empty database `name` on the test server of `backend` (PostgreSQL or MySQL), and its
 /// URL. MySQL's compares text byte for byte from the start, as the other engines do.
 pub async fn create_database(backend: Backend, name: &str) -> String {
@@ -148,17 +169,7 @@ impl Storage {
     /// Removes the database, the files and the Redis keys.
     pub async fn destroy(&self) {
         if let Some(name) = &self.pg_name {
-            if self.backend == Backend::Mysql {
-                if let Ok(mut conn) = sqlx::MySqlConnection::connect(&mysql_admin_url()).await {
-                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
-                        .execute(&mut conn)
-                        .await;
-                }
-            } else if let Ok(mut conn) = sqlx::PgConnection::connect(&pg_admin_url()).await {
-                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                    .execute(&mut conn)
-                    .await;
-            }
+            let _ = drop_database(self.backend, name).await;
             if let Ok(client) = redis::Client::open(redis_url())
                 && let Ok(mut conn) = client.get_multiplexed_async_connection().await
             {

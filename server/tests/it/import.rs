@@ -28,7 +28,7 @@ enum Engine {
 }
 
 /// A one-api (`new_api` false) or new-api database on `engine`, filled with rows that cover
-/// every mapping and the bad inputs; its URL and the SQL to drop it.
+/// every mapping and the bad inputs; its URL and, on a server, the database's name.
 async fn source(
     engine: Engine,
     new_api: bool,
@@ -253,10 +253,7 @@ async fn source(
             for s in &sql {
                 sqlx::query(s).execute(&mut conn).await.expect(s);
             }
-            (
-                url,
-                Some(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")),
-            )
+            (url, Some(name))
         }
         Engine::Mysql => {
             let name = format!("oneapi_{id}");
@@ -267,28 +264,21 @@ async fn source(
             for s in &sql {
                 sqlx::query(s).execute(&mut conn).await.expect(s);
             }
-            (url, Some(format!("DROP DATABASE IF EXISTS {name}")))
+            (url, Some(name))
         }
     }
 }
 
-async fn drop_source(engine: Engine, drop: Option<String>) {
-    let Some(sql) = drop else { return };
-    match engine {
-        Engine::Postgres => {
-            let mut c = sqlx::PgConnection::connect(&pg_admin_url())
-                .await
-                .expect("pg");
-            sqlx::query(&sql).execute(&mut c).await.expect("drop");
-        }
-        Engine::Mysql => {
-            let mut c = sqlx::MySqlConnection::connect(&mysql_admin_url())
-                .await
-                .expect("mysql");
-            sqlx::query(&sql).execute(&mut c).await.expect("drop");
-        }
-        Engine::Sqlite => {}
-    }
+async fn drop_source(engine: Engine, name: Option<String>) {
+    let Some(name) = name else { return };
+    let backend = match engine {
+        Engine::Postgres => Backend::Postgres,
+        Engine::Mysql => Backend::Mysql,
+        Engine::Sqlite => return,
+    };
+    drop_database(backend, &name)
+        .await
+        .expect("drop the source");
 }
 
 fn chat_body(model: &str) -> Value {

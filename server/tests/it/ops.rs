@@ -131,25 +131,9 @@ async fn readyz_turns_503_when_the_database_is_gone(backend: Backend) {
             let file = app.storage.dir.join("tollgate.db");
             std::fs::remove_file(&file).expect("remove the database file");
         }
-        Backend::Mysql => {
+        Backend::Mysql | Backend::Postgres => {
             let name = app.storage.pg_name.clone().expect("database name");
-            let mut conn = <sqlx::MySqlConnection as sqlx::Connection>::connect(&mysql_admin_url())
-                .await
-                .expect("admin conn");
-            sqlx::query(&format!("DROP DATABASE {name}"))
-                .execute(&mut conn)
-                .await
-                .expect("drop");
-        }
-        Backend::Postgres => {
-            let name = app.storage.pg_name.clone().expect("pg name");
-            let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&pg_admin_url())
-                .await
-                .expect("admin conn");
-            sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
-                .execute(&mut conn)
-                .await
-                .expect("drop");
+            drop_database(backend, &name).await.expect("drop");
         }
     }
     let res = client.get(app.url("/readyz")).send().await.expect("readyz");

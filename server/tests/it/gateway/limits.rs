@@ -258,14 +258,7 @@ async fn limits_come_from_the_key_the_group_or_the_default(backend: Backend) {
         429
     );
 
-    let res = TestApp::bare_client()
-        .patch(gw.app.url(&format!("/api/admin/users/{}", gw.user_id)))
-        .bearer_auth(ADMIN_TOKEN)
-        .json(&json!({ "group": "vip" }))
-        .send()
-        .await
-        .expect("set group");
-    assert_eq!(res.status(), 200);
+    gw.set_group("vip").await;
     let res = gw.post("/v1/chat/completions", call(5, 2)).await;
     assert_eq!(res.status(), 200, "the group's 4 (2 used)");
     assert_eq!(num(&res, "x-ratelimit-limit-requests"), 4);

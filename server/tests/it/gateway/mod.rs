@@ -286,6 +286,28 @@ impl Gw {
         res.json().await.expect("json")
     }
 
+    /// Moves the key's owner to `group` (`PATCH /api/admin/users/{id}`).
+    pub async fn set_group(&self, group: &str) {
+        let res = TestApp::bare_client()
+            .patch(self.app.url(&format!("/api/admin/users/{}", self.user_id)))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&json!({ "group": group }))
+            .send()
+            .await
+            .expect("set group");
+        assert_eq!(res.status(), 200);
+    }
+
+    /// The model ids `/v1/models` lists for the key.
+    pub async fn model_ids(&self) -> Vec<String> {
+        self.get_json("/v1/models").await["data"]
+            .as_array()
+            .expect("data")
+            .iter()
+            .map(|m| m["id"].as_str().unwrap_or_default().to_string())
+            .collect()
+    }
+
     /// A channel as `/api/admin/channels` lists it, by name.
     pub async fn admin_channel(&self, name: &str) -> Value {
         let res = TestApp::bare_client()

@@ -229,27 +229,6 @@ async fn a_channel_serves_only_the_groups_it_names(backend: Backend) {
     })
     .await;
     let chat = |model: &str| json!({ "model": model, "messages": [{ "role": "user", "content": "x" }], "max_tokens": 2 });
-    let models = |gw: &Gw| {
-        let url = gw.app.url("/v1/models");
-        let key = gw.key.clone();
-        async move {
-            let list: Value = TestApp::bare_client()
-                .get(url)
-                .bearer_auth(key)
-                .send()
-                .await
-                .expect("models")
-                .json()
-                .await
-                .expect("json");
-            list["data"]
-                .as_array()
-                .expect("data")
-                .iter()
-                .map(|m| m["id"].as_str().unwrap_or_default().to_string())
-                .collect::<Vec<_>>()
-        }
-    };
 
     // The user is in the default group: the vip channels are not theirs.
     let res = gw.post("/v1/chat/completions", chat("premium")).await;
@@ -270,8 +249,8 @@ async fn a_channel_serves_only_the_groups_it_names(backend: Backend) {
         [""],
         "the open channel, not vip-line"
     );
-    assert!(!models(&gw).await.contains(&"premium".to_string()));
-    assert!(models(&gw).await.contains(&"gpt-4o-mini".to_string()));
+    assert!(!gw.model_ids().await.contains(&"premium".to_string()));
+    assert!(gw.model_ids().await.contains(&"gpt-4o-mini".to_string()));
     let pricing = gw.get_json("/api/pricing").await;
     assert!(
         !pricing.to_string().contains("\"premium\""),
@@ -279,14 +258,7 @@ async fn a_channel_serves_only_the_groups_it_names(backend: Backend) {
     );
 
     // In the vip group: both vip channels serve them, the higher priority first.
-    let res = TestApp::bare_client()
-        .patch(gw.app.url(&format!("/api/admin/users/{}", gw.user_id)))
-        .bearer_auth(ADMIN_TOKEN)
-        .json(&json!({ "group": "vip" }))
-        .send()
-        .await
-        .expect("set group");
-    assert_eq!(res.status(), 200);
+    gw.set_group("vip").await;
     let res = gw.post("/v1/chat/completions", chat("premium")).await;
     assert_eq!(
         res.status(),
@@ -305,7 +277,7 @@ async fn a_channel_serves_only_the_groups_it_names(backend: Backend) {
         ["", "delay_ms=2", "delay_ms=1"],
         "premium on vip-only, then gpt-4o-mini on vip-line"
     );
-    assert!(models(&gw).await.contains(&"premium".to_string()));
+    assert!(gw.model_ids().await.contains(&"premium".to_string()));
 
     // The admin API shows the groups, takes new ones, and names a bad one.
     let only = gw.admin_channel("vip-only").await;
