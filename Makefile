@@ -63,13 +63,15 @@ lint: tools
 
 ## Unit and integration tests on SQLite and on PostgreSQL + Redis (with the profiler built in,
 ## so that /api/admin/profile is tested as it answers).
+UNIT_ARGS := --workspace --exclude frontend --locked --features server/profile
 unit: tools services pyenv
-	cargo nextest run --workspace --exclude frontend --locked --profile ci --features server/profile
+	cargo nextest run $(UNIT_ARGS) --profile ci
 
-## Playwright on Chromium against the release build. The mock upstream is the test build's
-## (the unit stage made it; a release build of it would rebuild the server's crates twice).
+## Playwright on Chromium against the release build. The mock upstream is the test build's,
+## built with the unit stage's arguments (after `make unit`, nothing to build: a plain
+## `cargo build` of it would resolve other features and rebuild the service and server crates).
 e2e: build
-	cargo build --workspace --exclude frontend --locked --bin mock-upstream
+	cargo nextest run $(UNIT_ARGS) --no-run
 	cd end2end && npm ci --no-audit --no-fund
 	TOLLGATE_BIN=$(BIN) MOCK_BIN=$(CARGO_TARGET_DIR)/debug/mock-upstream end2end/run.sh
 
