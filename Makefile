@@ -9,8 +9,10 @@ CACHE ?= $(HOME)/.cache/tollgate
 export CARGO_TARGET_DIR ?= $(CACHE)/target
 export TOLLGATE_TOOLS ?= $(CACHE)/tools
 export npm_config_cache ?= $(CACHE)/npm
-# The pinned wasm-opt (npm binaryen) must come before any other on PATH.
-export PATH := $(TOLLGATE_TOOLS)/node_modules/.bin:$(HOME)/.cargo/bin:$(PATH)
+# The pinned wasm-opt (npm binaryen) must come before any other on PATH, behind its cache
+# (scripts/cache-bin/wasm-opt: an output seen before is copied back, not optimized again).
+export TOLLGATE_WASM_OPT_CACHE ?= $(CACHE)/wasm-opt
+export PATH := $(ROOT)/scripts/cache-bin:$(TOLLGATE_TOOLS)/node_modules/.bin:$(HOME)/.cargo/bin:$(PATH)
 export CARGO_TERM_COLOR ?= never
 # cargo-leptos looks for the server binary here (it would guess a path inside the clone).
 export LEPTOS_BIN_TARGET_DIR := $(CARGO_TARGET_DIR)
@@ -48,6 +50,7 @@ pyenv:
 ## Release build of the binary and the console (wasm, js, css).
 build: tools
 	cargo leptos build --release --precompress --split
+	find $(TOLLGATE_WASM_OPT_CACHE) -type f -mtime +14 -delete 2>/dev/null || true
 	cp $(CARGO_TARGET_DIR)/release/hash.txt target/site/hash.txt
 	scripts/wasm-budget.sh target/site
 
