@@ -53,6 +53,8 @@ db_restore() {
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 hwm_kb() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
+# "<RSS> MB (heap <anon> MB, binary and files <file> MB)" of a process now.
+rss_parts() { awk '/^VmRSS/ {r=$2} /^RssAnon/ {a=$2} /^RssFile/ {f=$2} END {printf "%d MB (heap %d MB, binary and files %d MB)", r/1024, a/1024, f/1024}' "/proc/$1/status"; }
 # The gateway's own view: "<requests within 1 ms> <all requests>" of /v1/chat/completions so far.
 within_1ms() {
   curl -fsS "http://127.0.0.1:$1/metrics" | awk '/^tollgate_http_request_duration_seconds_bucket\{method="POST",route="\/v1\/chat\/completions"/ {
@@ -155,6 +157,7 @@ YAML
   local gw=$!
   pids+=($gw)
   for _ in $(seq 1 100); do curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
+  local at_rest; at_rest="$(rss_parts "$gw")"
   local api="http://127.0.0.1:$port/api/admin"
   local uid
   uid="$(curl -fsS -H "authorization: Bearer $token" -H 'content-type: application/json' \
@@ -230,6 +233,7 @@ YAML
   kill "$sampler" 2>/dev/null || true; wait "$sampler" 2>/dev/null || true
   echo "1000 concurrent 2-second streams: $srps streams/s completed ($sok ok)"
   echo "gateway RSS: peak $(( $(cat "$work/rss-$name") / 1024 )) MB during the 1000 streams; process-lifetime VmHWM $(( $(hwm_kb "$gw") / 1024 )) MB"
+  echo "  at rest after start: $at_rest; after the streams: $(rss_parts "$gw")"
   # Memory soak: a steady 600 req/s (usage batches of every size), RSS sampled every 10 s. A
   # statement cache that grows with each new batch size, or any other leak, shows as a climb.
   local series=""
