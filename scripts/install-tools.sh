@@ -35,7 +35,9 @@ if [ -z "${TOLLGATE_NO_BROWSER:-}" ] && ! command -v chromium >/dev/null 2>&1; t
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 fi
 # A font with Chinese glyphs, so that the 简体中文 pages render (and their screenshots read).
-if [ -z "${TOLLGATE_NO_BROWSER:-}" ] && ! fc-list 2>/dev/null | grep -qi "wenquanyi\|noto sans cjk"; then
+# (grep reads fc-list's whole list: with -q it would stop at the match, fc-list would die of
+# SIGPIPE, and pipefail would call the font missing: two runs in three reinstalled it.)
+if [ -z "${TOLLGATE_NO_BROWSER:-}" ] && ! fc-list 2>/dev/null | grep -i "wenquanyi\|noto sans cjk" >/dev/null; then
   say "installing a CJK font (fonts-wqy-zenhei) for the Chinese console in Chromium"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-wqy-zenhei >/dev/null
 fi
