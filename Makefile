@@ -64,8 +64,8 @@ lint: tools
 	cargo clippy --workspace --exclude frontend --all-targets --locked -- -D warnings
 	cargo clippy -p frontend --target wasm32-unknown-unknown --locked -- -D warnings
 
-## Unit and integration tests on SQLite, PostgreSQL + Redis and MariaDB + Redis (the profiler built in,
-## so that /api/admin/profile is tested as it answers).
+## Unit and integration tests on SQLite, PostgreSQL + Redis and MariaDB + Redis (the profiler
+## built in, so that /api/admin/profile is tested as it answers).
 UNIT_ARGS := --workspace --exclude frontend --locked --features server/profile
 unit: tools services pyenv
 	cargo nextest run $(UNIT_ARGS) --profile ci

@@ -441,14 +441,15 @@ async fn a_user_is_told_once_per_crossing_by_webhook_and_email(backend: Backend)
             gw.user_id
         ))
         .await;
+    let path = format!("/api/admin/keys/{key_id}");
     let patch = |cap: String| {
-        TestApp::bare_client()
-            .patch(gw.app.url(&format!("/api/admin/keys/{key_id}")))
-            .bearer_auth(ADMIN_TOKEN)
-            .json(&json!({ "spend_cap": cap }))
-            .send()
+        (gw.app).admin(
+            reqwest::Method::PATCH,
+            &path,
+            Some(json!({ "spend_cap": cap })),
+        )
     };
-    assert_eq!(patch("1.00".into()).await.expect("patch").status(), 200);
+    assert_eq!(patch("1.00".into()).await.status(), 200);
     let res = gw
         .post(
             "/v1/chat/completions",
@@ -475,7 +476,7 @@ async fn a_user_is_told_once_per_crossing_by_webhook_and_email(backend: Backend)
     assert_eq!(hook.events().len(), 2, "far from the cap: nothing");
     // A cap of exactly twice what was spent: 50 % spent.
     let cap = types::Credits::from_units(spent * 2).to_usd_string();
-    assert_eq!(patch(cap.clone()).await.expect("patch").status(), 200);
+    assert_eq!(patch(cap.clone()).await.status(), 200);
     let events = hook.wait_events(3).await;
     let capped = &events[2];
     assert_eq!(capped["type"], "key.cap", "{capped}");

@@ -257,6 +257,25 @@ impl TestApp {
             .expect("client")
     }
 
+    /// An admin API request with the admin token, `body` sent as JSON; the answer unchecked.
+    pub async fn admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> reqwest::Response {
+        let req = Self::bare_client()
+            .request(method, self.url(path))
+            .bearer_auth(ADMIN_TOKEN);
+        match body {
+            Some(b) => req.json(&b),
+            None => req,
+        }
+        .send()
+        .await
+        .expect("admin request")
+    }
+
     pub async fn login(
         &self,
         client: &reqwest::Client,

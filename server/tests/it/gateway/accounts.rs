@@ -11,24 +11,6 @@ both_backends!(
     the_admin_keys_list_is_paged_and_filtered,
 );
 
-async fn admin_send(
-    app: &TestApp,
-    method: reqwest::Method,
-    path: &str,
-    body: Option<Value>,
-) -> reqwest::Response {
-    let req = TestApp::bare_client()
-        .request(method, app.url(path))
-        .bearer_auth(ADMIN_TOKEN);
-    match body {
-        Some(b) => req.json(&b),
-        None => req,
-    }
-    .send()
-    .await
-    .expect("admin request")
-}
-
 /// The status of a signed-in user's export of their own calls (200, or 401 once signed out).
 async fn session_status(app: &TestApp, client: &reqwest::Client) -> u16 {
     client
@@ -52,13 +34,13 @@ async fn a_reset_password_ends_every_session_and_is_never_logged(backend: Backen
     }
 
     let path = format!("/api/admin/users/{id}/password");
-    let res = admin_send(
-        app,
-        reqwest::Method::POST,
-        &path,
-        Some(json!({ "password": "chosen-by-admin" })),
-    )
-    .await;
+    let res = app
+        .admin(
+            reqwest::Method::POST,
+            &path,
+            Some(json!({ "password": "chosen-by-admin" })),
+        )
+        .await;
     assert_eq!(res.status(), 200);
     let reset: Value = res.json().await.expect("json");
     assert_eq!(reset["generated_password"], Value::Null);
@@ -77,7 +59,9 @@ async fn a_reset_password_ends_every_session_and_is_never_logged(backend: Backen
     );
 
     // None given: one is made and shown this once.
-    let res = admin_send(app, reqwest::Method::POST, &path, Some(json!({}))).await;
+    let res = app
+        .admin(reqwest::Method::POST, &path, Some(json!({})))
+        .await;
     assert_eq!(res.status(), 200);
     let reset: Value = res.json().await.expect("json");
     let made = reset["generated_password"]
@@ -94,33 +78,33 @@ async fn a_reset_password_ends_every_session_and_is_never_logged(backend: Backen
         (json!({ "password": "short" }), "password"),
         (json!({ "password": "long-enough", "extra": 1 }), ""),
     ] {
-        let res = admin_send(app, reqwest::Method::POST, &path, Some(body)).await;
+        let res = app.admin(reqwest::Method::POST, &path, Some(body)).await;
         assert_eq!(res.status(), 400);
         let err: Value = res.json().await.expect("json");
         if !field.is_empty() {
             assert_eq!(err["error"]["param"], field, "{err}");
         }
     }
-    let res = admin_send(
-        app,
-        reqwest::Method::POST,
-        "/api/admin/users/999999/password",
-        Some(json!({})),
-    )
-    .await;
+    let res = app
+        .admin(
+            reqwest::Method::POST,
+            "/api/admin/users/999999/password",
+            Some(json!({})),
+        )
+        .await;
     assert_eq!(res.status(), 404);
     assert_eq!(session_status(app, &fresh).await, 200, "still signed in");
 
-    let audit: Value = admin_send(
-        app,
-        reqwest::Method::GET,
-        "/api/admin/audit?action=user.password_reset",
-        None,
-    )
-    .await
-    .json()
-    .await
-    .expect("json");
+    let audit: Value = app
+        .admin(
+            reqwest::Method::GET,
+            "/api/admin/audit?action=user.password_reset",
+            None,
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
     let entries = audit["data"].as_array().expect("entries");
     assert_eq!(entries.len(), 2, "{audit}");
     assert_eq!(entries[0]["target"], format!("user:{id}"));
@@ -153,7 +137,8 @@ async fn a_deleted_user_stops_at_once_and_their_money_still_adds_up(backend: Bac
     assert_eq!(session_status(app, &session).await, 200);
 
     // Nobody deletes the last active administrator (the admin token acts for no user).
-    let users: Vec<Value> = admin_send(app, reqwest::Method::GET, "/api/admin/users", None)
+    let users: Vec<Value> = app
+        .admin(reqwest::Method::GET, "/api/admin/users", None)
         .await
         .json()
         .await
@@ -163,13 +148,13 @@ async fn a_deleted_user_stops_at_once_and_their_money_still_adds_up(backend: Bac
         .find(|u| u["username"] == "admin")
         .and_then(|u| u["id"].as_i64())
         .expect("admin");
-    let res = admin_send(
-        app,
-        reqwest::Method::DELETE,
-        &format!("/api/admin/users/{admin_id}"),
-        None,
-    )
-    .await;
+    let res = app
+        .admin(
+            reqwest::Method::DELETE,
+            &format!("/api/admin/users/{admin_id}"),
+            None,
+        )
+        .await;
     assert_eq!(res.status(), 400);
     // An administrator does not delete themselves either.
     let boss_id = app.create_user("boss", "boss-password", "admin").await;
@@ -186,7 +171,7 @@ async fn a_deleted_user_stops_at_once_and_their_money_still_adds_up(backend: Bac
     assert_eq!(res.status(), 400);
 
     let path = format!("/api/admin/users/{id}");
-    let res = admin_send(app, reqwest::Method::DELETE, &path, None).await;
+    let res = app.admin(reqwest::Method::DELETE, &path, None).await;
     assert_eq!(res.status(), 200);
     let gone: Value = res.json().await.expect("json");
     assert!(gone["deleted_at"].as_i64().is_some(), "{gone}");
@@ -203,16 +188,16 @@ async fn a_deleted_user_stops_at_once_and_their_money_still_adds_up(backend: Bac
         401,
         "a deleted account answers as an unknown one"
     );
-    let keys: Value = admin_send(
-        app,
-        reqwest::Method::GET,
-        &format!("/api/admin/keys?user_id={id}"),
-        None,
-    )
-    .await
-    .json()
-    .await
-    .expect("json");
+    let keys: Value = app
+        .admin(
+            reqwest::Method::GET,
+            &format!("/api/admin/keys?user_id={id}"),
+            None,
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
     let keys = keys["data"].as_array().expect("keys");
     assert_eq!(keys.len(), 1);
     assert!(keys.iter().all(|k| k["status"] == "disabled"), "{keys:?}");
@@ -231,13 +216,13 @@ async fn a_deleted_user_stops_at_once_and_their_money_still_adds_up(backend: Bac
     );
 
     // The name is not given again, and the account takes no further change.
-    let res = admin_send(
-        app,
-        reqwest::Method::POST,
-        "/api/admin/users",
-        Some(json!({ "username": "alice", "password": "another-password" })),
-    )
-    .await;
+    let res = app
+        .admin(
+            reqwest::Method::POST,
+            "/api/admin/users",
+            Some(json!({ "username": "alice", "password": "another-password" })),
+        )
+        .await;
     assert_eq!(res.status(), 409);
     for (method, p, body) in [
         (reqwest::Method::DELETE, path.clone(), None),
@@ -257,27 +242,27 @@ async fn a_deleted_user_stops_at_once_and_their_money_still_adds_up(backend: Bac
             Some(json!({ "group": "gold" })),
         ),
     ] {
-        let res = admin_send(app, method.clone(), &p, body).await;
+        let res = app.admin(method.clone(), &p, body).await;
         assert_eq!(res.status(), 409, "{method} {p}");
     }
-    let res = admin_send(
-        app,
-        reqwest::Method::POST,
-        "/api/admin/keys",
-        Some(json!({ "user_id": id, "name": "late" })),
-    )
-    .await;
+    let res = app
+        .admin(
+            reqwest::Method::POST,
+            "/api/admin/keys",
+            Some(json!({ "user_id": id, "name": "late" })),
+        )
+        .await;
     assert_eq!(res.status(), 400, "no key for a deleted user");
-    let audit: Value = admin_send(
-        app,
-        reqwest::Method::GET,
-        "/api/admin/audit?action=user.delete",
-        None,
-    )
-    .await
-    .json()
-    .await
-    .expect("json");
+    let audit: Value = app
+        .admin(
+            reqwest::Method::GET,
+            "/api/admin/audit?action=user.delete",
+            None,
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
     assert_eq!(audit["data"][0]["target"], format!("user:{id}"));
     gw.stop().await;
 }
@@ -286,16 +271,16 @@ async fn the_admin_keys_list_is_paged_and_filtered(backend: Backend) {
     let gw = Gw::start(backend, "1", |_, _| {}).await;
     let app = &gw.app;
     let other = app.create_user("bob", "bob-password", "user").await;
-    let own = admin_send(
-        app,
-        reqwest::Method::GET,
-        &format!("/api/admin/keys?user_id={}", gw.user_id),
-        None,
-    )
-    .await
-    .json::<Value>()
-    .await
-    .expect("json");
+    let own = app
+        .admin(
+            reqwest::Method::GET,
+            &format!("/api/admin/keys?user_id={}", gw.user_id),
+            None,
+        )
+        .await
+        .json::<Value>()
+        .await
+        .expect("json");
     let test_key = own["data"][0]["id"].as_i64().expect("the gateway's key");
     let soon = service::now_ms() + 2 * 86_400_000;
     let later = service::now_ms() + 30 * 86_400_000;
@@ -315,23 +300,19 @@ async fn the_admin_keys_list_is_paged_and_filtered(backend: Backend) {
         made.push(k["id"].as_i64().expect("id"));
     }
     let disabled = made[3];
-    let res = admin_send(
-        app,
-        reqwest::Method::POST,
-        &format!("/api/admin/keys/{disabled}/status"),
-        Some(json!({ "status": "disabled" })),
-    )
-    .await;
+    let res = app
+        .admin(
+            reqwest::Method::POST,
+            &format!("/api/admin/keys/{disabled}/status"),
+            Some(json!({ "status": "disabled" })),
+        )
+        .await;
     assert_eq!(res.status(), 200);
 
     let page = |q: String| async move {
-        let res = admin_send(
-            app,
-            reqwest::Method::GET,
-            &format!("/api/admin/keys?{q}"),
-            None,
-        )
-        .await;
+        let res = app
+            .admin(reqwest::Method::GET, &format!("/api/admin/keys?{q}"), None)
+            .await;
         let status = res.status().as_u16();
         (status, res.json::<Value>().await.expect("json"))
     };
@@ -403,21 +384,15 @@ async fn the_profiler_draws_the_calls_it_samples() {
             }
         })
     };
-    let first = admin_send(
-        app,
+    let first = app.admin(
         reqwest::Method::GET,
         "/api/admin/profile?seconds=2&frequency=997",
         None,
     );
     let second = async {
         tokio::time::sleep(Duration::from_millis(500)).await;
-        admin_send(
-            app,
-            reqwest::Method::GET,
-            "/api/admin/profile?seconds=1",
-            None,
-        )
-        .await
+        app.admin(reqwest::Method::GET, "/api/admin/profile?seconds=1", None)
+            .await
     };
     let (first, second) = tokio::join!(first, second);
     assert_eq!(second.status(), 409, "one profile at a time");
@@ -437,13 +412,9 @@ async fn the_profiler_draws_the_calls_it_samples() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_profiler_is_absent_from_a_build_without_it() {
     let app = TestApp::spawn(Backend::Sqlite).await;
-    let res = admin_send(
-        &app,
-        reqwest::Method::GET,
-        "/api/admin/profile?seconds=1",
-        None,
-    )
-    .await;
+    let res = app
+        .admin(reqwest::Method::GET, "/api/admin/profile?seconds=1", None)
+        .await;
     assert_eq!(res.status(), 404);
     let err: Value = res.json().await.expect("json");
     assert!(
@@ -464,13 +435,13 @@ async fn profile_bounds(app: &TestApp) {
         ("frequency=0", "frequency"),
         ("frequency=1001", "frequency"),
     ] {
-        let res = admin_send(
-            app,
-            reqwest::Method::GET,
-            &format!("/api/admin/profile?{q}"),
-            None,
-        )
-        .await;
+        let res = app
+            .admin(
+                reqwest::Method::GET,
+                &format!("/api/admin/profile?{q}"),
+                None,
+            )
+            .await;
         assert_eq!(res.status(), 400, "{q}");
         let err: Value = res.json().await.expect("json");
         assert_eq!(err["error"]["param"], param, "{q}");

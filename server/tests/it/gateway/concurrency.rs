@@ -92,13 +92,14 @@ async fn a_keys_calls_in_flight_are_limited(backend: Backend) {
     };
     drop((second, third));
     // Cleared: the default, which sets none.
-    let res = TestApp::bare_client()
-        .patch(gw.app.url(&format!("/api/admin/keys/{id}")))
-        .bearer_auth(ADMIN_TOKEN)
-        .json(&json!({ "max_concurrent": null }))
-        .send()
-        .await
-        .expect("patch");
+    let path = format!("/api/admin/keys/{id}");
+    let res = (gw.app)
+        .admin(
+            Method::PATCH,
+            &path,
+            Some(json!({ "max_concurrent": null })),
+        )
+        .await;
     assert_eq!(res.status(), 200);
     assert_eq!(
         res.json::<Value>().await.expect("json")["max_concurrent"],
@@ -111,13 +112,10 @@ async fn a_keys_calls_in_flight_are_limited(backend: Backend) {
     drop(open);
     // Bad input is named.
     for bad in [json!(0), json!(-1), json!("x")] {
-        let res = TestApp::bare_client()
-            .patch(gw.app.url(&format!("/api/admin/keys/{id}")))
-            .bearer_auth(ADMIN_TOKEN)
-            .json(&json!({ "max_concurrent": bad }))
-            .send()
-            .await
-            .expect("patch");
+        let path = format!("/api/admin/keys/{id}");
+        let res = (gw.app)
+            .admin(Method::PATCH, &path, Some(json!({ "max_concurrent": bad })))
+            .await;
         assert_eq!(res.status(), 400, "{bad}");
     }
     let rows = gw.quiet_rows().await;

@@ -95,13 +95,8 @@ async fn key_with(gw: &Gw, limits: Value) -> (i64, String) {
 }
 
 async fn patch_key(gw: &Gw, id: i64, body: Value) -> reqwest::Response {
-    TestApp::bare_client()
-        .patch(gw.app.url(&format!("/api/admin/keys/{id}")))
-        .bearer_auth(ADMIN_TOKEN)
-        .json(&body)
-        .send()
-        .await
-        .expect("patch")
+    let path = format!("/api/admin/keys/{id}");
+    gw.app.admin(Method::PATCH, &path, Some(body)).await
 }
 
 /// A key of 3 requests per minute: three calls pass, counting down in the headers; the fourth

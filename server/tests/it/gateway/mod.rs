@@ -26,6 +26,7 @@ mod usage;
 pub use crate::common::*;
 pub use crate::mock::Mock;
 pub use futures_util::StreamExt as _;
+pub use reqwest::Method;
 pub use serde_json::{Value, json};
 pub use service::config::{ChannelConfig, Config, PriceConfig};
 pub use service::secret::SecretString;
@@ -112,13 +113,9 @@ pub fn one_of_each_kind(
 }
 
 pub async fn credit(app: &TestApp, user_id: i64, usd: &str) {
-    let res = TestApp::bare_client()
-        .post(app.url(&format!("/api/admin/users/{user_id}/balance")))
-        .bearer_auth(ADMIN_TOKEN)
-        .json(&json!({ "amount": usd, "reason": "test credit" }))
-        .send()
-        .await
-        .expect("credit");
+    let path = format!("/api/admin/users/{user_id}/balance");
+    let body = json!({ "amount": usd, "reason": "test credit" });
+    let res = app.admin(Method::POST, &path, Some(body)).await;
     assert_eq!(
         res.status(),
         200,
@@ -128,13 +125,7 @@ pub async fn credit(app: &TestApp, user_id: i64, usd: &str) {
 }
 
 pub async fn create_key(app: &TestApp, body: Value) -> Value {
-    let res = TestApp::bare_client()
-        .post(app.url("/api/admin/keys"))
-        .bearer_auth(ADMIN_TOKEN)
-        .json(&body)
-        .send()
-        .await
-        .expect("create key");
+    let res = app.admin(Method::POST, "/api/admin/keys", Some(body)).await;
     created(res).await
 }
 
@@ -288,13 +279,10 @@ impl Gw {
 
     /// Moves the key's owner to `group` (`PATCH /api/admin/users/{id}`).
     pub async fn set_group(&self, group: &str) {
-        let res = TestApp::bare_client()
-            .patch(self.app.url(&format!("/api/admin/users/{}", self.user_id)))
-            .bearer_auth(ADMIN_TOKEN)
-            .json(&json!({ "group": group }))
-            .send()
-            .await
-            .expect("set group");
+        let path = format!("/api/admin/users/{}", self.user_id);
+        let res = (self.app)
+            .admin(Method::PATCH, &path, Some(json!({ "group": group })))
+            .await;
         assert_eq!(res.status(), 200);
     }
 
@@ -310,12 +298,9 @@ impl Gw {
 
     /// A channel as `/api/admin/channels` lists it, by name.
     pub async fn admin_channel(&self, name: &str) -> Value {
-        let res = TestApp::bare_client()
-            .get(self.app.url("/api/admin/channels"))
-            .bearer_auth(ADMIN_TOKEN)
-            .send()
-            .await
-            .expect("channels");
+        let res = (self.app)
+            .admin(Method::GET, "/api/admin/channels", None)
+            .await;
         assert_eq!(res.status(), 200);
         let channels: Value = res.json().await.expect("json");
         channels
@@ -328,15 +313,8 @@ impl Gw {
     /// The channel's live test (`/api/admin/channels/{id}/test`) of `model`.
     pub async fn test_channel(&self, name: &str, model: &str) -> Value {
         let id = &self.admin_channel(name).await["id"];
-        let res = TestApp::bare_client()
-            .post(
-                self.app
-                    .url(&format!("/api/admin/channels/{id}/test?model={model}")),
-            )
-            .bearer_auth(ADMIN_TOKEN)
-            .send()
-            .await
-            .expect("test");
+        let path = format!("/api/admin/channels/{id}/test?model={model}");
+        let res = self.app.admin(Method::POST, &path, None).await;
         assert_eq!(res.status(), 200);
         res.json().await.expect("json")
     }

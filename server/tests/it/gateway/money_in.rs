@@ -161,7 +161,6 @@ async fn a_code_credits_exactly_once_whatever_the_concurrency(backend: Backend) 
 /// code and a batch's unused codes; and every malformed input refused naming its field, with
 /// nothing written.
 async fn redeem_codes_are_listed_voided_and_validated(backend: Backend) {
-    use reqwest::Method;
     let app = TestApp::spawn(backend).await;
     let (uid, key) = user_with_key(&app, "carol").await;
     let soon = std::time::SystemTime::now()
@@ -608,7 +607,6 @@ async fn failed_redeems_are_throttled_per_ip_across_instances(backend: Backend) 
 /// An admin moves a user into a group priced at 1.5: the same call costs 1.5 times as much from
 /// the next request; removing the multiplier restores the price. Bad values are refused.
 async fn a_group_multiplier_prices_the_next_request(backend: Backend) {
-    use reqwest::Method;
     let gw = Gw::start(backend, "1", |_, _| {}).await;
     let flat = || json!({ "model": "flat", "messages": [{ "role": "user", "content": "x" }], "max_tokens": 1 });
     assert_eq!(gw.post("/v1/chat/completions", flat()).await.status(), 200);
@@ -798,7 +796,6 @@ async fn a_group_multiplier_prices_the_next_request(backend: Backend) {
 
 /// A price change adds a version; each usage row keeps the version it was charged at.
 async fn a_usage_row_keeps_the_price_version_it_was_charged_at(backend: Backend) {
-    use reqwest::Method;
     let gw = Gw::start(backend, "1", |_, _| {}).await;
     let flat = || json!({ "model": "flat", "messages": [{ "role": "user", "content": "x" }], "max_tokens": 1 });
     assert_eq!(gw.post("/v1/chat/completions", flat()).await.status(), 200);

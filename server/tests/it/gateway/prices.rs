@@ -13,24 +13,16 @@ both_backends!(
 );
 
 async fn put_price(gw: &Gw, model: &str, body: Value) -> (u16, Value) {
-    let res = TestApp::bare_client()
-        .put(gw.app.url(&format!("/api/admin/prices/{model}")))
-        .bearer_auth(ADMIN_TOKEN)
-        .json(&body)
-        .send()
-        .await
-        .expect("put price");
+    let path = format!("/api/admin/prices/{model}");
+    let res = gw.app.admin(Method::PUT, &path, Some(body)).await;
     let status = res.status().as_u16();
     (status, res.json().await.expect("json"))
 }
 
 async fn admin_get(gw: &Gw, path: &str) -> Value {
-    TestApp::bare_client()
-        .get(gw.app.url(path))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
+    gw.app
+        .admin(Method::GET, path, None)
         .await
-        .expect(path)
         .json()
         .await
         .expect("json")

@@ -30,13 +30,7 @@ async fn answers_within(base: &str, key: &str, status: u16) -> Duration {
 }
 
 async fn admin_post(app: &TestApp, path: &str, body: Value) {
-    let res = TestApp::bare_client()
-        .post(app.url(path))
-        .bearer_auth(ADMIN_TOKEN)
-        .json(&body)
-        .send()
-        .await
-        .expect("admin");
+    let res = app.admin(Method::POST, path, Some(body)).await;
     assert_eq!(res.status(), 200, "{path}");
 }
 
@@ -76,13 +70,14 @@ async fn a_revocation_reaches_every_instance_within_a_second() {
         third["key"].as_str().expect("key").to_string(),
     );
     assert_eq!(models_status(&b.base, &third).await, 200);
-    let res = TestApp::bare_client()
-        .patch(a.url(&format!("/api/admin/keys/{third_id}")))
-        .bearer_auth(ADMIN_TOKEN)
-        .json(&json!({ "allowed_ips": ["10.9.9.9"] }))
-        .send()
-        .await
-        .expect("patch");
+    let path = format!("/api/admin/keys/{third_id}");
+    let res = (a)
+        .admin(
+            Method::PATCH,
+            &path,
+            Some(json!({ "allowed_ips": ["10.9.9.9"] })),
+        )
+        .await;
     assert_eq!(res.status(), 200);
     assert_eq!(models_status(&a.base, &third).await, 403, "at once on A");
     let took = answers_within(&b.base, &third, 403).await;
