@@ -36,7 +36,7 @@ async fn a_reset_password_ends_every_session_and_is_never_logged(backend: Backen
     let path = format!("/api/admin/users/{id}/password");
     let res = app
         .admin(
-            reqwest::Method::POST,
+            Method::POST,
             &path,
             Some(json!({ "password": "chosen-by-admin" })),
         )
@@ -59,9 +59,7 @@ async fn a_reset_password_ends_every_session_and_is_never_logged(backend: Backen
     );
 
     // None given: one is made and shown this once.
-    let res = app
-        .admin(reqwest::Method::POST, &path, Some(json!({})))
-        .await;
+    let res = app.admin(Method::POST, &path, Some(json!({}))).await;
     assert_eq!(res.status(), 200);
     let reset: Value = res.json().await.expect("json");
     let made = reset["generated_password"]
@@ -78,7 +76,7 @@ async fn a_reset_password_ends_every_session_and_is_never_logged(backend: Backen
         (json!({ "password": "short" }), "password"),
         (json!({ "password": "long-enough", "extra": 1 }), ""),
     ] {
-        let res = app.admin(reqwest::Method::POST, &path, Some(body)).await;
+        let res = app.admin(Method::POST, &path, Some(body)).await;
         assert_eq!(res.status(), 400);
         let err: Value = res.json().await.expect("json");
         if !field.is_empty() {
@@ -87,7 +85,7 @@ async fn a_reset_password_ends_every_session_and_is_never_logged(backend: Backen
     }
     let res = app
         .admin(
-            reqwest::Method::POST,
+            Method::POST,
             "/api/admin/users/999999/password",
             Some(json!({})),
         )
@@ -97,7 +95,7 @@ async fn a_reset_password_ends_every_session_and_is_never_logged(backend: Backen
 
     let audit: Value = app
         .admin(
-            reqwest::Method::GET,
+            Method::GET,
             "/api/admin/audit?action=user.password_reset",
             None,
         )
@@ -138,7 +136,7 @@ async fn a_deleted_user_stops_at_once_and_their_money_still_adds_up(backend: Bac
 
     // Nobody deletes the last active administrator (the admin token acts for no user).
     let users: Vec<Value> = app
-        .admin(reqwest::Method::GET, "/api/admin/users", None)
+        .admin(Method::GET, "/api/admin/users", None)
         .await
         .json()
         .await
@@ -150,7 +148,7 @@ async fn a_deleted_user_stops_at_once_and_their_money_still_adds_up(backend: Bac
         .expect("admin");
     let res = app
         .admin(
-            reqwest::Method::DELETE,
+            Method::DELETE,
             &format!("/api/admin/users/{admin_id}"),
             None,
         )
@@ -171,7 +169,7 @@ async fn a_deleted_user_stops_at_once_and_their_money_still_adds_up(backend: Bac
     assert_eq!(res.status(), 400);
 
     let path = format!("/api/admin/users/{id}");
-    let res = app.admin(reqwest::Method::DELETE, &path, None).await;
+    let res = app.admin(Method::DELETE, &path, None).await;
     assert_eq!(res.status(), 200);
     let gone: Value = res.json().await.expect("json");
     assert!(gone["deleted_at"].as_i64().is_some(), "{gone}");
@@ -189,11 +187,7 @@ async fn a_deleted_user_stops_at_once_and_their_money_still_adds_up(backend: Bac
         "a deleted account answers as an unknown one"
     );
     let keys: Value = app
-        .admin(
-            reqwest::Method::GET,
-            &format!("/api/admin/keys?user_id={id}"),
-            None,
-        )
+        .admin(Method::GET, &format!("/api/admin/keys?user_id={id}"), None)
         .await
         .json()
         .await
@@ -218,26 +212,22 @@ async fn a_deleted_user_stops_at_once_and_their_money_still_adds_up(backend: Bac
     // The name is not given again, and the account takes no further change.
     let res = app
         .admin(
-            reqwest::Method::POST,
+            Method::POST,
             "/api/admin/users",
             Some(json!({ "username": "alice", "password": "another-password" })),
         )
         .await;
     assert_eq!(res.status(), 409);
     for (method, p, body) in [
-        (reqwest::Method::DELETE, path.clone(), None),
+        (Method::DELETE, path.clone(), None),
         (
-            reqwest::Method::POST,
+            Method::POST,
             format!("{path}/status"),
             Some(json!({ "status": "active" })),
         ),
+        (Method::POST, format!("{path}/password"), Some(json!({}))),
         (
-            reqwest::Method::POST,
-            format!("{path}/password"),
-            Some(json!({})),
-        ),
-        (
-            reqwest::Method::PATCH,
+            Method::PATCH,
             path.clone(),
             Some(json!({ "group": "gold" })),
         ),
@@ -247,18 +237,14 @@ async fn a_deleted_user_stops_at_once_and_their_money_still_adds_up(backend: Bac
     }
     let res = app
         .admin(
-            reqwest::Method::POST,
+            Method::POST,
             "/api/admin/keys",
             Some(json!({ "user_id": id, "name": "late" })),
         )
         .await;
     assert_eq!(res.status(), 400, "no key for a deleted user");
     let audit: Value = app
-        .admin(
-            reqwest::Method::GET,
-            "/api/admin/audit?action=user.delete",
-            None,
-        )
+        .admin(Method::GET, "/api/admin/audit?action=user.delete", None)
         .await
         .json()
         .await
@@ -273,7 +259,7 @@ async fn the_admin_keys_list_is_paged_and_filtered(backend: Backend) {
     let other = app.create_user("bob", "bob-password", "user").await;
     let own = app
         .admin(
-            reqwest::Method::GET,
+            Method::GET,
             &format!("/api/admin/keys?user_id={}", gw.user_id),
             None,
         )
@@ -302,7 +288,7 @@ async fn the_admin_keys_list_is_paged_and_filtered(backend: Backend) {
     let disabled = made[3];
     let res = app
         .admin(
-            reqwest::Method::POST,
+            Method::POST,
             &format!("/api/admin/keys/{disabled}/status"),
             Some(json!({ "status": "disabled" })),
         )
@@ -311,7 +297,7 @@ async fn the_admin_keys_list_is_paged_and_filtered(backend: Backend) {
 
     let page = |q: String| async move {
         let res = app
-            .admin(reqwest::Method::GET, &format!("/api/admin/keys?{q}"), None)
+            .admin(Method::GET, &format!("/api/admin/keys?{q}"), None)
             .await;
         let status = res.status().as_u16();
         (status, res.json::<Value>().await.expect("json"))
@@ -385,13 +371,13 @@ async fn the_profiler_draws_the_calls_it_samples() {
         })
     };
     let first = app.admin(
-        reqwest::Method::GET,
+        Method::GET,
         "/api/admin/profile?seconds=2&frequency=997",
         None,
     );
     let second = async {
         tokio::time::sleep(Duration::from_millis(500)).await;
-        app.admin(reqwest::Method::GET, "/api/admin/profile?seconds=1", None)
+        app.admin(Method::GET, "/api/admin/profile?seconds=1", None)
             .await
     };
     let (first, second) = tokio::join!(first, second);
@@ -413,7 +399,7 @@ async fn the_profiler_draws_the_calls_it_samples() {
 async fn the_profiler_is_absent_from_a_build_without_it() {
     let app = TestApp::spawn(Backend::Sqlite).await;
     let res = app
-        .admin(reqwest::Method::GET, "/api/admin/profile?seconds=1", None)
+        .admin(Method::GET, "/api/admin/profile?seconds=1", None)
         .await;
     assert_eq!(res.status(), 404);
     let err: Value = res.json().await.expect("json");
@@ -436,11 +422,7 @@ async fn profile_bounds(app: &TestApp) {
         ("frequency=1001", "frequency"),
     ] {
         let res = app
-            .admin(
-                reqwest::Method::GET,
-                &format!("/api/admin/profile?{q}"),
-                None,
-            )
+            .admin(Method::GET, &format!("/api/admin/profile?{q}"), None)
             .await;
         assert_eq!(res.status(), 400, "{q}");
         let err: Value = res.json().await.expect("json");
